@@ -1,0 +1,1 @@
+//! The deterministic simulation harness for tern (built in its own issue).

@@ -1,0 +1,80 @@
+//! The MQTT codec, sans-IO: bytes in, `Packet` out; `Packet` in, bytes out.
+//! It knows nothing of sockets or tokio, so the server, the simulation's
+//! clients and the tests all share it.
+
+mod decode;
+mod encode;
+mod packet;
+
+pub use decode::decode;
+pub use encode::encode;
+pub use packet::*;
+
+/// The largest packet MQTT can describe: 268,435,455 bytes of body plus the
+/// five bytes of its fixed header.
+pub const PACKET_SIZE_PROTOCOL_MAX_BYTES: usize = 268_435_455 + 5;
+
+/// What the decoder needs to know about the connection it reads from.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Before CONNECT this is 3.1.1; CONNECT carries its own level.
+    pub version: ProtocolVersion,
+    /// A packet whose fixed header announces more than this is refused before
+    /// its body is read.
+    pub packet_size_max_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            version: ProtocolVersion::V311,
+            packet_size_max_bytes: PACKET_SIZE_PROTOCOL_MAX_BYTES,
+        }
+    }
+}
+
+/// Why bytes are not a packet. Each is a peer's mistake: the connection that
+/// sent it is closed, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("packet type {0} is reserved")]
+    ReservedPacketType(u8),
+    #[error("reserved flags 0x{flags:x} are wrong for {kind}")]
+    ReservedFlags { kind: &'static str, flags: u8 },
+    #[error("remaining length is longer than four bytes")]
+    RemainingLengthTooLong,
+    #[error("packet of {size} bytes is over the limit of {max}")]
+    PacketTooLarge { size: usize, max: usize },
+    #[error("{kind} ends before its fields do")]
+    Truncated { kind: &'static str },
+    #[error("{kind} has {extra} bytes after its fields")]
+    TrailingBytes { kind: &'static str, extra: usize },
+    #[error("string is not well-formed UTF-8")]
+    InvalidUtf8,
+    #[error("string contains U+0000")]
+    NullCharacter,
+    #[error("packet identifier is zero")]
+    ZeroPacketId,
+    #[error("QoS 3 is not a QoS")]
+    InvalidQos,
+    #[error("invalid topic: {0}")]
+    InvalidTopic(#[from] crate::topic::TopicError),
+    #[error("protocol name {0:?} is not MQTT")]
+    InvalidProtocolName(String),
+    #[error("protocol level {0} is not supported")]
+    UnsupportedProtocolLevel(u8),
+    #[error("CONNECT reserved flag is set")]
+    ConnectReservedFlag,
+    #[error("will QoS or retain set without a will")]
+    WillFlagsWithoutWill,
+    #[error("password without a user name")]
+    PasswordWithoutUsername,
+    #[error("{kind} has no topic filters")]
+    NoTopicFilters { kind: &'static str },
+    #[error("subscription options reserved bits are set: 0x{0:x}")]
+    SubscriptionOptionsReserved(u8),
+    #[error("invalid reason code 0x{0:x}")]
+    InvalidReasonCode(u8),
+    #[error("CONNACK flags are invalid: 0x{0:x}")]
+    InvalidConnAckFlags(u8),
+}

@@ -1,0 +1,200 @@
+//! Topic names (what a PUBLISH is sent to) and topic filters (what a SUBSCRIBE
+//! asks for), validated once at the edge so that the rest of the broker can
+//! never mistake one for the other.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The longest string MQTT can carry: a two-byte length prefix.
+pub const STRING_MAX_BYTES: usize = u16::MAX as usize;
+
+/// Why a string is not a valid topic name or topic filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic is empty")]
+    Empty,
+    #[error("topic is longer than 65535 bytes")]
+    TooLong,
+    #[error("topic contains U+0000")]
+    Null,
+    #[error("topic name contains a wildcard")]
+    WildcardInName,
+    #[error("'#' is not alone in the last level of the filter")]
+    MultiLevelMisplaced,
+    #[error("'+' does not fill a whole level of the filter")]
+    SingleLevelMisplaced,
+}
+
+/// A topic a message is published to: no wildcards, at least one character.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicName(Arc<str>);
+
+/// A filter a client subscribes with: `+` fills one level, `#` the rest.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicFilter(Arc<str>);
+
+fn check_common(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if s.len() > STRING_MAX_BYTES {
+        return Err(TopicError::TooLong);
+    }
+    if s.contains('\0') {
+        return Err(TopicError::Null);
+    }
+    Ok(())
+}
+
+impl TopicName {
+    pub fn new(s: &str) -> Result<Self, TopicError> {
+        check_common(s)?;
+        if s.contains(['+', '#']) {
+            return Err(TopicError::WildcardInName);
+        }
+        Ok(TopicName(Arc::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn levels(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+
+    /// `$`-topics (`$SYS/...`) are the server's; a filter starting with a
+    /// wildcard must not match them [MQTT-4.7.2-1].
+    pub fn is_dollar(&self) -> bool {
+        self.0.starts_with('$')
+    }
+}
+
+impl TopicFilter {
+    pub fn new(s: &str) -> Result<Self, TopicError> {
+        check_common(s)?;
+        let mut levels = s.split('/').peekable();
+        while let Some(level) = levels.next() {
+            if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+                return Err(TopicError::MultiLevelMisplaced);
+            }
+            if level.contains('+') && level != "+" {
+                return Err(TopicError::SingleLevelMisplaced);
+            }
+        }
+        Ok(TopicFilter(Arc::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn levels(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+
+    /// Whether a message published to `name` is for this filter. The
+    /// subscription index answers the same question for many filters at once;
+    /// this is the reference it is tested against.
+    pub fn matches(&self, name: &TopicName) -> bool {
+        if name.is_dollar() && self.0.starts_with(['+', '#']) {
+            return false;
+        }
+        let mut names = name.levels();
+        for filter_level in self.levels() {
+            match (filter_level, names.next()) {
+                ("#", _) => return true,
+                ("+", Some(_)) => {}
+                (f, Some(n)) if f == n => {}
+                _ => return false,
+            }
+        }
+        names.next().is_none()
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(filter: &str, name: &str) -> bool {
+        TopicFilter::new(filter)
+            .unwrap()
+            .matches(&TopicName::new(name).unwrap())
+    }
+
+    #[test]
+    fn filters_are_validated() {
+        for ok in ["a", "#", "+", "a/+/b", "a/#", "+/+", "/", "a//b", "+/#", "$SYS/#"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(TopicFilter::new("a/#/b"), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(TopicFilter::new("a#"), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(TopicFilter::new("a+"), Err(TopicError::SingleLevelMisplaced));
+        assert_eq!(TopicFilter::new("+a/b"), Err(TopicError::SingleLevelMisplaced));
+        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+        assert_eq!(TopicFilter::new("a\0"), Err(TopicError::Null));
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(TopicName::new("a/b/c").is_ok());
+        assert!(TopicName::new("/").is_ok());
+        assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
+        assert_eq!(TopicName::new("#"), Err(TopicError::WildcardInName));
+        assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        assert_eq!(
+            TopicName::new(&"x".repeat(STRING_MAX_BYTES + 1)),
+            Err(TopicError::TooLong)
+        );
+    }
+
+    #[test]
+    fn matching_follows_the_spec_examples() {
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches("sport/#", "sport"));
+        assert!(matches("#", "a/b"));
+        assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!matches("sport/+", "sport"));
+        assert!(matches("sport/+", "sport/"));
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn dollar_topics_escape_leading_wildcards() {
+        assert!(!matches("#", "$SYS/broker/uptime"));
+        assert!(!matches("+/broker/uptime", "$SYS/broker/uptime"));
+        assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+        assert!(matches("$SYS/+/uptime", "$SYS/broker/uptime"));
+    }
+}
