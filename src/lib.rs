@@ -1,9 +1,23 @@
-//! tern: an MQTT broker whose correctness is shown by deterministic simulation.
+//! tern: an MQTT 3.1.1 broker whose correctness is shown by deterministic
+//! simulation: the same server code runs over real TCP and inside turmoil.
 //!
 //! # Layout
 //!
 //! - [`codec`]: sans-IO MQTT packets: bytes in, `Packet` out, and back.
 //! - [`topic`]: topic names and filters, validated, and how they match.
+//! - [`broker`]: the routing state (sessions, subscriptions, retained
+//!   messages, QoS flows), pure and deterministic; it returns effects.
+//! - [`server`]: the tokio layer: acceptor, one task per connection, the
+//!   task registry, the census and `$SYS`, graceful shutdown.
+//! - [`net`]: the `Listener` trait the server is generic over.
+//! - [`config`]: every limit, with its default.
 
+pub mod broker;
 pub mod codec;
+pub mod config;
+pub mod net;
+pub mod server;
 pub mod topic;
+
+pub use config::Config;
+pub use server::{run, Census, Server, ShutdownReport};

@@ -1,0 +1,199 @@
+//! The subscription index: a trie over topic levels, so that finding the
+//! subscribers of a topic costs what the topic's depth costs, not what the
+//! number of subscriptions costs.
+
+use std::collections::BTreeMap;
+
+use super::SessionId;
+use crate::codec::QoS;
+use crate::topic::{TopicFilter, TopicName};
+
+#[derive(Debug, Default)]
+pub struct SubscriptionIndex {
+    root: Node,
+    len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    /// Literal levels and `+`, by level text.
+    children: BTreeMap<Box<str>, Node>,
+    /// Filters that end here.
+    exact: BTreeMap<SessionId, QoS>,
+    /// Filters that end here with `/#` (or are `#`): they match this level
+    /// and everything below it.
+    rest: BTreeMap<SessionId, QoS>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty() && self.exact.is_empty() && self.rest.is_empty()
+    }
+}
+
+impl SubscriptionIndex {
+    /// Number of (session, filter) pairs.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds or replaces the subscription of `session` to `filter`.
+    pub fn insert(&mut self, filter: &TopicFilter, session: SessionId, qos: QoS) {
+        let mut node = &mut self.root;
+        let mut is_rest = false;
+        for level in filter.levels() {
+            if level == "#" {
+                is_rest = true;
+                break;
+            }
+            node = node.children.entry(level.into()).or_default();
+        }
+        let slot = if is_rest {
+            &mut node.rest
+        } else {
+            &mut node.exact
+        };
+        if slot.insert(session, qos).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Removes the subscription; returns whether there was one.
+    pub fn remove(&mut self, filter: &TopicFilter, session: SessionId) -> bool {
+        let levels: Vec<&str> = filter.levels().collect();
+        let removed = remove_at(&mut self.root, &levels, session);
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// Appends every (session, granted QoS) whose filter matches `topic`. A
+    /// session with overlapping filters appears once per filter; the caller
+    /// merges them.
+    pub fn matches(&self, topic: &TopicName, out: &mut Vec<(SessionId, QoS)>) {
+        let levels: Vec<&str> = topic.levels().collect();
+        collect(&self.root, &levels, topic.is_dollar(), out);
+    }
+}
+
+fn remove_at(node: &mut Node, levels: &[&str], session: SessionId) -> bool {
+    match levels {
+        [] => node.exact.remove(&session).is_some(),
+        ["#"] => node.rest.remove(&session).is_some(),
+        [level, tail @ ..] => {
+            let Some(child) = node.children.get_mut(*level) else {
+                return false;
+            };
+            let removed = remove_at(child, tail, session);
+            if child.is_empty() {
+                node.children.remove(*level);
+            }
+            removed
+        }
+    }
+}
+
+/// `at_root_of_dollar` is true while matching the first level of a
+/// `$`-topic, which a leading wildcard must not match [MQTT-4.7.2-1].
+fn collect(node: &Node, levels: &[&str], at_root_of_dollar: bool, out: &mut Vec<(SessionId, QoS)>) {
+    if !at_root_of_dollar {
+        out.extend(node.rest.iter().map(|(s, q)| (*s, *q)));
+    }
+    let Some((level, tail)) = levels.split_first() else {
+        out.extend(node.exact.iter().map(|(s, q)| (*s, *q)));
+        return;
+    };
+    if let Some(child) = node.children.get(*level) {
+        collect(child, tail, false, out);
+    }
+    if !at_root_of_dollar {
+        if let Some(child) = node.children.get("+") {
+            collect(child, tail, false, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(filters: &[(&str, u64)]) -> SubscriptionIndex {
+        let mut index = SubscriptionIndex::default();
+        for (filter, session) in filters {
+            index.insert(
+                &TopicFilter::new(filter).unwrap(),
+                SessionId(*session),
+                QoS::AtLeastOnce,
+            );
+        }
+        index
+    }
+
+    fn sessions(index: &SubscriptionIndex, topic: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        index.matches(&TopicName::new(topic).unwrap(), &mut out);
+        let mut ids: Vec<u64> = out.into_iter().map(|(s, _)| s.0).collect();
+        ids.sort();
+        ids
+    }
+
+    const FILTERS: [&str; 14] = [
+        "#", "+", "a", "a/#", "a/+", "a/b", "a/+/c", "+/b/#", "/+", "+/+", "$SYS/#", "$SYS/+",
+        "a/b/c/#", "+/#",
+    ];
+    const TOPICS: [&str; 11] = [
+        "a", "a/b", "a/b/c", "a/x/c", "/a", "b/b", "$SYS/x", "$SYS", "a/b/c/d", "/", "x/b",
+    ];
+
+    #[test]
+    fn agrees_with_the_reference_matcher() {
+        let filters: Vec<(&str, u64)> = FILTERS
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (*f, i as u64))
+            .collect();
+        let index = index(&filters);
+        for topic in TOPICS {
+            let name = TopicName::new(topic).unwrap();
+            let expected: Vec<u64> = filters
+                .iter()
+                .filter(|(f, _)| TopicFilter::new(f).unwrap().matches(&name))
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(sessions(&index, topic), expected, "topic {topic}");
+        }
+    }
+
+    #[test]
+    fn removal_prunes_and_counts() {
+        let mut index = index(&[("a/b", 1), ("a/#", 1), ("a/b", 2)]);
+        assert_eq!(index.len(), 3);
+        assert!(index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(1)));
+        assert!(!index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(1)));
+        assert!(!index.remove(&TopicFilter::new("x/y").unwrap(), SessionId(1)));
+        assert_eq!(sessions(&index, "a/b"), vec![1, 2]);
+        assert!(index.remove(&TopicFilter::new("a/#").unwrap(), SessionId(1)));
+        assert!(index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(2)));
+        assert!(index.is_empty());
+        assert!(index.root.is_empty(), "empty nodes are pruned");
+    }
+
+    #[test]
+    fn reinsert_replaces_the_granted_qos() {
+        let mut index = index(&[("a", 1)]);
+        index.insert(
+            &TopicFilter::new("a").unwrap(),
+            SessionId(1),
+            QoS::ExactlyOnce,
+        );
+        assert_eq!(index.len(), 1);
+        let mut out = Vec::new();
+        index.matches(&TopicName::new("a").unwrap(), &mut out);
+        assert_eq!(out, vec![(SessionId(1), QoS::ExactlyOnce)]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Router transcripts: inputs in, effects out.

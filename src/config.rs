@@ -1,0 +1,195 @@
+//! Every limit of the broker, with defaults in the spirit of mosquitto's, read
+//! from an optional TOML file. Units are the last word of each name.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Addresses to accept MQTT connections on.
+    pub listen: Vec<SocketAddr>,
+    /// Open TCP connections; one more is accepted and closed at once.
+    pub connections_max: usize,
+    /// Sessions, connected and offline; a CONNECT that would make one more is
+    /// refused with "server unavailable".
+    pub sessions_max: usize,
+    /// A packet larger than this closes its connection. mosquitto's default
+    /// is MQTT's own limit, and so is ours.
+    pub packet_size_max_bytes: usize,
+    /// QoS 1/2 messages sent to a client and not yet acknowledged
+    /// (mosquitto's `max_inflight_messages`).
+    pub inflight_messages_max: usize,
+    /// QoS 1/2 messages waiting for room in a session's inflight window or
+    /// for an offline client to return (mosquitto's `max_queued_messages`);
+    /// beyond it new messages for that session are dropped and counted.
+    pub queued_messages_max: usize,
+    /// Payload bytes of those waiting messages (mosquitto's
+    /// `max_queued_bytes`, which is unlimited there; a bound here).
+    pub queued_bytes_max: usize,
+    /// Packets waiting to be written to one connection. A QoS 0 message
+    /// beyond it is dropped and counted; the connection's own reads pause
+    /// until its writes catch up.
+    pub outbound_packets_max: usize,
+    /// Filters one client may hold; a SUBSCRIBE beyond it gets 0x80.
+    pub subscriptions_per_client_max: usize,
+    /// Levels in a topic name or filter (mosquitto refuses more than 200).
+    pub topic_levels_max: usize,
+    /// Topics with a retained message; a new one beyond it is not retained.
+    pub retained_messages_max: usize,
+    /// A TCP connection that sends no CONNECT within this is closed.
+    pub connect_timeout_ms: u64,
+    /// A 3.1.1 client asking for a longer keepalive is refused with
+    /// "identifier rejected", as mosquitto does.
+    pub keep_alive_max_secs: u16,
+    /// How often `$SYS/broker/...` topics are published; 0 turns them off.
+    pub sys_interval_secs: u64,
+    /// How long a graceful shutdown waits for tasks to end.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            connections_max: 100_000,
+            sessions_max: 1_000_000,
+            packet_size_max_bytes: crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES,
+            inflight_messages_max: 20,
+            queued_messages_max: 1000,
+            queued_bytes_max: 256 * 1024 * 1024,
+            outbound_packets_max: 1000,
+            subscriptions_per_client_max: 100_000,
+            topic_levels_max: 200,
+            retained_messages_max: 1_000_000,
+            connect_timeout_ms: 10_000,
+            keep_alive_max_secs: u16::MAX,
+            sys_interval_secs: 10,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// A configuration that cannot be used, said in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { line, message, .. } => ConfigError::Parse {
+                path: display,
+                line,
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            line: e
+                .span()
+                .map_or(0, |span| 1 + text[..span.start].matches('\n').count()),
+            message: e.message().replace('\n', " ").trim().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Limits of zero would make the broker refuse everything; say so now.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let must_be_positive = [
+            ("connections_max", self.connections_max),
+            ("sessions_max", self.sessions_max),
+            ("inflight_messages_max", self.inflight_messages_max),
+            ("outbound_packets_max", self.outbound_packets_max),
+            ("topic_levels_max", self.topic_levels_max),
+            ("connect_timeout_ms", self.connect_timeout_ms as usize),
+        ];
+        for (name, value) in must_be_positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if !(2..=crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES).contains(&self.packet_size_max_bytes)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "packet_size_max_bytes must be between 2 and {}",
+                crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES
+            )));
+        }
+        if self.inflight_messages_max > usize::from(u16::MAX) {
+            return Err(ConfigError::Invalid(
+                "inflight_messages_max must be at most 65535".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let config =
+            Config::from_toml("inflight_messages_max = 5\nlisten = [\"0.0.0.0:1884\"]\n").unwrap();
+        assert_eq!(config.inflight_messages_max, 5);
+        assert_eq!(config.listen, vec!["0.0.0.0:1884".parse().unwrap()]);
+    }
+
+    #[test]
+    fn errors_are_one_line_with_a_line_number() {
+        let err = Config::from_toml("\n\nqueued_messages_max = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(":3: "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = Config::from_toml("no_such_limit = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `no_such_limit`"), "{err}");
+        let err = Config::from_toml("inflight_messages_max = 0")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "inflight_messages_max must be at least 1");
+    }
+}

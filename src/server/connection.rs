@@ -1,0 +1,302 @@
+//! One task per connection: it reads and decodes the client's packets, hands
+//! them to the broker, and drains the connection's outbox into one buffer and
+//! one write. Reading and writing share one `select!`, so a client that stops
+//! reading never stops us from reading it, and there is no second task to
+//! leak. Whatever ends the task, its drop guard detaches it from the broker.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::outbox::{Drained, Outbox};
+use super::Shared;
+use crate::broker::{BrokerError, ConnId};
+use crate::codec::{
+    self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Packet, ProtocolVersion,
+};
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("client sent DISCONNECT")]
+    Disconnect,
+    #[error("client closed the connection")]
+    Eof,
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("refused packet: {0}")]
+    Refused(#[from] BrokerError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("no CONNECT within {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("no packet within 1.5 times the keepalive of {0}s")]
+    KeepAlive(u16),
+    #[error("CONNECT refused")]
+    ConnectRefused,
+    #[error("taken over by a newer connection with the same client id")]
+    TakenOver,
+    #[error("server shutting down")]
+    Shutdown,
+}
+
+pub(super) async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    conn: ConnId,
+    outbox: Arc<Outbox>,
+    shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("conn", id = conn.0, %peer, client_id = tracing::field::Empty);
+    async move {
+        let mut detach = Detach {
+            shared: shared.clone(),
+            conn,
+            graceful: true,
+        };
+        let (reader, writer) = tokio::io::split(stream);
+        let mut connection = Connection {
+            reader,
+            writer,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            draining: VecDeque::new(),
+            version: ProtocolVersion::V311,
+            conn,
+            outbox,
+            shared,
+        };
+        let end = connection.serve().await;
+        // Only DISCONNECT, and our own shutdown, end a connection without
+        // its will [MQTT-3.1.2-8]; a takeover has already published it.
+        detach.graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
+        match &end {
+            End::Disconnect | End::Eof | End::Shutdown => {
+                tracing::debug!(reason = %end, "connection closed")
+            }
+            _ => tracing::info!(reason = %end, "connection closed"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Detaches the connection from the broker when its task ends, whether it
+/// returned, panicked or was dropped with its runtime.
+struct Detach {
+    shared: Arc<Shared>,
+    conn: ConnId,
+    graceful: bool,
+}
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        state.links.remove(&self.conn);
+        state.broker.connection_lost(self.conn, self.graceful);
+        state.apply_effects(self.shared.config.outbound_packets_max);
+    }
+}
+
+struct Connection<S> {
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+    /// Bytes read and not yet decoded; a partial packet waits here.
+    rbuf: BytesMut,
+    /// Encoded packets not yet written.
+    wbuf: BytesMut,
+    /// Packets taken from the outbox, swapped with it to keep capacity.
+    draining: VecDeque<Packet>,
+    version: ProtocolVersion,
+    conn: ConnId,
+    outbox: Arc<Outbox>,
+    shared: Arc<Shared>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    async fn serve(&mut self) -> End {
+        let timeout = self.shared.config.connect_timeout();
+        let keep_alive = match tokio::time::timeout(timeout, self.handshake()).await {
+            Err(_) => return End::ConnectTimeout(timeout),
+            Ok(Err(end)) => return end,
+            Ok(Ok(keep_alive)) => keep_alive,
+        };
+        let end = self.session(keep_alive).await;
+        if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
+            tracing::warn!(reason = %end, "client sent too large a packet");
+        }
+        end
+    }
+
+    fn decode(&mut self) -> Result<Option<Packet>, DecodeError> {
+        let options = DecodeOptions {
+            version: self.version,
+            packet_size_max_bytes: self.shared.config.packet_size_max_bytes,
+        };
+        codec::decode(&mut self.rbuf, &options)
+    }
+
+    /// Reads until one whole packet is buffered; before CONNECT nothing else
+    /// needs doing.
+    async fn read_packet(&mut self) -> Result<Packet, End> {
+        loop {
+            if let Some(packet) = self.decode()? {
+                return Ok(packet);
+            }
+            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(End::Eof);
+            }
+        }
+    }
+
+    /// CONNECT and CONNACK; returns the keepalive the client asked for.
+    async fn handshake(&mut self) -> Result<u16, End> {
+        let connect = match self.read_packet().await {
+            Ok(Packet::Connect(connect)) => connect,
+            Ok(other) => return Err(End::Protocol(format!("{} before CONNECT", other.kind()))),
+            Err(End::Decode(DecodeError::UnsupportedProtocolLevel(level))) => {
+                // [MQTT-3.1.2-2]: say so before closing.
+                let refusal = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ConnectCode::UnacceptableProtocolVersion,
+                });
+                codec::encode(&refusal, ProtocolVersion::V311, &mut self.wbuf);
+                self.flush().await?;
+                return Err(DecodeError::UnsupportedProtocolLevel(level).into());
+            }
+            Err(end) => return Err(end),
+        };
+        self.version = connect.version;
+        let keep_alive = connect.keep_alive;
+        let accepted = {
+            let mut state = self.shared.state();
+            let accepted = state.broker.connect(self.conn, connect);
+            state.apply_effects(self.shared.config.outbound_packets_max);
+            accepted
+        };
+        match accepted {
+            Some(client_id) => {
+                tracing::Span::current().record("client_id", client_id.as_str());
+                tracing::debug!(keep_alive, "connected");
+                Ok(keep_alive)
+            }
+            None => {
+                self.drain_outbox();
+                self.flush().await?;
+                Err(End::ConnectRefused)
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.writer.write_all(&self.wbuf).await?;
+        self.wbuf.clear();
+        self.writer.flush().await
+    }
+
+    /// Encodes what the outbox holds into the write buffer.
+    fn drain_outbox(&mut self) -> Drained {
+        let drained = self.outbox.drain(&mut self.draining);
+        for packet in self.draining.drain(..) {
+            codec::encode(&packet, self.version, &mut self.wbuf);
+        }
+        drained
+    }
+
+    /// The connected session: packets in, packets out, until something ends
+    /// it. Keepalive is enforced at 1.5 times the interval [MQTT-3.1.2-24].
+    async fn session(&mut self, keep_alive: u16) -> End {
+        let grace = Duration::from_millis(u64::from(keep_alive) * 1500);
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        let outbound_max = self.shared.config.outbound_packets_max;
+        let cancel = self.shared.cancel.clone();
+        loop {
+            // Our own replies wait in the outbox too: stop decoding (and so
+            // reading) while it is full, and the client is slowed, not us.
+            while self.outbox.waiting() < outbound_max {
+                match self.decode() {
+                    Ok(Some(packet)) => {
+                        deadline.as_mut().reset(Instant::now() + grace);
+                        if let Err(end) = self.handle(packet) {
+                            return end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => return error.into(),
+                }
+            }
+            let may_read = self.outbox.waiting() < outbound_max;
+            if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
+                return End::TakenOver;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return End::Shutdown,
+                written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
+                    Ok(0) => return End::Eof,
+                    Ok(n) => self.wbuf.advance(n),
+                    Err(error) => return error.into(),
+                },
+                read = self.reader.read_buf(&mut self.rbuf), if may_read => match read {
+                    Ok(0) => return End::Eof,
+                    Ok(_) => {}
+                    Err(error) => return error.into(),
+                },
+                () = self.outbox.notified(), if self.wbuf.is_empty() => {}
+                () = &mut deadline, if keep_alive > 0 => return End::KeepAlive(keep_alive),
+            }
+            // An idle connection should not hold a burst's buffers.
+            if self.wbuf.is_empty() && self.wbuf.capacity() > BUFFER_KEPT_BYTES {
+                self.wbuf = BytesMut::new();
+            }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > BUFFER_KEPT_BYTES {
+                self.rbuf = BytesMut::new();
+            }
+        }
+    }
+
+    /// One packet from a connected client.
+    fn handle(&mut self, packet: Packet) -> Result<(), End> {
+        let conn = self.conn;
+        let outbound_max = self.shared.config.outbound_packets_max;
+        if let Packet::PingReq = packet {
+            self.outbox.push(Packet::PingResp, outbound_max);
+            return Ok(());
+        }
+        let mut state = self.shared.state();
+        let broker = &mut state.broker;
+        match packet {
+            Packet::Publish(publish) => broker.publish(conn, publish)?,
+            Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
+            Packet::PubRec(ack) => broker.pubrec(conn, ack.packet_id),
+            Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
+            Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
+            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe),
+            Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
+            Packet::Disconnect(_) => return Err(End::Disconnect),
+            Packet::Connect(_) => return Err(End::Protocol("second CONNECT".into())),
+            other => {
+                return Err(End::Protocol(format!(
+                    "{} is not a client's packet",
+                    other.kind()
+                )))
+            }
+        }
+        state.apply_effects(outbound_max);
+        Ok(())
+    }
+}
+
+/// Buffers above this are released once empty.
+const BUFFER_KEPT_BYTES: usize = 64 * 1024;

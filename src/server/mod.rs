@@ -1,0 +1,205 @@
+//! The tokio layer: accepts connections, runs one task per connection around
+//! the shared routing state, and shuts down waiting for every task it started.
+
+mod census;
+mod connection;
+mod outbox;
+mod registry;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, ConnId, Effect};
+use crate::config::Config;
+use crate::net::Listener;
+pub use census::Census;
+use outbox::Outbox;
+pub use registry::TaskRegistry;
+
+/// The kinds of task the server spawns.
+pub const TASK_KINDS: [&str; 3] = ["acceptor", "connection", "sys"];
+
+/// A handle on a broker: cheap to clone, readable while it runs.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    /// One lock over all routing state, never held across an `.await`: every
+    /// broker call is short and synchronous.
+    state: Mutex<State>,
+    registry: TaskRegistry,
+    cancel: CancellationToken,
+    started: tokio::time::Instant,
+}
+
+struct State {
+    broker: Broker,
+    /// Every accepted connection's outbound queue, CONNECT or not.
+    links: BTreeMap<ConnId, Arc<Outbox>>,
+    next_conn: u64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug that has already been
+        // reported; the connections that remain should still be served.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Carries out what the broker asked for. A packet for a connection that
+    /// has already gone is dropped with it.
+    fn apply_effects(&mut self, outbound_max: usize) {
+        let mut dropped = 0;
+        for effect in self.broker.drain_effects() {
+            match effect {
+                Effect::Send(conn, packet) => {
+                    if let Some(outbox) = self.links.get(&conn) {
+                        if !outbox.push(packet, outbound_max) {
+                            dropped += 1;
+                        }
+                    }
+                }
+                Effect::TakenOver(conn) => {
+                    if let Some(outbox) = self.links.get(&conn) {
+                        outbox.take_over();
+                    }
+                }
+            }
+        }
+        for _ in 0..dropped {
+            self.broker.count_outbound_drop();
+        }
+    }
+}
+
+/// What a shutdown left behind.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    /// Tasks still alive when the grace period ran out, by name.
+    pub lingering: Vec<String>,
+    pub census: Census,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Server {
+        Server {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    broker: Broker::new(config.clone()),
+                    links: BTreeMap::new(),
+                    next_conn: 0,
+                }),
+                config,
+                registry: TaskRegistry::default(),
+                cancel: CancellationToken::new(),
+                started: tokio::time::Instant::now(),
+            }),
+        }
+    }
+
+    pub fn census(&self) -> Census {
+        census::take(&self.shared)
+    }
+
+    /// Asks a running server to stop, as its shutdown future would.
+    pub fn stop(&self) {
+        self.shared.cancel.cancel();
+    }
+
+    /// Serves `listeners` until `shutdown` resolves (or `stop` is called),
+    /// then ends every task, waiting at most the configured grace period.
+    pub async fn run<L: Listener>(
+        &self,
+        listeners: Vec<L>,
+        shutdown: impl Future<Output = ()>,
+    ) -> ShutdownReport {
+        let shared = &self.shared;
+        for listener in listeners {
+            let name = listener
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string());
+            tracing::info!(address = name, "listening");
+            shared
+                .registry
+                .spawn("acceptor", name, accept_loop(listener, shared.clone()));
+        }
+        if shared.config.sys_interval_secs > 0 {
+            let interval = Duration::from_secs(shared.config.sys_interval_secs);
+            shared
+                .registry
+                .spawn("sys", String::new(), sys::run(self.clone(), interval));
+        }
+        tokio::select! {
+            () = shutdown => {}
+            () = shared.cancel.cancelled() => {}
+        }
+        shared.cancel.cancel();
+        let lingering = shared.registry.wait(shared.config.shutdown_grace()).await;
+        for name in &lingering {
+            tracing::error!(task = name, "task did not end on shutdown");
+        }
+        let census = self.census();
+        tracing::info!(?census, "stopped");
+        ShutdownReport { lingering, census }
+    }
+}
+
+/// Serves one listener with the default configuration until `shutdown`.
+pub async fn run<L: Listener>(
+    listener: L,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> ShutdownReport {
+    Server::new(config).run(vec![listener], shutdown).await
+}
+
+async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => start_connection(&shared, stream, peer),
+            Err(error) => {
+                // Out of file descriptors, usually: retrying at once would
+                // spin. This pause is on the error path only.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn start_connection<S>(shared: &Arc<Shared>, stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let outbox = Arc::new(Outbox::default());
+    let conn = {
+        let mut state = shared.state();
+        if state.links.len() >= shared.config.connections_max {
+            tracing::warn!(%peer, max = shared.config.connections_max, "connection limit reached; closed");
+            return;
+        }
+        state.next_conn += 1;
+        let conn = ConnId(state.next_conn);
+        state.links.insert(conn, outbox.clone());
+        conn
+    };
+    let task = connection::run(stream, peer, conn, outbox, shared.clone());
+    shared
+        .registry
+        .spawn("connection", format!("{} {peer}", conn.0), task);
+}

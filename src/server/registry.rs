@@ -1,0 +1,100 @@
+//! Every task the server spawns, by kind and name, so that a leak is visible
+//! in the census (the bug of shared/docs/SEED.md) and a shutdown can name the
+//! tasks that did not end.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+#[derive(Clone, Default)]
+pub struct TaskRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tracker: TaskTracker,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    next_id: u64,
+    tasks: BTreeMap<u64, (&'static str, String)>,
+}
+
+/// Removes its task from the registry when the task ends, however it ends:
+/// returned, panicked, or dropped with its runtime.
+struct Registered {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.inner.live().tasks.remove(&self.id);
+    }
+}
+
+impl Inner {
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        // The map stays consistent even if a holder panicked mid-insert.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TaskRegistry {
+    /// Spawns `task` on the current runtime, registered as `kind` with a name
+    /// for reports.
+    pub fn spawn<F>(&self, kind: &'static str, name: String, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let id = {
+            let mut live = self.inner.live();
+            live.next_id += 1;
+            let id = live.next_id;
+            live.tasks.insert(id, (kind, name));
+            id
+        };
+        let registered = Registered {
+            inner: self.inner.clone(),
+            id,
+        };
+        self.inner.tracker.spawn(async move {
+            let _registered = registered;
+            task.await;
+        });
+    }
+
+    /// Live tasks by kind.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for (kind, _) in self.inner.live().tasks.values() {
+            *counts.entry(*kind).or_default() += 1;
+        }
+        counts
+    }
+
+    /// "kind name" of every live task, oldest first.
+    pub fn names(&self) -> Vec<String> {
+        let live = self.inner.live();
+        live.tasks
+            .values()
+            .map(|(kind, name)| format!("{kind} {name}"))
+            .collect()
+    }
+
+    /// Waits up to `grace` for every task to end (the caller has told them
+    /// to); returns the names of those still alive.
+    pub async fn wait(&self, grace: Duration) -> Vec<String> {
+        self.inner.tracker.close();
+        match tokio::time::timeout(grace, self.inner.tracker.wait()).await {
+            Ok(()) => Vec::new(),
+            Err(_) => self.names(),
+        }
+    }
+}
