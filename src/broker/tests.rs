@@ -1,1 +1,369 @@
-//! Router transcripts: inputs in, effects out.
+//! Router transcripts: packets in, effects out, with no runtime in between,
+//! so that each QoS flow and session rule is checked exactly.
+
+use super::*;
+use crate::codec::{LastWill, ProtocolVersion, SubscriptionOptions};
+use crate::topic::TopicFilter;
+
+fn config() -> Config {
+    Config {
+        inflight_messages_max: 2,
+        queued_messages_max: 3,
+        ..Config::default()
+    }
+}
+
+fn connect(broker: &mut Broker, conn: u64, client_id: &str, clean: bool) -> Vec<Effect> {
+    let connect = Connect {
+        version: ProtocolVersion::V311,
+        clean_session: clean,
+        keep_alive: 60,
+        client_id: client_id.into(),
+        will: None,
+        username: None,
+        password: None,
+    };
+    broker.connect(ConnId(conn), connect);
+    broker.drain_effects().collect()
+}
+
+fn id(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effect> {
+    let subscribe = Subscribe {
+        packet_id: id(1),
+        filters: vec![(
+            TopicFilter::new(filter).unwrap(),
+            SubscriptionOptions { qos },
+        )],
+    };
+    broker.subscribe(ConnId(conn), subscribe);
+    broker.drain_effects().collect()
+}
+
+fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publish {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TopicName::new(topic).unwrap(),
+        packet_id: packet_id.map(id),
+        payload: Bytes::from(payload.to_owned()),
+    }
+}
+
+fn publish(broker: &mut Broker, conn: u64, publish: Publish) -> Vec<Effect> {
+    broker.publish(ConnId(conn), publish).unwrap();
+    broker.drain_effects().collect()
+}
+
+/// The PUBLISH packets of `effects` as (conn, qos, packet id, payload, dup).
+fn deliveries(effects: &[Effect]) -> Vec<(u64, QoS, Option<u16>, String, bool)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(c, Packet::Publish(p)) => Some((
+                c.0,
+                p.qos,
+                p.packet_id.map(PacketId::get),
+                String::from_utf8(p.payload.to_vec()).unwrap(),
+                p.dup,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn qos1_is_routed_before_it_is_acknowledged() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", true);
+    connect(&mut broker, 2, "pub", true);
+    subscribe(&mut broker, 1, "a/+", QoS::AtLeastOnce);
+    let effects = publish(
+        &mut broker,
+        2,
+        message("a/b", QoS::AtLeastOnce, Some(7), "m"),
+    );
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Send(
+                ConnId(1),
+                Packet::Publish(Publish {
+                    packet_id: Some(id(1)),
+                    ..message("a/b", QoS::AtLeastOnce, None, "m")
+                })
+            ),
+            Effect::Send(ConnId(2), Packet::PubAck(Ack::success(id(7)))),
+        ]
+    );
+    assert_eq!(broker.stats().inflight, 1);
+    broker.puback(ConnId(1), id(1));
+    assert_eq!(broker.stats().inflight, 0);
+}
+
+#[test]
+fn overlapping_filters_deliver_one_copy_at_the_highest_qos() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", true);
+    subscribe(&mut broker, 1, "a/#", QoS::AtMostOnce);
+    subscribe(&mut broker, 1, "a/b", QoS::ExactlyOnce);
+    subscribe(&mut broker, 1, "+/b", QoS::AtLeastOnce);
+    let effects = publish(
+        &mut broker,
+        1,
+        message("a/b", QoS::ExactlyOnce, Some(3), "m"),
+    );
+    assert_eq!(
+        deliveries(&effects),
+        vec![(1, QoS::ExactlyOnce, Some(1), "m".into(), false)]
+    );
+    // Delivered QoS is the minimum of published and granted.
+    let effects = publish(
+        &mut broker,
+        1,
+        message("x/b", QoS::ExactlyOnce, Some(4), "n"),
+    );
+    assert_eq!(
+        deliveries(&effects),
+        vec![(1, QoS::AtLeastOnce, Some(2), "n".into(), false)]
+    );
+}
+
+#[test]
+fn window_queues_then_drops_and_counts() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", true);
+    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
+    let mut sent = Vec::new();
+    for n in 0..7u16 {
+        sent.extend(deliveries(&publish(
+            &mut broker,
+            1,
+            message("t", QoS::AtLeastOnce, Some(100 + n), &n.to_string()),
+        )));
+    }
+    // Two in flight, three queued, two dropped.
+    assert_eq!(sent.len(), 2);
+    let stats = broker.stats();
+    assert_eq!(
+        (stats.inflight, stats.queued, stats.dropped.queue_full),
+        (2, 3, 2)
+    );
+    broker.puback(ConnId(1), id(1));
+    let next = deliveries(&broker.drain_effects().collect::<Vec<_>>());
+    assert_eq!(
+        next,
+        vec![(1, QoS::AtLeastOnce, Some(3), "2".into(), false)]
+    );
+}
+
+#[test]
+fn qos2_resend_is_not_routed_twice() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", true);
+    connect(&mut broker, 2, "pub", true);
+    subscribe(&mut broker, 1, "t", QoS::AtMostOnce);
+    let first = publish(&mut broker, 2, message("t", QoS::ExactlyOnce, Some(5), "x"));
+    let resend = publish(
+        &mut broker,
+        2,
+        Publish {
+            dup: true,
+            ..message("t", QoS::ExactlyOnce, Some(5), "x")
+        },
+    );
+    assert_eq!(deliveries(&first).len(), 1);
+    assert_eq!(
+        resend,
+        vec![Effect::Send(ConnId(2), Packet::PubRec(Ack::success(id(5))))]
+    );
+    broker.pubrel(ConnId(2), id(5));
+    let after_release = publish(&mut broker, 2, message("t", QoS::ExactlyOnce, Some(5), "y"));
+    assert_eq!(
+        deliveries(&after_release).len(),
+        1,
+        "a released id is new again"
+    );
+}
+
+#[test]
+fn persistent_session_resends_with_dup_then_queue_in_order() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", false);
+    connect(&mut broker, 2, "pub", true);
+    subscribe(&mut broker, 1, "t", QoS::ExactlyOnce);
+    for n in 0..2u16 {
+        publish(
+            &mut broker,
+            2,
+            message("t", QoS::AtLeastOnce, Some(10 + n), &n.to_string()),
+        );
+    }
+    broker.pubrec(ConnId(1), id(2));
+    broker.connection_lost(ConnId(1), false);
+    publish(
+        &mut broker,
+        2,
+        message("t", QoS::ExactlyOnce, Some(20), "2"),
+    );
+    broker.drain_effects().for_each(drop);
+    assert_eq!(broker.stats().sessions_offline, 1);
+    assert_eq!(broker.stats().queued, 1);
+
+    let effects = connect(&mut broker, 3, "sub", false);
+    assert_eq!(
+        effects[0],
+        Effect::Send(
+            ConnId(3),
+            Packet::ConnAck(ConnAck {
+                session_present: true,
+                code: ConnectCode::Accepted
+            })
+        )
+    );
+    assert_eq!(
+        effects[1..],
+        [
+            Effect::Send(
+                ConnId(3),
+                Packet::Publish(Publish {
+                    dup: true,
+                    packet_id: Some(id(1)),
+                    ..message("t", QoS::AtLeastOnce, None, "0")
+                })
+            ),
+            Effect::Send(ConnId(3), Packet::PubRel(Ack::success(id(2)))),
+        ]
+    );
+    broker.pubcomp(ConnId(3), id(2));
+    let queued = deliveries(&broker.drain_effects().collect::<Vec<_>>());
+    assert_eq!(
+        queued,
+        vec![(3, QoS::ExactlyOnce, Some(3), "2".into(), false)]
+    );
+}
+
+#[test]
+fn clean_session_ends_with_its_connection() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "a", true);
+    subscribe(&mut broker, 1, "t/#", QoS::AtLeastOnce);
+    subscribe(&mut broker, 1, "u", QoS::AtMostOnce);
+    assert_eq!(broker.stats().subscriptions, 2);
+    broker.connection_lost(ConnId(1), false);
+    assert_eq!(broker.stats(), BrokerStats::default());
+    assert!(broker.index.is_empty());
+}
+
+#[test]
+fn takeover_publishes_the_old_will_and_detaches_it() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "watcher", true);
+    subscribe(&mut broker, 1, "will", QoS::AtMostOnce);
+    let mut with_will = Connect {
+        version: ProtocolVersion::V311,
+        clean_session: true,
+        keep_alive: 0,
+        client_id: "dup".into(),
+        will: Some(LastWill {
+            topic: TopicName::new("will").unwrap(),
+            payload: Bytes::from_static(b"bye"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        }),
+        username: None,
+        password: None,
+    };
+    broker.connect(ConnId(2), with_will.clone());
+    broker.drain_effects().for_each(drop);
+    with_will.will = None;
+    broker.connect(ConnId(3), with_will);
+    let effects: Vec<Effect> = broker.drain_effects().collect();
+    assert_eq!(
+        deliveries(&effects),
+        vec![(1, QoS::AtMostOnce, None, "bye".into(), false)]
+    );
+    assert!(effects.contains(&Effect::TakenOver(ConnId(2))));
+    // The old connection's own end, arriving later, changes nothing.
+    broker.connection_lost(ConnId(2), false);
+    assert_eq!(broker.drain_effects().count(), 0);
+    assert_eq!(broker.client_id(ConnId(3)), Some("dup"));
+}
+
+#[test]
+fn will_only_without_disconnect() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "watcher", true);
+    subscribe(&mut broker, 1, "will", QoS::AtMostOnce);
+    for (conn, graceful) in [(2, true), (3, false)] {
+        let connect = Connect {
+            version: ProtocolVersion::V311,
+            clean_session: true,
+            keep_alive: 0,
+            client_id: format!("c{conn}"),
+            will: Some(LastWill {
+                topic: TopicName::new("will").unwrap(),
+                payload: Bytes::from(format!("{conn}")),
+                qos: QoS::AtMostOnce,
+                retain: true,
+            }),
+            username: None,
+            password: None,
+        };
+        broker.connect(ConnId(conn), connect);
+        broker.connection_lost(ConnId(conn), graceful);
+    }
+    let effects: Vec<Effect> = broker.drain_effects().collect();
+    assert_eq!(
+        deliveries(&effects),
+        vec![(1, QoS::AtMostOnce, None, "3".into(), false)]
+    );
+    assert_eq!(broker.stats().retained, 1, "the will was retained");
+}
+
+#[test]
+fn refused_connects() {
+    let mut broker = Broker::new(config());
+    let effects = connect(&mut broker, 1, "", false);
+    assert_eq!(
+        effects,
+        vec![Effect::Send(
+            ConnId(1),
+            Packet::ConnAck(ConnAck {
+                session_present: false,
+                code: ConnectCode::IdentifierRejected
+            })
+        )]
+    );
+    assert_eq!(broker.stats().sessions_connected, 0);
+    connect(&mut broker, 2, "", true);
+    assert_eq!(broker.client_id(ConnId(2)), Some("tern-1"));
+}
+
+#[test]
+fn retained_messages_follow_the_suback() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "pub", true);
+    let retained = |payload: &str| Publish {
+        retain: true,
+        ..message("r/1", QoS::AtLeastOnce, Some(1), payload)
+    };
+    publish(&mut broker, 1, retained("old"));
+    publish(&mut broker, 1, retained("new"));
+    let effects = subscribe(&mut broker, 1, "r/#", QoS::AtMostOnce);
+    assert!(matches!(effects[0], Effect::Send(_, Packet::SubAck(_))));
+    match &effects[1..] {
+        [Effect::Send(_, Packet::Publish(p))] => {
+            assert!(p.retain);
+            assert_eq!(p.payload, "new");
+            assert_eq!(p.qos, QoS::AtMostOnce);
+        }
+        other => panic!("expected one retained message, got {other:?}"),
+    }
+    publish(&mut broker, 1, retained(""));
+    assert_eq!(broker.stats().retained, 0);
+}
