@@ -149,13 +149,24 @@ mod tests {
 
     #[test]
     fn filters_are_validated() {
-        for ok in ["a", "#", "+", "a/+/b", "a/#", "+/+", "/", "a//b", "+/#", "$SYS/#"] {
+        for ok in [
+            "a", "#", "+", "a/+/b", "a/#", "+/+", "/", "a//b", "+/#", "$SYS/#",
+        ] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
-        assert_eq!(TopicFilter::new("a/#/b"), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(
+            TopicFilter::new("a/#/b"),
+            Err(TopicError::MultiLevelMisplaced)
+        );
         assert_eq!(TopicFilter::new("a#"), Err(TopicError::MultiLevelMisplaced));
-        assert_eq!(TopicFilter::new("a+"), Err(TopicError::SingleLevelMisplaced));
-        assert_eq!(TopicFilter::new("+a/b"), Err(TopicError::SingleLevelMisplaced));
+        assert_eq!(
+            TopicFilter::new("a+"),
+            Err(TopicError::SingleLevelMisplaced)
+        );
+        assert_eq!(
+            TopicFilter::new("+a/b"),
+            Err(TopicError::SingleLevelMisplaced)
+        );
         assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
         assert_eq!(TopicFilter::new("a\0"), Err(TopicError::Null));
     }
@@ -176,7 +187,10 @@ mod tests {
     #[test]
     fn matching_follows_the_spec_examples() {
         assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
-        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking"
+        ));
         assert!(matches("sport/#", "sport"));
         assert!(matches("#", "a/b"));
         assert!(matches("sport/tennis/+", "sport/tennis/player1"));

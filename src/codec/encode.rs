@@ -8,7 +8,11 @@ use super::packet::*;
 /// Appends `packet` to `buf` as `version` lays it out. Every value a `Packet`
 /// can hold is encodable: strings were bounded when they were validated.
 pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
-    debug_assert_eq!(version, ProtocolVersion::V311, "only 3.1.1 is encoded so far");
+    debug_assert_eq!(
+        version,
+        ProtocolVersion::V311,
+        "only 3.1.1 is encoded so far"
+    );
     match packet {
         Packet::Connect(c) => connect(c, buf),
         Packet::ConnAck(c) => {
@@ -40,7 +44,11 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
             buf.extend(s.codes.iter().map(|c| c.0));
         }
         Packet::Unsubscribe(u) => {
-            let len = 2 + u.filters.iter().map(|f| 2 + f.as_str().len()).sum::<usize>();
+            let len = 2 + u
+                .filters
+                .iter()
+                .map(|f| 2 + f.as_str().len())
+                .sum::<usize>();
             header(buf, 0xa2, len);
             buf.put_u16(u.packet_id.get());
             for filter in &u.filters {
@@ -59,7 +67,10 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
 
 /// The fixed header: type and flags, then the remaining length in base 128.
 fn header(buf: &mut BytesMut, first: u8, mut len: usize) {
-    debug_assert!(len <= 268_435_455, "remaining length {len} is over MQTT's limit");
+    debug_assert!(
+        len <= 268_435_455,
+        "remaining length {len} is over MQTT's limit"
+    );
     buf.reserve(5 + len);
     buf.put_u8(first);
     loop {
