@@ -358,3 +358,14 @@ fn partial_packets_wait_and_leave_the_buffer_alone() {
         }
     }
 }
+
+#[test]
+fn a_header_alone_does_not_reserve_the_body_it_announces() {
+    let mut buf = BytesMut::from(&body("30 ff ff ff 7f")[..]);
+    assert_eq!(decode(&mut buf, &DecodeOptions::default()), Ok(None));
+    assert!(
+        buf.capacity() < 1 << 20,
+        "{} bytes reserved",
+        buf.capacity()
+    );
+}

@@ -7,6 +7,10 @@ use super::packet::*;
 use super::{DecodeError, DecodeOptions};
 use crate::topic::{TopicFilter, TopicName};
 
+/// How much room a partial packet makes in `buf` at a time. The rest of a
+/// large packet is made room for as it arrives, not on the header's word.
+const RESERVE_AHEAD_MAX_BYTES: usize = 64 * 1024;
+
 /// Takes one packet off the front of `buf`. `Ok(None)` means the packet is not
 /// all there yet; the bytes stay in `buf`. A packet over the size limit is
 /// refused from its fixed header, before its body arrives.
@@ -26,7 +30,7 @@ pub fn decode(buf: &mut BytesMut, opts: &DecodeOptions) -> Result<Option<Packet>
         });
     }
     if buf.len() < size {
-        buf.reserve(size - buf.len());
+        buf.reserve((size - buf.len()).min(RESERVE_AHEAD_MAX_BYTES));
         return Ok(None);
     }
     let mut frame = buf.split_to(size).freeze();
