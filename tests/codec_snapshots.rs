@@ -210,6 +210,7 @@ fn malformed_cases() -> Vec<Case> {
         // Server-to-client packets.
         ("CONNACK flags 0x02", frame(0x20, "02 00")),
         ("CONNACK flags 0x80", frame(0x20, "80 00")),
+        ("CONNACK refusal with session present", frame(0x20, "01 05")),
         ("CONNACK return code 6", frame(0x20, "00 06")),
         ("CONNACK return code 0x80 (5.0 style)", frame(0x20, "00 80")),
         ("SUBACK code 3", frame(0x90, "0001 03")),

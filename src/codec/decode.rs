@@ -273,6 +273,10 @@ fn connack(r: &mut Reader) -> Result<ConnAck, DecodeError> {
         5 => ConnectCode::NotAuthorized,
         other => return Err(DecodeError::InvalidReasonCode(other)),
     };
+    // A refused connection has no session [MQTT-3.2.2-4].
+    if flags != 0 && code != ConnectCode::Accepted {
+        return Err(DecodeError::InvalidConnAckFlags(flags));
+    }
     Ok(ConnAck {
         session_present: flags & 1 != 0,
         code,
