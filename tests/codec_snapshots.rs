@@ -213,6 +213,7 @@ fn malformed_cases() -> Vec<Case> {
         ("CONNACK refusal with session present", frame(0x20, "01 05")),
         ("CONNACK return code 6", frame(0x20, "00 06")),
         ("CONNACK return code 0x80 (5.0 style)", frame(0x20, "00 80")),
+        ("SUBACK with no return codes", frame(0x90, "0001")),
         ("SUBACK code 3", frame(0x90, "0001 03")),
         ("SUBACK code 0x81", frame(0x90, "0001 81")),
         ("SUBACK 0x80 then 0x04", frame(0x90, "0001 80 04")),

@@ -332,6 +332,11 @@ fn suback(r: &mut Reader) -> Result<SubAck, DecodeError> {
         }
         codes.push(ReasonCode(code));
     }
+    // One code per filter of the SUBSCRIBE [MQTT-3.8.4-5], which has at
+    // least one [MQTT-3.8.3-3].
+    if codes.is_empty() {
+        return Err(DecodeError::Truncated { kind: "SUBACK" });
+    }
     Ok(SubAck { packet_id, codes })
 }
 
