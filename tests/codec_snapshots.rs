@@ -202,6 +202,7 @@ fn malformed_cases() -> Vec<Case> {
         ("CONNECT MQTT level 5", frame(0x10, r#""MQTT" 05 02 003c "c1""#)),
         ("CONNECT MQTT level 3", frame(0x10, r#""MQTT" 03 02 003c "c1""#)),
         ("CONNECT MQIsdp level 3 (MQTT 3.1)", frame(0x10, r#""MQIsdp" 03 02 003c "c1""#)),
+        ("CONNECT MQIsdp level 4 (a 3.1 name with the 3.1.1 level)", frame(0x10, r#""MQIsdp" 04 02 003c "c1""#)),
         ("CONNECT reserved flag", frame(0x10, r#""MQTT" 04 03 003c "c1""#)),
         ("CONNECT will QoS 1 without will flag", frame(0x10, r#""MQTT" 04 0a 003c "c1""#)),
         ("CONNECT will QoS 2 without will flag", frame(0x10, r#""MQTT" 04 12 003c "c1""#)),
