@@ -7,6 +7,10 @@ use super::packet::*;
 use super::{DecodeError, DecodeOptions};
 use crate::topic::{TopicFilter, TopicName};
 
+/// How much room a partial packet makes in `buf` at a time. The rest of a
+/// large packet is made room for as it arrives, not on the header's word.
+const RESERVE_AHEAD_MAX_BYTES: usize = 64 * 1024;
+
 /// Takes one packet off the front of `buf`. `Ok(None)` means the packet is not
 /// all there yet; the bytes stay in `buf`. A packet over the size limit is
 /// refused from its fixed header, before its body arrives.
@@ -26,7 +30,7 @@ pub fn decode(buf: &mut BytesMut, opts: &DecodeOptions) -> Result<Option<Packet>
         });
     }
     if buf.len() < size {
-        buf.reserve(size - buf.len());
+        buf.reserve((size - buf.len()).min(RESERVE_AHEAD_MAX_BYTES));
         return Ok(None);
     }
     let mut frame = buf.split_to(size).freeze();
@@ -269,6 +273,10 @@ fn connack(r: &mut Reader) -> Result<ConnAck, DecodeError> {
         5 => ConnectCode::NotAuthorized,
         other => return Err(DecodeError::InvalidReasonCode(other)),
     };
+    // A refused connection has no session [MQTT-3.2.2-4].
+    if flags != 0 && code != ConnectCode::Accepted {
+        return Err(DecodeError::InvalidConnAckFlags(flags));
+    }
     Ok(ConnAck {
         session_present: flags & 1 != 0,
         code,
@@ -323,6 +331,11 @@ fn suback(r: &mut Reader) -> Result<SubAck, DecodeError> {
             return Err(DecodeError::InvalidReasonCode(code));
         }
         codes.push(ReasonCode(code));
+    }
+    // One code per filter of the SUBSCRIBE [MQTT-3.8.4-5], which has at
+    // least one [MQTT-3.8.3-3].
+    if codes.is_empty() {
+        return Err(DecodeError::Truncated { kind: "SUBACK" });
     }
     Ok(SubAck { packet_id, codes })
 }
