@@ -49,6 +49,27 @@ pub struct Config {
     pub sys_interval_secs: u64,
     /// How long a graceful shutdown waits for tasks to end.
     pub shutdown_grace_ms: u64,
+    /// A bug to plant, to show that the simulation harness catches it.
+    #[cfg(feature = "planted-bugs")]
+    #[serde(skip)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// The bugs the simulation must catch (feature `planted-bugs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// shared/docs/SEED.md: after an abrupt drop the connection's task and
+    /// its subscriptions live on.
+    LeakOnAbruptDrop,
+    /// A client that ends without DISCONNECT gets no will.
+    NoWillOnCrash,
+    /// A QoS 1/2 message for a full inflight window is dropped silently
+    /// instead of queued, though the publisher got its acknowledgement.
+    LoseWhenWindowFull,
+    /// Unacknowledged messages are resent newest first on reconnect.
+    ReorderRedelivery,
+    /// A connection closed for keepalive leaves its task running.
+    TaskLeakOnKeepAlive,
 }
 
 impl Default for Config {
@@ -69,6 +90,8 @@ impl Default for Config {
             keep_alive_max_secs: u16::MAX,
             sys_interval_secs: 10,
             shutdown_grace_ms: 5_000,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -148,6 +171,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `bug` is planted; always false without feature `planted-bugs`.
+    #[inline]
+    pub fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.planted_bug == Some(bug);
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            let _ = bug;
+            false
+        }
     }
 
     pub fn connect_timeout(&self) -> Duration {

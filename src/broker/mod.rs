@@ -16,7 +16,7 @@ use crate::codec::{
     Ack, ConnAck, Connect, ConnectCode, Packet, PacketId, Publish, QoS, ReasonCode, SubAck,
     Subscribe, UnsubAck, Unsubscribe,
 };
-use crate::config::Config;
+use crate::config::{Config, PlantedBug};
 use crate::topic::TopicName;
 pub use index::SubscriptionIndex;
 pub use retained::{RetainOutcome, Retained, RetainedStore};
@@ -258,6 +258,7 @@ impl Broker {
         if session.clean {
             self.remove_session(sid);
         }
+        let graceful = graceful || self.config.planted(PlantedBug::NoWillOnCrash);
         if let (Some(will), false) = (will, graceful) {
             let publish = Publish {
                 dup: false,
@@ -384,6 +385,8 @@ impl Broker {
         let out = &mut session.outgoing;
         if session.conn.is_some() && out.pending.is_empty() && out.inflight.len() < max_inflight {
             self.send_inflight(sid, message);
+        } else if session.conn.is_some() && self.config.planted(PlantedBug::LoseWhenWindowFull) {
+            // Planted: lost without a count.
         } else if out.pending.len() < self.config.queued_messages_max
             && out.pending_bytes + message.payload.len() <= self.config.queued_bytes_max
         {
@@ -435,7 +438,11 @@ impl Broker {
     fn resend_inflight(&mut self, sid: SessionId) {
         let session = &self.sessions[&sid];
         let conn = session.conn.expect("resending to a connected session");
-        for inflight in &session.outgoing.inflight {
+        let mut inflight: Vec<&Inflight> = session.outgoing.inflight.iter().collect();
+        if self.config.planted(PlantedBug::ReorderRedelivery) {
+            inflight.reverse();
+        }
+        for inflight in inflight {
             let packet = match &inflight.stage {
                 Stage::Unacked(publish) => Packet::Publish(Publish {
                     dup: true,

@@ -78,6 +78,13 @@ pub(super) async fn run<S>(
             shared,
         };
         let end = connection.serve().await;
+        if planted_leak(&connection.shared.config, &end) {
+            if let End::KeepAlive(_) = end {
+                drop(detach);
+            }
+            std::future::pending::<()>().await;
+            unreachable!();
+        }
         // Only DISCONNECT, and our own shutdown, end a connection without
         // its will [MQTT-3.1.2-8]; a takeover has already published it.
         detach.graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
@@ -90,6 +97,16 @@ pub(super) async fn run<S>(
     }
     .instrument(span)
     .await
+}
+
+/// The planted bugs that keep a finished connection's task alive.
+fn planted_leak(config: &crate::config::Config, end: &End) -> bool {
+    use crate::config::PlantedBug;
+    match end {
+        End::Eof | End::Io(_) => config.planted(PlantedBug::LeakOnAbruptDrop),
+        End::KeepAlive(_) => config.planted(PlantedBug::TaskLeakOnKeepAlive),
+        _ => false,
+    }
 }
 
 /// Detaches the connection from the broker when its task ends, whether it

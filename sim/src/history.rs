@@ -1,0 +1,159 @@
+//! What every simulated client did and saw, in simulated time: the record the
+//! invariants are checked against and that two runs of one seed must repeat
+//! exactly.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tern::codec::QoS;
+
+/// A client's name: `c17`. Stable across its reconnects.
+pub type ClientName = String;
+
+/// Identifies a message across the run: who published it and its number in
+/// that client's sequence. Carried in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId {
+    pub publisher: ClientName,
+    pub seq: u64,
+}
+
+impl MessageId {
+    pub fn payload(&self) -> String {
+        format!("{}:{}", self.publisher, self.seq)
+    }
+
+    pub fn parse(payload: &[u8]) -> Option<MessageId> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let (publisher, seq) = text.rsplit_once(':')?;
+        Some(MessageId {
+            publisher: publisher.to_owned(),
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client sent DISCONNECT, then closed.
+    Disconnect,
+    /// The client closed its socket without DISCONNECT.
+    Dropped,
+    /// The harness crashed the client's host.
+    Crashed,
+    /// The broker closed the connection (takeover, keepalive, restart).
+    ClosedByBroker,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// CONNACK accepted. `conn` counts the client's connections from 1.
+    Connected {
+        client: ClientName,
+        conn: u32,
+        clean: bool,
+        session_present: bool,
+        /// The will's payload names the client and connection.
+        will: Option<(String, QoS, bool)>,
+    },
+    SubscribeSent {
+        client: ClientName,
+        conn: u32,
+        filter: String,
+        qos: QoS,
+    },
+    /// SUBACK: the granted QoS, or None for 0x80.
+    Subscribed {
+        client: ClientName,
+        conn: u32,
+        filter: String,
+        granted: Option<QoS>,
+    },
+    UnsubscribeSent {
+        client: ClientName,
+        conn: u32,
+        filter: String,
+    },
+    Unsubscribed {
+        client: ClientName,
+        conn: u32,
+        filter: String,
+    },
+    PublishSent {
+        client: ClientName,
+        conn: u32,
+        id: MessageId,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        /// An empty payload clears a retained message; its id is kept aside.
+        empty: bool,
+    },
+    /// PUBACK for QoS 1, PUBREC for QoS 2: the broker owns the message.
+    Acked { client: ClientName, id: MessageId },
+    /// A PUBLISH arrived. `first` is false for a QoS 2 resend the client
+    /// had already received under the same packet id.
+    Received {
+        client: ClientName,
+        conn: u32,
+        topic: String,
+        payload: String,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+        first: bool,
+    },
+    Ended {
+        client: ClientName,
+        conn: u32,
+        how: Ending,
+    },
+    /// The broker host was restarted; every session is gone.
+    BrokerRestarted,
+}
+
+/// One event and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub at: Duration,
+    pub event: Event,
+}
+
+/// Shared by every host of one simulation, which all run on one thread.
+#[derive(Clone, Default)]
+pub struct History {
+    entries: Rc<RefCell<Vec<Entry>>>,
+}
+
+impl History {
+    pub fn record(&self, event: Event) {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        self.entries.borrow_mut().push(Entry { at, event });
+    }
+
+    /// Records from outside any host (the harness between steps).
+    pub fn record_at(&self, at: Duration, event: Event) {
+        self.entries.borrow_mut().push(Entry { at, event });
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.borrow().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>9.3}s {:?}", self.at.as_secs_f64(), self.event)
+    }
+}

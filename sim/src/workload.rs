@@ -1,0 +1,324 @@
+//! Workloads drawn from the seed: for each simulated client, the connections
+//! it makes and what it does in each; for the harness, the faults it injects.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tern::codec::QoS;
+
+/// What a scenario asks of a run. Everything not fixed here is drawn from
+/// the seed.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub clients: usize,
+    /// Clients connect, publish and end within this.
+    pub active: Duration,
+    /// Then nothing new starts; deliveries finish and keepalive reaps the
+    /// silent; the invariants are checked at its end.
+    pub quiet: Duration,
+    pub persistent_chance: f64,
+    pub will_chance: f64,
+    pub retain_chance: f64,
+    /// Chance that a client's connection ends by a crash of its host
+    /// (rather than DISCONNECT or a dropped socket).
+    pub crash_chance: f64,
+    /// Chance that a crash is preceded by a partition, so only keepalive
+    /// can find it.
+    pub silent_death_chance: f64,
+    pub slow_reader_chance: f64,
+    /// Pairs of clients sharing one client id, so the later takes over.
+    pub twins: usize,
+    /// Broker restarts during the active phase.
+    pub bounces: usize,
+    /// Extra latency and held links between clients and the broker.
+    pub holds: usize,
+    /// Clients that stay connected and subscribed from start to end, so that
+    /// every delivery guarantee has someone to hold for.
+    pub observers: usize,
+    pub publishes_per_connection: std::ops::Range<usize>,
+    pub config: tern::Config,
+}
+
+impl Scenario {
+    /// A mix of everything, for a given number of clients and duration.
+    pub fn base(name: &'static str, clients: usize, active: Duration) -> Scenario {
+        Scenario {
+            name,
+            clients,
+            active,
+            quiet: Duration::from_secs(20),
+            persistent_chance: 0.3,
+            will_chance: 0.4,
+            retain_chance: 0.15,
+            crash_chance: 0.2,
+            silent_death_chance: 0.2,
+            slow_reader_chance: 0.0,
+            twins: 0,
+            bounces: 0,
+            holds: 0,
+            observers: 3,
+            publishes_per_connection: 0..8,
+            config: tern::Config {
+                // Small windows and queues, so that they fill in a short run.
+                inflight_messages_max: 4,
+                queued_messages_max: 200,
+                outbound_packets_max: 500,
+                sys_interval_secs: 0,
+                connect_timeout_ms: 2_000,
+                shutdown_grace_ms: 2_000,
+                ..tern::Config::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientPlan {
+    pub name: String,
+    pub client_id: String,
+    pub start: Duration,
+    pub connections: Vec<ConnectionPlan>,
+    /// Observers: connected for the whole run, checked most strictly.
+    pub observer: bool,
+    pub twin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionPlan {
+    /// Pause before connecting.
+    pub gap: Duration,
+    pub clean: bool,
+    pub keep_alive: u16,
+    pub will: Option<(String, QoS, bool)>,
+    /// How long this client waits before acknowledging a QoS 1/2 message.
+    pub ack_delay: Duration,
+    /// Each action after the pause before it.
+    pub actions: Vec<(Duration, Action)>,
+    pub end: End,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Subscribe(String, QoS),
+    Unsubscribe(String),
+    Publish { topic: String, qos: QoS, retain: bool, empty: bool },
+    /// Stop reading for a while: a slow subscriber.
+    StopReading(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Disconnect,
+    /// Close the socket without DISCONNECT.
+    Drop,
+    /// Go silent (no packets, no pings) and wait for the harness to crash
+    /// the host, or for keepalive.
+    Hang,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Crash a client host; `silent` partitions it from the broker first.
+    Crash { host: String, silent: bool },
+    /// Delay everything between a client and the broker for a while.
+    Hold { host: String, for_: Duration },
+    BounceBroker,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub clients: Vec<ClientPlan>,
+    /// Faults at their times, in order.
+    pub faults: Vec<(Duration, Fault)>,
+}
+
+const TOPICS: [&str; 8] = ["t/a", "t/b", "t/a/x", "t/b/y", "u/a", "u/b", "r/1", "r/2"];
+const FILTERS: [&str; 10] = ["t/a", "t/+", "t/#", "+/a", "u/#", "#", "t/+/x", "r/+", "r/1", "+/+/y"];
+
+fn qos(rng: &mut StdRng) -> QoS {
+    match rng.random_range(0..3) {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
+    items[rng.random_range(0..items.len())]
+}
+
+fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
+    Duration::from_millis(rng.random_range(range))
+}
+
+pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut clients = Vec::new();
+    let mut faults = Vec::new();
+    for i in 0..scenario.observers {
+        clients.push(observer(scenario, i, &mut rng));
+    }
+    for i in 0..scenario.clients {
+        let name = format!("c{i}");
+        let plan = churner(scenario, &name, &name, &mut rng, &mut faults);
+        clients.push(plan);
+    }
+    for i in 0..scenario.twins {
+        for twin in 0..2 {
+            let name = format!("w{i}-{twin}");
+            let mut plan = churner(scenario, &name, &format!("twin{i}"), &mut rng, &mut faults);
+            plan.twin = true;
+            for connection in &mut plan.connections {
+                connection.clean = true;
+            }
+            clients.push(plan);
+        }
+    }
+    let active_ms = scenario.active.as_millis() as u64;
+    for _ in 0..scenario.holds {
+        let host = clients[rng.random_range(0..clients.len())].name.clone();
+        let at = millis(&mut rng, 0..active_ms);
+        faults.push((at, Fault::Hold { host, for_: millis(&mut rng, 100..2_000) }));
+    }
+    for _ in 0..scenario.bounces {
+        faults.push((millis(&mut rng, active_ms / 4..active_ms), Fault::BounceBroker));
+    }
+    faults.sort_by_key(|(at, _)| *at);
+    Plan { clients, faults }
+}
+
+fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
+    let filters: &[&str] = match i % 3 {
+        0 => &["#"],
+        1 => &["t/#", "r/+", "will/#"],
+        _ => &["+/a", "will/#", "u/#"],
+    };
+    let mut actions: Vec<(Duration, Action)> = filters
+        .iter()
+        .map(|f| (Duration::ZERO, Action::Subscribe(f.to_string(), qos(rng))))
+        .collect();
+    // Stay until the quiet phase is nearly over.
+    let stay = scenario.active + scenario.quiet - Duration::from_secs(2);
+    actions.push((stay, Action::StopReading(Duration::ZERO)));
+    ClientPlan {
+        name: format!("o{i}"),
+        client_id: format!("o{i}"),
+        start: Duration::ZERO,
+        connections: vec![ConnectionPlan {
+            gap: Duration::ZERO,
+            clean: true,
+            keep_alive: 10,
+            will: None,
+            ack_delay: Duration::ZERO,
+            actions,
+            end: End::Disconnect,
+        }],
+        observer: true,
+        twin: false,
+    }
+}
+
+fn churner(
+    scenario: &Scenario,
+    name: &str,
+    client_id: &str,
+    rng: &mut StdRng,
+    faults: &mut Vec<(Duration, Fault)>,
+) -> ClientPlan {
+    let active_ms = scenario.active.as_millis() as u64;
+    let start = millis(rng, 0..active_ms / 2);
+    let persistent = rng.random_bool(scenario.persistent_chance);
+    let mut at = start;
+    let mut connections = Vec::new();
+    for _ in 0..rng.random_range(1..=3) {
+        let gap = millis(rng, 0..2_000);
+        at += gap;
+        let (actions, length) = actions(scenario, rng);
+        let mut end = match rng.random_range(0..3) {
+            0 => End::Disconnect,
+            1 => End::Drop,
+            _ => End::Hang,
+        };
+        let keep_alive = rng.random_range(1..=5);
+        at += length;
+        if at + Duration::from_secs(2) >= scenario.active {
+            break;
+        }
+        if rng.random_bool(scenario.crash_chance) {
+            end = End::Hang;
+            let silent = rng.random_bool(scenario.silent_death_chance);
+            faults.push((at + Duration::from_millis(100), Fault::Crash { host: name.to_owned(), silent }));
+            connections.push(plan_connection(scenario, rng, gap, persistent, keep_alive, actions, end));
+            // A crashed host does nothing more.
+            break;
+        }
+        connections.push(plan_connection(scenario, rng, gap, persistent, keep_alive, actions, end));
+        if end == End::Hang {
+            // Keepalive closes it; the next connection waits for that.
+            at += Duration::from_millis(u64::from(keep_alive) * 1500 + 500);
+        }
+    }
+    ClientPlan {
+        name: name.to_owned(),
+        client_id: client_id.to_owned(),
+        start,
+        connections,
+        observer: false,
+        twin: false,
+    }
+}
+
+fn plan_connection(
+    scenario: &Scenario,
+    rng: &mut StdRng,
+    gap: Duration,
+    persistent: bool,
+    keep_alive: u16,
+    actions: Vec<(Duration, Action)>,
+    end: End,
+) -> ConnectionPlan {
+    let will = rng
+        .random_bool(scenario.will_chance)
+        .then(|| (pick(rng, &["will/a", "will/b"]).to_owned(), qos(rng), rng.random_bool(0.3)));
+    ConnectionPlan {
+        gap,
+        clean: !persistent,
+        keep_alive,
+        will,
+        ack_delay: millis(rng, 0..300),
+        actions,
+        end,
+    }
+}
+
+/// A connection's actions and how long they take.
+fn actions(scenario: &Scenario, rng: &mut StdRng) -> (Vec<(Duration, Action)>, Duration) {
+    let mut actions = Vec::new();
+    let mut total = Duration::ZERO;
+    let mut push = |delay: Duration, action: Action, actions: &mut Vec<(Duration, Action)>| {
+        total += delay;
+        actions.push((delay, action));
+    };
+    for _ in 0..rng.random_range(0..3) {
+        let filter = pick(rng, &FILTERS).to_owned();
+        push(millis(rng, 0..200), Action::Subscribe(filter, qos(rng)), &mut actions);
+    }
+    if rng.random_bool(scenario.slow_reader_chance) {
+        push(millis(rng, 0..200), Action::StopReading(millis(rng, 2_000..8_000)), &mut actions);
+    }
+    for _ in 0..rng.random_range(scenario.publishes_per_connection.clone()) {
+        let topic = pick(rng, &TOPICS).to_owned();
+        let retain = rng.random_bool(scenario.retain_chance);
+        let empty = retain && rng.random_bool(0.2);
+        let action = Action::Publish { topic, qos: qos(rng), retain, empty };
+        push(millis(rng, 0..500), action, &mut actions);
+    }
+    if rng.random_bool(0.2) {
+        let filter = pick(rng, &FILTERS).to_owned();
+        push(millis(rng, 0..300), Action::Unsubscribe(filter), &mut actions);
+    }
+    push(millis(rng, 0..1_000), Action::StopReading(Duration::ZERO), &mut actions);
+    (actions, total)
+}
