@@ -50,6 +50,12 @@ pub enum Ending {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// CONNECT written: the broker may hold a session from here on.
+    ConnectSent {
+        client: ClientName,
+        conn: u32,
+        clean: bool,
+    },
     /// CONNACK accepted. `conn` counts the client's connections from 1.
     Connected {
         client: ClientName,
@@ -106,6 +112,10 @@ pub enum Event {
         dup: bool,
         first: bool,
     },
+    /// The client stopped reading for a while (a slow subscriber).
+    Paused { client: ClientName, conn: u32 },
+    /// The client went silent: no more packets, acknowledgements or pings.
+    Hung { client: ClientName, conn: u32 },
     Ended {
         client: ClientName,
         conn: u32,

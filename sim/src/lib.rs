@@ -1,1 +1,23 @@
-//! The deterministic simulation harness for tern (built in its own issue).
+//! tern-sim: the deterministic simulation harness. The real broker
+//! (`tern::Server`) runs as a turmoil host; simulated MQTT clients, drawn from
+//! one seed, connect, subscribe, publish and drop abruptly under network
+//! faults and broker restarts; invariants are checked on the recorded history
+//! and the broker's census; any failure prints the seed that replays it.
+//!
+//! # Layout
+//!
+//! - [`workload`]: scenarios and the plans drawn from a seed.
+//! - [`client`]: the simulated client, a turmoil host speaking MQTT.
+//! - [`history`]: what the clients did and saw, in simulated time.
+//! - [`run`]: one run: hosts, faults, the end-of-run census and shutdown.
+//! - [`check`]: the invariants.
+//! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
+//! - [`scenarios`]: the named scenarios that `cargo test` runs.
+
+pub mod check;
+pub mod client;
+pub mod history;
+pub mod run;
+pub mod scenarios;
+pub mod seeds;
+pub mod workload;

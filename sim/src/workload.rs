@@ -103,7 +103,12 @@ pub struct ConnectionPlan {
 pub enum Action {
     Subscribe(String, QoS),
     Unsubscribe(String),
-    Publish { topic: String, qos: QoS, retain: bool, empty: bool },
+    Publish {
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        empty: bool,
+    },
     /// Stop reading for a while: a slow subscriber.
     StopReading(Duration),
 }
@@ -121,9 +126,15 @@ pub enum End {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Crash a client host; `silent` partitions it from the broker first.
-    Crash { host: String, silent: bool },
+    Crash {
+        host: String,
+        silent: bool,
+    },
     /// Delay everything between a client and the broker for a while.
-    Hold { host: String, for_: Duration },
+    Hold {
+        host: String,
+        for_: Duration,
+    },
     BounceBroker,
 }
 
@@ -135,7 +146,9 @@ pub struct Plan {
 }
 
 const TOPICS: [&str; 8] = ["t/a", "t/b", "t/a/x", "t/b/y", "u/a", "u/b", "r/1", "r/2"];
-const FILTERS: [&str; 10] = ["t/a", "t/+", "t/#", "+/a", "u/#", "#", "t/+/x", "r/+", "r/1", "+/+/y"];
+const FILTERS: [&str; 10] = [
+    "t/a", "t/+", "t/#", "+/a", "u/#", "#", "t/+/x", "r/+", "r/1", "+/+/y",
+];
 
 fn qos(rng: &mut StdRng) -> QoS {
     match rng.random_range(0..3) {
@@ -180,10 +193,19 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     for _ in 0..scenario.holds {
         let host = clients[rng.random_range(0..clients.len())].name.clone();
         let at = millis(&mut rng, 0..active_ms);
-        faults.push((at, Fault::Hold { host, for_: millis(&mut rng, 100..2_000) }));
+        faults.push((
+            at,
+            Fault::Hold {
+                host,
+                for_: millis(&mut rng, 100..2_000),
+            },
+        ));
     }
     for _ in 0..scenario.bounces {
-        faults.push((millis(&mut rng, active_ms / 4..active_ms), Fault::BounceBroker));
+        faults.push((
+            millis(&mut rng, active_ms / 4..active_ms),
+            Fault::BounceBroker,
+        ));
     }
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
@@ -249,12 +271,22 @@ fn churner(
         if rng.random_bool(scenario.crash_chance) {
             end = End::Hang;
             let silent = rng.random_bool(scenario.silent_death_chance);
-            faults.push((at + Duration::from_millis(100), Fault::Crash { host: name.to_owned(), silent }));
-            connections.push(plan_connection(scenario, rng, gap, persistent, keep_alive, actions, end));
+            faults.push((
+                at + Duration::from_millis(100),
+                Fault::Crash {
+                    host: name.to_owned(),
+                    silent,
+                },
+            ));
+            connections.push(plan_connection(
+                scenario, rng, gap, persistent, keep_alive, actions, end,
+            ));
             // A crashed host does nothing more.
             break;
         }
-        connections.push(plan_connection(scenario, rng, gap, persistent, keep_alive, actions, end));
+        connections.push(plan_connection(
+            scenario, rng, gap, persistent, keep_alive, actions, end,
+        ));
         if end == End::Hang {
             // Keepalive closes it; the next connection waits for that.
             at += Duration::from_millis(u64::from(keep_alive) * 1500 + 500);
@@ -279,9 +311,13 @@ fn plan_connection(
     actions: Vec<(Duration, Action)>,
     end: End,
 ) -> ConnectionPlan {
-    let will = rng
-        .random_bool(scenario.will_chance)
-        .then(|| (pick(rng, &["will/a", "will/b"]).to_owned(), qos(rng), rng.random_bool(0.3)));
+    let will = rng.random_bool(scenario.will_chance).then(|| {
+        (
+            pick(rng, &["will/a", "will/b"]).to_owned(),
+            qos(rng),
+            rng.random_bool(0.3),
+        )
+    });
     ConnectionPlan {
         gap,
         clean: !persistent,
@@ -303,22 +339,43 @@ fn actions(scenario: &Scenario, rng: &mut StdRng) -> (Vec<(Duration, Action)>, D
     };
     for _ in 0..rng.random_range(0..3) {
         let filter = pick(rng, &FILTERS).to_owned();
-        push(millis(rng, 0..200), Action::Subscribe(filter, qos(rng)), &mut actions);
+        push(
+            millis(rng, 0..200),
+            Action::Subscribe(filter, qos(rng)),
+            &mut actions,
+        );
     }
     if rng.random_bool(scenario.slow_reader_chance) {
-        push(millis(rng, 0..200), Action::StopReading(millis(rng, 2_000..8_000)), &mut actions);
+        push(
+            millis(rng, 0..200),
+            Action::StopReading(millis(rng, 2_000..8_000)),
+            &mut actions,
+        );
     }
     for _ in 0..rng.random_range(scenario.publishes_per_connection.clone()) {
         let topic = pick(rng, &TOPICS).to_owned();
         let retain = rng.random_bool(scenario.retain_chance);
         let empty = retain && rng.random_bool(0.2);
-        let action = Action::Publish { topic, qos: qos(rng), retain, empty };
+        let action = Action::Publish {
+            topic,
+            qos: qos(rng),
+            retain,
+            empty,
+        };
         push(millis(rng, 0..500), action, &mut actions);
     }
     if rng.random_bool(0.2) {
         let filter = pick(rng, &FILTERS).to_owned();
-        push(millis(rng, 0..300), Action::Unsubscribe(filter), &mut actions);
+        push(
+            millis(rng, 0..300),
+            Action::Unsubscribe(filter),
+            &mut actions,
+        );
     }
-    push(millis(rng, 0..1_000), Action::StopReading(Duration::ZERO), &mut actions);
+    push(
+        millis(rng, 0..1_000),
+        Action::StopReading(Duration::ZERO),
+        &mut actions,
+    );
     (actions, total)
 }

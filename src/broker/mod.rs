@@ -126,6 +126,61 @@ impl Broker {
         }
     }
 
+    /// Checks that the counts agree with the sessions and that no session is
+    /// over a limit. The simulation calls it as it runs; it is cheap enough
+    /// for tests, not for every packet.
+    pub fn check(&self) -> Result<(), String> {
+        let c = &self.config;
+        let (mut subscriptions, mut queued, mut inflight) = (0, 0, 0);
+        for (sid, session) in &self.sessions {
+            let out = &session.outgoing;
+            subscriptions += session.subscriptions.len();
+            queued += out.pending.len();
+            inflight += out.inflight.len();
+            let name = &session.client_id;
+            if out.inflight.len() > c.inflight_messages_max {
+                return Err(format!(
+                    "{name}: {} in flight, over {}",
+                    out.inflight.len(),
+                    c.inflight_messages_max
+                ));
+            }
+            if out.pending.len() > c.queued_messages_max || out.pending_bytes > c.queued_bytes_max {
+                return Err(format!(
+                    "{name}: {} queued ({} bytes), over the limit",
+                    out.pending.len(),
+                    out.pending_bytes
+                ));
+            }
+            if self.by_client.get(name) != Some(sid) {
+                return Err(format!("{name}: not indexed by its client id"));
+            }
+            if let Some(conn) = session.conn {
+                if self.by_conn.get(&conn) != Some(sid) {
+                    return Err(format!(
+                        "{name}: its connection {conn:?} does not point back"
+                    ));
+                }
+            }
+        }
+        let counted = (self.index.len(), self.queued, self.inflight);
+        if counted != (subscriptions, queued, inflight) {
+            return Err(format!(
+                "counts (subscriptions, queued, inflight) {counted:?} disagree with the sessions' {:?}",
+                (subscriptions, queued, inflight)
+            ));
+        }
+        if self.by_client.len() != self.sessions.len() {
+            return Err("client id index and sessions differ in size".into());
+        }
+        Ok(())
+    }
+
+    /// Connections attached to a session.
+    pub fn attached(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.by_conn.keys().copied()
+    }
+
     /// The runtime dropped a QoS 0 message because a connection's outbound
     /// queue was full.
     pub fn count_outbound_drop(&mut self) {

@@ -112,6 +112,35 @@ impl Server {
         census::take(&self.shared)
     }
 
+    /// Checks the routing state's own consistency and every queue against
+    /// its limit; the simulation calls it as it runs.
+    pub fn check(&self) -> Result<(), String> {
+        let state = self.shared.state();
+        state.broker.check()?;
+        if let Some(conn) = state
+            .broker
+            .attached()
+            .find(|c| !state.links.contains_key(c))
+        {
+            return Err(format!(
+                "{conn:?} is attached to a session but has no connection"
+            ));
+        }
+        // QoS 0 stops at the limit; QoS 1/2 are bounded by the window; a
+        // connection's own reply can come on top of both.
+        let config = &self.shared.config;
+        let max = config.outbound_packets_max + config.inflight_messages_max + 1;
+        for (conn, outbox) in &state.links {
+            let waiting = outbox.waiting();
+            if waiting > max {
+                return Err(format!(
+                    "{conn:?} has {waiting} packets waiting, over {max}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Asks a running server to stop, as its shutdown future would.
     pub fn stop(&self) {
         self.shared.cancel.cancel();

@@ -1,0 +1,502 @@
+//! The invariants, checked against the history and the broker's census at
+//! the end of every run. Each returns what it found wrong, in words that
+//! name the clients and messages involved.
+
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tern::codec::QoS;
+
+use crate::history::MessageId;
+use crate::run::Outcome;
+use crate::workload::Scenario;
+pub use model::Model;
+use model::{ConnKey, Received};
+
+/// How long a healthy, connected subscriber may take to receive a message
+/// after its publisher's acknowledgement: latency, held links (up to 2 s),
+/// delayed acknowledgements, a full window.
+pub const DELIVERY_WINDOW: Duration = Duration::from_secs(6);
+
+pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
+    let run_end = scenario.active + scenario.quiet;
+    let model = Model::build(&outcome.history.entries(), run_end);
+    let mut problems = Vec::new();
+    problems.extend(census(scenario, &model, outcome));
+    problems.extend(no_stray_deliveries(&model));
+    problems.extend(acknowledged_are_delivered(&model));
+    problems.extend(exactly_once(&model));
+    problems.extend(in_order(&model));
+    problems.extend(wills(&model));
+    problems.extend(retained(&model));
+    problems.truncate(20);
+    problems
+}
+
+/// Everything that ended is gone: no connection, no task of one, no
+/// subscription of a clean session; the shutdown ends every task.
+fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    let idle = &outcome.idle;
+    if idle.connections != 0 || idle.tasks_of("connection") != 0 || idle.sessions_connected != 0 {
+        problems.push(format!(
+            "after every client has gone, {} connections, {} connection tasks, {} connected sessions remain",
+            idle.connections,
+            idle.tasks_of("connection"),
+            idle.sessions_connected
+        ));
+    }
+    let (sessions, subscriptions) = expected_offline(model);
+    if !sessions.contains(&idle.sessions_offline) {
+        problems.push(format!(
+            "{} offline sessions; the history says {sessions:?}",
+            idle.sessions_offline
+        ));
+    }
+    if !subscriptions.contains(&idle.subscriptions) {
+        problems.push(format!(
+            "{} subscriptions remain; the history says {subscriptions:?} (persistent sessions only)",
+            idle.subscriptions
+        ));
+    }
+    if scenario.config.queued_messages_max >= QUEUE_NEVER_FULL && idle.dropped.queue_full > 0 {
+        problems.push(format!(
+            "{} messages dropped for a full queue that cannot fill",
+            idle.dropped.queue_full
+        ));
+    }
+    let shutdown = &outcome.shutdown;
+    if !shutdown.lingering.is_empty() {
+        problems.push(format!(
+            "tasks did not end on shutdown: {}",
+            shutdown.lingering.join(", ")
+        ));
+    }
+    let live: usize = shutdown.census.tasks.values().sum();
+    if live != 0 || shutdown.census.connections != 0 {
+        problems.push(format!("after shutdown: {:?}", shutdown.census));
+    }
+    problems
+}
+
+/// A queue limit the workloads cannot reach: a drop under it is a bug.
+pub const QUEUE_NEVER_FULL: usize = 100_000;
+
+/// The persistent sessions alive at the end, and their subscriptions, as
+/// ranges: a CONNECT or SUBSCRIBE that a crash cut short may or may not
+/// have reached the broker.
+fn expected_offline(
+    model: &Model,
+) -> (
+    std::ops::RangeInclusive<usize>,
+    std::ops::RangeInclusive<usize>,
+) {
+    let since = model.last_restart();
+    let mut sessions = (0, 0);
+    let mut subscriptions = (0, 0);
+    let persistent: BTreeSet<&String> = model
+        .connects_sent
+        .iter()
+        .filter(|(at, _, clean)| !clean && *at >= since)
+        .map(|(_, client, _)| client)
+        .collect();
+    for client in persistent {
+        let connected = model
+            .conns
+            .iter()
+            .any(|((c, _), conn)| c == client && conn.start >= since);
+        if connected {
+            sessions.0 += 1;
+        }
+        sessions.1 += 1;
+        let mut by_filter: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+        for sub in &model.subscriptions {
+            let owner = &model.sessions[sub.session].0;
+            if owner != client || sub.sent_at < since {
+                continue;
+            }
+            let entry = by_filter
+                .entry(sub.filter.as_str())
+                .or_insert((false, false));
+            let certain = sub.acked_at.is_some()
+                && sub.granted.is_some()
+                && sub.end == std::time::Duration::MAX;
+            let possible = sub.end == std::time::Duration::MAX || sub.acked_at.is_none();
+            entry.0 |= certain;
+            entry.1 |= possible || certain;
+        }
+        subscriptions.0 += by_filter.values().filter(|(certain, _)| *certain).count();
+        subscriptions.1 += by_filter.values().filter(|(_, possible)| *possible).count();
+    }
+    (sessions.0..=sessions.1, subscriptions.0..=subscriptions.1)
+}
+
+fn will_of(payload: &str) -> Option<ConnKey> {
+    let rest = payload.strip_prefix("will:")?;
+    let (client, conn) = rest.rsplit_once(':')?;
+    Some((client.to_owned(), conn.parse().ok()?))
+}
+
+/// Nothing arrives that the receiver's session was not subscribed to when
+/// the message was routed, and nothing above the QoS it asked for.
+fn no_stray_deliveries(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in &model.received {
+        let Some(conn) = model.conns.get(&r.conn) else {
+            problems.push(format!(
+                "{:?} received {:?} before its CONNACK",
+                r.conn, r.payload
+            ));
+            continue;
+        };
+        // When the broker can have routed it: from the publish to now.
+        let routed_from = if let Some(will) = will_of(&r.payload) {
+            match model.conns.get(&will) {
+                Some(c) if c.will.as_ref().is_some_and(|(_, _, retain)| *retain) && r.retain => {
+                    Duration::ZERO
+                }
+                Some(c) => c.start,
+                None => {
+                    problems.push(format!(
+                        "{:?} received the will of unknown {will:?}",
+                        r.conn
+                    ));
+                    continue;
+                }
+            }
+        } else if let Some(id) = MessageId::parse(r.payload.as_bytes()) {
+            let Some(sent) = model.published.get(&id) else {
+                problems.push(format!(
+                    "{:?} received {id:?}, which nobody published",
+                    r.conn
+                ));
+                continue;
+            };
+            if sent.topic != r.topic || r.qos > sent.qos {
+                problems.push(format!(
+                    "{:?} received {id:?} on {} at {:?}; it was sent to {} at {:?}",
+                    r.conn, r.topic, r.qos, sent.topic, sent.qos
+                ));
+            }
+            if r.retain {
+                Duration::ZERO
+            } else {
+                sent.sent_at
+            }
+        } else {
+            // An empty payload (a retained clear) names no publish.
+            Duration::ZERO
+        };
+        let covered = model.subscriptions.iter().any(|s| {
+            s.session == conn.session
+                && Model::matches(&s.filter, &r.topic)
+                && s.sent_at <= r.at
+                && s.end >= routed_from
+                && r.qos <= s.granted.unwrap_or(s.requested)
+        });
+        if !covered {
+            problems.push(format!(
+                "{:?} received {:?} on {} at {:?} at {:?} with no subscription covering it",
+                r.conn, r.payload, r.topic, r.qos, r.at
+            ));
+        }
+    }
+    problems
+}
+
+/// The connections of `session` that were healthy for a whole delivery
+/// window starting no earlier than `from`.
+fn healthy_window(model: &Model, session: usize, from: Duration) -> Option<Duration> {
+    model.sessions[session].1.iter().find_map(|key| {
+        let conn = &model.conns[key];
+        let start = conn.start.max(from);
+        (conn.healthy_until(model.run_end) >= start + DELIVERY_WINDOW).then_some(start)
+    })
+}
+
+/// A QoS 1/2 message acknowledged to its publisher reaches every session
+/// subscribed to it from before the publish until it could be delivered.
+fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut firsts: BTreeSet<(usize, String)> = BTreeSet::new();
+    for r in &model.received {
+        if let Some(conn) = model.conns.get(&r.conn) {
+            firsts.insert((conn.session, r.payload.clone()));
+        }
+    }
+    for (id, sent) in &model.published {
+        let Some(acked) = sent.acked_at else { continue };
+        if sent.empty || sent.qos == QoS::AtMostOnce {
+            continue;
+        }
+        for sub in &model.subscriptions {
+            let Some(granted) = sub.granted else { continue };
+            if granted == QoS::AtMostOnce
+                || !Model::matches(&sub.filter, &sent.topic)
+                || sub.acked_at.is_none_or(|a| a >= sent.sent_at)
+            {
+                continue;
+            }
+            let Some(start) = healthy_window(model, sub.session, acked) else {
+                continue;
+            };
+            let deadline = start + DELIVERY_WINDOW;
+            if sub.end < deadline || model.restart_between(sent.sent_at, deadline) {
+                continue;
+            }
+            if !firsts.contains(&(sub.session, id.payload())) {
+                let client = &model.sessions[sub.session].0;
+                problems.push(format!(
+                    "{id:?} ({} at {:?}) was acknowledged at {acked:?} but never reached {client}, subscribed to {} since {:?}",
+                    sent.topic, sent.qos, sub.filter, sub.acked_at.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A message received at QoS 2 is received once per session.
+fn exactly_once(model: &Model) -> Vec<String> {
+    let mut counts: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    // An empty payload (a retained clear) names no message.
+    let named = |r: &&Received| !r.payload.is_empty();
+    for r in model
+        .received
+        .iter()
+        .filter(|r| r.qos == QoS::ExactlyOnce && r.first)
+        .filter(named)
+    {
+        let session = model.conns[&r.conn].session;
+        *counts.entry((session, &r.payload)).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((session, payload), n)| {
+            format!(
+                "{payload} arrived {n} times at QoS 2 in the session of {}",
+                model.sessions[session].0
+            )
+        })
+        .collect()
+}
+
+/// QoS 1/2 messages of one publisher connection on one topic arrive in the
+/// order they were sent, resends included [MQTT-4.6.0].
+fn in_order(model: &Model) -> Vec<String> {
+    let mut last: BTreeMap<(&ConnKey, &ConnKey, &str), u64> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for r in model
+        .received
+        .iter()
+        .filter(|r| r.qos != QoS::AtMostOnce && !r.retain)
+    {
+        let Some(id) = MessageId::parse(r.payload.as_bytes()) else {
+            continue;
+        };
+        let Some(sent) = model.published.get(&id) else {
+            continue;
+        };
+        let key = (&r.conn, &sent.conn, r.topic.as_str());
+        if let Some(&previous) = last.get(&key) {
+            if id.seq < previous {
+                problems.push(format!(
+                    "{:?} received {}:{} after {}:{} on {}",
+                    r.conn, id.publisher, id.seq, id.publisher, previous, r.topic
+                ));
+            }
+        }
+        last.insert(key, id.seq);
+    }
+    problems
+}
+
+/// A will is published if and only if its connection ended without
+/// DISCONNECT (and the broker did not die with it).
+fn wills(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<ConnKey, Vec<&Received>> = BTreeMap::new();
+    for r in &model.received {
+        if let Some(key) = will_of(&r.payload) {
+            seen.entry(key).or_default().push(r);
+        }
+    }
+    for (key, conn) in &model.conns {
+        let Some((topic, _, _)) = &conn.will else {
+            continue;
+        };
+        let received = seen.get(key).map_or(&[][..], Vec::as_slice);
+        let Some((ended, how)) = conn.end else {
+            continue;
+        };
+        if how == crate::history::Ending::Disconnect {
+            if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
+                problems.push(format!(
+                    "{key:?} sent DISCONNECT, yet its will reached {:?}",
+                    r.conn
+                ));
+            }
+            continue;
+        }
+        // Keepalive may take 1.5 times 5 s to notice a silent death.
+        let due = ended + Duration::from_millis(7_500) + DELIVERY_WINDOW;
+        if model.restart_between(conn.start, due) {
+            continue;
+        }
+        for sub in &model.subscriptions {
+            let watching = sub.acked_at.is_some_and(|a| a < conn.start)
+                && sub.granted.is_some()
+                && Model::matches(&sub.filter, topic)
+                && sub.end >= due;
+            let listening = model.sessions[sub.session].1.iter().any(|k| {
+                let c = &model.conns[k];
+                c.start <= ended && c.healthy_until(model.run_end) >= due
+            });
+            if !watching || !listening {
+                continue;
+            }
+            let got = received.iter().any(|r| {
+                model
+                    .conns
+                    .get(&r.conn)
+                    .is_some_and(|c| c.session == sub.session)
+            });
+            if !got {
+                problems.push(format!(
+                    "{key:?} ended ({how:?}) at {ended:?} without DISCONNECT, but its will never reached {}",
+                    model.sessions[sub.session].0
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A new subscription gets the latest retained message of each topic it
+/// matches, where the history pins down which one that is.
+fn retained(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for sub in &model.subscriptions {
+        let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
+            continue;
+        };
+        let session_conns = &model.sessions[sub.session].1;
+        let Some(key) = session_conns.iter().find(|k| {
+            let c = &model.conns[*k];
+            c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
+        }) else {
+            continue;
+        };
+        let conn = &model.conns[key];
+        if conn.healthy_until(model.run_end) < acked + DELIVERY_WINDOW {
+            continue;
+        }
+        // Retained messages for this subscription come right after its
+        // SUBACK, before any later SUBSCRIBE on the connection.
+        let window_end = model
+            .subscriptions
+            .iter()
+            .filter(|s| s.session == sub.session && s.sent_at > sub.sent_at)
+            .map(|s| s.sent_at)
+            .min()
+            .unwrap_or(Duration::MAX)
+            .min(acked + DELIVERY_WINDOW);
+        let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
+        for topic in topics
+            .into_iter()
+            .filter(|t| Model::matches(&sub.filter, t))
+        {
+            let Some(expected) = settled_retained(model, topic, sub.sent_at, acked) else {
+                continue;
+            };
+            let got: Vec<&str> = model
+                .received
+                .iter()
+                .filter(|r| {
+                    &r.conn == key
+                        && r.retain
+                        && r.topic == topic
+                        && r.at >= sub.sent_at
+                        && r.at <= window_end
+                })
+                .map(|r| r.payload.as_str())
+                .collect();
+            let ok = match &expected {
+                Some(payload) => {
+                    got.iter().any(|g| g == payload) && got.iter().all(|g| g == payload)
+                }
+                None => got.is_empty(),
+            };
+            if !ok {
+                problems.push(format!(
+                    "{key:?} subscribed to {} at {:?}: expected retained {expected:?} on {topic}, got {got:?}",
+                    sub.filter, sub.sent_at
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The retained payload of `topic` while a SUBSCRIBE was processed (sent at
+/// `from`, acknowledged at `to`): `Some(None)` for none, `None` when the
+/// history cannot tell (a retained publish in flight, unacknowledged, or
+/// overlapping the last one; or a retained will).
+fn settled_retained(
+    model: &Model,
+    topic: &str,
+    from: Duration,
+    to: Duration,
+) -> Option<Option<String>> {
+    let since = model.last_restart_before(from);
+    let wills_retained = model.conns.values().any(|c| {
+        c.will
+            .as_ref()
+            .is_some_and(|(t, _, retain)| t == topic && *retain)
+    });
+    if wills_retained {
+        return None;
+    }
+    let mut last: Option<(&MessageId, Duration, Duration)> = None;
+    let mut intervals = Vec::new();
+    for (id, sent) in &model.published {
+        if !sent.retain || sent.topic != topic || sent.sent_at < since || sent.sent_at >= to {
+            continue;
+        }
+        let acked = sent.acked_at?;
+        if acked >= from {
+            return None;
+        }
+        intervals.push((sent.sent_at, acked));
+        if last.is_none_or(|(_, _, a)| acked > a) {
+            last = Some((id, sent.sent_at, acked));
+        }
+    }
+    let Some((id, sent_at, acked)) = last else {
+        return Some(None);
+    };
+    let overlapping = intervals
+        .iter()
+        .filter(|(s, a)| *a >= sent_at && *s <= acked)
+        .count()
+        > 1;
+    if overlapping {
+        return None;
+    }
+    let sent = &model.published[id];
+    Some((!sent.empty).then(|| id.payload()))
+}
+
+impl Model {
+    fn last_restart_before(&self, at: Duration) -> Duration {
+        self.restarts
+            .iter()
+            .copied()
+            .filter(|r| *r <= at)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}

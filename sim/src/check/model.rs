@@ -1,0 +1,285 @@
+//! The history reshaped for checking: connections, the sessions they belong
+//! to, subscriptions as time intervals, and every publish by its id.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tern::codec::QoS;
+use tern::topic::{TopicFilter, TopicName};
+
+use crate::history::{Ending, Entry, Event, MessageId};
+
+pub type ConnKey = (String, u32);
+
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub start: Duration,
+    /// When it ended and how; None if it outlived the run.
+    pub end: Option<(Duration, Ending)>,
+    /// From here on it reads nothing or acknowledges nothing.
+    pub impaired_from: Option<Duration>,
+    pub session: usize,
+    pub will: Option<(String, QoS, bool)>,
+}
+
+impl Conn {
+    pub fn end_at(&self, run_end: Duration) -> Duration {
+        self.end.map_or(run_end, |(at, _)| at)
+    }
+
+    /// Until when it read and acknowledged everything.
+    pub fn healthy_until(&self, run_end: Duration) -> Duration {
+        let end = self.end_at(run_end);
+        self.impaired_from.map_or(end, |at| at.min(end))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub session: usize,
+    pub filter: TopicFilter,
+    pub requested: QoS,
+    pub granted: Option<QoS>,
+    pub sent_at: Duration,
+    pub acked_at: Option<Duration>,
+    /// UNSUBACK, or the end of the session.
+    pub end: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub conn: ConnKey,
+    pub topic: String,
+    pub qos: QoS,
+    pub retain: bool,
+    pub empty: bool,
+    pub sent_at: Duration,
+    pub acked_at: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub conn: ConnKey,
+    pub at: Duration,
+    pub topic: String,
+    pub payload: String,
+    pub qos: QoS,
+    pub retain: bool,
+    pub first: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub conns: BTreeMap<ConnKey, Conn>,
+    /// For each session, the client and the connections in it.
+    pub sessions: Vec<(String, Vec<ConnKey>)>,
+    pub subscriptions: Vec<Subscription>,
+    pub published: BTreeMap<MessageId, Sent>,
+    pub received: Vec<Received>,
+    pub restarts: Vec<Duration>,
+    /// Connections whose CONNECT went out, by client, with clean flag.
+    pub connects_sent: Vec<(Duration, String, bool)>,
+    pub run_end: Duration,
+}
+
+impl Model {
+    pub fn build(entries: &[Entry], run_end: Duration) -> Model {
+        let mut model = Model {
+            run_end,
+            ..Model::default()
+        };
+        let mut entries = entries.to_vec();
+        entries.sort_by_key(|e| e.at);
+        let mut last_session: BTreeMap<String, usize> = BTreeMap::new();
+        for Entry { at, event } in &entries {
+            model.apply(*at, event, &mut last_session);
+        }
+        model.close_subscriptions();
+        model
+    }
+
+    fn apply(&mut self, at: Duration, event: &Event, last_session: &mut BTreeMap<String, usize>) {
+        match event {
+            Event::ConnectSent { client, clean, .. } => {
+                self.connects_sent.push((at, client.clone(), *clean))
+            }
+            Event::Connected {
+                client,
+                conn,
+                clean,
+                session_present,
+                will,
+            } => {
+                let session = match last_session.get(client) {
+                    Some(&s) if !clean && *session_present => s,
+                    _ => {
+                        self.sessions.push((client.clone(), Vec::new()));
+                        self.sessions.len() - 1
+                    }
+                };
+                last_session.insert(client.clone(), session);
+                let key = (client.clone(), *conn);
+                self.sessions[session].1.push(key.clone());
+                let conn = Conn {
+                    start: at,
+                    end: None,
+                    impaired_from: None,
+                    session,
+                    will: will.clone(),
+                };
+                self.conns.insert(key, conn);
+            }
+            Event::SubscribeSent {
+                client,
+                conn,
+                filter,
+                qos,
+            } => {
+                let session = self.conns[&(client.clone(), *conn)].session;
+                self.subscriptions.push(Subscription {
+                    session,
+                    filter: TopicFilter::new(filter).expect("plan filters are valid"),
+                    requested: *qos,
+                    granted: None,
+                    sent_at: at,
+                    acked_at: None,
+                    end: Duration::MAX,
+                });
+            }
+            Event::Subscribed {
+                client,
+                conn,
+                filter,
+                granted,
+            } => {
+                let session = self.conns[&(client.clone(), *conn)].session;
+                if let Some(sub) = self.subscriptions.iter_mut().rev().find(|s| {
+                    s.session == session && s.filter.as_str() == filter && s.acked_at.is_none()
+                }) {
+                    sub.acked_at = Some(at);
+                    sub.granted = *granted;
+                }
+            }
+            Event::UnsubscribeSent { .. } => {}
+            Event::Unsubscribed {
+                client,
+                conn,
+                filter,
+            } => {
+                let session = self.conns[&(client.clone(), *conn)].session;
+                for sub in &mut self.subscriptions {
+                    if sub.session == session
+                        && sub.filter.as_str() == filter
+                        && sub.end == Duration::MAX
+                    {
+                        sub.end = at;
+                    }
+                }
+            }
+            Event::PublishSent {
+                client,
+                conn,
+                id,
+                topic,
+                qos,
+                retain,
+                empty,
+            } => {
+                let sent = Sent {
+                    conn: (client.clone(), *conn),
+                    topic: topic.clone(),
+                    qos: *qos,
+                    retain: *retain,
+                    empty: *empty,
+                    sent_at: at,
+                    acked_at: None,
+                };
+                self.published.insert(id.clone(), sent);
+            }
+            Event::Acked { id, .. } => {
+                if let Some(sent) = self.published.get_mut(id) {
+                    sent.acked_at = Some(at);
+                }
+            }
+            Event::Received {
+                client,
+                conn,
+                topic,
+                payload,
+                qos,
+                retain,
+                first,
+                ..
+            } => self.received.push(Received {
+                conn: (client.clone(), *conn),
+                at,
+                topic: topic.clone(),
+                payload: payload.clone(),
+                qos: *qos,
+                retain: *retain,
+                first: *first,
+            }),
+            Event::Paused { client, conn } | Event::Hung { client, conn } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.impaired_from.get_or_insert(at);
+                }
+            }
+            Event::Ended { client, conn, how } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.end.get_or_insert((at, *how));
+                }
+            }
+            Event::BrokerRestarted => self.restarts.push(at),
+        }
+    }
+
+    /// A subscription also ends with its session: with its last connection
+    /// for a clean one, at a broker restart for any.
+    fn close_subscriptions(&mut self) {
+        let session_end: Vec<Duration> = (0..self.sessions.len())
+            .map(|s| self.session_end(s))
+            .collect();
+        for sub in &mut self.subscriptions {
+            sub.end = sub.end.min(session_end[sub.session]);
+        }
+    }
+
+    pub fn session_end(&self, session: usize) -> Duration {
+        let conns = &self.sessions[session].1;
+        let first = &self.conns[&conns[0]];
+        let last = &self.conns[conns.last().expect("sessions have a connection")];
+        let restart = self.restart_after(first.start).unwrap_or(Duration::MAX);
+        let clean_end = if self.is_clean(session) {
+            last.end_at(self.run_end)
+        } else {
+            Duration::MAX
+        };
+        restart.min(clean_end)
+    }
+
+    /// Whether the session ends with its connection. Persistence is decided
+    /// per client by the workload, so the first connection tells.
+    pub fn is_clean(&self, session: usize) -> bool {
+        let client = &self.sessions[session].0;
+        self.connects_sent
+            .iter()
+            .find(|(_, c, _)| c == client)
+            .is_none_or(|(_, _, clean)| *clean)
+    }
+
+    pub fn restart_after(&self, at: Duration) -> Option<Duration> {
+        self.restarts.iter().copied().find(|r| *r >= at)
+    }
+
+    pub fn restart_between(&self, from: Duration, to: Duration) -> bool {
+        self.restarts.iter().any(|r| *r >= from && *r <= to)
+    }
+
+    pub fn last_restart(&self) -> Duration {
+        self.restarts.last().copied().unwrap_or(Duration::ZERO)
+    }
+
+    pub fn matches(filter: &TopicFilter, topic: &str) -> bool {
+        TopicName::new(topic).is_ok_and(|name| filter.matches(&name))
+    }
+}

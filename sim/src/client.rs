@@ -1,0 +1,457 @@
+//! A simulated MQTT client: a turmoil host that speaks real MQTT bytes, built
+//! on tern's codec, over turmoil's TCP, following its plan and recording all
+//! it sends and sees into the history.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tern::codec::{
+    self, Ack, Connect, DecodeOptions, LastWill, Packet, PacketId, ProtocolVersion, Publish, QoS,
+    Subscribe, SubscriptionOptions, Unsubscribe,
+};
+use tern::topic::{TopicFilter, TopicName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep, sleep_until, Instant};
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use turmoil::net::TcpStream;
+
+use crate::history::{Ending, Event, History, MessageId};
+use crate::workload::{Action, ClientPlan, ConnectionPlan, End};
+
+pub const BROKER_PORT: u16 = 1883;
+
+/// What the harness can see of a client between steps.
+#[derive(Default)]
+pub struct ClientState {
+    /// Which connection is live, if any (for recording a crash).
+    pub connected: Cell<Option<u32>>,
+    next_connection: Cell<usize>,
+    connections_made: Cell<u32>,
+    next_seq: Cell<u64>,
+    /// QoS 2 ids received and not yet released: a resend is not new. Kept
+    /// across the connections of a persistent session, as a real client does.
+    received_qos2: RefCell<BTreeSet<PacketId>>,
+}
+
+/// The host's software: runs the plan's remaining connections in turn.
+pub async fn run(
+    plan: Rc<ClientPlan>,
+    state: Rc<ClientState>,
+    history: History,
+) -> turmoil::Result {
+    sleep(plan.start).await;
+    loop {
+        let index = state.next_connection.get();
+        let Some(connection) = plan.connections.get(index) else {
+            return Ok(());
+        };
+        state.next_connection.set(index + 1);
+        sleep(connection.gap).await;
+        let Some(stream) = connect_with_retry().await else {
+            continue;
+        };
+        let conn = state.connections_made.get() + 1;
+        state.connections_made.set(conn);
+        let mut session = Session::new(&plan, connection, conn, stream, &state, &history);
+        session.run().await;
+        state.connected.set(None);
+    }
+}
+
+/// The broker may be restarting; try for a few seconds.
+async fn connect_with_retry() -> Option<TcpStream> {
+    for _ in 0..10 {
+        if let Ok(stream) = TcpStream::connect(("broker", BROKER_PORT)).await {
+            return Some(stream);
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    None
+}
+
+struct Session<'a> {
+    plan: &'a ClientPlan,
+    connection: &'a ConnectionPlan,
+    conn: u32,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    state: &'a ClientState,
+    history: &'a History,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    next_packet_id: u16,
+    /// Our QoS 1/2 publishes awaiting PUBACK / PUBREC.
+    unacked: BTreeMap<PacketId, MessageId>,
+    subscribes: BTreeMap<PacketId, Vec<String>>,
+    unsubscribes: BTreeMap<PacketId, Vec<String>>,
+    /// Acknowledgements held back by `ack_delay`.
+    delayed_acks: VecDeque<(Instant, Packet)>,
+    reading_resumes: Option<Instant>,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        plan: &'a ClientPlan,
+        connection: &'a ConnectionPlan,
+        conn: u32,
+        stream: TcpStream,
+        state: &'a ClientState,
+        history: &'a History,
+    ) -> Self {
+        let (reader, writer) = stream.into_split();
+        Session {
+            plan,
+            connection,
+            conn,
+            reader,
+            writer,
+            state,
+            history,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            next_packet_id: 0,
+            unacked: BTreeMap::new(),
+            subscribes: BTreeMap::new(),
+            unsubscribes: BTreeMap::new(),
+            delayed_acks: VecDeque::new(),
+            reading_resumes: None,
+        }
+    }
+
+    fn name(&self) -> String {
+        self.plan.name.clone()
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        codec::encode(packet, ProtocolVersion::V311, &mut self.wbuf);
+    }
+
+    fn packet_id(&mut self) -> PacketId {
+        self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
+        PacketId::new(self.next_packet_id).expect("kept non-zero")
+    }
+
+    async fn run(&mut self) {
+        let will = self
+            .connection
+            .will
+            .as_ref()
+            .map(|(topic, qos, retain)| LastWill {
+                topic: TopicName::new(topic).expect("plan topics are valid"),
+                payload: Bytes::from(format!("will:{}:{}", self.plan.name, self.conn)),
+                qos: *qos,
+                retain: *retain,
+            });
+        let connect = Connect {
+            version: ProtocolVersion::V311,
+            clean_session: self.connection.clean,
+            keep_alive: self.connection.keep_alive,
+            client_id: self.plan.client_id.clone(),
+            will: will.clone(),
+            username: None,
+            password: None,
+        };
+        self.send(&Packet::Connect(connect));
+        self.history.record(Event::ConnectSent {
+            client: self.name(),
+            conn: self.conn,
+            clean: self.connection.clean,
+        });
+        if self.connection.clean {
+            self.state.received_qos2.borrow_mut().clear();
+        }
+        match self.connack().await {
+            Some(session_present) => {
+                self.state.connected.set(Some(self.conn));
+                self.history.record(Event::Connected {
+                    client: self.name(),
+                    conn: self.conn,
+                    clean: self.connection.clean,
+                    session_present,
+                    will: will.map(|w| {
+                        (
+                            String::from_utf8_lossy(&w.payload).into_owned(),
+                            w.qos,
+                            w.retain,
+                        )
+                    }),
+                });
+            }
+            None => return,
+        }
+        let how = self.serve().await;
+        self.history.record(Event::Ended {
+            client: self.name(),
+            conn: self.conn,
+            how,
+        });
+    }
+
+    /// Writes CONNECT and waits for CONNACK; None if refused or closed.
+    async fn connack(&mut self) -> Option<bool> {
+        if self.writer.write_all(&self.wbuf).await.is_err() {
+            return None;
+        }
+        self.wbuf.clear();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match codec::decode(&mut self.rbuf, &DecodeOptions::default()) {
+                Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
+                    return Some(ack.session_present)
+                }
+                Ok(Some(_)) | Err(_) => return None,
+                Ok(None) => {}
+            }
+            tokio::select! {
+                read = self.reader.read_buf(&mut self.rbuf) => match read {
+                    Ok(n) if n > 0 => {}
+                    _ => return None,
+                },
+                () = sleep_until(deadline) => return None,
+            }
+        }
+    }
+
+    /// Runs the actions, answers the broker, and ends as planned.
+    async fn serve(&mut self) -> Ending {
+        let mut actions = self.connection.actions.iter();
+        let mut next = actions
+            .next()
+            .map(|(delay, action)| (Instant::now() + *delay, action));
+        let ping_every = Duration::from_millis(u64::from(self.connection.keep_alive) * 500);
+        let mut next_ping = Instant::now() + ping_every;
+        let mut hanging = false;
+        loop {
+            let reading = self.reading_resumes.is_none_or(|at| at <= Instant::now());
+            let next_ack = self.delayed_acks.front().map(|(at, _)| *at);
+            let next_action = next.as_ref().map(|(at, _)| *at);
+            tokio::select! {
+                read = self.reader.read_buf(&mut self.rbuf), if reading => match read {
+                    Ok(n) if n > 0 => {
+                        if !self.on_bytes(hanging) {
+                            return Ending::ClosedByBroker;
+                        }
+                    }
+                    _ => return Ending::ClosedByBroker,
+                },
+                written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() && !hanging => match written {
+                    Ok(n) if n > 0 => self.wbuf.advance(n),
+                    _ => return Ending::ClosedByBroker,
+                },
+                () = sleep_until(next_action.unwrap_or_else(far_future)), if next_action.is_some() && !hanging => {
+                    let (_, action) = next.take().expect("guarded by is_some");
+                    if !self.act(action) {
+                        match self.connection.end {
+                            End::Disconnect => {
+                                self.send(&Packet::Disconnect(codec::Disconnect { reason: codec::ReasonCode::SUCCESS }));
+                                let _ = self.writer.write_all(&self.wbuf).await;
+                                return Ending::Disconnect;
+                            }
+                            End::Drop => return Ending::Dropped,
+                            End::Hang => {
+                                hanging = true;
+                                self.history.record(Event::Hung { client: self.name(), conn: self.conn });
+                            }
+                        }
+                    }
+                    next = actions.next().map(|(delay, action)| (Instant::now() + *delay, action));
+                },
+                () = sleep_until(next_ack.unwrap_or_else(far_future)), if next_ack.is_some() && !hanging => {
+                    let (_, ack) = self.delayed_acks.pop_front().expect("guarded by is_some");
+                    self.send(&ack);
+                },
+                () = sleep_until(next_ping), if self.connection.keep_alive > 0 && !hanging => {
+                    self.send(&Packet::PingReq);
+                    next_ping = Instant::now() + ping_every;
+                },
+                () = sleep_until(self.reading_resumes.unwrap_or_else(far_future)), if !reading => {
+                    self.reading_resumes = None;
+                },
+            }
+        }
+    }
+
+    /// Does one action; false when the plan says to end the connection.
+    fn act(&mut self, action: &Action) -> bool {
+        let client = self.name();
+        let conn = self.conn;
+        match action {
+            Action::Subscribe(filter, qos) => {
+                let packet_id = self.packet_id();
+                self.history.record(Event::SubscribeSent {
+                    client,
+                    conn,
+                    filter: filter.clone(),
+                    qos: *qos,
+                });
+                self.subscribes.insert(packet_id, vec![filter.clone()]);
+                let filter = TopicFilter::new(filter).expect("plan filters are valid");
+                let options = SubscriptionOptions { qos: *qos };
+                self.send(&Packet::Subscribe(Subscribe {
+                    packet_id,
+                    filters: vec![(filter, options)],
+                }));
+            }
+            Action::Unsubscribe(filter) => {
+                let packet_id = self.packet_id();
+                self.history.record(Event::UnsubscribeSent {
+                    client,
+                    conn,
+                    filter: filter.clone(),
+                });
+                self.unsubscribes.insert(packet_id, vec![filter.clone()]);
+                let filter = TopicFilter::new(filter).expect("plan filters are valid");
+                self.send(&Packet::Unsubscribe(Unsubscribe {
+                    packet_id,
+                    filters: vec![filter],
+                }));
+            }
+            Action::Publish {
+                topic,
+                qos,
+                retain,
+                empty,
+            } => {
+                let seq = self.state.next_seq.get() + 1;
+                self.state.next_seq.set(seq);
+                let id = MessageId {
+                    publisher: client.clone(),
+                    seq,
+                };
+                let payload = if *empty {
+                    Bytes::new()
+                } else {
+                    Bytes::from(id.payload())
+                };
+                let packet_id = (*qos != QoS::AtMostOnce).then(|| self.packet_id());
+                if let Some(packet_id) = packet_id {
+                    self.unacked.insert(packet_id, id.clone());
+                }
+                self.history.record(Event::PublishSent {
+                    client,
+                    conn,
+                    id,
+                    topic: topic.clone(),
+                    qos: *qos,
+                    retain: *retain,
+                    empty: *empty,
+                });
+                let topic = TopicName::new(topic).expect("plan topics are valid");
+                let publish = Publish {
+                    dup: false,
+                    qos: *qos,
+                    retain: *retain,
+                    topic,
+                    packet_id,
+                    payload,
+                };
+                self.send(&Packet::Publish(publish));
+            }
+            Action::StopReading(Duration::ZERO) => return false,
+            Action::StopReading(for_) => {
+                self.history.record(Event::Paused { client, conn });
+                self.reading_resumes = Some(Instant::now() + *for_);
+            }
+        }
+        true
+    }
+
+    /// Decodes and answers what arrived; false on a malformed packet.
+    fn on_bytes(&mut self, hanging: bool) -> bool {
+        loop {
+            match codec::decode(&mut self.rbuf, &DecodeOptions::default()) {
+                Ok(Some(packet)) => self.on_packet(packet, hanging),
+                Ok(None) => return true,
+                Err(error) => {
+                    panic!(
+                        "{}: the broker sent bytes that do not decode: {error}",
+                        self.plan.name
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, packet: Packet, hanging: bool) {
+        let client = self.name();
+        let conn = self.conn;
+        match packet {
+            Packet::Publish(publish) => {
+                let first = match (publish.qos, publish.packet_id) {
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        self.state.received_qos2.borrow_mut().insert(id)
+                    }
+                    _ => true,
+                };
+                self.history.record(Event::Received {
+                    client,
+                    conn,
+                    topic: publish.topic.as_str().to_owned(),
+                    payload: String::from_utf8_lossy(&publish.payload).into_owned(),
+                    qos: publish.qos,
+                    retain: publish.retain,
+                    dup: publish.dup,
+                    first,
+                });
+                let ack = match (publish.qos, publish.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(Ack::success(id)),
+                    (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(Ack::success(id)),
+                    _ => return,
+                };
+                if !hanging {
+                    let at = Instant::now() + self.connection.ack_delay;
+                    self.delayed_acks.push_back((at, ack));
+                }
+            }
+            Packet::PubRel(ack) => {
+                self.state.received_qos2.borrow_mut().remove(&ack.packet_id);
+                self.send(&Packet::PubComp(Ack::success(ack.packet_id)));
+            }
+            Packet::PubAck(ack) | Packet::PubRec(ack) => {
+                if let Some(id) = self.unacked.remove(&ack.packet_id) {
+                    self.history.record(Event::Acked { client, id });
+                }
+                if let Packet::PubRec(ack) = packet {
+                    self.send(&Packet::PubRel(Ack::success(ack.packet_id)));
+                }
+            }
+            Packet::SubAck(suback) => {
+                let filters = self
+                    .subscribes
+                    .remove(&suback.packet_id)
+                    .unwrap_or_default();
+                for (filter, code) in filters.into_iter().zip(suback.codes) {
+                    let granted = QoS::from_u8(code.0);
+                    self.history.record(Event::Subscribed {
+                        client: client.clone(),
+                        conn,
+                        filter,
+                        granted,
+                    });
+                }
+            }
+            Packet::UnsubAck(unsuback) => {
+                for filter in self
+                    .unsubscribes
+                    .remove(&unsuback.packet_id)
+                    .unwrap_or_default()
+                {
+                    self.history.record(Event::Unsubscribed {
+                        client: client.clone(),
+                        conn,
+                        filter,
+                    });
+                }
+            }
+            Packet::PubComp(_) | Packet::PingResp => {}
+            other => panic!("{}: the broker sent a {}", self.plan.name, other.kind()),
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

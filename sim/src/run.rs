@@ -1,0 +1,249 @@
+//! One simulation run: the broker and the clients as turmoil hosts, faults
+//! at their planned times, the broker's own consistency checked as it goes,
+//! and at the end the census, a graceful shutdown, and the invariants.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use tern::{Census, Server, ShutdownReport};
+
+use crate::check;
+use crate::client::{self, ClientState, BROKER_PORT};
+use crate::history::{Ending, Event, History};
+use crate::workload::{self, ClientPlan, Fault, Scenario};
+
+/// Everything a run leaves to look at.
+pub struct Outcome {
+    pub history: History,
+    /// The census once every client has gone.
+    pub idle: Census,
+    pub shutdown: ShutdownReport,
+    pub steps: u64,
+}
+
+/// A run that broke an invariant, with what is needed to replay it.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub scenario: &'static str,
+    pub problems: Vec<String>,
+}
+
+/// The broker host's current server and the report of its last shutdown.
+#[derive(Default)]
+struct BrokerSlot {
+    server: Option<Server>,
+    shutdown: Option<ShutdownReport>,
+}
+
+/// Steps between the broker's consistency checks: often enough to see a
+/// limit exceeded while it is, rarely enough to keep runs fast.
+const CHECK_EVERY_STEPS: u64 = 50;
+
+/// Clients on one host when none of them is to be crashed.
+const CLIENTS_PER_SHARED_HOST: usize = 8;
+
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Outcome, Failure> {
+    let fail = |problems: Vec<String>| Failure {
+        seed,
+        scenario: scenario.name,
+        problems,
+    };
+    let plan = workload::generate(scenario, seed);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .simulation_duration(scenario.active + scenario.quiet + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(10))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(20))
+        .build();
+    let history = History::default();
+    let slot = Rc::new(RefCell::new(BrokerSlot::default()));
+    let config = scenario.config.clone();
+    let broker_slot = slot.clone();
+    sim.host("broker", move || {
+        let slot = broker_slot.clone();
+        let config = config.clone();
+        async move {
+            let listener =
+                turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
+                    .await?;
+            let server = Server::new(config);
+            slot.borrow_mut().server = Some(server.clone());
+            let report = server.run(vec![listener], std::future::pending()).await;
+            slot.borrow_mut().shutdown = Some(report);
+            Ok(())
+        }
+    });
+    let crashed: BTreeSet<String> = plan
+        .faults
+        .iter()
+        .filter_map(|(_, fault)| match fault {
+            Fault::Crash { host, .. } => Some(host.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut hosts: BTreeMap<String, Vec<(Rc<ClientPlan>, Rc<ClientState>)>> = BTreeMap::new();
+    let mut host_of = BTreeMap::new();
+    for (i, client_plan) in plan.clients.into_iter().enumerate() {
+        // turmoil's cost grows with hosts times links: clients that are
+        // never crashed share hosts, a few to each.
+        let host = if crashed.contains(&client_plan.name) {
+            client_plan.name.clone()
+        } else {
+            format!("h{}", i / CLIENTS_PER_SHARED_HOST)
+        };
+        host_of.insert(client_plan.name.clone(), host.clone());
+        hosts
+            .entry(host)
+            .or_default()
+            .push((Rc::new(client_plan), Rc::new(ClientState::default())));
+    }
+    for (host, clients) in &hosts {
+        let clients = clients.clone();
+        let history = history.clone();
+        sim.host(host.as_str(), move || {
+            let clients = clients.clone();
+            let history = history.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (plan, state) in clients {
+                    tasks.spawn_local(client::run(plan, state, history.clone()));
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done??;
+                }
+                Ok(())
+            }
+        });
+    }
+    let clients: BTreeMap<String, Vec<(String, Rc<ClientState>)>> = hosts
+        .iter()
+        .map(|(host, clients)| {
+            let states = clients
+                .iter()
+                .map(|(plan, state)| (plan.name.clone(), state.clone()))
+                .collect();
+            (host.clone(), states)
+        })
+        .collect();
+
+    let mut faults = plan.faults.into_iter().peekable();
+    let mut releases: Vec<(Duration, String)> = Vec::new();
+    let end = scenario.active + scenario.quiet;
+    let mut steps = 0u64;
+    while sim.elapsed() < end {
+        let now = sim.elapsed();
+        while let Some((_, mut fault)) = faults.next_if(|(at, _)| *at <= now) {
+            if let Fault::Hold { host, .. } = &mut fault {
+                *host = host_of[host.as_str()].clone();
+            }
+            inject(&mut sim, fault, &clients, &history, &slot, &mut releases);
+        }
+        releases.retain(|(at, host)| {
+            if *at <= now {
+                sim.release("broker", host.as_str());
+                return false;
+            }
+            true
+        });
+        step(&mut sim).map_err(|e| fail(vec![e]))?;
+        steps += 1;
+        if steps % CHECK_EVERY_STEPS == 0 {
+            if let Some(server) = &slot.borrow().server {
+                server
+                    .check()
+                    .map_err(|e| fail(vec![format!("broker state at {now:?}: {e}")]))?;
+            }
+        }
+    }
+    let server = slot
+        .borrow()
+        .server
+        .clone()
+        .expect("the broker host started");
+    let idle = server.census();
+    server.stop();
+    for _ in 0..10_000 {
+        if slot.borrow().shutdown.is_some() {
+            break;
+        }
+        step(&mut sim).map_err(|e| fail(vec![e]))?;
+    }
+    let shutdown = slot.borrow_mut().shutdown.take();
+    let Some(shutdown) = shutdown else {
+        return Err(fail(vec!["the broker did not finish its shutdown".into()]));
+    };
+    let outcome = Outcome {
+        history,
+        idle,
+        shutdown,
+        steps,
+    };
+    let problems = check::all(scenario, &outcome);
+    if problems.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// One step; a host's error or panic is a failure of the run.
+fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("a host failed: {error}")),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(format!("panic: {message}"))
+        }
+    }
+}
+
+fn inject(
+    sim: &mut turmoil::Sim<'_>,
+    fault: Fault,
+    clients: &BTreeMap<String, Vec<(String, Rc<ClientState>)>>,
+    history: &History,
+    slot: &Rc<RefCell<BrokerSlot>>,
+    releases: &mut Vec<(Duration, String)>,
+) {
+    let now = sim.elapsed();
+    match fault {
+        Fault::Crash { host, silent } => {
+            if silent {
+                // Nothing the crash sends will reach the broker: only
+                // keepalive can find the connection dead.
+                sim.partition("broker", host.as_str());
+            }
+            sim.crash(host.as_str());
+            for (client, state) in &clients[&host] {
+                if let Some(conn) = state.connected.take() {
+                    let ended = Event::Ended {
+                        client: client.clone(),
+                        conn,
+                        how: Ending::Crashed,
+                    };
+                    history.record_at(now, ended);
+                }
+            }
+        }
+        Fault::Hold { host, for_ } => {
+            sim.hold("broker", host.as_str());
+            releases.push((now + for_, host));
+        }
+        Fault::BounceBroker => {
+            slot.borrow_mut().server = None;
+            sim.bounce("broker");
+            history.record_at(now, Event::BrokerRestarted);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The named scenarios `cargo test` runs, and the sweep runner runs by name.
+
+use std::time::Duration;
+
+use crate::check::QUEUE_NEVER_FULL;
+use crate::workload::Scenario;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Queues that cannot fill, so that any loss is a bug, not a limit.
+fn roomy(mut scenario: Scenario) -> Scenario {
+    scenario.config.queued_messages_max = QUEUE_NEVER_FULL;
+    scenario.config.outbound_packets_max = QUEUE_NEVER_FULL;
+    scenario
+}
+
+/// At least 200 clients connecting, subscribing, publishing and dropping
+/// over 60 simulated seconds, with held links.
+pub fn churn() -> Scenario {
+    Scenario {
+        holds: 10,
+        ..roomy(Scenario::base("churn", 200, secs(60)))
+    }
+}
+
+/// Every client dies silently: partitioned, then crashed; only keepalive
+/// can find it.
+pub fn silent_death() -> Scenario {
+    Scenario {
+        crash_chance: 1.0,
+        silent_death_chance: 1.0,
+        ..roomy(Scenario::base("silent_death", 30, secs(20)))
+    }
+}
+
+/// Subscribers that stop reading for seconds, with small queues: the others
+/// keep their deliveries, the queues stay within their limits.
+pub fn slow_subscriber() -> Scenario {
+    let mut scenario = Scenario::base("slow_subscriber", 30, secs(20));
+    scenario.slow_reader_chance = 0.5;
+    scenario.publishes_per_connection = 10..40;
+    scenario.config.queued_messages_max = 20;
+    scenario.config.outbound_packets_max = 20;
+    scenario
+}
+
+/// Pairs of clients with one client id: each connection takes over the
+/// other's.
+pub fn takeover() -> Scenario {
+    Scenario {
+        twins: 10,
+        ..roomy(Scenario::base("takeover", 10, secs(20)))
+    }
+}
+
+/// The broker restarts twice; every session is lost with it.
+pub fn broker_bounce() -> Scenario {
+    Scenario {
+        bounces: 2,
+        ..roomy(Scenario::base("broker_bounce", 40, secs(30)))
+    }
+}
+
+/// Mostly retained messages and wills, mostly abrupt ends.
+pub fn retained_and_wills() -> Scenario {
+    Scenario {
+        retain_chance: 0.8,
+        will_chance: 1.0,
+        crash_chance: 0.4,
+        ..roomy(Scenario::base("retained_and_wills", 60, secs(20)))
+    }
+}
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        churn(),
+        silent_death(),
+        slow_subscriber(),
+        takeover(),
+        broker_bounce(),
+        retained_and_wills(),
+    ]
+}
+
+pub fn by_name(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}
