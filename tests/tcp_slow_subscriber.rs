@@ -140,3 +140,21 @@ async fn slow_subscriber_loses_only_its_own_messages() {
     );
     broker.stop().await;
 }
+
+/// A takeover must end the old connection even when its writes are stuck
+/// behind a client that does not read; otherwise its task and socket live on
+/// with no session, the leak of shared/docs/SEED.md. Reading the old socket
+/// would unstick it, so only the census can show this.
+#[tokio::test]
+async fn takeover_ends_a_connection_whose_writes_are_stuck() {
+    let broker = TestBroker::start_on(limits(), listener_with_small_send_buffer()).await;
+    let _slow = slow_subscriber(&broker).await;
+    let mut publisher = Raw::connected(broker.addr, "pub").await;
+    flood_until_stuck(&broker, &mut publisher).await;
+    let mut twin = Raw::connected(broker.addr, "slow").await;
+    let census = broker.wait_connections(2).await;
+    assert_eq!(census.sessions_connected, 2, "{census:#?}");
+    twin.send(&Packet::PingReq).await;
+    assert_eq!(twin.recv().await, Packet::PingResp);
+    broker.stop().await;
+}
