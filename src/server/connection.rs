@@ -270,7 +270,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Ok(_) => {}
                     Err(error) => return error.into(),
                 },
-                () = self.outbox.notified(), if self.wbuf.is_empty() => {}
+                // A push or a takeover. The takeover is checked here too:
+                // while our writes are stuck behind a client that does not
+                // read, the check above never runs, and a taken-over
+                // connection would live on with no session.
+                () = self.outbox.notified() => {
+                    if self.outbox.is_taken_over() {
+                        return End::TakenOver;
+                    }
+                }
                 () = &mut deadline, if keep_alive > 0 => return End::KeepAlive(keep_alive),
             }
             // An idle connection should not hold a burst's buffers.

@@ -56,6 +56,11 @@ impl Outbox {
         self.state().packets.len()
     }
 
+    /// Whether a newer connection has taken this one's client id.
+    pub fn is_taken_over(&self) -> bool {
+        self.state().taken_over
+    }
+
     pub fn take_over(&self) {
         self.state().taken_over = true;
         self.notify.notify_one();
