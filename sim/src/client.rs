@@ -247,7 +247,7 @@ impl<'a> Session<'a> {
                         match self.connection.end {
                             End::Disconnect => {
                                 self.send(&Packet::Disconnect(codec::Disconnect { reason: codec::ReasonCode::SUCCESS }));
-                                let _ = self.writer.write_all(&self.wbuf).await;
+                                self.close_gracefully().await;
                                 return Ending::Disconnect;
                             }
                             End::Drop => return Ending::Dropped,
@@ -272,6 +272,23 @@ impl<'a> Session<'a> {
                 },
             }
         }
+    }
+
+    /// DISCONNECT, then a half-close, then read until the broker closes: a
+    /// socket closed with unread data resets, and a reset may destroy the
+    /// DISCONNECT before the broker reads it.
+    async fn close_gracefully(&mut self) {
+        if self.writer.write_all(&self.wbuf).await.is_err() || self.writer.shutdown().await.is_err()
+        {
+            return;
+        }
+        let drain = async {
+            let mut sink = BytesMut::new();
+            while matches!(self.reader.read_buf(&mut sink).await, Ok(n) if n > 0) {
+                sink.clear();
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
 
     /// Does one action; false when the plan says to end the connection.

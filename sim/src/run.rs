@@ -185,6 +185,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Outcome, Failure> {
         steps,
     };
     let problems = check::all(scenario, &outcome);
+    if let Some(path) = std::env::var_os("SIM_HISTORY") {
+        // For a replay: the whole history, one event a line.
+        let text: String = outcome
+            .history
+            .entries()
+            .iter()
+            .map(|e| format!("{e}\n"))
+            .collect();
+        if let Err(error) = std::fs::write(&path, text) {
+            eprintln!("cannot write SIM_HISTORY: {error}");
+        }
+    }
     if problems.is_empty() {
         Ok(outcome)
     } else {

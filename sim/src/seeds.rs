@@ -105,6 +105,7 @@ impl std::fmt::Display for Failure {
 /// Runs `scenario` for each seed; panics listing every failure, each with
 /// its replay line, after recording the seeds.
 pub fn check_seeds(scenario: &Scenario, seeds: &[u64]) {
+    init_logging();
     let failures: Vec<Failure> = seeds
         .iter()
         .filter_map(|&seed| run::run(scenario, seed).err())
@@ -121,4 +122,25 @@ pub fn check_seeds(scenario: &Scenario, seeds: &[u64]) {
         failures.len(),
         seeds.len()
     );
+}
+
+/// `RUST_LOG=tern=debug` shows the broker's log, stamped with simulated time.
+pub fn init_logging() {
+    struct SimTime;
+    impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            let at = turmoil::sim_elapsed().unwrap_or_default();
+            write!(w, "{:>9.3}s", at.as_secs_f64())
+        }
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(SimTime)
+            .with_test_writer()
+            .try_init();
+    }
 }

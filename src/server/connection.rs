@@ -60,10 +60,11 @@ pub(super) async fn run<S>(
 {
     let span = tracing::info_span!("conn", id = conn.0, %peer, client_id = tracing::field::Empty);
     async move {
+        // Not graceful until shown otherwise: a panic is no DISCONNECT.
         let mut detach = Detach {
             shared: shared.clone(),
             conn,
-            graceful: true,
+            graceful: false,
         };
         let (reader, writer) = tokio::io::split(stream);
         let mut connection = Connection {
@@ -94,6 +95,11 @@ pub(super) async fn run<S>(
             }
             _ => tracing::info!(reason = %end, "connection closed"),
         }
+        // Detach before the socket closes, so that a client that sees the
+        // close and reconnects at once finds its old connection gone, not a
+        // connection to take over (which would send the will it cancelled).
+        drop(detach);
+        drop(connection);
     }
     .instrument(span)
     .await
@@ -261,9 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             tokio::select! {
                 () = cancel.cancelled() => return End::Shutdown,
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
-                    Ok(0) => return End::Eof,
+                    Ok(0) => return self.last_words(End::Eof).await,
                     Ok(n) => self.wbuf.advance(n),
-                    Err(error) => return error.into(),
+                    Err(error) => return self.last_words(error.into()).await,
                 },
                 read = self.reader.read_buf(&mut self.rbuf), if may_read => match read {
                     Ok(0) => return End::Eof,
@@ -288,6 +294,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.rbuf.is_empty() && self.rbuf.capacity() > BUFFER_KEPT_BYTES {
                 self.rbuf = BytesMut::new();
             }
+        }
+    }
+
+    /// Our write failed because the client closed; but it may have said
+    /// DISCONNECT first, and then its will must not be sent. Reads what it
+    /// sent before closing, for a bounded time, and handles it.
+    async fn last_words(&mut self, end: End) -> End {
+        let read_rest = async {
+            loop {
+                match self.decode() {
+                    Ok(Some(packet)) => {
+                        if let Err(end) = self.handle(packet) {
+                            return Some(end);
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(_) => return None,
+                }
+                match self.reader.read_buf(&mut self.rbuf).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return None,
+                }
+            }
+        };
+        match tokio::time::timeout(LAST_WORDS_WAIT, read_rest).await {
+            Ok(Some(End::Disconnect)) => End::Disconnect,
+            _ => end,
         }
     }
 
@@ -322,6 +356,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 }
+
+/// How long a connection whose write failed keeps reading for a DISCONNECT.
+const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;
