@@ -13,7 +13,7 @@ use tern::{Census, Server, ShutdownReport};
 use crate::check;
 use crate::client::{self, ClientState, BROKER_PORT};
 use crate::history::{Ending, Event, History};
-use crate::workload::{self, ClientPlan, Fault, Scenario};
+use crate::workload::{self, ClientPlan, Fault, Plan, Scenario};
 
 /// Everything a run leaves to look at.
 pub struct Outcome {
@@ -47,12 +47,27 @@ const CHECK_EVERY_STEPS: u64 = 50;
 const CLIENTS_PER_SHARED_HOST: usize = 8;
 
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Outcome, Failure> {
+    run_plan(
+        scenario,
+        seed,
+        workload::generate(scenario, seed),
+        &mut |_, _| {},
+    )
+}
+
+/// Runs a given plan; `probe` sees the broker between steps, for scenarios
+/// that check the census as it changes.
+pub fn run_plan(
+    scenario: &Scenario,
+    seed: u64,
+    plan: Plan,
+    probe: &mut dyn FnMut(Duration, &Server),
+) -> Result<Outcome, Failure> {
     let fail = |problems: Vec<String>| Failure {
         seed,
         scenario: scenario.name,
         problems,
     };
-    let plan = workload::generate(scenario, seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
@@ -153,6 +168,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Outcome, Failure> {
         });
         step(&mut sim).map_err(|e| fail(vec![e]))?;
         steps += 1;
+        if let Some(server) = &slot.borrow().server {
+            probe(sim.elapsed(), server);
+        }
         if steps % CHECK_EVERY_STEPS == 0 {
             if let Some(server) = &slot.borrow().server {
                 server

@@ -233,7 +233,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             clean: true,
             keep_alive: 10,
             will: None,
-            ack_delay: Duration::ZERO,
+            ack_delay: millis(rng, 0..100),
             actions,
             end: End::Disconnect,
         }],
