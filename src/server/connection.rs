@@ -335,6 +335,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let mut state = self.shared.state();
         let broker = &mut state.broker;
+        // A newer connection may have taken the session over while this one
+        // still had packets buffered: they are no longer this one's to send.
+        if broker.client_id(conn).is_none() {
+            return Err(End::TakenOver);
+        }
         match packet {
             Packet::Publish(publish) => broker.publish(conn, publish)?,
             Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
