@@ -44,6 +44,9 @@ pub struct Subscription {
     pub acked_at: Option<Duration>,
     /// UNSUBACK, or the end of the session.
     pub end: Duration,
+    /// An UNSUBSCRIBE went out; without its UNSUBACK, the broker may or may
+    /// not have removed the subscription.
+    pub unsubscribe_sent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +147,7 @@ impl Model {
                     sent_at: at,
                     acked_at: None,
                     end: Duration::MAX,
+                    unsubscribe_sent: false,
                 });
             }
             Event::Subscribed {
@@ -160,7 +164,18 @@ impl Model {
                     sub.granted = *granted;
                 }
             }
-            Event::UnsubscribeSent { .. } => {}
+            Event::UnsubscribeSent {
+                client,
+                conn,
+                filter,
+            } => {
+                let session = self.conns[&(client.clone(), *conn)].session;
+                for sub in &mut self.subscriptions {
+                    if sub.session == session && sub.filter.as_str() == filter {
+                        sub.unsubscribe_sent = true;
+                    }
+                }
+            }
             Event::Unsubscribed {
                 client,
                 conn,
