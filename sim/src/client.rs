@@ -34,6 +34,19 @@ pub struct ClientState {
     /// QoS 2 ids received and not yet released: a resend is not new. Kept
     /// across the connections of a persistent session, as a real client does.
     received_qos2: RefCell<BTreeSet<PacketId>>,
+    /// Our QoS 1/2 publishes not yet complete, in send order: the message,
+    /// and whether PUBREC came (so PUBREL is what to resend). A persistent
+    /// session resends them on reconnect [MQTT-4.4.0-1], and their ids stay
+    /// taken until then.
+    outgoing: RefCell<Vec<Outgoing>>,
+    last_packet_id: Cell<u16>,
+}
+
+#[derive(Clone)]
+struct Outgoing {
+    id: MessageId,
+    publish: Publish,
+    released: bool,
 }
 
 /// The host's software: runs the plan's remaining connections in turn.
@@ -82,9 +95,6 @@ struct Session<'a> {
     history: &'a History,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    next_packet_id: u16,
-    /// Our QoS 1/2 publishes awaiting PUBACK / PUBREC.
-    unacked: BTreeMap<PacketId, MessageId>,
     subscribes: BTreeMap<PacketId, Vec<String>>,
     unsubscribes: BTreeMap<PacketId, Vec<String>>,
     /// Acknowledgements held back by `ack_delay`.
@@ -112,8 +122,6 @@ impl<'a> Session<'a> {
             history,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
-            next_packet_id: 0,
-            unacked: BTreeMap::new(),
             subscribes: BTreeMap::new(),
             unsubscribes: BTreeMap::new(),
             delayed_acks: VecDeque::new(),
@@ -129,9 +137,39 @@ impl<'a> Session<'a> {
         codec::encode(packet, ProtocolVersion::V311, &mut self.wbuf);
     }
 
+    /// An id no incomplete publish of ours holds. SUBSCRIBE and UNSUBSCRIBE
+    /// ids are short-lived and share the counter.
     fn packet_id(&mut self) -> PacketId {
-        self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
-        PacketId::new(self.next_packet_id).expect("kept non-zero")
+        let outgoing = self.state.outgoing.borrow();
+        loop {
+            let next = self.state.last_packet_id.get().wrapping_add(1).max(1);
+            self.state.last_packet_id.set(next);
+            let id = PacketId::new(next).expect("kept non-zero");
+            if !outgoing.iter().any(|o| o.publish.packet_id == Some(id)) {
+                return id;
+            }
+        }
+    }
+
+    /// On a resumed session, the unfinished publishes again, in order; on a
+    /// new one, they are gone with the old session.
+    fn resume(&mut self, session_present: bool) {
+        if !session_present {
+            self.state.outgoing.borrow_mut().clear();
+            return;
+        }
+        let outgoing = self.state.outgoing.borrow().clone();
+        for o in outgoing {
+            let id = o.publish.packet_id.expect("QoS 1/2 publishes have ids");
+            if o.released {
+                self.send(&Packet::PubRel(Ack::success(id)));
+            } else {
+                self.send(&Packet::Publish(Publish {
+                    dup: true,
+                    ..o.publish
+                }));
+            }
+        }
     }
 
     async fn run(&mut self) {
@@ -165,6 +203,7 @@ impl<'a> Session<'a> {
         }
         match self.connack().await {
             Some(session_present) => {
+                self.resume(session_present);
                 self.state.connected.set(Some(self.conn));
                 self.history.record(Event::Connected {
                     client: self.name(),
@@ -344,13 +383,10 @@ impl<'a> Session<'a> {
                     Bytes::from(id.payload())
                 };
                 let packet_id = (*qos != QoS::AtMostOnce).then(|| self.packet_id());
-                if let Some(packet_id) = packet_id {
-                    self.unacked.insert(packet_id, id.clone());
-                }
                 self.history.record(Event::PublishSent {
                     client,
                     conn,
-                    id,
+                    id: id.clone(),
                     topic: topic.clone(),
                     qos: *qos,
                     retain: *retain,
@@ -365,6 +401,14 @@ impl<'a> Session<'a> {
                     packet_id,
                     payload,
                 };
+                if packet_id.is_some() {
+                    let outgoing = Outgoing {
+                        id,
+                        publish: publish.clone(),
+                        released: false,
+                    };
+                    self.state.outgoing.borrow_mut().push(outgoing);
+                }
                 self.send(&Packet::Publish(publish));
             }
             Action::StopReading(Duration::ZERO) => return false,
@@ -428,12 +472,34 @@ impl<'a> Session<'a> {
                 self.send(&Packet::PubComp(Ack::success(ack.packet_id)));
             }
             Packet::PubAck(ack) | Packet::PubRec(ack) => {
-                if let Some(id) = self.unacked.remove(&ack.packet_id) {
-                    self.history.record(Event::Acked { client, id });
+                let is_rec = matches!(packet, Packet::PubRec(_));
+                let mut outgoing = self.state.outgoing.borrow_mut();
+                if let Some(i) = outgoing
+                    .iter()
+                    .position(|o| o.publish.packet_id == Some(ack.packet_id))
+                {
+                    if !outgoing[i].released {
+                        self.history.record(Event::Acked {
+                            client,
+                            id: outgoing[i].id.clone(),
+                        });
+                    }
+                    if is_rec {
+                        outgoing[i].released = true;
+                    } else {
+                        outgoing.remove(i);
+                    }
                 }
-                if let Packet::PubRec(ack) = packet {
+                drop(outgoing);
+                if is_rec {
                     self.send(&Packet::PubRel(Ack::success(ack.packet_id)));
                 }
+            }
+            Packet::PubComp(ack) => {
+                self.state
+                    .outgoing
+                    .borrow_mut()
+                    .retain(|o| o.publish.packet_id != Some(ack.packet_id));
             }
             Packet::SubAck(suback) => {
                 let filters = self
@@ -463,7 +529,7 @@ impl<'a> Session<'a> {
                     });
                 }
             }
-            Packet::PubComp(_) | Packet::PingResp => {}
+            Packet::PingResp => {}
             other => panic!("{}: the broker sent a {}", self.plan.name, other.kind()),
         }
     }

@@ -113,7 +113,7 @@ fn sweep(
                         return;
                     }
                     if let Err(failure) = run::run(&scenario, seed) {
-                        bar.println(failure.to_string());
+                        bar.suspend(|| println!("{failure}"));
                         failures.lock().expect("no panics while held").push(seed);
                     }
                     bar.inc(1);
