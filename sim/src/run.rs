@@ -43,6 +43,9 @@ struct BrokerSlot {
 /// limit exceeded while it is, rarely enough to keep runs fast.
 const CHECK_EVERY_STEPS: u64 = 50;
 
+/// A client and what the harness can see of it, on some host.
+type HostedClient = (Rc<ClientPlan>, Rc<ClientState>);
+
 /// Clients on one host when none of them is to be crashed.
 const CLIENTS_PER_SHARED_HOST: usize = 8;
 
@@ -102,7 +105,7 @@ pub fn run_plan(
             _ => None,
         })
         .collect();
-    let mut hosts: BTreeMap<String, Vec<(Rc<ClientPlan>, Rc<ClientState>)>> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, Vec<HostedClient>> = BTreeMap::new();
     let mut host_of = BTreeMap::new();
     for (i, client_plan) in plan.clients.into_iter().enumerate() {
         // turmoil's cost grows with hosts times links: clients that are
@@ -171,7 +174,7 @@ pub fn run_plan(
         if let Some(server) = &slot.borrow().server {
             probe(sim.elapsed(), server);
         }
-        if steps % CHECK_EVERY_STEPS == 0 {
+        if steps.is_multiple_of(CHECK_EVERY_STEPS) {
             if let Some(server) = &slot.borrow().server {
                 server
                     .check()

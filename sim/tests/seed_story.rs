@@ -68,8 +68,11 @@ fn story() -> Plan {
     }
 }
 
-/// (connections, subscriptions, connection tasks) at 4 s, 5.5 s and 14 s.
-fn census_over_time(scenario: &Scenario) -> (Vec<(usize, usize, usize)>, Result<(), String>) {
+/// (connections, subscriptions, connection tasks) at one moment.
+type Counts = (usize, usize, usize);
+
+/// The counts at 4 s, 5.5 s and 14 s, and how the run ended.
+fn census_over_time(scenario: &Scenario) -> (Vec<Counts>, Result<(), String>) {
     let marks = [secs(4.0), secs(5.5), secs(14.0)];
     let mut seen = Vec::new();
     let mut probe = |now: Duration, server: &tern::Server| {
