@@ -195,6 +195,7 @@ impl<'a> Session<'a> {
         self.send(&Packet::Connect(connect));
         self.history.record(Event::ConnectSent {
             client: self.name(),
+            client_id: self.plan.client_id.clone(),
             conn: self.conn,
             clean: self.connection.clean,
         });

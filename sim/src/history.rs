@@ -53,6 +53,8 @@ pub enum Event {
     /// CONNECT written: the broker may hold a session from here on.
     ConnectSent {
         client: ClientName,
+        /// Twins share one client id; everyone else's is their name.
+        client_id: String,
         conn: u32,
         clean: bool,
     },

@@ -350,6 +350,11 @@ fn wills(model: &Model) -> Vec<String> {
             continue;
         };
         if how == crate::history::Ending::Disconnect {
+            // Taken over just as it said DISCONNECT: which came first is
+            // the broker's to see, and either outcome is right.
+            if model.taken_over(key, ended) {
+                continue;
+            }
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
                 problems.push(format!(
                     "{key:?} sent DISCONNECT, yet its will reached {:?}",

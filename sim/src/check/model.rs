@@ -83,6 +83,7 @@ pub struct Model {
     /// Connections whose CONNECT went out, by client, with clean flag.
     pub connects_sent: Vec<(Duration, String, bool)>,
     pub run_end: Duration,
+    pub client_ids: BTreeMap<ConnKey, String>,
 }
 
 impl Model {
@@ -103,7 +104,14 @@ impl Model {
 
     fn apply(&mut self, at: Duration, event: &Event, last_session: &mut BTreeMap<String, usize>) {
         match event {
-            Event::ConnectSent { client, clean, .. } => {
+            Event::ConnectSent {
+                client,
+                client_id,
+                conn,
+                clean,
+            } => {
+                self.client_ids
+                    .insert((client.clone(), *conn), client_id.clone());
                 self.connects_sent.push((at, client.clone(), *clean))
             }
             Event::Connected {
@@ -280,6 +288,21 @@ impl Model {
             .iter()
             .find(|(_, c, _)| c == client)
             .is_none_or(|(_, _, clean)| *clean)
+    }
+
+    /// Whether another connection with the same client id was accepted while
+    /// `key` lived: a takeover, which sends the will whatever came after.
+    pub fn taken_over(&self, key: &ConnKey, until: Duration) -> bool {
+        let Some(id) = self.client_ids.get(key) else {
+            return false;
+        };
+        let start = self.conns[key].start;
+        self.conns.iter().any(|(other, c)| {
+            other != key
+                && self.client_ids.get(other) == Some(id)
+                && c.start >= start
+                && c.start <= until
+        })
     }
 
     pub fn restart_after(&self, at: Duration) -> Option<Duration> {
