@@ -164,6 +164,11 @@ impl<'a> Session<'a> {
             if o.released {
                 self.send(&Packet::PubRel(Ack::success(id)));
             } else {
+                self.history.record(Event::PublishResent {
+                    client: self.name(),
+                    conn: self.conn,
+                    id: o.id,
+                });
                 self.send(&Packet::Publish(Publish {
                     dup: true,
                     ..o.publish

@@ -100,6 +100,13 @@ pub enum Event {
         /// An empty payload clears a retained message; its id is kept aside.
         empty: bool,
     },
+    /// An unacknowledged publish sent again, with DUP, on a resumed session.
+    /// The broker may route it again, after later messages.
+    PublishResent {
+        client: ClientName,
+        conn: u32,
+        id: MessageId,
+    },
     /// PUBACK for QoS 1, PUBREC for QoS 2: the broker owns the message.
     Acked { client: ClientName, id: MessageId },
     /// A PUBLISH arrived. `first` is false for a QoS 2 resend the client

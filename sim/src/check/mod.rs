@@ -317,6 +317,11 @@ fn in_order(model: &Model) -> Vec<String> {
         let Some(sent) = model.published.get(&id) else {
             continue;
         };
+        // A resend is routed when it comes, after later messages: at least
+        // once allows that.
+        if sent.resent {
+            continue;
+        }
         let key = (&r.conn, &sent.conn, r.topic.as_str());
         if let Some(&previous) = last.get(&key) {
             if id.seq < previous {

@@ -58,6 +58,7 @@ pub struct Sent {
     pub empty: bool,
     pub sent_at: Duration,
     pub acked_at: Option<Duration>,
+    pub resent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -216,8 +217,14 @@ impl Model {
                     empty: *empty,
                     sent_at: at,
                     acked_at: None,
+                    resent: false,
                 };
                 self.published.insert(id.clone(), sent);
+            }
+            Event::PublishResent { id, .. } => {
+                if let Some(sent) = self.published.get_mut(id) {
+                    sent.resent = true;
+                }
             }
             Event::Acked { id, .. } => {
                 if let Some(sent) = self.published.get_mut(id) {
