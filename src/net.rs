@@ -21,8 +21,11 @@ impl Listener for tokio::net::TcpListener {
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
-        // Batching happens in the writer; Nagle would only add latency.
-        stream.set_nodelay(true)?;
+        // Batching happens in the writer; Nagle would only add latency. A
+        // peer that reset at once makes this fail: not an accept failure.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
         Ok((stream, peer))
     }
 

@@ -130,6 +130,10 @@ pub enum Event {
         conn: u32,
         how: Ending,
     },
+    /// The harness held the link between the client's host and the broker:
+    /// a hold longer than 1.5 keepalives lets the broker close the
+    /// connection before a DISCONNECT gets through.
+    Held { client: ClientName },
     /// The broker host was restarted; every session is gone.
     BrokerRestarted,
 }

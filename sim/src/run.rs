@@ -271,6 +271,14 @@ fn inject(
         }
         Fault::Hold { host, for_ } => {
             sim.hold("broker", host.as_str());
+            for (client, _) in &clients[&host] {
+                history.record_at(
+                    now,
+                    Event::Held {
+                        client: client.clone(),
+                    },
+                );
+            }
             releases.push((now + for_, host));
         }
         Fault::BounceBroker => {

@@ -546,7 +546,13 @@ impl Broker {
         let sid = self.sid_of(conn);
         let out = &mut self.session_mut(sid).outgoing;
         match out.position(packet_id).map(|i| &mut out.inflight[i].stage) {
-            Some(stage @ Stage::Unacked(_)) => *stage = Stage::Released,
+            Some(stage @ Stage::Unacked(_)) if stage.qos() == QoS::ExactlyOnce => {
+                *stage = Stage::Released
+            }
+            Some(Stage::Unacked(_)) => {
+                tracing::debug!(?packet_id, "PUBREC for a QoS 1 message; ignored");
+                return;
+            }
             Some(Stage::Released) => {}
             None => {
                 tracing::debug!(?packet_id, "PUBREC for no message in flight; ignored");
@@ -595,7 +601,15 @@ impl Broker {
         self.effects
             .push(Effect::Send(conn, Packet::SubAck(suback)));
         // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
-        // retained, also when a subscription is replaced.
+        // retained, also when a subscription is replaced. Once per filter:
+        // a SUBSCRIBE that repeats `#` must not repeat the whole store.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut granted: Vec<_> = granted
+            .into_iter()
+            .rev()
+            .filter(|(_, f, _)| seen.insert(f.clone()))
+            .collect();
+        granted.reverse();
         for (sid, filter, qos) in granted {
             let messages: Vec<Publish> = self
                 .retained

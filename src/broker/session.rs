@@ -50,6 +50,16 @@ pub enum Stage {
     Released,
 }
 
+impl Stage {
+    /// The QoS the message was sent with; a released one was QoS 2.
+    pub fn qos(&self) -> QoS {
+        match self {
+            Stage::Unacked(publish) => publish.qos,
+            Stage::Released => QoS::ExactlyOnce,
+        }
+    }
+}
+
 impl Outgoing {
     /// A packet id not in use by any inflight message. The window is far
     /// smaller than 65,535, so the search ends quickly.

@@ -196,13 +196,18 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
     connect(&mut broker, 1, "sub", false);
     connect(&mut broker, 2, "pub", true);
     subscribe(&mut broker, 1, "t", QoS::ExactlyOnce);
-    for n in 0..2u16 {
-        publish(
-            &mut broker,
-            2,
-            message("t", QoS::AtLeastOnce, Some(10 + n), &n.to_string()),
-        );
-    }
+    publish(
+        &mut broker,
+        2,
+        message("t", QoS::AtLeastOnce, Some(10), "0"),
+    );
+    publish(
+        &mut broker,
+        2,
+        message("t", QoS::ExactlyOnce, Some(11), "1"),
+    );
+    // A PUBREC for the QoS 1 message is not its acknowledgement.
+    broker.pubrec(ConnId(1), id(1));
     broker.pubrec(ConnId(1), id(2));
     broker.connection_lost(ConnId(1), false);
     publish(

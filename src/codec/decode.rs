@@ -33,8 +33,10 @@ pub fn decode(buf: &mut BytesMut, opts: &DecodeOptions) -> Result<Option<Packet>
         buf.reserve((size - buf.len()).min(RESERVE_AHEAD_MAX_BYTES));
         return Ok(None);
     }
-    let mut frame = buf.split_to(size).freeze();
-    frame.advance(1 + header_len);
+    // A copy, not a split: a payload kept (retained, queued) must not pin
+    // the whole read buffer it arrived in, and the buffer is reused at once.
+    let frame = Bytes::copy_from_slice(&buf[1 + header_len..size]);
+    buf.advance(size);
     decode_body(first, frame, opts).map(Some)
 }
 

@@ -72,6 +72,8 @@ pub(super) async fn run<S>(
             writer,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
+            rbuf_peak: 0,
+            wbuf_peak: 0,
             draining: VecDeque::new(),
             version: ProtocolVersion::V311,
             conn,
@@ -139,6 +141,9 @@ struct Connection<S> {
     rbuf: BytesMut,
     /// Encoded packets not yet written.
     wbuf: BytesMut,
+    /// The largest each buffer has been since it was last replaced.
+    rbuf_peak: usize,
+    wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
     draining: VecDeque<Packet>,
     version: ProtocolVersion,
@@ -150,7 +155,12 @@ struct Connection<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn serve(&mut self) -> End {
         let timeout = self.shared.config.connect_timeout();
-        let keep_alive = match tokio::time::timeout(timeout, self.handshake()).await {
+        let cancel = self.shared.cancel.clone();
+        let handshake = tokio::select! {
+            () = cancel.cancelled() => return End::Shutdown,
+            handshake = tokio::time::timeout(timeout, self.handshake()) => handshake,
+        };
+        let keep_alive = match handshake {
             Err(_) => return End::ConnectTimeout(timeout),
             Ok(Err(end)) => return end,
             Ok(Ok(keep_alive)) => keep_alive,
@@ -248,7 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         loop {
             // Our own replies wait in the outbox too: stop decoding (and so
             // reading) while it is full, and the client is slowed, not us.
-            while self.outbox.waiting() < outbound_max {
+            while self.outbox.kept() < outbound_max {
                 match self.decode() {
                     Ok(Some(packet)) => {
                         deadline.as_mut().reset(Instant::now() + grace);
@@ -260,7 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Err(error) => return error.into(),
                 }
             }
-            let may_read = self.outbox.waiting() < outbound_max;
+            let may_read = self.outbox.kept() < outbound_max;
             if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
                 return End::TakenOver;
             }
@@ -287,12 +297,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 () = &mut deadline, if keep_alive > 0 => return End::KeepAlive(keep_alive),
             }
-            // An idle connection should not hold a burst's buffers.
-            if self.wbuf.is_empty() && self.wbuf.capacity() > BUFFER_KEPT_BYTES {
+            // An idle connection should not hold a burst's buffers. A
+            // BytesMut's capacity hides what it has advanced past, so the
+            // largest length seen stands for the allocation.
+            self.wbuf_peak = self.wbuf_peak.max(self.wbuf.len());
+            self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
+            if self.wbuf.is_empty() && self.wbuf_peak > BUFFER_KEPT_BYTES {
                 self.wbuf = BytesMut::new();
+                self.wbuf_peak = 0;
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > BUFFER_KEPT_BYTES {
+            if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
                 self.rbuf = BytesMut::new();
+                self.rbuf_peak = 0;
             }
         }
     }
@@ -348,7 +364,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
             Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe),
             Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
-            Packet::Disconnect(_) => return Err(End::Disconnect),
+            Packet::Disconnect(_) => {
+                // Detach now, under the lock: a takeover racing in from
+                // another thread must not find it attached and send its will.
+                broker.connection_lost(conn, true);
+                state.apply_effects(outbound_max);
+                return Err(End::Disconnect);
+            }
             Packet::Connect(_) => return Err(End::Protocol("second CONNECT".into())),
             other => {
                 return Err(End::Protocol(format!(

@@ -126,10 +126,10 @@ impl Server {
                 "{conn:?} is attached to a session but has no connection"
             ));
         }
-        // QoS 0 stops at the limit; QoS 1/2 are bounded by the window; a
-        // connection's own reply can come on top of both.
+        // QoS 0 stops at the limit; replies stop at it too (reads pause);
+        // QoS 1/2 are bounded by the window; one reply can come on top.
         let config = &self.shared.config;
-        let max = config.outbound_packets_max + config.inflight_messages_max + 1;
+        let max = 2 * config.outbound_packets_max + config.inflight_messages_max + 1;
         for (conn, outbox) in &state.links {
             let waiting = outbox.waiting();
             if waiting > max {

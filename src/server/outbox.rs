@@ -19,6 +19,8 @@ pub struct Outbox {
 #[derive(Default)]
 struct State {
     packets: VecDeque<Packet>,
+    /// Packets in `packets` that may not be dropped: all but QoS 0 PUBLISH.
+    kept: usize,
     taken_over: bool,
 }
 
@@ -56,6 +58,13 @@ impl Outbox {
         self.state().packets.len()
     }
 
+    /// Waiting packets that cannot be dropped. The connection pauses its
+    /// reads on this, not on `waiting`: a flood of QoS 0 for the client is
+    /// shed, and must not stop us reading its PINGREQs.
+    pub fn kept(&self) -> usize {
+        self.state().kept
+    }
+
     /// Whether a newer connection has taken this one's client id.
     pub fn is_taken_over(&self) -> bool {
         self.state().taken_over
@@ -72,6 +81,7 @@ impl Outbox {
         debug_assert!(into.is_empty());
         let mut state = self.state();
         std::mem::swap(&mut state.packets, into);
+        state.kept = 0;
         if state.taken_over {
             Drained::TakenOver
         } else {

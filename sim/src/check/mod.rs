@@ -355,9 +355,10 @@ fn wills(model: &Model) -> Vec<String> {
             continue;
         };
         if how == crate::history::Ending::Disconnect {
-            // Taken over just as it said DISCONNECT: which came first is
-            // the broker's to see, and either outcome is right.
-            if model.taken_over(key, ended) {
+            // Taken over just as it said DISCONNECT, or held past its
+            // keepalive so that the broker closed it first: which came
+            // first is the broker's to see, and either outcome is right.
+            if model.taken_over(key, ended) || conn.held {
                 continue;
             }
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {

@@ -20,6 +20,8 @@ pub struct Conn {
     pub impaired_from: Option<Duration>,
     pub session: usize,
     pub will: Option<(String, QoS, bool)>,
+    /// Its link was held at some point while it lived.
+    pub held: bool,
 }
 
 impl Conn {
@@ -138,6 +140,7 @@ impl Model {
                     impaired_from: None,
                     session,
                     will: will.clone(),
+                    held: false,
                 };
                 self.conns.insert(key, conn);
             }
@@ -257,6 +260,13 @@ impl Model {
             Event::Ended { client, conn, how } => {
                 if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
                     c.end.get_or_insert((at, *how));
+                }
+            }
+            Event::Held { client } => {
+                for ((c, _), conn) in self.conns.iter_mut() {
+                    if c == client && conn.end.is_none() {
+                        conn.held = true;
+                    }
                 }
             }
             Event::BrokerRestarted => self.restarts.push(at),
