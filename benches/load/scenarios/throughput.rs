@@ -25,8 +25,15 @@ const BATCH: u64 = 64;
 /// QoS 1 packet identifiers not yet acknowledged, at most; far below 65,535
 /// so that an identifier is never reused while in flight.
 const UNACKED_MAX: u64 = 30_000;
-/// How long the receivers get to catch up once publishing stops.
-const DRAIN: Duration = Duration::from_secs(5);
+/// Once publishing stops, the receivers get until they make no progress
+/// for this long to catch up...
+const DRAIN_STALL: Duration = Duration::from_secs(3);
+/// ...and at most this long in all.
+const DRAIN: Duration = Duration::from_secs(60);
+/// Deliveries queued for all subscribers together, at most: a fan-out
+/// publisher's window shrinks as subscribers grow, so that a slow broker
+/// drains its backlog in seconds, not minutes.
+const BACKLOG_MAX: u64 = 100_000;
 /// How often a waiting task looks at the stop flags.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -79,7 +86,7 @@ pub fn run(
         let shared = Arc::new(Shared {
             publishers,
             qos,
-            window: settings.window,
+            window: settings.window.min(BACKLOG_MAX / subscribers as u64).max(1),
             received: (0..publishers * subscribers)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -125,8 +132,13 @@ pub fn run(
         let expected: u64 =
             shared.sent.iter().map(|s| s.load(Relaxed)).sum::<u64>() * subscribers as u64;
         let drain_end = Instant::now() + DRAIN;
-        while received_total(&shared) < expected && Instant::now() < drain_end {
+        let (mut last, mut last_change) = (received_total(&shared), Instant::now());
+        while last < expected && Instant::now() < drain_end && last_change.elapsed() < DRAIN_STALL {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = received_total(&shared);
+            if now != last {
+                (last, last_change) = (now, Instant::now());
+            }
         }
         shared.stop_receiving.store(true, Relaxed);
         let mut outcome = Outcome::default();
