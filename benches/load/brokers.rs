@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,6 +81,14 @@ impl Broker {
                 command
             }
         };
+        // Killed with us even when we die without unwinding (Ctrl-C,
+        // SIGKILL), where the Drop below never runs.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))

@@ -86,7 +86,7 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
                         connects.fetch_add(1, Relaxed);
                         // Half vanish with a RST, half with a FIN; none says
                         // DISCONNECT.
-                        conn.abort(i % 2 == 0);
+                        conn.abort(i.is_multiple_of(2));
                         i += 1;
                     }
                 })

@@ -51,8 +51,10 @@ pub fn run(rt: &Runtime, broker: &Broker, settings: &Settings, qos: QoS) -> Outc
     publish(publisher, count, qos, &sent_at);
 
     let tracker = receiver.join().expect("receiver thread");
-    let mut outcome = Outcome::default();
-    outcome.lost = count.saturating_sub(tracker.distinct(0));
+    let mut outcome = Outcome {
+        lost: count.saturating_sub(tracker.distinct(0)),
+        ..Outcome::default()
+    };
     outcome.count(&tracker);
     let mut latencies = tracker.latencies.unwrap_or_default();
     push_percentiles(&mut outcome, "end-to-end", &mut latencies);
