@@ -69,7 +69,7 @@ impl Reader {
 /// Connects with a clean session and no keepalive (idle connections must
 /// stay up without pings), and waits for an accepting CONNACK.
 pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
+    let stream = timed(TcpStream::connect(addr)).await?;
     // Our writes are already batched; Nagle would only add latency.
     stream.set_nodelay(true)?;
     let (half, writer) = stream.into_split();

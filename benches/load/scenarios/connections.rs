@@ -19,6 +19,8 @@ use crate::stats::{Better, Outcome};
 /// How long the broker gets to settle (free buffers, close sockets) before
 /// its memory and descriptors are read.
 const SETTLE: Duration = Duration::from_secs(1);
+/// Clients one churn worker makes at most, a bound besides the duration.
+const CLIENTS_PER_WORKER_MAX: u64 = 10_000_000;
 /// How long churn waits for the descriptors to come back to the baseline.
 const RECOVER_MAX: Duration = Duration::from_secs(5);
 
@@ -67,7 +69,7 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
                 let addr = broker.addr;
                 tokio::spawn(async move {
                     let mut i = 0u64;
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && i < CLIENTS_PER_WORKER_MAX {
                         let id = format!("churn-{run_id}-{w}-{i}");
                         let topic = format!("churn/{w}/{i}");
                         let mut conn = match client::connect(addr, &id).await {
@@ -82,7 +84,7 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
                         let mut buf = bytes::BytesMut::new();
                         let name = TopicName::new(&topic).expect("topic");
                         client::put_publish(&mut buf, &name, QoS::AtLeastOnce, w as u32, i);
-                        let _ = conn.writer.write_all(&buf).await;
+                        let _ = client::timed(conn.writer.write_all(&buf)).await;
                         connects.fetch_add(1, Relaxed);
                         // Half vanish with a RST, half with a FIN; none says
                         // DISCONNECT.

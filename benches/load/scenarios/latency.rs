@@ -37,6 +37,12 @@ pub fn run(rt: &Runtime, broker: &Broker, settings: &Settings, qos: QoS) -> Outc
     });
     let publisher = conns.pop().expect("publisher").into_std().expect("std");
     let subscriber = conns.pop().expect("subscriber").into_std().expect("std");
+    // A broker that stops reading fails the run instead of hanging it.
+    for stream in [&publisher, &subscriber] {
+        stream
+            .set_write_timeout(Some(client::STEP_TIMEOUT))
+            .expect("write timeout");
+    }
     let count = RATE_PER_SECOND * settings.duration.as_secs().max(1);
 
     // Send times by packet identifier, for the PUBACK times; fewer messages

@@ -34,6 +34,9 @@ const DRAIN: Duration = Duration::from_secs(60);
 /// publisher's window shrinks as subscribers grow, so that a slow broker
 /// drains its backlog in seconds, not minutes.
 const BACKLOG_MAX: u64 = 100_000;
+/// Messages one publisher sends in one run at most: a bound besides the
+/// duration, far above what a run reaches.
+const MESSAGES_MAX: u64 = 100_000_000;
 /// How often a waiting task looks at the stop flags.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -171,7 +174,7 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
     let topic = TopicName::new(TOPIC).expect("topic");
     let mut buf = BytesMut::new();
     let mut seq = 0u64;
-    while !shared.stop_publishing.load(Relaxed) {
+    while !shared.stop_publishing.load(Relaxed) && seq < MESSAGES_MAX {
         let mut allowance = shared.window.saturating_sub(seq - shared.slowest(p));
         if shared.qos != QoS::AtMostOnce {
             let unacked = seq - shared.acked[p].load(Relaxed);
@@ -185,7 +188,7 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
             client::put_publish(&mut buf, &topic, shared.qos, p as u32, seq);
             seq += 1;
         }
-        if let Err(error) = writer.write_all(&buf).await {
+        if let Err(error) = client::timed(writer.write_all(&buf)).await {
             panic!("publisher {p}: write failed: {error}");
         }
         buf.clear();
@@ -252,7 +255,7 @@ async fn subscriber(s: usize, conn: Conn, shared: Arc<Shared>) -> Tracker {
         }
         // Acknowledge the whole read in one write, as a real client would.
         if !acks.is_empty() {
-            if writer.write_all(&acks).await.is_err() {
+            if client::timed(writer.write_all(&acks)).await.is_err() {
                 break;
             }
             acks.clear();
