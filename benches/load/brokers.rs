@@ -1,0 +1,211 @@
+//! Starting the brokers under test (tern's release binary, and mosquitto when
+//! it is on PATH) on free loopback ports, and reading their CPU time, memory
+//! and open file descriptors from /proc.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which broker; the table has one column per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tern,
+    Mosquitto,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tern => "tern",
+            Kind::Mosquitto => "mosquitto",
+        }
+    }
+}
+
+/// The kinds to compare: tern always, mosquitto when it can be run.
+pub fn available() -> Vec<Kind> {
+    let mut kinds = vec![Kind::Tern];
+    if mosquitto_path().is_some() {
+        kinds.push(Kind::Mosquitto);
+    } else {
+        eprintln!("mosquitto not on PATH: measuring tern alone (apt-get install -y mosquitto)");
+    }
+    kinds
+}
+
+fn mosquitto_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    // Debian puts the daemon in /usr/sbin, which a user's PATH may lack.
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("mosquitto"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A running broker. Dropping it kills the process, so that a panicking
+/// scenario never leaves a broker behind.
+pub struct Broker {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Broker {
+    /// Starts a fresh broker of `kind` with limits raised so that nothing is
+    /// dropped, and waits until it accepts connections. Every run gets its
+    /// own process, so memory and descriptor baselines are clean.
+    pub fn start(kind: Kind, dir: &Path) -> Broker {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = fs::File::create(dir.join(format!("{}-{port}.log", kind.name())))
+            .expect("create broker log");
+        let mut command = match kind {
+            Kind::Tern => {
+                let config = dir.join(format!("tern-{port}.toml"));
+                fs::write(&config, tern_config(addr)).expect("write tern config");
+                let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
+                command.arg("--config").arg(config);
+                // Per-connection info lines would cost the broker time that
+                // mosquitto (logging errors and warnings only) does not spend.
+                command.env("RUST_LOG", "warn");
+                command
+            }
+            Kind::Mosquitto => {
+                let config = dir.join(format!("mosquitto-{port}.conf"));
+                fs::write(&config, mosquitto_config(port)).expect("write mosquitto config");
+                let mut command = Command::new(mosquitto_path().expect("mosquitto"));
+                command.arg("-c").arg(config);
+                command
+            }
+        };
+        // Killed with us even when we die without unwinding (Ctrl-C,
+        // SIGKILL), where the Drop below never runs.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
+        let mut broker = Broker { kind, addr, child };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited at start: {status}", self.kind.name());
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} did not listen on {} within 10 s",
+            self.kind.name(),
+            self.addr
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User plus system CPU time the broker has used.
+    pub fn cpu(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The command name (field 2) may hold spaces; count from after it.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after field 2.
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+    }
+
+    /// Resident memory in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Open file descriptors.
+    pub fn fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |dir| dir.count())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port the kernel just handed out and we let go; a broker binds it next.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn tern_config(addr: SocketAddr) -> String {
+    // Queues large enough that the closed-loop windows never fill them:
+    // every loss would then be the broker's, not a limit's.
+    format!(
+        "listen = [\"{addr}\"]\n\
+         queued_messages_max = 1000000\n\
+         outbound_packets_max = 1000000\n\
+         sys_interval_secs = 0\n\
+         connect_timeout_ms = 60000\n"
+    )
+}
+
+fn mosquitto_config(port: u16) -> String {
+    format!(
+        "listener {port} 127.0.0.1\n\
+         allow_anonymous true\n\
+         max_queued_messages 1000000\n\
+         persistence false\n\
+         max_inflight_messages 20\n\
+         set_tcp_nodelay true\n\
+         log_dest stderr\n\
+         log_type error\n\
+         log_type warning\n"
+    )
+}
+
+/// Lets this process and the brokers it starts (which inherit it) open as
+/// many descriptors as the hard limit allows; 10,000 connections need it.
+pub fn raise_fd_limit() -> u64 {
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        // An unlimited hard limit is still capped by the kernel's nr_open.
+        limit.rlim_cur = limit.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        limit.rlim_cur
+    }
+}

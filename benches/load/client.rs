@@ -1,0 +1,204 @@
+//! The load generator's MQTT client: tern's sans-IO codec over a raw tokio
+//! TcpStream, with no client library in between, so that what is measured is
+//! the broker and not a client crate's queues. Payloads are 64 bytes stamped
+//! with the publisher, a sequence number and the send time.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tern::codec::{
+    self, Connect, ConnectCode, DecodeOptions, Packet, PacketId, ProtocolVersion, Publish, QoS,
+    Subscribe, SubscriptionOptions,
+};
+use tern::topic::{TopicFilter, TopicName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// Every payload is this long, as the issue asks.
+pub const PAYLOAD_BYTES: usize = 64;
+
+/// How long any single step of the protocol (CONNACK, SUBACK) may take
+/// before the run is declared broken rather than slow.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One client connection, split so that a publisher can read its PUBACKs in
+/// one task while it writes in another.
+pub struct Conn {
+    pub reader: Reader,
+    pub writer: OwnedWriteHalf,
+}
+
+/// The read half with its buffer of bytes not yet decoded.
+pub struct Reader {
+    half: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+impl Reader {
+    /// The next packet already buffered, if a whole one is.
+    pub fn buffered(&mut self) -> io::Result<Option<Packet>> {
+        codec::decode(&mut self.buf, &DecodeOptions::default())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Reads more bytes; `Ok(0)` is the broker closing.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        self.half.read_buf(&mut self.buf).await
+    }
+
+    /// The next packet, reading as needed.
+    pub async fn packet(&mut self) -> io::Result<Packet> {
+        loop {
+            if let Some(packet) = self.buffered()? {
+                return Ok(packet);
+            }
+            if self.fill().await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+/// Connects with a clean session and no keepalive (idle connections must
+/// stay up without pings), and waits for an accepting CONNACK.
+pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
+    let stream = timed(TcpStream::connect(addr)).await?;
+    // Our writes are already batched; Nagle would only add latency.
+    stream.set_nodelay(true)?;
+    let (half, writer) = stream.into_split();
+    let mut conn = Conn {
+        reader: Reader {
+            half,
+            buf: BytesMut::new(),
+        },
+        writer,
+    };
+    let connect = Packet::Connect(Connect {
+        version: ProtocolVersion::V311,
+        clean_session: true,
+        keep_alive: 0,
+        client_id: client_id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+    });
+    conn.send(&connect).await?;
+    match timed(conn.reader.packet()).await? {
+        Packet::ConnAck(ack) if ack.code == ConnectCode::Accepted => Ok(conn),
+        other => Err(io::Error::other(format!("CONNECT answered by {other:?}"))),
+    }
+}
+
+impl Conn {
+    pub async fn send(&mut self, packet: &Packet) -> io::Result<()> {
+        let mut buf = BytesMut::new();
+        codec::encode(packet, ProtocolVersion::V311, &mut buf);
+        self.writer.write_all(&buf).await
+    }
+
+    /// Subscribes to one filter and waits for the SUBACK granting it.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> io::Result<()> {
+        let subscribe = Packet::Subscribe(Subscribe {
+            packet_id: PacketId::new(1).expect("nonzero"),
+            filters: vec![(
+                TopicFilter::new(filter).map_err(io::Error::other)?,
+                SubscriptionOptions { qos },
+            )],
+        });
+        self.send(&subscribe).await?;
+        match timed(self.reader.packet()).await? {
+            Packet::SubAck(ack) if ack.codes.iter().all(|c| !c.is_error()) => Ok(()),
+            other => Err(io::Error::other(format!("SUBSCRIBE answered by {other:?}"))),
+        }
+    }
+
+    /// Drops the connection without DISCONNECT, as a crashed client would:
+    /// with `reset`, a RST (zero linger); otherwise a plain FIN.
+    pub fn abort(self, reset: bool) {
+        if let Ok(stream) = self.reader.half.reunite(self.writer) {
+            if reset {
+                let _ = stream.set_zero_linger();
+            }
+        }
+    }
+
+    /// The socket as a blocking std stream, for the latency scenario's
+    /// threads. Call it only between exchanges, with nothing buffered.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        debug_assert!(self.reader.buf.is_empty());
+        let stream = self
+            .reader
+            .half
+            .reunite(self.writer)
+            .map_err(io::Error::other)?
+            .into_std()?;
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
+/// `future`, or a timeout error after [`STEP_TIMEOUT`].
+pub async fn timed<T>(future: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(STEP_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// Appends a PUBLISH of a stamped payload to `buf`. QoS 1 takes its packet
+/// identifier from the sequence number, so identifiers cycle through all
+/// 65,535 values and a window far smaller than that never reuses a live one.
+pub fn put_publish(buf: &mut BytesMut, topic: &TopicName, qos: QoS, publisher: u32, seq: u64) {
+    let packet_id = match qos {
+        QoS::AtMostOnce => None,
+        _ => Some(packet_id_of(seq)),
+    };
+    let publish = Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.clone(),
+        packet_id,
+        payload: stamp(publisher, seq),
+    });
+    codec::encode(&publish, ProtocolVersion::V311, buf);
+}
+
+pub fn packet_id_of(seq: u64) -> PacketId {
+    PacketId::new((seq % 65_535) as u16 + 1).expect("nonzero")
+}
+
+/// A payload of [`PAYLOAD_BYTES`]: publisher, sequence number, send time,
+/// then padding.
+pub fn stamp(publisher: u32, seq: u64) -> Bytes {
+    let mut payload = BytesMut::with_capacity(PAYLOAD_BYTES);
+    payload.put_u32(publisher);
+    payload.put_u64(seq);
+    payload.put_u64(now_nanos());
+    payload.put_bytes(0xa5, PAYLOAD_BYTES - payload.len());
+    payload.freeze()
+}
+
+/// What [`stamp`] wrote: (publisher, sequence number, send time).
+pub fn unstamp(payload: &[u8]) -> Option<(u32, u64, u64)> {
+    if payload.len() != PAYLOAD_BYTES {
+        return None;
+    }
+    let publisher = u32::from_be_bytes(payload[0..4].try_into().ok()?);
+    let seq = u64::from_be_bytes(payload[4..12].try_into().ok()?);
+    let sent = u64::from_be_bytes(payload[12..20].try_into().ok()?);
+    Some((publisher, seq, sent))
+}
+
+/// Nanoseconds since the bench process first asked; sender and receiver are
+/// in this one process, so their clocks agree.
+pub fn now_nanos() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}

@@ -1,0 +1,230 @@
+//! `cargo bench --bench load [-- --quick] [-- SCENARIO...]`: tern against
+//! mosquitto (when installed), scenario by scenario, in alternating rounds,
+//! with a table of medians and tern/mosquitto ratios. See README.md,
+//! "Benchmark", for what each column means.
+
+mod brokers;
+mod client;
+mod scenarios;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use brokers::{Broker, Kind};
+use scenarios::{Scenario, Settings};
+use stats::{median, Better, Outcome};
+
+struct Args {
+    settings: Settings,
+    rounds: usize,
+    /// Substrings of scenario names; empty runs them all.
+    filters: Vec<String>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        settings: Settings {
+            duration: Duration::from_secs(5),
+            window: 1000,
+            idle_connections: 10_000,
+            churn_workers: 32,
+        },
+        rounds: 3,
+        filters: Vec::new(),
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--quick" => args.settings.duration = Duration::from_secs(2),
+            "--rounds" => {
+                let n = words.next().and_then(|n| n.parse::<usize>().ok());
+                // Fewer than three rounds would make a median of noise.
+                args.rounds = n.expect("--rounds takes a number").max(3);
+            }
+            "--connections" => {
+                let n = words.next().and_then(|n| n.parse::<usize>().ok());
+                args.settings.idle_connections = n.expect("--connections takes a number");
+            }
+            // cargo passes --bench to every bench target; other flags are
+            // libtest's, which this harness does not have.
+            flag if flag.starts_with("--") => {}
+            name => args.filters.push(name.to_owned()),
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = parse_args();
+    let fd_limit = brokers::raise_fd_limit();
+    let needed = args.settings.idle_connections as u64 + 1000;
+    if fd_limit < needed {
+        eprintln!(
+            "open-file limit is {fd_limit}; {needed} are needed for the connections scenario \
+             (raise it with `ulimit -n {needed}` or lower --connections)"
+        );
+    }
+    let scenarios: Vec<Scenario> = scenarios::ALL
+        .into_iter()
+        .filter(|s| args.filters.is_empty() || args.filters.iter().any(|f| s.name().contains(f)))
+        .collect();
+    if scenarios.is_empty() {
+        let names: Vec<String> = scenarios::ALL.iter().map(|s| s.name()).collect();
+        panic!(
+            "no scenario matches {:?}; names: {}",
+            args.filters,
+            names.join(", ")
+        );
+    }
+    let kinds = brokers::available();
+    let dir = scratch_dir();
+    // The load generator's own runtime, two workers for the two cores it
+    // shares with the broker under test.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let started = Instant::now();
+    let mut results: Vec<(Scenario, BTreeMap<&str, Vec<Outcome>>)> = Vec::new();
+    for &scenario in &scenarios {
+        let mut by_kind: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
+        for round in 1..=args.rounds {
+            // A B A B: each broker runs while the machine is in about the
+            // state the other one saw.
+            for &kind in &kinds {
+                let broker = Broker::start(kind, &dir);
+                let outcome = scenario.run(&runtime, &broker, &args.settings);
+                eprintln!(
+                    "{:<22} round {round} {:<9} {}",
+                    scenario.name(),
+                    kind.name(),
+                    summary(&outcome)
+                );
+                drop(broker);
+                by_kind.entry(kind.name()).or_default().push(outcome);
+            }
+        }
+        results.push((scenario, by_kind));
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+    print_table(&results, &kinds, args.rounds);
+    println!(
+        "({} rounds, {:?} per run, window {}, {} idle connections; {:.0} s in all)",
+        args.rounds,
+        args.settings.duration,
+        args.settings.window,
+        args.settings.idle_connections,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Config files and broker logs, one directory per bench process.
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tern-load-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// One line of progress per run, on stderr.
+fn summary(outcome: &Outcome) -> String {
+    let mut parts: Vec<String> = outcome
+        .metrics
+        .iter()
+        .take(3)
+        .map(|m| format!("{}={:.2}{}", m.name, m.value, m.unit))
+        .collect();
+    parts.push(format!(
+        "lost/dup/reord={}/{}/{}",
+        outcome.lost, outcome.duplicates, outcome.reordered
+    ));
+    parts.join(" ")
+}
+
+fn print_table(
+    results: &[(Scenario, BTreeMap<&str, Vec<Outcome>>)],
+    kinds: &[Kind],
+    rounds: usize,
+) {
+    let tern = Kind::Tern.name();
+    let mosq = Kind::Mosquitto.name();
+    let compare = kinds.contains(&Kind::Mosquitto);
+    println!();
+    println!("medians of {rounds} rounds; lost/dup/reord are sums over all rounds");
+    print!(
+        "{:<22} {:<22} {:>7} {:>14}",
+        "scenario", "metric", "unit", tern
+    );
+    if compare {
+        print!(" {:>14} {:>10}", mosq, "tern/mosq");
+    }
+    println!();
+    for (scenario, by_kind) in results {
+        let first = &by_kind[tern][0];
+        for (i, metric) in first.metrics.iter().enumerate() {
+            let value = |kind: &str| {
+                let values: Vec<f64> = by_kind
+                    .get(kind)
+                    .map(|outcomes| outcomes.iter().map(|o| o.metrics[i].value).collect())
+                    .unwrap_or_default();
+                median(&values)
+            };
+            let t = value(tern);
+            print!(
+                "{:<22} {:<22} {:>7} {:>14}",
+                scenario.name(),
+                metric.name,
+                metric.unit,
+                number(t)
+            );
+            if compare {
+                let m = value(mosq);
+                let ratio = match metric.better {
+                    Better::Neither => String::new(),
+                    _ if m == 0.0 => "-".into(),
+                    _ => format!("{:.2}", t / m),
+                };
+                print!(" {:>14} {:>10}", number(m), ratio);
+            }
+            println!();
+        }
+        let integrity = |kind: &str| {
+            let outcomes = by_kind.get(kind).map(Vec::as_slice).unwrap_or_default();
+            let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+            format!(
+                "{}/{}/{}",
+                sum(|o| o.lost),
+                sum(|o| o.duplicates),
+                sum(|o| o.reordered)
+            )
+        };
+        print!(
+            "{:<22} {:<22} {:>7} {:>14}",
+            scenario.name(),
+            "lost/dup/reord",
+            "msgs",
+            integrity(tern)
+        );
+        if compare {
+            print!(" {:>14}", integrity(mosq));
+        }
+        println!();
+    }
+}
+
+/// Large numbers without decimals, small ones with enough to read.
+fn number(value: f64) -> String {
+    if !value.is_finite() {
+        "-".into()
+    } else if value.abs() >= 1000.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}

@@ -1,0 +1,114 @@
+//! The scenarios of issue 5, by name, and what they share: settings and
+//! connecting many clients at once with a bound on how many are in flight.
+
+mod connections;
+mod latency;
+mod throughput;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern::codec::QoS;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use crate::brokers::Broker;
+use crate::client::{self, Conn};
+use crate::stats::Outcome;
+
+/// Sizes and durations, from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long each throughput, latency and churn run lasts.
+    pub duration: Duration,
+    /// How many messages a publisher may be ahead of its slowest subscriber.
+    pub window: u64,
+    /// Idle connections in the connections scenario.
+    pub idle_connections: usize,
+    /// Clients connecting at once in the churn scenario.
+    pub churn_workers: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Scenario {
+    FanIn(QoS),
+    FanOut(usize, QoS),
+    Latency(QoS),
+    Connections,
+    Churn,
+}
+
+/// Every scenario, in the order the table lists them.
+pub const ALL: [Scenario; 10] = [
+    Scenario::FanIn(QoS::AtMostOnce),
+    Scenario::FanIn(QoS::AtLeastOnce),
+    Scenario::FanOut(100, QoS::AtMostOnce),
+    Scenario::FanOut(100, QoS::AtLeastOnce),
+    Scenario::FanOut(1000, QoS::AtMostOnce),
+    Scenario::FanOut(1000, QoS::AtLeastOnce),
+    Scenario::Latency(QoS::AtMostOnce),
+    Scenario::Latency(QoS::AtLeastOnce),
+    Scenario::Connections,
+    Scenario::Churn,
+];
+
+impl Scenario {
+    pub fn name(self) -> String {
+        let q = |qos: QoS| qos as u8;
+        match self {
+            Scenario::FanIn(qos) => format!("fan-in-8to1-qos{}", q(qos)),
+            Scenario::FanOut(n, qos) => format!("fan-out-1to{n}-qos{}", q(qos)),
+            Scenario::Latency(qos) => format!("latency-2000hz-qos{}", q(qos)),
+            Scenario::Connections => "connections-idle".into(),
+            Scenario::Churn => "churn".into(),
+        }
+    }
+
+    pub fn run(self, rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
+        match self {
+            Scenario::FanIn(qos) => throughput::run(rt, broker, settings, 8, 1, qos),
+            Scenario::FanOut(n, qos) => throughput::run(rt, broker, settings, 1, n, qos),
+            Scenario::Latency(qos) => latency::run(rt, broker, settings, qos),
+            Scenario::Connections => connections::idle(rt, broker, settings),
+            Scenario::Churn => connections::churn(rt, broker, settings),
+        }
+    }
+}
+
+/// How many connection handshakes are in flight at once: enough to keep a
+/// broker's accept loop busy, few enough not to overflow its listen backlog.
+const CONNECTING_MAX: usize = 128;
+
+/// Connects `count` clients, the i-th with the client id and optional
+/// subscription `who(i)` gives, at most [`CONNECTING_MAX`] at a time.
+/// Returns them in order; any failure fails the run.
+pub async fn connect_many(
+    addr: SocketAddr,
+    count: usize,
+    who: impl Fn(usize) -> (String, Option<(String, QoS)>),
+) -> Vec<Conn> {
+    let permits = Arc::new(Semaphore::new(CONNECTING_MAX));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let (client_id, subscription) = who(i);
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("semaphore");
+                let mut conn = client::connect(addr, &client_id).await?;
+                if let Some((filter, qos)) = subscription {
+                    conn.subscribe(&filter, qos).await?;
+                }
+                Ok::<_, std::io::Error>(conn)
+            })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(count);
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.expect("connect task") {
+            Ok(conn) => conns.push(conn),
+            Err(error) => panic!("client {i} of {count} could not connect: {error}"),
+        }
+    }
+    conns
+}

@@ -1,0 +1,271 @@
+//! Fan-in and fan-out: publishers on one topic, subscribers to it, closed
+//! loop. A publisher is never more than a window of messages ahead of the
+//! slowest subscriber, so what is measured is the broker's delivery rate, not
+//! how deep its queues are before they overflow.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tern::codec::{Ack, Packet, ProtocolVersion, QoS};
+use tern::topic::TopicName;
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+use super::{connect_many, Settings};
+use crate::brokers::Broker;
+use crate::client::{self, Conn, Reader};
+use crate::stats::{Better, Outcome, Tracker};
+
+/// Messages one write carries at most; a publisher also writes less when its
+/// window allows less.
+const BATCH: u64 = 64;
+/// QoS 1 packet identifiers not yet acknowledged, at most; far below 65,535
+/// so that an identifier is never reused while in flight.
+const UNACKED_MAX: u64 = 30_000;
+/// Once publishing stops, the receivers get until they make no progress
+/// for this long to catch up...
+const DRAIN_STALL: Duration = Duration::from_secs(3);
+/// ...and at most this long in all.
+const DRAIN: Duration = Duration::from_secs(60);
+/// Deliveries queued for all subscribers together, at most: a fan-out
+/// publisher's window shrinks as subscribers grow, so that a slow broker
+/// drains its backlog in seconds, not minutes.
+const BACKLOG_MAX: u64 = 100_000;
+/// Messages one publisher sends in one run at most: a bound besides the
+/// duration, far above what a run reaches.
+const MESSAGES_MAX: u64 = 100_000_000;
+/// How often a waiting task looks at the stop flags.
+const POLL: Duration = Duration::from_millis(20);
+
+const TOPIC: &str = "bench/load";
+
+/// What the publishers and subscribers share.
+struct Shared {
+    publishers: usize,
+    qos: QoS,
+    window: u64,
+    /// `received[s * publishers + p]`: distinct messages of publisher `p`
+    /// that subscriber `s` has.
+    received: Vec<AtomicU64>,
+    /// Messages each publisher has written.
+    sent: Vec<AtomicU64>,
+    /// QoS 1 acknowledgements each publisher has read.
+    acked: Vec<AtomicU64>,
+    /// One per publisher: a subscriber made progress.
+    progress: Vec<Notify>,
+    /// Deliveries to all subscribers, duplicates included.
+    delivered: AtomicU64,
+    stop_publishing: AtomicBool,
+    stop_receiving: AtomicBool,
+}
+
+impl Shared {
+    /// How far behind publisher `p` its slowest subscriber is.
+    fn slowest(&self, p: usize) -> u64 {
+        self.received
+            .iter()
+            .skip(p)
+            .step_by(self.publishers)
+            .map(|r| r.load(Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// Runs `publishers` publishers against `subscribers` subscribers at `qos`
+/// for the settings' duration.
+pub fn run(
+    rt: &Runtime,
+    broker: &Broker,
+    settings: &Settings,
+    publishers: usize,
+    subscribers: usize,
+    qos: QoS,
+) -> Outcome {
+    rt.block_on(async {
+        let shared = Arc::new(Shared {
+            publishers,
+            qos,
+            window: settings.window.min(BACKLOG_MAX / subscribers as u64).max(1),
+            received: (0..publishers * subscribers)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            sent: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
+            acked: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
+            progress: (0..publishers).map(|_| Notify::new()).collect(),
+            delivered: AtomicU64::new(0),
+            stop_publishing: AtomicBool::new(false),
+            stop_receiving: AtomicBool::new(false),
+        });
+        let run_id = client::now_nanos();
+        let subs = connect_many(broker.addr, subscribers, |i| {
+            (format!("sub-{run_id}-{i}"), Some((TOPIC.to_owned(), qos)))
+        })
+        .await;
+        let pubs = connect_many(broker.addr, publishers, |i| {
+            (format!("pub-{run_id}-{i}"), None)
+        })
+        .await;
+
+        let cpu_before = broker.cpu();
+        let start = Instant::now();
+        let receivers: Vec<_> = subs
+            .into_iter()
+            .enumerate()
+            .map(|(s, conn)| tokio::spawn(subscriber(s, conn, shared.clone())))
+            .collect();
+        let senders: Vec<_> = pubs
+            .into_iter()
+            .enumerate()
+            .map(|(p, conn)| tokio::spawn(publisher(p, conn, shared.clone())))
+            .collect();
+        tokio::time::sleep(settings.duration).await;
+        let delivered = shared.delivered.load(Relaxed);
+        let cpu = broker.cpu().saturating_sub(cpu_before);
+        let elapsed = start.elapsed();
+        shared.stop_publishing.store(true, Relaxed);
+        for sender in senders {
+            sender.await.expect("publisher task");
+        }
+
+        // Let every receiver catch up with what was sent, then count.
+        let expected: u64 =
+            shared.sent.iter().map(|s| s.load(Relaxed)).sum::<u64>() * subscribers as u64;
+        let drain_end = Instant::now() + DRAIN;
+        let (mut last, mut last_change) = (received_total(&shared), Instant::now());
+        while last < expected && Instant::now() < drain_end && last_change.elapsed() < DRAIN_STALL {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = received_total(&shared);
+            if now != last {
+                (last, last_change) = (now, Instant::now());
+            }
+        }
+        shared.stop_receiving.store(true, Relaxed);
+        let mut outcome = Outcome::default();
+        for receiver in receivers {
+            let tracker = receiver.await.expect("subscriber task");
+            outcome.count(&tracker);
+            for p in 0..publishers {
+                let sent = shared.sent[p].load(Relaxed);
+                outcome.lost += sent.saturating_sub(tracker.distinct(p as u32));
+            }
+        }
+        let rate = delivered as f64 / elapsed.as_secs_f64();
+        outcome.push("deliveries", "msg/s", rate, Better::Higher);
+        let cpu_per = cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+        outcome.push("broker cpu/delivery", "µs", cpu_per, Better::Lower);
+        outcome
+    })
+}
+
+fn received_total(shared: &Shared) -> u64 {
+    shared.received.iter().map(|r| r.load(Relaxed)).sum()
+}
+
+async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
+    let Conn { reader, mut writer } = conn;
+    // QoS 1 acknowledgements are read in their own task, so that a full
+    // window never stops us from seeing the acks that would open it.
+    let acks =
+        (shared.qos != QoS::AtMostOnce).then(|| tokio::spawn(read_acks(p, reader, shared.clone())));
+    let topic = TopicName::new(TOPIC).expect("topic");
+    let mut buf = BytesMut::new();
+    let mut seq = 0u64;
+    while !shared.stop_publishing.load(Relaxed) && seq < MESSAGES_MAX {
+        let mut allowance = shared.window.saturating_sub(seq - shared.slowest(p));
+        if shared.qos != QoS::AtMostOnce {
+            let unacked = seq - shared.acked[p].load(Relaxed);
+            allowance = allowance.min(UNACKED_MAX.saturating_sub(unacked));
+        }
+        if allowance == 0 {
+            let _ = tokio::time::timeout(POLL, shared.progress[p].notified()).await;
+            continue;
+        }
+        for _ in 0..allowance.min(BATCH) {
+            client::put_publish(&mut buf, &topic, shared.qos, p as u32, seq);
+            seq += 1;
+        }
+        if let Err(error) = client::timed(writer.write_all(&buf)).await {
+            panic!("publisher {p}: write failed: {error}");
+        }
+        buf.clear();
+        shared.sent[p].store(seq, Relaxed);
+    }
+    if let Some(acks) = acks {
+        // Every message must be acknowledged before the run ends.
+        let deadline = Instant::now() + DRAIN;
+        while shared.acked[p].load(Relaxed) < seq && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        acks.abort();
+    }
+}
+
+async fn read_acks(p: usize, mut reader: Reader, shared: Arc<Shared>) {
+    while !shared.stop_receiving.load(Relaxed) {
+        match tokio::time::timeout(POLL, reader.fill()).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+        }
+        let mut acked = 0;
+        while let Ok(Some(packet)) = reader.buffered() {
+            if let Packet::PubAck(_) = packet {
+                acked += 1;
+            }
+        }
+        shared.acked[p].fetch_add(acked, Relaxed);
+    }
+}
+
+async fn subscriber(s: usize, conn: Conn, shared: Arc<Shared>) -> Tracker {
+    let Conn {
+        mut reader,
+        mut writer,
+    } = conn;
+    let mut tracker = Tracker::default();
+    let mut acks = BytesMut::new();
+    let publishers = shared.publishers;
+    while !shared.stop_receiving.load(Relaxed) {
+        match tokio::time::timeout(POLL, reader.fill()).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+        }
+        let mut count = 0;
+        loop {
+            match reader.buffered() {
+                Ok(Some(Packet::Publish(publish))) => {
+                    count += 1;
+                    if let Some((p, seq, sent)) = client::unstamp(&publish.payload) {
+                        tracker.record(p, seq, sent, 0);
+                    }
+                    if let Some(packet_id) = publish.packet_id {
+                        let ack = Packet::PubAck(Ack::success(packet_id));
+                        tern::codec::encode(&ack, ProtocolVersion::V311, &mut acks);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => panic!("subscriber {s}: {error}"),
+            }
+        }
+        // Acknowledge the whole read in one write, as a real client would.
+        if !acks.is_empty() {
+            if client::timed(writer.write_all(&acks)).await.is_err() {
+                break;
+            }
+            acks.clear();
+        }
+        shared.delivered.fetch_add(count, Relaxed);
+        for p in 0..publishers {
+            let distinct = tracker.distinct(p as u32);
+            shared.received[s * publishers + p].store(distinct, Relaxed);
+            shared.progress[p].notify_one();
+        }
+    }
+    tracker
+}

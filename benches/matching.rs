@@ -1,0 +1,65 @@
+//! Micro-benchmark of topic matching in `SubscriptionIndex`: one topic against
+//! 10k, 100k and 1M subscriptions, a tenth of them with wildcards. The trie
+//! should make a match cost what the topic's depth and its matches cost, not
+//! what the number of subscriptions that do not match costs.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::hint::black_box;
+use tern::broker::{SessionId, SubscriptionIndex};
+use tern::codec::QoS;
+use tern::topic::{TopicFilter, TopicName};
+
+/// Subscription `i`: ten per (site, device), over 1000 sites and as many
+/// devices as the size needs; eight exact, one `+`, one `#`, so a match walks
+/// literal and wildcard branches and finds the same ten at every size.
+fn filter(i: usize) -> String {
+    let (site, device) = ((i / 10) % 1000, i / 10_000);
+    match i % 10 {
+        8 => format!("site/{site}/+/{device}/temp"),
+        9 => format!("site/{site}/dev/{device}/#"),
+        _ => format!("site/{site}/dev/{device}/temp"),
+    }
+}
+
+fn index_of(size: usize) -> SubscriptionIndex {
+    let mut index = SubscriptionIndex::default();
+    for i in 0..size {
+        let filter = TopicFilter::new(&filter(i)).unwrap();
+        index.insert(&filter, SessionId(i as u64), QoS::AtLeastOnce);
+    }
+    // Wildcards that match everything under a site: each matching topic
+    // pays for these, whatever the index's size.
+    for (n, filter) in ["site/+/dev/+/temp", "site/#", "#"].iter().enumerate() {
+        let filter = TopicFilter::new(filter).unwrap();
+        index.insert(&filter, SessionId((size + n) as u64), QoS::AtMostOnce);
+    }
+    index
+}
+
+fn matching_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("match");
+    // Subscriptions 70 to 79 match it (and the three catch-alls), at every
+    // size; a miss pays only for the catch-all `#`.
+    let hit = TopicName::new("site/7/dev/0/temp").unwrap();
+    let miss = TopicName::new("elsewhere/7/dev/0/temp").unwrap();
+    for size in [10_000, 100_000, 1_000_000] {
+        let index = index_of(size);
+        let mut out = Vec::new();
+        for (name, topic) in [("hit", &hit), ("miss", &miss)] {
+            out.clear();
+            index.matches(topic, &mut out);
+            eprintln!("{size} subscriptions, {name}: {} matches", out.len());
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    index.matches(black_box(topic), &mut out);
+                    black_box(out.len())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matching_benches);
+criterion_main!(benches);
