@@ -133,8 +133,10 @@ impl Server {
         for (conn, outbox) in &state.links {
             let waiting = outbox.waiting();
             if waiting > max {
+                let kinds = outbox.kinds();
                 return Err(format!(
-                    "{conn:?} has {waiting} packets waiting, over {max}"
+                    "{conn:?} has {waiting} packets waiting ({} kept), over {max}: {kinds:?}",
+                    outbox.kept()
                 ));
             }
         }

@@ -41,12 +41,12 @@ impl Outbox {
     /// QoS 1/2 messages are bounded by the inflight window, and the
     /// connection's own replies by its paused reads.
     pub fn push(&self, packet: Packet, max: usize) -> bool {
+        let sheddable = matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
         let mut state = self.state();
-        if state.packets.len() >= max
-            && matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce)
-        {
+        if sheddable && state.packets.len() >= max {
             return false;
         }
+        state.kept += usize::from(!sheddable);
         state.packets.push_back(packet);
         drop(state);
         self.notify.notify_one();
@@ -56,6 +56,15 @@ impl Outbox {
     /// Packets waiting to be written.
     pub fn waiting(&self) -> usize {
         self.state().packets.len()
+    }
+
+    /// Waiting packets by kind, for reports.
+    pub fn kinds(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut kinds = std::collections::BTreeMap::new();
+        for packet in &self.state().packets {
+            *kinds.entry(packet.kind()).or_default() += 1;
+        }
+        kinds
     }
 
     /// Waiting packets that cannot be dropped. The connection pauses its
@@ -92,5 +101,38 @@ impl Outbox {
     /// Resolves after a push or a takeover since the last call.
     pub async fn notified(&self) {
         self.notify.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Ack, PacketId, Publish};
+    use crate::topic::TopicName;
+
+    fn qos0() -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: TopicName::new("t").unwrap(),
+            packet_id: None,
+            payload: bytes::Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn qos0_is_shed_at_the_limit_and_the_rest_is_kept() {
+        let outbox = Outbox::default();
+        let ack = Packet::PubAck(Ack::success(PacketId::new(1).unwrap()));
+        assert!(outbox.push(qos0(), 2));
+        assert!(outbox.push(ack.clone(), 2));
+        assert!(!outbox.push(qos0(), 2), "QoS 0 beyond the limit is dropped");
+        assert!(outbox.push(ack, 2), "a reply is never dropped");
+        assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
+        let mut into = VecDeque::new();
+        assert_eq!(outbox.drain(&mut into), Drained::Open);
+        assert_eq!(into.len(), 3);
+        assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
     }
 }
