@@ -86,7 +86,8 @@ pub struct Model {
     /// Connections whose CONNECT went out, by client, with clean flag.
     pub connects_sent: Vec<(Duration, String, bool)>,
     pub run_end: Duration,
-    pub client_ids: BTreeMap<ConnKey, String>,
+    /// Each connection's client id and when its CONNECT went out.
+    pub client_ids: BTreeMap<ConnKey, (String, Duration)>,
 }
 
 impl Model {
@@ -113,8 +114,8 @@ impl Model {
                 conn,
                 clean,
             } => {
-                self.client_ids
-                    .insert((client.clone(), *conn), client_id.clone());
+                let key = (client.clone(), *conn);
+                self.client_ids.insert(key, (client_id.clone(), at));
                 self.connects_sent.push((at, client.clone(), *clean))
             }
             Event::Connected {
@@ -307,18 +308,17 @@ impl Model {
             .is_none_or(|(_, _, clean)| *clean)
     }
 
-    /// Whether another connection with the same client id was accepted while
-    /// `key` lived: a takeover, which sends the will whatever came after.
+    /// Whether another connection with the same client id sent CONNECT
+    /// while `key` lived: a takeover, which sends the will whatever came
+    /// after. The broker takes over when that CONNECT arrives, which can be
+    /// before its client hears the CONNACK, so the send time is what counts.
     pub fn taken_over(&self, key: &ConnKey, until: Duration) -> bool {
-        let Some(id) = self.client_ids.get(key) else {
+        let Some((id, _)) = self.client_ids.get(key) else {
             return false;
         };
         let start = self.conns[key].start;
-        self.conns.iter().any(|(other, c)| {
-            other != key
-                && self.client_ids.get(other) == Some(id)
-                && c.start >= start
-                && c.start <= until
+        self.client_ids.iter().any(|(other, (other_id, sent))| {
+            other != key && other_id == id && *sent >= start && *sent <= until
         })
     }
 
