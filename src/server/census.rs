@@ -3,23 +3,28 @@
 //! profile. Tests, the simulation, `$SYS` and the shutdown log all read it.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 
 use super::Shared;
-use crate::broker::{BrokerStats, Dropped};
+use crate::broker::BrokerStats;
 
+/// The broker's own counts (`census.subscriptions`, `census.dropped`, ...
+/// through `Deref`), with what only the runtime knows beside them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
-    pub sessions_connected: usize,
-    pub sessions_offline: usize,
-    pub subscriptions: usize,
-    pub retained: usize,
-    pub queued: usize,
-    pub inflight: usize,
-    pub dropped: Dropped,
+    pub broker: BrokerStats,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
+}
+
+impl Deref for Census {
+    type Target = BrokerStats;
+
+    fn deref(&self) -> &BrokerStats {
+        &self.broker
+    }
 }
 
 impl Census {
@@ -29,28 +34,13 @@ impl Census {
 }
 
 pub(super) fn take(shared: &Shared) -> Census {
-    let (connections, stats) = {
+    let (connections, broker) = {
         let state = shared.state();
         (state.links.len(), state.broker.stats())
     };
-    let BrokerStats {
-        sessions_connected,
-        sessions_offline,
-        subscriptions,
-        retained,
-        queued,
-        inflight,
-        dropped,
-    } = stats;
     Census {
         connections,
-        sessions_connected,
-        sessions_offline,
-        subscriptions,
-        retained,
-        queued,
-        inflight,
-        dropped,
+        broker,
         tasks: shared.registry.counts(),
     }
 }

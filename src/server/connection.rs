@@ -85,8 +85,8 @@ pub(super) async fn run<S>(
             if let End::KeepAlive(_) = end {
                 drop(detach);
             }
-            std::future::pending::<()>().await;
-            unreachable!();
+            let never: std::convert::Infallible = std::future::pending().await;
+            match never {}
         }
         // Only DISCONNECT, and our own shutdown, end a connection without
         // its will [MQTT-3.1.2-8]; a takeover has already published it.

@@ -182,11 +182,8 @@ impl Model {
                 conn,
                 filter,
             } => {
-                let session = self.conns[&(client.clone(), *conn)].session;
-                for sub in &mut self.subscriptions {
-                    if sub.session == session && sub.filter.as_str() == filter {
-                        sub.unsubscribe_sent = true;
-                    }
+                for sub in self.subscriptions_to(client, *conn, filter) {
+                    sub.unsubscribe_sent = true;
                 }
             }
             Event::Unsubscribed {
@@ -194,12 +191,8 @@ impl Model {
                 conn,
                 filter,
             } => {
-                let session = self.conns[&(client.clone(), *conn)].session;
-                for sub in &mut self.subscriptions {
-                    if sub.session == session
-                        && sub.filter.as_str() == filter
-                        && sub.end == Duration::MAX
-                    {
+                for sub in self.subscriptions_to(client, *conn, filter) {
+                    if sub.end == Duration::MAX {
                         sub.end = at;
                     }
                 }
@@ -272,6 +265,19 @@ impl Model {
             }
             Event::BrokerRestarted => self.restarts.push(at),
         }
+    }
+
+    /// The subscriptions to `filter` of the session `(client, conn)` is in.
+    fn subscriptions_to<'a>(
+        &'a mut self,
+        client: &str,
+        conn: u32,
+        filter: &'a str,
+    ) -> impl Iterator<Item = &'a mut Subscription> + 'a {
+        let session = self.conns[&(client.to_owned(), conn)].session;
+        self.subscriptions
+            .iter_mut()
+            .filter(move |sub| sub.session == session && sub.filter.as_str() == filter)
     }
 
     /// A subscription also ends with its session: with its last connection
