@@ -20,6 +20,7 @@ fn publish(qos: QoS) -> Packet {
         topic: TopicName::new("bench/sensors/42/temperature").unwrap(),
         packet_id: (qos != QoS::AtMostOnce).then(|| PacketId::new(7).unwrap()),
         payload: Bytes::from(vec![0xa5; 64]),
+        properties: Default::default(),
     })
 }
 

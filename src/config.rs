@@ -47,6 +47,21 @@ pub struct Config {
     pub keep_alive_max_secs: u16,
     /// How often `$SYS/broker/...` topics are published; 0 turns them off.
     pub sys_interval_secs: u64,
+    /// The longest Session Expiry Interval a 5.0 client is granted; a longer
+    /// request is cut to it and told so in CONNACK. 4294967295 is "never".
+    pub session_expiry_max_secs: u32,
+    /// QoS 2 messages a 5.0 client may have sent and not yet released
+    /// (Receive Maximum, told in CONNACK); one more closes it with 0x93.
+    pub receive_maximum: u16,
+    /// Topic aliases a 5.0 client may set per connection (Topic Alias
+    /// Maximum, told in CONNACK); 0 allows none.
+    pub topic_alias_max: u16,
+    /// `$share/{group}/{filter}` subscriptions; when off they get 0x9E.
+    pub shared_subscriptions: bool,
+    /// Filters with `+` or `#`; when off they get 0xA2 (5.0) or 0x80.
+    pub wildcard_subscriptions: bool,
+    /// Subscription Identifiers; when off a SUBSCRIBE with one gets 0xA1.
+    pub subscription_identifiers: bool,
     /// How long a graceful shutdown waits for tasks to end.
     pub shutdown_grace_ms: u64,
     /// A bug to plant, to show that the simulation harness catches it.
@@ -89,6 +104,12 @@ impl Default for Config {
             connect_timeout_ms: 10_000,
             keep_alive_max_secs: u16::MAX,
             sys_interval_secs: 10,
+            session_expiry_max_secs: u32::MAX,
+            receive_maximum: 1024,
+            topic_alias_max: 10,
+            shared_subscriptions: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
             shutdown_grace_ms: 5_000,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -152,6 +173,7 @@ impl Config {
             ("outbound_packets_max", self.outbound_packets_max),
             ("topic_levels_max", self.topic_levels_max),
             ("connect_timeout_ms", self.connect_timeout_ms as usize),
+            ("receive_maximum", usize::from(self.receive_maximum)),
         ];
         for (name, value) in must_be_positive {
             if value == 0 {

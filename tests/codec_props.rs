@@ -76,6 +76,7 @@ fn will() -> impl Strategy<Value = LastWill> {
             payload,
             qos,
             retain,
+            properties: Default::default(),
         }
     })
 }
@@ -100,6 +101,7 @@ fn connect() -> impl Strategy<Value = Packet> {
                 will,
                 username,
                 password,
+                properties: Default::default(),
             })
         },
     )
@@ -110,6 +112,7 @@ fn connack() -> impl Strategy<Value = Packet> {
     let accepted = any::<bool>().prop_map(|session_present| ConnAck {
         session_present,
         code: ConnectCode::Accepted,
+        properties: Default::default(),
     });
     let refused = prop_oneof![
         Just(ConnectCode::UnacceptableProtocolVersion),
@@ -121,6 +124,7 @@ fn connack() -> impl Strategy<Value = Packet> {
     .prop_map(|code| ConnAck {
         session_present: false,
         code,
+        properties: Default::default(),
     });
     prop_oneof![accepted, refused].prop_map(Packet::ConnAck)
 }
@@ -142,6 +146,7 @@ fn publish() -> impl Strategy<Value = Packet> {
             topic,
             packet_id: acked.then_some(id),
             payload,
+            properties: Default::default(),
         })
     })
 }
@@ -151,20 +156,35 @@ fn ack() -> impl Strategy<Value = Ack> {
 }
 
 fn subscribe() -> impl Strategy<Value = Packet> {
-    let options = qos().prop_map(|qos| SubscriptionOptions { qos });
-    (packet_id(), vec((topic_filter(), options), 1..6))
-        .prop_map(|(packet_id, filters)| Packet::Subscribe(Subscribe { packet_id, filters }))
+    let options = qos().prop_map(SubscriptionOptions::qos);
+    (packet_id(), vec((topic_filter(), options), 1..6)).prop_map(|(packet_id, filters)| {
+        Packet::Subscribe(Subscribe {
+            packet_id,
+            filters,
+            properties: Default::default(),
+        })
+    })
 }
 
 fn suback() -> impl Strategy<Value = Packet> {
     let code = prop_oneof![Just(0), Just(1), Just(2), Just(0x80)].prop_map(ReasonCode);
-    (packet_id(), vec(code, 1..6))
-        .prop_map(|(packet_id, codes)| Packet::SubAck(SubAck { packet_id, codes }))
+    (packet_id(), vec(code, 1..6)).prop_map(|(packet_id, codes)| {
+        Packet::SubAck(SubAck {
+            packet_id,
+            codes,
+            properties: Default::default(),
+        })
+    })
 }
 
 fn unsubscribe() -> impl Strategy<Value = Packet> {
-    (packet_id(), vec(topic_filter(), 1..6))
-        .prop_map(|(packet_id, filters)| Packet::Unsubscribe(Unsubscribe { packet_id, filters }))
+    (packet_id(), vec(topic_filter(), 1..6)).prop_map(|(packet_id, filters)| {
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id,
+            filters,
+            properties: Default::default(),
+        })
+    })
 }
 
 fn unsuback() -> impl Strategy<Value = Packet> {
@@ -172,6 +192,7 @@ fn unsuback() -> impl Strategy<Value = Packet> {
         Packet::UnsubAck(UnsubAck {
             packet_id,
             codes: Vec::new(),
+            properties: Default::default(),
         })
     })
 }
@@ -193,7 +214,8 @@ fn packet() -> impl Strategy<Value = Packet> {
         Just(Packet::PingReq),
         Just(Packet::PingResp),
         Just(Packet::Disconnect(Disconnect {
-            reason: ReasonCode::SUCCESS
+            reason: ReasonCode::SUCCESS,
+            properties: Default::default(),
         })),
     ]
 }
@@ -337,6 +359,7 @@ fn remaining_length_boundaries_round_trip() {
             topic: TopicName::new("t").unwrap(),
             packet_id: None,
             payload: Bytes::from(vec![7; body_len - 3]),
+            properties: Default::default(),
         });
         let mut buf = encoded(std::slice::from_ref(&p));
         assert_eq!(buf.len(), header_len + body_len, "body of {body_len}");

@@ -322,11 +322,12 @@ fn packet_at_the_size_limit_is_accepted() {
     ));
 }
 
-/// Every first byte 3.1.1 allows: each type with its fixed flags, and PUBLISH
-/// with QoS 0 to 2, either retain, and DUP only above QoS 0.
-const VALID_FIRST_BYTES: [u8; 23] = [
+/// Every first byte MQTT allows: each type with its fixed flags, and PUBLISH
+/// with QoS 0 to 2, either retain, and DUP only above QoS 0. AUTH (0xf0) is
+/// 5.0's; a 3.1.1 connection refuses it once its body is read.
+const VALID_FIRST_BYTES: [u8; 24] = [
     0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x3a, 0x3b, 0x3c, 0x3d, 0x40, 0x50, 0x62, 0x70,
-    0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0,
+    0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0,
 ];
 
 #[test]

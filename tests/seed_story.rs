@@ -42,7 +42,7 @@ fn is_idle(census: &Census) -> bool {
         && census.sessions_offline == 0
         && census.queued == 0
         && census.inflight == 0
-        && census.tasks == BTreeMap::from([("acceptor", 1)])
+        && census.tasks == BTreeMap::from(common::IDLE_TASKS)
 }
 
 #[tokio::test]
@@ -123,7 +123,7 @@ async fn every_way_of_leaving_leaves_nothing_behind() {
 
     let census = broker
         .wait_until("everyone to be gone", |c| {
-            c.connections == 0 && c.tasks == BTreeMap::from([("acceptor", 1)])
+            c.connections == 0 && c.tasks == BTreeMap::from(common::IDLE_TASKS)
         })
         .await;
     assert_eq!(

@@ -16,7 +16,8 @@ async fn assert_refused(raw: &mut Raw, connack: ConnAck, code: ConnectCode) {
         connack,
         ConnAck {
             session_present: false,
-            code
+            code,
+            properties: Default::default(),
         }
     );
     raw.expect_closed().await;
@@ -66,9 +67,9 @@ async fn empty_client_id_without_clean_session_is_rejected() {
 }
 
 #[tokio::test]
-async fn protocol_levels_3_and_5_are_refused_with_code_1() {
+async fn protocol_levels_3_and_6_are_refused_with_code_1() {
     let broker = TestBroker::start(config()).await;
-    for (name, level) in [("MQIsdp", 3), ("MQTT", 3), ("MQTT", 5)] {
+    for (name, level) in [("MQIsdp", 3), ("MQTT", 3), ("MQTT", 6)] {
         let mut raw = Raw::open(broker.addr).await;
         raw.send_bytes(&connect_bytes(name, level)).await;
         let connack = raw.recv_connack().await;

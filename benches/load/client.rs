@@ -88,6 +88,7 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     });
     conn.send(&connect).await?;
     match timed(conn.reader.packet()).await? {
@@ -109,8 +110,9 @@ impl Conn {
             packet_id: PacketId::new(1).expect("nonzero"),
             filters: vec![(
                 TopicFilter::new(filter).map_err(io::Error::other)?,
-                SubscriptionOptions { qos },
+                SubscriptionOptions::qos(qos),
             )],
+            properties: Default::default(),
         });
         self.send(&subscribe).await?;
         match timed(self.reader.packet()).await? {
@@ -166,6 +168,7 @@ pub fn put_publish(buf: &mut BytesMut, topic: &TopicName, qos: QoS, publisher: u
         topic: topic.clone(),
         packet_id,
         payload: stamp(publisher, seq),
+        properties: Default::default(),
     });
     codec::encode(&publish, ProtocolVersion::V311, buf);
 }

@@ -187,6 +187,7 @@ impl<'a> Session<'a> {
                 payload: Bytes::from(format!("will:{}:{}", self.plan.name, self.conn)),
                 qos: *qos,
                 retain: *retain,
+                properties: Default::default(),
             });
         let connect = Connect {
             version: ProtocolVersion::V311,
@@ -196,6 +197,7 @@ impl<'a> Session<'a> {
             will: will.clone(),
             username: None,
             password: None,
+            properties: Default::default(),
         };
         self.send(&Packet::Connect(connect));
         self.history.record(Event::ConnectSent {
@@ -291,7 +293,7 @@ impl<'a> Session<'a> {
                     if !self.act(action) {
                         match self.connection.end {
                             End::Disconnect => {
-                                self.send(&Packet::Disconnect(codec::Disconnect { reason: codec::ReasonCode::SUCCESS }));
+                                self.send(&Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS)));
                                 self.close_gracefully().await;
                                 return Ending::Disconnect;
                             }
@@ -351,10 +353,11 @@ impl<'a> Session<'a> {
                 });
                 self.subscribes.insert(packet_id, vec![filter.clone()]);
                 let filter = TopicFilter::new(filter).expect("plan filters are valid");
-                let options = SubscriptionOptions { qos: *qos };
+                let options = SubscriptionOptions::qos(*qos);
                 self.send(&Packet::Subscribe(Subscribe {
                     packet_id,
                     filters: vec![(filter, options)],
+                    properties: Default::default(),
                 }));
             }
             Action::Unsubscribe(filter) => {
@@ -369,6 +372,7 @@ impl<'a> Session<'a> {
                 self.send(&Packet::Unsubscribe(Unsubscribe {
                     packet_id,
                     filters: vec![filter],
+                    properties: Default::default(),
                 }));
             }
             Action::Publish {
@@ -406,6 +410,7 @@ impl<'a> Session<'a> {
                     topic,
                     packet_id,
                     payload,
+                    properties: Default::default(),
                 };
                 if packet_id.is_some() {
                     let outgoing = Outgoing {
@@ -477,7 +482,7 @@ impl<'a> Session<'a> {
                 self.state.received_qos2.borrow_mut().remove(&ack.packet_id);
                 self.send(&Packet::PubComp(Ack::success(ack.packet_id)));
             }
-            Packet::PubAck(ack) | Packet::PubRec(ack) => {
+            Packet::PubAck(ref ack) | Packet::PubRec(ref ack) => {
                 let is_rec = matches!(packet, Packet::PubRec(_));
                 let mut outgoing = self.state.outgoing.borrow_mut();
                 if let Some(i) = outgoing

@@ -8,30 +8,51 @@ use super::SessionId;
 use crate::codec::QoS;
 use crate::topic::{TopicFilter, TopicName};
 
-#[derive(Debug, Default)]
-pub struct SubscriptionIndex {
-    root: Node,
+/// Subscribers `K` (sessions, or shared-subscription groups) by filter, each
+/// with what it asked for, `V`.
+#[derive(Debug)]
+pub struct SubscriptionIndex<K = SessionId, V = QoS> {
+    root: Node<K, V>,
     len: usize,
 }
 
-#[derive(Debug, Default)]
-struct Node {
-    /// Literal levels and `+`, by level text.
-    children: BTreeMap<Box<str>, Node>,
-    /// Filters that end here.
-    exact: BTreeMap<SessionId, QoS>,
-    /// Filters that end here with `/#` (or are `#`): they match this level
-    /// and everything below it.
-    rest: BTreeMap<SessionId, QoS>,
+impl<K, V> Default for SubscriptionIndex<K, V> {
+    fn default() -> Self {
+        SubscriptionIndex {
+            root: Node::default(),
+            len: 0,
+        }
+    }
 }
 
-impl Node {
+#[derive(Debug)]
+struct Node<K, V> {
+    /// Literal levels and `+`, by level text.
+    children: BTreeMap<Box<str>, Node<K, V>>,
+    /// Filters that end here.
+    exact: BTreeMap<K, V>,
+    /// Filters that end here with `/#` (or are `#`): they match this level
+    /// and everything below it.
+    rest: BTreeMap<K, V>,
+}
+
+impl<K, V> Default for Node<K, V> {
+    fn default() -> Self {
+        Node {
+            children: BTreeMap::new(),
+            exact: BTreeMap::new(),
+            rest: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K, V> Node<K, V> {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.exact.is_empty() && self.rest.is_empty()
     }
 }
 
-impl SubscriptionIndex {
+impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
     /// Number of (session, filter) pairs.
     pub fn len(&self) -> usize {
         self.len
@@ -42,7 +63,7 @@ impl SubscriptionIndex {
     }
 
     /// Adds or replaces the subscription of `session` to `filter`.
-    pub fn insert(&mut self, filter: &TopicFilter, session: SessionId, qos: QoS) {
+    pub fn insert(&mut self, filter: &TopicFilter, session: K, qos: V) {
         let mut node = &mut self.root;
         let mut is_rest = false;
         for level in filter.levels() {
@@ -63,7 +84,7 @@ impl SubscriptionIndex {
     }
 
     /// Removes the subscription; returns whether there was one.
-    pub fn remove(&mut self, filter: &TopicFilter, session: SessionId) -> bool {
+    pub fn remove(&mut self, filter: &TopicFilter, session: K) -> bool {
         let levels: Vec<&str> = filter.levels().collect();
         let removed = remove_at(&mut self.root, &levels, session);
         if removed {
@@ -75,13 +96,13 @@ impl SubscriptionIndex {
     /// Appends every (session, granted QoS) whose filter matches `topic`. A
     /// session with overlapping filters appears once per filter; the caller
     /// merges them.
-    pub fn matches(&self, topic: &TopicName, out: &mut Vec<(SessionId, QoS)>) {
+    pub fn matches(&self, topic: &TopicName, out: &mut Vec<(K, V)>) {
         let levels: Vec<&str> = topic.levels().collect();
         collect(&self.root, &levels, topic.is_dollar(), out);
     }
 }
 
-fn remove_at(node: &mut Node, levels: &[&str], session: SessionId) -> bool {
+fn remove_at<K: Ord, V>(node: &mut Node<K, V>, levels: &[&str], session: K) -> bool {
     match levels {
         [] => node.exact.remove(&session).is_some(),
         ["#"] => node.rest.remove(&session).is_some(),
@@ -100,7 +121,12 @@ fn remove_at(node: &mut Node, levels: &[&str], session: SessionId) -> bool {
 
 /// `at_root_of_dollar` is true while matching the first level of a
 /// `$`-topic, which a leading wildcard must not match [MQTT-4.7.2-1].
-fn collect(node: &Node, levels: &[&str], at_root_of_dollar: bool, out: &mut Vec<(SessionId, QoS)>) {
+fn collect<K: Copy, V: Copy>(
+    node: &Node<K, V>,
+    levels: &[&str],
+    at_root_of_dollar: bool,
+    out: &mut Vec<(K, V)>,
+) {
     if !at_root_of_dollar {
         out.extend(node.rest.iter().map(|(s, q)| (*s, *q)));
     }

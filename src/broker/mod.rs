@@ -1,26 +1,32 @@
 //! The routing state: sessions, subscriptions, retained messages and the QoS
-//! 1/2 flows. Pure and deterministic: no clocks, no I/O, no tokio; each method
-//! takes what a connection did and appends what must be sent to `effects`,
-//! which the runtime drains and carries out. Maps are ordered, so the same
-//! inputs give the same outputs in the same order.
+//! 1/2 flows, for MQTT 3.1.1 and 5.0 clients alike. Pure and deterministic:
+//! no I/O, no tokio, and no clock of its own: the runtime tells it the time
+//! (`set_now`) before each call. Each method takes what a connection did and
+//! appends what must be sent to `effects`, which the runtime drains and
+//! carries out. Maps are ordered, so the same inputs give the same outputs in
+//! the same order.
+//!
+//! The work is split by what it is about: sessions and their lifetimes here,
+//! `routing` for messages and their acknowledgements, `subscribe` for
+//! subscriptions and shared-subscription groups.
 
 mod index;
 mod retained;
+mod routing;
 mod session;
+mod subscribe;
 
-use std::collections::BTreeMap;
-
-use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec::{
-    Ack, ConnAck, Connect, ConnectCode, Packet, PacketId, Publish, QoS, ReasonCode, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    ConnAck, Connect, ConnectCode, Disconnect, LastWill, Packet, Properties, Property,
+    ProtocolVersion, Publish, ReasonCode,
 };
 use crate::config::{Config, PlantedBug};
-use crate::topic::TopicName;
 pub use index::SubscriptionIndex;
 pub use retained::{RetainOutcome, Retained, RetainedStore};
-use session::{Inflight, Session, Stage};
+use session::{Session, EXPIRY_NEVER};
+use subscribe::Group;
 
 /// One TCP connection, for as long as it lives. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,21 +36,46 @@ pub struct ConnId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u64);
 
+/// One shared-subscription group (`$share/{group}/{filter}`), while it has
+/// members. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(pub u64);
+
+/// Milliseconds on the runtime's monotonic clock.
+pub type Millis = u64;
+
 /// What the broker asks of the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Send(ConnId, Packet),
     /// The connection's client id was taken by a newer connection; the broker
-    /// has already detached it and published its will.
+    /// has already detached it and dealt with its will.
     TakenOver(ConnId),
 }
 
 /// A packet that is well-formed but that this broker will not accept; the
-/// connection that sent it is closed.
+/// connection that sent it is closed, and a 5.0 client is told `reason()`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     #[error("topic {topic:?} has more than {max} levels")]
     TooManyLevels { topic: String, max: usize },
+    #[error("more than {max} QoS 2 messages awaiting release")]
+    ReceiveMaximumExceeded { max: u16 },
+    #[error("payload is said to be UTF-8 and is not")]
+    PayloadFormatInvalid,
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+}
+
+impl BrokerError {
+    pub fn reason(&self) -> ReasonCode {
+        match self {
+            BrokerError::TooManyLevels { .. } => ReasonCode::TOPIC_NAME_INVALID,
+            BrokerError::ReceiveMaximumExceeded { .. } => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+            BrokerError::PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
+            BrokerError::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
+        }
+    }
 }
 
 /// Messages dropped because a limit was reached, by limit.
@@ -56,6 +87,16 @@ pub struct Dropped {
     pub outbound_full: u64,
     /// Retained messages for a new topic when the store was full.
     pub retained_full: u64,
+    /// Messages larger than their receiver's Maximum Packet Size (5.0).
+    pub too_large: u64,
+    /// Messages whose Message Expiry Interval ran out before they were sent.
+    pub expired: u64,
+}
+
+impl Dropped {
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.outbound_full + self.retained_full + self.too_large + self.expired
+    }
 }
 
 /// The broker's own counts, for the census.
@@ -72,13 +113,30 @@ pub struct BrokerStats {
     pub dropped: Dropped,
 }
 
+/// What an accepted CONNECT settled for the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub client_id: String,
+    /// Seconds; the client's, or the Server Keep Alive that replaced it.
+    pub keep_alive: u16,
+}
+
 pub struct Broker {
     config: Config,
+    now: Millis,
     sessions: BTreeMap<SessionId, Session>,
     by_client: BTreeMap<String, SessionId>,
     by_conn: BTreeMap<ConnId, SessionId>,
-    index: SubscriptionIndex,
+    index: SubscriptionIndex<SessionId, session::Subscription>,
+    /// Shared subscriptions: groups by their filter, and their members.
+    shared_index: SubscriptionIndex<GroupId, ()>,
+    groups: BTreeMap<GroupId, Group>,
+    group_ids: BTreeMap<(String, crate::topic::TopicFilter), GroupId>,
+    next_group: u64,
     retained: RetainedStore,
+    /// Session expiries and delayed wills, by when they are due. An entry
+    /// whose session has since changed is skipped when it comes due.
+    timers: BTreeSet<(Millis, SessionId)>,
     next_session: u64,
     /// Numbers client ids the broker assigns; a counter, so runs replay.
     next_assigned_id: u64,
@@ -87,18 +145,24 @@ pub struct Broker {
     dropped: Dropped,
     effects: Vec<Effect>,
     /// Reused by `route` so that a fan-out allocates nothing per message.
-    matches: Vec<(SessionId, QoS)>,
+    matches: Vec<(SessionId, session::Subscription)>,
 }
 
 impl Broker {
     pub fn new(config: Config) -> Broker {
         Broker {
             config,
+            now: 0,
             sessions: BTreeMap::new(),
             by_client: BTreeMap::new(),
             by_conn: BTreeMap::new(),
             index: SubscriptionIndex::default(),
+            shared_index: SubscriptionIndex::default(),
+            groups: BTreeMap::new(),
+            group_ids: BTreeMap::new(),
+            next_group: 0,
             retained: RetainedStore::default(),
+            timers: BTreeSet::new(),
             next_session: 0,
             next_assigned_id: 0,
             queued: 0,
@@ -107,6 +171,11 @@ impl Broker {
             effects: Vec::new(),
             matches: Vec::new(),
         }
+    }
+
+    /// The runtime's clock, read before each call. It never goes back.
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = self.now.max(now);
     }
 
     /// Hands over what the last calls asked for, in order.
@@ -118,7 +187,7 @@ impl Broker {
         BrokerStats {
             sessions_connected: self.by_conn.len(),
             sessions_offline: self.sessions.len() - self.by_conn.len(),
-            subscriptions: self.index.len(),
+            subscriptions: self.index.len() + self.shared_members(),
             retained: self.retained.len(),
             queued: self.queued,
             inflight: self.inflight,
@@ -138,11 +207,11 @@ impl Broker {
             queued += out.pending.len();
             inflight += out.inflight.len();
             let name = &session.client_id;
-            if out.inflight.len() > c.inflight_messages_max {
+            if out.inflight.len() > session.window || session.window > c.inflight_messages_max {
                 return Err(format!(
-                    "{name}: {} in flight, over {}",
+                    "{name}: {} in flight, over its window of {}",
                     out.inflight.len(),
-                    c.inflight_messages_max
+                    session.window
                 ));
             }
             if out.pending.len() > c.queued_messages_max || out.pending_bytes > c.queued_bytes_max {
@@ -161,9 +230,17 @@ impl Broker {
                         "{name}: its connection {conn:?} does not point back"
                     ));
                 }
+            } else if session.expiry_secs == 0 {
+                return Err(format!(
+                    "{name}: offline, and should have ended with its connection"
+                ));
             }
         }
-        let counted = (self.index.len(), self.queued, self.inflight);
+        let counted = (
+            self.index.len() + self.shared_members(),
+            self.queued,
+            self.inflight,
+        );
         if counted != (subscriptions, queued, inflight) {
             return Err(format!(
                 "counts (subscriptions, queued, inflight) {counted:?} disagree with the sessions' {:?}",
@@ -193,23 +270,46 @@ impl Broker {
         Some(&self.sessions[sid].client_id)
     }
 
-    /// Handles CONNECT; returns the client id when it is accepted. When it is
-    /// refused, the CONNACK saying why is in the effects and the caller
-    /// closes the connection.
-    pub fn connect(&mut self, conn: ConnId, connect: Connect) -> Option<String> {
+    /// Handles CONNECT. When it is refused, the CONNACK saying why is in the
+    /// effects, `None` is returned and the caller closes the connection.
+    pub fn connect(&mut self, conn: ConnId, connect: Connect) -> Option<Accepted> {
         debug_assert!(
             !self.by_conn.contains_key(&conn),
             "one CONNECT per connection"
         );
-        if connect.keep_alive > self.config.keep_alive_max_secs {
-            return self.refuse(conn, ConnectCode::IdentifierRejected);
+        let v5 = connect.version == ProtocolVersion::V5;
+        let mut connack = Properties::new();
+        if connect.properties.authentication_method().is_some() {
+            // No enhanced authentication method is known yet [MQTT-4.12].
+            return self.refuse(conn, ConnectCode::BadAuthenticationMethod);
+        }
+        let will_payload_ok = connect.will.as_ref().is_none_or(|w| {
+            w.properties.payload_format_indicator() != Some(1)
+                || std::str::from_utf8(&w.payload).is_ok()
+        });
+        if !will_payload_ok {
+            return self.refuse(conn, ConnectCode::PayloadFormatInvalid);
+        }
+        let mut keep_alive = connect.keep_alive;
+        let keep_alive_max = self.config.keep_alive_max_secs;
+        if keep_alive > keep_alive_max || (keep_alive == 0 && keep_alive_max < u16::MAX && v5) {
+            if !v5 {
+                return self.refuse(conn, ConnectCode::IdentifierRejected);
+            }
+            // 5.0 lets the server say what it will use instead [MQTT-3.2.2.3.14].
+            keep_alive = keep_alive_max;
+            connack.push(Property::ServerKeepAlive(keep_alive));
         }
         let client_id = if connect.client_id.is_empty() {
-            if !connect.clean_session {
+            if !v5 && !connect.clean_session {
                 // [MQTT-3.1.3-8]
                 return self.refuse(conn, ConnectCode::IdentifierRejected);
             }
-            self.assign_client_id()
+            let id = self.assign_client_id();
+            if v5 {
+                connack.push(Property::AssignedClientIdentifier(id.clone()));
+            }
+            id
         } else {
             connect.client_id.clone()
         };
@@ -219,9 +319,9 @@ impl Broker {
                 self.connection_lost(old, false);
                 self.effects.push(Effect::TakenOver(old));
             }
-            // A clean session ended with its old connection just above.
+            // A session that ended with its old connection is gone already.
             if connect.clean_session && self.sessions.contains_key(&sid) {
-                self.remove_session(sid);
+                self.end_session(sid);
             }
         }
         let (sid, resumed) = match self.by_client.get(&client_id) {
@@ -232,36 +332,107 @@ impl Broker {
                     max = self.config.sessions_max,
                     "session limit reached"
                 );
-                return self.refuse(conn, ConnectCode::ServerUnavailable);
+                let code = if v5 {
+                    ConnectCode::QuotaExceeded
+                } else {
+                    ConnectCode::ServerUnavailable
+                };
+                return self.refuse(conn, code);
             }
             None => (self.create_session(&client_id), false),
         };
+        let expiry_secs = if v5 {
+            let asked = connect.properties.session_expiry_interval().unwrap_or(0);
+            let granted = asked.min(self.config.session_expiry_max_secs);
+            if granted != asked {
+                connack.push(Property::SessionExpiryInterval(granted));
+            }
+            granted
+        } else if connect.clean_session {
+            0
+        } else {
+            EXPIRY_NEVER
+        };
+        let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
+        // A new connection to the session cancels a will still waiting out
+        // its delay [MQTT-3.1.3-9], and its expiry.
+        self.clear_timers(sid);
         let session = self
             .sessions
             .get_mut(&sid)
             .expect("session just found or made");
         session.conn = Some(conn);
-        session.clean = connect.clean_session;
         session.version = connect.version;
+        session.expiry_secs = expiry_secs;
         session.will = connect.will;
+        session.window = self
+            .config
+            .inflight_messages_max
+            .min(usize::from(client_receive_max));
+        session.packet_size_max = connect
+            .properties
+            .maximum_packet_size()
+            .map_or(usize::MAX, |max| max as usize);
         self.by_conn.insert(conn, sid);
+        if v5 {
+            self.describe_limits(&mut connack);
+        }
         self.effects.push(Effect::Send(
             conn,
             Packet::ConnAck(ConnAck {
                 session_present: resumed,
                 code: ConnectCode::Accepted,
+                properties: connack,
             }),
         ));
         if resumed {
             self.resend_inflight(sid);
         }
-        Some(client_id)
+        Some(Accepted {
+            client_id,
+            keep_alive,
+        })
     }
 
-    fn refuse(&mut self, conn: ConnId, code: ConnectCode) -> Option<String> {
+    /// The CONNACK properties that tell a 5.0 client this broker's limits;
+    /// each is left out where it is the protocol's default.
+    fn describe_limits(&self, connack: &mut Properties) {
+        let c = &self.config;
+        if c.receive_maximum < u16::MAX {
+            connack.push(Property::ReceiveMaximum(c.receive_maximum));
+        }
+        if c.packet_size_max_bytes < crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES {
+            let max = u32::try_from(c.packet_size_max_bytes).unwrap_or(u32::MAX);
+            connack.push(Property::MaximumPacketSize(max));
+        }
+        if c.topic_alias_max > 0 {
+            connack.push(Property::TopicAliasMaximum(c.topic_alias_max));
+        }
+        for (available, property) in [
+            (
+                c.wildcard_subscriptions,
+                Property::WildcardSubscriptionAvailable(0),
+            ),
+            (
+                c.subscription_identifiers,
+                Property::SubscriptionIdentifierAvailable(0),
+            ),
+            (
+                c.shared_subscriptions,
+                Property::SharedSubscriptionAvailable(0),
+            ),
+        ] {
+            if !available {
+                connack.push(property);
+            }
+        }
+    }
+
+    fn refuse(&mut self, conn: ConnId, code: ConnectCode) -> Option<Accepted> {
         let connack = ConnAck {
             session_present: false,
             code,
+            properties: Properties::new(),
         };
         self.effects
             .push(Effect::Send(conn, Packet::ConnAck(connack)));
@@ -287,44 +458,154 @@ impl Broker {
         sid
     }
 
-    fn remove_session(&mut self, sid: SessionId) {
-        let session = self.sessions.remove(&sid).expect("removing a live session");
+    /// Ends a session: a will still waiting out its delay is published now
+    /// [MQTT-3.1.3-9], and messages a shared subscription chose it for go to
+    /// another member of the group.
+    fn end_session(&mut self, sid: SessionId) {
+        self.forget_timers(sid);
+        let mut session = self.sessions.remove(&sid).expect("ending a live session");
         self.by_client.remove(&session.client_id);
-        for filter in session.subscriptions.keys() {
-            self.index.remove(filter, sid);
+        for (filter, _) in std::mem::take(&mut session.subscriptions) {
+            self.drop_subscription(sid, &filter);
         }
         self.queued -= session.outgoing.pending.len();
         self.inflight -= session.outgoing.inflight.len();
+        if let Some((_, will)) = session.delayed_will.take() {
+            self.publish_will(will);
+        }
+        self.reroute_shared(session.outgoing);
+    }
+
+    /// DISCONNECT from the client. A 5.0 client may change its session's
+    /// expiry here, but not from zero [MQTT-3.14.2-2], and may ask for its
+    /// will to be sent (0x04).
+    pub fn disconnect(&mut self, conn: ConnId, disconnect: &Disconnect) -> Result<(), BrokerError> {
+        if let Some(expiry) = disconnect.properties.session_expiry_interval() {
+            let sid = self.sid_of(conn);
+            let max = self.config.session_expiry_max_secs;
+            let session = self.session_mut(sid);
+            if session.expiry_secs == 0 && expiry != 0 {
+                return Err(BrokerError::Protocol(
+                    "DISCONNECT sets a session expiry after CONNECT set none",
+                ));
+            }
+            session.expiry_secs = expiry.min(max);
+        }
+        let graceful = disconnect.reason != ReasonCode::DISCONNECT_WITH_WILL;
+        self.connection_lost(conn, graceful);
+        Ok(())
     }
 
     /// The connection ended: by DISCONNECT (`graceful`), or by anything else,
-    /// which publishes the will. A clean session ends with it. Calling it for
-    /// a connection the broker no longer knows (taken over) does nothing.
+    /// which publishes the will, now or after its delay. A session with no
+    /// expiry ends with it. Calling it for a connection the broker no longer
+    /// knows (taken over) does nothing.
     pub fn connection_lost(&mut self, conn: ConnId, graceful: bool) {
         let Some(sid) = self.by_conn.remove(&conn) else {
             return;
         };
+        let now = self.now;
         let session = self
             .sessions
             .get_mut(&sid)
             .expect("by_conn points at live sessions");
         session.conn = None;
-        let will = session.will.take();
-        if session.clean {
-            self.remove_session(sid);
-        }
         let graceful = graceful || self.config.planted(PlantedBug::NoWillOnCrash);
-        if let (Some(will), false) = (will, graceful) {
-            let publish = Publish {
-                dup: false,
-                qos: will.qos,
-                retain: will.retain,
-                topic: will.topic,
-                packet_id: None,
-                payload: will.payload,
-            };
-            self.route(&publish);
+        let will = session.will.take().filter(|_| !graceful);
+        if let Some(will) = will {
+            let delay = will.properties.will_delay_interval().unwrap_or(0);
+            if delay > 0 && session.expiry_secs > 0 {
+                // Due after the delay, or when the session ends if sooner.
+                let due = now + u64::from(delay.min(session.expiry_secs)) * 1000;
+                session.delayed_will = Some((due, will));
+                self.timers.insert((due, sid));
+            } else {
+                self.publish_will(will);
+            }
         }
+        let session = self.session_mut(sid);
+        match session.expiry_secs {
+            0 => self.end_session(sid),
+            EXPIRY_NEVER => {}
+            secs => {
+                let due = now + u64::from(secs) * 1000;
+                session.expires_at = Some(due);
+                self.timers.insert((due, sid));
+            }
+        }
+    }
+
+    /// Publishes the wills and ends the sessions that are due. The runtime
+    /// calls it from a timer; `next_timer` says when it is next needed.
+    pub fn tick(&mut self) {
+        while let Some(&(due, sid)) = self.timers.first() {
+            if due > self.now {
+                return;
+            }
+            self.timers.pop_first();
+            let Some(session) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            if session
+                .delayed_will
+                .as_ref()
+                .is_some_and(|(at, _)| *at <= due)
+            {
+                // Its own entry; a later one for the same session waits.
+                let (_, will) = session.delayed_will.take().expect("just seen");
+                self.publish_will(will);
+            }
+            let session = self.session_mut(sid);
+            if session.conn.is_none() && session.expires_at.is_some_and(|at| at <= due) {
+                tracing::debug!(client_id = session.client_id, "session expired");
+                self.end_session(sid);
+            }
+        }
+    }
+
+    /// Cancels the session's expiry and delayed will.
+    fn clear_timers(&mut self, sid: SessionId) {
+        self.forget_timers(sid);
+        let session = self.session_mut(sid);
+        session.expires_at = None;
+        session.delayed_will = None;
+    }
+
+    /// Removes the session's entries from `timers`, so that there are never
+    /// more than two per session, however often it comes and goes.
+    fn forget_timers(&mut self, sid: SessionId) {
+        let session = &self.sessions[&sid];
+        let expires_at = session.expires_at;
+        let will_at = session.delayed_will.as_ref().map(|(at, _)| *at);
+        for at in expires_at.into_iter().chain(will_at) {
+            self.timers.remove(&(at, sid));
+        }
+    }
+
+    /// When `tick` next has something to do.
+    pub fn next_timer(&self) -> Option<Millis> {
+        self.timers.first().map(|&(due, _)| due)
+    }
+
+    fn publish_will(&mut self, will: LastWill) {
+        let LastWill {
+            topic,
+            payload,
+            qos,
+            retain,
+            mut properties,
+        } = will;
+        properties.retain(|p| !matches!(p, Property::WillDelayInterval(_)));
+        let publish = Publish {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            packet_id: None,
+            payload,
+            properties,
+        };
+        self.route_from(None, &publish);
     }
 
     fn sid_of(&self, conn: ConnId) -> SessionId {
@@ -349,303 +630,6 @@ impl Broker {
             });
         }
         Ok(())
-    }
-
-    /// A PUBLISH from a client. It is routed before it is acknowledged, so
-    /// an acknowledged message is already in every subscriber's queue.
-    pub fn publish(&mut self, conn: ConnId, publish: Publish) -> Result<(), BrokerError> {
-        self.check_levels(publish.topic.as_str())?;
-        match (publish.qos, publish.packet_id) {
-            (QoS::AtMostOnce, _) => self.route(&publish),
-            (QoS::AtLeastOnce, Some(id)) => {
-                self.route(&publish);
-                self.effects
-                    .push(Effect::Send(conn, Packet::PubAck(Ack::success(id))));
-            }
-            (QoS::ExactlyOnce, Some(id)) => {
-                // Method B of [MQTT-4.3.3]: route now, remember the id until
-                // PUBREL so that a resend is not routed twice.
-                let sid = self.sid_of(conn);
-                if self.session_mut(sid).incoming_qos2.insert(id) {
-                    self.route(&publish);
-                }
-                self.effects
-                    .push(Effect::Send(conn, Packet::PubRec(Ack::success(id))));
-            }
-            (_, None) => unreachable!("the decoder gives QoS 1/2 a packet id"),
-        }
-        Ok(())
-    }
-
-    /// Publishes a message of the broker's own (`$SYS`), retained.
-    pub fn publish_internal(&mut self, topic: TopicName, payload: Bytes) {
-        let publish = Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: true,
-            topic,
-            packet_id: None,
-            payload,
-        };
-        self.route(&publish);
-    }
-
-    fn route(&mut self, publish: &Publish) {
-        if publish.retain {
-            let max = self.config.retained_messages_max;
-            let outcome =
-                self.retained
-                    .set(&publish.topic, publish.payload.clone(), publish.qos, max);
-            if outcome == RetainOutcome::Refused {
-                self.dropped.retained_full += 1;
-                tracing::warn!(topic = %publish.topic, max, "retained store full; message not retained");
-            }
-        }
-        let mut matches = std::mem::take(&mut self.matches);
-        matches.clear();
-        self.index.matches(&publish.topic, &mut matches);
-        // One copy per session, at the highest QoS any of its filters grants.
-        matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        matches.dedup_by_key(|m| m.0);
-        for &(sid, granted) in &matches {
-            let message = Publish {
-                dup: false,
-                qos: publish.qos.min(granted),
-                // [MQTT-3.3.1-9]: retain is cleared for live subscriptions.
-                retain: false,
-                topic: publish.topic.clone(),
-                packet_id: None,
-                payload: publish.payload.clone(),
-            };
-            self.deliver(sid, message);
-        }
-        self.matches = matches;
-    }
-
-    /// Sends `message` to the session now, queues it, or drops and counts it.
-    fn deliver(&mut self, sid: SessionId, message: Publish) {
-        let max_inflight = self.config.inflight_messages_max;
-        let session = self
-            .sessions
-            .get_mut(&sid)
-            .expect("the index holds live sessions");
-        if message.qos == QoS::AtMostOnce {
-            // QoS 0 is not queued for offline clients, as in mosquitto.
-            if let Some(conn) = session.conn {
-                self.effects
-                    .push(Effect::Send(conn, Packet::Publish(message)));
-            }
-            return;
-        }
-        let out = &mut session.outgoing;
-        if session.conn.is_some() && out.pending.is_empty() && out.inflight.len() < max_inflight {
-            self.send_inflight(sid, message);
-        } else if session.conn.is_some() && self.config.planted(PlantedBug::LoseWhenWindowFull) {
-            // Planted: lost without a count.
-        } else if out.pending.len() < self.config.queued_messages_max
-            && out.pending_bytes + message.payload.len() <= self.config.queued_bytes_max
-        {
-            out.push_pending(message);
-            self.queued += 1;
-        } else {
-            self.dropped.queue_full += 1;
-            tracing::debug!(client_id = session.client_id, topic = %message.topic, "session queue full; message dropped");
-        }
-    }
-
-    fn send_inflight(&mut self, sid: SessionId, mut message: Publish) {
-        let session = self
-            .sessions
-            .get_mut(&sid)
-            .expect("sending to a live session");
-        let conn = session
-            .conn
-            .expect("inflight messages go to connected sessions");
-        let packet_id = session.outgoing.next_packet_id();
-        message.packet_id = Some(packet_id);
-        session.outgoing.inflight.push_back(Inflight {
-            packet_id,
-            stage: Stage::Unacked(message.clone()),
-        });
-        self.inflight += 1;
-        self.effects
-            .push(Effect::Send(conn, Packet::Publish(message)));
-    }
-
-    /// Moves queued messages into the inflight window while there is room.
-    fn fill_window(&mut self, sid: SessionId) {
-        let max_inflight = self.config.inflight_messages_max;
-        loop {
-            let session = self.sessions.get_mut(&sid).expect("filling a live session");
-            if session.conn.is_none() || session.outgoing.inflight.len() >= max_inflight {
-                return;
-            }
-            let Some(message) = session.outgoing.pop_pending() else {
-                return;
-            };
-            self.queued -= 1;
-            self.send_inflight(sid, message);
-        }
-    }
-
-    /// On reconnect of a persistent session: every unacknowledged message
-    /// again, in its first order, with DUP [MQTT-4.4.0-1]; then the queue.
-    fn resend_inflight(&mut self, sid: SessionId) {
-        let session = &self.sessions[&sid];
-        let conn = session.conn.expect("resending to a connected session");
-        let mut inflight: Vec<&Inflight> = session.outgoing.inflight.iter().collect();
-        if self.config.planted(PlantedBug::ReorderRedelivery) {
-            inflight.reverse();
-        }
-        for inflight in inflight {
-            let packet = match &inflight.stage {
-                Stage::Unacked(publish) => Packet::Publish(Publish {
-                    dup: true,
-                    ..publish.clone()
-                }),
-                Stage::Released => Packet::PubRel(Ack::success(inflight.packet_id)),
-            };
-            self.effects.push(Effect::Send(conn, packet));
-        }
-        self.fill_window(sid);
-    }
-
-    /// PUBACK for a QoS 1 message we sent. An unknown id is ignored.
-    pub fn puback(&mut self, conn: ConnId, packet_id: PacketId) {
-        self.complete(
-            conn,
-            packet_id,
-            |stage| matches!(stage, Stage::Unacked(p) if p.qos == QoS::AtLeastOnce),
-        );
-    }
-
-    /// PUBCOMP for a QoS 2 message we released.
-    pub fn pubcomp(&mut self, conn: ConnId, packet_id: PacketId) {
-        self.complete(conn, packet_id, |stage| matches!(stage, Stage::Released));
-    }
-
-    fn complete(&mut self, conn: ConnId, packet_id: PacketId, expected: impl Fn(&Stage) -> bool) {
-        let sid = self.sid_of(conn);
-        let out = &mut self.session_mut(sid).outgoing;
-        match out.position(packet_id) {
-            Some(i) if expected(&out.inflight[i].stage) => {
-                out.inflight.remove(i);
-                self.inflight -= 1;
-                self.fill_window(sid);
-            }
-            _ => tracing::debug!(
-                ?packet_id,
-                "acknowledgement for no message in flight; ignored"
-            ),
-        }
-    }
-
-    /// PUBREC for a QoS 2 message we sent: release it. A repeated PUBREC gets
-    /// the PUBREL again.
-    pub fn pubrec(&mut self, conn: ConnId, packet_id: PacketId) {
-        let sid = self.sid_of(conn);
-        let out = &mut self.session_mut(sid).outgoing;
-        match out.position(packet_id).map(|i| &mut out.inflight[i].stage) {
-            Some(stage @ Stage::Unacked(_)) if stage.qos() == QoS::ExactlyOnce => {
-                *stage = Stage::Released
-            }
-            Some(Stage::Unacked(_)) => {
-                tracing::debug!(?packet_id, "PUBREC for a QoS 1 message; ignored");
-                return;
-            }
-            Some(Stage::Released) => {}
-            None => {
-                tracing::debug!(?packet_id, "PUBREC for no message in flight; ignored");
-                return;
-            }
-        }
-        self.effects
-            .push(Effect::Send(conn, Packet::PubRel(Ack::success(packet_id))));
-    }
-
-    /// PUBREL for a QoS 2 message the client sent: forget its id. PUBCOMP is
-    /// sent even for an unknown id, so that the client can finish.
-    pub fn pubrel(&mut self, conn: ConnId, packet_id: PacketId) {
-        let sid = self.sid_of(conn);
-        self.session_mut(sid).incoming_qos2.remove(&packet_id);
-        self.effects
-            .push(Effect::Send(conn, Packet::PubComp(Ack::success(packet_id))));
-    }
-
-    pub fn subscribe(&mut self, conn: ConnId, subscribe: Subscribe) {
-        let max_subscriptions = self.config.subscriptions_per_client_max;
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
-        let mut granted = Vec::with_capacity(subscribe.filters.len());
-        for (filter, options) in subscribe.filters {
-            let too_deep = self.check_levels(filter.as_str()).is_err();
-            let sid = self.sid_of(conn);
-            let session = self
-                .sessions
-                .get_mut(&sid)
-                .expect("by_conn points at live sessions");
-            let is_new = !session.subscriptions.contains_key(&filter);
-            if too_deep || (is_new && session.subscriptions.len() >= max_subscriptions) {
-                tracing::info!(client_id = session.client_id, %filter, "subscription refused");
-                codes.push(ReasonCode::UNSPECIFIED_ERROR);
-                continue;
-            }
-            session.subscriptions.insert(filter.clone(), options.qos);
-            self.index.insert(&filter, sid, options.qos);
-            codes.push(ReasonCode::granted(options.qos));
-            granted.push((sid, filter, options.qos));
-        }
-        let suback = SubAck {
-            packet_id: subscribe.packet_id,
-            codes,
-        };
-        self.effects
-            .push(Effect::Send(conn, Packet::SubAck(suback)));
-        // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
-        // retained, also when a subscription is replaced. Once per filter:
-        // a SUBSCRIBE that repeats `#` must not repeat the whole store.
-        let mut seen = std::collections::BTreeSet::new();
-        let mut granted: Vec<_> = granted
-            .into_iter()
-            .rev()
-            .filter(|(_, f, _)| seen.insert(f.clone()))
-            .collect();
-        granted.reverse();
-        for (sid, filter, qos) in granted {
-            let messages: Vec<Publish> = self
-                .retained
-                .matching(&filter)
-                .map(|(topic, retained)| Publish {
-                    dup: false,
-                    qos: retained.qos.min(qos),
-                    retain: true,
-                    topic: topic.clone(),
-                    packet_id: None,
-                    payload: retained.payload.clone(),
-                })
-                .collect();
-            for message in messages {
-                self.deliver(sid, message);
-            }
-        }
-    }
-
-    pub fn unsubscribe(&mut self, conn: ConnId, unsubscribe: Unsubscribe) {
-        let sid = self.sid_of(conn);
-        let session = self
-            .sessions
-            .get_mut(&sid)
-            .expect("by_conn points at live sessions");
-        for filter in &unsubscribe.filters {
-            if session.subscriptions.remove(filter).is_some() {
-                self.index.remove(filter, sid);
-            }
-        }
-        let unsuback = UnsubAck {
-            packet_id: unsubscribe.packet_id,
-            codes: Vec::new(),
-        };
-        self.effects
-            .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
     }
 }
 

@@ -5,13 +5,29 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::codec::QoS;
+use super::Millis;
+use crate::codec::{Properties, QoS};
 use crate::topic::{TopicFilter, TopicName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retained {
     pub payload: Bytes,
     pub qos: QoS,
+    /// The publisher's properties (5.0), to be forwarded with it.
+    pub properties: Properties,
+    /// From its Message Expiry Interval: after this it is not sent.
+    pub expires_at: Option<Millis>,
+}
+
+impl Retained {
+    pub fn new(payload: Bytes, qos: QoS) -> Retained {
+        Retained {
+            payload,
+            qos,
+            properties: Properties::new(),
+            expires_at: None,
+        }
+    }
 }
 
 /// Ordered by topic so that a filter's literal prefix narrows the scan.
@@ -46,14 +62,8 @@ impl RetainedStore {
 
     /// Stores, replaces, or (with an empty payload) clears the retained
     /// message of `topic`. A new topic beyond `max` is refused.
-    pub fn set(
-        &mut self,
-        topic: &TopicName,
-        payload: Bytes,
-        qos: QoS,
-        max: usize,
-    ) -> RetainOutcome {
-        if payload.is_empty() {
+    pub fn set(&mut self, topic: &TopicName, retained: Retained, max: usize) -> RetainOutcome {
+        if retained.payload.is_empty() {
             if let Some(old) = self.messages.remove(topic) {
                 self.bytes -= old.payload.len();
             }
@@ -62,14 +72,18 @@ impl RetainedStore {
         if self.messages.len() >= max && !self.messages.contains_key(topic) {
             return RetainOutcome::Refused;
         }
-        self.bytes += payload.len();
-        if let Some(old) = self
-            .messages
-            .insert(topic.clone(), Retained { payload, qos })
-        {
+        self.bytes += retained.payload.len();
+        if let Some(old) = self.messages.insert(topic.clone(), retained) {
             self.bytes -= old.payload.len();
         }
         RetainOutcome::Stored
+    }
+
+    /// Removes the message of `topic`, which has expired.
+    pub fn remove(&mut self, topic: &TopicName) {
+        if let Some(old) = self.messages.remove(topic) {
+            self.bytes -= old.payload.len();
+        }
     }
 
     /// Every retained message whose topic `filter` matches, in topic order.
@@ -112,8 +126,7 @@ mod tests {
         for topic in topics {
             let outcome = store.set(
                 &TopicName::new(topic).unwrap(),
-                Bytes::from(topic.to_string()),
-                QoS::AtMostOnce,
+                Retained::new(Bytes::from(topic.to_string()), QoS::AtMostOnce),
                 100,
             );
             assert_eq!(outcome, RetainOutcome::Stored);
@@ -152,16 +165,16 @@ mod tests {
         let a = TopicName::new("a").unwrap();
         let c = TopicName::new("c").unwrap();
         assert_eq!(
-            store.set(&c, Bytes::from("c"), QoS::AtMostOnce, 2),
+            store.set(&c, Retained::new(Bytes::from("c"), QoS::AtMostOnce), 2),
             RetainOutcome::Refused
         );
         assert_eq!(
-            store.set(&a, Bytes::from("new"), QoS::AtLeastOnce, 2),
+            store.set(&a, Retained::new(Bytes::from("new"), QoS::AtLeastOnce), 2),
             RetainOutcome::Stored
         );
         assert_eq!(store.bytes(), 4);
         assert_eq!(
-            store.set(&a, Bytes::new(), QoS::AtMostOnce, 2),
+            store.set(&a, Retained::new(Bytes::new(), QoS::AtMostOnce), 2),
             RetainOutcome::Cleared
         );
         assert_eq!(store.len(), 1);

@@ -3,9 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::ConnId;
-use crate::codec::{LastWill, PacketId, ProtocolVersion, Publish, QoS};
+use super::{ConnId, GroupId, Millis};
+use crate::codec::{LastWill, PacketId, ProtocolVersion, Publish, SubscriptionOptions};
 use crate::topic::TopicFilter;
+
+/// A session that never expires (3.1.1's persistent sessions, and 5.0's
+/// interval 0xFFFFFFFF).
+pub const EXPIRY_NEVER: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct Session {
@@ -13,15 +17,51 @@ pub struct Session {
     /// The connection attached to it, if the client is online.
     pub conn: Option<ConnId>,
     pub version: ProtocolVersion,
-    /// Clean sessions end with their connection.
-    pub clean: bool,
+    /// Seconds the session outlives its connection: 0 ends it with the
+    /// connection (3.1.1's clean session), `EXPIRY_NEVER` keeps it.
+    pub expiry_secs: u32,
+    /// When an offline session ends, if it ever does.
+    pub expires_at: Option<Millis>,
     pub will: Option<LastWill>,
-    pub subscriptions: BTreeMap<TopicFilter, QoS>,
+    /// A will whose Will Delay Interval is running, and when it is due.
+    pub delayed_will: Option<(Millis, LastWill)>,
+    /// The most QoS 1/2 messages in flight to the client: the broker's
+    /// limit, or the client's Receive Maximum if lower.
+    pub window: usize,
+    /// The client's Maximum Packet Size; larger packets are not sent to it.
+    pub packet_size_max: usize,
+    pub subscriptions: BTreeMap<TopicFilter, Subscription>,
     pub outgoing: Outgoing,
     /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL;
     /// a PUBLISH that reuses one is a resend and is not routed again. Packet
-    /// ids bound it at 65,535.
+    /// ids bound it at 65,535, and a 5.0 client's at the Receive Maximum.
     pub incoming_qos2: BTreeSet<PacketId>,
+}
+
+/// What one filter of a session asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub options: SubscriptionOptions,
+    /// The Subscription Identifier its SUBSCRIBE carried (5.0).
+    pub id: Option<u32>,
+}
+
+/// A message on its way to one session.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// As it will be sent, but for its packet id and the Message Expiry
+    /// Interval, which is the time left when it is sent.
+    pub publish: Publish,
+    pub expires_at: Option<Millis>,
+    /// The shared subscription that chose this session, so that another
+    /// member gets it if this session ends before acknowledging it.
+    pub group: Option<GroupId>,
+}
+
+impl Message {
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// QoS 1/2 messages to the client: those sent and not yet acknowledged
@@ -29,7 +69,7 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct Outgoing {
     pub inflight: VecDeque<Inflight>,
-    pub pending: VecDeque<Publish>,
+    pub pending: VecDeque<Message>,
     /// Payload bytes in `pending`.
     pub pending_bytes: usize,
     last_id: Option<PacketId>,
@@ -45,19 +85,9 @@ pub struct Inflight {
 pub enum Stage {
     /// QoS 1 sent, PUBACK awaited; QoS 2 sent, PUBREC awaited. The message is
     /// kept for redelivery with DUP.
-    Unacked(Publish),
+    Unacked(Message),
     /// QoS 2 PUBREL sent, PUBCOMP awaited.
     Released,
-}
-
-impl Stage {
-    /// The QoS the message was sent with; a released one was QoS 2.
-    pub fn qos(&self) -> QoS {
-        match self {
-            Stage::Unacked(publish) => publish.qos,
-            Stage::Released => QoS::ExactlyOnce,
-        }
-    }
 }
 
 impl Outgoing {
@@ -78,15 +108,15 @@ impl Outgoing {
         self.inflight.iter().position(|m| m.packet_id == packet_id)
     }
 
-    pub fn push_pending(&mut self, publish: Publish) {
-        self.pending_bytes += publish.payload.len();
-        self.pending.push_back(publish);
+    pub fn push_pending(&mut self, message: Message) {
+        self.pending_bytes += message.publish.payload.len();
+        self.pending.push_back(message);
     }
 
-    pub fn pop_pending(&mut self) -> Option<Publish> {
-        let publish = self.pending.pop_front()?;
-        self.pending_bytes -= publish.payload.len();
-        Some(publish)
+    pub fn pop_pending(&mut self) -> Option<Message> {
+        let message = self.pending.pop_front()?;
+        self.pending_bytes -= message.publish.payload.len();
+        Some(message)
     }
 }
 
@@ -98,8 +128,12 @@ impl Session {
             client_id,
             conn: None,
             version: ProtocolVersion::V311,
-            clean: true,
+            expiry_secs: 0,
+            expires_at: None,
             will: None,
+            delayed_will: None,
+            window: 1,
+            packet_size_max: usize::MAX,
             subscriptions: BTreeMap::new(),
             outgoing: Outgoing::default(),
             incoming_qos2: BTreeSet::new(),

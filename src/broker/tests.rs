@@ -1,9 +1,11 @@
 //! Router transcripts: packets in, effects out, with no runtime in between,
 //! so that each QoS flow and session rule is checked exactly.
 
+use bytes::Bytes;
+
 use super::*;
-use crate::codec::{LastWill, ProtocolVersion, SubscriptionOptions};
-use crate::topic::TopicFilter;
+use crate::codec::{Ack, LastWill, PacketId, ProtocolVersion, QoS, Subscribe, SubscriptionOptions};
+use crate::topic::{TopicFilter, TopicName};
 
 fn config() -> Config {
     Config {
@@ -22,6 +24,7 @@ fn connect(broker: &mut Broker, conn: u64, client_id: &str, clean: bool) -> Vec<
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     };
     broker.connect(ConnId(conn), connect);
     broker.drain_effects().collect()
@@ -36,10 +39,11 @@ fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effe
         packet_id: id(1),
         filters: vec![(
             TopicFilter::new(filter).unwrap(),
-            SubscriptionOptions { qos },
+            SubscriptionOptions::qos(qos),
         )],
+        properties: Default::default(),
     };
-    broker.subscribe(ConnId(conn), subscribe);
+    broker.subscribe(ConnId(conn), subscribe).unwrap();
     broker.drain_effects().collect()
 }
 
@@ -51,6 +55,7 @@ fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publ
         topic: TopicName::new(topic).unwrap(),
         packet_id: packet_id.map(id),
         payload: Bytes::from(payload.to_owned()),
+        properties: Default::default(),
     }
 }
 
@@ -207,8 +212,8 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
         message("t", QoS::ExactlyOnce, Some(11), "1"),
     );
     // A PUBREC for the QoS 1 message is not its acknowledgement.
-    broker.pubrec(ConnId(1), id(1));
-    broker.pubrec(ConnId(1), id(2));
+    broker.pubrec(ConnId(1), &Ack::success(id(1)));
+    broker.pubrec(ConnId(1), &Ack::success(id(2)));
     broker.connection_lost(ConnId(1), false);
     publish(
         &mut broker,
@@ -226,7 +231,8 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
             ConnId(3),
             Packet::ConnAck(ConnAck {
                 session_present: true,
-                code: ConnectCode::Accepted
+                code: ConnectCode::Accepted,
+                properties: Default::default(),
             })
         )
     );
@@ -279,9 +285,11 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
             payload: Bytes::from_static(b"bye"),
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: Default::default(),
         }),
         username: None,
         password: None,
+        properties: Default::default(),
     };
     broker.connect(ConnId(2), with_will.clone());
     broker.drain_effects().for_each(drop);
@@ -315,9 +323,11 @@ fn will_only_without_disconnect() {
                 payload: Bytes::from(format!("{conn}")),
                 qos: QoS::AtMostOnce,
                 retain: true,
+                properties: Default::default(),
             }),
             username: None,
             password: None,
+            properties: Default::default(),
         };
         broker.connect(ConnId(conn), connect);
         broker.connection_lost(ConnId(conn), graceful);
@@ -340,7 +350,8 @@ fn refused_connects() {
             ConnId(1),
             Packet::ConnAck(ConnAck {
                 session_present: false,
-                code: ConnectCode::IdentifierRejected
+                code: ConnectCode::IdentifierRejected,
+                properties: Default::default(),
             })
         )]
     );

@@ -1,88 +1,219 @@
 //! Packets to bytes, appended to one buffer so that a connection can drain
-//! many queued packets into a single write.
+//! many queued packets into a single write. Each packet's body length is
+//! worked out first (`body_len`), then written (`encode`); the two follow the
+//! same layout, field by field.
 
 use bytes::{BufMut, BytesMut};
 
 use super::packet::*;
+use super::{Properties, Property};
 
-/// Appends `packet` to `buf` as `version` lays it out. Every value a `Packet`
-/// can hold is encodable: strings were bounded when they were validated.
+/// Appends `packet` to `buf` as `version` lays it out; in 3.1.1 properties
+/// and reason codes are left out. Every value a `Packet` can hold is
+/// encodable: strings were bounded when they were validated.
 pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
-    debug_assert_eq!(
-        version,
-        ProtocolVersion::V311,
-        "only 3.1.1 is encoded so far"
-    );
+    let v5 = version == ProtocolVersion::V5;
+    let len = body_len(packet, v5);
+    header(buf, first_byte(packet), len);
     match packet {
         Packet::Connect(c) => connect(c, buf),
         Packet::ConnAck(c) => {
-            header(buf, 0x20, 2);
             buf.put_u8(u8::from(c.session_present));
-            buf.put_u8(connect_code(c.code));
+            if v5 {
+                buf.put_u8(c.code.v5());
+                properties(buf, &c.properties);
+            } else {
+                buf.put_u8(c.code.v311());
+            }
         }
-        Packet::Publish(p) => publish(p, buf),
-        Packet::PubAck(a) => ack(buf, 0x40, a),
-        Packet::PubRec(a) => ack(buf, 0x50, a),
-        Packet::PubRel(a) => ack(buf, 0x62, a),
-        Packet::PubComp(a) => ack(buf, 0x70, a),
+        Packet::Publish(p) => {
+            string(buf, p.topic.as_str());
+            if let Some(id) = p.packet_id {
+                buf.put_u16(id.get());
+            }
+            if v5 {
+                properties(buf, &p.properties);
+            }
+            buf.put_slice(&p.payload);
+        }
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            buf.put_u16(a.packet_id.get());
+            if v5 && !ack_is_short(a) {
+                buf.put_u8(a.reason.0);
+                properties(buf, &a.properties);
+            }
+        }
         Packet::Subscribe(s) => {
-            let len = 2 + s
-                .filters
-                .iter()
-                .map(|(f, _)| 2 + f.as_str().len() + 1)
-                .sum::<usize>();
-            header(buf, 0x82, len);
             buf.put_u16(s.packet_id.get());
+            if v5 {
+                properties(buf, &s.properties);
+            }
             for (filter, options) in &s.filters {
                 string(buf, filter.as_str());
-                buf.put_u8(options.qos as u8);
+                buf.put_u8(subscription_options(options, v5));
             }
         }
         Packet::SubAck(s) => {
-            header(buf, 0x90, 2 + s.codes.len());
             buf.put_u16(s.packet_id.get());
-            buf.extend(s.codes.iter().map(|c| c.0));
+            if v5 {
+                properties(buf, &s.properties);
+            }
+            // 3.1.1 has one failure code, 0x80 [MQTT-3.9.3].
+            let code = |c: &ReasonCode| if !v5 && c.is_error() { 0x80 } else { c.0 };
+            buf.extend(s.codes.iter().map(code));
         }
         Packet::Unsubscribe(u) => {
-            let len = 2 + u
-                .filters
-                .iter()
-                .map(|f| 2 + f.as_str().len())
-                .sum::<usize>();
-            header(buf, 0xa2, len);
             buf.put_u16(u.packet_id.get());
+            if v5 {
+                properties(buf, &u.properties);
+            }
             for filter in &u.filters {
                 string(buf, filter.as_str());
             }
         }
         Packet::UnsubAck(u) => {
-            header(buf, 0xb0, 2);
             buf.put_u16(u.packet_id.get());
+            if v5 {
+                properties(buf, &u.properties);
+                buf.extend(u.codes.iter().map(|c| c.0));
+            }
         }
-        Packet::PingReq => header(buf, 0xc0, 0),
-        Packet::PingResp => header(buf, 0xd0, 0),
-        Packet::Disconnect(_) => header(buf, 0xe0, 0),
+        Packet::PingReq | Packet::PingResp => {}
+        Packet::Disconnect(d) => {
+            if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
+                buf.put_u8(d.reason.0);
+                properties(buf, &d.properties);
+            }
+        }
+        Packet::Auth(a) => {
+            buf.put_u8(a.reason.0);
+            properties(buf, &a.properties);
+        }
+    }
+}
+
+/// The size of `packet` on the wire, fixed header included: what a peer's
+/// Maximum Packet Size is compared with.
+pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
+    let len = body_len(packet, version == ProtocolVersion::V5);
+    1 + varint_len(len) + len
+}
+
+fn first_byte(packet: &Packet) -> u8 {
+    match packet {
+        Packet::Connect(_) => 0x10,
+        Packet::ConnAck(_) => 0x20,
+        Packet::Publish(p) => 0x30 | u8::from(p.dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain),
+        Packet::PubAck(_) => 0x40,
+        Packet::PubRec(_) => 0x50,
+        Packet::PubRel(_) => 0x62,
+        Packet::PubComp(_) => 0x70,
+        Packet::Subscribe(_) => 0x82,
+        Packet::SubAck(_) => 0x90,
+        Packet::Unsubscribe(_) => 0xa2,
+        Packet::UnsubAck(_) => 0xb0,
+        Packet::PingReq => 0xc0,
+        Packet::PingResp => 0xd0,
+        Packet::Disconnect(_) => 0xe0,
+        Packet::Auth(_) => 0xf0,
+    }
+}
+
+/// A 5.0 ack that succeeded and says nothing more is sent as the bare id.
+fn ack_is_short(ack: &Ack) -> bool {
+    ack.reason == ReasonCode::SUCCESS && ack.properties.is_empty()
+}
+
+fn body_len(packet: &Packet, v5: bool) -> usize {
+    // The properties' length prefix and content, or nothing in 3.1.1.
+    let props = |p: &Properties| if v5 { properties_size(p) } else { 0 };
+    match packet {
+        Packet::Connect(c) => {
+            let version_fields = 2 + 4 + 1 + 1 + 2;
+            let mut len = version_fields + props(&c.properties) + 2 + c.client_id.len();
+            if let Some(will) = &c.will {
+                len += props(&will.properties);
+                len += 2 + will.topic.as_str().len() + 2 + will.payload.len();
+            }
+            len += c.username.as_ref().map_or(0, |u| 2 + u.len());
+            len += c.password.as_ref().map_or(0, |p| 2 + p.len());
+            len
+        }
+        Packet::ConnAck(c) => 2 + props(&c.properties),
+        Packet::Publish(p) => {
+            let id_len = if p.packet_id.is_some() { 2 } else { 0 };
+            2 + p.topic.as_str().len() + id_len + props(&p.properties) + p.payload.len()
+        }
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            if v5 && !ack_is_short(a) {
+                2 + 1 + props(&a.properties)
+            } else {
+                2
+            }
+        }
+        Packet::Subscribe(s) => {
+            let filters: usize = s
+                .filters
+                .iter()
+                .map(|(f, _)| 2 + f.as_str().len() + 1)
+                .sum();
+            2 + props(&s.properties) + filters
+        }
+        Packet::SubAck(s) => 2 + props(&s.properties) + s.codes.len(),
+        Packet::Unsubscribe(u) => {
+            let filters: usize = u.filters.iter().map(|f| 2 + f.as_str().len()).sum();
+            2 + props(&u.properties) + filters
+        }
+        Packet::UnsubAck(u) => {
+            if v5 {
+                2 + props(&u.properties) + u.codes.len()
+            } else {
+                2
+            }
+        }
+        Packet::PingReq | Packet::PingResp => 0,
+        Packet::Disconnect(d) => {
+            if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
+                1 + props(&d.properties)
+            } else {
+                0
+            }
+        }
+        Packet::Auth(a) => 1 + props(&a.properties),
     }
 }
 
 /// The fixed header: type and flags, then the remaining length in base 128.
-fn header(buf: &mut BytesMut, first: u8, mut len: usize) {
+fn header(buf: &mut BytesMut, first: u8, len: usize) {
     debug_assert!(
         len <= 268_435_455,
         "remaining length {len} is over MQTT's limit"
     );
     buf.reserve(5 + len);
     buf.put_u8(first);
+    varint(buf, len);
+}
+
+fn varint(buf: &mut BytesMut, mut value: usize) {
     loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
+        let mut byte = (value % 128) as u8;
+        value /= 128;
+        if value > 0 {
             byte |= 0x80;
         }
         buf.put_u8(byte);
-        if len == 0 {
+        if value == 0 {
             return;
         }
+    }
+}
+
+fn varint_len(value: usize) -> usize {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
     }
 }
 
@@ -96,56 +227,40 @@ fn binary(buf: &mut BytesMut, bytes: &[u8]) {
     buf.put_slice(bytes);
 }
 
-fn ack(buf: &mut BytesMut, first: u8, ack: &Ack) {
-    header(buf, first, 2);
-    buf.put_u16(ack.packet_id.get());
-}
-
-fn connect_code(code: ConnectCode) -> u8 {
-    match code {
-        ConnectCode::Accepted => 0,
-        ConnectCode::UnacceptableProtocolVersion => 1,
-        ConnectCode::IdentifierRejected => 2,
-        ConnectCode::ServerUnavailable => 3,
-        ConnectCode::BadUsernameOrPassword => 4,
-        ConnectCode::NotAuthorized => 5,
+fn subscription_options(options: &SubscriptionOptions, v5: bool) -> u8 {
+    let qos = options.qos as u8;
+    if !v5 {
+        return qos;
     }
-}
-
-fn publish(p: &Publish, buf: &mut BytesMut) {
-    let id_len = if p.packet_id.is_some() { 2 } else { 0 };
-    let len = 2 + p.topic.as_str().len() + id_len + p.payload.len();
-    let flags = u8::from(p.dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain);
-    header(buf, 0x30 | flags, len);
-    string(buf, p.topic.as_str());
-    if let Some(id) = p.packet_id {
-        buf.put_u16(id.get());
-    }
-    buf.put_slice(&p.payload);
+    qos | u8::from(options.no_local) << 2
+        | u8::from(options.retain_as_published) << 3
+        | (options.retain_handling as u8) << 4
 }
 
 fn connect(c: &Connect, buf: &mut BytesMut) {
-    let mut len = 6 + 1 + 1 + 2 + 2 + c.client_id.len();
+    let v5 = c.version == ProtocolVersion::V5;
     let mut flags = u8::from(c.clean_session) << 1;
     if let Some(will) = &c.will {
-        len += 2 + will.topic.as_str().len() + 2 + will.payload.len();
         flags |= 0b100 | (will.qos as u8) << 3 | u8::from(will.retain) << 5;
     }
-    if let Some(username) = &c.username {
-        len += 2 + username.len();
+    if c.username.is_some() {
         flags |= 0b1000_0000;
     }
-    if let Some(password) = &c.password {
-        len += 2 + password.len();
+    if c.password.is_some() {
         flags |= 0b100_0000;
     }
-    header(buf, 0x10, len);
     string(buf, "MQTT");
     buf.put_u8(c.version.level());
     buf.put_u8(flags);
     buf.put_u16(c.keep_alive);
+    if v5 {
+        properties(buf, &c.properties);
+    }
     string(buf, &c.client_id);
     if let Some(will) = &c.will {
+        if v5 {
+            properties(buf, &will.properties);
+        }
         string(buf, will.topic.as_str());
         binary(buf, &will.payload);
     }
@@ -154,5 +269,82 @@ fn connect(c: &Connect, buf: &mut BytesMut) {
     }
     if let Some(password) = &c.password {
         binary(buf, password);
+    }
+}
+
+/// The length prefix plus the properties.
+fn properties_size(props: &Properties) -> usize {
+    let len = properties_len(props);
+    varint_len(len) + len
+}
+
+fn properties_len(props: &Properties) -> usize {
+    props.iter().map(|p| 1 + property_value_len(p)).sum()
+}
+
+fn property_value_len(property: &Property) -> usize {
+    use Property::*;
+    match property {
+        PayloadFormatIndicator(_)
+        | RequestProblemInformation(_)
+        | RequestResponseInformation(_)
+        | MaximumQos(_)
+        | RetainAvailable(_)
+        | WildcardSubscriptionAvailable(_)
+        | SubscriptionIdentifierAvailable(_)
+        | SharedSubscriptionAvailable(_) => 1,
+        ServerKeepAlive(_) | ReceiveMaximum(_) | TopicAliasMaximum(_) | TopicAlias(_) => 2,
+        MessageExpiryInterval(_)
+        | SessionExpiryInterval(_)
+        | WillDelayInterval(_)
+        | MaximumPacketSize(_) => 4,
+        SubscriptionIdentifier(v) => varint_len(*v as usize),
+        ContentType(s)
+        | AssignedClientIdentifier(s)
+        | AuthenticationMethod(s)
+        | ResponseInformation(s)
+        | ServerReference(s)
+        | ReasonString(s) => 2 + s.len(),
+        ResponseTopic(t) => 2 + t.as_str().len(),
+        CorrelationData(b) | AuthenticationData(b) => 2 + b.len(),
+        UserProperty(k, v) => 2 + k.len() + 2 + v.len(),
+    }
+}
+
+fn properties(buf: &mut BytesMut, props: &Properties) {
+    use Property::*;
+    varint(buf, properties_len(props));
+    for property in props.iter() {
+        buf.put_u8(property.id());
+        match property {
+            PayloadFormatIndicator(v)
+            | RequestProblemInformation(v)
+            | RequestResponseInformation(v)
+            | MaximumQos(v)
+            | RetainAvailable(v)
+            | WildcardSubscriptionAvailable(v)
+            | SubscriptionIdentifierAvailable(v)
+            | SharedSubscriptionAvailable(v) => buf.put_u8(*v),
+            ServerKeepAlive(v) | ReceiveMaximum(v) | TopicAliasMaximum(v) | TopicAlias(v) => {
+                buf.put_u16(*v)
+            }
+            MessageExpiryInterval(v)
+            | SessionExpiryInterval(v)
+            | WillDelayInterval(v)
+            | MaximumPacketSize(v) => buf.put_u32(*v),
+            SubscriptionIdentifier(v) => varint(buf, *v as usize),
+            ContentType(s)
+            | AssignedClientIdentifier(s)
+            | AuthenticationMethod(s)
+            | ResponseInformation(s)
+            | ServerReference(s)
+            | ReasonString(s) => string(buf, s),
+            ResponseTopic(t) => string(buf, t.as_str()),
+            CorrelationData(b) | AuthenticationData(b) => binary(buf, b),
+            UserProperty(k, v) => {
+                string(buf, k);
+                string(buf, v);
+            }
+        }
     }
 }

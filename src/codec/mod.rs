@@ -5,10 +5,12 @@
 mod decode;
 mod encode;
 mod packet;
+mod properties;
 
 pub use decode::decode;
-pub use encode::encode;
+pub use encode::{encode, encoded_len};
 pub use packet::*;
+pub use properties::{Properties, Property, PropertyContext};
 
 /// The largest packet MQTT can describe: 268,435,455 bytes of body plus the
 /// five bytes of its fixed header.
@@ -77,4 +79,22 @@ pub enum DecodeError {
     InvalidReasonCode(u8),
     #[error("CONNACK flags are invalid: 0x{0:x}")]
     InvalidConnAckFlags(u8),
+    #[error("property identifier 0x{0:x} is unknown")]
+    UnknownProperty(u8),
+    #[error("property 0x{id:x} is not allowed in {kind}")]
+    PropertyNotAllowed { kind: &'static str, id: u8 },
+    #[error("property 0x{id:x} appears twice in {kind}")]
+    DuplicateProperty { kind: &'static str, id: u8 },
+    #[error("property 0x{id:x} has an invalid value")]
+    InvalidPropertyValue { id: u8 },
+    #[error("properties are longer than their packet")]
+    PropertiesOverrun,
+    #[error("variable byte integer is longer than four bytes")]
+    VarIntTooLong,
+    #[error("reason code 0x{code:x} is not valid in {kind}")]
+    InvalidReason { kind: &'static str, code: u8 },
+    #[error("{kind} is not a packet of MQTT 3.1.1")]
+    NotInVersion { kind: &'static str },
+    #[error("PUBLISH has an empty topic and no topic alias")]
+    EmptyTopicWithoutAlias,
 }

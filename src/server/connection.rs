@@ -4,7 +4,7 @@
 //! reading never stops us from reading it, and there is no second task to
 //! leak. Whatever ends the task, its drop guard detaches it from the broker.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +19,10 @@ use super::outbox::{Drained, Outbox};
 use super::Shared;
 use crate::broker::{BrokerError, ConnId};
 use crate::codec::{
-    self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Packet, ProtocolVersion,
+    self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet, ProtocolVersion,
+    Publish, ReasonCode,
 };
+use crate::topic::TopicName;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,33 @@ enum End {
     TakenOver,
     #[error("server shutting down")]
     Shutdown,
+    #[error("topic alias {0} is out of range")]
+    TopicAliasInvalid(u16),
+}
+
+impl End {
+    /// What a 5.0 client is told in the DISCONNECT we send before closing;
+    /// `None` where nothing is sent: the client closed, or never connected.
+    fn reason(&self) -> Option<ReasonCode> {
+        Some(match self {
+            End::Disconnect | End::Eof | End::Io(_) => return None,
+            End::ConnectTimeout(_) | End::ConnectRefused => return None,
+            End::Decode(DecodeError::PacketTooLarge { .. }) => ReasonCode::PACKET_TOO_LARGE,
+            End::Decode(
+                DecodeError::DuplicateProperty { .. }
+                | DecodeError::PropertyNotAllowed { .. }
+                | DecodeError::InvalidPropertyValue { .. }
+                | DecodeError::EmptyTopicWithoutAlias,
+            ) => ReasonCode::PROTOCOL_ERROR,
+            End::Decode(_) => ReasonCode::MALFORMED_PACKET,
+            End::Refused(error) => error.reason(),
+            End::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
+            End::KeepAlive(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
+            End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
+            End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
+            End::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
+        })
+    }
 }
 
 pub(super) async fn run<S>(
@@ -75,6 +104,7 @@ pub(super) async fn run<S>(
             rbuf_peak: 0,
             wbuf_peak: 0,
             draining: VecDeque::new(),
+            aliases: BTreeMap::new(),
             version: ProtocolVersion::V311,
             conn,
             outbox,
@@ -146,6 +176,9 @@ struct Connection<S> {
     wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
     draining: VecDeque<Packet>,
+    /// Topic aliases this connection's client has set (5.0), at most
+    /// `topic_alias_max` of them.
+    aliases: BTreeMap<u16, TopicName>,
     version: ProtocolVersion,
     conn: ConnId,
     outbox: Arc<Outbox>,
@@ -169,7 +202,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
             tracing::warn!(reason = %end, "client sent too large a packet");
         }
+        self.farewell(&end).await;
         end
+    }
+
+    /// Tells a 5.0 client why we close [MQTT-4.13.2], after whatever is
+    /// already on its way to it, waiting a bounded time for a slow reader.
+    async fn farewell(&mut self, end: &End) {
+        let (ProtocolVersion::V5, Some(reason)) = (self.version, end.reason()) else {
+            return;
+        };
+        let mut disconnect = Disconnect::new(reason);
+        disconnect
+            .properties
+            .push(codec::Property::ReasonString(end.to_string()));
+        codec::encode(
+            &Packet::Disconnect(disconnect),
+            self.version,
+            &mut self.wbuf,
+        );
+        let _ = tokio::time::timeout(LAST_WORDS_WAIT, self.flush()).await;
     }
 
     fn decode(&mut self) -> Result<Option<Packet>, DecodeError> {
@@ -193,7 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// CONNECT and CONNACK; returns the keepalive the client asked for.
+    /// CONNECT and CONNACK; returns the keepalive to enforce.
     async fn handshake(&mut self) -> Result<u16, End> {
         let connect = match self.read_packet().await {
             Ok(Packet::Connect(connect)) => connect,
@@ -203,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let refusal = Packet::ConnAck(ConnAck {
                     session_present: false,
                     code: ConnectCode::UnacceptableProtocolVersion,
+                    properties: Default::default(),
                 });
                 codec::encode(&refusal, ProtocolVersion::V311, &mut self.wbuf);
                 self.flush().await?;
@@ -211,7 +264,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Err(end) => return Err(end),
         };
         self.version = connect.version;
-        let keep_alive = connect.keep_alive;
         let accepted = {
             let mut state = self.shared.state();
             let accepted = state.broker.connect(self.conn, connect);
@@ -219,10 +271,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             accepted
         };
         match accepted {
-            Some(client_id) => {
-                tracing::Span::current().record("client_id", client_id.as_str());
-                tracing::debug!(keep_alive, "connected");
-                Ok(keep_alive)
+            Some(accepted) => {
+                tracing::Span::current().record("client_id", accepted.client_id.as_str());
+                tracing::debug!(accepted.keep_alive, ?self.version, "connected");
+                Ok(accepted.keep_alive)
             }
             None => {
                 self.drain_outbox();
@@ -345,9 +397,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn handle(&mut self, packet: Packet) -> Result<(), End> {
         let conn = self.conn;
         let outbound_max = self.shared.config.outbound_packets_max;
-        if let Packet::PingReq = packet {
-            self.outbox.push(Packet::PingResp, outbound_max);
-            return Ok(());
+        let mut packet = packet;
+        match &mut packet {
+            Packet::PingReq => {
+                self.outbox.push(Packet::PingResp, outbound_max);
+                return Ok(());
+            }
+            Packet::Publish(publish) => self.resolve_alias(publish)?,
+            _ => {}
         }
         let mut state = self.shared.state();
         let broker = &mut state.broker;
@@ -359,17 +416,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         match packet {
             Packet::Publish(publish) => broker.publish(conn, publish)?,
             Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
-            Packet::PubRec(ack) => broker.pubrec(conn, ack.packet_id),
+            Packet::PubRec(ack) => broker.pubrec(conn, &ack),
             Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
             Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
-            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe),
+            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe)?,
             Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
-            Packet::Disconnect(_) => {
+            Packet::Disconnect(disconnect) => {
                 // Detach now, under the lock: a takeover racing in from
                 // another thread must not find it attached and send its will.
-                broker.connection_lost(conn, true);
+                let result = broker.disconnect(conn, &disconnect);
                 state.apply_effects(outbound_max);
+                result?;
                 return Err(End::Disconnect);
+            }
+            // No authentication method was agreed at CONNECT [MQTT-4.12.0-1].
+            Packet::Auth(_) => {
+                return Err(End::Protocol(
+                    "AUTH without an authentication method".into(),
+                ))
             }
             Packet::Connect(_) => return Err(End::Protocol("second CONNECT".into())),
             other => {
@@ -380,6 +444,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         state.apply_effects(outbound_max);
+        Ok(())
+    }
+}
+
+impl<S> Connection<S> {
+    /// Replaces a 5.0 Topic Alias with the topic it stands for, or records
+    /// the alias; aliases last as long as the connection [MQTT-3.3.2-7].
+    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), End> {
+        let Some(alias) = publish.properties.topic_alias() else {
+            return Ok(());
+        };
+        if alias > self.shared.config.topic_alias_max {
+            return Err(End::TopicAliasInvalid(alias));
+        }
+        if publish.topic.is_unnamed() {
+            match self.aliases.get(&alias) {
+                Some(topic) => publish.topic = topic.clone(),
+                None => return Err(End::Protocol(format!("topic alias {alias} was never set"))),
+            }
+        } else {
+            self.aliases.insert(alias, publish.topic.clone());
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod connection;
 mod outbox;
 mod registry;
 mod sys;
+mod timers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +24,7 @@ use outbox::Outbox;
 pub use registry::TaskRegistry;
 
 /// The kinds of task the server spawns.
-pub const TASK_KINDS: [&str; 3] = ["acceptor", "connection", "sys"];
+pub const TASK_KINDS: [&str; 4] = ["acceptor", "connection", "sys", "timers"];
 
 /// A handle on a broker: cheap to clone, readable while it runs.
 #[derive(Clone)]
@@ -49,10 +50,14 @@ struct State {
 }
 
 impl Shared {
+    /// The routing state, its clock set to now.
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug that has already been
         // reported; the connections that remain should still be served.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        state.broker.set_now(now);
+        state
     }
 }
 
@@ -165,6 +170,9 @@ impl Server {
                 .registry
                 .spawn("acceptor", name, accept_loop(listener, shared.clone()));
         }
+        shared
+            .registry
+            .spawn("timers", String::new(), timers::run(shared.clone()));
         if shared.config.sys_interval_secs > 0 {
             let interval = Duration::from_secs(shared.config.sys_interval_secs);
             shared

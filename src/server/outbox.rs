@@ -118,6 +118,7 @@ mod tests {
             topic: TopicName::new("t").unwrap(),
             packet_id: None,
             payload: bytes::Bytes::new(),
+            properties: Default::default(),
         })
     }
 

@@ -47,6 +47,9 @@ pub struct TestBroker {
     run: JoinHandle<ShutdownReport>,
 }
 
+/// The tasks of a broker with no connections: one listener, the timers.
+pub const IDLE_TASKS: [(&str, usize); 2] = [("acceptor", 1), ("timers", 1)];
+
 impl TestBroker {
     pub async fn start(config: Config) -> TestBroker {
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -66,7 +69,7 @@ impl TestBroker {
         let run =
             tokio::spawn(async move { running.run(vec![listener], std::future::pending()).await });
         let broker = TestBroker { server, addr, run };
-        // Census baselines in the tests count the acceptor.
+        // Census baselines in the tests count the acceptor and the timers.
         broker
             .wait_until("the acceptor to start", |c| c.tasks_of("acceptor") == 1)
             .await;

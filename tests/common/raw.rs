@@ -148,6 +148,7 @@ pub fn connect_packet(client_id: &str) -> Connect {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     }
 }
 
@@ -157,6 +158,7 @@ pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos,
         retain,
+        properties: Default::default(),
     }
 }
 
@@ -173,6 +175,7 @@ pub fn publish(topic: &str, qos: QoS, id: u16, payload: &[u8]) -> Packet {
         topic: TopicName::new(topic).expect("a valid topic"),
         packet_id: (qos != QoS::AtMostOnce).then(|| packet_id(id)),
         payload: Bytes::copy_from_slice(payload),
+        properties: Default::default(),
     })
 }
 
@@ -181,8 +184,9 @@ pub fn subscribe(id: u16, filter: &str, qos: QoS) -> Packet {
         packet_id: packet_id(id),
         filters: vec![(
             TopicFilter::new(filter).expect("a valid filter"),
-            SubscriptionOptions { qos },
+            SubscriptionOptions::qos(qos),
         )],
+        properties: Default::default(),
     })
 }
 
@@ -191,7 +195,5 @@ pub fn puback(id: u16) -> Packet {
 }
 
 pub fn disconnect() -> Packet {
-    Packet::Disconnect(codec::Disconnect {
-        reason: codec::ReasonCode::SUCCESS,
-    })
+    Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS))
 }

@@ -1,0 +1,475 @@
+//! Messages: a client's PUBLISH routed to every matching session, and the
+//! QoS 1/2 flows that carry each copy to its subscriber.
+
+use bytes::Bytes;
+
+use super::session::{Inflight, Message, Stage, Subscription};
+use super::{Broker, BrokerError, ConnId, GroupId, Millis, SessionId};
+use crate::codec::{
+    encoded_len, Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode,
+};
+use crate::config::PlantedBug;
+use crate::topic::TopicName;
+
+impl Broker {
+    /// A PUBLISH from a client. It is routed before it is acknowledged, so
+    /// an acknowledged message is already in every subscriber's queue.
+    pub fn publish(&mut self, conn: ConnId, mut publish: Publish) -> Result<(), BrokerError> {
+        self.check_levels(publish.topic.as_str())?;
+        let sid = self.sid_of(conn);
+        let v5 = self.sessions[&sid].version == ProtocolVersion::V5;
+        if publish
+            .properties
+            .subscription_identifiers()
+            .next()
+            .is_some()
+        {
+            return Err(BrokerError::Protocol(
+                "a client's PUBLISH carries a Subscription Identifier",
+            ));
+        }
+        // The connection resolved the alias; it means nothing to others.
+        publish
+            .properties
+            .retain(|p| !matches!(p, Property::TopicAlias(_)));
+        let utf8_ok = publish.properties.payload_format_indicator() != Some(1)
+            || std::str::from_utf8(&publish.payload).is_ok();
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) if !utf8_ok => return Err(BrokerError::PayloadFormatInvalid),
+            (QoS::AtMostOnce, _) => {
+                self.route_from(Some(sid), &publish);
+            }
+            (QoS::AtLeastOnce, Some(id)) => {
+                let reason = if !utf8_ok {
+                    ReasonCode::PAYLOAD_FORMAT_INVALID
+                } else {
+                    matched_reason(self.route_from(Some(sid), &publish))
+                };
+                let ack = Ack::with_reason(id, reason);
+                self.effects.push(Effect::Send(conn, Packet::PubAck(ack)));
+            }
+            (QoS::ExactlyOnce, Some(id)) => {
+                // Method B of [MQTT-4.3.3]: route now, remember the id until
+                // PUBREL so that a resend is not routed twice.
+                let receive_max = self.config.receive_maximum;
+                let session = self.session_mut(sid);
+                let known = session.incoming_qos2.contains(&id);
+                let reason = if !utf8_ok {
+                    ReasonCode::PAYLOAD_FORMAT_INVALID
+                } else if known {
+                    ReasonCode::SUCCESS
+                } else {
+                    if v5 && session.incoming_qos2.len() >= usize::from(receive_max) {
+                        return Err(BrokerError::ReceiveMaximumExceeded { max: receive_max });
+                    }
+                    session.incoming_qos2.insert(id);
+                    matched_reason(self.route_from(Some(sid), &publish))
+                };
+                let ack = Ack::with_reason(id, reason);
+                self.effects.push(Effect::Send(conn, Packet::PubRec(ack)));
+            }
+            (_, None) => unreachable!("the decoder gives QoS 1/2 a packet id"),
+        }
+        Ok(())
+    }
+
+    /// Publishes a message of the broker's own (`$SYS`), retained.
+    pub fn publish_internal(&mut self, topic: TopicName, payload: Bytes) {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            topic,
+            packet_id: None,
+            payload,
+            properties: Default::default(),
+        };
+        self.route_from(None, &publish);
+    }
+
+    /// Routes a message that `origin` published (none for wills and the
+    /// broker's own); returns how many sessions it went to.
+    pub(super) fn route_from(&mut self, origin: Option<SessionId>, publish: &Publish) -> usize {
+        let expires_at = publish
+            .properties
+            .message_expiry_interval()
+            .map(|secs| self.now + u64::from(secs) * 1000);
+        // Forwarded as published [MQTT-3.3.2-*], but for the interval, which
+        // is worked out again when each copy is sent.
+        let mut forwarded = publish.clone();
+        forwarded
+            .properties
+            .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
+        if publish.retain {
+            self.retain(&forwarded, expires_at);
+        }
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        self.index.matches(&publish.topic, &mut matches);
+        matches.sort_unstable_by_key(|m| m.0);
+        let mut delivered = 0;
+        // One copy per session [MQTT-3.3.4-2 of 5.0]: at the highest QoS its
+        // filters grant, with every Subscription Identifier among them.
+        for run in matches.chunk_by(|a, b| a.0 == b.0) {
+            let sid = run[0].0;
+            let subscriptions = run
+                .iter()
+                .map(|(_, s)| s)
+                .filter(|s| !(s.options.no_local && origin == Some(sid)));
+            let Some(message) = copy_for(&forwarded, subscriptions) else {
+                continue;
+            };
+            delivered += 1;
+            self.deliver(
+                sid,
+                Message {
+                    publish: message,
+                    expires_at,
+                    group: None,
+                },
+            );
+        }
+        self.matches = matches;
+        delivered + self.route_shared(&forwarded, expires_at)
+    }
+
+    fn retain(&mut self, publish: &Publish, expires_at: Option<Millis>) {
+        let max = self.config.retained_messages_max;
+        let retained = super::Retained {
+            payload: publish.payload.clone(),
+            qos: publish.qos,
+            properties: publish.properties.clone(),
+            expires_at,
+        };
+        if self.retained.set(&publish.topic, retained, max) == super::RetainOutcome::Refused {
+            self.dropped.retained_full += 1;
+            tracing::warn!(topic = %publish.topic, max, "retained store full; message not retained");
+        }
+    }
+
+    /// Sends `message` to the session now, queues it, or drops and counts it.
+    pub(super) fn deliver(&mut self, sid: SessionId, message: Message) {
+        let session = self
+            .sessions
+            .get_mut(&sid)
+            .expect("the index holds live sessions");
+        if message.publish.qos == QoS::AtMostOnce {
+            // QoS 0 is not queued for offline clients, as in mosquitto.
+            if let Some(conn) = session.conn {
+                if let Some(packet) = self.stamp(sid, &message, None) {
+                    self.effects.push(Effect::Send(conn, packet));
+                }
+            }
+            return;
+        }
+        let (window, max_queued, max_bytes) = (
+            session.window,
+            self.config.queued_messages_max,
+            self.config.queued_bytes_max,
+        );
+        let out = &mut session.outgoing;
+        if session.conn.is_some() && out.pending.is_empty() && out.inflight.len() < window {
+            self.send_inflight(sid, message);
+        } else if session.conn.is_some() && self.config.planted(PlantedBug::LoseWhenWindowFull) {
+            // Planted: lost without a count.
+        } else if out.pending.len() < max_queued
+            && out.pending_bytes + message.publish.payload.len() <= max_bytes
+        {
+            out.push_pending(message);
+            self.queued += 1;
+        } else {
+            self.dropped.queue_full += 1;
+            tracing::debug!(client_id = session.client_id, topic = %message.publish.topic, "session queue full; message dropped");
+        }
+    }
+
+    /// The PUBLISH packet for `message` as the session's client gets it now,
+    /// with the time it has left; `None`, counted, when it has expired or is
+    /// larger than the client takes.
+    fn stamp(&mut self, sid: SessionId, message: &Message, id: Option<PacketId>) -> Option<Packet> {
+        if message.is_expired(self.now) {
+            self.dropped.expired += 1;
+            return None;
+        }
+        let mut publish = message.publish.clone();
+        publish.packet_id = id;
+        if let Some(at) = message.expires_at {
+            let left = (at - self.now).div_ceil(1000);
+            let left = u32::try_from(left).unwrap_or(u32::MAX);
+            publish
+                .properties
+                .push(Property::MessageExpiryInterval(left));
+        }
+        let packet = Packet::Publish(publish);
+        let session = &self.sessions[&sid];
+        if encoded_len(&packet, session.version) > session.packet_size_max {
+            // [MQTT-3.1.2-25]: discarded as if it had been sent.
+            self.dropped.too_large += 1;
+            tracing::debug!(
+                client_id = session.client_id,
+                "message over the client's maximum packet size; dropped"
+            );
+            return None;
+        }
+        Some(packet)
+    }
+
+    fn send_inflight(&mut self, sid: SessionId, message: Message) {
+        let session = self
+            .sessions
+            .get_mut(&sid)
+            .expect("sending to a live session");
+        let conn = session
+            .conn
+            .expect("inflight messages go to connected sessions");
+        let packet_id = session.outgoing.next_packet_id();
+        let Some(packet) = self.stamp(sid, &message, Some(packet_id)) else {
+            return;
+        };
+        self.session_mut(sid).outgoing.inflight.push_back(Inflight {
+            packet_id,
+            stage: Stage::Unacked(message),
+        });
+        self.inflight += 1;
+        self.effects.push(Effect::Send(conn, packet));
+    }
+
+    /// Moves queued messages into the inflight window while there is room.
+    pub(super) fn fill_window(&mut self, sid: SessionId) {
+        loop {
+            let session = self.sessions.get_mut(&sid).expect("filling a live session");
+            if session.conn.is_none() || session.outgoing.inflight.len() >= session.window {
+                return;
+            }
+            let Some(message) = session.outgoing.pop_pending() else {
+                return;
+            };
+            self.queued -= 1;
+            self.send_inflight(sid, message);
+        }
+    }
+
+    /// On reconnect of a persistent session: every unacknowledged message
+    /// again, in its first order, with DUP [MQTT-4.4.0-1]; then the queue.
+    /// One that has expired meanwhile is dropped, as mosquitto does.
+    pub(super) fn resend_inflight(&mut self, sid: SessionId) {
+        let session = self.session_mut(sid);
+        let conn = session.conn.expect("resending to a connected session");
+        let mut inflight = std::mem::take(&mut session.outgoing.inflight);
+        if self.config.planted(PlantedBug::ReorderRedelivery) {
+            inflight.make_contiguous().reverse();
+        }
+        let mut kept = std::collections::VecDeque::with_capacity(inflight.len());
+        for entry in inflight {
+            let packet = match &entry.stage {
+                Stage::Unacked(message) => {
+                    let mut message = message.clone();
+                    message.publish.dup = true;
+                    match self.stamp(sid, &message, Some(entry.packet_id)) {
+                        Some(packet) => packet,
+                        None => {
+                            self.inflight -= 1;
+                            continue;
+                        }
+                    }
+                }
+                Stage::Released => Packet::PubRel(Ack::success(entry.packet_id)),
+            };
+            self.effects.push(Effect::Send(conn, packet));
+            kept.push_back(entry);
+        }
+        if self.config.planted(PlantedBug::ReorderRedelivery) {
+            kept.make_contiguous().reverse();
+        }
+        self.session_mut(sid).outgoing.inflight = kept;
+        self.fill_window(sid);
+    }
+
+    /// PUBACK for a QoS 1 message we sent. An unknown id is ignored.
+    pub fn puback(&mut self, conn: ConnId, packet_id: PacketId) {
+        self.complete(
+            conn,
+            packet_id,
+            |stage| matches!(stage, Stage::Unacked(m) if m.publish.qos == QoS::AtLeastOnce),
+        );
+    }
+
+    /// PUBCOMP for a QoS 2 message we released.
+    pub fn pubcomp(&mut self, conn: ConnId, packet_id: PacketId) {
+        self.complete(conn, packet_id, |stage| matches!(stage, Stage::Released));
+    }
+
+    fn complete(&mut self, conn: ConnId, packet_id: PacketId, expected: impl Fn(&Stage) -> bool) {
+        let sid = self.sid_of(conn);
+        let out = &mut self.session_mut(sid).outgoing;
+        match out.position(packet_id) {
+            Some(i) if expected(&out.inflight[i].stage) => {
+                out.inflight.remove(i);
+                self.inflight -= 1;
+                self.fill_window(sid);
+            }
+            _ => tracing::debug!(
+                ?packet_id,
+                "acknowledgement for no message in flight; ignored"
+            ),
+        }
+    }
+
+    /// PUBREC for a QoS 2 message we sent: release it. A repeated PUBREC gets
+    /// the PUBREL again. A 5.0 PUBREC with an error reason ends the flow
+    /// there [MQTT-4.3.3-4 of 5.0].
+    pub fn pubrec(&mut self, conn: ConnId, ack: &Ack) {
+        let packet_id = ack.packet_id;
+        let sid = self.sid_of(conn);
+        let out = &mut self.session_mut(sid).outgoing;
+        let Some(i) = out.position(packet_id) else {
+            tracing::debug!(?packet_id, "PUBREC for no message in flight; ignored");
+            return;
+        };
+        match &mut out.inflight[i].stage {
+            Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => {
+                tracing::debug!(?packet_id, "PUBREC for a QoS 1 message; ignored");
+                return;
+            }
+            Stage::Unacked(_) if ack.reason.is_error() => {
+                out.inflight.remove(i);
+                self.inflight -= 1;
+                self.fill_window(sid);
+                return;
+            }
+            stage => *stage = Stage::Released,
+        }
+        self.effects
+            .push(Effect::Send(conn, Packet::PubRel(Ack::success(packet_id))));
+    }
+
+    /// PUBREL for a QoS 2 message the client sent: forget its id. PUBCOMP is
+    /// sent even for an unknown id, so that the client can finish; a 5.0
+    /// client is told it was unknown (0x92).
+    pub fn pubrel(&mut self, conn: ConnId, packet_id: PacketId) {
+        let sid = self.sid_of(conn);
+        let reason = if self.session_mut(sid).incoming_qos2.remove(&packet_id) {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.effects.push(Effect::Send(
+            conn,
+            Packet::PubComp(Ack::with_reason(packet_id, reason)),
+        ));
+    }
+
+    /// Messages a shared subscription chose an ended session for, and that
+    /// it had not acknowledged, go to another member of their group.
+    pub(super) fn reroute_shared(&mut self, outgoing: super::session::Outgoing) {
+        let unfinished = outgoing
+            .inflight
+            .into_iter()
+            .filter_map(|entry| match entry.stage {
+                Stage::Unacked(message) => Some(message),
+                Stage::Released => None,
+            })
+            .chain(outgoing.pending);
+        for mut message in unfinished {
+            let Some(group) = message.group else {
+                continue;
+            };
+            message.publish.dup = false;
+            if let Some(member) = self.pick_member(group) {
+                self.deliver(member, message);
+            }
+        }
+    }
+
+    /// Sends a message to one member of each shared group whose filter
+    /// matches; returns how many groups it went to.
+    fn route_shared(&mut self, publish: &Publish, expires_at: Option<Millis>) -> usize {
+        if self.groups.is_empty() {
+            return 0;
+        }
+        let mut groups = Vec::new();
+        self.shared_index.matches(&publish.topic, &mut groups);
+        let mut delivered = 0;
+        for (group, ()) in groups {
+            let Some(member) = self.pick_member(group) else {
+                continue;
+            };
+            let subscription = self.groups[&group].members[&member];
+            let Some(message) = copy_for(publish, std::iter::once(&subscription)) else {
+                continue;
+            };
+            delivered += 1;
+            self.deliver(
+                member,
+                Message {
+                    publish: message,
+                    expires_at,
+                    group: Some(group),
+                },
+            );
+        }
+        delivered
+    }
+
+    /// The next member of `group` in turn, preferring one that is online.
+    fn pick_member(&mut self, group: GroupId) -> Option<SessionId> {
+        let sessions = &self.sessions;
+        let group = self.groups.get_mut(&group)?;
+        let after = group.cursor;
+        let in_turn = || {
+            let later = group
+                .members
+                .range(after.map_or(SessionId(0), |c| SessionId(c.0 + 1))..);
+            later.chain(group.members.range(..)).map(|(sid, _)| *sid)
+        };
+        let online = in_turn().find(|sid| sessions[sid].conn.is_some());
+        let chosen = online.or_else(|| in_turn().next())?;
+        group.cursor = Some(chosen);
+        Some(chosen)
+    }
+}
+
+use super::Effect;
+
+/// 5.0 tells a publisher that nobody received its message (0x10); 3.1.1
+/// acks carry no reason and the encoder leaves it out.
+fn matched_reason(matched: usize) -> ReasonCode {
+    if matched == 0 {
+        ReasonCode::NO_MATCHING_SUBSCRIBERS
+    } else {
+        ReasonCode::SUCCESS
+    }
+}
+
+/// The copy of `publish` that a session whose matching subscriptions are
+/// `subscriptions` receives; `None` if there are none.
+fn copy_for<'a>(
+    publish: &Publish,
+    subscriptions: impl Iterator<Item = &'a Subscription>,
+) -> Option<Publish> {
+    let mut granted: Option<QoS> = None;
+    let mut retain = false;
+    let mut ids = Vec::new();
+    for subscription in subscriptions {
+        let options = subscription.options;
+        granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
+        // [MQTT-3.3.1-9]: retain is cleared for live subscriptions, unless
+        // one asked for it as published (5.0).
+        retain |= options.retain_as_published && publish.retain;
+        ids.extend(subscription.id);
+    }
+    let granted = granted?;
+    let mut properties = publish.properties.clone();
+    properties
+        .0
+        .extend(ids.into_iter().map(Property::SubscriptionIdentifier));
+    Some(Publish {
+        dup: false,
+        qos: publish.qos.min(granted),
+        retain,
+        topic: publish.topic.clone(),
+        packet_id: None,
+        payload: publish.payload.clone(),
+        properties,
+    })
+}

@@ -1,0 +1,261 @@
+//! MQTT 5.0 properties: typed values, each allowed on a fixed set of packets.
+//! A packet's properties are a short list, not a struct of options: most
+//! packets carry none, and an empty `Vec` costs no allocation, which matters
+//! for the copies a fan-out queues.
+
+use bytes::Bytes;
+
+use crate::topic::TopicName;
+
+/// One property. The variants are those of [MQTT-2.2.2.2], in identifier
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Property {
+    PayloadFormatIndicator(u8),
+    MessageExpiryInterval(u32),
+    ContentType(String),
+    ResponseTopic(TopicName),
+    CorrelationData(Bytes),
+    SubscriptionIdentifier(u32),
+    SessionExpiryInterval(u32),
+    AssignedClientIdentifier(String),
+    ServerKeepAlive(u16),
+    AuthenticationMethod(String),
+    AuthenticationData(Bytes),
+    RequestProblemInformation(u8),
+    WillDelayInterval(u32),
+    RequestResponseInformation(u8),
+    ResponseInformation(String),
+    ServerReference(String),
+    ReasonString(String),
+    ReceiveMaximum(u16),
+    TopicAliasMaximum(u16),
+    TopicAlias(u16),
+    MaximumQos(u8),
+    RetainAvailable(u8),
+    UserProperty(String, String),
+    MaximumPacketSize(u32),
+    WildcardSubscriptionAvailable(u8),
+    SubscriptionIdentifierAvailable(u8),
+    SharedSubscriptionAvailable(u8),
+}
+
+/// Where a property may appear. The will's properties sit in CONNECT's
+/// payload and have their own set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyContext {
+    Connect,
+    ConnAck,
+    Publish,
+    Will,
+    /// PUBACK, PUBREC, PUBREL, PUBCOMP.
+    Ack,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth,
+}
+
+impl Property {
+    pub fn id(&self) -> u8 {
+        use Property::*;
+        match self {
+            PayloadFormatIndicator(_) => 0x01,
+            MessageExpiryInterval(_) => 0x02,
+            ContentType(_) => 0x03,
+            ResponseTopic(_) => 0x08,
+            CorrelationData(_) => 0x09,
+            SubscriptionIdentifier(_) => 0x0B,
+            SessionExpiryInterval(_) => 0x11,
+            AssignedClientIdentifier(_) => 0x12,
+            ServerKeepAlive(_) => 0x13,
+            AuthenticationMethod(_) => 0x15,
+            AuthenticationData(_) => 0x16,
+            RequestProblemInformation(_) => 0x17,
+            WillDelayInterval(_) => 0x18,
+            RequestResponseInformation(_) => 0x19,
+            ResponseInformation(_) => 0x1A,
+            ServerReference(_) => 0x1C,
+            ReasonString(_) => 0x1F,
+            ReceiveMaximum(_) => 0x21,
+            TopicAliasMaximum(_) => 0x22,
+            TopicAlias(_) => 0x23,
+            MaximumQos(_) => 0x24,
+            RetainAvailable(_) => 0x25,
+            UserProperty(..) => 0x26,
+            MaximumPacketSize(_) => 0x27,
+            WildcardSubscriptionAvailable(_) => 0x28,
+            SubscriptionIdentifierAvailable(_) => 0x29,
+            SharedSubscriptionAvailable(_) => 0x2A,
+        }
+    }
+
+    /// Whether the spec allows this property in `context`.
+    pub fn allowed_in(&self, context: PropertyContext) -> bool {
+        use Property::*;
+        use PropertyContext as C;
+        match self {
+            PayloadFormatIndicator(_)
+            | MessageExpiryInterval(_)
+            | ContentType(_)
+            | ResponseTopic(_)
+            | CorrelationData(_) => matches!(context, C::Publish | C::Will),
+            SubscriptionIdentifier(_) => matches!(context, C::Publish | C::Subscribe),
+            SessionExpiryInterval(_) => matches!(context, C::Connect | C::ConnAck | C::Disconnect),
+            AssignedClientIdentifier(_)
+            | ServerKeepAlive(_)
+            | ResponseInformation(_)
+            | MaximumQos(_)
+            | RetainAvailable(_)
+            | WildcardSubscriptionAvailable(_)
+            | SubscriptionIdentifierAvailable(_)
+            | SharedSubscriptionAvailable(_) => context == C::ConnAck,
+            AuthenticationMethod(_) | AuthenticationData(_) => {
+                matches!(context, C::Connect | C::ConnAck | C::Auth)
+            }
+            RequestProblemInformation(_) | RequestResponseInformation(_) => context == C::Connect,
+            WillDelayInterval(_) => context == C::Will,
+            ServerReference(_) => matches!(context, C::ConnAck | C::Disconnect),
+            ReasonString(_) => matches!(
+                context,
+                C::ConnAck | C::Ack | C::SubAck | C::UnsubAck | C::Disconnect | C::Auth
+            ),
+            ReceiveMaximum(_) | TopicAliasMaximum(_) | MaximumPacketSize(_) => {
+                matches!(context, C::Connect | C::ConnAck)
+            }
+            TopicAlias(_) => context == C::Publish,
+            UserProperty(..) => true,
+        }
+    }
+
+    /// User Property may repeat anywhere; Subscription Identifier may repeat
+    /// in a PUBLISH, one per matching subscription [MQTT-3.3.4-3].
+    pub fn may_repeat(&self, context: PropertyContext) -> bool {
+        match self {
+            Property::UserProperty(..) => true,
+            Property::SubscriptionIdentifier(_) => context == PropertyContext::Publish,
+            _ => false,
+        }
+    }
+}
+
+/// A packet's properties, in the order they were decoded or added.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Properties(pub Vec<Property>);
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// The first property of one variant: `first!(self, ReceiveMaximum)`.
+macro_rules! first {
+    ($self:ident, $variant:ident) => {
+        $self.0.iter().find_map(|p| match p {
+            Property::$variant(v) => Some(v),
+            _ => None,
+        })
+    };
+}
+
+impl Properties {
+    pub fn new() -> Properties {
+        Properties(Vec::new())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Property> {
+        self.0.iter()
+    }
+
+    pub fn push(&mut self, property: Property) {
+        self.0.push(property);
+    }
+
+    /// Keeps the properties for which `keep` is true.
+    pub fn retain(&mut self, keep: impl FnMut(&Property) -> bool) {
+        self.0.retain(keep);
+    }
+
+    pub fn session_expiry_interval(&self) -> Option<u32> {
+        first!(self, SessionExpiryInterval).copied()
+    }
+
+    pub fn receive_maximum(&self) -> Option<u16> {
+        first!(self, ReceiveMaximum).copied()
+    }
+
+    pub fn maximum_packet_size(&self) -> Option<u32> {
+        first!(self, MaximumPacketSize).copied()
+    }
+
+    pub fn topic_alias_maximum(&self) -> Option<u16> {
+        first!(self, TopicAliasMaximum).copied()
+    }
+
+    pub fn topic_alias(&self) -> Option<u16> {
+        first!(self, TopicAlias).copied()
+    }
+
+    pub fn message_expiry_interval(&self) -> Option<u32> {
+        first!(self, MessageExpiryInterval).copied()
+    }
+
+    pub fn payload_format_indicator(&self) -> Option<u8> {
+        first!(self, PayloadFormatIndicator).copied()
+    }
+
+    pub fn will_delay_interval(&self) -> Option<u32> {
+        first!(self, WillDelayInterval).copied()
+    }
+
+    pub fn request_problem_information(&self) -> Option<u8> {
+        first!(self, RequestProblemInformation).copied()
+    }
+
+    pub fn request_response_information(&self) -> Option<u8> {
+        first!(self, RequestResponseInformation).copied()
+    }
+
+    pub fn authentication_method(&self) -> Option<&str> {
+        first!(self, AuthenticationMethod).map(String::as_str)
+    }
+
+    pub fn reason_string(&self) -> Option<&str> {
+        first!(self, ReasonString).map(String::as_str)
+    }
+
+    pub fn assigned_client_identifier(&self) -> Option<&str> {
+        first!(self, AssignedClientIdentifier).map(String::as_str)
+    }
+
+    pub fn server_keep_alive(&self) -> Option<u16> {
+        first!(self, ServerKeepAlive).copied()
+    }
+
+    pub fn subscription_identifiers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().filter_map(|p| match p {
+            Property::SubscriptionIdentifier(id) => Some(*id),
+            _ => None,
+        })
+    }
+
+    pub fn user_properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().filter_map(|p| match p {
+            Property::UserProperty(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+}
+
+impl FromIterator<Property> for Properties {
+    fn from_iter<I: IntoIterator<Item = Property>>(iter: I) -> Self {
+        Properties(iter.into_iter().collect())
+    }
+}
