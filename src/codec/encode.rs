@@ -9,7 +9,7 @@ use super::packet::*;
 use super::{Properties, Property};
 
 /// Appends `packet` to `buf` as `version` lays it out; in 3.1.1 properties
-/// and reason codes are left out. Every value a `Packet` can hold is
+/// and reason codes are left out. CONNECT is laid out by the level it names. Every value a `Packet` can hold is
 /// encodable: strings were bounded when they were validated.
 pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
     let v5 = version == ProtocolVersion::V5;
@@ -125,6 +125,11 @@ fn ack_is_short(ack: &Ack) -> bool {
 }
 
 fn body_len(packet: &Packet, v5: bool) -> usize {
+    // CONNECT is laid out by the level it names, as `connect` writes it.
+    let v5 = match packet {
+        Packet::Connect(c) => c.version == ProtocolVersion::V5,
+        _ => v5,
+    };
     // The properties' length prefix and content, or nothing in 3.1.1.
     let props = |p: &Properties| if v5 { properties_size(p) } else { 0 };
     match packet {
@@ -179,7 +184,8 @@ fn body_len(packet: &Packet, v5: bool) -> usize {
                 0
             }
         }
-        Packet::Auth(a) => 1 + props(&a.properties),
+        // AUTH has only 5.0's layout, which `encode` writes in either version.
+        Packet::Auth(a) => 1 + properties_size(&a.properties),
     }
 }
 
