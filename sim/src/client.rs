@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tern::codec::{
-    self, Ack, Connect, DecodeOptions, LastWill, Packet, PacketId, ProtocolVersion, Publish, QoS,
-    Subscribe, SubscriptionOptions, Unsubscribe,
+    self, Ack, Connect, DecodeOptions, LastWill, Packet, PacketId, Properties, Property,
+    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, Unsubscribe,
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +40,9 @@ pub struct ClientState {
     /// taken until then.
     outgoing: RefCell<Vec<Outgoing>>,
     last_packet_id: Cell<u16>,
+    /// Subscription Identifiers are unique per client, so a delivery names
+    /// the subscription it came through.
+    last_sub_id: Cell<u32>,
 }
 
 #[derive(Clone)]
@@ -100,6 +103,10 @@ struct Session<'a> {
     /// Acknowledgements held back by `ack_delay`.
     delayed_acks: VecDeque<(Instant, Packet)>,
     reading_resumes: Option<Instant>,
+    version: ProtocolVersion,
+    /// QoS 1/2 messages received on this connection and not yet answered
+    /// with PUBACK or PUBCOMP: never more than our Receive Maximum.
+    unanswered: BTreeSet<PacketId>,
 }
 
 impl<'a> Session<'a> {
@@ -126,6 +133,33 @@ impl<'a> Session<'a> {
             unsubscribes: BTreeMap::new(),
             delayed_acks: VecDeque::new(),
             reading_resumes: None,
+            version: if plan.v5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V311
+            },
+            unanswered: BTreeSet::new(),
+        }
+    }
+
+    fn v5(&self) -> bool {
+        self.version == ProtocolVersion::V5
+    }
+
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            version: self.version,
+            ..DecodeOptions::default()
+        }
+    }
+
+    /// The session expiry this connection asks for, as the history records
+    /// it: 3.1.1's clean and persistent sessions are 0 and forever.
+    fn session_expiry(&self) -> u32 {
+        match (self.v5(), self.connection.clean) {
+            (true, _) => self.plan.session_expiry,
+            (false, true) => 0,
+            (false, false) => u32::MAX,
         }
     }
 
@@ -134,7 +168,13 @@ impl<'a> Session<'a> {
     }
 
     fn send(&mut self, packet: &Packet) {
-        codec::encode(packet, ProtocolVersion::V311, &mut self.wbuf);
+        match packet {
+            Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                self.unanswered.remove(&ack.packet_id);
+            }
+            _ => {}
+        }
+        codec::encode(packet, self.version, &mut self.wbuf);
     }
 
     /// An id no incomplete publish of ours holds. SUBSCRIBE and UNSUBSCRIBE
@@ -187,17 +227,27 @@ impl<'a> Session<'a> {
                 payload: Bytes::from(format!("will:{}:{}", self.plan.name, self.conn)),
                 qos: *qos,
                 retain: *retain,
-                properties: Default::default(),
+                properties: match self.connection.will_delay {
+                    0 => Properties::new(),
+                    delay => Properties(vec![Property::WillDelayInterval(delay)]),
+                },
             });
+        let mut properties = Properties::new();
+        if self.v5() && self.plan.session_expiry > 0 {
+            properties.push(Property::SessionExpiryInterval(self.plan.session_expiry));
+        }
+        if let Some(max) = self.connection.receive_maximum {
+            properties.push(Property::ReceiveMaximum(max));
+        }
         let connect = Connect {
-            version: ProtocolVersion::V311,
+            version: self.version,
             clean_session: self.connection.clean,
             keep_alive: self.connection.keep_alive,
             client_id: self.plan.client_id.clone(),
             will: will.clone(),
             username: None,
             password: None,
-            properties: Default::default(),
+            properties,
         };
         self.send(&Packet::Connect(connect));
         self.history.record(Event::ConnectSent {
@@ -205,6 +255,8 @@ impl<'a> Session<'a> {
             client_id: self.plan.client_id.clone(),
             conn: self.conn,
             clean: self.connection.clean,
+            v5: self.v5(),
+            expiry: self.session_expiry(),
         });
         if self.connection.clean {
             self.state.received_qos2.borrow_mut().clear();
@@ -225,6 +277,7 @@ impl<'a> Session<'a> {
                             w.retain,
                         )
                     }),
+                    will_delay: self.connection.will_delay,
                 });
             }
             None => return,
@@ -245,7 +298,8 @@ impl<'a> Session<'a> {
         self.wbuf.clear();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            match codec::decode(&mut self.rbuf, &DecodeOptions::default()) {
+            let options = self.decode_options();
+            match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
                     return Some(ack.session_present)
                 }
@@ -345,11 +399,17 @@ impl<'a> Session<'a> {
         match action {
             Action::Subscribe(filter, qos) => {
                 let packet_id = self.packet_id();
+                let sub_id = self.v5().then(|| {
+                    let id = self.state.last_sub_id.get() + 1;
+                    self.state.last_sub_id.set(id);
+                    id
+                });
                 self.history.record(Event::SubscribeSent {
                     client,
                     conn,
                     filter: filter.clone(),
                     qos: *qos,
+                    sub_id,
                 });
                 self.subscribes.insert(packet_id, vec![filter.clone()]);
                 let filter = TopicFilter::new(filter).expect("plan filters are valid");
@@ -357,7 +417,10 @@ impl<'a> Session<'a> {
                 self.send(&Packet::Subscribe(Subscribe {
                     packet_id,
                     filters: vec![(filter, options)],
-                    properties: Default::default(),
+                    properties: sub_id
+                        .map(Property::SubscriptionIdentifier)
+                        .into_iter()
+                        .collect(),
                 }));
             }
             Action::Unsubscribe(filter) => {
@@ -380,6 +443,7 @@ impl<'a> Session<'a> {
                 qos,
                 retain,
                 empty,
+                expiry,
             } => {
                 let seq = self.state.next_seq.get() + 1;
                 self.state.next_seq.set(seq);
@@ -401,6 +465,7 @@ impl<'a> Session<'a> {
                     qos: *qos,
                     retain: *retain,
                     empty: *empty,
+                    expiry: *expiry,
                 });
                 let topic = TopicName::new(topic).expect("plan topics are valid");
                 let publish = Publish {
@@ -410,7 +475,10 @@ impl<'a> Session<'a> {
                     topic,
                     packet_id,
                     payload,
-                    properties: Default::default(),
+                    properties: expiry
+                        .map(Property::MessageExpiryInterval)
+                        .into_iter()
+                        .collect(),
                 };
                 if packet_id.is_some() {
                     let outgoing = Outgoing {
@@ -434,8 +502,13 @@ impl<'a> Session<'a> {
     /// Decodes and answers what arrived; false on a malformed packet.
     fn on_bytes(&mut self, hanging: bool) -> bool {
         loop {
-            match codec::decode(&mut self.rbuf, &DecodeOptions::default()) {
-                Ok(Some(packet)) => self.on_packet(packet, hanging),
+            let options = self.decode_options();
+            match codec::decode(&mut self.rbuf, &options) {
+                Ok(Some(packet)) => {
+                    if !self.on_packet(packet, hanging) {
+                        return false;
+                    }
+                }
                 Ok(None) => return true,
                 Err(error) => {
                     panic!(
@@ -447,7 +520,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn on_packet(&mut self, packet: Packet, hanging: bool) {
+    /// Answers one packet; false when the broker said DISCONNECT (5.0).
+    fn on_packet(&mut self, packet: Packet, hanging: bool) -> bool {
         let client = self.name();
         let conn = self.conn;
         match packet {
@@ -458,6 +532,20 @@ impl<'a> Session<'a> {
                     }
                     _ => true,
                 };
+                if let (Some(id), Some(max)) = (publish.packet_id, self.connection.receive_maximum)
+                {
+                    self.unanswered.insert(id);
+                    if self.unanswered.len() > usize::from(max) {
+                        self.history.record(Event::Violation {
+                            client: client.clone(),
+                            conn,
+                            what: format!(
+                                "{} QoS 1/2 messages unanswered, over our Receive Maximum of {max}",
+                                self.unanswered.len()
+                            ),
+                        });
+                    }
+                }
                 self.history.record(Event::Received {
                     client,
                     conn,
@@ -467,11 +555,13 @@ impl<'a> Session<'a> {
                     retain: publish.retain,
                     dup: publish.dup,
                     first,
+                    sub_ids: publish.properties.subscription_identifiers().collect(),
+                    expiry: publish.properties.message_expiry_interval(),
                 });
                 let ack = match (publish.qos, publish.packet_id) {
                     (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(Ack::success(id)),
                     (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(Ack::success(id)),
-                    _ => return,
+                    _ => return true,
                 };
                 if !hanging {
                     let at = Instant::now() + self.connection.ack_delay;
@@ -541,8 +631,10 @@ impl<'a> Session<'a> {
                 }
             }
             Packet::PingResp => {}
+            Packet::Disconnect(_) if self.v5() => return false,
             other => panic!("{}: the broker sent a {}", self.plan.name, other.kind()),
         }
+        true
     }
 }
 

@@ -57,6 +57,11 @@ pub enum Event {
         client_id: String,
         conn: u32,
         clean: bool,
+        /// MQTT 5.0, or 3.1.1.
+        v5: bool,
+        /// Seconds the session outlives the connection: 0 for a clean 3.1.1
+        /// session, `u32::MAX` for a persistent one; 5.0 asks for it.
+        expiry: u32,
     },
     /// CONNACK accepted. `conn` counts the client's connections from 1.
     Connected {
@@ -66,12 +71,16 @@ pub enum Event {
         session_present: bool,
         /// The will's payload names the client and connection.
         will: Option<(String, QoS, bool)>,
+        /// Seconds the broker waits before sending the will (5.0).
+        will_delay: u32,
     },
     SubscribeSent {
         client: ClientName,
         conn: u32,
         filter: String,
         qos: QoS,
+        /// The Subscription Identifier it carried (5.0).
+        sub_id: Option<u32>,
     },
     /// SUBACK: the granted QoS, or None for 0x80.
     Subscribed {
@@ -99,6 +108,8 @@ pub enum Event {
         retain: bool,
         /// An empty payload clears a retained message; its id is kept aside.
         empty: bool,
+        /// Message Expiry Interval in seconds (5.0).
+        expiry: Option<u32>,
     },
     /// An unacknowledged publish sent again, with DUP, on a resumed session.
     /// The broker may route it again, after later messages.
@@ -120,6 +131,10 @@ pub enum Event {
         retain: bool,
         dup: bool,
         first: bool,
+        /// The Subscription Identifiers it carried (5.0).
+        sub_ids: Vec<u32>,
+        /// The Message Expiry Interval it carried: the time it had left.
+        expiry: Option<u32>,
     },
     /// The client stopped reading for a while (a slow subscriber).
     Paused { client: ClientName, conn: u32 },
@@ -136,6 +151,13 @@ pub enum Event {
     Held { client: ClientName },
     /// The broker host was restarted; every session is gone.
     BrokerRestarted,
+    /// The client saw the broker break a rule it can check by itself alone,
+    /// such as its Receive Maximum.
+    Violation {
+        client: ClientName,
+        conn: u32,
+        what: String,
+    },
 }
 
 /// One event and when it happened.

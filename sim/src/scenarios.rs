@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::check::QUEUE_NEVER_FULL;
-use crate::workload::Scenario;
+use crate::workload::{Scenario, V5Mix};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -73,8 +73,29 @@ pub fn retained_and_wills() -> Scenario {
     }
 }
 
+/// MQTT 5.0 clients above all, most of them persistent, using every
+/// feature the invariants watch: short session expiries, delayed wills,
+/// small Receive Maximums, expiring messages, shared subscriptions.
+pub fn mqtt5() -> Scenario {
+    Scenario {
+        persistent_chance: 0.6,
+        will_chance: 0.6,
+        retain_chance: 0.3,
+        v5: V5Mix {
+            clients: 0.9,
+            short_expiry: 0.6,
+            will_delay: 0.7,
+            receive_maximum: 0.5,
+            message_expiry: 0.3,
+            shared: 0.4,
+        },
+        ..roomy(Scenario::base("mqtt5", 40, secs(30)))
+    }
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
+        mqtt5(),
         churn(),
         silent_death(),
         slow_subscriber(),

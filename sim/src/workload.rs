@@ -38,8 +38,50 @@ pub struct Scenario {
     /// every delivery guarantee has someone to hold for.
     pub observers: usize,
     pub publishes_per_connection: std::ops::Range<usize>,
+    /// MQTT 5.0: the share of clients that speak it, and the chances of the
+    /// features its invariants watch.
+    pub v5: V5Mix,
     pub config: tern::Config,
 }
+
+/// How much of MQTT 5.0 a workload uses. Drawn from a second generator, so
+/// that the 3.1.1 part of a seed's plan is what it was before 5.0 came.
+#[derive(Debug, Clone)]
+pub struct V5Mix {
+    pub clients: f64,
+    /// Of a persistent 5.0 client: a Session Expiry Interval of a few
+    /// seconds, which runs out within the run, rather than an hour.
+    pub short_expiry: f64,
+    /// Of a 5.0 will: a Will Delay Interval of one to three seconds.
+    pub will_delay: f64,
+    /// Of a 5.0 connection: a Receive Maximum of one to three.
+    pub receive_maximum: f64,
+    /// Of a 5.0 publish: a Message Expiry Interval of one to three seconds.
+    pub message_expiry: f64,
+    /// Of a 5.0 subscription: a shared one.
+    pub shared: f64,
+}
+
+impl V5Mix {
+    pub fn some() -> V5Mix {
+        V5Mix {
+            clients: if std::env::var("NOV5").is_ok() {
+                0.0
+            } else {
+                0.5
+            },
+            short_expiry: 0.5,
+            will_delay: 0.5,
+            receive_maximum: 0.3,
+            message_expiry: 0.2,
+            shared: 0.15,
+        }
+    }
+}
+
+/// The Session Expiry Interval of a persistent 5.0 client that does not
+/// ask for a short one: longer than any run.
+pub const EXPIRY_OUTLIVES_RUN: u32 = 3600;
 
 impl Scenario {
     /// A mix of everything, for a given number of clients and duration.
@@ -60,6 +102,7 @@ impl Scenario {
             holds: 0,
             observers: 3,
             publishes_per_connection: 0..8,
+            v5: V5Mix::some(),
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
                 inflight_messages_max: 4,
@@ -83,6 +126,11 @@ pub struct ClientPlan {
     /// Observers: connected for the whole run, checked most strictly.
     pub observer: bool,
     pub twin: bool,
+    /// Speaks MQTT 5.0 rather than 3.1.1.
+    pub v5: bool,
+    /// The Session Expiry Interval a 5.0 client asks for on every
+    /// connection: 0 if it is clean, else seconds.
+    pub session_expiry: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +140,10 @@ pub struct ConnectionPlan {
     pub clean: bool,
     pub keep_alive: u16,
     pub will: Option<(String, QoS, bool)>,
+    /// The Receive Maximum a 5.0 client asks for.
+    pub receive_maximum: Option<u16>,
+    /// The Will Delay Interval of a 5.0 will, in seconds.
+    pub will_delay: u32,
     /// How long this client waits before acknowledging a QoS 1/2 message.
     pub ack_delay: Duration,
     /// Each action after the pause before it.
@@ -108,6 +160,8 @@ pub enum Action {
         qos: QoS,
         retain: bool,
         empty: bool,
+        /// Message Expiry Interval in seconds (5.0 only).
+        expiry: Option<u32>,
     },
     /// Stop reading for a while: a slow subscriber.
     StopReading(Duration),
@@ -166,16 +220,25 @@ fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
     Duration::from_millis(rng.random_range(range))
 }
 
+/// Shared subscriptions, for 5.0 clients: two groups on one filter's
+/// topics would be one group, so each group has a filter of its own.
+const SHARED_FILTERS: [&str; 3] = ["$share/g1/t/#", "$share/g2/+/a", "$share/g1/r/+"];
+
 pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng5 = StdRng::seed_from_u64(seed ^ 0x5555_5555_5555_5555);
     let mut clients = Vec::new();
     let mut faults = Vec::new();
     for i in 0..scenario.observers {
-        clients.push(observer(scenario, i, &mut rng));
+        let mut plan = observer(scenario, i, &mut rng);
+        // One observer in three speaks 5.0, so both kinds watch everything.
+        plan.v5 = i % 3 == 1 && scenario.v5.clients > 0.0;
+        clients.push(plan);
     }
     for i in 0..scenario.clients {
         let name = format!("c{i}");
-        let plan = churner(scenario, &name, &name, &mut rng, &mut faults);
+        let mut plan = churner(scenario, &name, &name, &mut rng, &mut faults);
+        speak_v5(&scenario.v5, &mut plan, &mut rng5);
         clients.push(plan);
     }
     for i in 0..scenario.twins {
@@ -186,6 +249,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             for connection in &mut plan.connections {
                 connection.clean = true;
             }
+            speak_v5(&scenario.v5, &mut plan, &mut rng5);
             clients.push(plan);
         }
     }
@@ -233,12 +297,49 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             clean: true,
             keep_alive: 10,
             will: None,
+            receive_maximum: None,
+            will_delay: 0,
             ack_delay: millis(rng, 0..100),
             actions,
             end: End::Disconnect,
         }],
         observer: true,
         twin: false,
+        v5: false,
+        session_expiry: 0,
+    }
+}
+
+/// Makes some clients 5.0 ones and gives them its features.
+fn speak_v5(mix: &V5Mix, plan: &mut ClientPlan, rng: &mut StdRng) {
+    if !rng.random_bool(mix.clients) {
+        return;
+    }
+    plan.v5 = true;
+    let persistent = plan.connections.first().is_some_and(|c| !c.clean);
+    plan.session_expiry = match persistent {
+        false => 0,
+        true if rng.random_bool(mix.short_expiry) => rng.random_range(1..=4),
+        true => EXPIRY_OUTLIVES_RUN,
+    };
+    for connection in &mut plan.connections {
+        if rng.random_bool(mix.receive_maximum) {
+            connection.receive_maximum = Some(rng.random_range(1..=3));
+        }
+        if connection.will.is_some() && rng.random_bool(mix.will_delay) {
+            connection.will_delay = rng.random_range(1..=3);
+        }
+        for (_, action) in &mut connection.actions {
+            match action {
+                Action::Publish { expiry, .. } if rng.random_bool(mix.message_expiry) => {
+                    *expiry = Some(rng.random_range(1..=3));
+                }
+                Action::Subscribe(filter, _) if rng.random_bool(mix.shared) => {
+                    *filter = pick(rng, &SHARED_FILTERS).to_owned();
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -299,6 +400,8 @@ fn churner(
         connections,
         observer: false,
         twin: false,
+        v5: false,
+        session_expiry: 0,
     }
 }
 
@@ -323,6 +426,8 @@ fn plan_connection(
         clean: !persistent,
         keep_alive,
         will,
+        receive_maximum: None,
+        will_delay: 0,
         ack_delay: millis(rng, 0..300),
         actions,
         end,
@@ -361,6 +466,7 @@ fn actions(scenario: &Scenario, rng: &mut StdRng) -> (Vec<(Duration, Action)>, D
             qos: qos(rng),
             retain,
             empty,
+            expiry: None,
         };
         push(millis(rng, 0..500), action, &mut actions);
     }

@@ -40,3 +40,8 @@ fn broker_bounce() {
 fn retained_and_wills() {
     run(scenarios::retained_and_wills(), 0..3);
 }
+
+#[test]
+fn mqtt5() {
+    run(scenarios::mqtt5(), 0..3);
+}

@@ -24,12 +24,16 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
             clean: true,
             keep_alive: 5,
             will: None,
+            receive_maximum: None,
+            will_delay: 0,
             ack_delay: Duration::ZERO,
             actions,
             end,
         }],
         observer: false,
         twin: false,
+        v5: false,
+        session_expiry: 0,
     }
 }
 
@@ -46,6 +50,7 @@ fn story() -> Plan {
         qos: QoS::AtLeastOnce,
         retain: false,
         empty: false,
+        expiry: None,
     };
     Plan {
         clients: vec![

@@ -214,7 +214,12 @@ impl Broker {
                     session.window
                 ));
             }
-            if out.pending.len() > c.queued_messages_max || out.pending_bytes > c.queued_bytes_max {
+            // A resumed session may put back what its client's smaller
+            // Receive Maximum does not let it resend yet.
+            let put_back = c.inflight_messages_max;
+            if out.pending.len() > c.queued_messages_max + put_back
+                || out.pending_bytes > c.queued_bytes_max
+            {
                 return Err(format!(
                     "{name}: {} queued ({} bytes), over the limit",
                     out.pending.len(),

@@ -126,6 +126,7 @@ impl Broker {
                     publish: message,
                     expires_at,
                     group: None,
+                    resend_id: None,
                 },
             );
         }
@@ -214,7 +215,7 @@ impl Broker {
         Some(packet)
     }
 
-    fn send_inflight(&mut self, sid: SessionId, message: Message) {
+    fn send_inflight(&mut self, sid: SessionId, mut message: Message) {
         let session = self
             .sessions
             .get_mut(&sid)
@@ -222,7 +223,13 @@ impl Broker {
         let conn = session
             .conn
             .expect("inflight messages go to connected sessions");
-        let packet_id = session.outgoing.next_packet_id();
+        let packet_id = match message.resend_id.take() {
+            Some(id) => {
+                message.publish.dup = true;
+                id
+            }
+            None => session.outgoing.next_packet_id(),
+        };
         let Some(packet) = self.stamp(sid, &message, Some(packet_id)) else {
             return;
         };
@@ -251,11 +258,39 @@ impl Broker {
 
     /// On reconnect of a persistent session: every unacknowledged message
     /// again, in its first order, with DUP [MQTT-4.4.0-1]; then the queue.
-    /// One that has expired meanwhile is dropped, as mosquitto does.
+    /// One that has expired meanwhile is dropped, as mosquitto does. A
+    /// client that now allows fewer in flight (its Receive Maximum) gets
+    /// the rest later, under the same packet ids [MQTT-4.9.0-2 of 5.0].
     pub(super) fn resend_inflight(&mut self, sid: SessionId) {
         let session = self.session_mut(sid);
         let conn = session.conn.expect("resending to a connected session");
+        let window = session.window;
         let mut inflight = std::mem::take(&mut session.outgoing.inflight);
+        // Released messages stay in flight: their PUBLISH is done with.
+        let mut room = window.saturating_sub(
+            inflight
+                .iter()
+                .filter(|e| matches!(e.stage, Stage::Released))
+                .count(),
+        );
+        let mut unsent = Vec::new();
+        inflight.retain(|entry| match &entry.stage {
+            Stage::Released => true,
+            Stage::Unacked(_) if room > 0 => {
+                room -= 1;
+                true
+            }
+            Stage::Unacked(message) => {
+                unsent.push((message.clone(), entry.packet_id));
+                false
+            }
+        });
+        self.inflight -= unsent.len();
+        self.queued += unsent.len();
+        let out = &mut self.session_mut(sid).outgoing;
+        for (message, packet_id) in unsent.into_iter().rev() {
+            out.unsend(message, packet_id);
+        }
         if self.config.planted(PlantedBug::ReorderRedelivery) {
             inflight.make_contiguous().reverse();
         }
@@ -374,10 +409,24 @@ impl Broker {
             let Some(group) = message.group else {
                 continue;
             };
-            message.publish.dup = false;
-            if let Some(member) = self.pick_member(group) {
-                self.deliver(member, message);
-            }
+            let Some(member) = self.pick_member(group) else {
+                continue;
+            };
+            // The copy the new member's own subscription asks for: its
+            // granted QoS, its Subscription Identifier.
+            let subscription = self.groups[&group].members[&member];
+            let publish = &mut message.publish;
+            publish.dup = false;
+            publish.qos = publish.qos.min(subscription.options.qos);
+            publish
+                .properties
+                .retain(|p| !matches!(p, Property::SubscriptionIdentifier(_)));
+            publish
+                .properties
+                .0
+                .extend(subscription.id.map(Property::SubscriptionIdentifier));
+            message.resend_id = None;
+            self.deliver(member, message);
         }
     }
 
@@ -405,6 +454,7 @@ impl Broker {
                     publish: message,
                     expires_at,
                     group: Some(group),
+                    resend_id: None,
                 },
             );
         }

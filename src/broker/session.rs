@@ -56,6 +56,10 @@ pub struct Message {
     /// The shared subscription that chose this session, so that another
     /// member gets it if this session ends before acknowledging it.
     pub group: Option<GroupId>,
+    /// The packet id it was sent with before, if it was sent and then put
+    /// back in the queue because a resumed session's client allows fewer
+    /// messages in flight: it is sent again under that id, with DUP.
+    pub resend_id: Option<PacketId>,
 }
 
 impl Message {
@@ -72,6 +76,8 @@ pub struct Outgoing {
     pub pending: VecDeque<Message>,
     /// Payload bytes in `pending`.
     pub pending_bytes: usize,
+    /// Messages in `pending` with a `resend_id`, which stays taken.
+    pending_with_ids: usize,
     last_id: Option<PacketId>,
 }
 
@@ -97,7 +103,12 @@ impl Outgoing {
         let mut id = self
             .last_id
             .map_or(PacketId::new(1).expect("1 is non-zero"), PacketId::next);
-        while self.inflight.iter().any(|m| m.packet_id == id) {
+        let taken = |id: PacketId| {
+            self.inflight.iter().any(|m| m.packet_id == id)
+                || (self.pending_with_ids > 0
+                    && self.pending.iter().any(|m| m.resend_id == Some(id)))
+        };
+        while taken(id) {
             id = id.next();
         }
         self.last_id = Some(id);
@@ -113,9 +124,21 @@ impl Outgoing {
         self.pending.push_back(message);
     }
 
+    /// Puts a message that was in flight back at the head of the queue,
+    /// keeping its packet id.
+    pub fn unsend(&mut self, mut message: Message, packet_id: PacketId) {
+        message.resend_id = Some(packet_id);
+        self.pending_with_ids += 1;
+        self.pending_bytes += message.publish.payload.len();
+        self.pending.push_front(message);
+    }
+
     pub fn pop_pending(&mut self) -> Option<Message> {
         let message = self.pending.pop_front()?;
         self.pending_bytes -= message.publish.payload.len();
+        if message.resend_id.is_some() {
+            self.pending_with_ids -= 1;
+        }
         Some(message)
     }
 }

@@ -135,6 +135,7 @@ impl Broker {
                     },
                     expires_at: retained.expires_at,
                     group: None,
+                    resend_id: None,
                 });
             }
             for topic in expired {

@@ -212,6 +212,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let (ProtocolVersion::V5, Some(reason)) = (self.version, end.reason()) else {
             return;
         };
+        // A client silent for 1.5 keepalives is taken for gone; writing to
+        // it only fills a dead link (and, in turmoil, slows every step).
+        if let End::KeepAlive(_) = end {
+            return;
+        }
         let mut disconnect = Disconnect::new(reason);
         disconnect
             .properties

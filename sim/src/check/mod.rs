@@ -3,6 +3,7 @@
 //! name the clients and messages involved.
 
 mod model;
+mod mqtt5;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -28,9 +29,12 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     problems.extend(no_stray_deliveries(&model));
     problems.extend(exactly_once(&model));
     problems.extend(in_order(&model));
+    let (wrong, missing_v5) = mqtt5::all(&model);
+    problems.extend(wrong);
     // What should have arrived and did not. With small queues a loss may be
     // a counted drop; otherwise it is a bug.
     let mut losses = acknowledged_are_delivered(&model);
+    losses.extend(missing_v5);
     losses.extend(wills(&model));
     let (wrong, missing) = retained(&model);
     problems.extend(wrong);
@@ -111,11 +115,15 @@ fn expected_offline(
     let since = model.last_restart();
     let mut sessions = (0, 0);
     let mut subscriptions = (0, 0);
+    // Sessions that outlive the run: 3.1.1's persistent ones, and 5.0's
+    // with a long expiry; a short one has run out by the end.
     let persistent: BTreeSet<&String> = model
         .connects_sent
         .iter()
-        .filter(|(at, _, clean)| !clean && *at >= since)
-        .map(|(_, client, _)| client)
+        .filter(|(at, _, clean, expiry)| {
+            !clean && *expiry >= crate::workload::EXPIRY_OUTLIVES_RUN && *at >= since
+        })
+        .map(|(_, client, _, _)| client)
         .collect();
     for client in persistent {
         let connected = model
@@ -148,7 +156,7 @@ fn expected_offline(
     (sessions.0..=sessions.1, subscriptions.0..=subscriptions.1)
 }
 
-fn will_of(payload: &str) -> Option<ConnKey> {
+pub(crate) fn will_of(payload: &str) -> Option<ConnKey> {
     let rest = payload.strip_prefix("will:")?;
     let (client, conn) = rest.rsplit_once(':')?;
     Some((client.to_owned(), conn.parse().ok()?))
@@ -223,7 +231,7 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
 
 /// The connections of `session` that were healthy for a whole delivery
 /// window starting no earlier than `from`.
-fn healthy_window(model: &Model, session: usize, from: Duration) -> Option<Duration> {
+pub(crate) fn healthy_window(model: &Model, session: usize, from: Duration) -> Option<Duration> {
     model.sessions[session].1.iter().find_map(|key| {
         let conn = &model.conns[key];
         let start = conn.start.max(from);
@@ -243,12 +251,15 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
     }
     for (id, sent) in &model.published {
         let Some(acked) = sent.acked_at else { continue };
-        if sent.empty || sent.qos == QoS::AtMostOnce {
+        // A message that may expire on its way is checked by `mqtt5`.
+        if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
             continue;
         }
         for sub in &model.subscriptions {
             let Some(granted) = sub.granted else { continue };
+            // One member of a group gets it: checked by `mqtt5`.
             if granted == QoS::AtMostOnce
+                || sub.is_shared()
                 || !Model::matches(&sub.filter, &sent.topic)
                 || sub.acked_at.is_none_or(|a| a >= sent.sent_at)
             {
@@ -285,6 +296,8 @@ fn exactly_once(model: &Model) -> Vec<String> {
         .filter(named)
         // A retained copy comes with each new subscription, by design.
         .filter(|r| !r.retain)
+        // A shared subscription's copy is another copy, by design.
+        .filter(|r| !model.via_shared(r))
     {
         let session = model.conns[&r.conn].session;
         *counts.entry((session, &r.payload)).or_default() += 1;
@@ -310,6 +323,9 @@ fn in_order(model: &Model) -> Vec<String> {
         .received
         .iter()
         .filter(|r| r.qos != QoS::AtMostOnce && !r.retain)
+        // A group member that ends hands its unacknowledged messages to
+        // another, after later ones: shared subscriptions keep no order.
+        .filter(|r| !model.via_shared(r))
     {
         let Some(id) = MessageId::parse(r.payload.as_bytes()) else {
             continue;
@@ -369,14 +385,21 @@ fn wills(model: &Model) -> Vec<String> {
             }
             continue;
         }
+        // Sent after its delay, or at the session's end if sooner; not at
+        // all if the client resumed the session within it.
+        if model.will_cancelled(key) {
+            continue;
+        }
+        let delay = Duration::from_secs(u64::from(model.will_delay(key)));
         // Keepalive may take 1.5 times 5 s to notice a silent death.
-        let due = ended + Duration::from_millis(7_500) + DELIVERY_WINDOW;
+        let due = ended + Duration::from_millis(7_500) + delay + DELIVERY_WINDOW;
         if model.restart_between(conn.start, due) {
             continue;
         }
         for sub in &model.subscriptions {
             let watching = sub.acked_at.is_some_and(|a| a < conn.start)
                 && sub.granted.is_some()
+                && !sub.is_shared()
                 && Model::matches(&sub.filter, topic)
                 && sub.end >= due;
             let listening = model.sessions[sub.session].1.iter().any(|k| {
@@ -411,6 +434,10 @@ fn retained(model: &Model) -> (Vec<String>, Vec<String>) {
         let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
             continue;
         };
+        // Shared subscriptions get no retained messages.
+        if sub.is_shared() {
+            continue;
+        }
         let session_conns = &model.sessions[sub.session].1;
         let Some(key) = session_conns.iter().find(|k| {
             let c = &model.conns[*k];
@@ -483,7 +510,12 @@ fn settled_retained(
             .as_ref()
             .is_some_and(|(t, _, retain)| t == topic && *retain)
     });
-    if wills_retained {
+    // A retained message that may have expired may or may not be there.
+    let expiring = model
+        .published
+        .values()
+        .any(|s| s.retain && s.topic == topic && s.expiry.is_some());
+    if wills_retained || expiring {
         return None;
     }
     let mut last: Option<(&MessageId, Duration, Duration)> = None;

@@ -11,6 +11,11 @@ use crate::history::{Ending, Entry, Event, MessageId};
 
 pub type ConnKey = (String, u32);
 
+/// How late the broker may end an expired session after the client's last
+/// connection ended plus its expiry: keepalive finding a silent client
+/// (1.5 times at most 5 s), and the timer's tick.
+pub const EXPIRY_LATE: Duration = Duration::from_millis(8_000);
+
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub start: Duration,
@@ -20,8 +25,13 @@ pub struct Conn {
     pub impaired_from: Option<Duration>,
     pub session: usize,
     pub will: Option<(String, QoS, bool)>,
+    /// Seconds the broker waits before sending the will (5.0).
+    pub will_delay: u32,
     /// Its link was held at some point while it lived.
     pub held: bool,
+    pub v5: bool,
+    /// The session expiry it asked for (see `Event::ConnectSent`).
+    pub expiry: u32,
 }
 
 impl Conn {
@@ -49,6 +59,16 @@ pub struct Subscription {
     /// An UNSUBSCRIBE went out; without its UNSUBACK, the broker may or may
     /// not have removed the subscription.
     pub unsubscribe_sent: bool,
+    /// The Subscription Identifier it was made with (5.0).
+    pub sub_id: Option<u32>,
+}
+
+impl Subscription {
+    /// A `$share/{group}/{filter}` subscription: one member of the group
+    /// gets each message.
+    pub fn is_shared(&self) -> bool {
+        self.filter.as_str().starts_with("$share/")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +81,8 @@ pub struct Sent {
     pub sent_at: Duration,
     pub acked_at: Option<Duration>,
     pub resent: bool,
+    /// Message Expiry Interval in seconds (5.0).
+    pub expiry: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +94,9 @@ pub struct Received {
     pub qos: QoS,
     pub retain: bool,
     pub first: bool,
+    pub sub_ids: Vec<u32>,
+    /// The Message Expiry Interval it carried.
+    pub expiry: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -83,8 +108,13 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
-    /// Connections whose CONNECT went out, by client, with clean flag.
-    pub connects_sent: Vec<(Duration, String, bool)>,
+    /// Connections whose CONNECT went out, by client, with the clean flag
+    /// and the session expiry they asked for.
+    pub connects_sent: Vec<(Duration, String, bool, u32)>,
+    /// Each connection's protocol and session expiry, from its CONNECT.
+    pub connect_info: BTreeMap<ConnKey, (bool, u32)>,
+    /// What clients saw the broker do wrong by themselves.
+    pub violations: Vec<String>,
     pub run_end: Duration,
     /// Each connection's client id and when its CONNECT went out.
     pub client_ids: BTreeMap<ConnKey, (String, Duration)>,
@@ -113,10 +143,14 @@ impl Model {
                 client_id,
                 conn,
                 clean,
+                v5,
+                expiry,
             } => {
                 let key = (client.clone(), *conn);
-                self.client_ids.insert(key, (client_id.clone(), at));
-                self.connects_sent.push((at, client.clone(), *clean))
+                self.client_ids.insert(key.clone(), (client_id.clone(), at));
+                self.connect_info.insert(key, (*v5, *expiry));
+                self.connects_sent
+                    .push((at, client.clone(), *clean, *expiry))
             }
             Event::Connected {
                 client,
@@ -124,6 +158,7 @@ impl Model {
                 clean,
                 session_present,
                 will,
+                will_delay,
             } => {
                 let session = match last_session.get(client) {
                     Some(&s) if !clean && *session_present => s,
@@ -135,13 +170,17 @@ impl Model {
                 last_session.insert(client.clone(), session);
                 let key = (client.clone(), *conn);
                 self.sessions[session].1.push(key.clone());
+                let (v5, expiry) = self.connect_info.get(&key).copied().unwrap_or_default();
                 let conn = Conn {
                     start: at,
                     end: None,
                     impaired_from: None,
                     session,
                     will: will.clone(),
+                    will_delay: *will_delay,
                     held: false,
+                    v5,
+                    expiry,
                 };
                 self.conns.insert(key, conn);
             }
@@ -150,9 +189,11 @@ impl Model {
                 conn,
                 filter,
                 qos,
+                sub_id,
             } => {
                 let session = self.conns[&(client.clone(), *conn)].session;
                 self.subscriptions.push(Subscription {
+                    sub_id: *sub_id,
                     session,
                     filter: TopicFilter::new(filter).expect("plan filters are valid"),
                     requested: *qos,
@@ -205,8 +246,10 @@ impl Model {
                 qos,
                 retain,
                 empty,
+                expiry,
             } => {
                 let sent = Sent {
+                    expiry: *expiry,
                     conn: (client.clone(), *conn),
                     topic: topic.clone(),
                     qos: *qos,
@@ -236,8 +279,12 @@ impl Model {
                 qos,
                 retain,
                 first,
+                sub_ids,
+                expiry,
                 ..
             } => self.received.push(Received {
+                sub_ids: sub_ids.clone(),
+                expiry: *expiry,
                 conn: (client.clone(), *conn),
                 at,
                 topic: topic.clone(),
@@ -264,6 +311,9 @@ impl Model {
                 }
             }
             Event::BrokerRestarted => self.restarts.push(at),
+            Event::Violation { client, conn, what } => self
+                .violations
+                .push(format!("({client:?}, {conn}) at {at:?}: {what}")),
         }
     }
 
@@ -281,7 +331,8 @@ impl Model {
     }
 
     /// A subscription also ends with its session: with its last connection
-    /// for a clean one, at a broker restart for any.
+    /// for a clean one, when it expires for a 5.0 one, at a broker restart
+    /// for any. Late rather than early where the broker's view can differ.
     fn close_subscriptions(&mut self) {
         let session_end: Vec<Duration> = (0..self.sessions.len())
             .map(|s| self.session_end(s))
@@ -296,22 +347,22 @@ impl Model {
         let first = &self.conns[&conns[0]];
         let last = &self.conns[conns.last().expect("sessions have a connection")];
         let restart = self.restart_after(first.start).unwrap_or(Duration::MAX);
-        let clean_end = if self.is_clean(session) {
-            last.end_at(self.run_end)
-        } else {
-            Duration::MAX
+        let expiry_end = match self.session_expiry(session) {
+            0 => last.end_at(self.run_end),
+            secs if secs >= crate::workload::EXPIRY_OUTLIVES_RUN => Duration::MAX,
+            secs => last.end_at(self.run_end) + Duration::from_secs(u64::from(secs)) + EXPIRY_LATE,
         };
-        restart.min(clean_end)
+        restart.min(expiry_end)
     }
 
-    /// Whether the session ends with its connection. Persistence is decided
-    /// per client by the workload, so the first connection tells.
-    pub fn is_clean(&self, session: usize) -> bool {
+    /// How long the session outlives its connections. Persistence is
+    /// decided per client by the workload, so the first connection tells.
+    pub fn session_expiry(&self, session: usize) -> u32 {
         let client = &self.sessions[session].0;
         self.connects_sent
             .iter()
-            .find(|(_, c, _)| c == client)
-            .is_none_or(|(_, _, clean)| *clean)
+            .find(|(_, c, _, _)| c == client)
+            .map_or(0, |(_, _, _, expiry)| *expiry)
     }
 
     /// Whether another connection with the same client id sent CONNECT
@@ -340,7 +391,71 @@ impl Model {
         self.restarts.last().copied().unwrap_or(Duration::ZERO)
     }
 
+    /// Whether `filter` matches `topic`; a shared subscription by the
+    /// filter after its group name.
     pub fn matches(filter: &TopicFilter, topic: &str) -> bool {
+        let inner = filter
+            .as_str()
+            .strip_prefix("$share/")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(_, inner)| TopicFilter::new(inner).ok());
+        let filter = inner.as_ref().unwrap_or(filter);
         TopicName::new(topic).is_ok_and(|name| filter.matches(&name))
+    }
+}
+
+impl Model {
+    /// Whether `r` came through one of its session's shared subscriptions,
+    /// as its Subscription Identifiers say.
+    pub fn via_shared(&self, r: &Received) -> bool {
+        self.shared_group_of(r).is_some()
+    }
+
+    /// The shared subscription `r` came through, if any.
+    pub fn shared_group_of(&self, r: &Received) -> Option<&str> {
+        let session = self.conns.get(&r.conn)?.session;
+        self.subscriptions
+            .iter()
+            .find(|s| {
+                s.session == session
+                    && s.is_shared()
+                    && s.sub_id.is_some_and(|id| r.sub_ids.contains(&id))
+            })
+            .map(|s| s.filter.as_str())
+    }
+
+    /// How long after `key` ends its will is due: its Will Delay Interval,
+    /// or the session's expiry if sooner (5.0); at once in 3.1.1.
+    pub fn will_delay(&self, key: &ConnKey) -> u32 {
+        let conn = &self.conns[key];
+        if conn.v5 {
+            conn.will_delay.min(conn.expiry)
+        } else {
+            0
+        }
+    }
+
+    /// The client's next connection, if it resumed `key`'s session, and
+    /// when its CONNECT went out.
+    pub fn resumed_by(&self, key: &ConnKey) -> Option<(&Conn, Duration)> {
+        let next = (key.0.clone(), key.1 + 1);
+        let conn = self.conns.get(&next)?;
+        let (_, sent) = self.client_ids.get(&next)?;
+        (conn.session == self.conns[key].session).then_some((conn, *sent))
+    }
+
+    /// Whether `key`'s will may have been cancelled by a resumed session
+    /// within its delay: the broker may have seen the end as late as
+    /// keepalive allows.
+    pub fn will_cancelled(&self, key: &ConnKey) -> bool {
+        let delay = self.will_delay(key);
+        let Some((ended, _)) = self.conns[key].end else {
+            return false;
+        };
+        let latest = ended
+            + Duration::from_millis(7_500)
+            + Duration::from_secs(u64::from(delay))
+            + Duration::from_millis(500);
+        delay > 0 && self.resumed_by(key).is_some_and(|(_, sent)| sent <= latest)
     }
 }

@@ -1,0 +1,308 @@
+//! The invariants of MQTT 5.0's features: Receive Maximum, Message Expiry,
+//! Subscription Identifiers, shared subscriptions, Will Delay and Session
+//! Expiry. Each needs a margin for what the harness cannot see exactly
+//! (latency, ticks of the broker's timer); each margin is named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tern::codec::QoS;
+
+use super::model::{Model, Received};
+use super::DELIVERY_WINDOW;
+use crate::history::{Ending, MessageId};
+use crate::workload::EXPIRY_OUTLIVES_RUN;
+
+/// Latency both ways and the broker's timer tick: how far the broker's view
+/// of a moment can be from the client's.
+const MARGIN: Duration = Duration::from_millis(500);
+
+/// The longest a broker may take to notice a client that died silently:
+/// 1.5 times the longest keepalive of the workloads, 5 s.
+const KEEPALIVE_MAX: Duration = Duration::from_millis(7_500);
+
+/// What is wrong, and what is missing (which, with small queues, may be a
+/// counted drop).
+pub fn all(model: &Model) -> (Vec<String>, Vec<String>) {
+    let mut problems = model.violations.clone();
+    problems.extend(message_expiry(model));
+    problems.extend(subscription_ids(model));
+    let (wrong, missing) = shared_groups(model);
+    problems.extend(wrong);
+    problems.extend(will_delay(model));
+    problems.extend(session_expiry(model));
+    (problems, missing)
+}
+
+/// Nothing is delivered after its Message Expiry Interval, counted from
+/// when the broker had it (at the latest, the publisher's acknowledgement),
+/// and a 5.0 receiver is told the time it has left, never more than given.
+fn message_expiry(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in &model.received {
+        let Some(id) = MessageId::parse(r.payload.as_bytes()) else {
+            continue;
+        };
+        let Some(sent) = model.published.get(&id) else {
+            continue;
+        };
+        let Some(expiry) = sent.expiry else { continue };
+        let conn = &model.conns[&r.conn];
+        if conn.v5 && !r.expiry.is_some_and(|left| (1..=expiry).contains(&left)) {
+            problems.push(format!(
+                "{:?} received {id:?} with {:?} s to live; it was published with {expiry} s",
+                r.conn, r.expiry
+            ));
+        }
+        // A receiver that reads late, or whose link was held, can find an
+        // expired message in its socket that the broker sent in time.
+        let Some(acked) = sent.acked_at else { continue };
+        if conn.held || conn.healthy_until(model.run_end) < r.at {
+            continue;
+        }
+        let expired = acked + Duration::from_secs(u64::from(expiry)) + MARGIN;
+        if r.at > expired {
+            problems.push(format!(
+                "{:?} received {id:?} at {:?}, after it expired ({expiry} s from its acknowledgement at {acked:?})",
+                r.conn, r.at
+            ));
+        }
+    }
+    problems
+}
+
+/// Each Subscription Identifier a delivery carries is that of a
+/// subscription of the receiving session that matches the topic.
+fn subscription_ids(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in &model.received {
+        let session = model.conns[&r.conn].session;
+        for id in &r.sub_ids {
+            let known = model.subscriptions.iter().any(|s| {
+                s.session == session && s.sub_id == Some(*id) && Model::matches(&s.filter, &r.topic)
+            });
+            if !known {
+                problems.push(format!(
+                    "{:?} received {:?} on {} with subscription id {id}, which no matching subscription of its session has",
+                    r.conn, r.payload, r.topic
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A shared subscription delivers each message to one member of its group;
+/// another member gets it only after the first one's session has ended
+/// (its unacknowledged messages move on). While every member is healthy,
+/// an acknowledged QoS 1/2 message reaches one of them.
+fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
+    let mut wrong = Vec::new();
+    // Per group and message, each session's first receipt through it.
+    let mut receipts: BTreeMap<(&str, &str), BTreeMap<usize, &Received>> = BTreeMap::new();
+    for r in model
+        .received
+        .iter()
+        .filter(|r| !r.retain && !r.payload.is_empty())
+    {
+        if let Some(group) = model.shared_group_of(r) {
+            let session = model.conns[&r.conn].session;
+            receipts
+                .entry((group, r.payload.as_str()))
+                .or_default()
+                .entry(session)
+                .or_insert(r);
+        }
+    }
+    for ((group, payload), by_session) in &receipts {
+        // A publisher's resend is routed again: a new pick of a member.
+        let resent = MessageId::parse(payload.as_bytes())
+            .and_then(|id| model.published.get(&id))
+            .is_some_and(|sent| sent.resent);
+        if resent {
+            continue;
+        }
+        // Whether the session that received `r` had ended by `at`. The
+        // broker ends a session before its client hears of it.
+        let gone_by = |r: &Received, at: Duration| {
+            let holder = &model.conns[&r.conn];
+            holder.end.is_some_and(|(end, _)| end <= at + MARGIN)
+                && model.session_expiry(holder.session) < EXPIRY_OUTLIVES_RUN
+        };
+        let mut firsts: Vec<&&Received> = by_session.values().collect();
+        firsts.sort_by_key(|r| r.at);
+        for pair in firsts.windows(2) {
+            let (earlier, later) = (pair[0], pair[1]);
+            // Either order: a client that reads late (paused, hung) sees
+            // a message long after the broker sent it.
+            if !gone_by(earlier, later.at) && !gone_by(later, earlier.at) {
+                wrong.push(format!(
+                    "{payload} reached two members of {group} whose sessions both lived on: {:?} at {:?} and {:?} at {:?}",
+                    earlier.conn, earlier.at, later.conn, later.at
+                ));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    let groups: BTreeSet<&str> = model
+        .subscriptions
+        .iter()
+        .filter(|s| s.is_shared())
+        .map(|s| s.filter.as_str())
+        .collect();
+    for group in groups {
+        let members: Vec<_> = model
+            .subscriptions
+            .iter()
+            .filter(|s| s.filter.as_str() == group)
+            .collect();
+        for (id, sent) in &model.published {
+            let Some(acked) = sent.acked_at else { continue };
+            if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
+                continue;
+            }
+            if !Model::matches(&members[0].filter, &sent.topic) {
+                continue;
+            }
+            let deadline = acked + DELIVERY_WINDOW;
+            if model.restart_between(sent.sent_at, deadline) {
+                continue;
+            }
+            // Members the broker may have chosen: subscribed at some point
+            // between the publish and the deadline.
+            let candidates: Vec<_> = members
+                .iter()
+                .filter(|s| s.sent_at <= deadline && s.end >= sent.sent_at)
+                .collect();
+            // A member online and healthy throughout, so that the broker,
+            // which prefers online members, has one to choose.
+            let settled = candidates.iter().any(|s| {
+                s.granted.is_some_and(|g| g != QoS::AtMostOnce)
+                    && s.acked_at.is_some_and(|a| a < sent.sent_at)
+                    && s.end >= deadline
+                    && super::healthy_window(model, s.session, sent.sent_at)
+                        .is_some_and(|start| start <= sent.sent_at)
+            });
+            // The broker prefers a member it thinks online, which a client
+            // that died silently still is until keepalive finds it.
+            let all_healthy = candidates.iter().all(|s| {
+                model.sessions[s.session].1.iter().all(|key| {
+                    let c = &model.conns[key];
+                    let seen_until = c.end_at(model.run_end) + KEEPALIVE_MAX;
+                    let overlaps = c.start <= deadline && seen_until >= sent.sent_at;
+                    !overlaps || (!c.held && c.healthy_until(model.run_end) >= deadline)
+                })
+            });
+            if !settled || !all_healthy {
+                continue;
+            }
+            let got = receipts.contains_key(&(group, id.payload().as_str()));
+            if !got {
+                missing.push(format!(
+                    "{id:?} ({} at {:?}) was acknowledged at {acked:?} but reached no member of {group}",
+                    sent.topic, sent.qos
+                ));
+            }
+        }
+    }
+    (wrong, missing)
+}
+
+/// A will waits out its Will Delay Interval (or the session's expiry, if
+/// sooner) after its connection ends, and is not sent at all if the client
+/// resumed its session before then.
+fn will_delay(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut wills: BTreeMap<(String, u32), Vec<&Received>> = BTreeMap::new();
+    for r in &model.received {
+        if let Some(key) = super::will_of(&r.payload) {
+            wills.entry(key).or_default().push(r);
+        }
+    }
+    for (key, received) in &wills {
+        let Some(conn) = model.conns.get(key) else {
+            continue;
+        };
+        let delay = Duration::from_secs(u64::from(model.will_delay(key)));
+        let Some((ended, how)) = conn.end else {
+            continue;
+        };
+        // A takeover ends a connection at the broker before its client
+        // hears of it; a held link hides when it ended.
+        // A client that was not reading hears late that the broker closed.
+        let heard_late = how == Ending::ClosedByBroker && conn.impaired_from.is_some();
+        if delay.is_zero()
+            || conn.held
+            || heard_late
+            || model.taken_over(key, ended)
+            || how == Ending::Disconnect
+        {
+            continue;
+        }
+        if let Some(r) = received
+            .iter()
+            .find(|r| !r.retain && r.at + MARGIN < ended + delay)
+        {
+            problems.push(format!(
+                "{key:?} ended at {ended:?} with a will delayed {delay:?}, yet its will reached {:?} at {:?}",
+                r.conn, r.at
+            ));
+        }
+        let resumed_in_time = model
+            .resumed_by(key)
+            .is_some_and(|(next, sent)| !next.held && sent + MARGIN < ended + delay);
+        if resumed_in_time && !model.restart_between(conn.start, ended + delay) {
+            if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
+                problems.push(format!(
+                    "{key:?} resumed its session within its will's delay, yet its will reached {:?} at {:?}",
+                    r.conn, r.at
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A 5.0 session outlives its connection by its Session Expiry Interval:
+/// resumed before then, it is present; after, it is gone.
+fn session_expiry(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let Some((ended, how)) = conn.end else {
+            continue;
+        };
+        let expiry = conn.expiry;
+        // Only ends whose moment the broker shares with the client.
+        let exact_end = matches!(how, Ending::Disconnect | Ending::Dropped);
+        if !conn.v5 || expiry == 0 || expiry >= EXPIRY_OUTLIVES_RUN || !exact_end || conn.held {
+            continue;
+        }
+        let next = (key.0.clone(), key.1 + 1);
+        let (Some(next_conn), Some(&(_, sent))) =
+            (model.conns.get(&next), model.client_ids.get(&next))
+        else {
+            continue;
+        };
+        if model.restart_between(conn.start, sent)
+            || model
+                .connects_sent
+                .iter()
+                .any(|(_, c, clean, _)| c == &key.0 && *clean)
+        {
+            continue;
+        }
+        let present = next_conn.session == conn.session;
+        let expires = ended + Duration::from_secs(u64::from(expiry));
+        if present && sent > expires + MARGIN {
+            problems.push(format!(
+                "{next:?} found its session present at {sent:?}; it expired at {expires:?} ({expiry} s after {key:?} ended)"
+            ));
+        }
+        if !present && sent + MARGIN < expires {
+            problems.push(format!(
+                "{next:?} found no session at {sent:?}; it should have lived until {expires:?} ({expiry} s after {key:?} ended)"
+            ));
+        }
+    }
+    problems
+}
