@@ -33,6 +33,43 @@ async fn keep_alive_timeout_is_0x8d() {
 }
 
 #[tokio::test]
+async fn server_keep_alive_is_the_one_enforced() {
+    let broker = TestBroker::start(tern::Config {
+        keep_alive_max_secs: 1,
+        ..config()
+    })
+    .await;
+    let mut connect = raw::connect_v5("told");
+    connect.keep_alive = 600;
+    let (mut client, connack) = Raw::connect(broker.addr, connect).await;
+    assert_eq!(connack.properties.server_keep_alive(), Some(1));
+    // [MQTT-3.2.2-21]: the client uses it, and so does the server.
+    client
+        .expect_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT)
+        .await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn disconnect_fits_the_client_maximum_packet_size() {
+    let broker = TestBroker::start(config()).await;
+    let mut connect = raw::connect_v5("tiny");
+    connect.keep_alive = 1;
+    connect.properties =
+        tern::codec::Properties(vec![tern::codec::Property::MaximumPacketSize(16)]);
+    let (mut client, _) = Raw::connect(broker.addr, connect).await;
+    // [MQTT-3.14.2-3]: no Reason String that would make it too large, and
+    // [MQTT-3.1.2-24]: nothing larger than the client's maximum at all.
+    let disconnect = client
+        .expect_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT)
+        .await;
+    let packet = Packet::Disconnect(disconnect);
+    let size = tern::codec::encoded_len(&packet, tern::codec::ProtocolVersion::V5);
+    assert!(size <= 16, "{size} bytes: {packet:?}");
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn session_takeover_is_0x8e() {
     let broker = TestBroker::start(config()).await;
     let (mut old, _) = Raw::connected_v5(broker.addr, "twin", vec![]).await;

@@ -473,3 +473,55 @@ async fn topic_alias_above_the_maximum_gets_0x94() {
         .await;
     broker.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "broker bug: resend_inflight resends every unacknowledged message on reconnect, beyond a lower Receive Maximum of the new connection; the fix needs a design choice (reported)"]
+async fn resent_messages_respect_the_receive_maximum_of_the_new_connection() {
+    let broker = TestBroker::start(config()).await;
+    let props = |receive_max| {
+        vec![
+            Property::SessionExpiryInterval(60),
+            Property::ReceiveMaximum(receive_max),
+        ]
+    };
+    let mut sub = subscriber(&broker, "shrinking", props(5), "r/#").await;
+    for i in 1..=5u16 {
+        publish_qos1(&broker, "r/x", format!("m{i}").as_bytes()).await;
+    }
+    for _ in 0..5 {
+        assert!(
+            matches!(sub.recv().await, Packet::Publish(_)),
+            "unacknowledged"
+        );
+    }
+    drop(sub);
+    broker
+        .wait_until("the session offline", |c| c.sessions_offline == 1)
+        .await;
+    let mut connect = raw::connect_v5("shrinking");
+    connect.clean_session = false;
+    connect.properties = tern::codec::Properties(props(2));
+    let (mut sub, connack) = Raw::connect(broker.addr, connect).await;
+    assert!(connack.session_present);
+    // [MQTT-4.4.0-1] resends with the original ids, but the send quota is
+    // that of the new connection (4.9): two at a time [MQTT-3.3.4-9].
+    let mut resent = Vec::new();
+    for _ in 0..2 {
+        match sub.recv().await {
+            Packet::Publish(p) => resent.push(p),
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    sub.expect_silence().await;
+    broker
+        .server
+        .check()
+        .expect("the broker's own counts and limits hold");
+    for p in resent {
+        sub.send(&raw::puback(p.packet_id.unwrap().get())).await;
+    }
+    for _ in 0..3 {
+        assert!(sub.recv_publish().await.dup);
+    }
+    broker.stop().await;
+}

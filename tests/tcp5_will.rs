@@ -241,3 +241,19 @@ async fn disconnect_0x04_sends_the_will_and_0x00_does_not() {
     watcher.expect_silence().await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn takeover_within_the_will_delay_does_not_send_the_will() {
+    let broker = TestBroker::start(config()).await;
+    let mut watcher = watcher(&broker).await;
+    let expiry = || vec![Property::SessionExpiryInterval(60)];
+    let delay = || vec![Property::WillDelayInterval(1)];
+    let mut old = with_will(&broker, "twin", true, delay(), expiry()).await;
+    // [MQTT-3.1.4-3] ends the old connection; the new one, Clean Start 0,
+    // is a new connection to the session within the delay [MQTT-3.1.3-9].
+    let _new = with_will(&broker, "twin", false, vec![], expiry()).await;
+    old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    watcher.expect_silence().await;
+    broker.stop().await;
+}
