@@ -260,3 +260,48 @@ async fn client_publish_with_a_subscription_identifier_is_a_protocol_error() {
     client.expect_disconnect(ReasonCode::PROTOCOL_ERROR).await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn subscription_identifier_is_attached_to_retained_messages() {
+    let broker = TestBroker::start(config()).await;
+    let mut client = publisher(&broker).await;
+    let Packet::Publish(mut publish) = raw::publish("kept/1", QoS::AtLeastOnce, 1, b"k") else {
+        unreachable!()
+    };
+    publish.retain = true;
+    publish_acked(&mut client, Packet::Publish(publish)).await;
+    let mut sub = subscriber(
+        &broker,
+        "sub",
+        "kept/#",
+        vec![Property::SubscriptionIdentifier(9)],
+    )
+    .await;
+    let got = sub.recv_publish().await;
+    assert!(got.retain);
+    // [MQTT-3.3.4-3]: the identifier of the subscription that matched.
+    assert_eq!(
+        got.properties
+            .subscription_identifiers()
+            .collect::<Vec<_>>(),
+        [9]
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn pubrel_for_an_unknown_id_gets_pubcomp_0x92() {
+    let broker = TestBroker::start(config()).await;
+    let mut client = publisher(&broker).await;
+    let pubrel = Packet::PubRel(tern::codec::Ack::success(raw::packet_id(77)));
+    client.send(&pubrel).await;
+    // 3.7.2.1: 0x92 Packet Identifier not found, and the flow can finish.
+    match client.recv().await {
+        Packet::PubComp(ack) => {
+            assert_eq!(ack.packet_id.get(), 77);
+            assert_eq!(ack.reason, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND);
+        }
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    broker.stop().await;
+}

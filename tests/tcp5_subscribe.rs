@@ -321,3 +321,36 @@ async fn suback_says_which_features_are_turned_off() {
     assert_eq!(broker.census().subscriptions, 1);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn unsuback_has_a_reason_per_filter() {
+    let broker = TestBroker::start(config()).await;
+    let mut client = v5(&broker, "c").await;
+    subscribe(&mut client, 1, "a", qos1()).await;
+    subscribe(&mut client, 2, "$share/g/b", qos1()).await;
+    let filters = ["a", "never", "$share/g/b"];
+    client
+        .send(&Packet::Unsubscribe(tern::codec::Unsubscribe {
+            packet_id: raw::packet_id(3),
+            filters: filters
+                .iter()
+                .map(|f| tern::topic::TopicFilter::new(f).unwrap())
+                .collect(),
+            properties: Default::default(),
+        }))
+        .await;
+    match client.recv().await {
+        // 3.11.3: one reason code per filter, in order; 0x11 for none.
+        Packet::UnsubAck(unsuback) => assert_eq!(
+            unsuback.codes,
+            [
+                ReasonCode::SUCCESS,
+                ReasonCode::NO_SUBSCRIPTION_EXISTED,
+                ReasonCode::SUCCESS
+            ]
+        ),
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+    assert_eq!(broker.census().subscriptions, 0);
+    broker.stop().await;
+}
