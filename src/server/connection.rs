@@ -106,6 +106,7 @@ pub(super) async fn run<S>(
             draining: VecDeque::new(),
             aliases: BTreeMap::new(),
             version: ProtocolVersion::V311,
+            client_packet_size_max: usize::MAX,
             conn,
             outbox,
             shared,
@@ -180,6 +181,8 @@ struct Connection<S> {
     /// `topic_alias_max` of them.
     aliases: BTreeMap<u16, TopicName>,
     version: ProtocolVersion,
+    /// The client's Maximum Packet Size (5.0), for our DISCONNECT.
+    client_packet_size_max: usize,
     conn: ConnId,
     outbox: Arc<Outbox>,
     shared: Arc<Shared>,
@@ -221,11 +224,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         disconnect
             .properties
             .push(codec::Property::ReasonString(end.to_string()));
-        codec::encode(
-            &Packet::Disconnect(disconnect),
-            self.version,
-            &mut self.wbuf,
-        );
+        let mut packet = Packet::Disconnect(disconnect);
+        if codec::encoded_len(&packet, self.version) > self.client_packet_size_max {
+            // [MQTT-3.14.2-3]: not a Reason String that makes it too large.
+            packet = Packet::Disconnect(Disconnect::new(reason));
+        }
+        codec::encode(&packet, self.version, &mut self.wbuf);
         let _ = tokio::time::timeout(LAST_WORDS_WAIT, self.flush()).await;
     }
 
@@ -269,6 +273,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Err(end) => return Err(end),
         };
         self.version = connect.version;
+        if let Some(max) = connect.properties.maximum_packet_size() {
+            self.client_packet_size_max = max as usize;
+        }
         let accepted = {
             let mut state = self.shared.state();
             let accepted = state.broker.connect(self.conn, connect);

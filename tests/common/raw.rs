@@ -1,14 +1,15 @@
 //! A client that is only a TCP socket and our codec: it sends exactly the
 //! bytes a test chooses and dies exactly the way a test chooses (FIN, RST,
-//! or silence), which no well-behaved client library will do.
+//! or silence), which no well-behaved client library will do. It speaks
+//! 3.1.1 or 5.0, whichever its CONNECT asked for.
 
 use std::io;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use tern::codec::{
-    self, Ack, ConnAck, Connect, DecodeOptions, LastWill, Packet, PacketId, ProtocolVersion,
-    Publish, QoS, Subscribe, SubscriptionOptions,
+    self, Ack, ConnAck, Connect, DecodeOptions, Disconnect, LastWill, Packet, PacketId, Properties,
+    Property, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions,
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,8 @@ pub struct Raw {
     stream: TcpStream,
     /// Bytes read and not yet decoded.
     rbuf: BytesMut,
+    /// The version our CONNECT asked for: how we encode and decode.
+    version: ProtocolVersion,
 }
 
 /// How a read from the broker ended.
@@ -56,12 +59,14 @@ impl Raw {
         Raw {
             stream,
             rbuf: BytesMut::new(),
+            version: ProtocolVersion::V311,
         }
     }
 
     /// Opens, sends `connect` and returns the CONNACK.
     pub async fn connect(addr: SocketAddr, connect: Connect) -> (Raw, ConnAck) {
         let mut raw = Raw::open(addr).await;
+        raw.version = connect.version;
         raw.send(&Packet::Connect(connect)).await;
         let connack = raw.recv_connack().await;
         (raw, connack)
@@ -75,9 +80,23 @@ impl Raw {
         raw
     }
 
+    /// Connects a 5.0 client with a clean start and `properties`; panics
+    /// unless the broker accepts. Returns the CONNACK for its properties.
+    pub async fn connected_v5(
+        addr: SocketAddr,
+        client_id: &str,
+        properties: Vec<Property>,
+    ) -> (Raw, ConnAck) {
+        let mut connect = connect_v5(client_id);
+        connect.properties = Properties(properties);
+        let (raw, connack) = Raw::connect(addr, connect).await;
+        assert_eq!(connack.code, codec::ConnectCode::Accepted, "{connack:?}");
+        (raw, connack)
+    }
+
     pub async fn send(&mut self, packet: &Packet) {
         let mut buf = BytesMut::new();
-        codec::encode(packet, ProtocolVersion::V311, &mut buf);
+        codec::encode(packet, self.version, &mut buf);
         self.send_bytes(&buf).await;
     }
 
@@ -94,7 +113,11 @@ impl Raw {
 
     async fn read_unbounded(&mut self) -> Read {
         loop {
-            let decoded = codec::decode(&mut self.rbuf, &DecodeOptions::default())
+            let options = DecodeOptions {
+                version: self.version,
+                ..DecodeOptions::default()
+            };
+            let decoded = codec::decode(&mut self.rbuf, &options)
                 .expect("the broker sends well-formed packets");
             if let Some(packet) = decoded {
                 return Read::Packet(packet);
@@ -119,6 +142,40 @@ impl Raw {
         match self.recv().await {
             Packet::ConnAck(connack) => connack,
             other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// The next PUBLISH, acknowledged if it is QoS 1; panics on anything else.
+    pub async fn recv_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Packet::Publish(publish) => {
+                if publish.qos == QoS::AtLeastOnce {
+                    let id = publish.packet_id.expect("QoS 1 has an id");
+                    self.send(&Packet::PubAck(Ack::success(id))).await;
+                }
+                publish
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// Asserts that nothing arrives for `QUIET`.
+    pub async fn expect_silence(&mut self) {
+        if let Ok(read) = tokio::time::timeout(super::QUIET, self.read_unbounded()).await {
+            panic!("expected nothing, got {read:?}");
+        }
+    }
+
+    /// Asserts that the broker sends a 5.0 DISCONNECT with `reason` and then
+    /// closes [MQTT-4.13.2-1].
+    pub async fn expect_disconnect(&mut self, reason: ReasonCode) -> Disconnect {
+        match self.read().await {
+            Read::Packet(Packet::Disconnect(disconnect)) => {
+                assert_eq!(disconnect.reason, reason, "{disconnect:?}");
+                self.expect_closed().await;
+                disconnect
+            }
+            other => panic!("expected DISCONNECT {reason:?}, got {other:?}"),
         }
     }
 
@@ -150,6 +207,51 @@ pub fn connect_packet(client_id: &str) -> Connect {
         password: None,
         properties: Default::default(),
     }
+}
+
+/// A 5.0 CONNECT with a clean start, no keepalive and no properties.
+pub fn connect_v5(client_id: &str) -> Connect {
+    Connect {
+        version: ProtocolVersion::V5,
+        ..connect_packet(client_id)
+    }
+}
+
+/// A QoS 0/1/2 PUBLISH with 5.0 properties.
+pub fn publish_with(
+    topic: &str,
+    qos: QoS,
+    id: u16,
+    payload: &[u8],
+    props: Vec<Property>,
+) -> Packet {
+    let Packet::Publish(mut publish) = publish(topic, qos, id, payload) else {
+        unreachable!("publish builds a PUBLISH")
+    };
+    publish.properties = Properties(props);
+    Packet::Publish(publish)
+}
+
+/// A SUBSCRIBE to one filter with the given options and properties.
+pub fn subscribe_with(
+    id: u16,
+    filter: &str,
+    options: SubscriptionOptions,
+    props: Vec<Property>,
+) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: packet_id(id),
+        filters: vec![(TopicFilter::new(filter).expect("a valid filter"), options)],
+        properties: Properties(props),
+    })
+}
+
+/// A DISCONNECT with a reason and properties (5.0).
+pub fn disconnect_with(reason: ReasonCode, props: Vec<Property>) -> Packet {
+    Packet::Disconnect(codec::Disconnect {
+        reason,
+        properties: Properties(props),
+    })
 }
 
 pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
