@@ -244,7 +244,6 @@ async fn topic_alias_above_the_maximum_gets_0x94() {
 }
 
 #[tokio::test]
-#[ignore = "broker bug: resend_inflight resends every unacknowledged message on reconnect, beyond a lower Receive Maximum of the new connection; the fix needs a design choice (reported)"]
 async fn resent_messages_respect_the_receive_maximum_of_the_new_connection() {
     let broker = TestBroker::start(config()).await;
     let props = |receive_max| {

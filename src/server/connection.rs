@@ -215,11 +215,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let (ProtocolVersion::V5, Some(reason)) = (self.version, end.reason()) else {
             return;
         };
-        // A client silent for 1.5 keepalives is taken for gone; writing to
-        // it only fills a dead link (and, in turmoil, slows every step).
-        if let End::KeepAlive(_) = end {
-            return;
-        }
         let mut disconnect = Disconnect::new(reason);
         disconnect
             .properties
@@ -230,7 +225,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             packet = Packet::Disconnect(Disconnect::new(reason));
         }
         codec::encode(&packet, self.version, &mut self.wbuf);
-        let _ = tokio::time::timeout(LAST_WORDS_WAIT, self.flush()).await;
+        // A client silent for 1.5 keepalives is taken for gone: one try,
+        // no wait (a timeout polls its future once before its deadline).
+        let wait = match end {
+            End::KeepAlive(_) => Duration::ZERO,
+            _ => LAST_WORDS_WAIT,
+        };
+        let _ = tokio::time::timeout(wait, self.flush()).await;
     }
 
     fn decode(&mut self) -> Result<Option<Packet>, DecodeError> {
