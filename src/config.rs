@@ -85,6 +85,21 @@ pub enum PlantedBug {
     ReorderRedelivery,
     /// A connection closed for keepalive leaves its task running.
     TaskLeakOnKeepAlive,
+    /// A 5.0 client's Receive Maximum is ignored: its window is the
+    /// broker's.
+    IgnoreReceiveMaximum,
+    /// Messages whose Message Expiry Interval has run out are sent anyway.
+    DeliverExpired,
+    /// A will is sent as soon as its connection ends, delay or not.
+    IgnoreWillDelay,
+    /// A session with a short expiry never expires.
+    SessionNeverExpires,
+    /// A shared subscription sends each message to every member.
+    SharedToAll,
+    /// A message a shared group hands to another member keeps the copy made
+    /// for the first: its QoS and Subscription Identifier (a bug the
+    /// simulation found).
+    RerouteKeepsOldCopy,
 }
 
 impl Default for Config {

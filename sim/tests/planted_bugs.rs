@@ -9,11 +9,20 @@ use tern_sim::scenarios;
 use tern_sim::workload::Scenario;
 
 /// Runs seeds from 0 until one fails; returns the failure's text.
-fn find(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64) -> String {
+fn find(bug: PlantedBug, scenario: Scenario, max_seeds: u64) -> String {
+    find_saying(bug, scenario, max_seeds, "")
+}
+
+/// Runs seeds from 0 until one fails saying `needle`: for a bug that more
+/// than one invariant catches, to show that a given one does.
+fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: &str) -> String {
     scenario.config.planted_bug = Some(bug);
     for seed in 0..max_seeds {
         if let Err(failure) = run::run(&scenario, seed) {
             let text = failure.to_string();
+            if !text.contains(needle) {
+                continue;
+            }
             eprintln!("{bug:?} found by seed {seed}:\n{text}");
             assert!(
                 text.contains(&format!("replay: SIM_SEED={seed} cargo test")),
@@ -76,6 +85,53 @@ fn task_leak_on_keepalive() {
     );
     assert!(
         text.contains("connection tasks") || text.contains("did not end on shutdown"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ignore_receive_maximum() {
+    let text = find(PlantedBug::IgnoreReceiveMaximum, scenarios::mqtt5(), 10);
+    assert!(text.contains("over our Receive Maximum"), "{text}");
+}
+
+#[test]
+fn deliver_expired() {
+    let text = find(PlantedBug::DeliverExpired, scenarios::mqtt5(), 10);
+    assert!(text.contains("after it expired"), "{text}");
+}
+
+#[test]
+fn ignore_will_delay() {
+    let text = find(PlantedBug::IgnoreWillDelay, scenarios::mqtt5(), 10);
+    assert!(text.contains("with a will delayed"), "{text}");
+}
+
+#[test]
+fn session_never_expires() {
+    // The census at the end sees the sessions that should have gone...
+    let text = find(PlantedBug::SessionNeverExpires, scenarios::mqtt5(), 10);
+    assert!(text.contains("offline sessions"), "{text}");
+    // ...and a client that comes back after its session expired finds it.
+    find_saying(
+        PlantedBug::SessionNeverExpires,
+        scenarios::mqtt5(),
+        30,
+        "found its session present",
+    );
+}
+
+#[test]
+fn shared_to_all() {
+    let text = find(PlantedBug::SharedToAll, scenarios::mqtt5(), 10);
+    assert!(text.contains("reached two members"), "{text}");
+}
+
+#[test]
+fn reroute_keeps_old_copy() {
+    let text = find(PlantedBug::RerouteKeepsOldCopy, scenarios::mqtt5(), 10);
+    assert!(
+        text.contains("with subscription id") || text.contains("no subscription covering it"),
         "{text}"
     );
 }

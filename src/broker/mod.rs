@@ -374,6 +374,9 @@ impl Broker {
             .config
             .inflight_messages_max
             .min(usize::from(client_receive_max));
+        if self.config.planted(PlantedBug::IgnoreReceiveMaximum) {
+            session.window = self.config.inflight_messages_max;
+        }
         session.packet_size_max = connect
             .properties
             .maximum_packet_size()
@@ -518,7 +521,10 @@ impl Broker {
         let graceful = graceful || self.config.planted(PlantedBug::NoWillOnCrash);
         let will = session.will.take().filter(|_| !graceful);
         if let Some(will) = will {
-            let delay = will.properties.will_delay_interval().unwrap_or(0);
+            let mut delay = will.properties.will_delay_interval().unwrap_or(0);
+            if self.config.planted(PlantedBug::IgnoreWillDelay) {
+                delay = 0;
+            }
             if delay > 0 && session.expiry_secs > 0 {
                 // Due after the delay, or when the session ends if sooner.
                 let due = now + u64::from(delay.min(session.expiry_secs)) * 1000;
@@ -528,10 +534,12 @@ impl Broker {
                 self.publish_will(will);
             }
         }
+        let never = self.config.planted(PlantedBug::SessionNeverExpires);
         let session = self.session_mut(sid);
         match session.expiry_secs {
             0 => self.end_session(sid),
             EXPIRY_NEVER => {}
+            _ if never => {}
             secs => {
                 let due = now + u64::from(secs) * 1000;
                 session.expires_at = Some(due);

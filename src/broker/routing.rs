@@ -188,14 +188,14 @@ impl Broker {
     /// with the time it has left; `None`, counted, when it has expired or is
     /// larger than the client takes.
     fn stamp(&mut self, sid: SessionId, message: &Message, id: Option<PacketId>) -> Option<Packet> {
-        if message.is_expired(self.now) {
+        if message.is_expired(self.now) && !self.config.planted(PlantedBug::DeliverExpired) {
             self.dropped.expired += 1;
             return None;
         }
         let mut publish = message.publish.clone();
         publish.packet_id = id;
         if let Some(at) = message.expires_at {
-            let left = (at - self.now).div_ceil(1000);
+            let left = at.saturating_sub(self.now).div_ceil(1000).max(1);
             let left = u32::try_from(left).unwrap_or(u32::MAX);
             publish
                 .properties
@@ -415,6 +415,11 @@ impl Broker {
             // The copy the new member's own subscription asks for: its
             // granted QoS, its Subscription Identifier.
             let subscription = self.groups[&group].members[&member];
+            message.resend_id = None;
+            if self.config.planted(PlantedBug::RerouteKeepsOldCopy) {
+                self.deliver(member, message);
+                continue;
+            }
             let publish = &mut message.publish;
             publish.dup = false;
             publish.qos = publish.qos.min(subscription.options.qos);
@@ -425,7 +430,6 @@ impl Broker {
                 .properties
                 .0
                 .extend(subscription.id.map(Property::SubscriptionIdentifier));
-            message.resend_id = None;
             self.deliver(member, message);
         }
     }
@@ -440,6 +444,22 @@ impl Broker {
         self.shared_index.matches(&publish.topic, &mut groups);
         let mut delivered = 0;
         for (group, ()) in groups {
+            if self.config.planted(PlantedBug::SharedToAll) {
+                let members: Vec<_> = self.groups[&group].members.keys().copied().collect();
+                for member in members {
+                    let subscription = self.groups[&group].members[&member];
+                    if let Some(message) = copy_for(publish, std::iter::once(&subscription)) {
+                        let message = Message {
+                            publish: message,
+                            expires_at,
+                            group: Some(group),
+                            resend_id: None,
+                        };
+                        self.deliver(member, message);
+                    }
+                }
+                continue;
+            }
             let Some(member) = self.pick_member(group) else {
                 continue;
             };
