@@ -346,6 +346,7 @@ impl Broker {
             }
             None => (self.create_session(&client_id), false),
         };
+        let asked_no_expiry = connect.properties.session_expiry_interval().unwrap_or(0) == 0;
         let expiry_secs = if v5 {
             let asked = connect.properties.session_expiry_interval().unwrap_or(0);
             let granted = asked.min(self.config.session_expiry_max_secs);
@@ -369,6 +370,7 @@ impl Broker {
         session.conn = Some(conn);
         session.version = connect.version;
         session.expiry_secs = expiry_secs;
+        session.asked_no_expiry = asked_no_expiry;
         session.will = connect.will;
         session.window = self
             .config
@@ -492,7 +494,7 @@ impl Broker {
             let sid = self.sid_of(conn);
             let max = self.config.session_expiry_max_secs;
             let session = self.session_mut(sid);
-            if session.expiry_secs == 0 && expiry != 0 {
+            if session.asked_no_expiry && expiry != 0 {
                 return Err(BrokerError::Protocol(
                     "DISCONNECT sets a session expiry after CONNECT set none",
                 ));

@@ -22,6 +22,9 @@ pub struct Session {
     pub expiry_secs: u32,
     /// When an offline session ends, if it ever does.
     pub expires_at: Option<Millis>,
+    /// The CONNECT asked for no expiry, so its DISCONNECT may not ask for
+    /// one [MQTT-3.14.2-2]; told apart from an expiry the broker cut to 0.
+    pub asked_no_expiry: bool,
     pub will: Option<LastWill>,
     /// A will whose Will Delay Interval is running, and when it is due.
     pub delayed_will: Option<(Millis, LastWill)>,
@@ -153,6 +156,7 @@ impl Session {
             version: ProtocolVersion::V311,
             expiry_secs: 0,
             expires_at: None,
+            asked_no_expiry: true,
             will: None,
             delayed_will: None,
             window: 1,
