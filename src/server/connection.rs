@@ -246,6 +246,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         for packet in self.draining.drain(..) {
             codec::encode(&packet, self.version, &mut self.wbuf);
         }
+        // A few packets' queue is cheaper to allocate again than to keep on
+        // every idle connection, here and (swapped) in the outbox.
+        if self.draining.capacity() <= QUEUE_KEPT_PACKETS {
+            self.draining = VecDeque::new();
+        }
         drained
     }
 
@@ -429,6 +434,9 @@ const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads that may go before a waiting write, one after another.
 const READS_AHEAD_MAX: usize = 4;
+
+/// Packet queues of at most this capacity are released once drained.
+const QUEUE_KEPT_PACKETS: usize = 8;
 
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;
