@@ -132,6 +132,13 @@ pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome 
     let (Some(warm), Some(last)) = (warm, samples.last().copied()) else {
         return outcome;
     };
+    // The curve itself, every 10 s, for a reader who wants to see the shape.
+    let curve: Vec<String> = samples
+        .iter()
+        .filter(|s| s.at.as_secs() % 10 == 0 || s.at == last.at)
+        .map(|s| format!("{}s={}", s.at.as_secs(), s.rss_kib))
+        .collect();
+    eprintln!("  {} rss KiB: {}", broker.kind.name(), curve.join(" "));
     let peak = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
     let growth_kib = last.rss_kib as f64 - warm.rss_kib as f64;
     let messages = last.delivered.saturating_sub(warm.delivered).max(1);
