@@ -1,7 +1,7 @@
-//! `cargo bench --bench load [-- --quick] [-- SCENARIO...]`: tern against
-//! mosquitto (when installed), scenario by scenario, in alternating rounds,
-//! with a table of medians and tern/mosquitto ratios. See README.md,
-//! "Benchmark", for what each column means.
+//! `cargo bench --bench load [-- --quick] [-- --sustain SECS] [-- SCENARIO...]`:
+//! tern against mosquitto (when installed), scenario by scenario, in
+//! alternating rounds, with a table of medians and tern/mosquitto ratios.
+//! See README.md, "Benchmark", for what each column means.
 
 mod brokers;
 mod client;
@@ -30,6 +30,7 @@ fn parse_args() -> Args {
             window: 1000,
             idle_connections: 10_000,
             churn_workers: 32,
+            sustain: Duration::from_secs(60),
         },
         rounds: 3,
         filters: Vec::new(),
@@ -37,7 +38,14 @@ fn parse_args() -> Args {
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
         match word.as_str() {
-            "--quick" => args.settings.duration = Duration::from_secs(2),
+            "--quick" => {
+                args.settings.duration = Duration::from_secs(2);
+                args.settings.sustain = Duration::from_secs(20);
+            }
+            "--sustain" => {
+                let n = words.next().and_then(|n| n.parse::<u64>().ok());
+                args.settings.sustain = Duration::from_secs(n.expect("--sustain takes seconds"));
+            }
             "--rounds" => {
                 let n = words.next().and_then(|n| n.parse::<usize>().ok());
                 // Fewer than three rounds would make a median of noise.
@@ -114,9 +122,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     print_table(&results, &kinds, args.rounds);
     println!(
-        "({} rounds, {:?} per run, window {}, {} idle connections; {:.0} s in all)",
+        "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections; {:.0} s in all)",
         args.rounds,
         args.settings.duration,
+        args.settings.sustain,
         args.settings.window,
         args.settings.idle_connections,
         started.elapsed().as_secs_f64()

@@ -5,9 +5,11 @@
 //! leak. Whatever ends the task, its drop guard detaches it from the broker.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -309,6 +311,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         for packet in self.draining.drain(..) {
             codec::encode(&packet, self.version, &mut self.wbuf);
         }
+        // A few packets' queue is cheaper to allocate again than to keep on
+        // every idle connection, here and (swapped) in the outbox.
+        if self.draining.capacity() <= QUEUE_KEPT_PACKETS {
+            self.draining = VecDeque::new();
+        }
         drained
     }
 
@@ -320,13 +327,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         tokio::pin!(deadline);
         let outbound_max = self.shared.config.outbound_packets_max;
         let cancel = self.shared.cancel.clone();
+        // Reads since the last write while a write was waiting.
+        let mut reads_ahead = 0;
         loop {
             // Our own replies wait in the outbox too: stop decoding (and so
             // reading) while it is full, and the client is slowed, not us.
+            let mut decoded = false;
             while self.outbox.kept() < outbound_max {
                 match self.decode() {
                     Ok(Some(packet)) => {
-                        deadline.as_mut().reset(Instant::now() + grace);
+                        decoded = true;
                         if let Err(end) = self.handle(packet) {
                             return end;
                         }
@@ -335,15 +345,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Err(error) => return error.into(),
                 }
             }
+            if decoded {
+                deadline.as_mut().reset(Instant::now() + grace);
+            }
             let may_read = self.outbox.kept() < outbound_max;
             if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
                 return End::TakenOver;
+            }
+            // Input already waiting is read before we write, so that the
+            // replies to it (and the messages its acks release) go in the
+            // same write; a few reads at most, so writes are not starved.
+            if self.wbuf.is_empty() {
+                reads_ahead = 0;
+            } else if may_read && reads_ahead < READS_AHEAD_MAX {
+                match self.read_waiting().await {
+                    Some(Ok(0)) => return End::Eof,
+                    Some(Ok(_)) => {
+                        self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
+                        reads_ahead += 1;
+                        continue;
+                    }
+                    Some(Err(error)) => return error.into(),
+                    None => {}
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return End::Shutdown,
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return self.last_words(End::Eof).await,
-                    Ok(n) => self.wbuf.advance(n),
+                    Ok(n) => {
+                        self.wbuf.advance(n);
+                        reads_ahead = 0;
+                    }
                     Err(error) => return self.last_words(error.into()).await,
                 },
                 read = self.reader.read_buf(&mut self.rbuf), if may_read => match read {
@@ -376,6 +409,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.rbuf_peak = 0;
             }
         }
+    }
+
+    /// One read of what the socket already holds, without waiting for more:
+    /// `None` when nothing is there yet.
+    async fn read_waiting(&mut self) -> Option<io::Result<usize>> {
+        let read = self.reader.read_buf(&mut self.rbuf);
+        tokio::pin!(read);
+        std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
     }
 
     /// Our write failed because the client closed; but it may have said
@@ -485,6 +530,12 @@ impl<S> Connection<S> {
 
 /// How long a connection whose write failed keeps reading for a DISCONNECT.
 const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads that may go before a waiting write, one after another.
+const READS_AHEAD_MAX: usize = 4;
+
+/// Packet queues of at most this capacity are released once drained.
+const QUEUE_KEPT_PACKETS: usize = 8;
 
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;

@@ -85,7 +85,8 @@ impl Outbox {
     }
 
     /// Moves every waiting packet to `into`, which must be empty; swapping
-    /// keeps both queues' capacity, so a steady stream allocates nothing.
+    /// keeps both queues' capacity, so a steady stream allocates nothing
+    /// (and an empty `into` leaves an idle outbox holding nothing).
     pub fn drain(&self, into: &mut VecDeque<Packet>) -> Drained {
         debug_assert!(into.is_empty());
         let mut state = self.state();

@@ -64,6 +64,10 @@ impl TaskRegistry {
             inner: self.inner.clone(),
             id,
         };
+        // Boxed: an async block that awaits a future it captured keeps room
+        // for it twice, once captured and once being awaited, and every idle
+        // connection would pay for its task future twice.
+        let task = Box::pin(task);
         self.inner.tracker.spawn(async move {
             let _registered = registered;
             task.await;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub idle_connections: usize,
     /// Clients connecting at once in the churn scenario.
     pub churn_workers: usize,
+    /// How long the sustained fan-in runs.
+    pub sustain: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +39,11 @@ pub enum Scenario {
     Latency(QoS),
     Connections,
     Churn,
+    Sustained,
 }
 
 /// Every scenario, in the order the table lists them.
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     Scenario::FanIn(QoS::AtMostOnce),
     Scenario::FanIn(QoS::AtLeastOnce),
     Scenario::FanOut(100, QoS::AtMostOnce),
@@ -51,6 +54,7 @@ pub const ALL: [Scenario; 10] = [
     Scenario::Latency(QoS::AtLeastOnce),
     Scenario::Connections,
     Scenario::Churn,
+    Scenario::Sustained,
 ];
 
 impl Scenario {
@@ -62,6 +66,7 @@ impl Scenario {
             Scenario::Latency(qos) => format!("latency-2000hz-qos{}", q(qos)),
             Scenario::Connections => "connections-idle".into(),
             Scenario::Churn => "churn".into(),
+            Scenario::Sustained => "sustained-8to1-qos1".into(),
         }
     }
 
@@ -72,6 +77,7 @@ impl Scenario {
             Scenario::Latency(qos) => latency::run(rt, broker, settings, qos),
             Scenario::Connections => connections::idle(rt, broker, settings),
             Scenario::Churn => connections::churn(rt, broker, settings),
+            Scenario::Sustained => throughput::sustained(rt, broker, settings),
         }
     }
 }

@@ -75,6 +75,19 @@ impl Shared {
     }
 }
 
+/// The broker's resident memory at one moment of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Since publishing started.
+    pub at: Duration,
+    /// Deliveries by then.
+    pub delivered: u64,
+    pub rss_kib: u64,
+}
+
+/// How often a run samples the broker's resident memory.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs `publishers` publishers against `subscribers` subscribers at `qos`
 /// for the settings' duration.
 pub fn run(
@@ -85,6 +98,75 @@ pub fn run(
     subscribers: usize,
     qos: QoS,
 ) -> Outcome {
+    let (outcome, _) = drive(
+        rt,
+        broker,
+        settings,
+        settings.duration,
+        publishers,
+        subscribers,
+        qos,
+    );
+    outcome
+}
+
+/// Fan-in at QoS 1 for `settings.sustain`, sampling resident memory every
+/// second: flat memory means nothing grows per message. Growth is taken
+/// from the sample at [`WARM_UP`] (buffers, the allocator's arenas and the
+/// inflight windows have reached their size) to the last one.
+pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
+    let (mut outcome, samples) = drive(
+        rt,
+        broker,
+        settings,
+        settings.sustain,
+        8,
+        1,
+        QoS::AtLeastOnce,
+    );
+    let warm = samples
+        .iter()
+        .find(|s| s.at >= WARM_UP)
+        .or(samples.first())
+        .copied();
+    let (Some(warm), Some(last)) = (warm, samples.last().copied()) else {
+        return outcome;
+    };
+    // The curve itself, every 10 s, for a reader who wants to see the shape.
+    let curve: Vec<String> = samples
+        .iter()
+        .filter(|s| s.at.as_secs() % 10 == 0 || s.at == last.at)
+        .map(|s| format!("{}s={}", s.at.as_secs(), s.rss_kib))
+        .collect();
+    eprintln!("  {} rss KiB: {}", broker.kind.name(), curve.join(" "));
+    let peak = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+    let growth_kib = last.rss_kib as f64 - warm.rss_kib as f64;
+    let messages = last.delivered.saturating_sub(warm.delivered).max(1);
+    outcome.push("rss at warm-up", "KiB", warm.rss_kib as f64, Better::Lower);
+    outcome.push("rss at end", "KiB", last.rss_kib as f64, Better::Lower);
+    outcome.push("rss peak", "KiB", peak as f64, Better::Lower);
+    outcome.push("rss growth after warm", "KiB", growth_kib, Better::Neither);
+    outcome.push(
+        "growth per 1M msgs",
+        "KiB",
+        growth_kib * 1e6 / messages as f64,
+        Better::Neither,
+    );
+    outcome
+}
+
+/// When the sustained run's memory is taken as its baseline.
+const WARM_UP: Duration = Duration::from_secs(10);
+
+fn drive(
+    rt: &Runtime,
+    broker: &Broker,
+    settings: &Settings,
+    duration: Duration,
+    publishers: usize,
+    subscribers: usize,
+    qos: QoS,
+) -> (Outcome, Vec<Sample>) {
     rt.block_on(async {
         let shared = Arc::new(Shared {
             publishers,
@@ -122,7 +204,18 @@ pub fn run(
             .enumerate()
             .map(|(p, conn)| tokio::spawn(publisher(p, conn, shared.clone())))
             .collect();
-        tokio::time::sleep(settings.duration).await;
+        let mut samples = Vec::new();
+        let mut next = start;
+        while start.elapsed() < duration {
+            next += SAMPLE_EVERY;
+            let until = (start + duration).min(next);
+            tokio::time::sleep_until(until.into()).await;
+            samples.push(Sample {
+                at: start.elapsed(),
+                delivered: shared.delivered.load(Relaxed),
+                rss_kib: broker.rss_kib(),
+            });
+        }
         let delivered = shared.delivered.load(Relaxed);
         let cpu = broker.cpu().saturating_sub(cpu_before);
         let elapsed = start.elapsed();
@@ -157,7 +250,7 @@ pub fn run(
         outcome.push("deliveries", "msg/s", rate, Better::Higher);
         let cpu_per = cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
         outcome.push("broker cpu/delivery", "µs", cpu_per, Better::Lower);
-        outcome
+        (outcome, samples)
     })
 }
 
