@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives a tern binary with mosquitto_pub and mosquitto_sub, as a new user
-# would: QoS 2 through a wildcard, a retained message, and a will on a kill.
+# would: QoS 2 through a wildcard, a retained message, a will on a kill, and
+# MQTT 5.0 properties to a 5.0 subscriber and stripped for a 3.1.1 one.
 set -euo pipefail
 tern=${1:?usage: mosquitto-clients.sh PATH-TO-TERN}
 port=$((20000 + RANDOM % 20000))
@@ -36,6 +37,20 @@ wait $dying 2>/dev/null || true
 wait $watcher || fail "no will after kill -9"
 [ "$(cat "$work/will")" = "will/t gone" ] || fail "will: got '$(cat "$work/will")'"
 
+# MQTT 5.0 both ways: a user property and a response topic forwarded; a
+# 3.1.1 subscriber gets the same message without them.
+timeout 10 mosquitto_sub -p "$port" -V mqttv5 -t 'v5/#' -q 1 -C 1 -F '%t %p %P %R' >"$work/v5" &
+sub5=$!
+timeout 10 mosquitto_sub -p "$port" -V mqttv311 -t 'v5/#' -q 1 -C 1 -v >"$work/v311" &
+sub311=$!
+sleep 0.5
+mosquitto_pub -p "$port" -V mqttv5 -t v5/a -m five -q 1 \
+    -D publish user-property colour blue -D publish response-topic v5/reply
+wait $sub5 || fail "no 5.0 message"
+wait $sub311 || fail "no 3.1.1 copy of a 5.0 message"
+[ "$(cat "$work/v5")" = "v5/a five colour:blue v5/reply" ] || fail "5.0: got '$(cat "$work/v5")'"
+[ "$(cat "$work/v311")" = "v5/a five" ] || fail "5.0 to 3.1.1: got '$(cat "$work/v311")'"
+
 kill -TERM $tern_pid
 wait $tern_pid || fail "tern exited non-zero on SIGTERM"
-echo "mosquitto-clients: 3 passed, 0 failed"
+echo "mosquitto-clients: 4 passed, 0 failed"
