@@ -143,3 +143,21 @@ async fn protocol_error_to_a_v311_client_is_a_plain_close() {
     assert!(matches!(v5.recv().await, Packet::SubAck(_)));
     broker.stop().await;
 }
+
+/// A refusal's reason quotes no client input: a topic of 64 KB over the
+/// level limit once made a Reason String too long to encode, and the
+/// connection's task panicked instead of saying 0x90.
+#[tokio::test]
+async fn a_long_topic_over_the_level_limit_is_0x90() {
+    let broker = TestBroker::start(config()).await;
+    let (mut client, _) = Raw::connected_v5(broker.addr, "long", vec![]).await;
+    let topic = vec!["a"; 32_767].join("/");
+    assert!(topic.len() <= 65_535);
+    client
+        .send(&raw::publish(&topic, QoS::AtMostOnce, 0, b"x"))
+        .await;
+    client
+        .expect_disconnect(ReasonCode::TOPIC_NAME_INVALID)
+        .await;
+    broker.stop().await;
+}

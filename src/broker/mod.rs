@@ -57,8 +57,10 @@ pub enum Effect {
 /// connection that sent it is closed, and a 5.0 client is told `reason()`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
-    #[error("topic {topic:?} has more than {max} levels")]
-    TooManyLevels { topic: String, max: usize },
+    // The topic is the client's, up to 64 KB: it stays out of the reason
+    // string sent back, and out of the log.
+    #[error("topic has more than {max} levels")]
+    TooManyLevels { max: usize },
     #[error("more than {max} QoS 2 messages awaiting release")]
     ReceiveMaximumExceeded { max: u16 },
     #[error("payload is said to be UTF-8 and is not")]
@@ -91,11 +93,20 @@ pub struct Dropped {
     pub too_large: u64,
     /// Messages whose Message Expiry Interval ran out before they were sent.
     pub expired: u64,
+    /// Shared-subscription messages no member could take: a QoS 2 message
+    /// already sent to a member whose session then ended, which may not go
+    /// to another [MQTT-4.8.2-5 of 5.0], or one whose group has no members.
+    pub shared_undeliverable: u64,
 }
 
 impl Dropped {
     pub fn total(&self) -> u64 {
-        self.queue_full + self.outbound_full + self.retained_full + self.too_large + self.expired
+        self.queue_full
+            + self.outbound_full
+            + self.retained_full
+            + self.too_large
+            + self.expired
+            + self.shared_undeliverable
     }
 }
 
@@ -207,7 +218,16 @@ impl Broker {
             queued += out.pending.len();
             inflight += out.inflight.len();
             let name = &session.client_id;
-            if out.inflight.len() > session.window || session.window > c.inflight_messages_max {
+            // Released messages cannot be taken back: a session resumed with
+            // a smaller Receive Maximum keeps them all in flight.
+            let released = out
+                .inflight
+                .iter()
+                .filter(|e| matches!(e.stage, session::Stage::Released))
+                .count();
+            if out.inflight.len() > session.window.max(released)
+                || session.window > c.inflight_messages_max
+            {
                 return Err(format!(
                     "{name}: {} in flight, over its window of {}",
                     out.inflight.len(),
@@ -216,9 +236,14 @@ impl Broker {
             }
             // A resumed session may put back what its client's smaller
             // Receive Maximum does not let it resend yet.
-            let put_back = c.inflight_messages_max;
-            if out.pending.len() > c.queued_messages_max + put_back
-                || out.pending_bytes > c.queued_bytes_max
+            let put_back: usize = out
+                .pending
+                .iter()
+                .filter(|m| m.resend_id.is_some())
+                .map(session::Message::weight)
+                .sum();
+            if out.pending.len() > c.queued_messages_max + c.inflight_messages_max
+                || out.pending_bytes > c.queued_bytes_max + put_back
             {
                 return Err(format!(
                     "{name}: {} queued ({} bytes), over the limit",
@@ -639,10 +664,7 @@ impl Broker {
     fn check_levels(&self, topic: &str) -> Result<(), BrokerError> {
         let max = self.config.topic_levels_max;
         if topic.split('/').count() > max {
-            return Err(BrokerError::TooManyLevels {
-                topic: topic.to_owned(),
-                max,
-            });
+            return Err(BrokerError::TooManyLevels { max });
         }
         Ok(())
     }

@@ -127,6 +127,7 @@ impl Broker {
                     expires_at,
                     group: None,
                     resend_id: None,
+                    published: (forwarded.qos, forwarded.retain),
                 },
             );
         }
@@ -157,7 +158,7 @@ impl Broker {
         if message.publish.qos == QoS::AtMostOnce {
             // QoS 0 is not queued for offline clients, as in mosquitto.
             if let Some(conn) = session.conn {
-                if let Some(packet) = self.stamp(sid, &message, None) {
+                if let Some(packet) = self.stamp(sid, &message, None, false) {
                     self.effects.push(Effect::Send(conn, packet));
                 }
             }
@@ -174,7 +175,7 @@ impl Broker {
         } else if session.conn.is_some() && self.config.planted(PlantedBug::LoseWhenWindowFull) {
             // Planted: lost without a count.
         } else if out.pending.len() < max_queued
-            && out.pending_bytes + message.publish.payload.len() <= max_bytes
+            && out.pending_bytes + message.weight() <= max_bytes
         {
             out.push_pending(message);
             self.queued += 1;
@@ -186,16 +187,24 @@ impl Broker {
 
     /// The PUBLISH packet for `message` as the session's client gets it now,
     /// with the time it has left; `None`, counted, when it has expired or is
-    /// larger than the client takes.
-    fn stamp(&mut self, sid: SessionId, message: &Message, id: Option<PacketId>) -> Option<Packet> {
-        if message.is_expired(self.now) && !self.config.planted(PlantedBug::DeliverExpired) {
+    /// larger than the client takes. A resend (`resend`) of a PUBLISH already
+    /// sent does not expire [MQTT-4.3.3-7 of 5.0]: its delivery has begun.
+    fn stamp(
+        &mut self,
+        sid: SessionId,
+        message: &Message,
+        id: Option<PacketId>,
+        resend: bool,
+    ) -> Option<Packet> {
+        let planted = self.config.planted(PlantedBug::DeliverExpired);
+        if !resend && message.is_expired(self.now) && !planted {
             self.dropped.expired += 1;
             return None;
         }
         let mut publish = message.publish.clone();
         publish.packet_id = id;
         if let Some(at) = message.expires_at {
-            let left = at.saturating_sub(self.now).div_ceil(1000).max(1);
+            let left = at.saturating_sub(self.now).div_ceil(1000);
             let left = u32::try_from(left).unwrap_or(u32::MAX);
             publish
                 .properties
@@ -203,7 +212,12 @@ impl Broker {
         }
         let packet = Packet::Publish(publish);
         let session = &self.sessions[&sid];
-        if encoded_len(&packet, session.version) > session.packet_size_max {
+        // Forwarding can make a packet larger than the one received (a
+        // topic for its alias, subscription ids): never past MQTT's limit.
+        let max = session
+            .packet_size_max
+            .min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES);
+        if encoded_len(&packet, session.version) > max {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
             tracing::debug!(
@@ -223,6 +237,7 @@ impl Broker {
         let conn = session
             .conn
             .expect("inflight messages go to connected sessions");
+        let resend = message.resend_id.is_some();
         let packet_id = match message.resend_id.take() {
             Some(id) => {
                 message.publish.dup = true;
@@ -230,7 +245,7 @@ impl Broker {
             }
             None => session.outgoing.next_packet_id(),
         };
-        let Some(packet) = self.stamp(sid, &message, Some(packet_id)) else {
+        let Some(packet) = self.stamp(sid, &message, Some(packet_id), resend) else {
             return;
         };
         self.session_mut(sid).outgoing.inflight.push_back(Inflight {
@@ -300,7 +315,7 @@ impl Broker {
                 Stage::Unacked(message) => {
                     let mut message = message.clone();
                     message.publish.dup = true;
-                    match self.stamp(sid, &message, Some(entry.packet_id)) {
+                    match self.stamp(sid, &message, Some(entry.packet_id), true) {
                         Some(packet) => packet,
                         None => {
                             self.inflight -= 1;
@@ -395,34 +410,43 @@ impl Broker {
     }
 
     /// Messages a shared subscription chose an ended session for, and that
-    /// it had not acknowledged, go to another member of their group.
+    /// it had not acknowledged, go to another member of their group, as that
+    /// member's subscription asks for them. Not a QoS 2 message already
+    /// sent: the ended session may have had it [MQTT-4.8.2-5 of 5.0].
     pub(super) fn reroute_shared(&mut self, outgoing: super::session::Outgoing) {
-        let unfinished = outgoing
+        let sent = outgoing
             .inflight
             .into_iter()
             .filter_map(|entry| match entry.stage {
-                Stage::Unacked(message) => Some(message),
+                Stage::Unacked(message) => Some((message, true)),
                 Stage::Released => None,
-            })
-            .chain(outgoing.pending);
-        for mut message in unfinished {
+            });
+        let queued = outgoing.pending.into_iter().map(|m| {
+            let sent = m.resend_id.is_some();
+            (m, sent)
+        });
+        for (mut message, sent) in sent.chain(queued) {
             let Some(group) = message.group else {
                 continue;
             };
-            let Some(member) = self.pick_member(group) else {
+            let member = self.pick_member(group);
+            let Some(member) =
+                member.filter(|_| !(sent && message.publish.qos == QoS::ExactlyOnce))
+            else {
+                self.dropped.shared_undeliverable += 1;
                 continue;
             };
-            // The copy the new member's own subscription asks for: its
-            // granted QoS, its Subscription Identifier.
-            let subscription = self.groups[&group].members[&member];
             message.resend_id = None;
             if self.config.planted(PlantedBug::RerouteKeepsOldCopy) {
                 self.deliver(member, message);
                 continue;
             }
+            let subscription = self.groups[&group].members[&member];
+            let (qos, retain) = message.published;
             let publish = &mut message.publish;
             publish.dup = false;
-            publish.qos = publish.qos.min(subscription.options.qos);
+            publish.qos = qos.min(subscription.options.qos);
+            publish.retain = retain && subscription.options.retain_as_published;
             publish
                 .properties
                 .retain(|p| !matches!(p, Property::SubscriptionIdentifier(_)));
@@ -454,6 +478,7 @@ impl Broker {
                             expires_at,
                             group: Some(group),
                             resend_id: None,
+                            published: (publish.qos, publish.retain),
                         };
                         self.deliver(member, message);
                     }
@@ -475,6 +500,7 @@ impl Broker {
                     expires_at,
                     group: Some(group),
                     resend_id: None,
+                    published: (publish.qos, publish.retain),
                 },
             );
         }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{ConnId, GroupId, Millis};
-use crate::codec::{LastWill, PacketId, ProtocolVersion, Publish, SubscriptionOptions};
+use crate::codec::{LastWill, PacketId, ProtocolVersion, Publish, QoS, SubscriptionOptions};
 use crate::topic::TopicFilter;
 
 /// A session that never expires (3.1.1's persistent sessions, and 5.0's
@@ -63,11 +63,23 @@ pub struct Message {
     /// back in the queue because a resumed session's client allows fewer
     /// messages in flight: it is sent again under that id, with DUP.
     pub resend_id: Option<PacketId>,
+    /// QoS and retain flag as published, before this session's copy lowered
+    /// them: what another member's copy is made from.
+    pub published: (QoS, bool),
 }
 
 impl Message {
+    /// Expired once its interval has passed; one of 0 is sent to those
+    /// online at once and queued for nobody.
     pub fn is_expired(&self, now: Millis) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        self.expires_at.is_some_and(|at| at < now)
+    }
+
+    /// What it counts against a session's queue bytes: payload, topic and
+    /// properties, all of which a client chooses.
+    pub fn weight(&self) -> usize {
+        let p = &self.publish;
+        p.payload.len() + p.topic.as_str().len() + p.properties.wire_len()
     }
 }
 
@@ -77,7 +89,7 @@ impl Message {
 pub struct Outgoing {
     pub inflight: VecDeque<Inflight>,
     pub pending: VecDeque<Message>,
-    /// Payload bytes in `pending`.
+    /// The weight of the messages in `pending` (`Message::weight`).
     pub pending_bytes: usize,
     /// Messages in `pending` with a `resend_id`, which stays taken.
     pending_with_ids: usize,
@@ -123,7 +135,7 @@ impl Outgoing {
     }
 
     pub fn push_pending(&mut self, message: Message) {
-        self.pending_bytes += message.publish.payload.len();
+        self.pending_bytes += message.weight();
         self.pending.push_back(message);
     }
 
@@ -132,13 +144,13 @@ impl Outgoing {
     pub fn unsend(&mut self, mut message: Message, packet_id: PacketId) {
         message.resend_id = Some(packet_id);
         self.pending_with_ids += 1;
-        self.pending_bytes += message.publish.payload.len();
+        self.pending_bytes += message.weight();
         self.pending.push_front(message);
     }
 
     pub fn pop_pending(&mut self) -> Option<Message> {
         let message = self.pending.pop_front()?;
-        self.pending_bytes -= message.publish.payload.len();
+        self.pending_bytes -= message.weight();
         if message.resend_id.is_some() {
             self.pending_with_ids -= 1;
         }

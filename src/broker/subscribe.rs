@@ -136,6 +136,7 @@ impl Broker {
                     expires_at: retained.expires_at,
                     group: None,
                     resend_id: None,
+                    published: (retained.qos, true),
                 });
             }
             for topic in expired {

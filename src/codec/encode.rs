@@ -284,6 +284,14 @@ fn properties_size(props: &Properties) -> usize {
     varint_len(len) + len
 }
 
+impl Properties {
+    /// Their size on the wire, without the length prefix: what a queued
+    /// message's properties weigh.
+    pub fn wire_len(&self) -> usize {
+        properties_len(self)
+    }
+}
+
 fn properties_len(props: &Properties) -> usize {
     props.iter().map(|p| 1 + property_value_len(p)).sum()
 }

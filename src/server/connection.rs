@@ -218,9 +218,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return;
         };
         let mut disconnect = Disconnect::new(reason);
+        let mut text = end.to_string();
+        if text.len() > REASON_STRING_MAX_BYTES {
+            let cut = (0..=REASON_STRING_MAX_BYTES)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            text.truncate(cut);
+        }
         disconnect
             .properties
-            .push(codec::Property::ReasonString(end.to_string()));
+            .push(codec::Property::ReasonString(text));
         let mut packet = Packet::Disconnect(disconnect);
         if codec::encoded_len(&packet, self.version) > self.client_packet_size_max {
             // [MQTT-3.14.2-3]: not a Reason String that makes it too large.
@@ -527,6 +535,9 @@ impl<S> Connection<S> {
         Ok(())
     }
 }
+
+/// A Reason String we send is cut to this: some error texts quote input.
+const REASON_STRING_MAX_BYTES: usize = 256;
 
 /// How long a connection whose write failed keeps reading for a DISCONNECT.
 const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);

@@ -56,7 +56,7 @@ fn publish(server: &Server) {
         ("messages/inflight".into(), census.inflight.to_string()),
         (
             "publish/messages/dropped".into(),
-            (dropped.queue_full + dropped.outbound_full + dropped.retained_full).to_string(),
+            dropped.total().to_string(),
         ),
         (
             "publish/messages/dropped/queue full".into(),
@@ -69,6 +69,18 @@ fn publish(server: &Server) {
         (
             "publish/messages/dropped/retained full".into(),
             dropped.retained_full.to_string(),
+        ),
+        (
+            "publish/messages/dropped/too large".into(),
+            dropped.too_large.to_string(),
+        ),
+        (
+            "publish/messages/dropped/expired".into(),
+            dropped.expired.to_string(),
+        ),
+        (
+            "publish/messages/dropped/shared undeliverable".into(),
+            dropped.shared_undeliverable.to_string(),
         ),
     ];
     // Every kind, also at zero, so that a retained count never goes stale.

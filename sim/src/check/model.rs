@@ -94,6 +94,7 @@ pub struct Received {
     pub qos: QoS,
     pub retain: bool,
     pub first: bool,
+    pub dup: bool,
     pub sub_ids: Vec<u32>,
     /// The Message Expiry Interval it carried.
     pub expiry: Option<u32>,
@@ -279,10 +280,12 @@ impl Model {
                 qos,
                 retain,
                 first,
+                dup,
                 sub_ids,
                 expiry,
                 ..
             } => self.received.push(Received {
+                dup: *dup,
                 sub_ids: sub_ids.clone(),
                 expiry: *expiry,
                 conn: (client.clone(), *conn),
