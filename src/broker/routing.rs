@@ -157,7 +157,7 @@ impl Broker {
         if message.publish.qos == QoS::AtMostOnce {
             // QoS 0 is not queued for offline clients, as in mosquitto.
             if let Some(conn) = session.conn {
-                if let Some(packet) = self.stamp(sid, &message, None) {
+                if let Some(packet) = self.stamp(sid, message.publish, message.expires_at, None) {
                     self.effects.push(Effect::Send(conn, packet));
                 }
             }
@@ -187,14 +187,20 @@ impl Broker {
     /// The PUBLISH packet for `message` as the session's client gets it now,
     /// with the time it has left; `None`, counted, when it has expired or is
     /// larger than the client takes.
-    fn stamp(&mut self, sid: SessionId, message: &Message, id: Option<PacketId>) -> Option<Packet> {
-        if message.is_expired(self.now) && !self.config.planted(PlantedBug::DeliverExpired) {
+    fn stamp(
+        &mut self,
+        sid: SessionId,
+        mut publish: Publish,
+        expires_at: Option<Millis>,
+        id: Option<PacketId>,
+    ) -> Option<Packet> {
+        let expired = expires_at.is_some_and(|at| at <= self.now);
+        if expired && !self.config.planted(PlantedBug::DeliverExpired) {
             self.dropped.expired += 1;
             return None;
         }
-        let mut publish = message.publish.clone();
         publish.packet_id = id;
-        if let Some(at) = message.expires_at {
+        if let Some(at) = expires_at {
             let left = at.saturating_sub(self.now).div_ceil(1000).max(1);
             let left = u32::try_from(left).unwrap_or(u32::MAX);
             publish
@@ -203,7 +209,10 @@ impl Broker {
         }
         let packet = Packet::Publish(publish);
         let session = &self.sessions[&sid];
-        if encoded_len(&packet, session.version) > session.packet_size_max {
+        // Most clients set no Maximum Packet Size: no need to measure.
+        if session.packet_size_max != usize::MAX
+            && encoded_len(&packet, session.version) > session.packet_size_max
+        {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
             tracing::debug!(
@@ -230,7 +239,8 @@ impl Broker {
             }
             None => session.outgoing.next_packet_id(),
         };
-        let Some(packet) = self.stamp(sid, &message, Some(packet_id)) else {
+        let publish = message.publish.clone();
+        let Some(packet) = self.stamp(sid, publish, message.expires_at, Some(packet_id)) else {
             return;
         };
         self.session_mut(sid).outgoing.inflight.push_back(Inflight {
@@ -298,9 +308,9 @@ impl Broker {
         for entry in inflight {
             let packet = match &entry.stage {
                 Stage::Unacked(message) => {
-                    let mut message = message.clone();
-                    message.publish.dup = true;
-                    match self.stamp(sid, &message, Some(entry.packet_id)) {
+                    let mut publish = message.publish.clone();
+                    publish.dup = true;
+                    match self.stamp(sid, publish, message.expires_at, Some(entry.packet_id)) {
                         Some(packet) => packet,
                         None => {
                             self.inflight -= 1;

@@ -65,12 +65,6 @@ pub struct Message {
     pub resend_id: Option<PacketId>,
 }
 
-impl Message {
-    pub fn is_expired(&self, now: Millis) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-}
-
 /// QoS 1/2 messages to the client: those sent and not yet acknowledged
 /// (`inflight`, in send order) and those waiting for room in the window.
 #[derive(Debug, Default)]
