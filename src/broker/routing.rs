@@ -158,7 +158,9 @@ impl Broker {
         if message.publish.qos == QoS::AtMostOnce {
             // QoS 0 is not queued for offline clients, as in mosquitto.
             if let Some(conn) = session.conn {
-                if let Some(packet) = self.stamp(sid, &message, None, false) {
+                if let Some(packet) =
+                    self.stamp(sid, message.publish, message.expires_at, None, false)
+                {
                     self.effects.push(Effect::Send(conn, packet));
                 }
             }
@@ -192,18 +194,20 @@ impl Broker {
     fn stamp(
         &mut self,
         sid: SessionId,
-        message: &Message,
+        mut publish: Publish,
+        expires_at: Option<Millis>,
         id: Option<PacketId>,
         resend: bool,
     ) -> Option<Packet> {
-        let planted = self.config.planted(PlantedBug::DeliverExpired);
-        if !resend && message.is_expired(self.now) && !planted {
+        // Expired once its interval has passed: one of 0 reaches those
+        // online at once and is queued for nobody.
+        let expired = expires_at.is_some_and(|at| at < self.now);
+        if !resend && expired && !self.config.planted(PlantedBug::DeliverExpired) {
             self.dropped.expired += 1;
             return None;
         }
-        let mut publish = message.publish.clone();
         publish.packet_id = id;
-        if let Some(at) = message.expires_at {
+        if let Some(at) = expires_at {
             let left = at.saturating_sub(self.now).div_ceil(1000);
             let left = u32::try_from(left).unwrap_or(u32::MAX);
             publish
@@ -214,10 +218,17 @@ impl Broker {
         let session = &self.sessions[&sid];
         // Forwarding can make a packet larger than the one received (a
         // topic for its alias, subscription ids): never past MQTT's limit.
-        let max = session
-            .packet_size_max
-            .min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES);
-        if encoded_len(&packet, session.version) > max {
+        // Measuring costs: without a client maximum or properties, and with
+        // a payload under half the limit, the packet cannot be over it.
+        let protocol_max = crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES;
+        let max = session.packet_size_max.min(protocol_max);
+        let Packet::Publish(p) = &packet else {
+            unreachable!("stamp makes a PUBLISH")
+        };
+        let may_be_over = session.packet_size_max != usize::MAX
+            || !p.properties.is_empty()
+            || p.payload.len() > protocol_max / 2;
+        if may_be_over && encoded_len(&packet, session.version) > max {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
             tracing::debug!(
@@ -245,7 +256,9 @@ impl Broker {
             }
             None => session.outgoing.next_packet_id(),
         };
-        let Some(packet) = self.stamp(sid, &message, Some(packet_id), resend) else {
+        let publish = message.publish.clone();
+        let Some(packet) = self.stamp(sid, publish, message.expires_at, Some(packet_id), resend)
+        else {
             return;
         };
         self.session_mut(sid).outgoing.inflight.push_back(Inflight {
@@ -313,9 +326,15 @@ impl Broker {
         for entry in inflight {
             let packet = match &entry.stage {
                 Stage::Unacked(message) => {
-                    let mut message = message.clone();
-                    message.publish.dup = true;
-                    match self.stamp(sid, &message, Some(entry.packet_id), true) {
+                    let mut publish = message.publish.clone();
+                    publish.dup = true;
+                    match self.stamp(
+                        sid,
+                        publish,
+                        message.expires_at,
+                        Some(entry.packet_id),
+                        true,
+                    ) {
                         Some(packet) => packet,
                         None => {
                             self.inflight -= 1;

@@ -69,12 +69,6 @@ pub struct Message {
 }
 
 impl Message {
-    /// Expired once its interval has passed; one of 0 is sent to those
-    /// online at once and queued for nobody.
-    pub fn is_expired(&self, now: Millis) -> bool {
-        self.expires_at.is_some_and(|at| at < now)
-    }
-
     /// What it counts against a session's queue bytes: payload, topic and
     /// properties, all of which a client chooses.
     pub fn weight(&self) -> usize {
