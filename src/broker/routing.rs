@@ -214,7 +214,6 @@ impl Broker {
                 .properties
                 .push(Property::MessageExpiryInterval(left));
         }
-        let packet = Packet::Publish(publish);
         let session = &self.sessions[&sid];
         // Forwarding can make a packet larger than the one received (a
         // topic for its alias, subscription ids): never past MQTT's limit.
@@ -222,12 +221,10 @@ impl Broker {
         // a payload under half the limit, the packet cannot be over it.
         let protocol_max = crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES;
         let max = session.packet_size_max.min(protocol_max);
-        let Packet::Publish(p) = &packet else {
-            unreachable!("stamp makes a PUBLISH")
-        };
         let may_be_over = session.packet_size_max != usize::MAX
-            || !p.properties.is_empty()
-            || p.payload.len() > protocol_max / 2;
+            || !publish.properties.is_empty()
+            || publish.payload.len() > protocol_max / 2;
+        let packet = Packet::Publish(publish);
         if may_be_over && encoded_len(&packet, session.version) > max {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
