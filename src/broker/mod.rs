@@ -396,7 +396,7 @@ impl Broker {
         session.version = connect.version;
         session.expiry_secs = expiry_secs;
         session.asked_no_expiry = asked_no_expiry;
-        session.will = connect.will;
+        session.will = connect.will.map(Box::new);
         session.window = self
             .config
             .inflight_messages_max
@@ -505,8 +505,8 @@ impl Broker {
         }
         self.queued -= session.outgoing.pending.len();
         self.inflight -= session.outgoing.inflight.len();
-        if let Some((_, will)) = session.delayed_will.take() {
-            self.publish_will(will);
+        if let Some(delayed) = session.delayed_will.take() {
+            self.publish_will(delayed.1);
         }
         self.reroute_shared(session.outgoing);
     }
@@ -555,10 +555,10 @@ impl Broker {
             if delay > 0 && session.expiry_secs > 0 {
                 // Due after the delay, or when the session ends if sooner.
                 let due = now + u64::from(delay.min(session.expiry_secs)) * 1000;
-                session.delayed_will = Some((due, will));
+                session.delayed_will = Some(Box::new((due, *will)));
                 self.timers.insert((due, sid));
             } else {
-                self.publish_will(will);
+                self.publish_will(*will);
             }
         }
         let never = self.config.planted(PlantedBug::SessionNeverExpires);
@@ -589,11 +589,11 @@ impl Broker {
             if session
                 .delayed_will
                 .as_ref()
-                .is_some_and(|(at, _)| *at <= due)
+                .is_some_and(|delayed| delayed.0 <= due)
             {
                 // Its own entry; a later one for the same session waits.
-                let (_, will) = session.delayed_will.take().expect("just seen");
-                self.publish_will(will);
+                let delayed = session.delayed_will.take().expect("just seen");
+                self.publish_will(delayed.1);
             }
             let session = self.session_mut(sid);
             if session.conn.is_none() && session.expires_at.is_some_and(|at| at <= due) {
@@ -616,7 +616,7 @@ impl Broker {
     fn forget_timers(&mut self, sid: SessionId) {
         let session = &self.sessions[&sid];
         let expires_at = session.expires_at;
-        let will_at = session.delayed_will.as_ref().map(|(at, _)| *at);
+        let will_at = session.delayed_will.as_ref().map(|delayed| delayed.0);
         for at in expires_at.into_iter().chain(will_at) {
             self.timers.remove(&(at, sid));
         }

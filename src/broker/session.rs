@@ -25,9 +25,11 @@ pub struct Session {
     /// The CONNECT asked for no expiry, so its DISCONNECT may not ask for
     /// one [MQTT-3.14.2-2]; told apart from an expiry the broker cut to 0.
     pub asked_no_expiry: bool,
-    pub will: Option<LastWill>,
+    /// Boxed, as is the delayed one: most sessions have none, and an
+    /// inline will with its properties costs every idle session ~80 bytes.
+    pub will: Option<Box<LastWill>>,
     /// A will whose Will Delay Interval is running, and when it is due.
-    pub delayed_will: Option<(Millis, LastWill)>,
+    pub delayed_will: Option<Box<(Millis, LastWill)>>,
     /// The most QoS 1/2 messages in flight to the client: the broker's
     /// limit, or the client's Receive Maximum if lower.
     pub window: usize,
