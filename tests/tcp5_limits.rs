@@ -6,34 +6,10 @@
 mod common;
 
 use common::raw::{self, Raw};
-use common::{config, TestBroker};
+use common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
 use tern::codec::{Packet, Property, QoS, ReasonCode};
 use tern::topic::TopicName;
 use tern::Config;
-
-/// A 5.0 client with `props` on its CONNECT, subscribed to `filter` at QoS 1.
-async fn subscriber(
-    broker: &TestBroker,
-    client_id: &str,
-    props: Vec<Property>,
-    filter: &str,
-) -> Raw {
-    let (mut raw, _) = Raw::connected_v5(broker.addr, client_id, props).await;
-    raw.send(&raw::subscribe(1, filter, QoS::AtLeastOnce)).await;
-    assert!(matches!(raw.recv().await, Packet::SubAck(_)));
-    raw
-}
-
-/// Publishes at QoS 1 from a fresh 3.1.1 client and waits for the PUBACK.
-async fn publish_qos1(broker: &TestBroker, topic: &str, payload: &[u8]) {
-    let mut publisher = Raw::connected(broker.addr, "pub").await;
-    publisher
-        .send(&raw::publish(topic, QoS::AtLeastOnce, 1, payload))
-        .await;
-    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
-    publisher.send(&raw::disconnect()).await;
-    publisher.expect_closed().await;
-}
 
 fn utf8(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 payload")

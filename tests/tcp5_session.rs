@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::raw::{self, Raw};
-use common::{config, TestBroker};
-use tern::codec::{Packet, Property, QoS, ReasonCode};
+use common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
+use tern::codec::{Property, ReasonCode};
 use tern::Config;
 
 /// Connects a 5.0 client with Clean Start off and the given expiry.
@@ -25,29 +25,6 @@ async fn resume(broker: &TestBroker, client_id: &str, expiry_secs: u32) -> (Raw,
 }
 
 /// A 5.0 client subscribed to `filter` at QoS 1.
-async fn subscriber(
-    broker: &TestBroker,
-    client_id: &str,
-    props: Vec<Property>,
-    filter: &str,
-) -> Raw {
-    let (mut raw, _) = Raw::connected_v5(broker.addr, client_id, props).await;
-    raw.send(&raw::subscribe(1, filter, QoS::AtLeastOnce)).await;
-    assert!(matches!(raw.recv().await, Packet::SubAck(_)));
-    raw
-}
-
-/// Publishes at QoS 1 from a fresh 3.1.1 client and waits for the PUBACK.
-async fn publish_qos1(broker: &TestBroker, topic: &str, payload: &[u8]) {
-    let mut publisher = Raw::connected(broker.addr, "pub").await;
-    publisher
-        .send(&raw::publish(topic, QoS::AtLeastOnce, 1, payload))
-        .await;
-    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
-    publisher.send(&raw::disconnect()).await;
-    publisher.expect_closed().await;
-}
-
 #[tokio::test]
 async fn offline_session_is_kept_until_its_expiry_and_then_ends() {
     let broker = TestBroker::start(config()).await;

@@ -165,3 +165,31 @@ fn assert_no_broker_panics() {
     let panics = PANICS.lock().unwrap_or_else(PoisonError::into_inner);
     assert!(panics.is_empty(), "the broker panicked: {panics:#?}");
 }
+
+/// A 5.0 client with `props` on its CONNECT, subscribed to `filter` at QoS 1.
+pub async fn subscriber_v5(
+    broker: &TestBroker,
+    client_id: &str,
+    props: Vec<tern::codec::Property>,
+    filter: &str,
+) -> raw::Raw {
+    use tern::codec::{Packet, QoS};
+    let (mut client, _) = raw::Raw::connected_v5(broker.addr, client_id, props).await;
+    client
+        .send(&raw::subscribe(1, filter, QoS::AtLeastOnce))
+        .await;
+    assert!(matches!(client.recv().await, Packet::SubAck(_)));
+    client
+}
+
+/// Publishes at QoS 1 from a fresh 3.1.1 client and waits for the PUBACK.
+pub async fn publish_qos1(broker: &TestBroker, topic: &str, payload: &[u8]) {
+    use tern::codec::{Packet, QoS};
+    let mut publisher = raw::Raw::connected(broker.addr, "pub").await;
+    publisher
+        .send(&raw::publish(topic, QoS::AtLeastOnce, 1, payload))
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    publisher.send(&raw::disconnect()).await;
+    publisher.expect_closed().await;
+}
