@@ -200,7 +200,7 @@ fn connect() -> impl Strategy<Value = Packet> {
     let rest = (proptest::option::of(will()), properties(C::Connect));
     (fields, credentials, rest).prop_map(
         |((clean_session, keep_alive, client_id), (username, password), (will, properties))| {
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 version: ProtocolVersion::V5,
                 clean_session,
                 keep_alive,
@@ -209,7 +209,7 @@ fn connect() -> impl Strategy<Value = Packet> {
                 username,
                 password,
                 properties,
-            })
+            }))
         },
     )
 }

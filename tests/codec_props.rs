@@ -93,7 +93,7 @@ fn connect() -> impl Strategy<Value = Packet> {
     let will = proptest::option::of(will());
     (any::<bool>(), any::<u16>(), text(), will, credentials()).prop_map(
         |(clean_session, keep_alive, client_id, will, (username, password))| {
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 version: ProtocolVersion::V311,
                 clean_session,
                 keep_alive,
@@ -102,7 +102,7 @@ fn connect() -> impl Strategy<Value = Packet> {
                 username,
                 password,
                 properties: Default::default(),
-            })
+            }))
         },
     )
 }

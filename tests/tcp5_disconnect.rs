@@ -87,7 +87,7 @@ async fn second_connect_is_a_protocol_error_0x82() {
     let (mut client, _) = Raw::connected_v5(broker.addr, "again", vec![]).await;
     // [MQTT-3.1.0-2]
     client
-        .send(&Packet::Connect(raw::connect_v5("again")))
+        .send(&Packet::Connect(raw::connect_v5("again").into()))
         .await;
     client.expect_disconnect(ReasonCode::PROTOCOL_ERROR).await;
     broker.stop().await;
@@ -134,7 +134,7 @@ async fn protocol_error_to_a_v311_client_is_a_plain_close() {
     let broker = TestBroker::start(config()).await;
     let mut client = Raw::connected(broker.addr, "old").await;
     client
-        .send(&Packet::Connect(raw::connect_packet("old")))
+        .send(&Packet::Connect(raw::connect_packet("old").into()))
         .await;
     client.expect_closed().await;
     // And a 5.0 client nearby is untouched.

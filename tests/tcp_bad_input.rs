@@ -171,7 +171,7 @@ async fn second_connect_closes_the_connection_and_publishes_the_will() {
     let mut connect = raw::connect_packet("culprit");
     connect.will = Some(raw::will("b/will", "violated", TernQoS::AtLeastOnce, false));
     let (mut culprit, _) = Raw::connect(scene.broker.addr, connect.clone()).await;
-    culprit.send(&Packet::Connect(connect)).await;
+    culprit.send(&Packet::Connect(connect.into())).await;
     culprit.expect_closed().await;
     scene.broker.wait_connections(2).await;
     scene.check_and_stop(&["violated"]).await;

@@ -37,7 +37,7 @@ fn limits() -> Config {
 /// read another byte.
 async fn slow_subscriber(broker: &TestBroker) -> Raw {
     let mut slow = Raw::open_small_window(broker.addr).await;
-    slow.send(&Packet::Connect(raw::connect_packet("slow")))
+    slow.send(&Packet::Connect(raw::connect_packet("slow").into()))
         .await;
     slow.recv_connack().await;
     slow.send(&raw::subscribe(1, "s/#", TernQoS::AtMostOnce))

@@ -80,7 +80,7 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
         },
         writer,
     };
-    let connect = Packet::Connect(Connect {
+    let connect = Packet::Connect(Box::new(Connect {
         version: ProtocolVersion::V311,
         clean_session: true,
         keep_alive: 0,
@@ -89,7 +89,7 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
         username: None,
         password: None,
         properties: Default::default(),
-    });
+    }));
     conn.send(&connect).await?;
     match timed(conn.reader.packet()).await? {
         Packet::ConnAck(ack) if ack.code == ConnectCode::Accepted => Ok(conn),

@@ -249,7 +249,7 @@ impl<'a> Session<'a> {
             password: None,
             properties,
         };
-        self.send(&Packet::Connect(connect));
+        self.send(&Packet::Connect(connect.into()));
         self.history.record(Event::ConnectSent {
             client: self.name(),
             client_id: self.plan.client_id.clone(),

@@ -53,6 +53,15 @@ pub enum Effect {
     TakenOver(ConnId),
 }
 
+impl Effect {
+    /// The connection it is for.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            Effect::Send(conn, _) | Effect::TakenOver(conn) => *conn,
+        }
+    }
+}
+
 /// A packet that is well-formed but that this broker will not accept; the
 /// connection that sent it is closed, and a 5.0 client is told `reason()`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +201,13 @@ impl Broker {
     /// Hands over what the last calls asked for, in order.
     pub fn drain_effects(&mut self) -> std::vec::Drain<'_, Effect> {
         self.effects.drain(..)
+    }
+
+    /// Hands over what the last calls asked for, in order, by swapping it
+    /// with `into`, which must be empty: neither side allocates again.
+    pub fn swap_effects(&mut self, into: &mut Vec<Effect>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.effects, into);
     }
 
     pub fn stats(&self) -> BrokerStats {

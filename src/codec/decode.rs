@@ -122,7 +122,7 @@ fn decode_body(first: u8, body: Bytes, opts: &DecodeOptions) -> Result<Packet, D
         v5: opts.version == ProtocolVersion::V5,
     };
     let packet = match packet_type {
-        1 => Packet::Connect(connect(&mut r)?),
+        1 => Packet::Connect(Box::new(connect(&mut r)?)),
         2 => Packet::ConnAck(connack(&mut r)?),
         3 => Packet::Publish(publish(first, &mut r)?),
         4 => Packet::PubAck(ack(&mut r, PUBACK_REASONS)?),

@@ -209,7 +209,9 @@ impl ConnectCode {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    Connect(Connect),
+    /// Boxed: the largest packet by far and one per connection, while every
+    /// other packet is moved through queues by value.
+    Connect(Box<Connect>),
     ConnAck(ConnAck),
     Publish(Publish),
     PubAck(Ack),

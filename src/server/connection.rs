@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::outbox::{Drained, Outbox};
-use super::Shared;
+use super::{Shared, State};
 use crate::broker::{BrokerError, ConnId};
 use crate::codec::{
     self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet, ProtocolVersion,
@@ -289,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let accepted = {
             let mut state = self.shared.state();
-            let accepted = state.broker.connect(self.conn, connect);
+            let accepted = state.broker.connect(self.conn, *connect);
             state.apply_effects(self.shared.config.outbound_packets_max);
             accepted
         };
@@ -331,8 +331,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// it. Keepalive is enforced at 1.5 times the interval [MQTT-3.1.2-24].
     async fn session(&mut self, keep_alive: u16) -> End {
         let grace = Duration::from_millis(u64::from(keep_alive) * 1500);
+        // The timer is moved only when it fires, to the grace after the
+        // last packet heard: moving it on every packet costs a lock on the
+        // timer wheel, and often a wake of the thread parked in epoll.
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
+        let mut heard = Instant::now();
         let outbound_max = self.shared.config.outbound_packets_max;
         let cancel = self.shared.cancel.clone();
         // Reads since the last write while a write was waiting.
@@ -341,20 +345,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // Our own replies wait in the outbox too: stop decoding (and so
             // reading) while it is full, and the client is slowed, not us.
             let mut decoded = false;
-            while self.outbox.kept() < outbound_max {
-                match self.decode() {
-                    Ok(Some(packet)) => {
-                        decoded = true;
-                        if let Err(end) = self.handle(packet) {
-                            return end;
-                        }
+            loop {
+                let room = outbound_max.saturating_sub(self.outbox.kept());
+                if room == 0 {
+                    break;
+                }
+                let batch = room.min(BATCH_MAX);
+                match self.handle_batch(batch) {
+                    Ok(handled) if handled < batch => {
+                        decoded |= handled > 0;
+                        break;
                     }
-                    Ok(None) => break,
-                    Err(error) => return error.into(),
+                    Ok(_) => decoded = true,
+                    Err(end) => return end,
                 }
             }
-            if decoded {
-                deadline.as_mut().reset(Instant::now() + grace);
+            if decoded && keep_alive > 0 {
+                heard = Instant::now();
             }
             let may_read = self.outbox.kept() < outbound_max;
             if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
@@ -401,7 +408,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return End::TakenOver;
                     }
                 }
-                () = &mut deadline, if keep_alive > 0 => return End::KeepAlive(keep_alive),
+                () = &mut deadline, if keep_alive > 0 => {
+                    let due = heard + grace;
+                    if Instant::now() >= due {
+                        return End::KeepAlive(keep_alive);
+                    }
+                    deadline.as_mut().reset(due);
+                }
             }
             // An idle connection should not hold a burst's buffers. A
             // BytesMut's capacity hides what it has advanced past, so the
@@ -437,15 +450,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn last_words(&mut self, end: End) -> End {
         let read_rest = async {
             loop {
-                match self.decode() {
-                    Ok(Some(packet)) => {
-                        if let Err(end) = self.handle(packet) {
-                            return Some(end);
-                        }
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(_) => return None,
+                match self.handle_batch(BATCH_MAX) {
+                    Ok(BATCH_MAX) => continue,
+                    Ok(_) => {}
+                    Err(end) => return Some(end),
                 }
                 match self.reader.read_buf(&mut self.rbuf).await {
                     Ok(n) if n > 0 => {}
@@ -459,8 +467,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// One packet from a connected client.
-    fn handle(&mut self, packet: Packet) -> Result<(), End> {
+    /// Decodes and handles up to `max` buffered packets under one lock on
+    /// the routing state, then queues what they caused; returns how many
+    /// were handled. Fewer than `max` means the buffer holds no whole packet.
+    fn handle_batch(&mut self, max: usize) -> Result<usize, End> {
+        let shared = self.shared.clone();
+        let mut state = None;
+        let mut handled = 0;
+        let result = loop {
+            if handled == max {
+                break Ok(());
+            }
+            match self.decode() {
+                Ok(Some(packet)) => {
+                    handled += 1;
+                    if let Err(end) = self.handle(packet, &mut state, &shared) {
+                        break Err(end);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.into()),
+            }
+        };
+        if let Some(mut state) = state {
+            state.apply_effects(shared.config.outbound_packets_max);
+        }
+        result.map(|()| handled)
+    }
+
+    /// One packet from a connected client. The lock on the routing state is
+    /// taken on first need and held by `state` for the rest of the batch.
+    fn handle<'a>(
+        &mut self,
+        packet: Packet,
+        state: &mut Option<MutexGuard<'a, State>>,
+        shared: &'a Shared,
+    ) -> Result<(), End> {
         let conn = self.conn;
         let outbound_max = self.shared.config.outbound_packets_max;
         let mut packet = packet;
@@ -472,7 +514,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Packet::Publish(publish) => self.resolve_alias(publish)?,
             _ => {}
         }
-        let mut state = self.shared.state();
+        let state = state.get_or_insert_with(|| shared.state());
         let broker = &mut state.broker;
         // A newer connection may have taken the session over while this one
         // still had packets buffered: they are no longer this one's to send.
@@ -490,9 +532,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Packet::Disconnect(disconnect) => {
                 // Detach now, under the lock: a takeover racing in from
                 // another thread must not find it attached and send its will.
-                let result = broker.disconnect(conn, &disconnect);
-                state.apply_effects(outbound_max);
-                result?;
+                broker.disconnect(conn, &disconnect)?;
                 return Err(End::Disconnect);
             }
             // No authentication method was agreed at CONNECT [MQTT-4.12.0-1].
@@ -509,7 +549,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 )))
             }
         }
-        state.apply_effects(outbound_max);
         Ok(())
     }
 }
@@ -544,6 +583,9 @@ const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads that may go before a waiting write, one after another.
 const READS_AHEAD_MAX: usize = 4;
+/// Packets handled under one lock on the routing state at most, so that
+/// other connections wait for it no longer than this many take.
+const BATCH_MAX: usize = 64;
 
 /// Packet queues of at most this capacity are released once drained.
 const QUEUE_KEPT_PACKETS: usize = 8;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, ConnId, Effect};
+use crate::codec::Packet;
 use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
@@ -47,7 +48,12 @@ struct State {
     /// Every accepted connection's outbound queue, CONNECT or not.
     links: BTreeMap<ConnId, Arc<Outbox>>,
     next_conn: u64,
+    /// Room for the broker's effects, swapped with its own between uses.
+    effects: Vec<Effect>,
 }
+
+/// The most effects `State::effects` keeps room for between uses.
+const EFFECTS_KEPT: usize = 4096;
 
 impl Shared {
     /// The routing state, its clock set to now.
@@ -65,25 +71,36 @@ impl State {
     /// Carries out what the broker asked for. A packet for a connection that
     /// has already gone is dropped with it.
     fn apply_effects(&mut self, outbound_max: usize) {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.broker.swap_effects(&mut effects);
+        // Grouped by connection, each one's packets in their order, for one
+        // lock and one wake per outbox: a batch of messages fanned out is
+        // otherwise a lock and a wake per subscriber per message. Order
+        // across connections means nothing; each outbox is its own queue.
+        effects.sort_by_key(Effect::conn);
         let mut dropped = 0;
-        for effect in self.broker.drain_effects() {
-            match effect {
-                Effect::Send(conn, packet) => {
-                    if let Some(outbox) = self.links.get(&conn) {
-                        if !outbox.push(packet, outbound_max) {
-                            dropped += 1;
-                        }
-                    }
-                }
-                Effect::TakenOver(conn) => {
-                    if let Some(outbox) = self.links.get(&conn) {
-                        outbox.take_over();
-                    }
-                }
+        for group in effects.chunk_by_mut(|a, b| a.conn() == b.conn()) {
+            let Some(outbox) = self.links.get(&group[0].conn()) else {
+                continue;
+            };
+            // A taken-over connection ends without writing what it holds,
+            // so the flag may be set before the packets are queued.
+            if group.iter().any(|e| matches!(e, Effect::TakenOver(_))) {
+                outbox.take_over();
             }
+            let packets = group.iter_mut().filter_map(|effect| match effect {
+                Effect::Send(_, packet) => Some(std::mem::replace(packet, Packet::PingResp)),
+                Effect::TakenOver(_) => None,
+            });
+            dropped += outbox.push_all(packets, outbound_max);
         }
         for _ in 0..dropped {
             self.broker.count_outbound_drop();
+        }
+        effects.clear();
+        // A burst's worth of room is not kept for ever.
+        if effects.capacity() <= EFFECTS_KEPT {
+            self.effects = effects;
         }
     }
 }
@@ -104,6 +121,7 @@ impl Server {
                     broker: Broker::new(config.clone()),
                     links: BTreeMap::new(),
                     next_conn: 0,
+                    effects: Vec::new(),
                 }),
                 config,
                 registry: TaskRegistry::default(),

@@ -41,16 +41,30 @@ impl Outbox {
     /// QoS 1/2 messages are bounded by the inflight window, and the
     /// connection's own replies by its paused reads.
     pub fn push(&self, packet: Packet, max: usize) -> bool {
-        let sheddable = matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
+        self.push_all(std::iter::once(packet), max) == 0
+    }
+
+    /// Queues `packets` in order under one lock and with one wake, each as
+    /// `push` would; returns how many QoS 0 PUBLISHes were dropped.
+    pub fn push_all(&self, packets: impl Iterator<Item = Packet>, max: usize) -> usize {
         let mut state = self.state();
-        if sheddable && state.packets.len() >= max {
-            return false;
+        let mut dropped = 0;
+        let mut queued = false;
+        for packet in packets {
+            let sheddable = matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
+            if sheddable && state.packets.len() >= max {
+                dropped += 1;
+                continue;
+            }
+            state.kept += usize::from(!sheddable);
+            state.packets.push_back(packet);
+            queued = true;
         }
-        state.kept += usize::from(!sheddable);
-        state.packets.push_back(packet);
         drop(state);
-        self.notify.notify_one();
-        true
+        if queued {
+            self.notify.notify_one();
+        }
+        dropped
     }
 
     /// Packets waiting to be written.

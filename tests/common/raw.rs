@@ -67,7 +67,7 @@ impl Raw {
     pub async fn connect(addr: SocketAddr, connect: Connect) -> (Raw, ConnAck) {
         let mut raw = Raw::open(addr).await;
         raw.version = connect.version;
-        raw.send(&Packet::Connect(connect)).await;
+        raw.send(&Packet::Connect(connect.into())).await;
         let connack = raw.recv_connack().await;
         (raw, connack)
     }
