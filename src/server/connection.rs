@@ -104,6 +104,7 @@ pub(super) async fn run<S>(
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             rbuf_peak: 0,
+            rbuf_busy: false,
             wbuf_peak: 0,
             draining: VecDeque::new(),
             aliases: BTreeMap::new(),
@@ -176,6 +177,9 @@ struct Connection<S> {
     wbuf: BytesMut,
     /// The largest each buffer has been since it was last replaced.
     rbuf_peak: usize,
+    /// A read has filled all the room there was: this client sends more
+    /// than the few bytes an idle one does, and reads get `READ_ROOM_BYTES`.
+    rbuf_busy: bool,
     wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
     draining: VecDeque<Packet>,
@@ -373,9 +377,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.wbuf.is_empty() {
                 reads_ahead = 0;
             } else if may_read && reads_ahead < READS_AHEAD_MAX {
+                self.make_room();
                 match self.read_waiting().await {
                     Some(Ok(0)) => return End::Eof,
                     Some(Ok(_)) => {
+                        self.note_read();
                         self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
                         reads_ahead += 1;
                         continue;
@@ -384,6 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     None => {}
                 }
             }
+            self.make_room();
             tokio::select! {
                 () = cancel.cancelled() => return End::Shutdown,
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
@@ -396,7 +403,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 },
                 read = self.reader.read_buf(&mut self.rbuf), if may_read => match read {
                     Ok(0) => return End::Eof,
-                    Ok(_) => {}
+                    Ok(_) => self.note_read(),
                     Err(error) => return error.into(),
                 },
                 // A push or a takeover. The takeover is checked here too:
@@ -428,12 +435,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
                 self.rbuf = BytesMut::new();
                 self.rbuf_peak = 0;
+                self.rbuf_busy = false;
             }
         }
     }
 
     /// One read of what the socket already holds, without waiting for more:
     /// `None` when nothing is there yet.
+    /// Room for the next read. An idle client's CONNECT and PINGREQs fit in
+    /// the few bytes a read reserves by itself, and 10,000 idle connections
+    /// should not hold more; a busy client's packets would then take two
+    /// reads each (a 64-byte payload does not fit), so once a read has
+    /// filled its room, reads get `READ_ROOM_BYTES`.
+    fn make_room(&mut self) {
+        if self.rbuf_busy && self.rbuf.capacity() - self.rbuf.len() < READ_ROOM_BYTES {
+            self.rbuf.reserve(READ_ROOM_BYTES);
+        }
+    }
+
+    fn note_read(&mut self) {
+        self.rbuf_busy |= self.rbuf.len() == self.rbuf.capacity();
+    }
+
     async fn read_waiting(&mut self) -> Option<io::Result<usize>> {
         let read = self.reader.read_buf(&mut self.rbuf);
         tokio::pin!(read);
@@ -590,5 +613,7 @@ const BATCH_MAX: usize = 64;
 /// Packet queues of at most this capacity are released once drained.
 const QUEUE_KEPT_PACKETS: usize = 8;
 
+/// Room for each read once a client has shown it sends more than a few bytes.
+const READ_ROOM_BYTES: usize = 4096;
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;

@@ -3,7 +3,7 @@
 //! slowest subscriber, so what is measured is the broker's delivery rate, not
 //! how deep its queues are before they overflow.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,11 @@ use tern::topic::TopicName;
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::{connect_many, Settings};
 use crate::brokers::Broker;
-use crate::client::{self, Conn, Reader};
+use crate::client::{self, Conn, Incoming, Reader};
 use crate::stats::{Better, Outcome, Tracker};
 
 /// Messages one write carries at most; a publisher also writes less when its
@@ -37,8 +38,6 @@ const BACKLOG_MAX: u64 = 100_000;
 /// Messages one publisher sends in one run at most: a bound besides the
 /// duration, far above what a run reaches.
 const MESSAGES_MAX: u64 = 100_000_000;
-/// How often a waiting task looks at the stop flags.
-const POLL: Duration = Duration::from_millis(20);
 
 const TOPIC: &str = "bench/load";
 
@@ -58,8 +57,10 @@ struct Shared {
     progress: Vec<Notify>,
     /// Deliveries to all subscribers, duplicates included.
     delivered: AtomicU64,
-    stop_publishing: AtomicBool,
-    stop_receiving: AtomicBool,
+    // Tokens, not flags polled on a timer: a timeout around every read
+    // costs the load generator a timer entry per read.
+    stop_publishing: CancellationToken,
+    stop_receiving: CancellationToken,
 }
 
 impl Shared {
@@ -179,8 +180,8 @@ fn drive(
             acked: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
             progress: (0..publishers).map(|_| Notify::new()).collect(),
             delivered: AtomicU64::new(0),
-            stop_publishing: AtomicBool::new(false),
-            stop_receiving: AtomicBool::new(false),
+            stop_publishing: CancellationToken::new(),
+            stop_receiving: CancellationToken::new(),
         });
         let run_id = client::now_nanos();
         let subs = connect_many(broker.addr, subscribers, |i| {
@@ -219,7 +220,7 @@ fn drive(
         let delivered = shared.delivered.load(Relaxed);
         let cpu = broker.cpu().saturating_sub(cpu_before);
         let elapsed = start.elapsed();
-        shared.stop_publishing.store(true, Relaxed);
+        shared.stop_publishing.cancel();
         for sender in senders {
             sender.await.expect("publisher task");
         }
@@ -236,7 +237,7 @@ fn drive(
                 (last, last_change) = (now, Instant::now());
             }
         }
-        shared.stop_receiving.store(true, Relaxed);
+        shared.stop_receiving.cancel();
         let mut outcome = Outcome::default();
         for receiver in receivers {
             let tracker = receiver.await.expect("subscriber task");
@@ -267,14 +268,17 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
     let topic = TopicName::new(TOPIC).expect("topic");
     let mut buf = BytesMut::new();
     let mut seq = 0u64;
-    while !shared.stop_publishing.load(Relaxed) && seq < MESSAGES_MAX {
+    while !shared.stop_publishing.is_cancelled() && seq < MESSAGES_MAX {
         let mut allowance = shared.window.saturating_sub(seq - shared.slowest(p));
         if shared.qos != QoS::AtMostOnce {
             let unacked = seq - shared.acked[p].load(Relaxed);
             allowance = allowance.min(UNACKED_MAX.saturating_sub(unacked));
         }
         if allowance == 0 {
-            let _ = tokio::time::timeout(POLL, shared.progress[p].notified()).await;
+            tokio::select! {
+                () = shared.progress[p].notified() => {}
+                () = shared.stop_publishing.cancelled() => {}
+            }
             continue;
         }
         for _ in 0..allowance.min(BATCH) {
@@ -298,11 +302,13 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
 }
 
 async fn read_acks(p: usize, mut reader: Reader, shared: Arc<Shared>) {
-    while !shared.stop_receiving.load(Relaxed) {
-        match tokio::time::timeout(POLL, reader.fill()).await {
-            Err(_) => continue,
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => {}
+    loop {
+        tokio::select! {
+            () = shared.stop_receiving.cancelled() => return,
+            read = reader.fill() => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
         }
         let mut acked = 0;
         while let Ok(Some(packet)) = reader.buffered() {
@@ -311,6 +317,8 @@ async fn read_acks(p: usize, mut reader: Reader, shared: Arc<Shared>) {
             }
         }
         shared.acked[p].fetch_add(acked, Relaxed);
+        // The window may have been closed by acks, not by subscribers.
+        shared.progress[p].notify_one();
     }
 }
 
@@ -322,26 +330,28 @@ async fn subscriber(s: usize, conn: Conn, shared: Arc<Shared>) -> Tracker {
     let mut tracker = Tracker::default();
     let mut acks = BytesMut::new();
     let publishers = shared.publishers;
-    while !shared.stop_receiving.load(Relaxed) {
-        match tokio::time::timeout(POLL, reader.fill()).await {
-            Err(_) => continue,
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(_)) => {}
+    loop {
+        tokio::select! {
+            () = shared.stop_receiving.cancelled() => break,
+            read = reader.fill() => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
         }
         let mut count = 0;
         loop {
-            match reader.buffered() {
-                Ok(Some(Packet::Publish(publish))) => {
+            match reader.buffered_fast() {
+                Ok(Some(Incoming::Publish { packet_id, stamp })) => {
                     count += 1;
-                    if let Some((p, seq, sent)) = client::unstamp(&publish.payload) {
+                    if let Some((p, seq, sent)) = stamp {
                         tracker.record(p, seq, sent, 0);
                     }
-                    if let Some(packet_id) = publish.packet_id {
+                    if let Some(packet_id) = packet_id {
                         let ack = Packet::PubAck(Ack::success(packet_id));
                         tern::codec::encode(&ack, ProtocolVersion::V311, &mut acks);
                     }
                 }
-                Ok(Some(_)) => {}
+                Ok(Some(Incoming::Other)) => {}
                 Ok(None) => break,
                 Err(error) => panic!("subscriber {s}: {error}"),
             }
