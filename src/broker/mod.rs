@@ -18,6 +18,8 @@ mod subscribe;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
+
 use crate::codec::{
     ConnAck, Connect, ConnectCode, Disconnect, LastWill, Packet, Properties, Property,
     ProtocolVersion, Publish, ReasonCode,
@@ -48,6 +50,9 @@ pub type Millis = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Send(ConnId, Packet),
+    /// An encoded QoS 0 PUBLISH, the same bytes for every session of its
+    /// protocol version that gets the message: a fan-out shares one.
+    SendFrame(ConnId, Bytes),
     /// The connection's client id was taken by a newer connection; the broker
     /// has already detached it and dealt with its will.
     TakenOver(ConnId),
@@ -57,7 +62,7 @@ impl Effect {
     /// The connection it is for.
     pub fn conn(&self) -> ConnId {
         match self {
-            Effect::Send(conn, _) | Effect::TakenOver(conn) => *conn,
+            Effect::Send(conn, _) | Effect::SendFrame(conn, _) | Effect::TakenOver(conn) => *conn,
         }
     }
 }

@@ -108,6 +108,7 @@ impl Broker {
         self.index.matches(&publish.topic, &mut matches);
         matches.sort_unstable_by_key(|m| m.0);
         let mut delivered = 0;
+        let mut frames = Frames::default();
         // One copy per session [MQTT-3.3.4-2 of 5.0]: at the highest QoS its
         // filters grant, with every Subscription Identifier among them.
         for run in matches.chunk_by(|a, b| a.0 == b.0) {
@@ -116,6 +117,11 @@ impl Broker {
                 .iter()
                 .map(|(_, s)| s)
                 .filter(|s| !(s.options.no_local && origin == Some(sid)));
+            if is_plain_qos0(&forwarded, subscriptions.clone()) {
+                delivered += 1;
+                self.send_frame(sid, &forwarded, expires_at, &mut frames);
+                continue;
+            }
             let Some(message) = copy_for(&forwarded, subscriptions) else {
                 continue;
             };
@@ -147,6 +153,52 @@ impl Broker {
             self.dropped.retained_full += 1;
             tracing::warn!(topic = %publish.topic, max, "retained store full; message not retained");
         }
+    }
+
+    /// Sends a plain QoS 0 copy of `forwarded` to the session if it is
+    /// online (QoS 0 is not queued for offline clients, as in mosquitto), as
+    /// the frame `frames` holds for its version, encoded on first need.
+    fn send_frame(
+        &mut self,
+        sid: SessionId,
+        forwarded: &Publish,
+        expires_at: Option<Millis>,
+        frames: &mut Frames,
+    ) {
+        let session = &self.sessions[&sid];
+        let Some(conn) = session.conn else {
+            return;
+        };
+        let slot = &mut frames[usize::from(session.version == ProtocolVersion::V5)];
+        let frame = if let Some(frame) = slot {
+            let max = session
+                .packet_size_max
+                .min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES);
+            if frame.len() > max {
+                // [MQTT-3.1.2-25]: discarded as if it had been sent.
+                self.dropped.too_large += 1;
+                return;
+            }
+            frame.clone()
+        } else {
+            let version = session.version;
+            let copy = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                packet_id: None,
+                ..forwarded.clone()
+            };
+            let Some(packet) = self.stamp(sid, copy, expires_at, None, false) else {
+                return;
+            };
+            let mut buf = bytes::BytesMut::with_capacity(encoded_len(&packet, version));
+            crate::codec::encode(&packet, version, &mut buf);
+            let frame = buf.freeze();
+            frames[usize::from(version == ProtocolVersion::V5)] = Some(frame.clone());
+            frame
+        };
+        self.effects.push(Effect::SendFrame(conn, frame));
     }
 
     /// Sends `message` to the session now, queues it, or drops and counts it.
@@ -551,6 +603,28 @@ fn matched_reason(matched: usize) -> ReasonCode {
     } else {
         ReasonCode::SUCCESS
     }
+}
+
+/// One message's QoS 0 PUBLISH as encoded for 3.1.1 and for 5.0 clients.
+type Frames = [Option<Bytes>; 2];
+
+/// Whether the copy of `publish` for a session with these matching
+/// subscriptions is a QoS 0 PUBLISH with nothing of the session's own (no
+/// Subscription Identifier, retain cleared): then it is the same bytes for
+/// every session of a protocol version.
+fn is_plain_qos0<'a>(
+    publish: &Publish,
+    subscriptions: impl Iterator<Item = &'a Subscription>,
+) -> bool {
+    let mut granted: Option<QoS> = None;
+    for subscription in subscriptions {
+        let options = subscription.options;
+        if subscription.id.is_some() || (options.retain_as_published && publish.retain) {
+            return false;
+        }
+        granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
+    }
+    granted.is_some_and(|granted| publish.qos.min(granted) == QoS::AtMostOnce)
 }
 
 /// The copy of `publish` that a session whose matching subscriptions are

@@ -27,7 +27,30 @@ fn connect(broker: &mut Broker, conn: u64, client_id: &str, clean: bool) -> Vec<
         properties: Default::default(),
     };
     broker.connect(ConnId(conn), connect);
-    broker.drain_effects().collect()
+    drain_effects(broker).collect()
+}
+
+/// The broker's effects, with each shared QoS 0 frame decoded back into
+/// the PUBLISH it stands for, as its session's client would read it.
+fn drain_effects(broker: &mut Broker) -> std::vec::IntoIter<Effect> {
+    let effects: Vec<Effect> = broker.drain_effects().collect();
+    let decoded: Vec<Effect> = effects
+        .into_iter()
+        .map(|effect| match effect {
+            Effect::SendFrame(conn, frame) => {
+                let options = crate::codec::DecodeOptions {
+                    version: broker.sessions[&broker.sid_of(conn)].version,
+                    ..Default::default()
+                };
+                let mut buf = bytes::BytesMut::from(&frame[..]);
+                let packet = crate::codec::decode(&mut buf, &options).unwrap().unwrap();
+                assert!(buf.is_empty(), "a frame is one whole packet");
+                Effect::Send(conn, packet)
+            }
+            other => other,
+        })
+        .collect();
+    decoded.into_iter()
 }
 
 fn id(n: u16) -> PacketId {
@@ -44,7 +67,7 @@ fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effe
         properties: Default::default(),
     };
     broker.subscribe(ConnId(conn), subscribe).unwrap();
-    broker.drain_effects().collect()
+    drain_effects(broker).collect()
 }
 
 fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publish {
@@ -61,7 +84,7 @@ fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publ
 
 fn publish(broker: &mut Broker, conn: u64, publish: Publish) -> Vec<Effect> {
     broker.publish(ConnId(conn), publish).unwrap();
-    broker.drain_effects().collect()
+    drain_effects(broker).collect()
 }
 
 /// The PUBLISH packets of `effects` as (conn, qos, packet id, payload, dup).
@@ -159,7 +182,7 @@ fn window_queues_then_drops_and_counts() {
         (2, 3, 2)
     );
     broker.puback(ConnId(1), id(1));
-    let next = deliveries(&broker.drain_effects().collect::<Vec<_>>());
+    let next = deliveries(&drain_effects(&mut broker).collect::<Vec<_>>());
     assert_eq!(
         next,
         vec![(1, QoS::AtLeastOnce, Some(3), "2".into(), false)]
@@ -220,7 +243,7 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
         2,
         message("t", QoS::ExactlyOnce, Some(20), "2"),
     );
-    broker.drain_effects().for_each(drop);
+    drain_effects(&mut broker).for_each(drop);
     assert_eq!(broker.stats().sessions_offline, 1);
     assert_eq!(broker.stats().queued, 1);
 
@@ -251,7 +274,7 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
         ]
     );
     broker.pubcomp(ConnId(3), id(2));
-    let queued = deliveries(&broker.drain_effects().collect::<Vec<_>>());
+    let queued = deliveries(&drain_effects(&mut broker).collect::<Vec<_>>());
     assert_eq!(
         queued,
         vec![(3, QoS::ExactlyOnce, Some(3), "2".into(), false)]
@@ -292,10 +315,10 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
         properties: Default::default(),
     };
     broker.connect(ConnId(2), with_will.clone());
-    broker.drain_effects().for_each(drop);
+    drain_effects(&mut broker).for_each(drop);
     with_will.will = None;
     broker.connect(ConnId(3), with_will);
-    let effects: Vec<Effect> = broker.drain_effects().collect();
+    let effects: Vec<Effect> = drain_effects(&mut broker).collect();
     assert_eq!(
         deliveries(&effects),
         vec![(1, QoS::AtMostOnce, None, "bye".into(), false)]
@@ -303,7 +326,7 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
     assert!(effects.contains(&Effect::TakenOver(ConnId(2))));
     // The old connection's own end, arriving later, changes nothing.
     broker.connection_lost(ConnId(2), false);
-    assert_eq!(broker.drain_effects().count(), 0);
+    assert_eq!(drain_effects(&mut broker).count(), 0);
     assert_eq!(broker.client_id(ConnId(3)), Some("dup"));
 }
 
@@ -332,7 +355,7 @@ fn will_only_without_disconnect() {
         broker.connect(ConnId(conn), connect);
         broker.connection_lost(ConnId(conn), graceful);
     }
-    let effects: Vec<Effect> = broker.drain_effects().collect();
+    let effects: Vec<Effect> = drain_effects(&mut broker).collect();
     assert_eq!(
         deliveries(&effects),
         vec![(1, QoS::AtMostOnce, None, "3".into(), false)]
@@ -411,7 +434,73 @@ mod mqtt5 {
             properties,
         };
         broker.connect(ConnId(conn), connect);
+        drain_effects(broker).for_each(drop);
+    }
+
+    /// A QoS 0 fan-out is encoded once per protocol version and shared;
+    /// a copy with something of its session's own is not.
+    #[test]
+    fn qos0_frames_are_shared_per_version_and_only_when_plain() {
+        let mut broker = Broker::new(config());
+        connect(&mut broker, 1, "v3-a", true);
+        connect(&mut broker, 2, "v3-b", true);
+        connect5(&mut broker, 3, "v5", 0, vec![]);
+        connect5(
+            &mut broker,
+            4,
+            "v5-small",
+            0,
+            vec![Property::MaximumPacketSize(20)],
+        );
+        connect5(&mut broker, 5, "v5-id", 0, vec![]);
+        connect5(&mut broker, 6, "pub", 0, vec![]);
+        for conn in 1..=4 {
+            subscribe(&mut broker, conn, "t", QoS::AtLeastOnce);
+        }
+        let with_id = Subscribe {
+            packet_id: id(1),
+            filters: vec![(
+                TopicFilter::new("t").unwrap(),
+                SubscriptionOptions::qos(QoS::AtMostOnce),
+            )],
+            properties: Properties(vec![Property::SubscriptionIdentifier(7)]),
+        };
+        broker.subscribe(ConnId(5), with_id).unwrap();
         broker.drain_effects().for_each(drop);
+        let mut m = message(
+            "t",
+            QoS::AtMostOnce,
+            None,
+            "a payload longer than twenty bytes",
+        );
+        m.properties
+            .push(Property::UserProperty("k".into(), "v".into()));
+        broker.publish(ConnId(6), m).unwrap();
+        let effects: Vec<Effect> = broker.drain_effects().collect();
+        let frame = |conn: u64| {
+            effects.iter().find_map(|e| match e {
+                Effect::SendFrame(c, frame) if c.0 == conn => Some(frame.clone()),
+                _ => None,
+            })
+        };
+        let (a, b, v5) = (frame(1).unwrap(), frame(2).unwrap(), frame(3).unwrap());
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "one allocation for both 3.1.1 clients"
+        );
+        assert_ne!(
+            a, v5,
+            "5.0 clients get the user property, 3.1.1 ones do not"
+        );
+        assert!(frame(4).is_none(), "over the client's Maximum Packet Size");
+        assert_eq!(broker.stats().dropped.too_large, 1);
+        assert!(
+            effects.iter().any(|e| matches!(e,
+                Effect::Send(ConnId(5), Packet::Publish(p))
+                    if p.properties.subscription_identifiers().eq([7]))),
+            "a copy with a Subscription Identifier is the session's own: {effects:?}"
+        );
     }
 
     #[test]
@@ -426,7 +515,7 @@ mod mqtt5 {
         let first = deliveries(&sent);
         assert_eq!(first.len(), 1, "{first:?}");
         broker.connection_lost(ConnId(first[0].0), false);
-        let after: Vec<Effect> = broker.drain_effects().collect();
+        let after: Vec<Effect> = drain_effects(&mut broker).collect();
         assert_eq!(deliveries(&after), vec![], "[MQTT-4.8.2-5 of 5.0]");
         assert_eq!(broker.stats().dropped.shared_undeliverable, 1);
     }
@@ -443,7 +532,7 @@ mod mqtt5 {
         assert_eq!(deliveries(&sent)[0].0, 1, "the first member in turn");
         assert_eq!(deliveries(&sent)[0].1, QoS::AtLeastOnce);
         broker.connection_lost(ConnId(1), false);
-        let after: Vec<Effect> = broker.drain_effects().collect();
+        let after: Vec<Effect> = drain_effects(&mut broker).collect();
         let moved = deliveries(&after);
         assert_eq!(moved.len(), 1, "{moved:?}");
         assert_eq!(
@@ -475,7 +564,7 @@ mod mqtt5 {
             properties: Properties(vec![Property::SessionExpiryInterval(100)]),
         };
         broker.connect(ConnId(4), connect);
-        let resumed: Vec<Effect> = broker.drain_effects().collect();
+        let resumed: Vec<Effect> = drain_effects(&mut broker).collect();
         // [MQTT-4.3.3-7 of 5.0]: no expiry once the PUBLISH was sent.
         assert_eq!(
             deliveries(&resumed),

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::outbox::{Drained, Outbox};
+use super::outbox::{Drained, Outbound, Outbox};
 use super::{Shared, State};
 use crate::broker::{BrokerError, ConnId};
 use crate::codec::{
@@ -182,7 +182,7 @@ struct Connection<S> {
     rbuf_busy: bool,
     wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
-    draining: VecDeque<Packet>,
+    draining: VecDeque<Outbound>,
     /// Topic aliases this connection's client has set (5.0), at most
     /// `topic_alias_max` of them.
     aliases: BTreeMap<u16, TopicName>,
@@ -320,8 +320,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Encodes what the outbox holds into the write buffer.
     fn drain_outbox(&mut self) -> Drained {
         let drained = self.outbox.drain(&mut self.draining);
-        for packet in self.draining.drain(..) {
-            codec::encode(&packet, self.version, &mut self.wbuf);
+        for outbound in self.draining.drain(..) {
+            match outbound {
+                Outbound::Packet(packet) => codec::encode(&packet, self.version, &mut self.wbuf),
+                Outbound::Frame(frame) => self.wbuf.extend_from_slice(&frame),
+            }
         }
         // A few packets' queue is cheaper to allocate again than to keep on
         // every idle connection, here and (swapped) in the outbox.

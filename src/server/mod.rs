@@ -21,7 +21,7 @@ use crate::codec::Packet;
 use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
-use outbox::Outbox;
+use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
 
 /// The kinds of task the server spawns.
@@ -89,7 +89,11 @@ impl State {
                 outbox.take_over();
             }
             let packets = group.iter_mut().filter_map(|effect| match effect {
-                Effect::Send(_, packet) => Some(std::mem::replace(packet, Packet::PingResp)),
+                Effect::Send(_, packet) => Some(Outbound::Packet(std::mem::replace(
+                    packet,
+                    Packet::PingResp,
+                ))),
+                Effect::SendFrame(_, frame) => Some(Outbound::Frame(std::mem::take(frame))),
                 Effect::TakenOver(_) => None,
             });
             dropped += outbox.push_all(packets, outbound_max);

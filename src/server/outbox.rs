@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+use bytes::Bytes;
+
 use crate::codec::{Packet, QoS};
 
 #[derive(Default)]
@@ -16,9 +18,35 @@ pub struct Outbox {
     notify: Notify,
 }
 
+/// What waits to be written: a packet, or a QoS 0 PUBLISH already encoded
+/// and shared with the other subscribers that get the same bytes.
+#[derive(Debug)]
+pub enum Outbound {
+    Packet(Packet),
+    Frame(Bytes),
+}
+
+impl Outbound {
+    /// QoS 0 PUBLISHes may be dropped when the queue is full; nothing else.
+    fn sheddable(&self) -> bool {
+        match self {
+            Outbound::Packet(Packet::Publish(p)) => p.qos == QoS::AtMostOnce,
+            Outbound::Packet(_) => false,
+            Outbound::Frame(_) => true,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Outbound::Packet(packet) => packet.kind(),
+            Outbound::Frame(_) => "PUBLISH",
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    packets: VecDeque<Packet>,
+    packets: VecDeque<Outbound>,
     /// Packets in `packets` that may not be dropped: all but QoS 0 PUBLISH.
     kept: usize,
     taken_over: bool,
@@ -41,17 +69,17 @@ impl Outbox {
     /// QoS 1/2 messages are bounded by the inflight window, and the
     /// connection's own replies by its paused reads.
     pub fn push(&self, packet: Packet, max: usize) -> bool {
-        self.push_all(std::iter::once(packet), max) == 0
+        self.push_all(std::iter::once(Outbound::Packet(packet)), max) == 0
     }
 
     /// Queues `packets` in order under one lock and with one wake, each as
     /// `push` would; returns how many QoS 0 PUBLISHes were dropped.
-    pub fn push_all(&self, packets: impl Iterator<Item = Packet>, max: usize) -> usize {
+    pub fn push_all(&self, packets: impl Iterator<Item = Outbound>, max: usize) -> usize {
         let mut state = self.state();
         let mut dropped = 0;
         let mut queued = false;
         for packet in packets {
-            let sheddable = matches!(&packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
+            let sheddable = packet.sheddable();
             if sheddable && state.packets.len() >= max {
                 dropped += 1;
                 continue;
@@ -101,7 +129,7 @@ impl Outbox {
     /// Moves every waiting packet to `into`, which must be empty; swapping
     /// keeps both queues' capacity, so a steady stream allocates nothing
     /// (and an empty `into` leaves an idle outbox holding nothing).
-    pub fn drain(&self, into: &mut VecDeque<Packet>) -> Drained {
+    pub fn drain(&self, into: &mut VecDeque<Outbound>) -> Drained {
         debug_assert!(into.is_empty());
         let mut state = self.state();
         std::mem::swap(&mut state.packets, into);
