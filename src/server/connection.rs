@@ -445,14 +445,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// One read of what the socket already holds, without waiting for more:
     /// `None` when nothing is there yet.
-    /// Room for the next read. An idle client's CONNECT and PINGREQs fit in
-    /// the few bytes a read reserves by itself, and 10,000 idle connections
-    /// should not hold more; a busy client's packets would then take two
-    /// reads each (a 64-byte payload does not fit), so once a read has
-    /// filled its room, reads get `READ_ROOM_BYTES`.
+    /// Room for the next read. An idle client's SUBSCRIBE and PINGREQs fit
+    /// in the few bytes a read reserves by itself, and 10,000 idle
+    /// connections should not hold more; a busy client's packets would then
+    /// take two reads each (a 64-byte payload does not fit), so once a read
+    /// has filled its room, reads get `READ_ROOM_BYTES`.
     fn make_room(&mut self) {
-        if self.rbuf_busy && self.rbuf.capacity() - self.rbuf.len() < READ_ROOM_BYTES {
-            self.rbuf.reserve(READ_ROOM_BYTES);
+        let room = if self.rbuf_busy {
+            READ_ROOM_BYTES
+        } else {
+            READ_ROOM_IDLE_BYTES
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < room {
+            self.rbuf.reserve(room);
         }
     }
 
@@ -618,5 +623,9 @@ const QUEUE_KEPT_PACKETS: usize = 8;
 
 /// Room for each read once a client has shown it sends more than a few bytes.
 const READ_ROOM_BYTES: usize = 4096;
+/// Room for each read until then: what a read reserves by itself. It is
+/// kept whole before each read, so that filling it means this many bytes
+/// came at once, not that a previous packet left little room.
+const READ_ROOM_IDLE_BYTES: usize = 64;
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;
