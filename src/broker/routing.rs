@@ -169,19 +169,11 @@ impl Broker {
         let Some(conn) = session.conn else {
             return;
         };
-        let slot = &mut frames[usize::from(session.version == ProtocolVersion::V5)];
-        let frame = if let Some(frame) = slot {
-            let max = session
-                .packet_size_max
-                .min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES);
-            if frame.len() > max {
-                // [MQTT-3.1.2-25]: discarded as if it had been sent.
-                self.dropped.too_large += 1;
-                return;
-            }
+        let (version, max) = (session.version, session.packet_size_max);
+        let slot = usize::from(version == ProtocolVersion::V5);
+        let frame = if let Some(frame) = &frames[slot] {
             frame.clone()
         } else {
-            let version = session.version;
             let copy = Publish {
                 dup: false,
                 qos: QoS::AtMostOnce,
@@ -189,15 +181,21 @@ impl Broker {
                 packet_id: None,
                 ..forwarded.clone()
             };
+            // Built for this session, so within its limits; `None` is counted.
             let Some(packet) = self.stamp(sid, copy, expires_at, None, false) else {
                 return;
             };
             let mut buf = bytes::BytesMut::with_capacity(encoded_len(&packet, version));
             crate::codec::encode(&packet, version, &mut buf);
             let frame = buf.freeze();
-            frames[usize::from(version == ProtocolVersion::V5)] = Some(frame.clone());
+            frames[slot] = Some(frame.clone());
             frame
         };
+        if frame.len() > max.min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES) {
+            // [MQTT-3.1.2-25]: discarded as if it had been sent.
+            self.dropped.too_large += 1;
+            return;
+        }
         self.effects.push(Effect::SendFrame(conn, frame));
     }
 

@@ -27,14 +27,14 @@ fn connect(broker: &mut Broker, conn: u64, client_id: &str, clean: bool) -> Vec<
         properties: Default::default(),
     };
     broker.connect(ConnId(conn), connect);
-    drain_effects(broker).collect()
+    drain_effects(broker)
 }
 
 /// The broker's effects, with each shared QoS 0 frame decoded back into
 /// the PUBLISH it stands for, as its session's client would read it.
-fn drain_effects(broker: &mut Broker) -> std::vec::IntoIter<Effect> {
+fn drain_effects(broker: &mut Broker) -> Vec<Effect> {
     let effects: Vec<Effect> = broker.drain_effects().collect();
-    let decoded: Vec<Effect> = effects
+    effects
         .into_iter()
         .map(|effect| match effect {
             Effect::SendFrame(conn, frame) => {
@@ -49,8 +49,7 @@ fn drain_effects(broker: &mut Broker) -> std::vec::IntoIter<Effect> {
             }
             other => other,
         })
-        .collect();
-    decoded.into_iter()
+        .collect()
 }
 
 fn id(n: u16) -> PacketId {
@@ -67,7 +66,7 @@ fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effe
         properties: Default::default(),
     };
     broker.subscribe(ConnId(conn), subscribe).unwrap();
-    drain_effects(broker).collect()
+    drain_effects(broker)
 }
 
 fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publish {
@@ -84,7 +83,7 @@ fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publ
 
 fn publish(broker: &mut Broker, conn: u64, publish: Publish) -> Vec<Effect> {
     broker.publish(ConnId(conn), publish).unwrap();
-    drain_effects(broker).collect()
+    drain_effects(broker)
 }
 
 /// The PUBLISH packets of `effects` as (conn, qos, packet id, payload, dup).
@@ -182,7 +181,7 @@ fn window_queues_then_drops_and_counts() {
         (2, 3, 2)
     );
     broker.puback(ConnId(1), id(1));
-    let next = deliveries(&drain_effects(&mut broker).collect::<Vec<_>>());
+    let next = deliveries(&drain_effects(&mut broker));
     assert_eq!(
         next,
         vec![(1, QoS::AtLeastOnce, Some(3), "2".into(), false)]
@@ -243,7 +242,7 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
         2,
         message("t", QoS::ExactlyOnce, Some(20), "2"),
     );
-    drain_effects(&mut broker).for_each(drop);
+    drain_effects(&mut broker);
     assert_eq!(broker.stats().sessions_offline, 1);
     assert_eq!(broker.stats().queued, 1);
 
@@ -274,7 +273,7 @@ fn persistent_session_resends_with_dup_then_queue_in_order() {
         ]
     );
     broker.pubcomp(ConnId(3), id(2));
-    let queued = deliveries(&drain_effects(&mut broker).collect::<Vec<_>>());
+    let queued = deliveries(&drain_effects(&mut broker));
     assert_eq!(
         queued,
         vec![(3, QoS::ExactlyOnce, Some(3), "2".into(), false)]
@@ -315,10 +314,10 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
         properties: Default::default(),
     };
     broker.connect(ConnId(2), with_will.clone());
-    drain_effects(&mut broker).for_each(drop);
+    drain_effects(&mut broker);
     with_will.will = None;
     broker.connect(ConnId(3), with_will);
-    let effects: Vec<Effect> = drain_effects(&mut broker).collect();
+    let effects: Vec<Effect> = drain_effects(&mut broker);
     assert_eq!(
         deliveries(&effects),
         vec![(1, QoS::AtMostOnce, None, "bye".into(), false)]
@@ -326,7 +325,7 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
     assert!(effects.contains(&Effect::TakenOver(ConnId(2))));
     // The old connection's own end, arriving later, changes nothing.
     broker.connection_lost(ConnId(2), false);
-    assert_eq!(drain_effects(&mut broker).count(), 0);
+    assert_eq!(drain_effects(&mut broker).len(), 0);
     assert_eq!(broker.client_id(ConnId(3)), Some("dup"));
 }
 
@@ -355,7 +354,7 @@ fn will_only_without_disconnect() {
         broker.connect(ConnId(conn), connect);
         broker.connection_lost(ConnId(conn), graceful);
     }
-    let effects: Vec<Effect> = drain_effects(&mut broker).collect();
+    let effects: Vec<Effect> = drain_effects(&mut broker);
     assert_eq!(
         deliveries(&effects),
         vec![(1, QoS::AtMostOnce, None, "3".into(), false)]
@@ -434,7 +433,7 @@ mod mqtt5 {
             properties,
         };
         broker.connect(ConnId(conn), connect);
-        drain_effects(broker).for_each(drop);
+        drain_effects(broker);
     }
 
     /// A QoS 0 fan-out is encoded once per protocol version and shared;
@@ -515,7 +514,7 @@ mod mqtt5 {
         let first = deliveries(&sent);
         assert_eq!(first.len(), 1, "{first:?}");
         broker.connection_lost(ConnId(first[0].0), false);
-        let after: Vec<Effect> = drain_effects(&mut broker).collect();
+        let after: Vec<Effect> = drain_effects(&mut broker);
         assert_eq!(deliveries(&after), vec![], "[MQTT-4.8.2-5 of 5.0]");
         assert_eq!(broker.stats().dropped.shared_undeliverable, 1);
     }
@@ -532,7 +531,7 @@ mod mqtt5 {
         assert_eq!(deliveries(&sent)[0].0, 1, "the first member in turn");
         assert_eq!(deliveries(&sent)[0].1, QoS::AtLeastOnce);
         broker.connection_lost(ConnId(1), false);
-        let after: Vec<Effect> = drain_effects(&mut broker).collect();
+        let after: Vec<Effect> = drain_effects(&mut broker);
         let moved = deliveries(&after);
         assert_eq!(moved.len(), 1, "{moved:?}");
         assert_eq!(
@@ -564,7 +563,7 @@ mod mqtt5 {
             properties: Properties(vec![Property::SessionExpiryInterval(100)]),
         };
         broker.connect(ConnId(4), connect);
-        let resumed: Vec<Effect> = drain_effects(&mut broker).collect();
+        let resumed: Vec<Effect> = drain_effects(&mut broker);
         // [MQTT-4.3.3-7 of 5.0]: no expiry once the PUBLISH was sent.
         assert_eq!(
             deliveries(&resumed),

@@ -443,8 +443,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// One read of what the socket already holds, without waiting for more:
-    /// `None` when nothing is there yet.
     /// Room for the next read. An idle client's SUBSCRIBE and PINGREQs fit
     /// in the few bytes a read reserves by itself, and 10,000 idle
     /// connections should not hold more; a busy client's packets would then
@@ -465,6 +463,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.rbuf_busy |= self.rbuf.len() == self.rbuf.capacity();
     }
 
+    /// One read of what the socket already holds, without waiting for more:
+    /// `None` when nothing is there yet.
     async fn read_waiting(&mut self) -> Option<io::Result<usize>> {
         let read = self.reader.read_buf(&mut self.rbuf);
         tokio::pin!(read);

@@ -17,7 +17,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, ConnId, Effect};
-use crate::codec::Packet;
 use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
@@ -79,29 +78,33 @@ impl State {
         // across connections means nothing; each outbox is its own queue.
         effects.sort_by_key(Effect::conn);
         let mut dropped = 0;
-        for group in effects.chunk_by_mut(|a, b| a.conn() == b.conn()) {
-            let Some(outbox) = self.links.get(&group[0].conn()) else {
-                continue;
-            };
-            // A taken-over connection ends without writing what it holds,
-            // so the flag may be set before the packets are queued.
-            if group.iter().any(|e| matches!(e, Effect::TakenOver(_))) {
+        let mut effects_left = effects.drain(..).peekable();
+        while let Some(conn) = effects_left.peek().map(Effect::conn) {
+            let outbox = self.links.get(&conn);
+            let mut taken_over = false;
+            let packets = std::iter::from_fn(|| effects_left.next_if(|e| e.conn() == conn))
+                .filter_map(|effect| match effect {
+                    Effect::Send(_, packet) => Some(Outbound::Packet(packet)),
+                    Effect::SendFrame(_, frame) => Some(Outbound::Frame(frame)),
+                    Effect::TakenOver(_) => {
+                        taken_over = true;
+                        None
+                    }
+                });
+            match outbox {
+                Some(outbox) => dropped += outbox.push_all(packets, outbound_max),
+                None => packets.for_each(drop),
+            }
+            // A taken-over connection ends without writing what it holds:
+            // whether the flag comes before or after its packets is the same.
+            if let (Some(outbox), true) = (outbox, taken_over) {
                 outbox.take_over();
             }
-            let packets = group.iter_mut().filter_map(|effect| match effect {
-                Effect::Send(_, packet) => Some(Outbound::Packet(std::mem::replace(
-                    packet,
-                    Packet::PingResp,
-                ))),
-                Effect::SendFrame(_, frame) => Some(Outbound::Frame(std::mem::take(frame))),
-                Effect::TakenOver(_) => None,
-            });
-            dropped += outbox.push_all(packets, outbound_max);
         }
+        drop(effects_left);
         for _ in 0..dropped {
             self.broker.count_outbound_drop();
         }
-        effects.clear();
         // A burst's worth of room is not kept for ever.
         if effects.capacity() <= EFFECTS_KEPT {
             self.effects = effects;

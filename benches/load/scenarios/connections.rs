@@ -58,12 +58,12 @@ pub fn idle(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
 
 pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     std::thread::sleep(SETTLE);
-    let rss_cold = broker.rss_kib();
+    let (fds_cold, rss_cold) = (broker.fds(), broker.rss_kib());
     // One short churn first, so that the baseline holds what serving any
     // client pages in once (the code that does it, the allocator's caches):
     // what churn must give back is what grows with the clients churned.
     churn_for(rt, broker, settings.churn_workers, WARM_UP, "warm");
-    recover(broker, 0);
+    recover(broker, fds_cold);
     let fds_before = broker.fds();
     let rss_before = broker.rss_kib();
     let start = Instant::now();
