@@ -161,7 +161,7 @@ struct Detach {
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        let mut state = self.shared.state();
+        let mut state = self.shared.state_now();
         state.links.remove(&self.conn);
         state.broker.connection_lost(self.conn, self.graceful);
         state.apply_effects(self.shared.config.outbound_packets_max);
@@ -292,7 +292,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.client_packet_size_max = max as usize;
         }
         let accepted = {
-            let mut state = self.shared.state();
+            let mut state = self.shared.state_now();
             let accepted = state.broker.connect(self.conn, *connect);
             state.apply_effects(self.shared.config.outbound_packets_max);
             accepted
@@ -545,7 +545,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Packet::Publish(publish) => self.resolve_alias(publish)?,
             _ => {}
         }
-        let state = state.get_or_insert_with(|| shared.state());
+        let state = state.get_or_insert_with(|| shared.state_now());
         let broker = &mut state.broker;
         // A newer connection may have taken the session over while this one
         // still had packets buffered: they are no longer this one's to send.

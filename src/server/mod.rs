@@ -55,13 +55,26 @@ struct State {
 const EFFECTS_KEPT: usize = 4096;
 
 impl Shared {
-    /// The routing state, its clock set to now.
+    /// The routing state as it stands, for readers (the census, `check`)
+    /// that the simulation calls between its steps, outside any runtime:
+    /// there tokio's clock is the wall clock, and moving the broker's clock
+    /// from it made runs depend on how fast the machine was.
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug that has already been
         // reported; the connections that remain should still be served.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        state.broker.set_now(now);
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The routing state, its clock set to now: for the server's own tasks,
+    /// inside the runtime whose clock the simulation drives. A guard dropped
+    /// with no runtime around (a runtime torn down) leaves the clock as it
+    /// is rather than read the wall clock.
+    fn state_now(&self) -> MutexGuard<'_, State> {
+        let mut state = self.state();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            state.broker.set_now(now);
+        }
         state
     }
 }
@@ -252,7 +265,7 @@ where
 {
     let outbox = Arc::new(Outbox::default());
     let conn = {
-        let mut state = shared.state();
+        let mut state = shared.state_now();
         if state.links.len() >= shared.config.connections_max {
             tracing::warn!(%peer, max = shared.config.connections_max, "connection limit reached; closed");
             return;

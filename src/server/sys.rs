@@ -87,7 +87,7 @@ fn publish(server: &Server) {
     for kind in super::TASK_KINDS {
         topics.push((format!("tasks/{kind}"), census.tasks_of(kind).to_string()));
     }
-    let mut state = shared.state();
+    let mut state = shared.state_now();
     for (topic, value) in topics {
         let topic =
             TopicName::new(&format!("$SYS/broker/{topic}")).expect("$SYS topics are valid names");

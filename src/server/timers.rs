@@ -14,7 +14,7 @@ const TICK_MAX: Duration = Duration::from_millis(250);
 pub(super) async fn run(shared: Arc<Shared>) {
     loop {
         let wait = {
-            let mut state = shared.state();
+            let mut state = shared.state_now();
             state.broker.tick();
             state.apply_effects(shared.config.outbound_packets_max);
             let now = shared.started.elapsed();
