@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use tern_sim::seeds::replay_line;
+use tern_sim::seeds::cli_replay_line;
 use tern_sim::{run, scenarios};
 
 #[derive(Parser)]
@@ -80,7 +80,7 @@ fn replay(seed: u64, name: &str) -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(failure) => {
-            println!("{failure}");
+            println!("{failure}\n{}", cli_replay_line(name, seed));
             std::process::ExitCode::FAILURE
         }
     }
@@ -113,7 +113,8 @@ fn sweep(
                         return;
                     }
                     if let Err(failure) = run::run(&scenario, seed) {
-                        bar.suspend(|| println!("{failure}"));
+                        let replay = cli_replay_line(scenario.name, seed);
+                        bar.suspend(|| println!("{failure}\n{replay}"));
                         failures.lock().expect("no panics while held").push(seed);
                     }
                     bar.inc(1);
@@ -131,7 +132,7 @@ fn sweep(
             failures.len()
         );
         for seed in &failures {
-            println!("{}", replay_line(scenario.name, *seed));
+            println!("{}", cli_replay_line(scenario.name, *seed));
         }
         failed += failures.len();
     }

@@ -1,6 +1,7 @@
 //! Which seeds a scenario runs, and what a failure prints: one line that
-//! replays it. Seeds that ever failed are kept in `sim/failed-seeds.txt` and
-//! run every time after.
+//! replays it on the same build. Seeds kept in `sim/failed-seeds.txt` run
+//! every time; a new failure is noted in the untracked `sim/failed-seeds.new`
+//! for a person to keep.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use crate::run::{self, Failure};
 use crate::workload::Scenario;
 
 const FAILED_SEEDS_FILE: &str = "failed-seeds.txt";
+/// Where a failing run notes its seed: untracked (`.gitignore`).
+const NEW_FAILED_SEEDS_FILE: &str = "failed-seeds.new";
 
 fn failed_seeds_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FAILED_SEEDS_FILE)
@@ -57,23 +60,24 @@ pub fn failed_seeds(scenario: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Appends a failure to the untracked list of new failed seeds: a failing
+/// `cargo test` changes no tracked file; a person moves the line over to
+/// `sim/failed-seeds.txt`, with why it failed, to keep it.
 fn remember(failure: &Failure) {
-    if failed_seeds(failure.scenario).contains(&failure.seed) {
-        return;
-    }
     let line = format!("{} {}\n", failure.scenario, failure.seed);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(NEW_FAILED_SEEDS_FILE);
     let appended = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(failed_seeds_path())
+        .open(&path)
         .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
     if let Err(error) = appended {
-        eprintln!("could not record the failed seed: {error}");
+        eprintln!("could not record the failed seed in {}: {error}", path.display());
     }
 }
 
 /// The build the seed replays on: the same seed gives the same run only for
-/// the same commit, lock file and toolchain.
+/// the same commit, lock file and toolchain (`rust-toolchain.toml`).
 pub fn revision() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -85,26 +89,38 @@ pub fn revision() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub fn replay_line(scenario: &str, seed: u64) -> String {
+/// The line that reruns `seed` of the test named `test` (its path in the
+/// `sim` test binary, e.g. `scenarios::churn`): `cargo test` at the root
+/// builds that binary, so this command runs the very build that failed.
+pub fn test_replay_line(test: &str, seed: u64) -> String {
     format!(
-        "replay: SIM_SEED={seed} cargo test -p tern-sim --test scenarios {scenario}   # at git {}",
+        "replay: SIM_SEED={seed} cargo test --test sim -- --exact {test}   # at git {}",
+        revision()
+    )
+}
+
+/// The line that reruns `seed` of a named scenario with the command-line
+/// runner, on the build its sweep used.
+pub fn cli_replay_line(scenario: &str, seed: u64) -> String {
+    format!(
+        "replay: cargo run -p tern-sim --release -- replay {seed} --scenario {scenario}   # at git {}",
         revision()
     )
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "scenario {} seed {} failed:", self.scenario, self.seed)?;
+        write!(f, "scenario {} seed {} failed:", self.scenario, self.seed)?;
         for problem in &self.problems {
-            writeln!(f, "  - {problem}")?;
+            write!(f, "\n  - {problem}")?;
         }
-        write!(f, "{}", replay_line(self.scenario, self.seed))
+        Ok(())
     }
 }
 
 /// Runs `scenario` for each seed; panics listing every failure, each with
-/// its replay line, after recording the seeds.
-pub fn check_seeds(scenario: &Scenario, seeds: &[u64]) {
+/// the replay line of `test`, after noting the seeds in the untracked file.
+pub fn check_seeds(scenario: &Scenario, seeds: &[u64], test: &str) {
     init_logging();
     let failures: Vec<Failure> = seeds
         .iter()
@@ -115,10 +131,10 @@ pub fn check_seeds(scenario: &Scenario, seeds: &[u64]) {
     }
     for failure in &failures {
         remember(failure);
-        eprintln!("{failure}");
+        eprintln!("{failure}\n{}", test_replay_line(test, failure.seed));
     }
     panic!(
-        "{} of {} seeds failed; the replay lines are above",
+        "{} of {} seeds failed; the replay lines are above, and the seeds in sim/{NEW_FAILED_SEEDS_FILE}",
         failures.len(),
         seeds.len()
     );

@@ -65,11 +65,7 @@ pub struct V5Mix {
 impl V5Mix {
     pub fn some() -> V5Mix {
         V5Mix {
-            clients: if std::env::var("NOV5").is_ok() {
-                0.0
-            } else {
-                0.5
-            },
+            clients: 0.5,
             short_expiry: 0.5,
             will_delay: 0.5,
             receive_maximum: 0.3,

@@ -8,7 +8,7 @@ use tern_sim::workload::Scenario;
 
 fn run(scenario: Scenario, fixed: std::ops::Range<u64>) {
     let seeds = seeds_for(scenario.name, fixed);
-    check_seeds(&scenario, &seeds);
+    check_seeds(&scenario, &seeds, &format!("scenarios::{}", scenario.name));
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tern::config::PlantedBug;
 use tern_sim::run;
+use tern_sim::seeds::{seeds_for, test_replay_line};
 use tern_sim::scenarios;
 use tern_sim::workload::Scenario;
 
@@ -13,21 +14,19 @@ fn find(bug: PlantedBug, scenario: Scenario, max_seeds: u64) -> String {
     find_saying(bug, scenario, max_seeds, "")
 }
 
-/// Runs seeds from 0 until one fails saying `needle`: for a bug that more
-/// than one invariant catches, to show that a given one does.
+/// Runs seeds from 0 (or `SIM_SEED` alone) until one fails saying
+/// `needle`: for a bug that more than one invariant catches, to show that a
+/// given one does. The replay line names this test, which plants the bug.
 fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: &str) -> String {
     scenario.config.planted_bug = Some(bug);
-    for seed in 0..max_seeds {
+    let test = format!("planted_bugs::{}", test_name(bug));
+    for seed in seeds_for(&test, 0..max_seeds) {
         if let Err(failure) = run::run(&scenario, seed) {
             let text = failure.to_string();
             if !text.contains(needle) {
                 continue;
             }
-            eprintln!("{bug:?} found by seed {seed}:\n{text}");
-            assert!(
-                text.contains(&format!("replay: SIM_SEED={seed} cargo test")),
-                "{text}"
-            );
+            eprintln!("{bug:?} found by seed {seed}:\n{text}\n{}", test_replay_line(&test, seed));
             return text;
         }
     }
@@ -35,6 +34,18 @@ fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: 
         "{bug:?} was not found in {max_seeds} seeds of {}",
         scenario.name
     );
+}
+
+/// The test that plants `bug`: its name in snake case.
+fn test_name(bug: PlantedBug) -> String {
+    let mut name = String::new();
+    for c in format!("{bug:?}").chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 /// A short mix of everything, so that each search is quick.
@@ -77,7 +88,7 @@ fn reorder_redelivery() {
 }
 
 #[test]
-fn task_leak_on_keepalive() {
+fn task_leak_on_keep_alive() {
     let text = find(
         PlantedBug::TaskLeakOnKeepAlive,
         scenarios::silent_death(),

@@ -115,5 +115,5 @@ fn the_planted_leak_is_caught() {
     assert_eq!(seen[1], (2, 2, 2));
     let failure = result.unwrap_err();
     assert!(failure.contains("connection tasks"), "{failure}");
-    assert!(failure.contains("replay: SIM_SEED=1"), "{failure}");
+    assert!(failure.contains("seed_story seed 1 failed"), "{failure}");
 }

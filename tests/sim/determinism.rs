@@ -1,0 +1,172 @@
+//! One seed, one run: the same seed twice gives the same history, event for
+//! event, in one process and across processes, one of them beside threads
+//! that keep every core busy; and a summary of one fixed seed's history is
+//! kept as a snapshot, so that a change in behaviour shows in review.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tern_sim::history::{Ending, Event};
+use tern_sim::run;
+use tern_sim::scenarios;
+
+/// What the child process runs: `scenario seed busy`.
+const CHILD_ENV: &str = "TERN_SIM_DETERMINISM_CHILD";
+
+#[test]
+fn same_seed_same_history() {
+    let scenario = scenarios::retained_and_wills();
+    let first = run::run(&scenario, 7)
+        .expect("seed 7 passes")
+        .history
+        .entries();
+    let second = run::run(&scenario, 7)
+        .expect("seed 7 passes")
+        .history
+        .entries();
+    assert!(
+        first.len() > 1000,
+        "a run worth comparing: {} events",
+        first.len()
+    );
+    if let Some(i) = (0..first.len().min(second.len())).find(|&i| first[i] != second[i]) {
+        panic!(
+            "runs diverge at event {i}:\n  {}\n  {}",
+            first[i], second[i]
+        );
+    }
+    assert_eq!(first.len(), second.len());
+    let other = run::run(&scenario, 8)
+        .expect("seed 8 passes")
+        .history
+        .entries();
+    assert_ne!(first, other, "another seed, another run");
+}
+
+#[test]
+fn fixed_seed_summary() {
+    let outcome = run::run(&scenarios::takeover(), 3).expect("seed 3 passes");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in outcome.history.entries() {
+        let kind = match &entry.event {
+            Event::Ended { how, .. } => format!("Ended {how:?}"),
+            Event::Received { qos, retain, .. } => format!("Received {qos:?} retain={retain}"),
+            other => format!("{other:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    let ended_by_broker = counts
+        .get(&format!("Ended {:?}", Ending::ClosedByBroker))
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        ended_by_broker > 0,
+        "takeovers and keepalive close connections"
+    );
+    let summary = format!(
+        "events by kind: {counts:#?}\nidle census: {:#?}\nsteps: {}",
+        outcome.idle, outcome.steps
+    );
+    insta::assert_snapshot!(summary);
+}
+
+/// Every scenario, seed 0, run in two processes at once, one of them with
+/// spinning threads beside the simulation: the histories must match
+/// byte for byte. A broker that reads the wall clock, a thread's timing or
+/// an address diverges here, as churn did when the census moved the
+/// broker's clock from outside the simulated runtime.
+#[test]
+fn separate_processes_same_history() {
+    let dir = std::env::temp_dir().join(format!("tern-determinism-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let mut diverged = Vec::new();
+    for scenario in scenarios::all() {
+        let quiet_path = dir.join(format!("{}-quiet.txt", scenario.name));
+        let busy_path = dir.join(format!("{}-busy.txt", scenario.name));
+        let quiet = spawn_child(scenario.name, 0, false, &quiet_path);
+        let busy = spawn_child(scenario.name, 0, true, &busy_path);
+        let quiet = read_history(quiet, &quiet_path);
+        let busy = read_history(busy, &busy_path);
+        assert!(
+            quiet.lines().count() > 100,
+            "{}: a history worth comparing: {} events",
+            scenario.name,
+            quiet.lines().count()
+        );
+        if let Some((i, (a, b))) = quiet
+            .lines()
+            .zip(busy.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            diverged.push(format!("{} diverges at event {i}:\n  {a}\n  {b}", scenario.name));
+        } else if quiet.len() != busy.len() {
+            diverged.push(format!(
+                "{}: {} events quiet, {} beside busy threads",
+                scenario.name,
+                quiet.lines().count(),
+                busy.lines().count()
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(diverged.is_empty(), "{}", diverged.join("\n"));
+}
+
+fn spawn_child(scenario: &str, seed: u64, busy: bool, history: &Path) -> Child {
+    Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "determinism::history_child", "--ignored", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{scenario} {seed} {busy}"))
+        .env("SIM_HISTORY", history)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the test binary runs again")
+}
+
+fn read_history(child: Child, path: &PathBuf) -> String {
+    let out = child.wait_with_output().expect("the child ends");
+    assert!(out.status.success(), "the child failed: {:?}", out.status);
+    std::fs::read_to_string(path).expect("the child wrote its history")
+}
+
+/// One run in a process of its own, for `separate_processes_same_history`;
+/// its history goes to `SIM_HISTORY`. Outside that test it does nothing.
+#[test]
+#[ignore = "run by separate_processes_same_history in a child process"]
+fn history_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut words = spec.split(' ');
+    let (Some(name), Some(seed), Some(busy)) = (words.next(), words.next(), words.next()) else {
+        panic!("{CHILD_ENV}={spec:?} is not `scenario seed busy`");
+    };
+    let scenario = scenarios::by_name(name).expect("a scenario");
+    let seed: u64 = seed.parse().expect("a seed");
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if busy == "true" {
+            // Four to a core: the simulation gets a small share of the
+            // machine, and runs slower than real time.
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            for _ in 0..4 * cores {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+        }
+        // A failing seed is the scenario tests' to report; here only the
+        // history counts, and it is written either way.
+        let _ = run::run(&scenario, seed);
+        stop.store(true, Ordering::Relaxed);
+    });
+}

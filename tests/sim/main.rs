@@ -1,0 +1,8 @@
+//! The simulation, as one test binary: `cargo test` at the root builds and
+//! runs it, and every failure prints `SIM_SEED=N cargo test --test sim --
+//! --exact TEST`, which reruns that same binary.
+
+mod determinism;
+mod planted_bugs;
+mod scenarios;
+mod seed_story;
