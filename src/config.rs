@@ -70,7 +70,26 @@ pub struct Config {
     pub planted_bug: Option<PlantedBug>,
 }
 
+/// Whether a bug is planted, as a one-line predicate where it breaks:
+/// `planted!(config, NoWillOnCrash)`. Without feature `planted-bugs` it is
+/// `false`, and neither the bugs nor their names reach the binary.
+#[cfg(feature = "planted-bugs")]
+macro_rules! planted {
+    ($config:expr, $bug:ident) => {
+        $config.planted_bug == Some($crate::config::PlantedBug::$bug)
+    };
+}
+#[cfg(not(feature = "planted-bugs"))]
+macro_rules! planted {
+    ($config:expr, $bug:ident) => {{
+        let _ = &$config;
+        false
+    }};
+}
+pub(crate) use planted;
+
 /// The bugs the simulation must catch (feature `planted-bugs`).
+#[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
     /// shared/docs/SEED.md: after an abrupt drop the connection's task and
@@ -208,18 +227,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-
-    /// Whether `bug` is planted; always false without feature `planted-bugs`.
-    #[inline]
-    pub fn planted(&self, bug: PlantedBug) -> bool {
-        #[cfg(feature = "planted-bugs")]
-        return self.planted_bug == Some(bug);
-        #[cfg(not(feature = "planted-bugs"))]
-        {
-            let _ = bug;
-            false
-        }
     }
 
     pub fn connect_timeout(&self) -> Duration {

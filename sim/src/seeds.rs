@@ -72,7 +72,10 @@ fn remember(failure: &Failure) {
         .open(&path)
         .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
     if let Err(error) = appended {
-        eprintln!("could not record the failed seed in {}: {error}", path.display());
+        eprintln!(
+            "could not record the failed seed in {}: {error}",
+            path.display()
+        );
     }
 }
 

@@ -24,7 +24,7 @@ use crate::codec::{
     ConnAck, Connect, ConnectCode, Disconnect, LastWill, Packet, Properties, Property,
     ProtocolVersion, Publish, ReasonCode,
 };
-use crate::config::{Config, PlantedBug};
+use crate::config::{planted, Config};
 pub use index::SubscriptionIndex;
 pub use retained::{RetainOutcome, Retained, RetainedStore};
 use session::{Session, EXPIRY_NEVER};
@@ -422,7 +422,7 @@ impl Broker {
             .config
             .inflight_messages_max
             .min(usize::from(client_receive_max));
-        if self.config.planted(PlantedBug::IgnoreReceiveMaximum) {
+        if planted!(self.config, IgnoreReceiveMaximum) {
             session.window = self.config.inflight_messages_max;
         }
         session.packet_size_max = connect
@@ -566,11 +566,11 @@ impl Broker {
             .get_mut(&sid)
             .expect("by_conn points at live sessions");
         session.conn = None;
-        let graceful = graceful || self.config.planted(PlantedBug::NoWillOnCrash);
+        let graceful = graceful || planted!(self.config, NoWillOnCrash);
         let will = session.will.take().filter(|_| !graceful);
         if let Some(will) = will {
             let mut delay = will.properties.will_delay_interval().unwrap_or(0);
-            if self.config.planted(PlantedBug::IgnoreWillDelay) {
+            if planted!(self.config, IgnoreWillDelay) {
                 delay = 0;
             }
             if delay > 0 && session.expiry_secs > 0 {
@@ -582,7 +582,7 @@ impl Broker {
                 self.publish_will(*will);
             }
         }
-        let never = self.config.planted(PlantedBug::SessionNeverExpires);
+        let never = planted!(self.config, SessionNeverExpires);
         let session = self.session_mut(sid);
         match session.expiry_secs {
             0 => self.end_session(sid),

@@ -8,7 +8,7 @@ use super::{Broker, BrokerError, ConnId, GroupId, Millis, SessionId};
 use crate::codec::{
     encoded_len, Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode,
 };
-use crate::config::PlantedBug;
+use crate::config::planted;
 use crate::topic::TopicName;
 
 impl Broker {
@@ -224,7 +224,7 @@ impl Broker {
         let out = &mut session.outgoing;
         if session.conn.is_some() && out.pending.is_empty() && out.inflight.len() < window {
             self.send_inflight(sid, message);
-        } else if session.conn.is_some() && self.config.planted(PlantedBug::LoseWhenWindowFull) {
+        } else if session.conn.is_some() && planted!(self.config, LoseWhenWindowFull) {
             // Planted: lost without a count.
         } else if out.pending.len() < max_queued
             && out.pending_bytes + message.weight() <= max_bytes
@@ -252,7 +252,7 @@ impl Broker {
         // Expired once its interval has passed: one of 0 reaches those
         // online at once and is queued for nobody.
         let expired = expires_at.is_some_and(|at| at < self.now);
-        if !resend && expired && !self.config.planted(PlantedBug::DeliverExpired) {
+        if !resend && expired && !planted!(self.config, DeliverExpired) {
             self.dropped.expired += 1;
             return None;
         }
@@ -366,9 +366,7 @@ impl Broker {
         for (message, packet_id) in unsent.into_iter().rev() {
             out.unsend(message, packet_id);
         }
-        if self.config.planted(PlantedBug::ReorderRedelivery) {
-            inflight.make_contiguous().reverse();
-        }
+        let first_resend = self.effects.len();
         let mut kept = std::collections::VecDeque::with_capacity(inflight.len());
         for entry in inflight {
             let packet = match &entry.stage {
@@ -394,8 +392,8 @@ impl Broker {
             self.effects.push(Effect::Send(conn, packet));
             kept.push_back(entry);
         }
-        if self.config.planted(PlantedBug::ReorderRedelivery) {
-            kept.make_contiguous().reverse();
+        if planted!(self.config, ReorderRedelivery) {
+            self.effects[first_resend..].reverse();
         }
         self.session_mut(sid).outgoing.inflight = kept;
         self.fill_window(sid);
@@ -503,7 +501,7 @@ impl Broker {
                 continue;
             };
             message.resend_id = None;
-            if self.config.planted(PlantedBug::RerouteKeepsOldCopy) {
+            if planted!(self.config, RerouteKeepsOldCopy) {
                 self.deliver(member, message);
                 continue;
             }
@@ -534,41 +532,32 @@ impl Broker {
         self.shared_index.matches(&publish.topic, &mut groups);
         let mut delivered = 0;
         for (group, ()) in groups {
-            if self.config.planted(PlantedBug::SharedToAll) {
-                let members: Vec<_> = self.groups[&group].members.keys().copied().collect();
-                for member in members {
-                    let subscription = self.groups[&group].members[&member];
-                    if let Some(message) = copy_for(publish, std::iter::once(&subscription)) {
-                        let message = Message {
-                            publish: message,
-                            expires_at,
-                            group: Some(group),
-                            resend_id: None,
-                            published: (publish.qos, publish.retain),
-                        };
-                        self.deliver(member, message);
-                    }
-                }
-                continue;
+            let members = self.groups[&group].members.len();
+            let copies = if planted!(self.config, SharedToAll) {
+                members
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let Some(member) = self.pick_member(group) else {
+                    break;
+                };
+                let subscription = self.groups[&group].members[&member];
+                let Some(message) = copy_for(publish, std::iter::once(&subscription)) else {
+                    continue;
+                };
+                delivered += 1;
+                self.deliver(
+                    member,
+                    Message {
+                        publish: message,
+                        expires_at,
+                        group: Some(group),
+                        resend_id: None,
+                        published: (publish.qos, publish.retain),
+                    },
+                );
             }
-            let Some(member) = self.pick_member(group) else {
-                continue;
-            };
-            let subscription = self.groups[&group].members[&member];
-            let Some(message) = copy_for(publish, std::iter::once(&subscription)) else {
-                continue;
-            };
-            delivered += 1;
-            self.deliver(
-                member,
-                Message {
-                    publish: message,
-                    expires_at,
-                    group: Some(group),
-                    resend_id: None,
-                    published: (publish.qos, publish.retain),
-                },
-            );
         }
         delivered
     }

@@ -24,6 +24,7 @@ use crate::codec::{
     self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet, ProtocolVersion,
     Publish, ReasonCode,
 };
+use crate::config::planted;
 use crate::topic::TopicName;
 
 /// Why a connection ended.
@@ -115,12 +116,13 @@ pub(super) async fn run<S>(
             shared,
         };
         let end = connection.serve().await;
-        if planted_leak(&connection.shared.config, &end) {
-            if let End::KeepAlive(_) = end {
-                drop(detach);
-            }
-            let never: std::convert::Infallible = std::future::pending().await;
-            match never {}
+        let config = &connection.shared.config;
+        if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
+            match leak().await {}
+        }
+        if planted!(config, TaskLeakOnKeepAlive) && matches!(end, End::KeepAlive(_)) {
+            drop(detach);
+            match leak().await {}
         }
         // Only DISCONNECT, and our own shutdown, end a connection without
         // its will [MQTT-3.1.2-8]; a takeover has already published it.
@@ -141,14 +143,9 @@ pub(super) async fn run<S>(
     .await
 }
 
-/// The planted bugs that keep a finished connection's task alive.
-fn planted_leak(config: &crate::config::Config, end: &End) -> bool {
-    use crate::config::PlantedBug;
-    match end {
-        End::Eof | End::Io(_) => config.planted(PlantedBug::LeakOnAbruptDrop),
-        End::KeepAlive(_) => config.planted(PlantedBug::TaskLeakOnKeepAlive),
-        _ => false,
-    }
+/// What a planted leak waits on: nothing, for ever (shared/docs/SEED.md).
+async fn leak() -> std::convert::Infallible {
+    std::future::pending().await
 }
 
 /// Detaches the connection from the broker when its task ends, whether it

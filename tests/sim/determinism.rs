@@ -105,7 +105,10 @@ fn separate_processes_same_history() {
             .enumerate()
             .find(|(_, (a, b))| a != b)
         {
-            diverged.push(format!("{} diverges at event {i}:\n  {a}\n  {b}", scenario.name));
+            diverged.push(format!(
+                "{} diverges at event {i}:\n  {a}\n  {b}",
+                scenario.name
+            ));
         } else if quiet.len() != busy.len() {
             diverged.push(format!(
                 "{}: {} events quiet, {} beside busy threads",
@@ -121,7 +124,12 @@ fn separate_processes_same_history() {
 
 fn spawn_child(scenario: &str, seed: u64, busy: bool, history: &Path) -> Child {
     Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", "determinism::history_child", "--ignored", "--test-threads=1"])
+        .args([
+            "--exact",
+            "determinism::history_child",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{scenario} {seed} {busy}"))
         .env("SIM_HISTORY", history)
         .env_remove("RUST_LOG")

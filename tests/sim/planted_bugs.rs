@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tern::config::PlantedBug;
 use tern_sim::run;
-use tern_sim::seeds::{seeds_for, test_replay_line};
 use tern_sim::scenarios;
+use tern_sim::seeds::{seeds_for, test_replay_line};
 use tern_sim::workload::Scenario;
 
 /// Runs seeds from 0 until one fails; returns the failure's text.
@@ -26,7 +26,10 @@ fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: 
             if !text.contains(needle) {
                 continue;
             }
-            eprintln!("{bug:?} found by seed {seed}:\n{text}\n{}", test_replay_line(&test, seed));
+            eprintln!(
+                "{bug:?} found by seed {seed}:\n{text}\n{}",
+                test_replay_line(&test, seed)
+            );
             return text;
         }
     }
