@@ -15,6 +15,7 @@
 pub mod broker;
 pub mod codec;
 pub mod config;
+pub mod link;
 pub mod net;
 pub mod server;
 pub mod topic;

@@ -208,6 +208,11 @@ impl Broker {
         self.effects.drain(..)
     }
 
+    /// Whether the last calls asked for nothing.
+    pub fn has_no_effects(&self) -> bool {
+        self.effects.is_empty()
+    }
+
     /// Hands over what the last calls asked for, in order, by swapping it
     /// with `into`, which must be empty: neither side allocates again.
     pub fn swap_effects(&mut self, into: &mut Vec<Effect>) {

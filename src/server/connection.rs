@@ -4,11 +4,11 @@
 //! reading never stops us from reading it, and there is no second task to
 //! leak. Whatever ends the task, its drop guard detaches it from the broker.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -18,68 +18,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::outbox::{Drained, Outbound, Outbox};
-use super::{Shared, State};
-use crate::broker::{BrokerError, ConnId};
-use crate::codec::{
-    self, ConnAck, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet, ProtocolVersion,
-    Publish, ReasonCode,
-};
+use super::Shared;
+use crate::broker::ConnId;
+use crate::codec::{self, DecodeError, Packet};
 use crate::config::planted;
-use crate::topic::TopicName;
-
-/// Why a connection ended.
-#[derive(Debug, thiserror::Error)]
-enum End {
-    #[error("client sent DISCONNECT")]
-    Disconnect,
-    #[error("client closed the connection")]
-    Eof,
-    #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
-    #[error("malformed packet: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("refused packet: {0}")]
-    Refused(#[from] BrokerError),
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    #[error("no CONNECT within {0:?}")]
-    ConnectTimeout(Duration),
-    #[error("no packet within 1.5 times the keepalive of {0}s")]
-    KeepAlive(u16),
-    #[error("CONNECT refused")]
-    ConnectRefused,
-    #[error("taken over by a newer connection with the same client id")]
-    TakenOver,
-    #[error("server shutting down")]
-    Shutdown,
-    #[error("topic alias {0} is out of range")]
-    TopicAliasInvalid(u16),
-}
-
-impl End {
-    /// What a 5.0 client is told in the DISCONNECT we send before closing;
-    /// `None` where nothing is sent: the client closed, or never connected.
-    fn reason(&self) -> Option<ReasonCode> {
-        Some(match self {
-            End::Disconnect | End::Eof | End::Io(_) => return None,
-            End::ConnectTimeout(_) | End::ConnectRefused => return None,
-            End::Decode(DecodeError::PacketTooLarge { .. }) => ReasonCode::PACKET_TOO_LARGE,
-            End::Decode(
-                DecodeError::DuplicateProperty { .. }
-                | DecodeError::PropertyNotAllowed { .. }
-                | DecodeError::InvalidPropertyValue { .. }
-                | DecodeError::EmptyTopicWithoutAlias,
-            ) => ReasonCode::PROTOCOL_ERROR,
-            End::Decode(_) => ReasonCode::MALFORMED_PACKET,
-            End::Refused(error) => error.reason(),
-            End::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
-            End::KeepAlive(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
-            End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
-            End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
-            End::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
-        })
-    }
-}
+use crate::link::{End, Inbound, Link};
 
 pub(super) async fn run<S>(
     stream: S,
@@ -93,10 +36,10 @@ pub(super) async fn run<S>(
     let span = tracing::info_span!("conn", id = conn.0, %peer, client_id = tracing::field::Empty);
     async move {
         // Not graceful until shown otherwise: a panic is no DISCONNECT.
-        let mut detach = Detach {
+        let detach = Detach {
             shared: shared.clone(),
             conn,
-            graceful: false,
+            finished: false,
         };
         let (reader, writer) = tokio::io::split(stream);
         let mut connection = Connection {
@@ -108,9 +51,9 @@ pub(super) async fn run<S>(
             rbuf_busy: false,
             wbuf_peak: 0,
             draining: VecDeque::new(),
-            aliases: BTreeMap::new(),
-            version: ProtocolVersion::V311,
-            client_packet_size_max: usize::MAX,
+            inbound: Vec::new(),
+            dispatching: Vec::new(),
+            link: Link::new(&shared.config),
             conn,
             outbox,
             shared,
@@ -126,7 +69,7 @@ pub(super) async fn run<S>(
         }
         // Only DISCONNECT, and our own shutdown, end a connection without
         // its will [MQTT-3.1.2-8]; a takeover has already published it.
-        detach.graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
+        let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
         match &end {
             End::Disconnect | End::Eof | End::Shutdown => {
                 tracing::debug!(reason = %end, "connection closed")
@@ -136,7 +79,7 @@ pub(super) async fn run<S>(
         // Detach before the socket closes, so that a client that sees the
         // close and reconnects at once finds its old connection gone, not a
         // connection to take over (which would send the will it cancelled).
-        drop(detach);
+        detach.finish(graceful);
         drop(connection);
     }
     .instrument(span)
@@ -148,20 +91,37 @@ async fn leak() -> std::convert::Infallible {
     std::future::pending().await
 }
 
-/// Detaches the connection from the broker when its task ends, whether it
-/// returned, panicked or was dropped with its runtime.
+/// Sees that the broker forgets the connection however its task ends: on
+/// the normal path `finish` detaches it at once; if the task panicked or
+/// was dropped with its runtime, the guard leaves the connection to the
+/// timers task, since the broker's work (a will's fan-out) has no place in
+/// a drop.
 struct Detach {
     shared: Arc<Shared>,
     conn: ConnId,
-    graceful: bool,
+    finished: bool,
+}
+
+impl Detach {
+    fn finish(mut self, graceful: bool) {
+        self.finished = true;
+        self.shared.detach(self.conn, graceful);
+    }
 }
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        let mut state = self.shared.state_now();
-        state.links.remove(&self.conn);
-        state.broker.connection_lost(self.conn, self.graceful);
-        state.apply_effects(self.shared.config.outbound_packets_max);
+        if self.finished {
+            return;
+        }
+        let mut lost = self
+            .shared
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lost.push(self.conn);
+        drop(lost);
+        self.shared.lost_notify.notify_one();
     }
 }
 
@@ -180,12 +140,12 @@ struct Connection<S> {
     wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
     draining: VecDeque<Outbound>,
-    /// Topic aliases this connection's client has set (5.0), at most
-    /// `topic_alias_max` of them.
-    aliases: BTreeMap<u16, TopicName>,
-    version: ProtocolVersion,
-    /// The client's Maximum Packet Size (5.0), for our DISCONNECT.
-    client_packet_size_max: usize,
+    /// A batch of decoded packets, decoded before the lock is taken.
+    inbound: Vec<Packet>,
+    /// Those of them for the broker, dispatched under one lock.
+    dispatching: Vec<Packet>,
+    /// The protocol: what each packet means, and what we answer.
+    link: Link,
     conn: ConnId,
     outbox: Arc<Outbox>,
     shared: Arc<Shared>,
@@ -215,27 +175,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Tells a 5.0 client why we close [MQTT-4.13.2], after whatever is
     /// already on its way to it, waiting a bounded time for a slow reader.
     async fn farewell(&mut self, end: &End) {
-        let (ProtocolVersion::V5, Some(reason)) = (self.version, end.reason()) else {
+        let Some(packet) = self.link.farewell(end) else {
             return;
         };
-        let mut disconnect = Disconnect::new(reason);
-        let mut text = end.to_string();
-        if text.len() > REASON_STRING_MAX_BYTES {
-            let cut = (0..=REASON_STRING_MAX_BYTES)
-                .rev()
-                .find(|&i| text.is_char_boundary(i))
-                .unwrap_or(0);
-            text.truncate(cut);
-        }
-        disconnect
-            .properties
-            .push(codec::Property::ReasonString(text));
-        let mut packet = Packet::Disconnect(disconnect);
-        if codec::encoded_len(&packet, self.version) > self.client_packet_size_max {
-            // [MQTT-3.14.2-3]: not a Reason String that makes it too large.
-            packet = Packet::Disconnect(Disconnect::new(reason));
-        }
-        codec::encode(&packet, self.version, &mut self.wbuf);
+        codec::encode(&packet, self.link.version(), &mut self.wbuf);
         // A client silent for 1.5 keepalives is taken for gone: one try,
         // no wait (a timeout polls its future once before its deadline).
         let wait = match end {
@@ -245,12 +188,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = tokio::time::timeout(wait, self.flush()).await;
     }
 
-    fn decode(&mut self) -> Result<Option<Packet>, DecodeError> {
-        let options = DecodeOptions {
-            version: self.version,
-            packet_size_max_bytes: self.shared.config.packet_size_max_bytes,
-        };
-        codec::decode(&mut self.rbuf, &options)
+    fn decode(&mut self) -> Result<Option<Packet>, End> {
+        self.link.decode(&mut self.rbuf)
     }
 
     /// Reads until one whole packet is buffered; before CONNECT nothing else
@@ -268,36 +207,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// CONNECT and CONNACK; returns the keepalive to enforce.
     async fn handshake(&mut self) -> Result<u16, End> {
-        let connect = match self.read_packet().await {
-            Ok(Packet::Connect(connect)) => connect,
-            Ok(other) => return Err(End::Protocol(format!("{} before CONNECT", other.kind()))),
-            Err(End::Decode(DecodeError::UnsupportedProtocolLevel(level))) => {
-                // [MQTT-3.1.2-2]: say so before closing.
-                let refusal = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ConnectCode::UnacceptableProtocolVersion,
-                    properties: Default::default(),
-                });
-                codec::encode(&refusal, ProtocolVersion::V311, &mut self.wbuf);
-                self.flush().await?;
-                return Err(DecodeError::UnsupportedProtocolLevel(level).into());
+        let decoded = self.read_packet().await;
+        let connect = match self.link.first(decoded) {
+            Ok(connect) => connect,
+            Err((end, reply)) => {
+                if let Some(reply) = reply {
+                    codec::encode(&reply, self.link.version(), &mut self.wbuf);
+                    self.flush().await?;
+                }
+                return Err(end);
             }
-            Err(end) => return Err(end),
         };
-        self.version = connect.version;
-        if let Some(max) = connect.properties.maximum_packet_size() {
-            self.client_packet_size_max = max as usize;
-        }
-        let accepted = {
-            let mut state = self.shared.state_now();
-            let accepted = state.broker.connect(self.conn, *connect);
-            state.apply_effects(self.shared.config.outbound_packets_max);
-            accepted
-        };
+        let conn = self.conn;
+        let accepted = self
+            .shared
+            .with_broker(|state| state.broker.connect(conn, *connect));
         match accepted {
             Some(accepted) => {
                 tracing::Span::current().record("client_id", accepted.client_id.as_str());
-                tracing::debug!(accepted.keep_alive, ?self.version, "connected");
+                tracing::debug!(accepted.keep_alive, version = ?self.link.version(), "connected");
                 Ok(accepted.keep_alive)
             }
             None => {
@@ -319,7 +247,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let drained = self.outbox.drain(&mut self.draining);
         for outbound in self.draining.drain(..) {
             match outbound {
-                Outbound::Packet(packet) => codec::encode(&packet, self.version, &mut self.wbuf),
+                Outbound::Packet(packet) => {
+                    codec::encode(&packet, self.link.version(), &mut self.wbuf)
+                }
                 Outbound::Frame(frame) => self.wbuf.extend_from_slice(&frame),
             }
         }
@@ -495,116 +425,69 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Decodes and handles up to `max` buffered packets under one lock on
-    /// the routing state, then queues what they caused; returns how many
-    /// were handled. Fewer than `max` means the buffer holds no whole packet.
+    /// Decodes up to `max` buffered packets, then handles them under one
+    /// lock on the routing state and queues what they caused; returns how
+    /// many were decoded. Fewer than `max` means the buffer holds no whole
+    /// packet. Decoding is done before the lock: the others wait only for
+    /// the broker's own work.
     fn handle_batch(&mut self, max: usize) -> Result<usize, End> {
-        let shared = self.shared.clone();
-        let mut state = None;
-        let mut handled = 0;
-        let result = loop {
-            if handled == max {
-                break Ok(());
-            }
+        let mut decoded = Ok(());
+        while self.inbound.len() < max {
             match self.decode() {
-                Ok(Some(packet)) => {
-                    handled += 1;
-                    if let Err(end) = self.handle(packet, &mut state, &shared) {
-                        break Err(end);
-                    }
+                Ok(Some(packet)) => self.inbound.push(packet),
+                Ok(None) => break,
+                Err(end) => {
+                    decoded = Err(end);
+                    break;
                 }
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(error.into()),
             }
-        };
-        if let Some(mut state) = state {
-            state.apply_effects(shared.config.outbound_packets_max);
         }
-        result.map(|()| handled)
+        let handled = self.inbound.len();
+        let mut packets = std::mem::take(&mut self.inbound);
+        let result = self.handle_all(packets.drain(..));
+        // A batch's worth of room is not kept on an idle connection.
+        if packets.capacity() <= QUEUE_KEPT_PACKETS {
+            self.inbound = packets;
+        }
+        result.and(decoded).map(|()| handled)
     }
 
-    /// One packet from a connected client. The lock on the routing state is
-    /// taken on first need and held by `state` for the rest of the batch.
-    fn handle<'a>(
-        &mut self,
-        packet: Packet,
-        state: &mut Option<MutexGuard<'a, State>>,
-        shared: &'a Shared,
-    ) -> Result<(), End> {
-        let conn = self.conn;
+    /// The packets of one batch, in order, until one ends the connection:
+    /// the link answers what it can, and the rest go to the broker under
+    /// one lock.
+    fn handle_all(&mut self, packets: impl Iterator<Item = Packet>) -> Result<(), End> {
         let outbound_max = self.shared.config.outbound_packets_max;
-        let mut packet = packet;
-        match &mut packet {
-            Packet::PingReq => {
-                self.outbox.push(Packet::PingResp, outbound_max);
-                return Ok(());
-            }
-            Packet::Publish(publish) => self.resolve_alias(publish)?,
-            _ => {}
-        }
-        let state = state.get_or_insert_with(|| shared.state_now());
-        let broker = &mut state.broker;
-        // A newer connection may have taken the session over while this one
-        // still had packets buffered: they are no longer this one's to send.
-        if broker.client_id(conn).is_none() {
-            return Err(End::TakenOver);
-        }
-        match packet {
-            Packet::Publish(publish) => broker.publish(conn, publish)?,
-            Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
-            Packet::PubRec(ack) => broker.pubrec(conn, &ack),
-            Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
-            Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
-            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe)?,
-            Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
-            Packet::Disconnect(disconnect) => {
-                // Detach now, under the lock: a takeover racing in from
-                // another thread must not find it attached and send its will.
-                broker.disconnect(conn, &disconnect)?;
-                return Err(End::Disconnect);
-            }
-            // No authentication method was agreed at CONNECT [MQTT-4.12.0-1].
-            Packet::Auth(_) => {
-                return Err(End::Protocol(
-                    "AUTH without an authentication method".into(),
-                ))
-            }
-            Packet::Connect(_) => return Err(End::Protocol("second CONNECT".into())),
-            other => {
-                return Err(End::Protocol(format!(
-                    "{} is not a client's packet",
-                    other.kind()
-                )))
+        let mut for_broker = std::mem::take(&mut self.dispatching);
+        let mut refused = Ok(());
+        for packet in packets {
+            match self.link.inbound(packet) {
+                Ok(Inbound::Reply(reply)) => {
+                    self.outbox.push(reply, outbound_max);
+                }
+                Ok(Inbound::Broker(packet)) => for_broker.push(packet),
+                Err(end) => {
+                    refused = Err(end);
+                    break;
+                }
             }
         }
-        Ok(())
-    }
-}
-
-impl<S> Connection<S> {
-    /// Replaces a 5.0 Topic Alias with the topic it stands for, or records
-    /// the alias; aliases last as long as the connection [MQTT-3.3.2-7].
-    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), End> {
-        let Some(alias) = publish.properties.topic_alias() else {
-            return Ok(());
+        let conn = self.conn;
+        let dispatched = match for_broker.is_empty() {
+            true => Ok(()),
+            false => self.shared.with_broker(|state| {
+                for_broker
+                    .drain(..)
+                    .try_for_each(|packet| Link::dispatch(&mut state.broker, conn, packet))
+            }),
         };
-        if alias > self.shared.config.topic_alias_max {
-            return Err(End::TopicAliasInvalid(alias));
+        // What an error left undispatched is dropped with the connection.
+        for_broker.clear();
+        if for_broker.capacity() <= QUEUE_KEPT_PACKETS {
+            self.dispatching = for_broker;
         }
-        if publish.topic.is_unnamed() {
-            match self.aliases.get(&alias) {
-                Some(topic) => publish.topic = topic.clone(),
-                None => return Err(End::Protocol(format!("topic alias {alias} was never set"))),
-            }
-        } else {
-            self.aliases.insert(alias, publish.topic.clone());
-        }
-        Ok(())
+        dispatched.and(refused)
     }
 }
-
-/// A Reason String we send is cut to this: some error texts quote input.
-const REASON_STRING_MAX_BYTES: usize = 256;
 
 /// How long a connection whose write failed keeps reading for a DISCONNECT.
 const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);

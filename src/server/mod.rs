@@ -35,11 +35,18 @@ pub struct Server {
 struct Shared {
     config: Config,
     /// One lock over all routing state, never held across an `.await`: every
-    /// broker call is short and synchronous.
+    /// broker call is short and synchronous. Lock order: this, then an
+    /// outbox's own lock (`apply_effects` pushes while holding it); never an
+    /// outbox first. Packets are decoded before it is taken.
     state: Mutex<State>,
     registry: TaskRegistry,
     cancel: CancellationToken,
     started: tokio::time::Instant,
+    /// Connections whose task ended without detaching (a panic, or dropped
+    /// with its runtime): a drop guard may not run the broker's work (a
+    /// will's fan-out), so it leaves them here for the timers task.
+    lost: Mutex<Vec<ConnId>>,
+    lost_notify: tokio::sync::Notify,
 }
 
 struct State {
@@ -65,17 +72,41 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The routing state, its clock set to now: for the server's own tasks,
-    /// inside the runtime whose clock the simulation drives. A guard dropped
-    /// with no runtime around (a runtime torn down) leaves the clock as it
-    /// is rather than read the wall clock.
-    fn state_now(&self) -> MutexGuard<'_, State> {
+    /// The one way in for work on the routing state: locks it, sets its
+    /// clock to now, runs `work`, queues the effects to their outboxes and
+    /// unlocks. For the server's own tasks, inside the runtime whose clock
+    /// the simulation drives. `work` holds everyone up: decode, encode and
+    /// log outside it.
+    fn with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> R {
+        debug_assert!(
+            tokio::runtime::Handle::try_current().is_ok(),
+            "outside a runtime tokio's clock is the wall clock"
+        );
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut state = self.state();
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            state.broker.set_now(now);
+        state.broker.set_now(now);
+        let result = work(&mut state);
+        state.apply_effects(self.config.outbound_packets_max);
+        result
+    }
+}
+
+impl Shared {
+    /// Ends a connection in the broker: its will, its clean session, what
+    /// its end frees for others; in the open, never from a drop guard.
+    fn detach(&self, conn: ConnId, graceful: bool) {
+        self.with_broker(|state| {
+            state.links.remove(&conn);
+            state.broker.connection_lost(conn, graceful);
+        });
+    }
+
+    /// Detaches the connections that drop guards left behind.
+    fn detach_lost(&self) {
+        let lost = std::mem::take(&mut *self.lost.lock().unwrap_or_else(PoisonError::into_inner));
+        for conn in lost {
+            self.detach(conn, false);
         }
-        state
     }
 }
 
@@ -83,6 +114,9 @@ impl State {
     /// Carries out what the broker asked for. A packet for a connection that
     /// has already gone is dropped with it.
     fn apply_effects(&mut self, outbound_max: usize) {
+        if self.broker.has_no_effects() {
+            return;
+        }
         let mut effects = std::mem::take(&mut self.effects);
         self.broker.swap_effects(&mut effects);
         // Grouped by connection, each one's packets in their order, for one
@@ -146,6 +180,8 @@ impl Server {
                 config,
                 registry: TaskRegistry::default(),
                 cancel: CancellationToken::new(),
+                lost: Mutex::new(Vec::new()),
+                lost_notify: tokio::sync::Notify::new(),
                 started: tokio::time::Instant::now(),
             }),
         }
@@ -264,16 +300,19 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let outbox = Arc::new(Outbox::default());
-    let conn = {
-        let mut state = shared.state_now();
-        if state.links.len() >= shared.config.connections_max {
-            tracing::warn!(%peer, max = shared.config.connections_max, "connection limit reached; closed");
-            return;
+    let max = shared.config.connections_max;
+    let conn = shared.with_broker(|state| {
+        if state.links.len() >= max {
+            return None;
         }
         state.next_conn += 1;
         let conn = ConnId(state.next_conn);
         state.links.insert(conn, outbox.clone());
-        conn
+        Some(conn)
+    });
+    let Some(conn) = conn else {
+        tracing::warn!(%peer, max, "connection limit reached; closed");
+        return;
     };
     let task = connection::run(stream, peer, conn, outbox, shared.clone());
     shared

@@ -87,11 +87,17 @@ fn publish(server: &Server) {
     for kind in super::TASK_KINDS {
         topics.push((format!("tasks/{kind}"), census.tasks_of(kind).to_string()));
     }
-    let mut state = shared.state_now();
-    for (topic, value) in topics {
-        let topic =
-            TopicName::new(&format!("$SYS/broker/{topic}")).expect("$SYS topics are valid names");
-        state.broker.publish_internal(topic, Bytes::from(value));
-    }
-    state.apply_effects(shared.config.outbound_packets_max);
+    let messages: Vec<(TopicName, Bytes)> = topics
+        .into_iter()
+        .map(|(topic, value)| {
+            let topic = TopicName::new(&format!("$SYS/broker/{topic}"))
+                .expect("$SYS topics are valid names");
+            (topic, Bytes::from(value))
+        })
+        .collect();
+    shared.with_broker(|state| {
+        for (topic, payload) in messages {
+            state.broker.publish_internal(topic, payload);
+        }
+    });
 }

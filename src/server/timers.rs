@@ -1,4 +1,5 @@
-//! The broker's clocked work: delayed wills and session expiry (MQTT 5.0).
+//! The broker's clocked work: delayed wills and session expiry (MQTT 5.0);
+//! and connections whose task ended without detaching, left by a drop guard.
 //! The broker says when it next has something due; this task sleeps until
 //! then, or for at most `TICK_MAX`, since a new timer may be set meanwhile
 //! by any connection.
@@ -13,19 +14,20 @@ const TICK_MAX: Duration = Duration::from_millis(250);
 
 pub(super) async fn run(shared: Arc<Shared>) {
     loop {
-        let wait = {
-            let mut state = shared.state_now();
+        shared.detach_lost();
+        let next = shared.with_broker(|state| {
             state.broker.tick();
-            state.apply_effects(shared.config.outbound_packets_max);
-            let now = shared.started.elapsed();
-            state.broker.next_timer().map_or(TICK_MAX, |due| {
-                Duration::from_millis(due)
-                    .saturating_sub(now)
-                    .clamp(Duration::from_millis(1), TICK_MAX)
-            })
-        };
+            state.broker.next_timer()
+        });
+        let now = shared.started.elapsed();
+        let wait = next.map_or(TICK_MAX, |due| {
+            Duration::from_millis(due)
+                .saturating_sub(now)
+                .clamp(Duration::from_millis(1), TICK_MAX)
+        });
         tokio::select! {
             () = shared.cancel.cancelled() => return,
+            () = shared.lost_notify.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
     }

@@ -1,0 +1,61 @@
+//! Why a connection ended, and what a 5.0 client is told of it.
+
+use std::io;
+use std::time::Duration;
+
+use crate::broker::BrokerError;
+use crate::codec::{DecodeError, ReasonCode};
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum End {
+    #[error("client sent DISCONNECT")]
+    Disconnect,
+    #[error("client closed the connection")]
+    Eof,
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("refused packet: {0}")]
+    Refused(#[from] BrokerError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("no CONNECT within {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("no packet within 1.5 times the keepalive of {0}s")]
+    KeepAlive(u16),
+    #[error("CONNECT refused")]
+    ConnectRefused,
+    #[error("taken over by a newer connection with the same client id")]
+    TakenOver,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("topic alias {0} is out of range")]
+    TopicAliasInvalid(u16),
+}
+
+impl End {
+    /// What a 5.0 client is told in the DISCONNECT we send before closing;
+    /// `None` where nothing is sent: the client closed, or never connected.
+    pub fn reason(&self) -> Option<ReasonCode> {
+        Some(match self {
+            End::Disconnect | End::Eof | End::Io(_) => return None,
+            End::ConnectTimeout(_) | End::ConnectRefused => return None,
+            End::Decode(DecodeError::PacketTooLarge { .. }) => ReasonCode::PACKET_TOO_LARGE,
+            End::Decode(
+                DecodeError::DuplicateProperty { .. }
+                | DecodeError::PropertyNotAllowed { .. }
+                | DecodeError::InvalidPropertyValue { .. }
+                | DecodeError::EmptyTopicWithoutAlias,
+            ) => ReasonCode::PROTOCOL_ERROR,
+            End::Decode(_) => ReasonCode::MALFORMED_PACKET,
+            End::Refused(error) => error.reason(),
+            End::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
+            End::KeepAlive(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
+            End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
+            End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
+            End::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
+        })
+    }
+}

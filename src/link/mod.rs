@@ -1,0 +1,213 @@
+//! One connection's MQTT protocol, without I/O: which packets a client may
+//! send and when, what the link answers by itself (PINGRESP, the CONNACK for
+//! a protocol level we do not speak), topic aliases, which broker call each
+//! packet becomes, and how an end is told to the client. The server's
+//! connection task only moves bytes and keeps time; every transport (TCP,
+//! and next TLS and WebSocket) is another byte stream fed to the same link.
+
+mod end;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+
+use crate::broker::{Broker, ConnId};
+use crate::codec::{
+    self, ConnAck, Connect, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet,
+    ProtocolVersion, Publish,
+};
+use crate::config::Config;
+use crate::topic::TopicName;
+pub use end::End;
+
+/// A Reason String we send is cut to this: some error texts quote input.
+const REASON_STRING_MAX_BYTES: usize = 256;
+
+/// The protocol state of one connection.
+#[derive(Debug)]
+pub struct Link {
+    version: ProtocolVersion,
+    /// Topic aliases this connection's client has set (5.0), at most
+    /// `topic_alias_max` of them; they last as long as the connection.
+    aliases: BTreeMap<u16, TopicName>,
+    topic_alias_max: u16,
+    packet_size_max_bytes: usize,
+    /// The client's Maximum Packet Size (5.0), for what we send unasked.
+    client_packet_size_max: usize,
+}
+
+/// What a connected client's packet asks for.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    /// The link answers by itself; the broker need not be locked.
+    Reply(Packet),
+    /// A packet for the broker, its topic alias resolved.
+    Broker(Packet),
+}
+
+impl Link {
+    pub fn new(config: &Config) -> Link {
+        Link {
+            version: ProtocolVersion::V311,
+            aliases: BTreeMap::new(),
+            topic_alias_max: config.topic_alias_max,
+            packet_size_max_bytes: config.packet_size_max_bytes,
+            client_packet_size_max: usize::MAX,
+        }
+    }
+
+    /// The version packets are decoded and encoded in: 3.1.1 until CONNECT.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The next whole packet in `buf`, taken out of it; `None` until one is
+    /// buffered. Too large a packet is refused from its fixed header.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, End> {
+        let options = DecodeOptions {
+            version: self.version,
+            packet_size_max_bytes: self.packet_size_max_bytes,
+        };
+        Ok(codec::decode(buf, &options)?)
+    }
+
+    /// The first packet, which must be a CONNECT; from it on, packets are
+    /// read and written in its version. A protocol level we do not speak is
+    /// answered with CONNACK 0x01 before the close [MQTT-3.1.2-2].
+    pub fn first(
+        &mut self,
+        decoded: Result<Packet, End>,
+    ) -> Result<Box<Connect>, (End, Option<Packet>)> {
+        let connect = match decoded {
+            Ok(Packet::Connect(connect)) => connect,
+            Ok(other) => {
+                let end = End::Protocol(format!("{} before CONNECT", other.kind()));
+                return Err((end, None));
+            }
+            Err(End::Decode(DecodeError::UnsupportedProtocolLevel(level))) => {
+                let refusal = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ConnectCode::UnacceptableProtocolVersion,
+                    properties: Default::default(),
+                });
+                let end = DecodeError::UnsupportedProtocolLevel(level).into();
+                return Err((end, Some(refusal)));
+            }
+            Err(end) => return Err((end, None)),
+        };
+        self.version = connect.version;
+        if let Some(max) = connect.properties.maximum_packet_size() {
+            self.client_packet_size_max = max as usize;
+        }
+        Ok(connect)
+    }
+
+    /// A packet from a connected client: answered here, refused, or handed
+    /// on to the broker.
+    pub fn inbound(&mut self, packet: Packet) -> Result<Inbound, End> {
+        match packet {
+            Packet::PingReq => Ok(Inbound::Reply(Packet::PingResp)),
+            Packet::Publish(mut publish) => {
+                self.resolve_alias(&mut publish)?;
+                Ok(Inbound::Broker(Packet::Publish(publish)))
+            }
+            Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::Disconnect(_) => Ok(Inbound::Broker(packet)),
+            // No authentication method was agreed at CONNECT [MQTT-4.12.0-1].
+            Packet::Auth(_) => Err(End::Protocol(
+                "AUTH without an authentication method".into(),
+            )),
+            Packet::Connect(_) => Err(End::Protocol("second CONNECT".into())),
+            other => Err(End::Protocol(format!(
+                "{} is not a client's packet",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Replaces a 5.0 Topic Alias with the topic it stands for, or records
+    /// the alias [MQTT-3.3.2-7].
+    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), End> {
+        let Some(alias) = publish.properties.topic_alias() else {
+            return Ok(());
+        };
+        if alias > self.topic_alias_max {
+            return Err(End::TopicAliasInvalid(alias));
+        }
+        if publish.topic.is_unnamed() {
+            match self.aliases.get(&alias) {
+                Some(topic) => publish.topic = topic.clone(),
+                None => return Err(End::Protocol(format!("topic alias {alias} was never set"))),
+            }
+        } else {
+            self.aliases.insert(alias, publish.topic.clone());
+        }
+        Ok(())
+    }
+
+    /// What the client tells us we are to tell the broker: `Ok` once it
+    /// is done, an `End` where the packet ends the connection.
+    pub fn dispatch(broker: &mut Broker, conn: ConnId, packet: Packet) -> Result<(), End> {
+        // A newer connection may have taken the session over while this one
+        // still had packets buffered: they are no longer this one's to send.
+        if broker.client_id(conn).is_none() {
+            return Err(End::TakenOver);
+        }
+        match packet {
+            Packet::Publish(publish) => broker.publish(conn, publish)?,
+            Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
+            Packet::PubRec(ack) => broker.pubrec(conn, &ack),
+            Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
+            Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
+            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe)?,
+            Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
+            Packet::Disconnect(disconnect) => {
+                // Detached here, under the caller's lock: a takeover racing
+                // in must not find it attached and send its will.
+                broker.disconnect(conn, &disconnect)?;
+                return Err(End::Disconnect);
+            }
+            // `inbound` lets no other packet through.
+            other => {
+                return Err(End::Protocol(format!(
+                    "{} is not a client's packet",
+                    other.kind()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// The DISCONNECT that tells a 5.0 client why we close [MQTT-4.13.2];
+    /// `None` for 3.1.1, which has none, and where the client ended it.
+    pub fn farewell(&self, end: &End) -> Option<Packet> {
+        let (ProtocolVersion::V5, Some(reason)) = (self.version, end.reason()) else {
+            return None;
+        };
+        let mut text = end.to_string();
+        if text.len() > REASON_STRING_MAX_BYTES {
+            let cut = (0..=REASON_STRING_MAX_BYTES)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            text.truncate(cut);
+        }
+        let mut disconnect = Disconnect::new(reason);
+        disconnect
+            .properties
+            .push(codec::Property::ReasonString(text));
+        let packet = Packet::Disconnect(disconnect);
+        if codec::encoded_len(&packet, self.version) > self.client_packet_size_max {
+            // [MQTT-3.14.2-3]: not a Reason String that makes it too large.
+            return Some(Packet::Disconnect(Disconnect::new(reason)));
+        }
+        Some(packet)
+    }
+}
