@@ -3,16 +3,15 @@
 //! behind, and the census shows it the way the post's goroutine profile
 //! showed the leak.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::QoS;
 use tern::codec::{Packet, QoS as TernQoS};
 use tern::{Census, Config};
+
+use crate::common::client::Client;
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker, IDLE_TASKS};
 
 /// A subscriber like `mosquitto_sub -t story/#`, on a raw socket so that it
 /// can be killed the way Ctrl-C kills one: the socket closes, no DISCONNECT.
@@ -42,7 +41,7 @@ fn is_idle(census: &Census) -> bool {
         && census.sessions_offline == 0
         && census.queued == 0
         && census.inflight == 0
-        && census.tasks == BTreeMap::from(common::IDLE_TASKS)
+        && census.tasks == BTreeMap::from(IDLE_TASKS)
 }
 
 #[tokio::test]
@@ -123,7 +122,7 @@ async fn every_way_of_leaving_leaves_nothing_behind() {
 
     let census = broker
         .wait_until("everyone to be gone", |c| {
-            c.connections == 0 && c.tasks == BTreeMap::from(common::IDLE_TASKS)
+            c.connections == 0 && c.tasks == BTreeMap::from(IDLE_TASKS)
         })
         .await;
     assert_eq!(

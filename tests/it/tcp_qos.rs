@@ -2,14 +2,13 @@
 //! the publish QoS and the granted QoS, and QoS 2 arrives exactly once in
 //! both directions of the broker.
 
-mod common;
-
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::{QoS, SubscribeReasonCode};
 use tern::codec::{Ack, Packet, Publish, QoS as TernQoS};
 use tern::Config;
+
+use crate::common::client::Client;
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
 

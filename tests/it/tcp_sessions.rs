@@ -2,13 +2,12 @@
 //! collects QoS 1 messages while its client is away; a clean one does not;
 //! a second connection with the same client id takes over the first.
 
-mod common;
-
-use common::client::{self, Client};
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::QoS;
 use tern::codec::{Ack, ConnectCode, Packet, Publish, QoS as TernQoS};
+
+use crate::common::client::{self, Client};
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 async fn connect(broker: &TestBroker, client_id: &str, clean: bool) -> (Client, bool) {
     let mut options = client::options(broker.addr, client_id);

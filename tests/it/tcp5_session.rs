@@ -4,14 +4,13 @@
 //! sockets speaking 5.0, so that each test sends exactly the properties it is
 //! about.
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw::{self, Raw};
-use common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
 use tern::codec::{Property, ReasonCode};
 use tern::Config;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
 
 /// Connects a 5.0 client with Clean Start off and the given expiry.
 async fn resume(broker: &TestBroker, client_id: &str, expiry_secs: u32) -> (Raw, bool) {

@@ -2,11 +2,10 @@
 //! payload, handed to each new subscription with the retain flag, and sent
 //! to live subscribers without it.
 
-mod common;
-
-use common::client::Client;
-use common::{config, TestBroker};
 use rumqttc::QoS;
+
+use crate::common::client::Client;
+use crate::common::{config, TestBroker};
 
 #[tokio::test]
 async fn retained_is_stored_replaced_and_cleared() {

@@ -3,13 +3,9 @@
 //! 5.0 specification, so these round trips check our properties, reason
 //! codes and CONNACK against theirs (issue 4, items 2, 3 and 8).
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::client::Client as V4Client;
-use common::{config, TestBroker, WAIT};
 use rumqttc::v5::mqttbytes::v5::{
     ConnAck, Packet, Publish, PublishProperties, SubscribeProperties,
 };
@@ -18,6 +14,9 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tern::Config;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::common::client::Client as V4Client;
+use crate::common::{config, TestBroker, WAIT};
 
 /// A rumqttc v5 client whose event loop runs in a task, with what it
 /// receives forwarded to the test.

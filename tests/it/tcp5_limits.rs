@@ -3,13 +3,12 @@
 //! Maximum, each enforced in both directions. The clients are raw sockets
 //! speaking 5.0, so that each test sends exactly what it is about.
 
-mod common;
-
-use common::raw::{self, Raw};
-use common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
 use tern::codec::{Packet, Property, QoS, ReasonCode};
 use tern::topic::TopicName;
 use tern::Config;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, publish_qos1, subscriber_v5 as subscriber, TestBroker};
 
 fn utf8(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 payload")

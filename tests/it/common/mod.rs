@@ -4,9 +4,6 @@
 //! our codec (in `raw`), for clients that must misbehave or die in a precise
 //! way.
 
-// Each test binary compiles this module and uses only part of it.
-#![allow(dead_code)]
-
 pub mod client;
 pub mod raw;
 

@@ -2,17 +2,16 @@
 //! Expiry, the properties a broker forwards unaltered, a payload that says it
 //! is UTF-8 and is not, and Subscription Identifiers.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{
     ConnectCode, Packet, Properties, Property, Publish, QoS, ReasonCode, SubscriptionOptions,
 };
 use tern::topic::TopicName;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// A 5.0 client subscribed to `filter` at `qos`, with `props` on the
 /// SUBSCRIBE.

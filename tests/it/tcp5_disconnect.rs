@@ -3,14 +3,13 @@
 //! before the close [MQTT-4.13.2-1], with a reason string. Reasons tested
 //! elsewhere: 0x93 and 0x95, 0x94 (tcp5_session), 0x99 (tcp5_publish).
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{Packet, QoS, ReasonCode};
 use tokio::time::Instant;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 #[tokio::test]
 async fn keep_alive_timeout_is_0x8d() {

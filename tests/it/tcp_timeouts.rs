@@ -2,17 +2,16 @@
 //! silent (and publishes its will), traffic keeps a client alive, and the
 //! connect timeout closes a socket that never finishes its CONNECT.
 
-mod common;
-
 use std::time::Duration;
 
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker, QUIET};
 use rumqttc::QoS;
 use tern::codec::{ConnectCode, Packet, QoS as TernQoS};
 use tern::Config;
 use tokio::time::Instant;
+
+use crate::common::client::Client;
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker, QUIET};
 
 async fn connect_with_keep_alive(broker: &TestBroker, client_id: &str, secs: u16) -> Raw {
     let mut connect = raw::connect_packet(client_id);

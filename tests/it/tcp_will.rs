@@ -2,13 +2,12 @@
 //! test controls exactly how it dies: closed (FIN) or reset (RST) with no
 //! DISCONNECT publishes the will; DISCONNECT does not; a takeover does.
 
-mod common;
-
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::QoS;
 use tern::codec::{ConnectCode, Packet, QoS as TernQoS};
+
+use crate::common::client::Client;
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// Connects a raw client named `client_id` whose will goes to `will/<id>`.
 async fn with_will(broker: &TestBroker, client_id: &str, qos: TernQoS, retain: bool) -> Raw {

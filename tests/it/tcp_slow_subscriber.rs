@@ -3,16 +3,15 @@
 //! publisher and a fast subscriber carry on, and QoS 1 for it stays within
 //! the inflight and queue limits.
 
-mod common;
-
 use bytes::BytesMut;
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::QoS;
 use tern::codec::{self, Packet, ProtocolVersion, QoS as TernQoS};
 use tern::Config;
 use tokio::net::{TcpListener, TcpSocket};
+
+use crate::common::client::Client;
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 const OUTBOUND_MAX: usize = 16;
 const INFLIGHT_MAX: usize = 5;

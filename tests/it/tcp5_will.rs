@@ -3,16 +3,15 @@
 //! session ends if that is sooner), will properties forwarded, and
 //! DISCONNECT 0x04, which asks for the will.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{ConnectCode, Packet, Properties, Property, Publish, QoS, ReasonCode};
 use tern::topic::TopicName;
 use tokio::time::Instant;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// Connects a 5.0 client whose will goes to `will/<id>`, with `will_props`
 /// on the will and `props` on the CONNECT.

@@ -2,11 +2,10 @@
 //! enhanced authentication method yet, so it refuses one in CONNECT with
 //! 0x8C, and an AUTH packet without one is a protocol error.
 
-mod common;
-
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{Auth, ConnectCode, Packet, Properties, Property, ReasonCode};
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 #[tokio::test]
 async fn unknown_authentication_method_gets_connack_0x8c() {

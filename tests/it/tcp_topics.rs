@@ -2,12 +2,11 @@
 //! wildcards, one copy per client however many of its filters match,
 //! UNSUBSCRIBE, and the broker's own `$SYS` topics.
 
-mod common;
-
-use common::client::Client;
-use common::{config, TestBroker};
 use rumqttc::{Incoming, Publish, QoS};
 use tern::Config;
+
+use crate::common::client::Client;
+use crate::common::{config, TestBroker};
 
 /// Receives until the message with payload `last`, returning (topic, QoS)
 /// of everything received, `last` included.

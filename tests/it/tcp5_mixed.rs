@@ -5,18 +5,17 @@
 //! 3.1.1 client where it only needs to receive: it reads the bytes with its
 //! own decoder, so a stray property would garble what it gets.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::client::{self, Client};
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::QoS as V4QoS;
 use tern::codec::{ConnectCode, Packet, Properties, Property, QoS, ReasonCode};
 use tern::topic::TopicName;
 use tern::Config;
+
+use crate::common::client::{self, Client};
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// Every property a PUBLISH from a client may carry and a 3.1.1 client
 /// cannot.

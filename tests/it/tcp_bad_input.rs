@@ -3,14 +3,13 @@
 //! receiving, the broker does not panic, and a message it acknowledged
 //! before the trouble is still delivered.
 
-mod common;
-
-use common::client::{self, Client};
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use rumqttc::{QoS, SubscribeReasonCode};
 use tern::codec::{Packet, QoS as TernQoS};
 use tern::Config;
+
+use crate::common::client::{self, Client};
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// A broker with clients that must not notice someone else's mistake.
 struct Scene {

@@ -2,14 +2,13 @@
 //! Retain As Published, Retain Handling, shared subscriptions and the SUBACK
 //! reason codes for refused filters.
 
-mod common;
-
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{
     Packet, Property, Publish, QoS, ReasonCode, RetainHandling, SubscriptionOptions,
 };
 use tern::Config;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// Subscribes `client` to one filter with `options`; returns the SUBACK code.
 async fn subscribe(

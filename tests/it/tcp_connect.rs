@@ -2,13 +2,12 @@
 //! accepted, and that a refusal is a CONNACK with its code followed by the
 //! close.
 
-mod common;
-
-use common::client::Client;
-use common::raw::{self, Raw};
-use common::{config, TestBroker};
 use tern::codec::{ConnAck, ConnectCode, Packet};
 use tern::Config;
+
+use crate::common::client::{self, Client};
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
 
 /// Asserts a refusal: a CONNACK with `code` and no session, then the close.
 async fn assert_refused(raw: &mut Raw, connack: ConnAck, code: ConnectCode) {
@@ -41,7 +40,7 @@ async fn empty_client_id_with_clean_session_is_given_one() {
     let broker = TestBroker::start(config()).await;
     let mut first = Raw::connected(broker.addr, "").await;
     let mut second = Raw::connected(broker.addr, "").await;
-    let (_third, connack) = Client::connect_with(common::client::options(broker.addr, "")).await;
+    let (_third, connack) = Client::connect_with(client::options(broker.addr, "")).await;
     assert_eq!(connack.code, rumqttc::ConnectReturnCode::Success);
     assert!(!connack.session_present);
     // Each got an id of its own: none took over another.
