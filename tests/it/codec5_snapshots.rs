@@ -7,69 +7,13 @@ use std::collections::BTreeSet;
 
 use bytes::BytesMut;
 use tern::codec::{
-    decode, encode, encoded_len, DecodeError, DecodeOptions, Packet, Properties, ProtocolVersion,
+    decode, encode, encoded_len, DecodeOptions, Packet, Properties, ProtocolVersion,
 };
 
-/// A named input: what it is meant to show, and its bytes.
-type Case = (&'static str, Vec<u8>);
-
-/// Bytes from a compact spec: whitespace-separated tokens, each hex digits,
-/// a `"quoted"` UTF-8 string that becomes a length-prefixed field, or `[`
-/// ... `]` around a property list, which becomes its Variable Byte Integer
-/// length and then its bytes. The length is worked out here, not by the
-/// encoder under test; the cases that lie about it write it in hex.
-fn body(spec: &str) -> Vec<u8> {
-    let mut stack = vec![Vec::new()];
-    for token in spec.split_whitespace() {
-        match token {
-            "[" => stack.push(Vec::new()),
-            "]" => {
-                let inner = stack.pop().expect("a `[` before each `]`");
-                let out = stack.last_mut().expect("a `]` after each `[`");
-                out.extend(varint(inner.len()));
-                out.extend(inner);
-            }
-            _ => {
-                let out = stack.last_mut().unwrap();
-                if let Some(s) = token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                    out.extend_from_slice(&u16::try_from(s.len()).unwrap().to_be_bytes());
-                    out.extend_from_slice(s.as_bytes());
-                } else {
-                    out.extend(hex(token));
-                }
-            }
-        }
-    }
-    assert_eq!(stack.len(), 1, "unclosed `[` in {spec:?}");
-    stack.pop().unwrap()
-}
-
-fn hex(digits: &str) -> Vec<u8> {
-    assert!(digits.len().is_multiple_of(2), "odd hex token {digits:?}");
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// A Variable Byte Integer, seven bits a byte, least significant first.
-fn varint(mut value: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (value % 128) as u8;
-        value /= 128;
-        out.push(if value > 0 { byte | 0x80 } else { byte });
-        if value == 0 {
-            return out;
-        }
-    }
-}
-
-/// A whole packet: the first byte, the remaining length, then the body.
-fn frame(first: u8, spec: &str) -> Vec<u8> {
-    let body = body(spec);
-    [vec![first], varint(body.len()), body].concat()
-}
+use crate::common::codec::{
+    body, decode_all, decoded, encoded, frame, render, render_reencoded, spaced_hex, Case,
+    PROPERTY_IDS, V5,
+};
 
 #[rustfmt::skip]
 fn valid_cases() -> Vec<Case> {
@@ -341,73 +285,24 @@ fn v311_cases() -> Vec<Case> {
     ]
 }
 
-const V5: DecodeOptions = DecodeOptions {
-    version: ProtocolVersion::V5,
-    packet_size_max_bytes: tern::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES,
-};
-
-fn decode_all(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<Packet>, DecodeError> {
-    decode(&mut BytesMut::from(bytes), opts)
-}
-
-fn encoded(packet: &Packet) -> BytesMut {
-    let mut out = BytesMut::new();
-    encode(packet, ProtocolVersion::V5, &mut out);
-    out
-}
-
-fn spaced_hex(bytes: &[u8]) -> String {
-    let digits: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    digits.join(" ")
-}
-
-/// One entry per case: its name, its bytes, and what decoding them gave.
-/// With `reencode`, also the bytes the encoder writes for that packet.
-fn render(cases: &[Case], opts: &DecodeOptions, pretty: bool, reencode: bool) -> String {
-    let mut out = String::new();
-    for (name, bytes) in cases {
-        let result = decode_all(bytes, opts);
-        let shown = if pretty {
-            format!("{result:#?}")
-        } else {
-            format!("{result:?}")
-        };
-        out += &format!("{name}\n    {}\n => {shown}\n", spaced_hex(bytes));
-        if let (true, Ok(Some(p))) = (reencode, &result) {
-            out += &format!(" <= {}\n", spaced_hex(&encoded(p)));
-        }
-        out += "\n";
-    }
-    out
-}
-
 #[test]
 fn valid_packets() {
-    let mut out = render(&valid_cases(), &V5, true, false);
+    let mut out = render(&valid_cases(), &V5, true);
     out += "---- short forms, and the bytes the encoder writes for them ----\n\n";
-    out += &render(&short_form_cases(), &V5, false, true);
+    out += &render_reencoded(&short_form_cases(), &V5);
     insta::assert_snapshot!(out);
 }
 
 #[test]
 fn malformed_packets() {
-    let mut out = render(&malformed_cases(), &V5, false, false);
+    let mut out = render(&malformed_cases(), &V5, false);
     out += "---- accepted, though they look wrong ----\n\n";
-    out += &render(&near_miss_cases(), &V5, false, false);
+    out += &render(&near_miss_cases(), &V5, false);
     out += "---- accepted, though not minimal as [MQTT-1.5.5-1] asks of senders ----\n\n";
-    out += &render(&not_minimal_cases(), &V5, false, true);
+    out += &render_reencoded(&not_minimal_cases(), &V5);
     out += "---- on a 3.1.1 connection ----\n\n";
-    out += &render(&v311_cases(), &DecodeOptions::default(), false, false);
+    out += &render(&v311_cases(), &DecodeOptions::default(), false);
     insta::assert_snapshot!(out);
-}
-
-fn decoded(name: &str, bytes: &[u8]) -> Packet {
-    let mut buf = BytesMut::from(bytes);
-    let packet = decode(&mut buf, &V5)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .unwrap_or_else(|| panic!("{name}: incomplete"));
-    assert!(buf.is_empty(), "{name}: {} bytes left", buf.len());
-    packet
 }
 
 /// Every property list a packet carries, the will's included.
@@ -432,18 +327,12 @@ fn properties_of(packet: &Packet) -> Vec<&Properties> {
     }
 }
 
-/// The 27 property identifiers of [MQTT-2.2.2.2].
-const PROPERTY_IDS: [u8; 27] = [
-    0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C,
-    0x1F, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
-];
-
 #[test]
 fn valid_packets_cover_every_type_and_every_property() {
     let mut kinds = BTreeSet::new();
     let mut ids = BTreeSet::new();
     for (name, bytes) in valid_cases() {
-        let packet = decoded(name, &bytes);
+        let packet = decoded(name, &bytes, &V5);
         kinds.insert(packet.kind());
         for props in properties_of(&packet) {
             ids.extend(props.iter().map(|p| p.id()));
@@ -456,7 +345,7 @@ fn valid_packets_cover_every_type_and_every_property() {
 #[test]
 fn valid_packets_reencode_to_the_same_bytes() {
     for (name, bytes) in valid_cases().into_iter().chain(near_miss_cases()) {
-        let packet = decoded(name, &bytes);
+        let packet = decoded(name, &bytes, &V5);
         let version = match &packet {
             Packet::Connect(c) => c.version,
             _ => ProtocolVersion::V5,
@@ -471,10 +360,10 @@ fn valid_packets_reencode_to_the_same_bytes() {
 #[test]
 fn short_forms_reencode_to_the_same_packet() {
     for (name, bytes) in short_form_cases() {
-        let packet = decoded(name, &bytes);
-        let again = encoded(&packet);
+        let packet = decoded(name, &bytes, &V5);
+        let again = encoded([&packet], ProtocolVersion::V5);
         assert_ne!(&again[..], &bytes[..], "{name}: no longer a short form");
-        assert_eq!(decoded(name, &again), packet, "{name}");
+        assert_eq!(decoded(name, &again, &V5), packet, "{name}");
     }
 }
 
@@ -498,7 +387,7 @@ fn malformed_packets_are_all_refused() {
         assert!(result.is_err(), "{name}: {result:?}");
     }
     for (name, bytes) in near_miss_cases().into_iter().chain(not_minimal_cases()) {
-        decoded(name, &bytes);
+        decoded(name, &bytes, &V5);
     }
 }
 

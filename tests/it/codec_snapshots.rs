@@ -3,52 +3,9 @@
 use bytes::BytesMut;
 use tern::codec::{decode, encode, DecodeError, DecodeOptions, Packet, ProtocolVersion};
 
-/// A named input: what it is meant to show, and its bytes.
-type Case = (&'static str, Vec<u8>);
-
-/// Bytes from a compact spec: whitespace-separated tokens, each either hex
-/// digits or a `"quoted"` UTF-8 string that becomes a length-prefixed field.
-fn body(spec: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for token in spec.split_whitespace() {
-        if let Some(s) = token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-            out.extend_from_slice(&u16::try_from(s.len()).unwrap().to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        } else {
-            out.extend(hex(token));
-        }
-    }
-    out
-}
-
-fn hex(digits: &str) -> Vec<u8> {
-    assert!(digits.len().is_multiple_of(2), "odd hex token {digits:?}");
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// A whole packet: the first byte, the remaining length (computed here, not
-/// by the encoder under test), then the body.
-fn frame(first: u8, spec: &str) -> Vec<u8> {
-    frame_bytes(first, &body(spec))
-}
-
-fn frame_bytes(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let byte = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { byte | 0x80 } else { byte });
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
+use crate::common::codec::{
+    body, decode_all, decoded, frame, frame_bytes, render, spaced_hex, Case,
+};
 
 #[rustfmt::skip]
 fn valid_cases() -> Vec<Case> {
@@ -238,30 +195,6 @@ const SMALL_LIMIT: DecodeOptions = DecodeOptions {
     packet_size_max_bytes: 16,
 };
 
-fn decode_all(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<Packet>, DecodeError> {
-    decode(&mut BytesMut::from(bytes), opts)
-}
-
-fn spaced_hex(bytes: &[u8]) -> String {
-    let digits: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    digits.join(" ")
-}
-
-/// One entry per case: its name, its bytes, and what decoding them gave.
-fn render(cases: &[Case], opts: &DecodeOptions, pretty: bool) -> String {
-    let mut out = String::new();
-    for (name, bytes) in cases {
-        let result = decode_all(bytes, opts);
-        let shown = if pretty {
-            format!("{result:#?}")
-        } else {
-            format!("{result:?}")
-        };
-        out += &format!("{name}\n    {}\n => {shown}\n\n", spaced_hex(bytes));
-    }
-    out
-}
-
 #[test]
 fn valid_packets() {
     insta::assert_snapshot!(render(&valid_cases(), &DecodeOptions::default(), true));
@@ -279,12 +212,7 @@ fn malformed_packets() {
 fn valid_packets_cover_every_type_and_leave_nothing_behind() {
     let mut kinds = std::collections::BTreeSet::new();
     for (name, bytes) in valid_cases() {
-        let mut buf = BytesMut::from(&bytes[..]);
-        let packet = decode(&mut buf, &DecodeOptions::default());
-        let packet = packet
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-            .expect(name);
-        assert!(buf.is_empty(), "{name}: {} bytes left", buf.len());
+        let packet = decoded(name, &bytes, &DecodeOptions::default());
         kinds.insert(packet.kind());
     }
     assert_eq!(kinds.len(), 14, "{kinds:?}");

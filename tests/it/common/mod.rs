@@ -2,10 +2,13 @@
 //! test process, bounded waits on its census, and two kinds of client:
 //! rumqttc (a real third-party client, in `client`) and a raw socket speaking
 //! our codec (in `raw`), for clients that must misbehave or die in a precise
-//! way.
+//! way. Shared by the codec tests: the bytes and strategies their 3.1.1 and
+//! 5.0 halves have in common (`codec`, `strategies`).
 
 pub mod client;
+pub mod codec;
 pub mod raw;
+pub mod strategies;
 
 use std::future::Future;
 use std::net::SocketAddr;
