@@ -1,0 +1,31 @@
+//! Every integration test outside the simulation, as one test binary: the
+//! helpers in `common` are compiled once, not once per file, and nothing is
+//! linked twice; and one harness runs all the tests together, where one
+//! binary per file would run the files one after another. The simulation is
+//! a binary of its own, `tests/sim/`.
+
+mod common;
+
+mod codec5_props;
+mod codec5_snapshots;
+mod codec_props;
+mod codec_snapshots;
+mod seed_story;
+mod tcp5_auth;
+mod tcp5_disconnect;
+mod tcp5_limits;
+mod tcp5_mixed;
+mod tcp5_publish;
+mod tcp5_rumqttc;
+mod tcp5_session;
+mod tcp5_subscribe;
+mod tcp5_will;
+mod tcp_bad_input;
+mod tcp_connect;
+mod tcp_qos;
+mod tcp_retained;
+mod tcp_sessions;
+mod tcp_slow_subscriber;
+mod tcp_timeouts;
+mod tcp_topics;
+mod tcp_will;
