@@ -92,7 +92,7 @@ pub(crate) use planted;
 #[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
-    /// shared/docs/SEED.md: after an abrupt drop the connection's task and
+    /// The leak (README, "Where it comes from"): after an abrupt drop the connection's task and
     /// its subscriptions live on.
     LeakOnAbruptDrop,
     /// A client that ends without DISCONNECT gets no will.

@@ -1,5 +1,6 @@
-//! tern: an MQTT 3.1.1 broker whose correctness is shown by deterministic
-//! simulation: the same server code runs over real TCP and inside turmoil.
+//! tern: an MQTT 3.1.1 and 5.0 broker whose correctness is shown by
+//! deterministic simulation: the same server code runs over real TCP and
+//! inside turmoil.
 //!
 //! # Layout
 //!
@@ -7,6 +8,8 @@
 //! - [`topic`]: topic names and filters, validated, and how they match.
 //! - [`broker`]: the routing state (sessions, subscriptions, retained
 //!   messages, QoS flows), pure and deterministic; it returns effects.
+//! - [`link`]: one connection's protocol, without I/O: what each packet
+//!   means, what the link answers itself, how an end is told.
 //! - [`server`]: the tokio layer: acceptor, one task per connection, the
 //!   task registry, the census and `$SYS`, graceful shutdown.
 //! - [`net`]: the `Listener` trait the server is generic over.

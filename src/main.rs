@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-/// An MQTT 3.1.1 broker.
+/// An MQTT 3.1.1 and 5.0 broker.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {

@@ -10,6 +10,7 @@
 //! - [`client`]: the simulated client, a turmoil host speaking MQTT.
 //! - [`history`]: what the clients did and saw, in simulated time.
 //! - [`run`]: one run: hosts, faults, the end-of-run census and shutdown.
+//! - [`outcome`]: what a run leaves for the checks.
 //! - [`check`]: the invariants.
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
@@ -17,6 +18,7 @@
 pub mod check;
 pub mod client;
 pub mod history;
+pub mod outcome;
 pub mod run;
 pub mod scenarios;
 pub mod seeds;

@@ -8,21 +8,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use tern::{Census, Server, ShutdownReport};
+use tern::{Server, ShutdownReport};
 
 use crate::check;
 use crate::client::{self, ClientState, BROKER_PORT};
 use crate::history::{Ending, Event, History};
+pub use crate::outcome::Outcome;
 use crate::workload::{self, ClientPlan, Fault, Plan, Scenario};
-
-/// Everything a run leaves to look at.
-pub struct Outcome {
-    pub history: History,
-    /// The census once every client has gone.
-    pub idle: Census,
-    pub shutdown: ShutdownReport,
-    pub steps: u64,
-}
 
 /// A run that broke an invariant, with what is needed to replay it.
 #[derive(Debug)]
@@ -45,6 +37,9 @@ const CHECK_EVERY_STEPS: u64 = 50;
 
 /// A client and what the harness can see of it, on some host.
 type HostedClient = (Rc<ClientPlan>, Rc<ClientState>);
+
+/// Each host's clients, by name, with what the harness can see of them.
+type ClientsByHost = BTreeMap<String, Vec<(String, Rc<ClientState>)>>;
 
 /// Clients on one host when none of them is to be crashed.
 const CLIENTS_PER_SHARED_HOST: usize = 8;
@@ -81,76 +76,10 @@ pub fn run_plan(
         .build();
     let history = History::default();
     let slot = Rc::new(RefCell::new(BrokerSlot::default()));
-    let config = scenario.config.clone();
-    let broker_slot = slot.clone();
-    sim.host("broker", move || {
-        let slot = broker_slot.clone();
-        let config = config.clone();
-        async move {
-            let listener =
-                turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
-                    .await?;
-            let server = Server::new(config);
-            slot.borrow_mut().server = Some(server.clone());
-            let report = server.run(vec![listener], std::future::pending()).await;
-            slot.borrow_mut().shutdown = Some(report);
-            Ok(())
-        }
-    });
-    let crashed: BTreeSet<String> = plan
-        .faults
-        .iter()
-        .filter_map(|(_, fault)| match fault {
-            Fault::Crash { host, .. } => Some(host.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut hosts: BTreeMap<String, Vec<HostedClient>> = BTreeMap::new();
-    let mut host_of = BTreeMap::new();
-    for (i, client_plan) in plan.clients.into_iter().enumerate() {
-        // turmoil's cost grows with hosts times links: clients that are
-        // never crashed share hosts, a few to each.
-        let host = if crashed.contains(&client_plan.name) {
-            client_plan.name.clone()
-        } else {
-            format!("h{}", i / CLIENTS_PER_SHARED_HOST)
-        };
-        host_of.insert(client_plan.name.clone(), host.clone());
-        hosts
-            .entry(host)
-            .or_default()
-            .push((Rc::new(client_plan), Rc::new(ClientState::default())));
-    }
-    for (host, clients) in &hosts {
-        let clients = clients.clone();
-        let history = history.clone();
-        sim.host(host.as_str(), move || {
-            let clients = clients.clone();
-            let history = history.clone();
-            async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                for (plan, state) in clients {
-                    tasks.spawn_local(client::run(plan, state, history.clone()));
-                }
-                while let Some(done) = tasks.join_next().await {
-                    done??;
-                }
-                Ok(())
-            }
-        });
-    }
-    let clients: BTreeMap<String, Vec<(String, Rc<ClientState>)>> = hosts
-        .iter()
-        .map(|(host, clients)| {
-            let states = clients
-                .iter()
-                .map(|(plan, state)| (plan.name.clone(), state.clone()))
-                .collect();
-            (host.clone(), states)
-        })
-        .collect();
-
-    let mut faults = plan.faults.into_iter().peekable();
+    add_broker(&mut sim, scenario, &slot);
+    let Plan { clients, faults } = plan;
+    let (clients, host_of) = add_clients(&mut sim, clients, &faults, &history);
+    let mut faults = faults.into_iter().peekable();
     let mut releases: Vec<(Duration, String)> = Vec::new();
     let end = scenario.active + scenario.quiet;
     let mut steps = 0u64;
@@ -225,6 +154,91 @@ pub fn run_plan(
     }
 }
 
+/// The broker host: a `tern::Server` on turmoil's listener, put in `slot`
+/// so that the harness can read it between steps.
+fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell<BrokerSlot>>) {
+    let config = scenario.config.clone();
+    let broker_slot = slot.clone();
+    sim.host("broker", move || {
+        let slot = broker_slot.clone();
+        let config = config.clone();
+        async move {
+            let listener =
+                turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
+                    .await?;
+            let server = Server::new(config);
+            slot.borrow_mut().server = Some(server.clone());
+            let report = server.run(vec![listener], std::future::pending()).await;
+            slot.borrow_mut().shutdown = Some(report);
+            Ok(())
+        }
+    });
+}
+
+/// The client hosts: a host of its own for each client that is to crash,
+/// a few to a host for the others. Returns each host's clients as the
+/// harness sees them, and the host of each client.
+fn add_clients(
+    sim: &mut turmoil::Sim<'_>,
+    plans: Vec<ClientPlan>,
+    faults: &[(Duration, Fault)],
+    history: &History,
+) -> (ClientsByHost, BTreeMap<String, String>) {
+    let crashed: BTreeSet<String> = faults
+        .iter()
+        .filter_map(|(_, fault)| match fault {
+            Fault::Crash { host, .. } => Some(host.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut hosts: BTreeMap<String, Vec<HostedClient>> = BTreeMap::new();
+    let mut host_of = BTreeMap::new();
+    for (i, client_plan) in plans.into_iter().enumerate() {
+        // turmoil's cost grows with hosts times links: clients that are
+        // never crashed share hosts, a few to each.
+        let host = if crashed.contains(&client_plan.name) {
+            client_plan.name.clone()
+        } else {
+            format!("h{}", i / CLIENTS_PER_SHARED_HOST)
+        };
+        host_of.insert(client_plan.name.clone(), host.clone());
+        hosts
+            .entry(host)
+            .or_default()
+            .push((Rc::new(client_plan), Rc::new(ClientState::default())));
+    }
+    for (host, clients) in &hosts {
+        let clients = clients.clone();
+        let history = history.clone();
+        sim.host(host.as_str(), move || {
+            let clients = clients.clone();
+            let history = history.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (plan, state) in clients {
+                    tasks.spawn_local(client::run(plan, state, history.clone()));
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done??;
+                }
+                Ok(())
+            }
+        });
+    }
+    let clients: ClientsByHost = hosts
+        .iter()
+        .map(|(host, clients)| {
+            let states = clients
+                .iter()
+                .map(|(plan, state)| (plan.name.clone(), state.clone()))
+                .collect();
+            (host.clone(), states)
+        })
+        .collect();
+
+    (clients, host_of)
+}
+
 /// One step; a host's error or panic is a failure of the run.
 fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
@@ -244,7 +258,7 @@ fn step(sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
 fn inject(
     sim: &mut turmoil::Sim<'_>,
     fault: Fault,
-    clients: &BTreeMap<String, Vec<(String, Rc<ClientState>)>>,
+    clients: &ClientsByHost,
     history: &History,
     slot: &Rc<RefCell<BrokerSlot>>,
     releases: &mut Vec<(Duration, String)>,

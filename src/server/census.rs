@@ -1,6 +1,7 @@
 //! The broker's census: what is alive and what was dropped, read in one
-//! place, the way the author of shared/docs/SEED.md read the goroutine
-//! profile. Tests, the simulation, `$SYS` and the shutdown log all read it.
+//! place, the way the author of the Go server tern grew from read its
+//! goroutine profile (README, "Where it comes from"). Tests, the
+//! simulation, `$SYS` and the shutdown log all read it.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

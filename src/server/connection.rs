@@ -86,7 +86,8 @@ pub(super) async fn run<S>(
     .await
 }
 
-/// What a planted leak waits on: nothing, for ever (shared/docs/SEED.md).
+/// What a planted leak waits on: nothing, for ever (the leak: README,
+/// "Where it comes from").
 async fn leak() -> std::convert::Infallible {
     std::future::pending().await
 }
@@ -276,24 +277,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // Reads since the last write while a write was waiting.
         let mut reads_ahead = 0;
         loop {
-            // Our own replies wait in the outbox too: stop decoding (and so
-            // reading) while it is full, and the client is slowed, not us.
-            let mut decoded = false;
-            loop {
-                let room = outbound_max.saturating_sub(self.outbox.kept());
-                if room == 0 {
-                    break;
-                }
-                let batch = room.min(BATCH_MAX);
-                match self.handle_batch(batch) {
-                    Ok(handled) if handled < batch => {
-                        decoded |= handled > 0;
-                        break;
-                    }
-                    Ok(_) => decoded = true,
-                    Err(end) => return end,
-                }
-            }
+            let decoded = match self.handle_buffered() {
+                Ok(decoded) => decoded,
+                Err(end) => return end,
+            };
             if decoded && keep_alive > 0 {
                 heard = Instant::now();
             }
@@ -307,17 +294,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.wbuf.is_empty() {
                 reads_ahead = 0;
             } else if may_read && reads_ahead < READS_AHEAD_MAX {
-                self.make_room();
-                match self.read_waiting().await {
-                    Some(Ok(0)) => return End::Eof,
-                    Some(Ok(_)) => {
-                        self.note_read();
-                        self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
+                match self.read_ahead().await {
+                    Ok(true) => {
                         reads_ahead += 1;
                         continue;
                     }
-                    Some(Err(error)) => return error.into(),
-                    None => {}
+                    Ok(false) => {}
+                    Err(end) => return end,
                 }
             }
             self.make_room();
@@ -353,20 +336,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     deadline.as_mut().reset(due);
                 }
             }
-            // An idle connection should not hold a burst's buffers. A
-            // BytesMut's capacity hides what it has advanced past, so the
-            // largest length seen stands for the allocation.
-            self.wbuf_peak = self.wbuf_peak.max(self.wbuf.len());
-            self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
-            if self.wbuf.is_empty() && self.wbuf_peak > BUFFER_KEPT_BYTES {
-                self.wbuf = BytesMut::new();
-                self.wbuf_peak = 0;
+            self.release_idle_buffers();
+        }
+    }
+
+    /// Handles every whole packet buffered, in batches, while the outbox
+    /// has room: our own replies wait there too, so while it is full we
+    /// stop decoding (and so reading), and the client is slowed, not us.
+    /// Returns whether any packet was handled.
+    fn handle_buffered(&mut self) -> Result<bool, End> {
+        let outbound_max = self.shared.config.outbound_packets_max;
+        let mut decoded = false;
+        loop {
+            let room = outbound_max.saturating_sub(self.outbox.kept());
+            if room == 0 {
+                return Ok(decoded);
             }
-            if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
-                self.rbuf = BytesMut::new();
-                self.rbuf_peak = 0;
-                self.rbuf_busy = false;
+            let batch = room.min(BATCH_MAX);
+            let handled = self.handle_batch(batch)?;
+            decoded |= handled > 0;
+            if handled < batch {
+                return Ok(decoded);
             }
+        }
+    }
+
+    /// An idle connection should not hold a burst's buffers. A BytesMut's
+    /// capacity hides what it has advanced past, so the largest length seen
+    /// stands for the allocation.
+    fn release_idle_buffers(&mut self) {
+        self.wbuf_peak = self.wbuf_peak.max(self.wbuf.len());
+        self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
+        if self.wbuf.is_empty() && self.wbuf_peak > BUFFER_KEPT_BYTES {
+            self.wbuf = BytesMut::new();
+            self.wbuf_peak = 0;
+        }
+        if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
+            self.rbuf = BytesMut::new();
+            self.rbuf_peak = 0;
+            self.rbuf_busy = false;
         }
     }
 
@@ -388,6 +396,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     fn note_read(&mut self) {
         self.rbuf_busy |= self.rbuf.len() == self.rbuf.capacity();
+    }
+
+    /// Reads what the socket already holds, if anything, without waiting:
+    /// whether there was something.
+    async fn read_ahead(&mut self) -> Result<bool, End> {
+        self.make_room();
+        match self.read_waiting().await {
+            Some(Ok(0)) => Err(End::Eof),
+            Some(Ok(_)) => {
+                self.note_read();
+                self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
+                Ok(true)
+            }
+            Some(Err(error)) => Err(error.into()),
+            None => Ok(false),
+        }
     }
 
     /// One read of what the socket already holds, without waiting for more:

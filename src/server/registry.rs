@@ -1,5 +1,5 @@
 //! Every task the server spawns, by kind and name, so that a leak is visible
-//! in the census (the bug of shared/docs/SEED.md) and a shutdown can name the
+//! in the census (the leak: README, "Where it comes from") and a shutdown can name the
 //! tasks that did not end.
 
 use std::collections::BTreeMap;

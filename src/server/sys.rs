@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Server;
+use super::{Census, Server};
 use crate::topic::TopicName;
 
 pub(super) async fn run(server: Server, interval: Duration) {
@@ -22,72 +22,8 @@ pub(super) async fn run(server: Server, interval: Duration) {
 
 fn publish(server: &Server) {
     let shared = &server.shared;
-    let census = server.census();
     let uptime = shared.started.elapsed().as_secs();
-    let dropped = census.dropped;
-    let mut topics: Vec<(String, String)> = vec![
-        (
-            "version".into(),
-            concat!("tern ", env!("CARGO_PKG_VERSION")).into(),
-        ),
-        ("uptime".into(), format!("{uptime} seconds")),
-        (
-            "clients/connected".into(),
-            census.sessions_connected.to_string(),
-        ),
-        (
-            "clients/disconnected".into(),
-            census.sessions_offline.to_string(),
-        ),
-        (
-            "clients/total".into(),
-            (census.sessions_connected + census.sessions_offline).to_string(),
-        ),
-        ("connections/count".into(), census.connections.to_string()),
-        (
-            "subscriptions/count".into(),
-            census.subscriptions.to_string(),
-        ),
-        (
-            "retained messages/count".into(),
-            census.retained.to_string(),
-        ),
-        ("store/messages/count".into(), census.queued.to_string()),
-        ("messages/inflight".into(), census.inflight.to_string()),
-        (
-            "publish/messages/dropped".into(),
-            dropped.total().to_string(),
-        ),
-        (
-            "publish/messages/dropped/queue full".into(),
-            dropped.queue_full.to_string(),
-        ),
-        (
-            "publish/messages/dropped/outbound full".into(),
-            dropped.outbound_full.to_string(),
-        ),
-        (
-            "publish/messages/dropped/retained full".into(),
-            dropped.retained_full.to_string(),
-        ),
-        (
-            "publish/messages/dropped/too large".into(),
-            dropped.too_large.to_string(),
-        ),
-        (
-            "publish/messages/dropped/expired".into(),
-            dropped.expired.to_string(),
-        ),
-        (
-            "publish/messages/dropped/shared undeliverable".into(),
-            dropped.shared_undeliverable.to_string(),
-        ),
-    ];
-    // Every kind, also at zero, so that a retained count never goes stale.
-    for kind in super::TASK_KINDS {
-        topics.push((format!("tasks/{kind}"), census.tasks_of(kind).to_string()));
-    }
-    let messages: Vec<(TopicName, Bytes)> = topics
+    let messages: Vec<(TopicName, Bytes)> = topics(&server.census(), uptime)
         .into_iter()
         .map(|(topic, value)| {
             let topic = TopicName::new(&format!("$SYS/broker/{topic}"))
@@ -100,4 +36,49 @@ fn publish(server: &Server) {
             state.broker.publish_internal(topic, payload);
         }
     });
+}
+
+/// Each topic under `$SYS/broker/` and its value.
+fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
+    let dropped = &census.dropped;
+    let clients = census.sessions_connected + census.sessions_offline;
+    let mut topics: Vec<(&str, String)> = vec![
+        (
+            "version",
+            concat!("tern ", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        ("uptime", format!("{uptime} seconds")),
+        ("clients/connected", census.sessions_connected.to_string()),
+        ("clients/disconnected", census.sessions_offline.to_string()),
+        ("clients/total", clients.to_string()),
+        ("connections/count", census.connections.to_string()),
+        ("subscriptions/count", census.subscriptions.to_string()),
+        ("retained messages/count", census.retained.to_string()),
+        ("store/messages/count", census.queued.to_string()),
+        ("messages/inflight", census.inflight.to_string()),
+    ];
+    let drops = [
+        ("", dropped.total()),
+        ("/queue full", dropped.queue_full),
+        ("/outbound full", dropped.outbound_full),
+        ("/retained full", dropped.retained_full),
+        ("/too large", dropped.too_large),
+        ("/expired", dropped.expired),
+        ("/shared undeliverable", dropped.shared_undeliverable),
+    ];
+    let mut topics: Vec<(String, String)> = topics
+        .drain(..)
+        .map(|(topic, value)| (topic.to_owned(), value))
+        .collect();
+    for (reason, count) in drops {
+        topics.push((
+            format!("publish/messages/dropped{reason}"),
+            count.to_string(),
+        ));
+    }
+    // Every kind, also at zero, so that a retained count never goes stale.
+    for kind in super::TASK_KINDS {
+        topics.push((format!("tasks/{kind}"), census.tasks_of(kind).to_string()));
+    }
+    topics
 }

@@ -1,4 +1,4 @@
-//! The story of shared/docs/SEED.md, told over real TCP: subscribers that
+//! The story of the leak (README, "Where it comes from"), told over real TCP: subscribers that
 //! vanish without DISCONNECT leave no task, no subscription and no session
 //! behind, and the census shows it the way the post's goroutine profile
 //! showed the leak.

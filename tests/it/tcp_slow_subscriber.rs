@@ -142,7 +142,7 @@ async fn slow_subscriber_loses_only_its_own_messages() {
 
 /// A takeover must end the old connection even when its writes are stuck
 /// behind a client that does not read; otherwise its task and socket live on
-/// with no session, the leak of shared/docs/SEED.md. Reading the old socket
+/// with no session: the leak (README, "Where it comes from"). Reading the old socket
 /// would unstick it, so only the census can show this.
 #[tokio::test]
 async fn takeover_ends_a_connection_whose_writes_are_stuck() {

@@ -123,7 +123,14 @@ fn separate_processes_same_history() {
 }
 
 fn spawn_child(scenario: &str, seed: u64, busy: bool, history: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
+    // /proc/self/exe is this very binary even if a rebuild has replaced
+    // the file since it started (then current_exe() names a deleted path).
+    let exe = Path::new("/proc/self/exe");
+    let exe = match exe.exists() {
+        true => exe.to_path_buf(),
+        false => std::env::current_exe().expect("the test binary"),
+    };
+    Command::new(exe)
         .args([
             "--exact",
             "determinism::history_child",

@@ -1,4 +1,4 @@
-//! The story of shared/docs/SEED.md under simulation: two subscribers, one
+//! The story of the leak (README, "Where it comes from") under simulation: two subscribers, one
 //! killed abruptly; the census falls from two subscribers' worth to one, and
 //! after the second goes, to the idle baseline. With the leak planted, the
 //! same story fails.

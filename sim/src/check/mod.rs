@@ -11,7 +11,7 @@ use std::time::Duration;
 use tern::codec::QoS;
 
 use crate::history::MessageId;
-use crate::run::Outcome;
+use crate::outcome::Outcome;
 use crate::workload::Scenario;
 pub use model::Model;
 use model::{ConnKey, Received};

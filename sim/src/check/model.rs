@@ -139,6 +139,35 @@ impl Model {
 
     fn apply(&mut self, at: Duration, event: &Event, last_session: &mut BTreeMap<String, usize>) {
         match event {
+            Event::ConnectSent { .. }
+            | Event::Connected { .. }
+            | Event::Paused { .. }
+            | Event::Hung { .. }
+            | Event::Ended { .. }
+            | Event::Held { .. } => self.apply_connection(at, event, last_session),
+            Event::SubscribeSent { .. }
+            | Event::Subscribed { .. }
+            | Event::UnsubscribeSent { .. }
+            | Event::Unsubscribed { .. } => self.apply_subscription(at, event),
+            Event::PublishSent { .. }
+            | Event::PublishResent { .. }
+            | Event::Acked { .. }
+            | Event::Received { .. } => self.apply_message(at, event),
+            Event::BrokerRestarted => self.restarts.push(at),
+            Event::Violation { client, conn, what } => self
+                .violations
+                .push(format!("({client:?}, {conn}) at {at:?}: {what}")),
+        }
+    }
+
+    /// Connections and the sessions they belong to.
+    fn apply_connection(
+        &mut self,
+        at: Duration,
+        event: &Event,
+        last_session: &mut BTreeMap<String, usize>,
+    ) {
+        match event {
             Event::ConnectSent {
                 client,
                 client_id,
@@ -185,6 +214,30 @@ impl Model {
                 };
                 self.conns.insert(key, conn);
             }
+            Event::Paused { client, conn } | Event::Hung { client, conn } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.impaired_from.get_or_insert(at);
+                }
+            }
+            Event::Ended { client, conn, how } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.end.get_or_insert((at, *how));
+                }
+            }
+            Event::Held { client } => {
+                for ((c, _), conn) in self.conns.iter_mut() {
+                    if c == client && conn.end.is_none() {
+                        conn.held = true;
+                    }
+                }
+            }
+            _ => unreachable!("apply sorts events by kind"),
+        }
+    }
+
+    /// Subscriptions asked for, granted and ended.
+    fn apply_subscription(&mut self, at: Duration, event: &Event) {
+        match event {
             Event::SubscribeSent {
                 client,
                 conn,
@@ -239,6 +292,13 @@ impl Model {
                     }
                 }
             }
+            _ => unreachable!("apply sorts events by kind"),
+        }
+    }
+
+    /// Messages published, acknowledged and received.
+    fn apply_message(&mut self, at: Duration, event: &Event) {
+        match event {
             Event::PublishSent {
                 client,
                 conn,
@@ -296,27 +356,7 @@ impl Model {
                 retain: *retain,
                 first: *first,
             }),
-            Event::Paused { client, conn } | Event::Hung { client, conn } => {
-                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
-                    c.impaired_from.get_or_insert(at);
-                }
-            }
-            Event::Ended { client, conn, how } => {
-                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
-                    c.end.get_or_insert((at, *how));
-                }
-            }
-            Event::Held { client } => {
-                for ((c, _), conn) in self.conns.iter_mut() {
-                    if c == client && conn.end.is_none() {
-                        conn.held = true;
-                    }
-                }
-            }
-            Event::BrokerRestarted => self.restarts.push(at),
-            Event::Violation { client, conn, what } => self
-                .violations
-                .push(format!("({client:?}, {conn}) at {at:?}: {what}")),
+            _ => unreachable!("apply sorts events by kind"),
         }
     }
 
