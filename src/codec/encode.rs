@@ -6,7 +6,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::packet::*;
-use super::{Properties, Property};
+use super::sink::{count, varint_len, Sink};
+use super::Properties;
 
 /// Appends `packet` to `buf` as `version` lays it out; in 3.1.1 properties
 /// and reason codes are left out. CONNECT is laid out by the level it names. Every value a `Packet` can hold is
@@ -21,18 +22,18 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
             buf.put_u8(u8::from(c.session_present));
             if v5 {
                 buf.put_u8(c.code.v5());
-                properties(buf, &c.properties);
+                buf.properties(&c.properties);
             } else {
                 buf.put_u8(c.code.v311());
             }
         }
         Packet::Publish(p) => {
-            string(buf, p.topic.as_str());
+            buf.string(p.topic.as_str());
             if let Some(id) = p.packet_id {
                 buf.put_u16(id.get());
             }
             if v5 {
-                properties(buf, &p.properties);
+                buf.properties(&p.properties);
             }
             buf.put_slice(&p.payload);
         }
@@ -40,23 +41,23 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
             buf.put_u16(a.packet_id.get());
             if v5 && !ack_is_short(a) {
                 buf.put_u8(a.reason.0);
-                properties(buf, &a.properties);
+                buf.properties(&a.properties);
             }
         }
         Packet::Subscribe(s) => {
             buf.put_u16(s.packet_id.get());
             if v5 {
-                properties(buf, &s.properties);
+                buf.properties(&s.properties);
             }
             for (filter, options) in &s.filters {
-                string(buf, filter.as_str());
+                buf.string(filter.as_str());
                 buf.put_u8(subscription_options(options, v5));
             }
         }
         Packet::SubAck(s) => {
             buf.put_u16(s.packet_id.get());
             if v5 {
-                properties(buf, &s.properties);
+                buf.properties(&s.properties);
             }
             // 3.1.1 has one failure code, 0x80 [MQTT-3.9.3].
             let code = |c: &ReasonCode| if !v5 && c.is_error() { 0x80 } else { c.0 };
@@ -65,16 +66,16 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
         Packet::Unsubscribe(u) => {
             buf.put_u16(u.packet_id.get());
             if v5 {
-                properties(buf, &u.properties);
+                buf.properties(&u.properties);
             }
             for filter in &u.filters {
-                string(buf, filter.as_str());
+                buf.string(filter.as_str());
             }
         }
         Packet::UnsubAck(u) => {
             buf.put_u16(u.packet_id.get());
             if v5 {
-                properties(buf, &u.properties);
+                buf.properties(&u.properties);
                 buf.extend(u.codes.iter().map(|c| c.0));
             }
         }
@@ -82,12 +83,12 @@ pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
         Packet::Disconnect(d) => {
             if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
                 buf.put_u8(d.reason.0);
-                properties(buf, &d.properties);
+                buf.properties(&d.properties);
             }
         }
         Packet::Auth(a) => {
             buf.put_u8(a.reason.0);
-            properties(buf, &a.properties);
+            buf.properties(&a.properties);
         }
     }
 }
@@ -197,40 +198,7 @@ fn header(buf: &mut BytesMut, first: u8, len: usize) {
     );
     buf.reserve(5 + len);
     buf.put_u8(first);
-    varint(buf, len);
-}
-
-fn varint(buf: &mut BytesMut, mut value: usize) {
-    loop {
-        let mut byte = (value % 128) as u8;
-        value /= 128;
-        if value > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
-        if value == 0 {
-            return;
-        }
-    }
-}
-
-fn varint_len(value: usize) -> usize {
-    match value {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
-fn string(buf: &mut BytesMut, s: &str) {
-    binary(buf, s.as_bytes());
-}
-
-fn binary(buf: &mut BytesMut, bytes: &[u8]) {
-    let len = u16::try_from(bytes.len()).expect("strings are validated to fit a u16 length");
-    buf.put_u16(len);
-    buf.put_slice(bytes);
+    buf.varint(len);
 }
 
 fn subscription_options(options: &SubscriptionOptions, v5: bool) -> u8 {
@@ -255,110 +223,30 @@ fn connect(c: &Connect, buf: &mut BytesMut) {
     if c.password.is_some() {
         flags |= 0b100_0000;
     }
-    string(buf, "MQTT");
+    buf.string("MQTT");
     buf.put_u8(c.version.level());
     buf.put_u8(flags);
     buf.put_u16(c.keep_alive);
     if v5 {
-        properties(buf, &c.properties);
+        buf.properties(&c.properties);
     }
-    string(buf, &c.client_id);
+    buf.string(&c.client_id);
     if let Some(will) = &c.will {
         if v5 {
-            properties(buf, &will.properties);
+            buf.properties(&will.properties);
         }
-        string(buf, will.topic.as_str());
-        binary(buf, &will.payload);
+        buf.string(will.topic.as_str());
+        buf.binary(&will.payload);
     }
     if let Some(username) = &c.username {
-        string(buf, username);
+        buf.string(username);
     }
     if let Some(password) = &c.password {
-        binary(buf, password);
+        buf.binary(password);
     }
 }
 
 /// The length prefix plus the properties.
 fn properties_size(props: &Properties) -> usize {
-    let len = properties_len(props);
-    varint_len(len) + len
-}
-
-impl Properties {
-    /// Their size on the wire, without the length prefix: what a queued
-    /// message's properties weigh.
-    pub fn wire_len(&self) -> usize {
-        properties_len(self)
-    }
-}
-
-fn properties_len(props: &Properties) -> usize {
-    props.iter().map(|p| 1 + property_value_len(p)).sum()
-}
-
-fn property_value_len(property: &Property) -> usize {
-    use Property::*;
-    match property {
-        PayloadFormatIndicator(_)
-        | RequestProblemInformation(_)
-        | RequestResponseInformation(_)
-        | MaximumQos(_)
-        | RetainAvailable(_)
-        | WildcardSubscriptionAvailable(_)
-        | SubscriptionIdentifierAvailable(_)
-        | SharedSubscriptionAvailable(_) => 1,
-        ServerKeepAlive(_) | ReceiveMaximum(_) | TopicAliasMaximum(_) | TopicAlias(_) => 2,
-        MessageExpiryInterval(_)
-        | SessionExpiryInterval(_)
-        | WillDelayInterval(_)
-        | MaximumPacketSize(_) => 4,
-        SubscriptionIdentifier(v) => varint_len(*v as usize),
-        ContentType(s)
-        | AssignedClientIdentifier(s)
-        | AuthenticationMethod(s)
-        | ResponseInformation(s)
-        | ServerReference(s)
-        | ReasonString(s) => 2 + s.len(),
-        ResponseTopic(t) => 2 + t.as_str().len(),
-        CorrelationData(b) | AuthenticationData(b) => 2 + b.len(),
-        UserProperty(k, v) => 2 + k.len() + 2 + v.len(),
-    }
-}
-
-fn properties(buf: &mut BytesMut, props: &Properties) {
-    use Property::*;
-    varint(buf, properties_len(props));
-    for property in props.iter() {
-        buf.put_u8(property.id());
-        match property {
-            PayloadFormatIndicator(v)
-            | RequestProblemInformation(v)
-            | RequestResponseInformation(v)
-            | MaximumQos(v)
-            | RetainAvailable(v)
-            | WildcardSubscriptionAvailable(v)
-            | SubscriptionIdentifierAvailable(v)
-            | SharedSubscriptionAvailable(v) => buf.put_u8(*v),
-            ServerKeepAlive(v) | ReceiveMaximum(v) | TopicAliasMaximum(v) | TopicAlias(v) => {
-                buf.put_u16(*v)
-            }
-            MessageExpiryInterval(v)
-            | SessionExpiryInterval(v)
-            | WillDelayInterval(v)
-            | MaximumPacketSize(v) => buf.put_u32(*v),
-            SubscriptionIdentifier(v) => varint(buf, *v as usize),
-            ContentType(s)
-            | AssignedClientIdentifier(s)
-            | AuthenticationMethod(s)
-            | ResponseInformation(s)
-            | ServerReference(s)
-            | ReasonString(s) => string(buf, s),
-            ResponseTopic(t) => string(buf, t.as_str()),
-            CorrelationData(b) | AuthenticationData(b) => binary(buf, b),
-            UserProperty(k, v) => {
-                string(buf, k);
-                string(buf, v);
-            }
-        }
-    }
+    count(|sink| sink.properties(props))
 }
