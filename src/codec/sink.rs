@@ -41,15 +41,15 @@ pub(super) trait Sink: Sized {
     #[inline]
     fn properties(&mut self, props: &Properties) {
         self.prefixed(properties_len(props), |sink| {
-            for property in props.iter() {
-                self::property(sink, property);
+            for p in props.iter() {
+                property(sink, p);
             }
         });
     }
 }
 
 /// Counts the bytes a layout would write.
-pub(super) struct Count(pub usize);
+pub(super) struct Count(usize);
 
 /// How many bytes `layout` writes.
 #[inline]
