@@ -1,104 +1,42 @@
 //! Packets to bytes, appended to one buffer so that a connection can drain
-//! many queued packets into a single write. Each packet's body length is
-//! worked out first (`body_len`), then written (`encode`); the two follow the
-//! same layout, field by field.
+//! many queued packets into a single write. Each packet kind has one layout
+//! function, written through a `Sink`: counted first for the fixed header's
+//! remaining length, then written, so the length and the bytes cannot
+//! disagree.
 
 use bytes::{BufMut, BytesMut};
 
 use super::packet::*;
-use super::{Properties, Property};
+use super::sink::{count, varint_len, Sink};
 
 /// Appends `packet` to `buf` as `version` lays it out; in 3.1.1 properties
-/// and reason codes are left out. CONNECT is laid out by the level it names. Every value a `Packet` can hold is
-/// encodable: strings were bounded when they were validated.
+/// and reason codes are left out. CONNECT is laid out by the level it names.
+/// Every value a `Packet` can hold is encodable: strings were bounded when
+/// they were validated.
 pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
-    let v5 = version == ProtocolVersion::V5;
-    let len = body_len(packet, v5);
-    header(buf, first_byte(packet), len);
-    match packet {
-        Packet::Connect(c) => connect(c, buf),
-        Packet::ConnAck(c) => {
-            buf.put_u8(u8::from(c.session_present));
-            if v5 {
-                buf.put_u8(c.code.v5());
-                properties(buf, &c.properties);
-            } else {
-                buf.put_u8(c.code.v311());
-            }
-        }
-        Packet::Publish(p) => {
-            string(buf, p.topic.as_str());
-            if let Some(id) = p.packet_id {
-                buf.put_u16(id.get());
-            }
-            if v5 {
-                properties(buf, &p.properties);
-            }
-            buf.put_slice(&p.payload);
-        }
-        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
-            buf.put_u16(a.packet_id.get());
-            if v5 && !ack_is_short(a) {
-                buf.put_u8(a.reason.0);
-                properties(buf, &a.properties);
-            }
-        }
-        Packet::Subscribe(s) => {
-            buf.put_u16(s.packet_id.get());
-            if v5 {
-                properties(buf, &s.properties);
-            }
-            for (filter, options) in &s.filters {
-                string(buf, filter.as_str());
-                buf.put_u8(subscription_options(options, v5));
-            }
-        }
-        Packet::SubAck(s) => {
-            buf.put_u16(s.packet_id.get());
-            if v5 {
-                properties(buf, &s.properties);
-            }
-            // 3.1.1 has one failure code, 0x80 [MQTT-3.9.3].
-            let code = |c: &ReasonCode| if !v5 && c.is_error() { 0x80 } else { c.0 };
-            buf.extend(s.codes.iter().map(code));
-        }
-        Packet::Unsubscribe(u) => {
-            buf.put_u16(u.packet_id.get());
-            if v5 {
-                properties(buf, &u.properties);
-            }
-            for filter in &u.filters {
-                string(buf, filter.as_str());
-            }
-        }
-        Packet::UnsubAck(u) => {
-            buf.put_u16(u.packet_id.get());
-            if v5 {
-                properties(buf, &u.properties);
-                buf.extend(u.codes.iter().map(|c| c.0));
-            }
-        }
-        Packet::PingReq | Packet::PingResp => {}
-        Packet::Disconnect(d) => {
-            if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
-                buf.put_u8(d.reason.0);
-                properties(buf, &d.properties);
-            }
-        }
-        Packet::Auth(a) => {
-            buf.put_u8(a.reason.0);
-            properties(buf, &a.properties);
-        }
-    }
+    header(buf, first_byte(packet), body_len(packet, version));
+    body(packet, version, buf);
 }
 
 /// The size of `packet` on the wire, fixed header included: what a peer's
 /// Maximum Packet Size is compared with.
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
-    let len = body_len(packet, version == ProtocolVersion::V5);
+    let len = body_len(packet, version);
     1 + varint_len(len) + len
 }
 
+/// The fixed header: type and flags, then the remaining length in base 128.
+fn header(buf: &mut BytesMut, first: u8, len: usize) {
+    debug_assert!(
+        len <= 268_435_455,
+        "remaining length {len} is over MQTT's limit"
+    );
+    buf.reserve(5 + len);
+    buf.put_u8(first);
+    buf.varint(len);
+}
+
+/// Packet type and flags [MQTT-2.1.2].
 fn first_byte(packet: &Packet) -> u8 {
     match packet {
         Packet::Connect(_) => 0x10,
@@ -119,118 +57,116 @@ fn first_byte(packet: &Packet) -> u8 {
     }
 }
 
-/// A 5.0 ack that succeeded and says nothing more is sent as the bare id.
-fn ack_is_short(ack: &Ack) -> bool {
-    ack.reason == ReasonCode::SUCCESS && ack.properties.is_empty()
+/// The remaining length. Kept out of line with its count a local, so that
+/// the count stays in a register rather than behind a pointer.
+#[inline(never)]
+fn body_len(packet: &Packet, version: ProtocolVersion) -> usize {
+    count(|sink| body(packet, version, sink))
 }
 
-fn body_len(packet: &Packet, v5: bool) -> usize {
-    // CONNECT is laid out by the level it names, as `connect` writes it.
-    let v5 = match packet {
-        Packet::Connect(c) => c.version == ProtocolVersion::V5,
-        _ => v5,
-    };
-    // The properties' length prefix and content, or nothing in 3.1.1.
-    let props = |p: &Properties| if v5 { properties_size(p) } else { 0 };
+/// Everything after the fixed header. Generic over the sink, not dynamic,
+/// and inlined into each caller, so that counting compiles to a sum and
+/// writing to the stores.
+#[inline(always)]
+fn body<S: Sink>(packet: &Packet, version: ProtocolVersion, sink: &mut S) {
+    let v5 = version == ProtocolVersion::V5;
     match packet {
-        Packet::Connect(c) => {
-            let version_fields = 2 + 4 + 1 + 1 + 2;
-            let mut len = version_fields + props(&c.properties) + 2 + c.client_id.len();
-            if let Some(will) = &c.will {
-                len += props(&will.properties);
-                len += 2 + will.topic.as_str().len() + 2 + will.payload.len();
-            }
-            len += c.username.as_ref().map_or(0, |u| 2 + u.len());
-            len += c.password.as_ref().map_or(0, |p| 2 + p.len());
-            len
-        }
-        Packet::ConnAck(c) => 2 + props(&c.properties),
-        Packet::Publish(p) => {
-            let id_len = if p.packet_id.is_some() { 2 } else { 0 };
-            2 + p.topic.as_str().len() + id_len + props(&p.properties) + p.payload.len()
-        }
+        Packet::Connect(c) => connect(c, sink),
+        Packet::ConnAck(c) => connack(c, v5, sink),
+        Packet::Publish(p) => publish(p, v5, sink),
         Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
-            if v5 && !ack_is_short(a) {
-                2 + 1 + props(&a.properties)
-            } else {
-                2
-            }
+            ack(a, v5, sink)
         }
-        Packet::Subscribe(s) => {
-            let filters: usize = s
-                .filters
-                .iter()
-                .map(|(f, _)| 2 + f.as_str().len() + 1)
-                .sum();
-            2 + props(&s.properties) + filters
-        }
-        Packet::SubAck(s) => 2 + props(&s.properties) + s.codes.len(),
-        Packet::Unsubscribe(u) => {
-            let filters: usize = u.filters.iter().map(|f| 2 + f.as_str().len()).sum();
-            2 + props(&u.properties) + filters
-        }
-        Packet::UnsubAck(u) => {
-            if v5 {
-                2 + props(&u.properties) + u.codes.len()
-            } else {
-                2
-            }
-        }
-        Packet::PingReq | Packet::PingResp => 0,
-        Packet::Disconnect(d) => {
-            if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
-                1 + props(&d.properties)
-            } else {
-                0
-            }
-        }
-        // AUTH has only 5.0's layout, which `encode` writes in either version.
-        Packet::Auth(a) => 1 + properties_size(&a.properties),
+        Packet::Subscribe(s) => subscribe(s, v5, sink),
+        Packet::SubAck(s) => suback(s, v5, sink),
+        Packet::Unsubscribe(u) => unsubscribe(u, v5, sink),
+        Packet::UnsubAck(u) => unsuback(u, v5, sink),
+        Packet::PingReq | Packet::PingResp => {}
+        Packet::Disconnect(d) => disconnect(d, v5, sink),
+        // AUTH exists only in 5.0; it is laid out so in either version.
+        Packet::Auth(a) => auth(a, sink),
     }
 }
 
-/// The fixed header: type and flags, then the remaining length in base 128.
-fn header(buf: &mut BytesMut, first: u8, len: usize) {
-    debug_assert!(
-        len <= 268_435_455,
-        "remaining length {len} is over MQTT's limit"
-    );
-    buf.reserve(5 + len);
-    buf.put_u8(first);
-    varint(buf, len);
-}
-
-fn varint(buf: &mut BytesMut, mut value: usize) {
-    loop {
-        let mut byte = (value % 128) as u8;
-        value /= 128;
-        if value > 0 {
-            byte |= 0x80;
+/// Laid out by the level CONNECT names, not the connection's, which is not
+/// known until CONNECT is read.
+fn connect<S: Sink>(c: &Connect, sink: &mut S) {
+    let v5 = c.version == ProtocolVersion::V5;
+    let mut flags = u8::from(c.clean_session) << 1;
+    if let Some(will) = &c.will {
+        flags |= 0b100 | (will.qos as u8) << 3 | u8::from(will.retain) << 5;
+    }
+    if c.username.is_some() {
+        flags |= 0b1000_0000;
+    }
+    if c.password.is_some() {
+        flags |= 0b100_0000;
+    }
+    sink.string("MQTT");
+    sink.u8(c.version.level());
+    sink.u8(flags);
+    sink.u16(c.keep_alive);
+    if v5 {
+        sink.properties(&c.properties);
+    }
+    sink.string(&c.client_id);
+    if let Some(will) = &c.will {
+        if v5 {
+            sink.properties(&will.properties);
         }
-        buf.put_u8(byte);
-        if value == 0 {
-            return;
-        }
+        sink.string(will.topic.as_str());
+        sink.binary(&will.payload);
+    }
+    if let Some(username) = &c.username {
+        sink.string(username);
+    }
+    if let Some(password) = &c.password {
+        sink.binary(password);
     }
 }
 
-fn varint_len(value: usize) -> usize {
-    match value {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
+fn connack<S: Sink>(c: &ConnAck, v5: bool, sink: &mut S) {
+    sink.u8(u8::from(c.session_present));
+    if v5 {
+        sink.u8(c.code.v5());
+        sink.properties(&c.properties);
+    } else {
+        sink.u8(c.code.v311());
     }
 }
 
-fn string(buf: &mut BytesMut, s: &str) {
-    binary(buf, s.as_bytes());
+/// Every delivery is one of these: inlined so that counting it is a sum.
+#[inline]
+fn publish<S: Sink>(p: &Publish, v5: bool, sink: &mut S) {
+    sink.string(p.topic.as_str());
+    if let Some(id) = p.packet_id {
+        sink.u16(id.get());
+    }
+    if v5 {
+        sink.properties(&p.properties);
+    }
+    sink.slice(&p.payload);
 }
 
-fn binary(buf: &mut BytesMut, bytes: &[u8]) {
-    let len = u16::try_from(bytes.len()).expect("strings are validated to fit a u16 length");
-    buf.put_u16(len);
-    buf.put_slice(bytes);
+/// PUBACK, PUBREC, PUBREL and PUBCOMP share one layout.
+fn ack<S: Sink>(a: &Ack, v5: bool, sink: &mut S) {
+    sink.u16(a.packet_id.get());
+    // A 5.0 ack that succeeded and says nothing more is sent as the bare id.
+    if v5 && !(a.reason == ReasonCode::SUCCESS && a.properties.is_empty()) {
+        sink.u8(a.reason.0);
+        sink.properties(&a.properties);
+    }
+}
+
+fn subscribe<S: Sink>(s: &Subscribe, v5: bool, sink: &mut S) {
+    sink.u16(s.packet_id.get());
+    if v5 {
+        sink.properties(&s.properties);
+    }
+    for (filter, options) in &s.filters {
+        sink.string(filter.as_str());
+        sink.u8(subscription_options(options, v5));
+    }
 }
 
 fn subscription_options(options: &SubscriptionOptions, v5: bool) -> u8 {
@@ -243,122 +179,48 @@ fn subscription_options(options: &SubscriptionOptions, v5: bool) -> u8 {
         | (options.retain_handling as u8) << 4
 }
 
-fn connect(c: &Connect, buf: &mut BytesMut) {
-    let v5 = c.version == ProtocolVersion::V5;
-    let mut flags = u8::from(c.clean_session) << 1;
-    if let Some(will) = &c.will {
-        flags |= 0b100 | (will.qos as u8) << 3 | u8::from(will.retain) << 5;
-    }
-    if c.username.is_some() {
-        flags |= 0b1000_0000;
-    }
-    if c.password.is_some() {
-        flags |= 0b100_0000;
-    }
-    string(buf, "MQTT");
-    buf.put_u8(c.version.level());
-    buf.put_u8(flags);
-    buf.put_u16(c.keep_alive);
+fn suback<S: Sink>(s: &SubAck, v5: bool, sink: &mut S) {
+    sink.u16(s.packet_id.get());
     if v5 {
-        properties(buf, &c.properties);
+        sink.properties(&s.properties);
     }
-    string(buf, &c.client_id);
-    if let Some(will) = &c.will {
-        if v5 {
-            properties(buf, &will.properties);
-        }
-        string(buf, will.topic.as_str());
-        binary(buf, &will.payload);
-    }
-    if let Some(username) = &c.username {
-        string(buf, username);
-    }
-    if let Some(password) = &c.password {
-        binary(buf, password);
+    for code in &s.codes {
+        // 3.1.1 has one failure code, 0x80 [MQTT-3.9.3].
+        sink.u8(if !v5 && code.is_error() { 0x80 } else { code.0 });
     }
 }
 
-/// The length prefix plus the properties.
-fn properties_size(props: &Properties) -> usize {
-    let len = properties_len(props);
-    varint_len(len) + len
-}
-
-impl Properties {
-    /// Their size on the wire, without the length prefix: what a queued
-    /// message's properties weigh.
-    pub fn wire_len(&self) -> usize {
-        properties_len(self)
+fn unsubscribe<S: Sink>(u: &Unsubscribe, v5: bool, sink: &mut S) {
+    sink.u16(u.packet_id.get());
+    if v5 {
+        sink.properties(&u.properties);
+    }
+    for filter in &u.filters {
+        sink.string(filter.as_str());
     }
 }
 
-fn properties_len(props: &Properties) -> usize {
-    props.iter().map(|p| 1 + property_value_len(p)).sum()
-}
-
-fn property_value_len(property: &Property) -> usize {
-    use Property::*;
-    match property {
-        PayloadFormatIndicator(_)
-        | RequestProblemInformation(_)
-        | RequestResponseInformation(_)
-        | MaximumQos(_)
-        | RetainAvailable(_)
-        | WildcardSubscriptionAvailable(_)
-        | SubscriptionIdentifierAvailable(_)
-        | SharedSubscriptionAvailable(_) => 1,
-        ServerKeepAlive(_) | ReceiveMaximum(_) | TopicAliasMaximum(_) | TopicAlias(_) => 2,
-        MessageExpiryInterval(_)
-        | SessionExpiryInterval(_)
-        | WillDelayInterval(_)
-        | MaximumPacketSize(_) => 4,
-        SubscriptionIdentifier(v) => varint_len(*v as usize),
-        ContentType(s)
-        | AssignedClientIdentifier(s)
-        | AuthenticationMethod(s)
-        | ResponseInformation(s)
-        | ServerReference(s)
-        | ReasonString(s) => 2 + s.len(),
-        ResponseTopic(t) => 2 + t.as_str().len(),
-        CorrelationData(b) | AuthenticationData(b) => 2 + b.len(),
-        UserProperty(k, v) => 2 + k.len() + 2 + v.len(),
-    }
-}
-
-fn properties(buf: &mut BytesMut, props: &Properties) {
-    use Property::*;
-    varint(buf, properties_len(props));
-    for property in props.iter() {
-        buf.put_u8(property.id());
-        match property {
-            PayloadFormatIndicator(v)
-            | RequestProblemInformation(v)
-            | RequestResponseInformation(v)
-            | MaximumQos(v)
-            | RetainAvailable(v)
-            | WildcardSubscriptionAvailable(v)
-            | SubscriptionIdentifierAvailable(v)
-            | SharedSubscriptionAvailable(v) => buf.put_u8(*v),
-            ServerKeepAlive(v) | ReceiveMaximum(v) | TopicAliasMaximum(v) | TopicAlias(v) => {
-                buf.put_u16(*v)
-            }
-            MessageExpiryInterval(v)
-            | SessionExpiryInterval(v)
-            | WillDelayInterval(v)
-            | MaximumPacketSize(v) => buf.put_u32(*v),
-            SubscriptionIdentifier(v) => varint(buf, *v as usize),
-            ContentType(s)
-            | AssignedClientIdentifier(s)
-            | AuthenticationMethod(s)
-            | ResponseInformation(s)
-            | ServerReference(s)
-            | ReasonString(s) => string(buf, s),
-            ResponseTopic(t) => string(buf, t.as_str()),
-            CorrelationData(b) | AuthenticationData(b) => binary(buf, b),
-            UserProperty(k, v) => {
-                string(buf, k);
-                string(buf, v);
-            }
+/// 3.1.1's UNSUBACK is the bare id: it has no reason codes.
+fn unsuback<S: Sink>(u: &UnsubAck, v5: bool, sink: &mut S) {
+    sink.u16(u.packet_id.get());
+    if v5 {
+        sink.properties(&u.properties);
+        for code in &u.codes {
+            sink.u8(code.0);
         }
     }
+}
+
+/// A normal disconnection with nothing more to say is the empty body, which
+/// is also all 3.1.1 has.
+fn disconnect<S: Sink>(d: &Disconnect, v5: bool, sink: &mut S) {
+    if v5 && !(d.reason == ReasonCode::SUCCESS && d.properties.is_empty()) {
+        sink.u8(d.reason.0);
+        sink.properties(&d.properties);
+    }
+}
+
+fn auth<S: Sink>(a: &Auth, sink: &mut S) {
+    sink.u8(a.reason.0);
+    sink.properties(&a.properties);
 }

@@ -6,6 +6,7 @@ mod decode;
 mod encode;
 mod packet;
 mod properties;
+mod sink;
 
 pub use decode::decode;
 pub use encode::{encode, encoded_len};
