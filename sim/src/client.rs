@@ -325,6 +325,12 @@ impl<'a> Session<'a> {
         let ping_every = Duration::from_millis(u64::from(self.connection.keep_alive) * 500);
         let mut next_ping = Instant::now() + ping_every;
         let mut hanging = false;
+        // What came in the same read as the CONNACK: a resumed session's
+        // messages. Left for the next read, they would wait for bytes that
+        // a full window never sends.
+        if !self.rbuf.is_empty() && !self.on_bytes(hanging) {
+            return Ending::ClosedByBroker;
+        }
         loop {
             let reading = self.reading_resumes.is_none_or(|at| at <= Instant::now());
             let next_ack = self.delayed_acks.front().map(|(at, _)| *at);

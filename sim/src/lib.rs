@@ -7,6 +7,8 @@
 //! # Layout
 //!
 //! - [`workload`]: scenarios and the plans drawn from a seed.
+//! - [`observers`]: long-lived clients, whom the delivery checks hold to
+//!   account.
 //! - [`client`]: the simulated client, a turmoil host speaking MQTT.
 //! - [`history`]: what the clients did and saw, in simulated time.
 //! - [`run`]: one run: hosts, faults, the end-of-run census and shutdown.
@@ -18,6 +20,7 @@
 pub mod check;
 pub mod client;
 pub mod history;
+pub mod observers;
 pub mod outcome;
 pub mod run;
 pub mod scenarios;

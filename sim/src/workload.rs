@@ -7,6 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
+pub use crate::observers::LongLived;
+
 /// What a scenario asks of a run. Everything not fixed here is drawn from
 /// the seed.
 #[derive(Debug, Clone)]
@@ -37,6 +39,9 @@ pub struct Scenario {
     /// Clients that stay connected and subscribed from start to end, so that
     /// every delivery guarantee has someone to hold for.
     pub observers: usize,
+    /// Long-lived clients of the other kinds: returning persistent sessions,
+    /// late subscribers, shared-group members.
+    pub long_lived: LongLived,
     pub publishes_per_connection: std::ops::Range<usize>,
     /// MQTT 5.0: the share of clients that speak it, and the chances of the
     /// features its invariants watch.
@@ -97,6 +102,7 @@ impl Scenario {
             bounces: 0,
             holds: 0,
             observers: 3,
+            long_lived: LongLived::default(),
             publishes_per_connection: 0..8,
             v5: V5Mix::some(),
             config: tern::Config {
@@ -218,7 +224,7 @@ fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
 
 /// Shared subscriptions, for 5.0 clients: two groups on one filter's
 /// topics would be one group, so each group has a filter of its own.
-const SHARED_FILTERS: [&str; 3] = ["$share/g1/t/#", "$share/g2/+/a", "$share/g1/r/+"];
+pub const SHARED_FILTERS: [&str; 3] = ["$share/g1/t/#", "$share/g2/+/a", "$share/g1/r/+"];
 
 pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -267,6 +273,9 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             Fault::BounceBroker,
         ));
     }
+    // After every draw of the generators above, so that the plans they
+    // made do not change with these.
+    clients.extend(crate::observers::generate(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }

@@ -23,6 +23,9 @@ pub struct Conn {
     pub end: Option<(Duration, Ending)>,
     /// From here on it reads nothing or acknowledges nothing.
     pub impaired_from: Option<Duration>,
+    /// From here on it sends nothing, pings included: the broker may end
+    /// it any time after, long before its client hears of it.
+    pub silent_from: Option<Duration>,
     pub session: usize,
     pub will: Option<(String, QoS, bool)>,
     /// Seconds the broker waits before sending the will (5.0).
@@ -205,6 +208,7 @@ impl Model {
                     start: at,
                     end: None,
                     impaired_from: None,
+                    silent_from: None,
                     session,
                     will: will.clone(),
                     will_delay: *will_delay,
@@ -214,9 +218,15 @@ impl Model {
                 };
                 self.conns.insert(key, conn);
             }
-            Event::Paused { client, conn } | Event::Hung { client, conn } => {
+            Event::Paused { client, conn } => {
                 if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
                     c.impaired_from.get_or_insert(at);
+                }
+            }
+            Event::Hung { client, conn } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.impaired_from.get_or_insert(at);
+                    c.silent_from.get_or_insert(at);
                 }
             }
             Event::Ended { client, conn, how } => {
@@ -265,12 +275,27 @@ impl Model {
                 granted,
             } => {
                 let session = self.conns[&(client.clone(), *conn)].session;
-                if let Some(sub) = self.subscriptions.iter_mut().rev().find(|s| {
-                    s.session == session && s.filter.as_str() == filter && s.acked_at.is_none()
-                }) {
-                    sub.acked_at = Some(at);
-                    sub.granted = *granted;
+                let same = |s: &Subscription| s.session == session && s.filter.as_str() == filter;
+                let Some(index) = self
+                    .subscriptions
+                    .iter()
+                    .rposition(|s| same(s) && s.acked_at.is_none())
+                else {
+                    return;
+                };
+                if granted.is_some() {
+                    // A SUBSCRIBE to a filter the session holds replaces
+                    // it [MQTT-3.8.4-3]: the old grant covers nothing
+                    // routed after its SUBACK.
+                    for old in self.subscriptions.iter_mut().filter(|s| same(s)) {
+                        if old.acked_at.is_some() && old.end > at {
+                            old.end = at;
+                        }
+                    }
                 }
+                let sub = &mut self.subscriptions[index];
+                sub.acked_at = Some(at);
+                sub.granted = *granted;
             }
             Event::UnsubscribeSent {
                 client,

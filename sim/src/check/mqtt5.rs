@@ -124,11 +124,18 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
         if resent {
             continue;
         }
-        // Whether the session that received `r` had ended by `at`. The
-        // broker ends a session before its client hears of it.
+        // Whether the session that received `r` may have ended by `at`.
+        // The broker ends a session before its client hears of it, and a
+        // silent client's any time after it went silent (what it reads
+        // then, the broker sent before).
         let gone_by = |r: &Received, at: Duration| {
             let holder = &model.conns[&r.conn];
-            holder.end.is_some_and(|(end, _)| end <= at + MARGIN)
+            let end = match (holder.end, holder.silent_from) {
+                (Some((end, _)), Some(silent)) => Some(end.min(silent)),
+                (Some((end, _)), None) => Some(end),
+                (None, silent) => silent,
+            };
+            end.is_some_and(|end| end <= at + MARGIN)
                 && model.session_expiry(holder.session) < EXPIRY_OUTLIVES_RUN
         };
         let mut firsts: Vec<&&Received> = by_session.values().collect();
@@ -171,10 +178,14 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
                 continue;
             }
             // Members the broker may have chosen: subscribed at some point
-            // between the publish and the deadline.
+            // between the publish and the deadline. A member whose client
+            // died silently is one until keepalive finds it, after the
+            // end the history records.
             let candidates: Vec<_> = members
                 .iter()
-                .filter(|s| s.sent_at <= deadline && s.end >= sent.sent_at)
+                .filter(|s| {
+                    s.sent_at <= deadline && s.end.saturating_add(KEEPALIVE_MAX) >= sent.sent_at
+                })
                 .collect();
             // A member online and healthy throughout, so that the broker,
             // which prefers online members, has one to choose.
