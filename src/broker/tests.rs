@@ -4,7 +4,10 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::codec::{Ack, LastWill, PacketId, ProtocolVersion, QoS, Subscribe, SubscriptionOptions};
+use crate::codec::{
+    Ack, ConnAck, Connect, ConnectCode, LastWill, PacketId, ProtocolVersion, Publish, QoS,
+    Subscribe, SubscriptionOptions,
+};
 use crate::topic::{TopicFilter, TopicName};
 
 fn config() -> Config {
@@ -39,7 +42,7 @@ fn drain_effects(broker: &mut Broker) -> Vec<Effect> {
         .map(|effect| match effect {
             Effect::SendFrame(conn, frame) => {
                 let options = crate::codec::DecodeOptions {
-                    version: broker.sessions[&broker.sid_of(conn)].version,
+                    version: broker.sessions.get(broker.sessions.sid_of(conn)).version,
                     ..Default::default()
                 };
                 let mut buf = bytes::BytesMut::from(&frame[..]);
