@@ -3,7 +3,7 @@
 //! alive, client id, expiry, window and packet size, and the CONNACK that
 //! tells the client.
 
-use super::sessions::EXPIRY_NEVER;
+use super::sessions::{Terms, EXPIRY_NEVER};
 use super::{Accepted, Broker, ConnId, Effect, SessionId};
 use crate::codec::{ConnAck, Connect, ConnectCode, Packet, Properties, Property, ProtocolVersion};
 use crate::config::planted;
@@ -169,16 +169,18 @@ impl Broker {
         if planted!(self.config, IgnoreReceiveMaximum) {
             window = self.config.inflight_messages_max;
         }
-        let session = self.sessions.attach(sid, conn);
-        session.version = connect.version;
-        session.expiry_secs = expiry_secs;
-        session.asked_no_expiry = asked.unwrap_or(0) == 0;
-        session.will = connect.will.map(Box::new);
-        session.outbox.set_window(window);
-        session.packet_size_max = connect
-            .properties
-            .maximum_packet_size()
-            .map_or(usize::MAX, |max| max as usize);
+        let terms = Terms {
+            version: connect.version,
+            expiry_secs,
+            asked_no_expiry: asked.unwrap_or(0) == 0,
+            will: connect.will.map(Box::new),
+            packet_size_max: connect
+                .properties
+                .maximum_packet_size()
+                .map_or(usize::MAX, |max| max as usize),
+            window,
+        };
+        self.sessions.attach(sid, conn, terms);
     }
 
     /// The CONNACK properties that tell a 5.0 client this broker's limits;

@@ -74,12 +74,12 @@ impl Broker {
         // Measuring costs: without a client maximum or properties, and with
         // a payload under half the limit, the packet cannot be over it.
         let protocol_max = crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES;
-        let max = session.packet_size_max.min(protocol_max);
-        let may_be_over = session.packet_size_max != usize::MAX
+        let max = session.packet_size_max().min(protocol_max);
+        let may_be_over = session.packet_size_max() != usize::MAX
             || !publish.properties.is_empty()
             || publish.payload.len() > protocol_max / 2;
         let packet = Packet::Publish(publish);
-        if may_be_over && encoded_len(&packet, session.version) > max {
+        if may_be_over && encoded_len(&packet, session.version()) > max {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
             tracing::debug!(

@@ -17,12 +17,12 @@ impl Broker {
             let sid = self.sessions.sid_of(conn);
             let max = self.config.session_expiry_max_secs;
             let session = self.sessions.get_mut(sid);
-            if session.asked_no_expiry && expiry != 0 {
+            if session.asked_no_expiry() && expiry != 0 {
                 return Err(BrokerError::Protocol(
                     "DISCONNECT sets a session expiry after CONNECT set none",
                 ));
             }
-            session.expiry_secs = expiry.min(max);
+            session.set_expiry_secs(expiry.min(max));
         }
         let graceful = disconnect.reason != ReasonCode::DISCONNECT_WITH_WILL;
         self.connection_lost(conn, graceful);
@@ -40,13 +40,13 @@ impl Broker {
         let now = self.now;
         let session = self.sessions.get_mut(sid);
         let graceful = graceful || planted!(self.config, NoWillOnCrash);
-        let will = session.will.take().filter(|_| !graceful);
+        let will = session.take_will().filter(|_| !graceful);
         if let Some(will) = will {
             let mut delay = will.properties.will_delay_interval().unwrap_or(0);
             if planted!(self.config, IgnoreWillDelay) {
                 delay = 0;
             }
-            let expiry_secs = session.expiry_secs;
+            let expiry_secs = session.expiry_secs();
             if delay > 0 && expiry_secs > 0 {
                 // Due after the delay, or when the session ends if sooner.
                 let due = now + u64::from(delay.min(expiry_secs)) * 1000;
@@ -56,7 +56,7 @@ impl Broker {
             }
         }
         let never = planted!(self.config, SessionNeverExpires);
-        match self.sessions.get(sid).expiry_secs {
+        match self.sessions.get(sid).expiry_secs() {
             0 => self.end_session(sid),
             EXPIRY_NEVER => {}
             _ if never => {}
@@ -92,9 +92,7 @@ impl Broker {
     /// another member of the group.
     pub(super) fn end_session(&mut self, sid: SessionId) {
         let (mut session, delayed_will) = self.sessions.remove(sid);
-        for (filter, _) in std::mem::take(&mut session.subscriptions) {
-            self.drop_subscription(sid, &filter);
-        }
+        self.drop_subscriptions(sid, &mut session.subscriptions);
         let undelivered = self.counts.close(session.outbox);
         if let Some(will) = delayed_will {
             self.publish_will(will);

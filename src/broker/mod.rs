@@ -15,9 +15,11 @@
 //! - `outbox`: a session's queue, window and in-flight messages, and the
 //!   broker-wide counts of them;
 //! - `delivery`: one copy to one session, and its QoS 1/2 flow;
-//! - `routing`: PUBLISH fanned out to the subscribers;
-//! - `subscribe`, `shared`, `index`, `retained`: subscriptions, shared
-//!   groups, the topic trie and the retained store;
+//! - `routing`: a PUBLISH fanned out to the subscribers, and the
+//!   publisher's side of QoS 1/2;
+//! - `subscribe`: SUBSCRIBE and UNSUBSCRIBE, and a session's filters;
+//! - `shared`, `index`, `retained`: shared groups, the topic trie and the
+//!   retained store;
 //! - `check`: the consistency check that the simulation runs.
 
 mod check;
@@ -39,8 +41,9 @@ use crate::config::Config;
 pub use index::SubscriptionIndex;
 use outbox::Counts;
 pub use retained::{RetainOutcome, Retained, RetainedStore};
-use sessions::{Sessions, Subscription};
+use sessions::Sessions;
 use shared::SharedGroups;
+use subscribe::Subscription;
 
 /// One TCP connection, for as long as it lives. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -2,10 +2,12 @@
 //! one member of each matching shared group, each copy as its subscription
 //! asks for it. What happens to a copy then is `delivery`'s business.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 
 use super::outbox::{Message, Published};
-use super::sessions::Subscription;
+use super::subscribe::Subscription;
 use super::{Broker, BrokerError, ConnId, Effect, Millis, SessionId};
 use crate::codec::{
     encoded_len, Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode,
@@ -13,13 +15,20 @@ use crate::codec::{
 use crate::config::planted;
 use crate::topic::TopicName;
 
+/// QoS 2 packet ids a client sent, answered with PUBREC and awaiting
+/// PUBREL; a PUBLISH that reuses one is a resend and is not routed again.
+/// Packet ids bound it at 65,535, and a 5.0 client's at the Receive Maximum.
+/// Changed only here, by PUBLISH and PUBREL.
+#[derive(Debug, Default)]
+pub struct AwaitingRelease(BTreeSet<PacketId>);
+
 impl Broker {
     /// A PUBLISH from a client. It is routed before it is acknowledged, so
     /// an acknowledged message is already in every subscriber's queue.
     pub fn publish(&mut self, conn: ConnId, mut publish: Publish) -> Result<(), BrokerError> {
         self.check_levels(publish.topic.as_str())?;
         let sid = self.sessions.sid_of(conn);
-        let v5 = self.sessions.get(sid).version == ProtocolVersion::V5;
+        let v5 = self.sessions.get(sid).version() == ProtocolVersion::V5;
         if publish
             .properties
             .subscription_identifiers()
@@ -55,16 +64,16 @@ impl Broker {
                 // PUBREL so that a resend is not routed twice.
                 let receive_max = self.config.receive_maximum;
                 let session = self.sessions.get_mut(sid);
-                let known = session.incoming_qos2.contains(&id);
+                let known = session.incoming_qos2.0.contains(&id);
                 let reason = if !utf8_ok {
                     ReasonCode::PAYLOAD_FORMAT_INVALID
                 } else if known {
                     ReasonCode::SUCCESS
                 } else {
-                    if v5 && session.incoming_qos2.len() >= usize::from(receive_max) {
+                    if v5 && session.incoming_qos2.0.len() >= usize::from(receive_max) {
                         return Err(BrokerError::ReceiveMaximumExceeded { max: receive_max });
                     }
-                    session.incoming_qos2.insert(id);
+                    session.incoming_qos2.0.insert(id);
                     matched_reason(self.route_from(Some(sid), &publish))
                 };
                 let ack = Ack::with_reason(id, reason);
@@ -174,7 +183,7 @@ impl Broker {
         let Some(conn) = session.conn() else {
             return;
         };
-        let (version, max) = (session.version, session.packet_size_max);
+        let (version, max) = (session.version(), session.packet_size_max());
         let slot = usize::from(version == ProtocolVersion::V5);
         let frame = if let Some(frame) = &frames[slot] {
             frame.clone()
@@ -209,7 +218,13 @@ impl Broker {
     /// client is told it was unknown (0x92).
     pub fn pubrel(&mut self, conn: ConnId, packet_id: PacketId) {
         let sid = self.sessions.sid_of(conn);
-        let reason = if self.sessions.get_mut(sid).incoming_qos2.remove(&packet_id) {
+        let reason = if self
+            .sessions
+            .get_mut(sid)
+            .incoming_qos2
+            .0
+            .remove(&packet_id)
+        {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::outbox::Outbox;
+use super::routing::AwaitingRelease;
+use super::subscribe::Filters;
 use super::{ConnId, Millis, SessionId};
-use crate::codec::{LastWill, PacketId, ProtocolVersion, SubscriptionOptions};
-use crate::topic::TopicFilter;
+use crate::codec::{LastWill, ProtocolVersion};
 
 /// A session that never expires (3.1.1's persistent sessions, and 5.0's
 /// interval 0xFFFFFFFF).
@@ -25,22 +26,35 @@ pub struct Session {
     /// most sessions have none, and an inline will with its properties
     /// costs every idle session ~80 bytes.
     delayed_will: Option<Box<DelayedWill>>,
-    pub version: ProtocolVersion,
+    version: ProtocolVersion,
     /// Seconds the session outlives its connection: 0 ends it with the
-    /// connection (3.1.1's clean session), `EXPIRY_NEVER` keeps it.
-    pub expiry_secs: u32,
+    /// connection (3.1.1's clean session), `EXPIRY_NEVER` keeps it. An
+    /// offline session never has 0: it would have ended.
+    expiry_secs: u32,
     /// The CONNECT asked for no expiry, so its DISCONNECT may not ask for
     /// one [MQTT-3.14.2-2]; told apart from an expiry the broker cut to 0.
+    asked_no_expiry: bool,
+    will: Option<Box<LastWill>>,
+    /// The client's Maximum Packet Size; larger packets are not sent to it.
+    packet_size_max: usize,
+    // Open to the other parts because each type keeps its own invariants:
+    // filters change only in subscribe.rs, the outbox's queues only through
+    // `Counts`, the QoS 2 ids only in routing.rs.
+    pub subscriptions: Filters,
+    pub outbox: Outbox,
+    pub incoming_qos2: AwaitingRelease,
+}
+
+/// What a CONNECT settled for its session, until the next one.
+#[derive(Debug)]
+pub struct Terms {
+    pub version: ProtocolVersion,
+    pub expiry_secs: u32,
     pub asked_no_expiry: bool,
     pub will: Option<Box<LastWill>>,
-    /// The client's Maximum Packet Size; larger packets are not sent to it.
     pub packet_size_max: usize,
-    pub subscriptions: BTreeMap<TopicFilter, Subscription>,
-    pub outbox: Outbox,
-    /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL;
-    /// a PUBLISH that reuses one is a resend and is not routed again. Packet
-    /// ids bound it at 65,535, and a 5.0 client's at the Receive Maximum.
-    pub incoming_qos2: BTreeSet<PacketId>,
+    /// The most QoS 1/2 messages in flight to the client.
+    pub window: usize,
 }
 
 /// A will waiting out its delay.
@@ -48,14 +62,6 @@ pub struct Session {
 struct DelayedWill {
     due: Millis,
     will: LastWill,
-}
-
-/// What one filter of a session asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscription {
-    pub options: SubscriptionOptions,
-    /// The Subscription Identifier its SUBSCRIBE carried (5.0).
-    pub id: Option<u32>,
 }
 
 impl Session {
@@ -72,9 +78,9 @@ impl Session {
             asked_no_expiry: true,
             will: None,
             packet_size_max: usize::MAX,
-            subscriptions: BTreeMap::new(),
+            subscriptions: Filters::default(),
             outbox: Outbox::default(),
-            incoming_qos2: BTreeSet::new(),
+            incoming_qos2: AwaitingRelease::default(),
         }
     }
 
@@ -84,6 +90,34 @@ impl Session {
 
     pub fn conn(&self) -> Option<ConnId> {
         self.conn
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    pub fn packet_size_max(&self) -> usize {
+        self.packet_size_max
+    }
+
+    pub fn expiry_secs(&self) -> u32 {
+        self.expiry_secs
+    }
+
+    pub fn asked_no_expiry(&self) -> bool {
+        self.asked_no_expiry
+    }
+
+    /// A DISCONNECT's new expiry: only while connected, so that no offline
+    /// session is left with 0.
+    pub fn set_expiry_secs(&mut self, secs: u32) {
+        debug_assert!(self.conn.is_some(), "expiry changed offline");
+        self.expiry_secs = secs;
+    }
+
+    /// The will, for the connection's end; it is published at most once.
+    pub fn take_will(&mut self) -> Option<Box<LastWill>> {
+        self.will.take()
     }
 }
 
@@ -177,16 +211,22 @@ impl Sessions {
         (session, will)
     }
 
-    /// Attaches `conn`. A new connection to the session cancels a will still
-    /// waiting out its delay [MQTT-3.1.3-9], and its expiry.
-    pub fn attach(&mut self, sid: SessionId, conn: ConnId) -> &mut Session {
+    /// Attaches `conn`, on the `terms` its CONNECT settled. A new connection
+    /// to the session cancels a will still waiting out its delay
+    /// [MQTT-3.1.3-9], and its expiry.
+    pub fn attach(&mut self, sid: SessionId, conn: ConnId, terms: Terms) {
         self.forget_timers(sid);
         self.by_conn.insert(conn, sid);
         let session = self.get_mut(sid);
         session.expires_at = None;
         session.delayed_will = None;
         session.conn = Some(conn);
-        session
+        session.version = terms.version;
+        session.expiry_secs = terms.expiry_secs;
+        session.asked_no_expiry = terms.asked_no_expiry;
+        session.will = terms.will;
+        session.packet_size_max = terms.packet_size_max;
+        session.outbox.set_window(terms.window);
     }
 
     /// Detaches `conn` from its session, if it still has one.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::sessions::Subscription;
+use super::subscribe::Subscription;
 use super::{GroupId, SessionId, SubscriptionIndex};
 use crate::topic::{TopicFilter, TopicName};
 

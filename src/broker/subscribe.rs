@@ -2,14 +2,48 @@
 //! why, and the retained messages a new subscription receives. A session's
 //! subscriptions and the indexes that find them change together, here.
 
+use std::collections::BTreeMap;
+
 use super::outbox::{Message, Published};
-use super::sessions::{Session, Subscription};
+use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, SessionId};
 use crate::codec::{
-    Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
 };
 use crate::topic::TopicFilter;
+
+/// What one filter of a session asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub options: SubscriptionOptions,
+    /// The Subscription Identifier its SUBSCRIBE carried (5.0).
+    pub id: Option<u32>,
+}
+
+/// A session's subscriptions, by filter. Read anywhere; changed only in
+/// this file, each time together with the index or group that finds it.
+#[derive(Debug, Default)]
+pub struct Filters(BTreeMap<TopicFilter, Subscription>);
+
+impl Filters {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn contains(&self, filter: &TopicFilter) -> bool {
+        self.0.contains_key(filter)
+    }
+
+    fn insert(&mut self, filter: TopicFilter, subscription: Subscription) {
+        self.0.insert(filter, subscription);
+    }
+
+    fn remove(&mut self, filter: &TopicFilter) -> Option<Subscription> {
+        self.0.remove(filter)
+    }
+}
 
 impl Broker {
     pub fn subscribe(&mut self, conn: ConnId, subscribe: Subscribe) -> Result<(), BrokerError> {
@@ -29,7 +63,7 @@ impl Broker {
             let shared = parse_shared(&filter);
             let is_shared = shared.is_some();
             let session = self.sessions.get(sid);
-            let is_new = !session.subscriptions.contains_key(&filter);
+            let is_new = !session.subscriptions.contains(&filter);
             let refusal = self.refusal(session, &filter, &shared, id, is_new);
             if let Some(code) = refusal {
                 tracing::info!(client_id = session.client_id(), %filter, ?code, "subscription refused");
@@ -168,9 +202,17 @@ impl Broker {
             .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
     }
 
+    /// Takes all of an ending session's subscriptions out of the index and
+    /// their groups.
+    pub(super) fn drop_subscriptions(&mut self, sid: SessionId, filters: &mut Filters) {
+        for (filter, _) in std::mem::take(&mut filters.0) {
+            self.drop_subscription(sid, &filter);
+        }
+    }
+
     /// Takes a subscription the session no longer holds out of the index or
     /// its group.
-    pub(super) fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
+    fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
         let Some(Ok((group, inner))) = parse_shared(filter) else {
             self.index.remove(filter, sid);
             return;
