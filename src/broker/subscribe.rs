@@ -1,40 +1,53 @@
-//! Subscriptions: SUBSCRIBE and UNSUBSCRIBE, the retained messages a new
-//! subscription receives, and shared-subscription groups.
+//! Subscriptions: SUBSCRIBE and UNSUBSCRIBE, which filters are refused and
+//! why, and the retained messages a new subscription receives. A session's
+//! subscriptions and the indexes that find them change together, here.
 
 use std::collections::BTreeMap;
 
-use super::session::{Message, Subscription};
-use super::{Broker, BrokerError, ConnId, Effect, GroupId, SessionId};
+use super::outbox::{Message, Published};
+use super::sessions::Session;
+use super::shared::parse_shared;
+use super::{Broker, BrokerError, ConnId, Effect, SessionId};
 use crate::codec::{
-    Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
 };
 use crate::topic::TopicFilter;
 
-/// The sessions subscribed to one `$share/{group}/{filter}`; each message
-/// goes to one of them, in turn.
-#[derive(Debug, Default)]
-pub struct Group {
-    pub members: BTreeMap<SessionId, Subscription>,
-    /// The member that got the last message.
-    pub cursor: Option<SessionId>,
+/// What one filter of a session asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub options: SubscriptionOptions,
+    /// The Subscription Identifier its SUBSCRIBE carried (5.0).
+    pub id: Option<u32>,
 }
 
-/// `$share/{group}/{filter}` split into its group name and filter; `None` for
-/// a filter that is not shared, `Some(Err)` for one that is malformed.
-fn parse_shared(filter: &TopicFilter) -> Option<Result<(&str, TopicFilter), ()>> {
-    let rest = filter.as_str().strip_prefix("$share/")?;
-    let Some((group, inner)) = rest.split_once('/') else {
-        return Some(Err(()));
-    };
-    if group.is_empty() || group.contains(['+', '#']) {
-        return Some(Err(()));
+/// A session's subscriptions, by filter. Read anywhere; changed only in
+/// this file, each time together with the index or group that finds it.
+#[derive(Debug, Default)]
+pub struct Filters(BTreeMap<TopicFilter, Subscription>);
+
+impl Filters {
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
-    Some(TopicFilter::new(inner).map(|f| (group, f)).map_err(|_| ()))
+
+    pub fn contains(&self, filter: &TopicFilter) -> bool {
+        self.0.contains_key(filter)
+    }
+
+    fn insert(&mut self, filter: TopicFilter, subscription: Subscription) {
+        self.0.insert(filter, subscription);
+    }
+
+    fn remove(&mut self, filter: &TopicFilter) -> Option<Subscription> {
+        self.0.remove(filter)
+    }
 }
 
 impl Broker {
     pub fn subscribe(&mut self, conn: ConnId, subscribe: Subscribe) -> Result<(), BrokerError> {
-        let sid = self.sid_of(conn);
+        let sid = self.sessions.sid_of(conn);
         // [MQTT-3.8.3-4 of 5.0]
         let no_local_shared = subscribe
             .filters
@@ -44,40 +57,27 @@ impl Broker {
             return Err(BrokerError::Protocol("No Local on a shared subscription"));
         }
         let id = subscribe.properties.subscription_identifiers().next();
-        let max_subscriptions = self.config.subscriptions_per_client_max;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for = Vec::new();
         for (filter, options) in subscribe.filters {
             let shared = parse_shared(&filter);
             let is_shared = shared.is_some();
-            let session = &self.sessions[&sid];
-            let is_new = !session.subscriptions.contains_key(&filter);
-            let refusal = if id.is_some() && !self.config.subscription_identifiers {
-                Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
-            } else if shared.is_some() && !self.config.shared_subscriptions {
-                Some(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
-            } else if matches!(shared, Some(Err(()))) || self.check_levels(filter.as_str()).is_err()
-            {
-                Some(ReasonCode::TOPIC_FILTER_INVALID)
-            } else if filter.as_str().contains(['+', '#']) && !self.config.wildcard_subscriptions {
-                Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
-            } else if is_new && session.subscriptions.len() >= max_subscriptions {
-                Some(ReasonCode::QUOTA_EXCEEDED)
-            } else {
-                None
-            };
+            let session = self.sessions.get(sid);
+            let is_new = !session.subscriptions.contains(&filter);
+            let refusal = self.refusal(session, &filter, &shared, id, is_new);
             if let Some(code) = refusal {
-                tracing::info!(client_id = session.client_id, %filter, ?code, "subscription refused");
+                tracing::info!(client_id = session.client_id(), %filter, ?code, "subscription refused");
                 // 3.1.1 has one failure code; the encoder says 0x80.
                 codes.push(code);
                 continue;
             }
             let subscription = Subscription { options, id };
-            self.session_mut(sid)
+            self.sessions
+                .get_mut(sid)
                 .subscriptions
                 .insert(filter.clone(), subscription);
             match shared {
-                Some(Ok((group, inner))) => self.join_group(sid, group, inner, subscription),
+                Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
                 _ => self.index.insert(&filter, sid, subscription),
             }
             codes.push(ReasonCode::granted(options.qos));
@@ -100,6 +100,31 @@ impl Broker {
             .push(Effect::Send(conn, Packet::SubAck(suback)));
         self.send_retained(sid, retained_for);
         Ok(())
+    }
+
+    /// Why a filter of a SUBSCRIBE is refused, if it is.
+    fn refusal(
+        &self,
+        session: &Session,
+        filter: &TopicFilter,
+        shared: &Option<Result<(&str, TopicFilter), ()>>,
+        id: Option<u32>,
+        is_new: bool,
+    ) -> Option<ReasonCode> {
+        let c = &self.config;
+        if id.is_some() && !c.subscription_identifiers {
+            Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
+        } else if shared.is_some() && !c.shared_subscriptions {
+            Some(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else if matches!(shared, Some(Err(()))) || self.check_levels(filter.as_str()).is_err() {
+            Some(ReasonCode::TOPIC_FILTER_INVALID)
+        } else if filter.as_str().contains(['+', '#']) && !c.wildcard_subscriptions {
+            Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else if is_new && session.subscriptions.len() >= c.subscriptions_per_client_max {
+            Some(ReasonCode::QUOTA_EXCEEDED)
+        } else {
+            None
+        }
     }
 
     /// [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
@@ -136,7 +161,10 @@ impl Broker {
                     expires_at: retained.expires_at,
                     group: None,
                     resend_id: None,
-                    published: (retained.qos, true),
+                    published: Published {
+                        qos: retained.qos,
+                        retain: true,
+                    },
                 });
             }
             for topic in expired {
@@ -149,10 +177,16 @@ impl Broker {
     }
 
     pub fn unsubscribe(&mut self, conn: ConnId, unsubscribe: Unsubscribe) {
-        let sid = self.sid_of(conn);
+        let sid = self.sessions.sid_of(conn);
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
-            if self.session_mut(sid).subscriptions.remove(filter).is_some() {
+            if self
+                .sessions
+                .get_mut(sid)
+                .subscriptions
+                .remove(filter)
+                .is_some()
+            {
                 self.drop_subscription(sid, filter);
                 codes.push(ReasonCode::SUCCESS);
             } else {
@@ -168,47 +202,21 @@ impl Broker {
             .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
     }
 
+    /// Takes all of an ending session's subscriptions out of the index and
+    /// their groups.
+    pub(super) fn drop_subscriptions(&mut self, sid: SessionId, filters: &mut Filters) {
+        for (filter, _) in std::mem::take(&mut filters.0) {
+            self.drop_subscription(sid, &filter);
+        }
+    }
+
     /// Takes a subscription the session no longer holds out of the index or
     /// its group.
-    pub(super) fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
+    fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
         let Some(Ok((group, inner))) = parse_shared(filter) else {
             self.index.remove(filter, sid);
             return;
         };
-        let key = (group.to_owned(), inner);
-        let Some(&gid) = self.group_ids.get(&key) else {
-            return;
-        };
-        let group = self
-            .groups
-            .get_mut(&gid)
-            .expect("group ids point at groups");
-        group.members.remove(&sid);
-        if group.members.is_empty() {
-            self.groups.remove(&gid);
-            self.shared_index.remove(&key.1, gid);
-            self.group_ids.remove(&key);
-        }
-    }
-
-    fn join_group(&mut self, sid: SessionId, name: &str, filter: TopicFilter, sub: Subscription) {
-        let key = (name.to_owned(), filter);
-        let gid = match self.group_ids.get(&key) {
-            Some(&gid) => gid,
-            None => {
-                self.next_group += 1;
-                let gid = GroupId(self.next_group);
-                self.shared_index.insert(&key.1, gid, ());
-                self.group_ids.insert(key, gid);
-                gid
-            }
-        };
-        self.groups.entry(gid).or_default().members.insert(sid, sub);
-    }
-
-    /// Members of all shared groups: each is one of a session's
-    /// subscriptions.
-    pub(super) fn shared_members(&self) -> usize {
-        self.groups.values().map(|g| g.members.len()).sum()
+        self.shared.leave(sid, group, inner);
     }
 }

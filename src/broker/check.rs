@@ -1,0 +1,57 @@
+//! The consistency check: the simulation's way to see, as it runs, that the
+//! counts each part keeps agree with the sessions, and that no session is
+//! over a limit. It only reads; a failure is a bug somewhere else.
+
+use super::Broker;
+
+impl Broker {
+    /// Checks that the counts agree with the sessions and that no session is
+    /// over a limit. The simulation calls it as it runs; it is cheap enough
+    /// for tests, not for every packet.
+    pub fn check(&self) -> Result<(), String> {
+        let c = &self.config;
+        let (mut subscriptions, mut queued, mut inflight) = (0, 0, 0);
+        for (sid, session) in self.sessions.iter() {
+            let out = &session.outbox;
+            subscriptions += session.subscriptions.len();
+            queued += out.pending_len();
+            inflight += out.inflight_len();
+            let name = session.client_id();
+            // Released messages cannot be taken back: a session resumed with
+            // a smaller Receive Maximum keeps them all in flight.
+            if out.inflight_len() > out.window().max(out.released())
+                || out.window() > c.inflight_messages_max
+            {
+                return Err(format!(
+                    "{name}: {} in flight, over its window of {}",
+                    out.inflight_len(),
+                    out.window()
+                ));
+            }
+            // A resumed session may put back what its client's smaller
+            // Receive Maximum does not let it resend yet.
+            if out.pending_len() > c.queued_messages_max + c.inflight_messages_max
+                || out.pending_bytes() > c.queued_bytes_max + out.put_back_bytes()
+            {
+                return Err(format!(
+                    "{name}: {} queued ({} bytes), over the limit",
+                    out.pending_len(),
+                    out.pending_bytes()
+                ));
+            }
+            self.sessions.check_indexed(sid, session)?;
+        }
+        let counted = (
+            self.index.len() + self.shared.members(),
+            self.counts.queued(),
+            self.counts.inflight(),
+        );
+        if counted != (subscriptions, queued, inflight) {
+            return Err(format!(
+                "counts (subscriptions, queued, inflight) {counted:?} disagree with the sessions' {:?}",
+                (subscriptions, queued, inflight)
+            ));
+        }
+        self.sessions.check_sizes()
+    }
+}

@@ -1,0 +1,230 @@
+//! The connect policy: whether a CONNECT is accepted, which session it gets
+//! (new, resumed or taken over), and what it settles for that session: keep
+//! alive, client id, expiry, window and packet size, and the CONNACK that
+//! tells the client.
+
+use super::sessions::{Terms, EXPIRY_NEVER};
+use super::{Accepted, Broker, ConnId, Effect, SessionId};
+use crate::codec::{ConnAck, Connect, ConnectCode, Packet, Properties, Property, ProtocolVersion};
+use crate::config::planted;
+
+/// What the checks before any session is touched settled.
+struct Admitted {
+    client_id: String,
+    keep_alive: u16,
+}
+
+impl Broker {
+    /// Handles CONNECT. When it is refused, the CONNACK saying why is in the
+    /// effects, `None` is returned and the caller closes the connection.
+    pub fn connect(&mut self, conn: ConnId, connect: Connect) -> Option<Accepted> {
+        debug_assert!(
+            self.sessions.by_conn(conn).is_none(),
+            "one CONNECT per connection"
+        );
+        let v5 = connect.version == ProtocolVersion::V5;
+        let mut connack = Properties::new();
+        let admitted = match self.admit(&connect, &mut connack) {
+            Ok(admitted) => admitted,
+            Err(code) => return self.refuse(conn, code),
+        };
+        let client_id = admitted.client_id;
+        self.take_over(conn, &client_id, connect.clean_session);
+        let (sid, resumed) = match self.find_or_create(&client_id, v5) {
+            Ok(found) => found,
+            Err(code) => return self.refuse(conn, code),
+        };
+        self.attach(conn, sid, connect, &mut connack);
+        if v5 {
+            self.describe_limits(&mut connack);
+        }
+        self.effects.push(Effect::Send(
+            conn,
+            Packet::ConnAck(ConnAck {
+                session_present: resumed,
+                code: ConnectCode::Accepted,
+                properties: connack,
+            }),
+        ));
+        if resumed {
+            self.resend_inflight(sid);
+        }
+        Some(Accepted {
+            client_id,
+            keep_alive: admitted.keep_alive,
+        })
+    }
+
+    /// The checks of a CONNECT that need no session: authentication, the
+    /// will's payload, keep alive and client id.
+    fn admit(
+        &mut self,
+        connect: &Connect,
+        connack: &mut Properties,
+    ) -> Result<Admitted, ConnectCode> {
+        let v5 = connect.version == ProtocolVersion::V5;
+        if connect.properties.authentication_method().is_some() {
+            // No enhanced authentication method is known yet [MQTT-4.12].
+            return Err(ConnectCode::BadAuthenticationMethod);
+        }
+        let will_payload_ok = connect.will.as_ref().is_none_or(|w| {
+            w.properties.payload_format_indicator() != Some(1)
+                || std::str::from_utf8(&w.payload).is_ok()
+        });
+        if !will_payload_ok {
+            return Err(ConnectCode::PayloadFormatInvalid);
+        }
+        let mut keep_alive = connect.keep_alive;
+        let keep_alive_max = self.config.keep_alive_max_secs;
+        if keep_alive > keep_alive_max || (keep_alive == 0 && keep_alive_max < u16::MAX && v5) {
+            if !v5 {
+                return Err(ConnectCode::IdentifierRejected);
+            }
+            // 5.0 lets the server say what it will use instead [MQTT-3.2.2.3.14].
+            keep_alive = keep_alive_max;
+            connack.push(Property::ServerKeepAlive(keep_alive));
+        }
+        let client_id = if connect.client_id.is_empty() {
+            if !v5 && !connect.clean_session {
+                // [MQTT-3.1.3-8]
+                return Err(ConnectCode::IdentifierRejected);
+            }
+            let id = self.sessions.assign_client_id();
+            if v5 {
+                connack.push(Property::AssignedClientIdentifier(id.clone()));
+            }
+            id
+        } else {
+            connect.client_id.clone()
+        };
+        Ok(Admitted {
+            client_id,
+            keep_alive,
+        })
+    }
+
+    /// A session of `client_id` still connected is taken from its
+    /// connection; a clean start ends it.
+    fn take_over(&mut self, conn: ConnId, client_id: &str, clean_session: bool) {
+        let Some(sid) = self.sessions.by_client(client_id) else {
+            return;
+        };
+        if let Some(old) = self.sessions.get(sid).conn() {
+            tracing::info!(client_id, ?old, ?conn, "session taken over");
+            self.connection_lost(old, false);
+            self.effects.push(Effect::TakenOver(old));
+        }
+        // A session that ended with its old connection is gone already.
+        if clean_session && self.sessions.contains(sid) {
+            self.end_session(sid);
+        }
+    }
+
+    /// The session of `client_id` and whether it existed, or why there is
+    /// none.
+    fn find_or_create(
+        &mut self,
+        client_id: &str,
+        v5: bool,
+    ) -> Result<(SessionId, bool), ConnectCode> {
+        if let Some(sid) = self.sessions.by_client(client_id) {
+            return Ok((sid, true));
+        }
+        if self.sessions.len() >= self.config.sessions_max {
+            tracing::warn!(
+                client_id,
+                max = self.config.sessions_max,
+                "session limit reached"
+            );
+            return Err(if v5 {
+                ConnectCode::QuotaExceeded
+            } else {
+                ConnectCode::ServerUnavailable
+            });
+        }
+        Ok((self.sessions.create(client_id), false))
+    }
+
+    /// Attaches `conn` to the session, with what its CONNECT settles.
+    fn attach(&mut self, conn: ConnId, sid: SessionId, connect: Connect, connack: &mut Properties) {
+        let v5 = connect.version == ProtocolVersion::V5;
+        let asked = connect.properties.session_expiry_interval();
+        let expiry_secs = if v5 {
+            let asked = asked.unwrap_or(0);
+            let granted = asked.min(self.config.session_expiry_max_secs);
+            if granted != asked {
+                connack.push(Property::SessionExpiryInterval(granted));
+            }
+            granted
+        } else if connect.clean_session {
+            0
+        } else {
+            EXPIRY_NEVER
+        };
+        let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
+        let mut window = self
+            .config
+            .inflight_messages_max
+            .min(usize::from(client_receive_max));
+        if planted!(self.config, IgnoreReceiveMaximum) {
+            window = self.config.inflight_messages_max;
+        }
+        let terms = Terms {
+            version: connect.version,
+            expiry_secs,
+            asked_no_expiry: asked.unwrap_or(0) == 0,
+            will: connect.will.map(Box::new),
+            packet_size_max: connect
+                .properties
+                .maximum_packet_size()
+                .map_or(usize::MAX, |max| max as usize),
+            window,
+        };
+        self.sessions.attach(sid, conn, terms);
+    }
+
+    /// The CONNACK properties that tell a 5.0 client this broker's limits;
+    /// each is left out where it is the protocol's default.
+    fn describe_limits(&self, connack: &mut Properties) {
+        let c = &self.config;
+        if c.receive_maximum < u16::MAX {
+            connack.push(Property::ReceiveMaximum(c.receive_maximum));
+        }
+        if c.packet_size_max_bytes < crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES {
+            let max = u32::try_from(c.packet_size_max_bytes).unwrap_or(u32::MAX);
+            connack.push(Property::MaximumPacketSize(max));
+        }
+        if c.topic_alias_max > 0 {
+            connack.push(Property::TopicAliasMaximum(c.topic_alias_max));
+        }
+        for (available, property) in [
+            (
+                c.wildcard_subscriptions,
+                Property::WildcardSubscriptionAvailable(0),
+            ),
+            (
+                c.subscription_identifiers,
+                Property::SubscriptionIdentifierAvailable(0),
+            ),
+            (
+                c.shared_subscriptions,
+                Property::SharedSubscriptionAvailable(0),
+            ),
+        ] {
+            if !available {
+                connack.push(property);
+            }
+        }
+    }
+
+    fn refuse(&mut self, conn: ConnId, code: ConnectCode) -> Option<Accepted> {
+        let connack = ConnAck {
+            session_present: false,
+            code,
+            properties: Properties::new(),
+        };
+        self.effects
+            .push(Effect::Send(conn, Packet::ConnAck(connack)));
+        None
+    }
+}

@@ -1,0 +1,340 @@
+//! A session's QoS 1/2 messages on their way to its client, and the
+//! broker-wide counts of them. The counts must always equal the sum over the
+//! sessions, so the only code that changes a queue's length is here, and it
+//! changes the count with it: `Outbox` is read from anywhere, and changed
+//! only through `Counts`.
+
+use std::collections::VecDeque;
+
+use super::{GroupId, Millis};
+use crate::codec::{PacketId, Publish, QoS};
+
+/// A message on its way to one session.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// As it will be sent, but for its packet id and the Message Expiry
+    /// Interval, which is the time left when it is sent.
+    pub publish: Publish,
+    pub expires_at: Option<Millis>,
+    /// The shared subscription that chose this session, so that another
+    /// member gets it if this session ends before acknowledging it.
+    pub group: Option<GroupId>,
+    /// The packet id it was sent with before, if it was sent and then put
+    /// back in the queue because a resumed session's client allows fewer
+    /// messages in flight: it is sent again under that id, with DUP.
+    pub resend_id: Option<PacketId>,
+    /// What another member's copy is made from.
+    pub published: Published,
+}
+
+/// QoS and retain flag as published, before one session's copy lowered them.
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+impl Message {
+    /// What it counts against a session's queue bytes: payload, topic and
+    /// properties, all of which a client chooses.
+    pub fn weight(&self) -> usize {
+        let p = &self.publish;
+        p.payload.len() + p.topic.as_str().len() + p.properties.wire_len()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub packet_id: PacketId,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// QoS 1 sent, PUBACK awaited; QoS 2 sent, PUBREC awaited. The message is
+    /// kept for redelivery with DUP.
+    Unacked(Message),
+    /// QoS 2 PUBREL sent, PUBCOMP awaited.
+    Released,
+}
+
+/// QoS 1/2 messages to one client: those sent and not yet acknowledged
+/// (`inflight`, in send order) and those waiting for room in the window.
+#[derive(Debug)]
+pub struct Outbox {
+    inflight: VecDeque<Inflight>,
+    pending: VecDeque<Message>,
+    /// The weight of the messages in `pending` (`Message::weight`).
+    pending_bytes: usize,
+    /// Messages in `pending` with a `resend_id`, which stays taken.
+    pending_with_ids: usize,
+    last_id: Option<PacketId>,
+    /// The most QoS 1/2 messages in flight to the client: the broker's
+    /// limit, or the client's Receive Maximum if lower.
+    window: usize,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            inflight: VecDeque::new(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            pending_with_ids: 0,
+            last_id: None,
+            window: 1,
+        }
+    }
+}
+
+impl Outbox {
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Each CONNECT sets it anew; what is already in flight stays there.
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window;
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Whether a new message may go out at once: nothing waits before it,
+    /// and the window has room.
+    pub fn may_send_now(&self) -> bool {
+        self.pending.is_empty() && self.inflight.len() < self.window
+    }
+
+    /// Whether `message` fits in the queue under these limits.
+    pub fn may_queue(&self, message: &Message, max_queued: usize, max_bytes: usize) -> bool {
+        self.pending.len() < max_queued && self.pending_bytes + message.weight() <= max_bytes
+    }
+
+    /// QoS 2 messages released and awaiting PUBCOMP.
+    pub fn released(&self) -> usize {
+        self.inflight
+            .iter()
+            .filter(|e| matches!(e.stage, Stage::Released))
+            .count()
+    }
+
+    /// The weight of queued messages that were put back from the window.
+    pub fn put_back_bytes(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|m| m.resend_id.is_some())
+            .map(Message::weight)
+            .sum()
+    }
+
+    /// A packet id not in use by any inflight message. The window is far
+    /// smaller than 65,535, so the search ends quickly.
+    pub fn next_packet_id(&mut self) -> PacketId {
+        let mut id = self
+            .last_id
+            .map_or(PacketId::new(1).expect("1 is non-zero"), PacketId::next);
+        let taken = |id: PacketId| {
+            self.inflight.iter().any(|m| m.packet_id == id)
+                || (self.pending_with_ids > 0
+                    && self.pending.iter().any(|m| m.resend_id == Some(id)))
+        };
+        while taken(id) {
+            id = id.next();
+        }
+        self.last_id = Some(id);
+        id
+    }
+
+    fn position(&self, packet_id: PacketId) -> Option<usize> {
+        self.inflight.iter().position(|m| m.packet_id == packet_id)
+    }
+
+    fn push_pending(&mut self, message: Message) {
+        self.pending_bytes += message.weight();
+        self.pending.push_back(message);
+    }
+
+    /// Puts a message that was in flight back at the head of the queue,
+    /// keeping its packet id.
+    fn unsend(&mut self, mut message: Message, packet_id: PacketId) {
+        message.resend_id = Some(packet_id);
+        self.pending_with_ids += 1;
+        self.pending_bytes += message.weight();
+        self.pending.push_front(message);
+    }
+
+    fn pop_pending(&mut self) -> Option<Message> {
+        let message = self.pending.pop_front()?;
+        self.pending_bytes -= message.weight();
+        if message.resend_id.is_some() {
+            self.pending_with_ids -= 1;
+        }
+        Some(message)
+    }
+}
+
+/// What a PUBREC did to the message it acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubRec {
+    /// No message in flight has the id.
+    Unknown,
+    /// The id is a QoS 1 message's.
+    NotQos2,
+    /// A 5.0 error reason ended the flow: the message is gone.
+    Ended,
+    /// The message is released (or was already): PUBREL is due.
+    Released,
+}
+
+/// QoS 1/2 messages waiting in all sessions (`queued`) and sent and not yet
+/// acknowledged (`inflight`): changed only together with an `Outbox`.
+#[derive(Debug, Default)]
+pub struct Counts {
+    queued: usize,
+    inflight: usize,
+}
+
+impl Counts {
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight
+    }
+
+    pub fn queue(&mut self, out: &mut Outbox, message: Message) {
+        out.push_pending(message);
+        self.queued += 1;
+    }
+
+    /// The next queued message, if the window has room for it.
+    pub fn next_for_window(&mut self, out: &mut Outbox) -> Option<Message> {
+        if out.inflight.len() >= out.window {
+            return None;
+        }
+        let message = out.pop_pending()?;
+        self.queued -= 1;
+        Some(message)
+    }
+
+    /// `message` was sent as `packet_id` and awaits its acknowledgement.
+    pub fn sent(&mut self, out: &mut Outbox, packet_id: PacketId, message: Message) {
+        self.keep_inflight(
+            out,
+            Inflight {
+                packet_id,
+                stage: Stage::Unacked(message),
+            },
+        );
+    }
+
+    fn keep_inflight(&mut self, out: &mut Outbox, entry: Inflight) {
+        out.inflight.push_back(entry);
+        self.inflight += 1;
+    }
+
+    /// Ends the flow of `packet_id` if its stage is `expected`; returns
+    /// whether it did.
+    pub fn complete(
+        &mut self,
+        out: &mut Outbox,
+        packet_id: PacketId,
+        expected: impl Fn(&Stage) -> bool,
+    ) -> bool {
+        match out.position(packet_id) {
+            Some(i) if expected(&out.inflight[i].stage) => {
+                out.inflight.remove(i);
+                self.inflight -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PUBREC for `packet_id`; `error` when its reason is one.
+    pub fn pubrec(&mut self, out: &mut Outbox, packet_id: PacketId, error: bool) -> PubRec {
+        let Some(i) = out.position(packet_id) else {
+            return PubRec::Unknown;
+        };
+        match &mut out.inflight[i].stage {
+            Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => PubRec::NotQos2,
+            Stage::Unacked(_) if error => {
+                out.inflight.remove(i);
+                self.inflight -= 1;
+                PubRec::Ended
+            }
+            stage => {
+                *stage = Stage::Released;
+                PubRec::Released
+            }
+        }
+    }
+
+    /// For a resumed session: takes what is in flight out to be sent again,
+    /// all released messages and as many unacknowledged ones as the window
+    /// has room for; the rest go back to the head of the queue, keeping
+    /// their ids. Each one sent again is handed back with `resent`.
+    pub fn take_for_resend(&mut self, out: &mut Outbox) -> VecDeque<Inflight> {
+        let mut inflight = std::mem::take(&mut out.inflight);
+        self.inflight -= inflight.len();
+        // Released messages stay in flight: their PUBLISH is done with.
+        let mut room = out.window.saturating_sub(
+            inflight
+                .iter()
+                .filter(|e| matches!(e.stage, Stage::Released))
+                .count(),
+        );
+        let mut unsent = Vec::new();
+        inflight.retain(|entry| match &entry.stage {
+            Stage::Released => true,
+            Stage::Unacked(_) if room > 0 => {
+                room -= 1;
+                true
+            }
+            Stage::Unacked(message) => {
+                unsent.push((message.clone(), entry.packet_id));
+                false
+            }
+        });
+        self.queued += unsent.len();
+        for (message, packet_id) in unsent.into_iter().rev() {
+            out.unsend(message, packet_id);
+        }
+        inflight
+    }
+
+    /// An entry from `take_for_resend` was sent again and is in flight.
+    pub fn resent(&mut self, out: &mut Outbox, entry: Inflight) {
+        self.keep_inflight(out, entry);
+    }
+
+    /// The session has ended: its messages leave the counts. Returns those
+    /// not acknowledged, in flight first, each with whether it was sent.
+    pub fn close(&mut self, out: Outbox) -> impl Iterator<Item = (Message, bool)> {
+        self.queued -= out.pending.len();
+        self.inflight -= out.inflight.len();
+        let sent = out
+            .inflight
+            .into_iter()
+            .filter_map(|entry| match entry.stage {
+                Stage::Unacked(message) => Some((message, true)),
+                Stage::Released => None,
+            });
+        let queued = out.pending.into_iter().map(|m| {
+            let sent = m.resend_id.is_some();
+            (m, sent)
+        });
+        sent.chain(queued)
+    }
+}

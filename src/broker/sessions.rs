@@ -1,0 +1,321 @@
+//! The sessions and the ways to find one: by id, by client id, by
+//! connection, and by when its will or expiry is due. Those indexes must
+//! agree with the sessions, so a session's client id, connection and timers
+//! are changed only here, each together with its index.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::outbox::Outbox;
+use super::routing::AwaitingRelease;
+use super::subscribe::Filters;
+use super::{ConnId, Millis, SessionId};
+use crate::codec::{LastWill, ProtocolVersion};
+
+/// A session that never expires (3.1.1's persistent sessions, and 5.0's
+/// interval 0xFFFFFFFF).
+pub const EXPIRY_NEVER: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub struct Session {
+    client_id: String,
+    /// The connection attached to it, if the client is online.
+    conn: Option<ConnId>,
+    /// When an offline session ends, if it ever does.
+    expires_at: Option<Millis>,
+    /// A will whose Will Delay Interval is running. Boxed, as is `will`:
+    /// most sessions have none, and an inline will with its properties
+    /// costs every idle session ~80 bytes.
+    delayed_will: Option<Box<DelayedWill>>,
+    version: ProtocolVersion,
+    /// Seconds the session outlives its connection: 0 ends it with the
+    /// connection (3.1.1's clean session), `EXPIRY_NEVER` keeps it. An
+    /// offline session never has 0: it would have ended.
+    expiry_secs: u32,
+    /// The CONNECT asked for no expiry, so its DISCONNECT may not ask for
+    /// one [MQTT-3.14.2-2]; told apart from an expiry the broker cut to 0.
+    asked_no_expiry: bool,
+    will: Option<Box<LastWill>>,
+    /// The client's Maximum Packet Size; larger packets are not sent to it.
+    packet_size_max: usize,
+    // Open to the other parts because each type keeps its own invariants:
+    // filters change only in subscribe.rs, the outbox's queues only through
+    // `Counts`, the QoS 2 ids only in routing.rs.
+    pub subscriptions: Filters,
+    pub outbox: Outbox,
+    pub incoming_qos2: AwaitingRelease,
+}
+
+/// What a CONNECT settled for its session, until the next one.
+#[derive(Debug)]
+pub struct Terms {
+    pub version: ProtocolVersion,
+    pub expiry_secs: u32,
+    pub asked_no_expiry: bool,
+    pub will: Option<Box<LastWill>>,
+    pub packet_size_max: usize,
+    /// The most QoS 1/2 messages in flight to the client.
+    pub window: usize,
+}
+
+/// A will waiting out its delay.
+#[derive(Debug)]
+struct DelayedWill {
+    due: Millis,
+    will: LastWill,
+}
+
+impl Session {
+    /// A session with no connection yet; `Broker::connect` attaches one and
+    /// sets the fields its CONNECT decides.
+    fn new(client_id: String) -> Session {
+        Session {
+            client_id,
+            conn: None,
+            expires_at: None,
+            delayed_will: None,
+            version: ProtocolVersion::V311,
+            expiry_secs: 0,
+            asked_no_expiry: true,
+            will: None,
+            packet_size_max: usize::MAX,
+            subscriptions: Filters::default(),
+            outbox: Outbox::default(),
+            incoming_qos2: AwaitingRelease::default(),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    pub fn packet_size_max(&self) -> usize {
+        self.packet_size_max
+    }
+
+    pub fn expiry_secs(&self) -> u32 {
+        self.expiry_secs
+    }
+
+    pub fn asked_no_expiry(&self) -> bool {
+        self.asked_no_expiry
+    }
+
+    /// A DISCONNECT's new expiry: only while connected, so that no offline
+    /// session is left with 0.
+    pub fn set_expiry_secs(&mut self, secs: u32) {
+        debug_assert!(self.conn.is_some(), "expiry changed offline");
+        self.expiry_secs = secs;
+    }
+
+    /// The will, for the connection's end; it is published at most once.
+    pub fn take_will(&mut self) -> Option<Box<LastWill>> {
+        self.will.take()
+    }
+}
+
+/// Every session, indexed.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    sessions: BTreeMap<SessionId, Session>,
+    by_client: BTreeMap<String, SessionId>,
+    by_conn: BTreeMap<ConnId, SessionId>,
+    /// Session expiries and delayed wills, by when they are due. An entry
+    /// whose session has since changed is skipped when it comes due.
+    timers: BTreeSet<(Millis, SessionId)>,
+    next_session: u64,
+    /// Numbers client ids the broker assigns; a counter, so runs replay.
+    next_assigned_id: u64,
+}
+
+impl Sessions {
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Sessions with a connection attached.
+    pub fn connected(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session)> + '_ {
+        self.sessions.iter().map(|(sid, s)| (*sid, s))
+    }
+
+    pub fn contains(&self, sid: SessionId) -> bool {
+        self.sessions.contains_key(&sid)
+    }
+
+    pub fn get(&self, sid: SessionId) -> &Session {
+        &self.sessions[&sid]
+    }
+
+    pub fn get_mut(&mut self, sid: SessionId) -> &mut Session {
+        self.sessions
+            .get_mut(&sid)
+            .expect("connections, the index and groups point at live sessions")
+    }
+
+    pub fn by_client(&self, client_id: &str) -> Option<SessionId> {
+        self.by_client.get(client_id).copied()
+    }
+
+    pub fn by_conn(&self, conn: ConnId) -> Option<SessionId> {
+        self.by_conn.get(&conn).copied()
+    }
+
+    pub fn sid_of(&self, conn: ConnId) -> SessionId {
+        self.by_conn(conn)
+            .expect("packets after CONNECT come from attached connections")
+    }
+
+    /// Connections attached to a session.
+    pub fn attached(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.by_conn.keys().copied()
+    }
+
+    /// A client id no session has.
+    pub fn assign_client_id(&mut self) -> String {
+        loop {
+            self.next_assigned_id += 1;
+            let id = format!("tern-{}", self.next_assigned_id);
+            if !self.by_client.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn create(&mut self, client_id: &str) -> SessionId {
+        self.next_session += 1;
+        let sid = SessionId(self.next_session);
+        self.sessions
+            .insert(sid, Session::new(client_id.to_owned()));
+        self.by_client.insert(client_id.to_owned(), sid);
+        sid
+    }
+
+    /// Removes the session and its timers; a will still waiting out its
+    /// delay is handed back with it, to be published now [MQTT-3.1.3-9].
+    pub fn remove(&mut self, sid: SessionId) -> (Session, Option<LastWill>) {
+        self.forget_timers(sid);
+        let mut session = self.sessions.remove(&sid).expect("ending a live session");
+        self.by_client.remove(&session.client_id);
+        let will = session.delayed_will.take().map(|delayed| delayed.will);
+        (session, will)
+    }
+
+    /// Attaches `conn`, on the `terms` its CONNECT settled. A new connection
+    /// to the session cancels a will still waiting out its delay
+    /// [MQTT-3.1.3-9], and its expiry.
+    pub fn attach(&mut self, sid: SessionId, conn: ConnId, terms: Terms) {
+        self.forget_timers(sid);
+        self.by_conn.insert(conn, sid);
+        let session = self.get_mut(sid);
+        session.expires_at = None;
+        session.delayed_will = None;
+        session.conn = Some(conn);
+        session.version = terms.version;
+        session.expiry_secs = terms.expiry_secs;
+        session.asked_no_expiry = terms.asked_no_expiry;
+        session.will = terms.will;
+        session.packet_size_max = terms.packet_size_max;
+        session.outbox.set_window(terms.window);
+    }
+
+    /// Detaches `conn` from its session, if it still has one.
+    pub fn detach(&mut self, conn: ConnId) -> Option<SessionId> {
+        let sid = self.by_conn.remove(&conn)?;
+        self.get_mut(sid).conn = None;
+        Some(sid)
+    }
+
+    /// Publishes `will` at `due` unless the session comes back first.
+    pub fn delay_will(&mut self, sid: SessionId, due: Millis, will: LastWill) {
+        self.get_mut(sid).delayed_will = Some(Box::new(DelayedWill { due, will }));
+        self.timers.insert((due, sid));
+    }
+
+    /// Ends the offline session at `due` unless it comes back first.
+    pub fn expire_at(&mut self, sid: SessionId, due: Millis) {
+        self.get_mut(sid).expires_at = Some(due);
+        self.timers.insert((due, sid));
+    }
+
+    /// Removes the session's entries from `timers`, so that there are never
+    /// more than two per session, however often it comes and goes.
+    fn forget_timers(&mut self, sid: SessionId) {
+        let session = &self.sessions[&sid];
+        let expires_at = session.expires_at;
+        let will_at = session.delayed_will.as_ref().map(|delayed| delayed.due);
+        for at in expires_at.into_iter().chain(will_at) {
+            self.timers.remove(&(at, sid));
+        }
+    }
+
+    /// When a timer is next due.
+    pub fn next_timer(&self) -> Option<Millis> {
+        self.timers.first().map(|&(due, _)| due)
+    }
+
+    /// The first timer due by `now`, taken, if its session still lives.
+    /// `None` once none is due; `Some(None)` for a stale entry.
+    pub fn pop_due(&mut self, now: Millis) -> Option<Option<(Millis, SessionId)>> {
+        let &(due, sid) = self.timers.first()?;
+        if due > now {
+            return None;
+        }
+        self.timers.pop_first();
+        Some(self.sessions.contains_key(&sid).then_some((due, sid)))
+    }
+
+    /// The session's delayed will, if it is due by `due`: its own entry; a
+    /// later one for the same session waits.
+    pub fn take_due_will(&mut self, sid: SessionId, due: Millis) -> Option<LastWill> {
+        let session = self.get_mut(sid);
+        if session.delayed_will.as_ref()?.due > due {
+            return None;
+        }
+        session.delayed_will.take().map(|delayed| delayed.will)
+    }
+
+    /// Whether the session is offline and its expiry is due by `due`.
+    pub fn expired(&self, sid: SessionId, due: Millis) -> bool {
+        let session = self.get(sid);
+        session.conn.is_none() && session.expires_at.is_some_and(|at| at <= due)
+    }
+
+    /// Checks that the indexes agree with the session.
+    pub fn check_indexed(&self, sid: SessionId, session: &Session) -> Result<(), String> {
+        let name = &session.client_id;
+        if self.by_client.get(name) != Some(&sid) {
+            return Err(format!("{name}: not indexed by its client id"));
+        }
+        if let Some(conn) = session.conn {
+            if self.by_conn.get(&conn) != Some(&sid) {
+                return Err(format!(
+                    "{name}: its connection {conn:?} does not point back"
+                ));
+            }
+        } else if session.expiry_secs == 0 {
+            return Err(format!(
+                "{name}: offline, and should have ended with its connection"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that no client id is indexed without its session.
+    pub fn check_sizes(&self) -> Result<(), String> {
+        if self.by_client.len() != self.sessions.len() {
+            return Err("client id index and sessions differ in size".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Shared-subscription groups (`$share/{group}/{filter}`): who is in each,
+//! and whose turn it is. A group lives exactly as long as it has members, so
+//! the groups, their ids and their index entries change only together, here.
+
+use std::collections::BTreeMap;
+
+use super::subscribe::Subscription;
+use super::{GroupId, SessionId, SubscriptionIndex};
+use crate::topic::{TopicFilter, TopicName};
+
+/// The sessions subscribed to one `$share/{group}/{filter}`; each message
+/// goes to one of them, in turn.
+#[derive(Debug, Default)]
+struct Group {
+    members: BTreeMap<SessionId, Subscription>,
+    /// The member that got the last message.
+    cursor: Option<SessionId>,
+}
+
+/// `$share/{group}/{filter}` split into its group name and filter; `None` for
+/// a filter that is not shared, `Some(Err)` for one that is malformed.
+pub fn parse_shared(filter: &TopicFilter) -> Option<Result<(&str, TopicFilter), ()>> {
+    let rest = filter.as_str().strip_prefix("$share/")?;
+    let Some((group, inner)) = rest.split_once('/') else {
+        return Some(Err(()));
+    };
+    if group.is_empty() || group.contains(['+', '#']) {
+        return Some(Err(()));
+    }
+    Some(TopicFilter::new(inner).map(|f| (group, f)).map_err(|_| ()))
+}
+
+#[derive(Debug, Default)]
+pub struct SharedGroups {
+    /// Groups by their filter.
+    index: SubscriptionIndex<GroupId, ()>,
+    groups: BTreeMap<GroupId, Group>,
+    ids: BTreeMap<(String, TopicFilter), GroupId>,
+    next_group: u64,
+}
+
+impl SharedGroups {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Members of all groups: each is one of a session's subscriptions.
+    pub fn members(&self) -> usize {
+        self.groups.values().map(|g| g.members.len()).sum()
+    }
+
+    /// Adds or replaces the session's membership of group `name` on `filter`.
+    pub fn join(&mut self, sid: SessionId, name: &str, filter: TopicFilter, sub: Subscription) {
+        let key = (name.to_owned(), filter);
+        let gid = match self.ids.get(&key) {
+            Some(&gid) => gid,
+            None => {
+                self.next_group += 1;
+                let gid = GroupId(self.next_group);
+                self.index.insert(&key.1, gid, ());
+                self.ids.insert(key, gid);
+                gid
+            }
+        };
+        self.groups.entry(gid).or_default().members.insert(sid, sub);
+    }
+
+    /// Takes the session out of group `name` on `filter`; a group left
+    /// empty is gone.
+    pub fn leave(&mut self, sid: SessionId, name: &str, filter: TopicFilter) {
+        let key = (name.to_owned(), filter);
+        let Some(&gid) = self.ids.get(&key) else {
+            return;
+        };
+        let group = self
+            .groups
+            .get_mut(&gid)
+            .expect("group ids point at groups");
+        group.members.remove(&sid);
+        if group.members.is_empty() {
+            self.groups.remove(&gid);
+            self.index.remove(&key.1, gid);
+            self.ids.remove(&key);
+        }
+    }
+
+    /// Appends the groups whose filter matches `topic`.
+    pub fn matching(&self, topic: &TopicName, out: &mut Vec<(GroupId, ())>) {
+        self.index.matches(topic, out);
+    }
+
+    pub fn len_of(&self, group: GroupId) -> usize {
+        self.groups[&group].members.len()
+    }
+
+    /// What `member` subscribed to the group with.
+    pub fn subscription(&self, group: GroupId, member: SessionId) -> Subscription {
+        self.groups[&group].members[&member]
+    }
+
+    /// The next member of `group` in turn, preferring one that is online.
+    pub fn pick(
+        &mut self,
+        group: GroupId,
+        online: impl Fn(SessionId) -> bool,
+    ) -> Option<SessionId> {
+        let group = self.groups.get_mut(&group)?;
+        let after = group.cursor;
+        let in_turn = || {
+            let later = group
+                .members
+                .range(after.map_or(SessionId(0), |c| SessionId(c.0 + 1))..);
+            later.chain(group.members.range(..)).map(|(sid, _)| *sid)
+        };
+        let chosen = in_turn()
+            .find(|sid| online(*sid))
+            .or_else(|| in_turn().next())?;
+        group.cursor = Some(chosen);
+        Some(chosen)
+    }
+}
