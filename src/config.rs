@@ -119,6 +119,12 @@ pub enum PlantedBug {
     /// for the first: its QoS and Subscription Identifier (a bug the
     /// simulation found).
     RerouteKeepsOldCopy,
+    /// A persistent session resumes without what was queued for it while
+    /// it was offline, and counts no drop.
+    ResumeLosesQueue,
+    /// A SUBSCRIBE to a filter the session holds, at a lower QoS, is
+    /// acknowledged at that QoS but still routed at the old one.
+    ResubscribeKeepsGrant,
 }
 
 impl Default for Config {

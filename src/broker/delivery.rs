@@ -158,6 +158,10 @@ impl Broker {
         if planted!(self.config, ReorderRedelivery) {
             self.effects[first_resend..].reverse();
         }
+        if planted!(self.config, ResumeLosesQueue) {
+            let out = &mut self.sessions.get_mut(sid).outbox;
+            while self.counts.next_for_window(out).is_some() {}
+        }
         self.fill_window(sid);
     }
 

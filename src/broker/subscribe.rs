@@ -12,6 +12,7 @@ use crate::codec::{
     Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
 };
+use crate::config::planted;
 use crate::topic::TopicFilter;
 
 /// What one filter of a session asked for.
@@ -34,6 +35,10 @@ impl Filters {
 
     pub fn contains(&self, filter: &TopicFilter) -> bool {
         self.0.contains_key(filter)
+    }
+
+    fn get(&self, filter: &TopicFilter) -> Option<&Subscription> {
+        self.0.get(filter)
     }
 
     fn insert(&mut self, filter: TopicFilter, subscription: Subscription) {
@@ -71,7 +76,12 @@ impl Broker {
                 codes.push(code);
                 continue;
             }
-            let subscription = Subscription { options, id };
+            let mut subscription = Subscription { options, id };
+            if planted!(self.config, ResubscribeKeepsGrant) {
+                let old = self.sessions.get(sid).subscriptions.get(&filter);
+                subscription.options.qos =
+                    old.map_or(options.qos, |o| o.options.qos.max(options.qos));
+            }
             self.sessions
                 .get_mut(sid)
                 .subscriptions

@@ -149,3 +149,17 @@ fn reroute_keeps_old_copy() {
         "{text}"
     );
 }
+
+#[test]
+fn resume_loses_queue() {
+    // Only the returning persistent observers (sim/src/observers.rs) stay
+    // long enough after resuming for a loss to be held against the broker.
+    let text = find(PlantedBug::ResumeLosesQueue, short("resume"), 5);
+    assert!(text.contains("but never reached p"), "{text}");
+}
+
+#[test]
+fn resubscribe_keeps_grant() {
+    let text = find(PlantedBug::ResubscribeKeepsGrant, short("resubscribe"), 40);
+    assert!(text.contains("no subscription covering it"), "{text}");
+}

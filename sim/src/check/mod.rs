@@ -181,13 +181,18 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
                     Duration::ZERO
                 }
                 Some(c) => c.start,
-                None => {
-                    problems.push(format!(
-                        "{:?} received the will of unknown {will:?}",
-                        r.conn
-                    ));
-                    continue;
-                }
+                // Its CONNECT went out, and the client was gone before the
+                // CONNACK came: the broker had accepted it, will and all.
+                None => match model.client_ids.get(&will) {
+                    Some((_, sent)) => *sent,
+                    None => {
+                        problems.push(format!(
+                            "{:?} received the will of unknown {will:?}",
+                            r.conn
+                        ));
+                        continue;
+                    }
+                },
             }
         } else if let Some(id) = MessageId::parse(r.payload.as_bytes()) {
             let Some(sent) = model.published.get(&id) else {
