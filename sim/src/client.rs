@@ -450,52 +450,7 @@ impl<'a> Session<'a> {
                 retain,
                 empty,
                 expiry,
-            } => {
-                let seq = self.state.next_seq.get() + 1;
-                self.state.next_seq.set(seq);
-                let id = MessageId {
-                    publisher: client.clone(),
-                    seq,
-                };
-                let payload = if *empty {
-                    Bytes::new()
-                } else {
-                    Bytes::from(id.payload())
-                };
-                let packet_id = (*qos != QoS::AtMostOnce).then(|| self.packet_id());
-                self.history.record(Event::PublishSent {
-                    client,
-                    conn,
-                    id: id.clone(),
-                    topic: topic.clone(),
-                    qos: *qos,
-                    retain: *retain,
-                    empty: *empty,
-                    expiry: *expiry,
-                });
-                let topic = TopicName::new(topic).expect("plan topics are valid");
-                let publish = Publish {
-                    dup: false,
-                    qos: *qos,
-                    retain: *retain,
-                    topic,
-                    packet_id,
-                    payload,
-                    properties: expiry
-                        .map(Property::MessageExpiryInterval)
-                        .into_iter()
-                        .collect(),
-                };
-                if packet_id.is_some() {
-                    let outgoing = Outgoing {
-                        id,
-                        publish: publish.clone(),
-                        released: false,
-                    };
-                    self.state.outgoing.borrow_mut().push(outgoing);
-                }
-                self.send(&Packet::Publish(publish));
-            }
+            } => self.publish(topic, *qos, *retain, *empty, *expiry),
             Action::StopReading(Duration::ZERO) => return false,
             Action::StopReading(for_) => {
                 self.history.record(Event::Paused { client, conn });
@@ -503,6 +458,57 @@ impl<'a> Session<'a> {
             }
         }
         true
+    }
+
+    /// A PUBLISH of the next message of this client, recorded before it
+    /// goes, and kept until acknowledged if it is QoS 1 or 2.
+    fn publish(&mut self, topic: &str, qos: QoS, retain: bool, empty: bool, expiry: Option<u32>) {
+        let client = self.name();
+        let conn = self.conn;
+        let seq = self.state.next_seq.get() + 1;
+        self.state.next_seq.set(seq);
+        let id = MessageId {
+            publisher: client.clone(),
+            seq,
+        };
+        let payload = if empty {
+            Bytes::new()
+        } else {
+            Bytes::from(id.payload())
+        };
+        let packet_id = (qos != QoS::AtMostOnce).then(|| self.packet_id());
+        self.history.record(Event::PublishSent {
+            client,
+            conn,
+            id: id.clone(),
+            topic: topic.to_owned(),
+            qos,
+            retain,
+            empty,
+            expiry,
+        });
+        let topic = TopicName::new(topic).expect("plan topics are valid");
+        let publish = Publish {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            payload,
+            properties: expiry
+                .map(Property::MessageExpiryInterval)
+                .into_iter()
+                .collect(),
+        };
+        if packet_id.is_some() {
+            let outgoing = Outgoing {
+                id,
+                publish: publish.clone(),
+                released: false,
+            };
+            self.state.outgoing.borrow_mut().push(outgoing);
+        }
+        self.send(&Packet::Publish(publish));
     }
 
     /// Decodes and answers what arrived; false on a malformed packet.
@@ -526,54 +532,57 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A PUBLISH: recorded, checked against our Receive Maximum, and its
+    /// acknowledgement queued after the planned delay.
+    fn on_publish(&mut self, publish: codec::Publish, hanging: bool) {
+        let client = self.name();
+        let conn = self.conn;
+        let first = match (publish.qos, publish.packet_id) {
+            (QoS::ExactlyOnce, Some(id)) => self.state.received_qos2.borrow_mut().insert(id),
+            _ => true,
+        };
+        if let (Some(id), Some(max)) = (publish.packet_id, self.connection.receive_maximum) {
+            self.unanswered.insert(id);
+            if self.unanswered.len() > usize::from(max) {
+                self.history.record(Event::Violation {
+                    client: client.clone(),
+                    conn,
+                    what: format!(
+                        "{} QoS 1/2 messages unanswered, over our Receive Maximum of {max}",
+                        self.unanswered.len()
+                    ),
+                });
+            }
+        }
+        self.history.record(Event::Received {
+            client,
+            conn,
+            topic: publish.topic.as_str().to_owned(),
+            payload: String::from_utf8_lossy(&publish.payload).into_owned(),
+            qos: publish.qos,
+            retain: publish.retain,
+            dup: publish.dup,
+            first,
+            sub_ids: publish.properties.subscription_identifiers().collect(),
+            expiry: publish.properties.message_expiry_interval(),
+        });
+        let ack = match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(Ack::success(id)),
+            (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(Ack::success(id)),
+            _ => return,
+        };
+        if !hanging {
+            let at = Instant::now() + self.connection.ack_delay;
+            self.delayed_acks.push_back((at, ack));
+        }
+    }
+
     /// Answers one packet; false when the broker said DISCONNECT (5.0).
     fn on_packet(&mut self, packet: Packet, hanging: bool) -> bool {
         let client = self.name();
         let conn = self.conn;
         match packet {
-            Packet::Publish(publish) => {
-                let first = match (publish.qos, publish.packet_id) {
-                    (QoS::ExactlyOnce, Some(id)) => {
-                        self.state.received_qos2.borrow_mut().insert(id)
-                    }
-                    _ => true,
-                };
-                if let (Some(id), Some(max)) = (publish.packet_id, self.connection.receive_maximum)
-                {
-                    self.unanswered.insert(id);
-                    if self.unanswered.len() > usize::from(max) {
-                        self.history.record(Event::Violation {
-                            client: client.clone(),
-                            conn,
-                            what: format!(
-                                "{} QoS 1/2 messages unanswered, over our Receive Maximum of {max}",
-                                self.unanswered.len()
-                            ),
-                        });
-                    }
-                }
-                self.history.record(Event::Received {
-                    client,
-                    conn,
-                    topic: publish.topic.as_str().to_owned(),
-                    payload: String::from_utf8_lossy(&publish.payload).into_owned(),
-                    qos: publish.qos,
-                    retain: publish.retain,
-                    dup: publish.dup,
-                    first,
-                    sub_ids: publish.properties.subscription_identifiers().collect(),
-                    expiry: publish.properties.message_expiry_interval(),
-                });
-                let ack = match (publish.qos, publish.packet_id) {
-                    (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(Ack::success(id)),
-                    (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(Ack::success(id)),
-                    _ => return true,
-                };
-                if !hanging {
-                    let at = Instant::now() + self.connection.ack_delay;
-                    self.delayed_acks.push_back((at, ack));
-                }
-            }
+            Packet::Publish(publish) => self.on_publish(publish, hanging),
             Packet::PubRel(ack) => {
                 self.state.received_qos2.borrow_mut().remove(&ack.packet_id);
                 self.send(&Packet::PubComp(Ack::success(ack.packet_id)));

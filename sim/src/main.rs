@@ -25,16 +25,24 @@ enum Command {
         seeds: u64,
         #[arg(long, default_value_t = 0)]
         base: u64,
-        #[arg(long)]
+        /// One scenario; default: every one.
+        #[arg(long, value_parser = scenario_names())]
         scenario: Option<String>,
         /// Threads; defaults to the number of cores.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Stop starting seeds after this many seconds: for a sweep left
+        /// to run unattended (`--seeds 100000 --until-secs 28800`).
+        #[arg(long)]
+        until_secs: Option<u64>,
+        /// Also append each failure and its replay line to this file.
+        #[arg(long, value_name = "FILE")]
+        log: Option<std::path::PathBuf>,
     },
     /// Runs one seed and prints what failed.
     Replay {
         seed: u64,
-        #[arg(long, default_value = "churn")]
+        #[arg(long, default_value = "churn", value_parser = scenario_names())]
         scenario: String,
     },
 }
@@ -47,7 +55,20 @@ fn main() -> std::process::ExitCode {
             base,
             scenario,
             jobs,
-        } => sweep(seeds, base, scenario, jobs),
+            until_secs,
+            log,
+        } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let sweep = Sweep {
+                seeds,
+                base,
+                jobs,
+                deadline: until_secs.map(|s| Instant::now() + std::time::Duration::from_secs(s)),
+                log,
+            };
+            sweep.run(scenarios_named(scenario.as_deref()))
+        }
         Command::Replay { seed, scenario } => replay(seed, &scenario),
     }
 }
@@ -86,59 +107,121 @@ fn replay(seed: u64, name: &str) -> std::process::ExitCode {
     }
 }
 
-fn sweep(
+/// The scenarios' names, which `--help` lists and `--scenario` takes.
+fn scenario_names() -> clap::builder::PossibleValuesParser {
+    let names: Vec<&'static str> = scenarios::all().iter().map(|s| s.name).collect();
+    clap::builder::PossibleValuesParser::new(names)
+}
+
+/// Seeds a second one thread ran, measured on a 2-core machine with both
+/// busy (README, "The simulation"): for an estimate, not a promise.
+fn seeds_per_second_per_thread(scenario: &str) -> f64 {
+    let both_cores = match scenario {
+        "churn" => 0.12,
+        "silent_death" => 3.9,
+        "slow_subscriber" => 7.2,
+        "takeover" => 9.2,
+        "broker_bounce" => 6.7,
+        "retained_and_wills" => 1.7,
+        _ => 5.6,
+    };
+    both_cores / 2.0
+}
+
+/// How a sweep runs: which seeds, on how many threads, for how long, and
+/// where failures are kept besides the terminal.
+struct Sweep {
     seeds: u64,
     base: u64,
-    name: Option<String>,
-    jobs: Option<usize>,
-) -> std::process::ExitCode {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let mut failed = 0;
-    for scenario in scenarios_named(name.as_deref()) {
+    jobs: usize,
+    deadline: Option<Instant>,
+    log: Option<std::path::PathBuf>,
+}
+
+impl Sweep {
+    fn run(&self, chosen: Vec<tern_sim::workload::Scenario>) -> std::process::ExitCode {
+        let estimate: f64 = chosen
+            .iter()
+            .map(|s| self.seeds as f64 / (seeds_per_second_per_thread(s.name) * self.jobs as f64))
+            .sum();
+        println!(
+            "{} scenario(s), {} seeds each, {} threads: about {:.0} s on a machine like the one measured",
+            chosen.len(),
+            self.seeds,
+            self.jobs,
+            estimate.ceil()
+        );
+        let mut failed = 0;
+        for scenario in chosen {
+            failed += self.scenario(&scenario);
+        }
+        if failed == 0 {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    }
+
+    /// One scenario's seeds on every thread; returns how many failed.
+    fn scenario(&self, scenario: &tern_sim::workload::Scenario) -> usize {
         let started = Instant::now();
-        let bar = indicatif::ProgressBar::new(seeds).with_message(scenario.name);
+        let bar = indicatif::ProgressBar::new(self.seeds).with_message(scenario.name);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{msg:>20} [{bar:40}] {pos}/{len} seeds, {per_sec}, eta {eta}",
             )
             .expect("a valid template"),
         );
-        let next = AtomicU64::new(base);
+        let next = AtomicU64::new(self.base);
+        let ran = AtomicU64::new(0);
         let failures = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for _ in 0..jobs {
+            for _ in 0..self.jobs {
                 scope.spawn(|| loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= base + seeds {
+                    let late = self.deadline.is_some_and(|at| Instant::now() >= at);
+                    if seed >= self.base + self.seeds || late {
                         return;
                     }
-                    if let Err(failure) = run::run(&scenario, seed) {
-                        let replay = cli_replay_line(scenario.name, seed);
-                        bar.suspend(|| println!("{failure}\n{replay}"));
+                    if let Err(failure) = run::run(scenario, seed) {
+                        let text = format!("{failure}\n{}", cli_replay_line(scenario.name, seed));
+                        bar.suspend(|| println!("{text}"));
+                        self.keep(&text);
                         failures.lock().expect("no panics while held").push(seed);
                     }
+                    ran.fetch_add(1, Ordering::Relaxed);
                     bar.inc(1);
                 });
             }
         });
         bar.finish();
         let failures = failures.into_inner().expect("threads joined");
+        let ran = ran.into_inner();
         let seconds = started.elapsed().as_secs_f64();
         println!(
-            "{}: {} seeds in {seconds:.1}s ({:.2} seeds/s), {} failed",
+            "{}: {ran} seeds in {seconds:.1}s ({:.2} seeds/s), {} failed",
             scenario.name,
-            seeds,
-            seeds as f64 / seconds,
+            ran as f64 / seconds,
             failures.len()
         );
         for seed in &failures {
             println!("{}", cli_replay_line(scenario.name, *seed));
         }
-        failed += failures.len();
+        failures.len()
     }
-    if failed == 0 {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
+
+    /// Appends a failure to the log file, if there is one.
+    fn keep(&self, text: &str) {
+        let Some(path) = &self.log else { return };
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes())
+            });
+        if let Err(error) = written {
+            eprintln!("tern-sim: cannot write {}: {error}", path.display());
+        }
     }
 }

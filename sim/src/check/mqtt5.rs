@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tern::codec::QoS;
 
-use super::model::{Model, Received};
+use super::model::{Model, Received, Sent, Subscription};
 use super::DELIVERY_WINDOW;
 use crate::history::{Ending, MessageId};
 use crate::workload::EXPIRY_OUTLIVES_RUN;
@@ -177,36 +177,7 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
             if model.restart_between(sent.sent_at, deadline) {
                 continue;
             }
-            // Members the broker may have chosen: subscribed at some point
-            // between the publish and the deadline. A member whose client
-            // died silently is one until keepalive finds it, after the
-            // end the history records.
-            let candidates: Vec<_> = members
-                .iter()
-                .filter(|s| {
-                    s.sent_at <= deadline && s.end.saturating_add(KEEPALIVE_MAX) >= sent.sent_at
-                })
-                .collect();
-            // A member online and healthy throughout, so that the broker,
-            // which prefers online members, has one to choose.
-            let settled = candidates.iter().any(|s| {
-                s.granted.is_some_and(|g| g != QoS::AtMostOnce)
-                    && s.acked_at.is_some_and(|a| a < sent.sent_at)
-                    && s.end >= deadline
-                    && super::healthy_window(model, s.session, sent.sent_at)
-                        .is_some_and(|start| start <= sent.sent_at)
-            });
-            // The broker prefers a member it thinks online, which a client
-            // that died silently still is until keepalive finds it.
-            let all_healthy = candidates.iter().all(|s| {
-                model.sessions[s.session].1.iter().all(|key| {
-                    let c = &model.conns[key];
-                    let seen_until = c.end_at(model.run_end) + KEEPALIVE_MAX;
-                    let overlaps = c.start <= deadline && seen_until >= sent.sent_at;
-                    !overlaps || (!c.held && c.healthy_until(model.run_end) >= deadline)
-                })
-            });
-            if !settled || !all_healthy {
+            if !one_member_owed(model, &members, sent, deadline) {
                 continue;
             }
             let got = receipts.contains_key(&(group, id.payload().as_str()));
@@ -219,6 +190,45 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
         }
     }
     (wrong, missing)
+}
+
+/// Whether an acknowledged message must have reached one member of a group
+/// by `deadline`: some member was settled in it and healthy throughout, and
+/// no member the broker may have picked was impaired meanwhile.
+fn one_member_owed(
+    model: &Model,
+    members: &[&Subscription],
+    sent: &Sent,
+    deadline: Duration,
+) -> bool {
+    // Members the broker may have chosen: subscribed at some point
+    // between the publish and the deadline. A member whose client
+    // died silently is one until keepalive finds it, after the
+    // end the history records.
+    let candidates: Vec<_> = members
+        .iter()
+        .filter(|s| s.sent_at <= deadline && s.end.saturating_add(KEEPALIVE_MAX) >= sent.sent_at)
+        .collect();
+    // A member online and healthy throughout, so that the broker,
+    // which prefers online members, has one to choose.
+    let settled = candidates.iter().any(|s| {
+        s.granted.is_some_and(|g| g != QoS::AtMostOnce)
+            && s.acked_at.is_some_and(|a| a < sent.sent_at)
+            && s.end >= deadline
+            && super::healthy_window(model, s.session, sent.sent_at)
+                .is_some_and(|start| start <= sent.sent_at)
+    });
+    // The broker prefers a member it thinks online, which a client
+    // that died silently still is until keepalive finds it.
+    let all_healthy = candidates.iter().all(|s| {
+        model.sessions[s.session].1.iter().all(|key| {
+            let c = &model.conns[key];
+            let seen_until = c.end_at(model.run_end) + KEEPALIVE_MAX;
+            let overlaps = c.start <= deadline && seen_until >= sent.sent_at;
+            !overlaps || (!c.held && c.healthy_until(model.run_end) >= deadline)
+        })
+    });
+    settled && all_healthy
 }
 
 /// A will waits out its Will Delay Interval (or the session's expiry, if
