@@ -469,8 +469,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let handled = self.inbound.len();
         let mut packets = std::mem::take(&mut self.inbound);
         let result = self.handle_all(packets.drain(..));
-        // A batch's worth of room is not kept on an idle connection.
-        if packets.capacity() <= QUEUE_KEPT_PACKETS {
+        // As with `draining`: a busy connection keeps its batch's room, an
+        // idle one allocates its few packets' again rather than hold it.
+        if packets.capacity() > QUEUE_KEPT_PACKETS {
             self.inbound = packets;
         }
         result.and(decoded).map(|()| handled)
@@ -506,7 +507,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         // What an error left undispatched is dropped with the connection.
         for_broker.clear();
-        if for_broker.capacity() <= QUEUE_KEPT_PACKETS {
+        if for_broker.capacity() > QUEUE_KEPT_PACKETS {
             self.dispatching = for_broker;
         }
         dispatched.and(refused)
@@ -522,7 +523,8 @@ const READS_AHEAD_MAX: usize = 4;
 /// other connections wait for it no longer than this many take.
 const BATCH_MAX: usize = 64;
 
-/// Packet queues of at most this capacity are released once drained.
+/// Packet queues of at most this capacity are released once drained: an
+/// idle connection holds none.
 const QUEUE_KEPT_PACKETS: usize = 8;
 
 /// Room for each read once a client has shown it sends more than a few bytes.
