@@ -497,13 +497,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         let conn = self.conn;
-        let dispatched = match for_broker.is_empty() {
-            true => Ok(()),
-            false => self.shared.with_broker(|state| {
+        let dispatched = if for_broker.is_empty() {
+            Ok(())
+        } else {
+            self.shared.with_broker(|state| {
                 for_broker
                     .drain(..)
                     .try_for_each(|packet| Link::dispatch(&mut state.broker, conn, packet))
-            }),
+            })
         };
         // What an error left undispatched is dropped with the connection.
         for_broker.clear();

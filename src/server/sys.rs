@@ -42,7 +42,7 @@ fn publish(server: &Server) {
 fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
     let dropped = &census.dropped;
     let clients = census.sessions_connected + census.sessions_offline;
-    let mut topics: Vec<(&str, String)> = vec![
+    let counts = [
         (
             "version",
             concat!("tern ", env!("CARGO_PKG_VERSION")).into(),
@@ -66,8 +66,8 @@ fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
         ("/expired", dropped.expired),
         ("/shared undeliverable", dropped.shared_undeliverable),
     ];
-    let mut topics: Vec<(String, String)> = topics
-        .drain(..)
+    let mut topics: Vec<(String, String)> = counts
+        .into_iter()
         .map(|(topic, value)| (topic.to_owned(), value))
         .collect();
     for (reason, count) in drops {
