@@ -51,6 +51,7 @@ pub struct Broker {
     pub kind: Kind,
     pub addr: SocketAddr,
     child: Child,
+    log: PathBuf,
 }
 
 impl Broker {
@@ -60,8 +61,8 @@ impl Broker {
     pub fn start(kind: Kind, dir: &Path) -> Broker {
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = fs::File::create(dir.join(format!("{}-{port}.log", kind.name())))
-            .expect("create broker log");
+        let log_path = dir.join(format!("{}-{port}.log", kind.name()));
+        let log = fs::File::create(&log_path).expect("create broker log");
         let mut command = match kind {
             Kind::Tern => {
                 let config = dir.join(format!("tern-{port}.toml"));
@@ -70,7 +71,8 @@ impl Broker {
                 command.arg("--config").arg(config);
                 // Per-connection info lines would cost the broker time that
                 // mosquitto (logging errors and warnings only) does not spend.
-                command.env("RUST_LOG", "warn");
+                // The lock's hold times come once, at shutdown.
+                command.env("RUST_LOG", "warn,tern::lock=info");
                 command
             }
             Kind::Mosquitto => {
@@ -95,7 +97,12 @@ impl Broker {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
-        let mut broker = Broker { kind, addr, child };
+        let mut broker = Broker {
+            kind,
+            addr,
+            child,
+            log: log_path,
+        };
         broker.wait_ready();
         broker
     }
@@ -116,6 +123,20 @@ impl Broker {
             self.kind.name(),
             self.addr
         );
+    }
+
+    /// Stops the broker as an operator would (SIGTERM), so that it logs
+    /// what it logs at shutdown, and returns its log.
+    pub fn stop(mut self) -> String {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

@@ -105,14 +105,14 @@ fn main() {
             // state the other one saw.
             for &kind in &kinds {
                 let broker = Broker::start(kind, &dir);
-                let outcome = scenario.run(&runtime, &broker, &args.settings);
+                let mut outcome = scenario.run(&runtime, &broker, &args.settings);
+                outcome.lock_holds(&broker.stop());
                 eprintln!(
                     "{:<22} round {round} {:<9} {}",
                     scenario.name(),
                     kind.name(),
                     summary(&outcome)
                 );
-                drop(broker);
                 by_kind.entry(kind.name()).or_default().push(outcome);
             }
         }

@@ -124,6 +124,25 @@ impl Outcome {
         });
     }
 
+    /// tern's lock hold times from its shutdown log line (`p50_ns=...`);
+    /// a broker without the line gets blanks, so every column has the rows.
+    pub fn lock_holds(&mut self, log: &str) {
+        let line = log.lines().find(|l| l.contains("broker lock held"));
+        let field = |key: &str| {
+            let after = line?.split_once(&format!("{key}="))?.1;
+            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<f64>().ok()
+        };
+        for (name, key) in [
+            ("lock hold p50", "p50_ns"),
+            ("lock hold p99", "p99_ns"),
+            ("lock hold max", "max_ns"),
+        ] {
+            let micros = field(key).map_or(f64::NAN, |nanos| nanos / 1000.0);
+            self.push(name, "µs", micros, Better::Neither);
+        }
+    }
+
     pub fn count(&mut self, tracker: &Tracker) {
         self.duplicates += tracker.duplicates;
         self.reordered += tracker.reordered;

@@ -3,6 +3,7 @@
 
 mod census;
 mod connection;
+mod lock_holds;
 mod outbox;
 mod registry;
 mod sys;
@@ -20,6 +21,7 @@ use crate::broker::{Broker, ConnId, Effect};
 use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
+use lock_holds::LockHolds;
 use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
 
@@ -56,6 +58,7 @@ struct State {
     next_conn: u64,
     /// Room for the broker's effects, swapped with its own between uses.
     effects: Vec<Effect>,
+    holds: LockHolds,
 }
 
 /// The most effects `State::effects` keeps room for between uses.
@@ -84,9 +87,11 @@ impl Shared {
         );
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut state = self.state();
+        let locked = tokio::time::Instant::now();
         state.broker.set_now(now);
         let result = work(&mut state);
         state.apply_effects(self.config.outbound_packets_max);
+        state.holds.record(locked.elapsed());
         result
     }
 }
@@ -176,6 +181,7 @@ impl Server {
                     links: BTreeMap::new(),
                     next_conn: 0,
                     effects: Vec::new(),
+                    holds: LockHolds::new(),
                 }),
                 config,
                 registry: TaskRegistry::default(),
@@ -264,6 +270,7 @@ impl Server {
         }
         let census = self.census();
         tracing::info!(?census, "stopped");
+        shared.state().holds.log();
         ShutdownReport { lingering, census }
     }
 }
