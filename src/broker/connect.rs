@@ -4,7 +4,7 @@
 //! tells the client.
 
 use super::sessions::{Terms, EXPIRY_NEVER};
-use super::{Accepted, Broker, ConnId, Effect, SessionId};
+use super::{Accepted, Broker, ConnId, Effect, Notice, SessionId};
 use crate::codec::{ConnAck, Connect, ConnectCode, Packet, Properties, Property, ProtocolVersion};
 use crate::config::planted;
 
@@ -110,7 +110,11 @@ impl Broker {
             return;
         };
         if let Some(old) = self.sessions.get(sid).conn() {
-            tracing::info!(client_id, ?old, ?conn, "session taken over");
+            self.notices.note(Notice::TakenOver {
+                client_id: client_id.to_owned(),
+                old,
+                new: conn,
+            });
             self.connection_lost(old, false);
             self.effects.push(Effect::TakenOver(old));
         }
@@ -131,11 +135,10 @@ impl Broker {
             return Ok((sid, true));
         }
         if self.sessions.len() >= self.config.sessions_max {
-            tracing::warn!(
-                client_id,
-                max = self.config.sessions_max,
-                "session limit reached"
-            );
+            self.notices.note(Notice::SessionLimit {
+                client_id: client_id.to_owned(),
+                max: self.config.sessions_max,
+            });
             return Err(if v5 {
                 ConnectCode::QuotaExceeded
             } else {

@@ -4,7 +4,7 @@
 //! who gets a copy; this decides what happens to it.
 
 use super::outbox::{Message, PubRec, Stage};
-use super::{Broker, ConnId, Effect, SessionId};
+use super::{Broker, ConnId, Effect, Notice, SessionId};
 use crate::codec::{encoded_len, Ack, Packet, PacketId, Property, Publish, QoS};
 use crate::config::planted;
 
@@ -37,7 +37,10 @@ impl Broker {
             self.counts.queue(&mut session.outbox, message);
         } else {
             self.dropped.queue_full += 1;
-            tracing::debug!(client_id = session.client_id(), topic = %message.publish.topic, "session queue full; message dropped");
+            self.notices.debug(|| Notice::QueueFull {
+                client_id: session.client_id().to_owned(),
+                topic: message.publish.topic,
+            });
         }
     }
 
@@ -82,10 +85,9 @@ impl Broker {
         if may_be_over && encoded_len(&packet, session.version()) > max {
             // [MQTT-3.1.2-25]: discarded as if it had been sent.
             self.dropped.too_large += 1;
-            tracing::debug!(
-                client_id = session.client_id(),
-                "message over the client's maximum packet size; dropped"
-            );
+            self.notices.debug(|| Notice::TooLarge {
+                client_id: session.client_id().to_owned(),
+            });
             return None;
         }
         Some(packet)
@@ -185,10 +187,7 @@ impl Broker {
         if self.counts.complete(out, packet_id, expected) {
             self.fill_window(sid);
         } else {
-            tracing::debug!(
-                ?packet_id,
-                "acknowledgement for no message in flight; ignored"
-            );
+            self.notices.debug(|| Notice::AckUnknown { packet_id });
         }
     }
 
@@ -201,10 +200,10 @@ impl Broker {
         let out = &mut self.sessions.get_mut(sid).outbox;
         match self.counts.pubrec(out, packet_id, ack.reason.is_error()) {
             PubRec::Unknown => {
-                tracing::debug!(?packet_id, "PUBREC for no message in flight; ignored");
+                self.notices.debug(|| Notice::PubRecUnknown { packet_id });
             }
             PubRec::NotQos2 => {
-                tracing::debug!(?packet_id, "PUBREC for a QoS 1 message; ignored");
+                self.notices.debug(|| Notice::PubRecForQos1 { packet_id });
             }
             PubRec::Ended => self.fill_window(sid),
             PubRec::Released => self

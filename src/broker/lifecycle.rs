@@ -4,7 +4,7 @@
 //! counts, delayed will and shared messages are all dealt with together.
 
 use super::sessions::EXPIRY_NEVER;
-use super::{Broker, BrokerError, ConnId, SessionId};
+use super::{Broker, BrokerError, ConnId, Notice, SessionId};
 use crate::codec::{Disconnect, LastWill, Property, Publish, ReasonCode};
 use crate::config::planted;
 
@@ -75,8 +75,9 @@ impl Broker {
                 self.publish_will(will);
             }
             if self.sessions.expired(sid, due) {
-                let client_id = self.sessions.get(sid).client_id();
-                tracing::debug!(client_id, "session expired");
+                self.notices.debug(|| Notice::SessionExpired {
+                    client_id: self.sessions.get(sid).client_id().to_owned(),
+                });
                 self.end_session(sid);
             }
         }

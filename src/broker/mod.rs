@@ -20,13 +20,15 @@
 //! - `subscribe`: SUBSCRIBE and UNSUBSCRIBE, and a session's filters;
 //! - `shared`, `index`, `retained`: shared groups, the topic trie and the
 //!   retained store;
-//! - `check`: the consistency check that the simulation runs.
+//! - `check`: the consistency check that the simulation runs;
+//! - `notice`: what the broker logs, kept until the lock is let go.
 
 mod check;
 mod connect;
 mod delivery;
 mod index;
 mod lifecycle;
+mod notice;
 mod outbox;
 mod retained;
 mod routing;
@@ -34,11 +36,12 @@ mod sessions;
 mod shared;
 mod subscribe;
 
-use bytes::Bytes;
+use std::sync::Arc;
 
-use crate::codec::{Packet, ReasonCode};
+use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::SubscriptionIndex;
+pub use notice::Notice;
 use outbox::Counts;
 pub use retained::{RetainOutcome, Retained, RetainedStore};
 use sessions::Sessions;
@@ -65,9 +68,9 @@ pub type Millis = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Send(ConnId, Packet),
-    /// An encoded QoS 0 PUBLISH, the same bytes for every session of its
-    /// protocol version that gets the message: a fan-out shares one.
-    SendFrame(ConnId, Bytes),
+    /// A QoS 0 PUBLISH, the same bytes for every session of its protocol
+    /// version that gets the message: a fan-out shares one.
+    SendFrame(ConnId, Arc<SharedFrame>),
     /// The connection's client id was taken by a newer connection; the broker
     /// has already detached it and dealt with its will.
     TakenOver(ConnId),
@@ -172,6 +175,8 @@ pub struct Broker {
     counts: Counts,
     dropped: Dropped,
     effects: Vec<Effect>,
+    /// What to log once the lock is let go.
+    notices: notice::Notices,
     /// Reused by `route` so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Subscription)>,
 }
@@ -188,6 +193,7 @@ impl Broker {
             counts: Counts::default(),
             dropped: Dropped::default(),
             effects: Vec::new(),
+            notices: notice::Notices::default(),
             matches: Vec::new(),
         }
     }
@@ -205,6 +211,12 @@ impl Broker {
     /// Whether the last calls asked for nothing.
     pub fn has_no_effects(&self) -> bool {
         self.effects.is_empty()
+    }
+
+    /// How many effects wait to be handed over: a measure of the work done
+    /// since the last hand-over.
+    pub fn effects_queued(&self) -> usize {
+        self.effects.len()
     }
 
     /// Hands over what the last calls asked for, in order, by swapping it

@@ -3,14 +3,15 @@
 //! asks for it. What happens to a copy then is `delivery`'s business.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::outbox::{Message, Published};
 use super::subscribe::Subscription;
-use super::{Broker, BrokerError, ConnId, Effect, Millis, SessionId};
+use super::{Broker, BrokerError, ConnId, Effect, Millis, Notice, SessionId};
 use crate::codec::{
-    encoded_len, Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode,
+    Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode, SharedFrame,
 };
 use crate::config::planted;
 use crate::topic::TopicName;
@@ -165,13 +166,17 @@ impl Broker {
         };
         if self.retained.set(&publish.topic, retained, max) == super::RetainOutcome::Refused {
             self.dropped.retained_full += 1;
-            tracing::warn!(topic = %publish.topic, max, "retained store full; message not retained");
+            self.notices.note(Notice::RetainedFull {
+                topic: publish.topic.clone(),
+                max,
+            });
         }
     }
 
     /// Sends a plain QoS 0 copy of `forwarded` to the session if it is
     /// online (QoS 0 is not queued for offline clients, as in mosquitto), as
-    /// the frame `frames` holds for its version, encoded on first need.
+    /// the frame `frames` holds for its version, built on first need (and
+    /// encoded by the first connection that writes it).
     fn send_frame(
         &mut self,
         sid: SessionId,
@@ -199,9 +204,7 @@ impl Broker {
             let Some(packet) = self.stamp(sid, copy, expires_at, None, false) else {
                 return;
             };
-            let mut buf = bytes::BytesMut::with_capacity(encoded_len(&packet, version));
-            crate::codec::encode(&packet, version, &mut buf);
-            let frame = buf.freeze();
+            let frame = Arc::new(SharedFrame::new(packet, version));
             frames[slot] = Some(frame.clone());
             frame
         };
@@ -333,7 +336,7 @@ fn matched_reason(matched: usize) -> ReasonCode {
 }
 
 /// One message's QoS 0 PUBLISH as encoded for 3.1.1 and for 5.0 clients.
-type Frames = [Option<Bytes>; 2];
+type Frames = [Option<Arc<SharedFrame>>; 2];
 
 /// Whether the copy of `publish` for a session with these matching
 /// subscriptions is a QoS 0 PUBLISH with nothing of the session's own (no

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::outbox::{Message, Published};
 use super::sessions::Session;
 use super::shared::parse_shared;
-use super::{Broker, BrokerError, ConnId, Effect, SessionId};
+use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
 use crate::codec::{
     Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
@@ -71,7 +71,11 @@ impl Broker {
             let is_new = !session.subscriptions.contains(&filter);
             let refusal = self.refusal(session, &filter, &shared, id, is_new);
             if let Some(code) = refusal {
-                tracing::info!(client_id = session.client_id(), %filter, ?code, "subscription refused");
+                self.notices.note(Notice::SubscriptionRefused {
+                    client_id: session.client_id().to_owned(),
+                    filter,
+                    code,
+                });
                 // 3.1.1 has one failure code; the encoder says 0x80.
                 codes.push(code);
                 continue;

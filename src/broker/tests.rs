@@ -45,7 +45,7 @@ fn drain_effects(broker: &mut Broker) -> Vec<Effect> {
                     version: broker.sessions.get(broker.sessions.sid_of(conn)).version(),
                     ..Default::default()
                 };
-                let mut buf = bytes::BytesMut::from(&frame[..]);
+                let mut buf = bytes::BytesMut::from(&frame.bytes()[..]);
                 let packet = crate::codec::decode(&mut buf, &options).unwrap().unwrap();
                 assert!(buf.is_empty(), "a frame is one whole packet");
                 Effect::Send(conn, packet)

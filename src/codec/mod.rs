@@ -4,12 +4,14 @@
 
 mod decode;
 mod encode;
+mod frame;
 mod packet;
 mod properties;
 mod sink;
 
 pub use decode::decode;
 pub use encode::{encode, encoded_len};
+pub use frame::SharedFrame;
 pub use packet::*;
 pub use properties::{Properties, Property, PropertyContext};
 

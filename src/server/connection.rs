@@ -143,7 +143,8 @@ struct Connection<S> {
     draining: VecDeque<Outbound>,
     /// A batch of decoded packets, decoded before the lock is taken.
     inbound: Vec<Packet>,
-    /// Those of them for the broker, dispatched under one lock.
+    /// Those of them for the broker, dispatched under as few locks as
+    /// their fan-out allows.
     dispatching: Vec<Packet>,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
@@ -251,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Outbound::Packet(packet) => {
                     codec::encode(&packet, self.link.version(), &mut self.wbuf)
                 }
-                Outbound::Frame(frame) => self.wbuf.extend_from_slice(&frame),
+                Outbound::Frame(frame) => self.wbuf.extend_from_slice(&frame.bytes()),
             }
         }
         // A few packets' queue is cheaper to allocate again than to keep on
@@ -449,8 +450,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Decodes up to `max` buffered packets, then handles them under one
-    /// lock on the routing state and queues what they caused; returns how
+    /// Decodes up to `max` buffered packets, then handles them under the
+    /// routing state's lock and queues what they caused; returns how
     /// many were decoded. Fewer than `max` means the buffer holds no whole
     /// packet. Decoding is done before the lock: the others wait only for
     /// the broker's own work.
@@ -479,7 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// The packets of one batch, in order, until one ends the connection:
     /// the link answers what it can, and the rest go to the broker under
-    /// one lock.
+    /// one lock, or a few where they fan out widely.
     fn handle_all(&mut self, packets: impl Iterator<Item = Packet>) -> Result<(), End> {
         let outbound_max = self.shared.config.outbound_packets_max;
         let mut for_broker = std::mem::take(&mut self.dispatching);
@@ -497,15 +498,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         let conn = self.conn;
-        let dispatched = if for_broker.is_empty() {
-            Ok(())
-        } else {
-            self.shared.with_broker(|state| {
-                for_broker
-                    .drain(..)
-                    .try_for_each(|packet| Link::dispatch(&mut state.broker, conn, packet))
-            })
-        };
+        let mut dispatching = for_broker.drain(..).peekable();
+        let mut dispatched = Ok(());
+        // A batch that fans out widely is split between holds, so that the
+        // others wait for a bounded amount of work, not for 64 publishes to
+        // a thousand subscribers each.
+        while dispatched.is_ok() && dispatching.peek().is_some() {
+            dispatched = self.shared.with_broker(|state| {
+                for packet in dispatching.by_ref() {
+                    Link::dispatch(&mut state.broker, conn, packet)?;
+                    if state.broker.effects_queued() >= EFFECTS_PER_HOLD {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+        }
+        drop(dispatching);
         // What an error left undispatched is dropped with the connection.
         for_broker.clear();
         if for_broker.capacity() > QUEUE_KEPT_PACKETS {
@@ -520,9 +529,13 @@ const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads that may go before a waiting write, one after another.
 const READS_AHEAD_MAX: usize = 4;
-/// Packets handled under one lock on the routing state at most, so that
-/// other connections wait for it no longer than this many take.
+/// Packets decoded and handled as one batch at most; under one lock on the
+/// routing state unless they fan out past `EFFECTS_PER_HOLD`.
 const BATCH_MAX: usize = 64;
+
+/// Packets that a batch's publishes may send, at which its lock is let go
+/// and taken again for the rest: about half a millisecond of fan-out.
+const EFFECTS_PER_HOLD: usize = 1024;
 
 /// Packet queues of at most this capacity are released once drained: an
 /// idle connection holds none.

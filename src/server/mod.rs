@@ -77,9 +77,9 @@ impl Shared {
 
     /// The one way in for work on the routing state: locks it, sets its
     /// clock to now, runs `work`, queues the effects to their outboxes and
-    /// unlocks. For the server's own tasks, inside the runtime whose clock
-    /// the simulation drives. `work` holds everyone up: decode, encode and
-    /// log outside it.
+    /// unlocks, then logs what the broker had to say. For the server's own
+    /// tasks, inside the runtime whose clock the simulation drives. `work`
+    /// holds everyone up: decode and encode outside it.
     fn with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> R {
         debug_assert!(
             tokio::runtime::Handle::try_current().is_ok(),
@@ -91,7 +91,12 @@ impl Shared {
         state.broker.set_now(now);
         let result = work(&mut state);
         state.apply_effects(self.config.outbound_packets_max);
+        let notices = state.broker.take_notices();
         state.holds.record(locked.elapsed());
+        drop(state);
+        for notice in &notices {
+            notice.log();
+        }
         result
     }
 }

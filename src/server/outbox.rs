@@ -8,9 +8,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
-use bytes::Bytes;
+use std::sync::Arc;
 
-use crate::codec::{Packet, QoS};
+use crate::codec::{Packet, QoS, SharedFrame};
 
 #[derive(Default)]
 pub struct Outbox {
@@ -18,12 +18,12 @@ pub struct Outbox {
     notify: Notify,
 }
 
-/// What waits to be written: a packet, or a QoS 0 PUBLISH already encoded
-/// and shared with the other subscribers that get the same bytes.
+/// What waits to be written: a packet, or a QoS 0 PUBLISH shared with the
+/// other subscribers that get the same bytes, encoded once.
 #[derive(Debug)]
 pub enum Outbound {
     Packet(Packet),
-    Frame(Bytes),
+    Frame(Arc<SharedFrame>),
 }
 
 impl Outbound {
