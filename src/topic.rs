@@ -55,17 +55,6 @@ impl TopicName {
         Ok(TopicName(Arc::from(s)))
     }
 
-    /// The topic of a 5.0 PUBLISH that names it by Topic Alias alone. It
-    /// never reaches the broker: the connection puts the aliased topic in
-    /// its place, or closes.
-    pub fn unnamed() -> TopicName {
-        TopicName(Arc::from(""))
-    }
-
-    pub fn is_unnamed(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -5,7 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::packet::*;
-use super::{DecodeError, DecodeOptions, Properties, Property, PropertyContext};
+use super::{DecodeError, DecodeOptions, Properties, Property, PropertyContext, TopicAliases};
 use crate::topic::{TopicFilter, TopicName};
 
 /// How much room a partial packet makes in `buf` at a time. The rest of a
@@ -16,6 +16,24 @@ const RESERVE_AHEAD_MAX_BYTES: usize = 64 * 1024;
 /// all there yet; the bytes stay in `buf`. A packet over the size limit is
 /// refused from its fixed header, before its body arrives.
 pub fn decode(buf: &mut BytesMut, opts: &DecodeOptions) -> Result<Option<Packet>, DecodeError> {
+    decode_frame(buf, opts, None)
+}
+
+/// As `decode`, for a server reading a client: a 5.0 PUBLISH's Topic Alias
+/// is resolved with, or set in, `aliases`.
+pub fn decode_with_aliases(
+    buf: &mut BytesMut,
+    opts: &DecodeOptions,
+    aliases: &mut TopicAliases,
+) -> Result<Option<Packet>, DecodeError> {
+    decode_frame(buf, opts, Some(aliases))
+}
+
+fn decode_frame(
+    buf: &mut BytesMut,
+    opts: &DecodeOptions,
+    aliases: Option<&mut TopicAliases>,
+) -> Result<Option<Packet>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -38,7 +56,7 @@ pub fn decode(buf: &mut BytesMut, opts: &DecodeOptions) -> Result<Option<Packet>
     // the whole read buffer it arrived in, and the buffer is reused at once.
     let frame = Bytes::copy_from_slice(&buf[1 + header_len..size]);
     buf.advance(size);
-    decode_body(first, frame, opts).map(Some)
+    decode_body(first, frame, opts, aliases).map(Some)
 }
 
 /// The variable-length body size: seven bits a byte, at most four bytes.
@@ -114,7 +132,12 @@ fn check_fixed_flags(first: u8) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn decode_body(first: u8, body: Bytes, opts: &DecodeOptions) -> Result<Packet, DecodeError> {
+fn decode_body(
+    first: u8,
+    body: Bytes,
+    opts: &DecodeOptions,
+    aliases: Option<&mut TopicAliases>,
+) -> Result<Packet, DecodeError> {
     let packet_type = first >> 4;
     let mut r = Reader {
         buf: body,
@@ -124,7 +147,7 @@ fn decode_body(first: u8, body: Bytes, opts: &DecodeOptions) -> Result<Packet, D
     let packet = match packet_type {
         1 => Packet::Connect(Box::new(connect(&mut r)?)),
         2 => Packet::ConnAck(connack(&mut r)?),
-        3 => Packet::Publish(publish(first, &mut r)?),
+        3 => Packet::Publish(publish(first, &mut r, aliases)?),
         4 => Packet::PubAck(ack(&mut r, PUBACK_REASONS)?),
         5 => Packet::PubRec(ack(&mut r, PUBACK_REASONS)?),
         6 => Packet::PubRel(ack(&mut r, PUBREL_REASONS)?),
@@ -424,7 +447,11 @@ fn connack(r: &mut Reader) -> Result<ConnAck, DecodeError> {
     })
 }
 
-fn publish(first: u8, r: &mut Reader) -> Result<Publish, DecodeError> {
+fn publish(
+    first: u8,
+    r: &mut Reader,
+    aliases: Option<&mut TopicAliases>,
+) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((first >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
     let topic = r.string()?;
     let packet_id = match qos {
@@ -432,14 +459,16 @@ fn publish(first: u8, r: &mut Reader) -> Result<Publish, DecodeError> {
         _ => Some(r.packet_id()?),
     };
     let properties = r.properties(PropertyContext::Publish)?;
-    // A 5.0 PUBLISH may name its topic by alias alone.
-    let topic = if topic.is_empty() && r.v5 {
-        if properties.topic_alias().is_none() {
-            return Err(DecodeError::EmptyTopicWithoutAlias);
+    // A 5.0 PUBLISH may name its topic by alias alone; read without the
+    // connection's aliases (a client reading a server, which sends none),
+    // such a PUBLISH cannot be resolved.
+    let topic = match (properties.topic_alias(), aliases) {
+        (Some(alias), Some(aliases)) => aliases.resolve(&topic, alias)?,
+        (Some(alias), None) if topic.is_empty() => {
+            return Err(DecodeError::TopicAliasUnknown(alias))
         }
-        TopicName::unnamed()
-    } else {
-        TopicName::new(&topic)?
+        (None, _) if topic.is_empty() && r.v5 => return Err(DecodeError::EmptyTopicWithoutAlias),
+        _ => TopicName::new(&topic)?,
     };
     Ok(Publish {
         dup: first & 0b1000 != 0,

@@ -41,7 +41,7 @@ fn first_byte(packet: &Packet) -> u8 {
     match packet {
         Packet::Connect(_) => 0x10,
         Packet::ConnAck(_) => 0x20,
-        Packet::Publish(p) => 0x30 | u8::from(p.dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain),
+        Packet::Publish(p) => publish_first_byte(p),
         Packet::PubAck(_) => 0x40,
         Packet::PubRec(_) => 0x50,
         Packet::PubRel(_) => 0x62,
@@ -135,10 +135,32 @@ fn connack<S: Sink>(c: &ConnAck, v5: bool, sink: &mut S) {
     }
 }
 
-/// Every delivery is one of these: inlined so that counting it is a sum.
+fn publish_first_byte(p: &Publish) -> u8 {
+    0x30 | u8::from(p.dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain)
+}
+
+/// Appends `p` as a 5.0 PUBLISH that names its topic by its Topic Alias
+/// alone (the topic left empty), as a client does once an earlier PUBLISH
+/// set the alias.
+pub fn encode_by_alias(p: &Publish, buf: &mut BytesMut) {
+    debug_assert!(p.properties.topic_alias().is_some(), "no alias to name it");
+    header(
+        buf,
+        publish_first_byte(p),
+        count(|sink| publish_to(p, "", true, sink)),
+    );
+    publish_to(p, "", true, buf);
+}
+
 #[inline]
 fn publish<S: Sink>(p: &Publish, v5: bool, sink: &mut S) {
-    sink.string(p.topic.as_str());
+    publish_to(p, p.topic.as_str(), v5, sink);
+}
+
+/// Every delivery is one of these: inlined so that counting it is a sum.
+#[inline]
+fn publish_to<S: Sink>(p: &Publish, topic: &str, v5: bool, sink: &mut S) {
+    sink.string(topic);
     if let Some(id) = p.packet_id {
         sink.u16(id.get());
     }

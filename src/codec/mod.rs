@@ -2,6 +2,7 @@
 //! It knows nothing of sockets or tokio, so the server, the simulation's
 //! clients and the tests all share it.
 
+mod aliases;
 mod decode;
 mod encode;
 mod frame;
@@ -9,8 +10,9 @@ mod packet;
 mod properties;
 mod sink;
 
-pub use decode::decode;
-pub use encode::{encode, encoded_len};
+pub use aliases::TopicAliases;
+pub use decode::{decode, decode_with_aliases};
+pub use encode::{encode, encode_by_alias, encoded_len};
 pub use frame::SharedFrame;
 pub use packet::*;
 pub use properties::{Properties, Property, PropertyContext};
@@ -100,4 +102,8 @@ pub enum DecodeError {
     NotInVersion { kind: &'static str },
     #[error("PUBLISH has an empty topic and no topic alias")]
     EmptyTopicWithoutAlias,
+    #[error("topic alias {0} is over the maximum")]
+    TopicAliasInvalid(u16),
+    #[error("topic alias {0} was never set")]
+    TopicAliasUnknown(u16),
 }

@@ -31,8 +31,6 @@ pub enum End {
     TakenOver,
     #[error("server shutting down")]
     Shutdown,
-    #[error("topic alias {0} is out of range")]
-    TopicAliasInvalid(u16),
 }
 
 impl End {
@@ -47,15 +45,16 @@ impl End {
                 DecodeError::DuplicateProperty { .. }
                 | DecodeError::PropertyNotAllowed { .. }
                 | DecodeError::InvalidPropertyValue { .. }
-                | DecodeError::EmptyTopicWithoutAlias,
+                | DecodeError::EmptyTopicWithoutAlias
+                | DecodeError::TopicAliasUnknown(_),
             ) => ReasonCode::PROTOCOL_ERROR,
+            End::Decode(DecodeError::TopicAliasInvalid(_)) => ReasonCode::TOPIC_ALIAS_INVALID,
             End::Decode(_) => ReasonCode::MALFORMED_PACKET,
             End::Refused(error) => error.reason(),
             End::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
             End::KeepAlive(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
             End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
             End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
-            End::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
         })
     }
 }

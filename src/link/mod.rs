@@ -9,17 +9,14 @@ mod end;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
 use bytes::BytesMut;
 
 use crate::broker::{Broker, ConnId};
 use crate::codec::{
     self, ConnAck, Connect, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet,
-    ProtocolVersion, Publish,
+    ProtocolVersion, TopicAliases,
 };
 use crate::config::Config;
-use crate::topic::TopicName;
 pub use end::End;
 
 /// A Reason String we send is cut to this: some error texts quote input.
@@ -29,10 +26,8 @@ const REASON_STRING_MAX_BYTES: usize = 256;
 #[derive(Debug)]
 pub struct Link {
     version: ProtocolVersion,
-    /// Topic aliases this connection's client has set (5.0), at most
-    /// `topic_alias_max` of them; they last as long as the connection.
-    aliases: BTreeMap<u16, TopicName>,
-    topic_alias_max: u16,
+    /// Topic aliases this connection's client has set (5.0).
+    aliases: TopicAliases,
     packet_size_max_bytes: usize,
     /// The client's Maximum Packet Size (5.0), for what we send unasked.
     client_packet_size_max: usize,
@@ -51,8 +46,7 @@ impl Link {
     pub fn new(config: &Config) -> Link {
         Link {
             version: ProtocolVersion::V311,
-            aliases: BTreeMap::new(),
-            topic_alias_max: config.topic_alias_max,
+            aliases: TopicAliases::new(config.topic_alias_max),
             packet_size_max_bytes: config.packet_size_max_bytes,
             client_packet_size_max: usize::MAX,
         }
@@ -64,13 +58,18 @@ impl Link {
     }
 
     /// The next whole packet in `buf`, taken out of it; `None` until one is
-    /// buffered. Too large a packet is refused from its fixed header.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, End> {
+    /// buffered. Too large a packet is refused from its fixed header; a
+    /// PUBLISH's Topic Alias is resolved, or set, as it is read.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, End> {
         let options = DecodeOptions {
             version: self.version,
             packet_size_max_bytes: self.packet_size_max_bytes,
         };
-        Ok(codec::decode(buf, &options)?)
+        Ok(codec::decode_with_aliases(
+            buf,
+            &options,
+            &mut self.aliases,
+        )?)
     }
 
     /// The first packet, which must be a CONNECT; from it on, packets are
@@ -109,11 +108,8 @@ impl Link {
     pub fn inbound(&mut self, packet: Packet) -> Result<Inbound, End> {
         match packet {
             Packet::PingReq => Ok(Inbound::Reply(Packet::PingResp)),
-            Packet::Publish(mut publish) => {
-                self.resolve_alias(&mut publish)?;
-                Ok(Inbound::Broker(Packet::Publish(publish)))
-            }
-            Packet::PubAck(_)
+            Packet::Publish(_)
+            | Packet::PubAck(_)
             | Packet::PubRec(_)
             | Packet::PubRel(_)
             | Packet::PubComp(_)
@@ -130,26 +126,6 @@ impl Link {
                 other.kind()
             ))),
         }
-    }
-
-    /// Replaces a 5.0 Topic Alias with the topic it stands for, or records
-    /// the alias [MQTT-3.3.2-7].
-    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), End> {
-        let Some(alias) = publish.properties.topic_alias() else {
-            return Ok(());
-        };
-        if alias > self.topic_alias_max {
-            return Err(End::TopicAliasInvalid(alias));
-        }
-        if publish.topic.is_unnamed() {
-            match self.aliases.get(&alias) {
-                Some(topic) => publish.topic = topic.clone(),
-                None => return Err(End::Protocol(format!("topic alias {alias} was never set"))),
-            }
-        } else {
-            self.aliases.insert(alias, publish.topic.clone());
-        }
-        Ok(())
     }
 
     /// What the client tells us we are to tell the broker: `Ok` once it

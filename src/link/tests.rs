@@ -4,7 +4,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::*;
 use crate::broker::Effect;
-use crate::codec::{Ack, Auth, PacketId, Property, QoS, ReasonCode};
+use crate::codec::{Ack, Auth, PacketId, Property, Publish, QoS, ReasonCode};
+use crate::topic::TopicName;
 
 fn config() -> Config {
     Config {
@@ -81,7 +82,7 @@ fn decodes_in_the_version_of_its_connect() {
 
 #[test]
 fn refuses_too_large_a_packet_from_its_header() {
-    let link = link5(None);
+    let mut link = link5(None);
     // Fixed header of a PUBLISH announcing 2,000 bytes; none of them sent.
     let mut buf = BytesMut::from(&[0x30, 0xD0, 0x0F][..]);
     let end = link.decode(&mut buf).unwrap_err();
@@ -154,44 +155,51 @@ fn acks_go_to_the_broker_unchanged() {
     assert_eq!(link.inbound(ack.clone()).unwrap(), Inbound::Broker(ack));
 }
 
+/// What the link reads from `publish` on the wire: named, or, with
+/// `by_alias`, by its Topic Alias alone.
+fn read(link: &mut Link, publish: &Publish, by_alias: bool) -> Result<TopicName, End> {
+    let mut buf = BytesMut::new();
+    if by_alias {
+        codec::encode_by_alias(publish, &mut buf);
+    } else {
+        codec::encode(
+            &Packet::Publish(publish.clone()),
+            ProtocolVersion::V5,
+            &mut buf,
+        );
+    }
+    match link.decode(&mut buf)? {
+        Some(Packet::Publish(read)) => Ok(read.topic),
+        other => panic!("a PUBLISH, not {other:?}"),
+    }
+}
+
 #[test]
 fn a_topic_alias_is_set_then_stands_for_its_topic() {
     let mut link = link5(None);
-    let set = Packet::Publish(publish(topic("a/b"), Some(2)));
-    assert_eq!(link.inbound(set.clone()).unwrap(), Inbound::Broker(set));
-    let Inbound::Broker(Packet::Publish(used)) = link
-        .inbound(Packet::Publish(publish(TopicName::unnamed(), Some(2))))
-        .unwrap()
-    else {
-        panic!("a PUBLISH for the broker");
-    };
-    assert_eq!(used.topic, topic("a/b"));
+    let set = publish(topic("a/b"), Some(2));
+    assert_eq!(read(&mut link, &set, false).unwrap(), topic("a/b"));
+    let used = publish(topic("anything"), Some(2));
+    assert_eq!(read(&mut link, &used, true).unwrap(), topic("a/b"));
     // Set again: the alias now stands for the new topic.
-    link.inbound(Packet::Publish(publish(topic("c"), Some(2))))
-        .unwrap();
-    let Inbound::Broker(Packet::Publish(used)) = link
-        .inbound(Packet::Publish(publish(TopicName::unnamed(), Some(2))))
-        .unwrap()
-    else {
-        panic!("a PUBLISH for the broker");
-    };
-    assert_eq!(used.topic, topic("c"));
+    read(&mut link, &publish(topic("c"), Some(2)), false).unwrap();
+    assert_eq!(read(&mut link, &used, true).unwrap(), topic("c"));
 }
 
 #[test]
 fn an_alias_never_set_or_over_the_maximum_ends_the_connection() {
     let mut link = link5(None);
-    let never_set = link
-        .inbound(Packet::Publish(publish(TopicName::unnamed(), Some(3))))
-        .unwrap_err();
+    let never_set = read(&mut link, &publish(topic("a"), Some(3)), true).unwrap_err();
     assert_eq!(
         never_set.to_string(),
-        "protocol violation: topic alias 3 was never set"
+        "malformed packet: topic alias 3 was never set"
     );
-    let over = link
-        .inbound(Packet::Publish(publish(topic("a"), Some(6))))
-        .unwrap_err();
-    assert!(matches!(over, End::TopicAliasInvalid(6)));
+    assert_eq!(never_set.reason(), Some(ReasonCode::PROTOCOL_ERROR));
+    let over = read(&mut link, &publish(topic("a"), Some(6)), false).unwrap_err();
+    assert!(matches!(
+        over,
+        End::Decode(DecodeError::TopicAliasInvalid(6))
+    ));
     assert_eq!(over.reason(), Some(ReasonCode::TOPIC_ALIAS_INVALID));
 }
 

@@ -9,7 +9,6 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::strategy::Union;
 use tern::codec::*;
-use tern::topic::TopicName;
 
 use crate::common::codec::{encoded, PROPERTY_IDS, V5};
 use crate::common::strategies::{
@@ -189,26 +188,22 @@ fn connack() -> impl Strategy<Value = Packet> {
     })
 }
 
-/// Sometimes the topic is left empty when a Topic Alias names it.
+/// A decoder without a connection's aliases keeps a Topic Alias as it is.
 fn publish() -> impl Strategy<Value = Packet> {
     let fields = (qos(), any::<bool>(), any::<bool>(), packet_id());
-    let topic = (topic_name(LEVELS_MAX), any::<bool>());
-    let rest = (topic, payload(512), properties(C::Publish));
-    (fields, rest).prop_map(
-        |((qos, dup, retain, id), ((topic, unnamed), payload, properties))| {
-            let acked = qos != QoS::AtMostOnce;
-            let unnamed = unnamed && properties.topic_alias().is_some();
-            Packet::Publish(Publish {
-                dup: dup && acked,
-                qos,
-                retain,
-                topic: if unnamed { TopicName::unnamed() } else { topic },
-                packet_id: acked.then_some(id),
-                payload,
-                properties,
-            })
-        },
-    )
+    let rest = (topic_name(LEVELS_MAX), payload(512), properties(C::Publish));
+    (fields, rest).prop_map(|((qos, dup, retain, id), (topic, payload, properties))| {
+        let acked = qos != QoS::AtMostOnce;
+        Packet::Publish(Publish {
+            dup: dup && acked,
+            qos,
+            retain,
+            topic,
+            packet_id: acked.then_some(id),
+            payload,
+            properties,
+        })
+    })
 }
 
 const PUBACK_REASONS: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
@@ -350,6 +345,30 @@ fn packet_of_either_version() -> impl Strategy<Value = Packet> {
 const FIRST: &[u8] = &[
     0x10, 0x20, 0x30, 0x32, 0x35, 0x40, 0x50, 0x62, 0x70, 0x82, 0x90, 0xa2, 0xb0, 0xe0, 0xf0, 0x3b,
 ];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A PUBLISH that sets an alias, then one that names its topic by the
+    /// alias alone: a server reads the second with the first's topic.
+    #[test]
+    fn a_publish_by_alias_reads_back_with_the_topic_that_set_it(
+        p in publish(),
+        alias in 1..=u16::MAX,
+    ) {
+        let Packet::Publish(mut p) = p else { unreachable!("publish() makes PUBLISH") };
+        p.properties.0.retain(|q| !matches!(q, Property::TopicAlias(_)));
+        p.properties.0.push(Property::TopicAlias(alias));
+        let mut aliases = TopicAliases::new(u16::MAX);
+        let mut buf = encoded([&Packet::Publish(p.clone())], ProtocolVersion::V5);
+        encode_by_alias(&p, &mut buf);
+        for _ in 0..2 {
+            let read = decode_with_aliases(&mut buf, &V5, &mut aliases);
+            prop_assert_eq!(read, Ok(Some(Packet::Publish(p.clone()))));
+        }
+        prop_assert!(buf.is_empty());
+    }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]

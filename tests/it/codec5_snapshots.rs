@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use bytes::BytesMut;
 use tern::codec::{
-    decode, encode, encoded_len, DecodeOptions, Packet, Properties, ProtocolVersion,
+    decode, decode_with_aliases, encode, encoded_len, DecodeError, DecodeOptions, Packet,
+    Properties, ProtocolVersion, TopicAliases,
 };
 
 use crate::common::codec::{
@@ -39,7 +40,6 @@ fn valid_cases() -> Vec<Case> {
             frame(0x32, r#""a/b" 0001 [ 01 01 02 0000003c 23 0005 08 "reply/a" 09 0004 deadbeef 26 "k" "v" 03 "text/plain" ] 6869"#)),
         ("PUBLISH subscription identifiers repeated: 1, 128 (two bytes), 268435455 (four bytes)",
             frame(0x30, r#""a/b" [ 0b 01 0b 8001 0b ffffff7f ] 6869"#)),
-        ("PUBLISH QoS 2 retained, empty topic with topic alias", frame(0x35, r#""" 0002 [ 23 0001 ] 6869"#)),
         ("PUBLISH topic and topic alias together, empty payload", frame(0x30, r#""a/b" [ 23 ffff ]"#)),
         // PUBACK, PUBREC, PUBREL, PUBCOMP: id, reason, properties.
         ("PUBACK short form: 2 bytes", frame(0x40, "0001")),
@@ -291,6 +291,33 @@ fn valid_packets() {
     out += "---- short forms, and the bytes the encoder writes for them ----\n\n";
     out += &render_reencoded(&short_form_cases(), &V5);
     insta::assert_snapshot!(out);
+}
+
+/// A PUBLISH with an empty topic names it by a Topic Alias that an earlier
+/// PUBLISH on the connection set; read without the connection's aliases
+/// (as a client reads a server), it cannot be resolved.
+#[test]
+fn an_empty_topic_is_the_one_its_alias_was_set_to() {
+    let set = frame(0x30, r#""a/b" [ 23 0001 ] 6869"#);
+    let by_alias = frame(0x35, r#""" 0002 [ 23 0001 ] 6869"#);
+    let mut aliases = TopicAliases::new(10);
+    let mut buf = BytesMut::from(&[set, by_alias.clone()].concat()[..]);
+    let mut read = || match decode_with_aliases(&mut buf, &V5, &mut aliases) {
+        Ok(Some(Packet::Publish(p))) => p.topic.as_str().to_owned(),
+        other => panic!("a PUBLISH, not {other:?}"),
+    };
+    assert_eq!(read(), "a/b");
+    assert_eq!(read(), "a/b");
+    let mut alone = BytesMut::from(&by_alias[..]);
+    assert_eq!(
+        decode(&mut alone, &V5),
+        Err(DecodeError::TopicAliasUnknown(1))
+    );
+    let mut over = BytesMut::from(&by_alias[..]);
+    assert_eq!(
+        decode_with_aliases(&mut over, &V5, &mut TopicAliases::new(0)),
+        Err(DecodeError::TopicAliasInvalid(1))
+    );
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! speaking 5.0, so that each test sends exactly what it is about.
 
 use tern::codec::{Packet, Property, QoS, ReasonCode};
-use tern::topic::TopicName;
 use tern::Config;
 
 use crate::common::raw::{self, Raw};
@@ -157,17 +156,14 @@ async fn topic_alias_is_set_then_used() {
     );
     client.send(&set).await;
     assert!(matches!(client.recv().await, Packet::PubAck(_)));
-    let mut by_alias = raw::publish_with(
+    let by_alias = raw::publish_with(
         "a/x",
         QoS::AtLeastOnce,
         2,
         b"two",
         vec![Property::TopicAlias(1)],
     );
-    if let Packet::Publish(p) = &mut by_alias {
-        p.topic = TopicName::unnamed();
-    }
-    client.send(&by_alias).await;
+    client.send_by_alias(&by_alias).await;
     assert!(matches!(client.recv().await, Packet::PubAck(_)));
     for payload in ["one", "two"] {
         let got = sub.recv_publish().await;
@@ -182,7 +178,7 @@ async fn topic_alias_is_set_then_used() {
     client.send(&raw::disconnect()).await;
     client.expect_closed().await;
     let (mut client, _) = Raw::connected_v5(broker.addr, "aliaser", vec![]).await;
-    client.send(&by_alias).await;
+    client.send_by_alias(&by_alias).await;
     client.expect_disconnect(ReasonCode::PROTOCOL_ERROR).await;
     broker.stop().await;
 }
@@ -191,12 +187,8 @@ async fn topic_alias_is_set_then_used() {
 async fn unknown_topic_alias_is_a_protocol_error() {
     let broker = TestBroker::start(config()).await;
     let (mut client, _) = Raw::connected_v5(broker.addr, "c", vec![]).await;
-    let mut publish =
-        raw::publish_with("x", QoS::AtMostOnce, 0, b"?", vec![Property::TopicAlias(4)]);
-    if let Packet::Publish(p) = &mut publish {
-        p.topic = TopicName::unnamed();
-    }
-    client.send(&publish).await;
+    let publish = raw::publish_with("x", QoS::AtMostOnce, 0, b"?", vec![Property::TopicAlias(4)]);
+    client.send_by_alias(&publish).await;
     client.expect_disconnect(ReasonCode::PROTOCOL_ERROR).await;
     broker.stop().await;
 }

@@ -100,6 +100,16 @@ impl Raw {
         self.send_bytes(&buf).await;
     }
 
+    /// Sends a 5.0 PUBLISH that names its topic by its Topic Alias alone.
+    pub async fn send_by_alias(&mut self, packet: &Packet) {
+        let Packet::Publish(publish) = packet else {
+            panic!("only a PUBLISH has a Topic Alias: {packet:?}");
+        };
+        let mut buf = BytesMut::new();
+        codec::encode_by_alias(publish, &mut buf);
+        self.send_bytes(&buf).await;
+    }
+
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
         within("a write to the broker", self.stream.write_all(bytes))
             .await
