@@ -19,6 +19,26 @@ pub(crate) struct Topology {
     /// Specific configuration overrides between specific hosts.
     links: IndexMap<Pair, Link>,
 
+    /// For each host, the indices in `links` of the links it is on, in
+    /// increasing order: delivering to a host visits only its own links, in
+    /// the order a scan of every link would (tern: the scan was most of a
+    /// step's cost with a hundred hosts, whose links are all pairs).
+    host_links: IndexMap<IpAddr, Vec<usize>>,
+
+    /// For each link, by index: whether it may have messages in flight
+    /// (`Link::sent` not empty), and whether it has messages ready for a
+    /// host (`Link::pending` not zero). A step ticks only the links in
+    /// flight and visits only those with messages ready, without touching
+    /// the others (tern: with every pair of a hundred hosts linked, reading
+    /// each link each step was most of a step's cost).
+    in_flight: Vec<bool>,
+    ready: Vec<bool>,
+
+    /// The network's time as of the last tick. Every link's `now` is this;
+    /// a link that `tick_by` passes over has its `now` brought up to it
+    /// before it is used.
+    now: Instant,
+
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
@@ -152,6 +172,10 @@ struct Link {
     /// Messages that are ready to be delivered.
     deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
 
+    /// How many messages `deliverable` holds, over every host: a link with
+    /// none is passed over without a look-up (tern).
+    pending: usize,
+
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
 }
@@ -174,17 +198,57 @@ enum State {
 
 impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
+        let rt = Rt::no_software();
         Topology {
             config,
             links: IndexMap::new(),
-            rt: Rt::no_software(),
+            host_links: IndexMap::new(),
+            in_flight: Vec::new(),
+            ready: Vec::new(),
+            now: rt.now(),
+            rt,
         }
+    }
+
+    /// The link at `index`, its clock brought up to the network's, and
+    /// marked as possibly changed: `sync` must follow its use.
+    fn link_at(&mut self, index: usize) -> &mut Link {
+        let (_, link) = self
+            .links
+            .get_index_mut(index)
+            .expect("an index of a link");
+        link.now = self.now;
+        link
+    }
+
+    /// Records whether the link at `index` has messages in flight or ready.
+    fn sync(&mut self, index: usize) {
+        let link = &self.links[index];
+        self.in_flight[index] = !link.sent.is_empty();
+        self.ready[index] = link.pending > 0;
+    }
+
+    /// Uses the link between `pair`'s hosts, then records its state.
+    fn with_link<R>(&mut self, pair: &Pair, f: impl FnOnce(&mut Link, &config::Link) -> R) -> R {
+        let index = self
+            .links
+            .get_index_of(pair)
+            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"));
+        let config = self.config.clone();
+        let result = f(self.link_at(index), &config);
+        self.sync(index);
+        result
     }
 
     /// Register a link between two hosts
     pub(crate) fn register(&mut self, a: IpAddr, b: IpAddr) {
         let pair = Pair::new(a, b);
-        assert!(self.links.insert(pair, Link::new(self.rt.now())).is_none());
+        let (index, old) = self.links.insert_full(pair, Link::new(self.rt.now()));
+        assert!(old.is_none());
+        self.in_flight.push(false);
+        self.ready.push(false);
+        self.host_links.entry(a).or_default().push(index);
+        self.host_links.entry(b).or_default().push(index);
     }
 
     pub(crate) fn set_max_message_latency(&mut self, value: Duration) {
@@ -192,23 +256,17 @@ impl Topology {
     }
 
     pub(crate) fn set_link_message_latency(&mut self, a: IpAddr, b: IpAddr, value: Duration) {
-        let pair = Pair::new(a, b);
-        let latency = self
-            .links
-            .get_mut(&pair)
-            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"))
-            .latency(self.config.latency());
-        latency.min_message_latency = value;
-        latency.max_message_latency = value;
+        self.with_link(&Pair::new(a, b), |link, config| {
+            let latency = link.latency(config.latency());
+            latency.min_message_latency = value;
+            latency.max_message_latency = value;
+        });
     }
 
     pub(crate) fn set_link_max_message_latency(&mut self, a: IpAddr, b: IpAddr, value: Duration) {
-        let pair = Pair::new(a, b);
-        self.links
-            .get_mut(&pair)
-            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"))
-            .latency(self.config.latency())
-            .max_message_latency = value;
+        self.with_link(&Pair::new(a, b), |link, config| {
+            link.latency(config.latency()).max_message_latency = value;
+        });
     }
 
     pub(crate) fn set_message_latency_curve(&mut self, value: f64) {
@@ -220,12 +278,9 @@ impl Topology {
     }
 
     pub(crate) fn set_link_fail_rate(&mut self, a: IpAddr, b: IpAddr, value: f64) {
-        let pair = Pair::new(a, b);
-        self.links
-            .get_mut(&pair)
-            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"))
-            .message_loss(self.config.message_loss())
-            .fail_rate = value;
+        self.with_link(&Pair::new(a, b), |link, config| {
+            link.message_loss(config.message_loss()).fail_rate = value;
+        });
     }
 
     // Send a `message` from `src` to `dst`. This method returns immediately,
@@ -238,8 +293,12 @@ impl Topology {
         dst: SocketAddr,
         message: Protocol,
     ) -> Result<()> {
-        if let Some(link) = self.links.get_mut(&Pair::new(src.ip(), dst.ip())) {
-            link.enqueue_message(&self.config, rand, src, dst, message)
+        if let Some(index) = self.links.get_index_of(&Pair::new(src.ip(), dst.ip())) {
+            let (_, link) = self.links.get_index_mut(index).expect("an index of a link");
+            link.now = self.now;
+            let result = link.enqueue_message(&self.config, rand, src, dst, message);
+            self.sync(index);
+            result
         } else {
             Err(Error::new(
                 ErrorKind::ConnectionRefused,
@@ -250,57 +309,74 @@ impl Topology {
 
     // Move messages from any network links to the `dst` host.
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
-        for (pair, link) in &mut self.links {
-            if pair.0 == dst.addr || pair.1 == dst.addr {
-                link.deliver_messages(&self.config, rand, dst);
+        let Some(indices) = self.host_links.get(&dst.addr) else {
+            return;
+        };
+        for &index in indices {
+            if !self.ready[index] {
+                continue;
             }
+            let (_, link) = self
+                .links
+                .get_index_mut(index)
+                .expect("host_links holds indices of links");
+            link.now = self.now;
+            link.deliver_messages(&self.config, rand, dst);
+            self.in_flight[index] = !link.sent.is_empty();
+            self.ready[index] = link.pending > 0;
         }
     }
 
     pub(crate) fn hold(&mut self, a: IpAddr, b: IpAddr) {
-        self.get_link_mut(&Pair::new(a, b)).hold();
+        self.with_link(&Pair::new(a, b), |link, _| link.hold());
     }
 
     pub(crate) fn release(&mut self, a: IpAddr, b: IpAddr) {
-        self.get_link_mut(&Pair::new(a, b)).release();
+        self.with_link(&Pair::new(a, b), |link, _| link.release());
     }
 
     pub(crate) fn partition(&mut self, a: IpAddr, b: IpAddr) {
-        self.get_link_mut(&Pair::new(a, b)).explicit_partition();
+        self.with_link(&Pair::new(a, b), |link, _| link.explicit_partition());
     }
 
     pub(crate) fn partition_oneway(&mut self, a: IpAddr, b: IpAddr) {
-        let link = &mut self.get_link_mut(&Pair::new(a, b));
-        link.partition_oneway(a, b);
+        self.with_link(&Pair::new(a, b), |link, _| link.partition_oneway(a, b));
     }
 
     pub(crate) fn repair(&mut self, a: IpAddr, b: IpAddr) {
-        self.get_link_mut(&Pair::new(a, b)).explicit_repair();
+        self.with_link(&Pair::new(a, b), |link, _| link.explicit_repair());
     }
 
     pub(crate) fn repair_oneway(&mut self, a: IpAddr, b: IpAddr) {
-        let link = &mut self.get_link_mut(&Pair::new(a, b));
-        link.repair_oneway(a, b);
+        self.with_link(&Pair::new(a, b), |link, _| link.repair_oneway(a, b));
     }
 
     pub(crate) fn tick_by(&mut self, duration: Duration) {
         let _ = self.rt.tick(duration);
-        for link in self.links.values_mut() {
-            link.tick(self.rt.now());
+        // tern: the network's clock is read once, not once a link (it
+        // cannot move between the reads), and only links with messages in
+        // flight are ticked: ticking one with none only sets its clock,
+        // which `link_at` does when it is next used.
+        self.now = self.rt.now();
+        for index in 0..self.links.len() {
+            if self.in_flight[index] {
+                let now = self.now;
+                self.link_at(index).tick(now);
+                self.sync(index);
+            }
         }
     }
 
     pub(crate) fn iter_mut(&mut self) -> LinksIter<'_> {
+        // The caller may schedule any link's messages: each is brought up
+        // to date and counted as in flight until its next tick.
+        for index in 0..self.links.len() {
+            self.link_at(index);
+            self.in_flight[index] = true;
+        }
         LinksIter {
             iter: self.links.iter_mut(),
         }
-    }
-
-    #[inline]
-    fn get_link_mut(&mut self, pair: &Pair) -> &mut Link {
-        self.links
-            .get_mut(pair)
-            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"))
     }
 }
 
@@ -331,6 +407,7 @@ impl Link {
             config: config::Link::default(),
             sent: VecDeque::new(),
             deliverable: IndexMap::new(),
+            pending: 0,
             now,
         }
     }
@@ -431,6 +508,7 @@ impl Link {
                         .entry(sent.dst.ip())
                         .or_default()
                         .push_back(envelope);
+                    self.pending += 1;
                     deliverable += 1;
                 }
             }
@@ -446,12 +524,14 @@ impl Link {
         rand: &mut dyn RngCore,
         host: &mut Host,
     ) {
-        let deliverable = self
-            .deliverable
-            .entry(host.addr)
-            .or_default()
-            .drain(..)
-            .collect::<Vec<Envelope>>();
+        if self.pending == 0 {
+            return;
+        }
+        let Some(queue) = self.deliverable.get_mut(&host.addr) else {
+            return;
+        };
+        let deliverable = queue.drain(..).collect::<Vec<Envelope>>();
+        self.pending -= deliverable.len();
 
         for message in deliverable {
             let (src, dst) = (message.src, message.dst);
