@@ -3,7 +3,7 @@ use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
-use indexmap::IndexMap;
+use crate::fasthash::FastMap;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::collections::VecDeque;
@@ -17,13 +17,13 @@ pub(crate) struct Topology {
     config: config::Link,
 
     /// Specific configuration overrides between specific hosts.
-    links: IndexMap<Pair, Link>,
+    links: FastMap<Pair, Link>,
 
     /// For each host, the indices in `links` of the links it is on, in
     /// increasing order: delivering to a host visits only its own links, in
     /// the order a scan of every link would (tern: the scan was most of a
     /// step's cost with a hundred hosts, whose links are all pairs).
-    host_links: IndexMap<IpAddr, Vec<usize>>,
+    host_links: FastMap<IpAddr, Vec<usize>>,
 
     /// For each link, by index: whether it may have messages in flight
     /// (`Link::sent` not empty), and whether it has messages ready for a
@@ -33,6 +33,18 @@ pub(crate) struct Topology {
     /// each link each step was most of a step's cost).
     in_flight: Vec<bool>,
     ready: Vec<bool>,
+
+    /// The indices of the links in flight, each once, in no order; and an
+    /// empty vector to swap with it while a tick goes through it.
+    flying: Vec<usize>,
+    spare: Vec<usize>,
+
+    /// For each link, the positions in `host_links` of its two hosts.
+    ends: Vec<(usize, usize)>,
+
+    /// For each host, by its position in `host_links`, how many of its
+    /// links have messages ready: a host with none visits none.
+    host_ready: Vec<usize>,
 
     /// The network's time as of the last tick. Every link's `now` is this;
     /// a link that `tick_by` passes over has its `now` brought up to it
@@ -170,7 +182,7 @@ struct Link {
     sent: VecDeque<Sent>,
 
     /// Messages that are ready to be delivered.
-    deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
+    deliverable: FastMap<IpAddr, VecDeque<Envelope>>,
 
     /// How many messages `deliverable` holds, over every host: a link with
     /// none is passed over without a look-up (tern).
@@ -201,10 +213,14 @@ impl Topology {
         let rt = Rt::no_software();
         Topology {
             config,
-            links: IndexMap::new(),
-            host_links: IndexMap::new(),
+            links: FastMap::default(),
+            host_links: FastMap::default(),
             in_flight: Vec::new(),
             ready: Vec::new(),
+            flying: Vec::new(),
+            spare: Vec::new(),
+            ends: Vec::new(),
+            host_ready: Vec::new(),
             now: rt.now(),
             rt,
         }
@@ -224,8 +240,22 @@ impl Topology {
     /// Records whether the link at `index` has messages in flight or ready.
     fn sync(&mut self, index: usize) {
         let link = &self.links[index];
-        self.in_flight[index] = !link.sent.is_empty();
-        self.ready[index] = link.pending > 0;
+        let (in_flight, ready) = (!link.sent.is_empty(), link.pending > 0);
+        if in_flight && !self.in_flight[index] {
+            self.flying.push(index);
+        }
+        self.in_flight[index] = in_flight;
+        if ready != self.ready[index] {
+            self.ready[index] = ready;
+            let (a, b) = self.ends[index];
+            for host in [a, b] {
+                if ready {
+                    self.host_ready[host] += 1;
+                } else {
+                    self.host_ready[host] -= 1;
+                }
+            }
+        }
     }
 
     /// Uses the link between `pair`'s hosts, then records its state.
@@ -247,8 +277,16 @@ impl Topology {
         assert!(old.is_none());
         self.in_flight.push(false);
         self.ready.push(false);
-        self.host_links.entry(a).or_default().push(index);
-        self.host_links.entry(b).or_default().push(index);
+        let mut ends = [0; 2];
+        for (end, host) in ends.iter_mut().zip([a, b]) {
+            let entry = self.host_links.entry(host);
+            *end = entry.index();
+            entry.or_default().push(index);
+            if *end == self.host_ready.len() {
+                self.host_ready.push(0);
+            }
+        }
+        self.ends.push((ends[0], ends[1]));
     }
 
     pub(crate) fn set_max_message_latency(&mut self, value: Duration) {
@@ -309,10 +347,14 @@ impl Topology {
 
     // Move messages from any network links to the `dst` host.
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
-        let Some(indices) = self.host_links.get(&dst.addr) else {
+        let Some(host) = self.host_links.get_index_of(&dst.addr) else {
             return;
         };
-        for &index in indices {
+        if self.host_ready[host] == 0 {
+            return;
+        }
+        for position in 0..self.host_links[host].len() {
+            let index = self.host_links[host][position];
             if !self.ready[index] {
                 continue;
             }
@@ -322,8 +364,7 @@ impl Topology {
                 .expect("host_links holds indices of links");
             link.now = self.now;
             link.deliver_messages(&self.config, rand, dst);
-            self.in_flight[index] = !link.sent.is_empty();
-            self.ready[index] = link.pending > 0;
+            self.sync(index);
         }
     }
 
@@ -358,13 +399,16 @@ impl Topology {
         // flight are ticked: ticking one with none only sets its clock,
         // which `link_at` does when it is next used.
         self.now = self.rt.now();
-        for index in 0..self.links.len() {
-            if self.in_flight[index] {
-                let now = self.now;
-                self.link_at(index).tick(now);
-                self.sync(index);
-            }
+        let spare = std::mem::take(&mut self.spare);
+        let mut flying = std::mem::replace(&mut self.flying, spare);
+        for &index in &flying {
+            self.in_flight[index] = false;
+            let now = self.now;
+            self.link_at(index).tick(now);
+            self.sync(index);
         }
+        flying.clear();
+        self.spare = flying;
     }
 
     pub(crate) fn iter_mut(&mut self) -> LinksIter<'_> {
@@ -372,7 +416,10 @@ impl Topology {
         // to date and counted as in flight until its next tick.
         for index in 0..self.links.len() {
             self.link_at(index);
-            self.in_flight[index] = true;
+            if !self.in_flight[index] {
+                self.in_flight[index] = true;
+                self.flying.push(index);
+            }
         }
         LinksIter {
             iter: self.links.iter_mut(),
@@ -406,7 +453,7 @@ impl Link {
             state_b_a: State::Healthy,
             config: config::Link::default(),
             sent: VecDeque::new(),
-            deliverable: IndexMap::new(),
+            deliverable: FastMap::default(),
             pending: 0,
             now,
         }
