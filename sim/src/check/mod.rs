@@ -253,19 +253,28 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
             firsts.insert((conn.session, r.payload.clone()));
         }
     }
+    // For each topic, which subscriptions match it, by position.
+    let mut matching: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
     for (id, sent) in &model.published {
         let Some(acked) = sent.acked_at else { continue };
         // A message that may expire on its way is checked by `mqtt5`.
         if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
             continue;
         }
-        for sub in &model.subscriptions {
+        let matches = matching.entry(sent.topic.as_str()).or_insert_with(|| {
+            model
+                .subscriptions
+                .iter()
+                .map(|sub| Model::matches(&sub.filter, &sent.topic))
+                .collect()
+        });
+        for (sub, &matches) in model.subscriptions.iter().zip(matches.iter()) {
             let Some(granted) = sub.granted else { continue };
             // One member of a group gets it: checked by `mqtt5`.
             if granted == QoS::AtMostOnce
                 || sub.is_shared()
                 || sub.acked_at.is_none_or(|a| a >= sent.sent_at)
-                || !model.filter_matches(&sub.filter, &sent.topic)
+                || !matches
             {
                 continue;
             }

@@ -188,6 +188,10 @@ struct Link {
     /// none is passed over without a look-up (tern).
     pending: usize,
 
+    /// An empty queue with room, swapped with one of `deliverable`'s to
+    /// deliver its messages (tern).
+    spare: VecDeque<Envelope>,
+
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
 }
@@ -455,6 +459,7 @@ impl Link {
             sent: VecDeque::new(),
             deliverable: FastMap::default(),
             pending: 0,
+            spare: VecDeque::new(),
             now,
         }
     }
@@ -577,15 +582,20 @@ impl Link {
         let Some(queue) = self.deliverable.get_mut(&host.addr) else {
             return;
         };
-        let deliverable = queue.drain(..).collect::<Vec<Envelope>>();
+        // tern: the queue's messages are swapped into a buffer kept for
+        // this, which the queue gets back empty, instead of collected into
+        // a new vector each time.
+        let mut deliverable = std::mem::take(&mut self.spare);
+        std::mem::swap(queue, &mut deliverable);
         self.pending -= deliverable.len();
 
-        for message in deliverable {
+        for message in deliverable.drain(..) {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
                 let _ = self.enqueue_message(global_config, rand, dst, src, message);
             }
         }
+        self.spare = deliverable;
     }
 
     // Randomly break or repair this link.
