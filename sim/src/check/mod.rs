@@ -489,10 +489,7 @@ fn retained(model: &Model) -> (Vec<String>, Vec<String>) {
                 .into_iter()
                 .flatten()
                 .filter(|r| {
-                    r.retain
-                        && r.topic == topic
-                        && r.at >= sub.sent_at
-                        && r.at <= window_end
+                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
                 })
                 .map(|r| r.payload.as_str())
                 .collect();

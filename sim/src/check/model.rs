@@ -523,10 +523,7 @@ impl Model {
     pub fn shared_group_of(&self, r: &Received) -> Option<&str> {
         let session = self.conns.get(&r.conn)?.session;
         self.subscriptions_of(session)
-            .find(|s| {
-                s.is_shared()
-                    && s.sub_id.is_some_and(|id| r.sub_ids.contains(&id))
-            })
+            .find(|s| s.is_shared() && s.sub_id.is_some_and(|id| r.sub_ids.contains(&id)))
             .map(|s| s.filter.as_str())
     }
 
