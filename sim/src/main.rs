@@ -117,13 +117,13 @@ fn scenario_names() -> clap::builder::PossibleValuesParser {
 /// busy (README, "The simulation"): for an estimate, not a promise.
 fn seeds_per_second_per_thread(scenario: &str) -> f64 {
     let both_cores = match scenario {
-        "churn" => 0.12,
-        "silent_death" => 3.9,
-        "slow_subscriber" => 7.2,
-        "takeover" => 9.2,
-        "broker_bounce" => 6.7,
-        "retained_and_wills" => 1.7,
-        _ => 5.6,
+        "churn" => 3.9,
+        "silent_death" => 18.0,
+        "slow_subscriber" => 11.0,
+        "takeover" => 19.0,
+        "broker_bounce" => 19.0,
+        "retained_and_wills" => 16.0,
+        _ => 27.0,
     };
     both_cores / 2.0
 }

@@ -194,8 +194,9 @@ fn add_clients(
     let mut hosts: BTreeMap<String, Vec<HostedClient>> = BTreeMap::new();
     let mut host_of = BTreeMap::new();
     for (i, client_plan) in plans.into_iter().enumerate() {
-        // turmoil's cost grows with hosts times links: clients that are
-        // never crashed share hosts, a few to each.
+        // Every running host's runtime is ticked every step, a good part of
+        // a step's cost: clients that are never crashed share hosts, a few
+        // to each.
         let host = if crashed.contains(&client_plan.name) {
             client_plan.name.clone()
         } else {

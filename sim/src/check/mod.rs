@@ -217,10 +217,9 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
             // An empty payload (a retained clear) names no publish.
             Duration::ZERO
         };
-        let covered = model.subscriptions.iter().any(|s| {
-            s.session == conn.session
-                && Model::matches(&s.filter, &r.topic)
-                && s.sent_at <= r.at
+        let covered = model.subscriptions_of(conn.session).any(|s| {
+            s.sent_at <= r.at
+                && model.filter_matches(&s.filter, &r.topic)
                 && s.end >= routed_from
                 && r.qos <= s.granted.unwrap_or(s.requested)
         });
@@ -254,19 +253,28 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
             firsts.insert((conn.session, r.payload.clone()));
         }
     }
+    // For each topic, which subscriptions match it, by position.
+    let mut matching: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
     for (id, sent) in &model.published {
         let Some(acked) = sent.acked_at else { continue };
         // A message that may expire on its way is checked by `mqtt5`.
         if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
             continue;
         }
-        for sub in &model.subscriptions {
+        let matches = matching.entry(sent.topic.as_str()).or_insert_with(|| {
+            model
+                .subscriptions
+                .iter()
+                .map(|sub| Model::matches(&sub.filter, &sent.topic))
+                .collect()
+        });
+        for (sub, &matches) in model.subscriptions.iter().zip(matches.iter()) {
             let Some(granted) = sub.granted else { continue };
             // One member of a group gets it: checked by `mqtt5`.
             if granted == QoS::AtMostOnce
                 || sub.is_shared()
-                || !Model::matches(&sub.filter, &sent.topic)
                 || sub.acked_at.is_none_or(|a| a >= sent.sent_at)
+                || !matches
             {
                 continue;
             }
@@ -405,7 +413,7 @@ fn wills(model: &Model) -> Vec<String> {
             let watching = sub.acked_at.is_some_and(|a| a < conn.start)
                 && sub.granted.is_some()
                 && !sub.is_shared()
-                && Model::matches(&sub.filter, topic)
+                && model.filter_matches(&sub.filter, topic)
                 && sub.end >= due;
             let listening = model.sessions[sub.session].1.iter().any(|k| {
                 let c = &model.conns[k];
@@ -435,6 +443,11 @@ fn wills(model: &Model) -> Vec<String> {
 /// matches, where the history pins down which one that is.
 fn retained(model: &Model) -> (Vec<String>, Vec<String>) {
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
+    let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
+    let mut received_by_conn: BTreeMap<&ConnKey, Vec<&Received>> = BTreeMap::new();
+    for r in &model.received {
+        received_by_conn.entry(&r.conn).or_default().push(r);
+    }
     for sub in &model.subscriptions {
         let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
             continue;
@@ -457,30 +470,26 @@ fn retained(model: &Model) -> (Vec<String>, Vec<String>) {
         // Retained messages for this subscription come right after its
         // SUBACK, before any later SUBSCRIBE on the connection.
         let window_end = model
-            .subscriptions
-            .iter()
-            .filter(|s| s.session == sub.session && s.sent_at > sub.sent_at)
+            .subscriptions_of(sub.session)
+            .filter(|s| s.sent_at > sub.sent_at)
             .map(|s| s.sent_at)
             .min()
             .unwrap_or(Duration::MAX)
             .min(acked + DELIVERY_WINDOW);
-        let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
         for topic in topics
-            .into_iter()
-            .filter(|t| Model::matches(&sub.filter, t))
+            .iter()
+            .copied()
+            .filter(|t| model.filter_matches(&sub.filter, t))
         {
             let Some(expected) = settled_retained(model, topic, sub.sent_at, acked) else {
                 continue;
             };
-            let got: Vec<&str> = model
-                .received
-                .iter()
+            let got: Vec<&str> = received_by_conn
+                .get(key)
+                .into_iter()
+                .flatten()
                 .filter(|r| {
-                    &r.conn == key
-                        && r.retain
-                        && r.topic == topic
-                        && r.at >= sub.sent_at
-                        && r.at <= window_end
+                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
                 })
                 .map(|r| r.payload.as_str())
                 .collect();

@@ -1,6 +1,7 @@
 //! The history reshaped for checking: connections, the sessions they belong
 //! to, subscriptions as time intervals, and every publish by its id.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -122,6 +123,13 @@ pub struct Model {
     pub run_end: Duration,
     /// Each connection's client id and when its CONNECT went out.
     pub client_ids: BTreeMap<ConnKey, (String, Duration)>,
+    /// For each session, the positions in `subscriptions` of its own, in
+    /// order: the checks look a session's subscriptions up for every
+    /// delivery, and scanning them all was most of their time.
+    subs_by_session: Vec<Vec<usize>>,
+    /// What `Model::matches` said, by filter and topic: the checks ask it
+    /// the same few questions some hundred thousand times.
+    match_cache: RefCell<BTreeMap<String, BTreeMap<String, bool>>>,
 }
 
 impl Model {
@@ -137,7 +145,39 @@ impl Model {
             model.apply(*at, event, &mut last_session);
         }
         model.close_subscriptions();
+        model.subs_by_session = vec![Vec::new(); model.sessions.len()];
+        for (i, sub) in model.subscriptions.iter().enumerate() {
+            model.subs_by_session[sub.session].push(i);
+        }
         model
+    }
+
+    /// The subscriptions of `session`, in the order of `subscriptions`.
+    pub fn subscriptions_of(&self, session: usize) -> impl Iterator<Item = &Subscription> + '_ {
+        self.subs_by_session
+            .get(session)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.subscriptions[i])
+    }
+
+    /// `Model::matches`, remembered.
+    pub fn filter_matches(&self, filter: &TopicFilter, topic: &str) -> bool {
+        let known = self
+            .match_cache
+            .borrow()
+            .get(filter.as_str())
+            .and_then(|topics| topics.get(topic))
+            .copied();
+        known.unwrap_or_else(|| {
+            let matches = Model::matches(filter, topic);
+            self.match_cache
+                .borrow_mut()
+                .entry(filter.as_str().to_owned())
+                .or_default()
+                .insert(topic.to_owned(), matches);
+            matches
+        })
     }
 
     fn apply(&mut self, at: Duration, event: &Event, last_session: &mut BTreeMap<String, usize>) {
@@ -482,13 +522,8 @@ impl Model {
     /// The shared subscription `r` came through, if any.
     pub fn shared_group_of(&self, r: &Received) -> Option<&str> {
         let session = self.conns.get(&r.conn)?.session;
-        self.subscriptions
-            .iter()
-            .find(|s| {
-                s.session == session
-                    && s.is_shared()
-                    && s.sub_id.is_some_and(|id| r.sub_ids.contains(&id))
-            })
+        self.subscriptions_of(session)
+            .find(|s| s.is_shared() && s.sub_id.is_some_and(|id| r.sub_ids.contains(&id)))
             .map(|s| s.filter.as_str())
     }
 

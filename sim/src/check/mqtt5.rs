@@ -80,9 +80,9 @@ fn subscription_ids(model: &Model) -> Vec<String> {
     for r in &model.received {
         let session = model.conns[&r.conn].session;
         for id in &r.sub_ids {
-            let known = model.subscriptions.iter().any(|s| {
-                s.session == session && s.sub_id == Some(*id) && Model::matches(&s.filter, &r.topic)
-            });
+            let known = model
+                .subscriptions_of(session)
+                .any(|s| s.sub_id == Some(*id) && model.filter_matches(&s.filter, &r.topic));
             if !known {
                 problems.push(format!(
                     "{:?} received {:?} on {} with subscription id {id}, which no matching subscription of its session has",
@@ -170,7 +170,7 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
             if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
                 continue;
             }
-            if !Model::matches(&members[0].filter, &sent.topic) {
+            if !model.filter_matches(&members[0].filter, &sent.topic) {
                 continue;
             }
             let deadline = acked + DELIVERY_WINDOW;
