@@ -69,7 +69,8 @@ pub enum Event {
         conn: u32,
         clean: bool,
         session_present: bool,
-        /// The will's payload names the client and connection.
+        /// The will's topic, QoS and retain flag; its payload is
+        /// `will:{client}:{conn}`.
         will: Option<(String, QoS, bool)>,
         /// Seconds the broker waits before sending the will (5.0).
         will_delay: u32,

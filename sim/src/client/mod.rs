@@ -272,13 +272,7 @@ impl<'a> Session<'a> {
                     conn: self.conn,
                     clean: self.connection.clean,
                     session_present,
-                    will: will.map(|w| {
-                        (
-                            String::from_utf8_lossy(&w.payload).into_owned(),
-                            w.qos,
-                            w.retain,
-                        )
-                    }),
+                    will: will.map(|w| (w.topic.as_str().to_owned(), w.qos, w.retain)),
                     will_delay: self.connection.will_delay,
                 });
             }
@@ -290,6 +284,13 @@ impl<'a> Session<'a> {
             conn: self.conn,
             how,
         });
+        // Ended once the DISCONNECT is written: a crash while we wait for
+        // the broker to close must not count as a crash of this connection,
+        // whose will the broker has rightly discarded.
+        self.state.connected.set(None);
+        if how == Ending::Disconnect {
+            self.drain_until_closed().await;
+        }
     }
 
     /// Writes CONNECT and waits for CONNACK; None if refused or closed.
@@ -356,7 +357,7 @@ impl<'a> Session<'a> {
                         match self.connection.end {
                             End::Disconnect => {
                                 self.send(&Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS)));
-                                self.close_gracefully().await;
+                                self.write_and_shut_down().await;
                                 return Ending::Disconnect;
                             }
                             End::Drop => return Ending::Dropped,
@@ -383,14 +384,18 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// DISCONNECT, then a half-close, then read until the broker closes: a
-    /// socket closed with unread data resets, and a reset may destroy the
-    /// DISCONNECT before the broker reads it.
-    async fn close_gracefully(&mut self) {
-        if self.writer.write_all(&self.wbuf).await.is_err() || self.writer.shutdown().await.is_err()
-        {
-            return;
+    /// Writes what is buffered (the DISCONNECT), then half-closes.
+    async fn write_and_shut_down(&mut self) {
+        if self.writer.write_all(&self.wbuf).await.is_ok() {
+            let _ = self.writer.shutdown().await;
         }
+        self.wbuf.clear();
+    }
+
+    /// Reads until the broker closes, for at most 2 s: a socket closed with
+    /// unread data resets, and a reset may destroy the DISCONNECT before the
+    /// broker reads it.
+    async fn drain_until_closed(&mut self) {
         let drain = async {
             let mut sink = BytesMut::new();
             while matches!(self.reader.read_buf(&mut sink).await, Ok(n) if n > 0) {
