@@ -5,6 +5,7 @@
 mod aliases;
 mod decode;
 mod encode;
+mod fixed_header;
 mod frame;
 mod packet;
 mod properties;

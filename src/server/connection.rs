@@ -289,20 +289,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
                 return End::TakenOver;
             }
-            // Input already waiting is read before we write, so that the
-            // replies to it (and the messages its acks release) go in the
-            // same write; a few reads at most, so writes are not starved.
-            if self.wbuf.is_empty() {
-                reads_ahead = 0;
-            } else if may_read && reads_ahead < READS_AHEAD_MAX {
-                match self.read_ahead().await {
-                    Ok(true) => {
-                        reads_ahead += 1;
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(end) => return end,
-                }
+            match self.read_before_write(may_read, &mut reads_ahead).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(end) => return end,
             }
             self.make_room();
             tokio::select! {
@@ -339,6 +329,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             self.release_idle_buffers();
         }
+    }
+
+    /// Input already waiting is read before we write, so that the replies
+    /// to it (and the messages its acks release) go in the same write; a
+    /// few reads at most, so writes are not starved. True when it read.
+    async fn read_before_write(
+        &mut self,
+        may_read: bool,
+        reads_ahead: &mut usize,
+    ) -> Result<bool, End> {
+        if self.wbuf.is_empty() {
+            *reads_ahead = 0;
+            return Ok(false);
+        }
+        if !may_read || *reads_ahead >= READS_AHEAD_MAX {
+            return Ok(false);
+        }
+        let read = self.read_ahead().await?;
+        *reads_ahead += usize::from(read);
+        Ok(read)
     }
 
     /// Handles every whole packet buffered, in batches, while the outbox
