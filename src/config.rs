@@ -125,6 +125,45 @@ pub enum PlantedBug {
     /// A SUBSCRIBE to a filter the session holds, at a lower QoS, is
     /// acknowledged at that QoS but still routed at the old one.
     ResubscribeKeepsGrant,
+    /// Messages resent to a resumed session go without DUP.
+    ResendWithoutDup,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 14] = [
+        PlantedBug::LeakOnAbruptDrop,
+        PlantedBug::NoWillOnCrash,
+        PlantedBug::LoseWhenWindowFull,
+        PlantedBug::ReorderRedelivery,
+        PlantedBug::TaskLeakOnKeepAlive,
+        PlantedBug::IgnoreReceiveMaximum,
+        PlantedBug::DeliverExpired,
+        PlantedBug::IgnoreWillDelay,
+        PlantedBug::SessionNeverExpires,
+        PlantedBug::SharedToAll,
+        PlantedBug::RerouteKeepsOldCopy,
+        PlantedBug::ResumeLosesQueue,
+        PlantedBug::ResubscribeKeepsGrant,
+        PlantedBug::ResendWithoutDup,
+    ];
+
+    /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
+    /// and what `tern-sim --plant` takes.
+    pub fn name(self) -> String {
+        let mut name = String::new();
+        for c in format!("{self:?}").chars() {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
+    pub fn by_name(name: &str) -> Option<PlantedBug> {
+        PlantedBug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
 }
 
 impl Default for Config {

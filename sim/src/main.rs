@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use tern::config::PlantedBug;
 use tern_sim::seeds::cli_replay_line;
 use tern_sim::{run, scenarios};
 
@@ -38,12 +39,18 @@ enum Command {
         /// Also append each failure and its replay line to this file.
         #[arg(long, value_name = "FILE")]
         log: Option<std::path::PathBuf>,
+        /// Plants this bug in the broker: how often a sweep of fresh seeds
+        /// catches it is the harness's catch rate.
+        #[arg(long, value_parser = bug_names())]
+        plant: Option<String>,
     },
     /// Runs one seed and prints what failed.
     Replay {
         seed: u64,
         #[arg(long, default_value = "churn", value_parser = scenario_names())]
         scenario: String,
+        #[arg(long, value_parser = bug_names())]
+        plant: Option<String>,
     },
 }
 
@@ -57,6 +64,7 @@ fn main() -> std::process::ExitCode {
             jobs,
             until_secs,
             log,
+            plant,
         } => {
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -67,10 +75,35 @@ fn main() -> std::process::ExitCode {
                 deadline: until_secs.map(|s| Instant::now() + std::time::Duration::from_secs(s)),
                 log,
             };
-            sweep.run(scenarios_named(scenario.as_deref()))
+            sweep.run(planting(scenarios_named(scenario.as_deref()), plant))
         }
-        Command::Replay { seed, scenario } => replay(seed, &scenario),
+        Command::Replay {
+            seed,
+            scenario,
+            plant,
+        } => {
+            let scenario = planting(scenarios_named(Some(&scenario)), plant).remove(0);
+            replay(seed, &scenario)
+        }
     }
+}
+
+/// The scenarios with the bug named `plant` planted, if any.
+fn planting(
+    mut scenarios: Vec<tern_sim::workload::Scenario>,
+    plant: Option<String>,
+) -> Vec<tern_sim::workload::Scenario> {
+    let bug = plant.map(|name| PlantedBug::by_name(&name).expect("clap checked the name"));
+    for scenario in &mut scenarios {
+        scenario.config.planted_bug = bug;
+    }
+    scenarios
+}
+
+/// The planted bugs' names, which `--help` lists and `--plant` takes.
+fn bug_names() -> clap::builder::PossibleValuesParser {
+    // Leaked once, for the life of the process: clap wants static names.
+    clap::builder::PossibleValuesParser::new(PlantedBug::ALL.map(|bug| &*bug.name().leak()))
 }
 
 fn scenarios_named(name: Option<&str>) -> Vec<tern_sim::workload::Scenario> {
@@ -90,18 +123,18 @@ fn scenarios_named(name: Option<&str>) -> Vec<tern_sim::workload::Scenario> {
     }
 }
 
-fn replay(seed: u64, name: &str) -> std::process::ExitCode {
-    let scenario = &scenarios_named(Some(name))[0];
+fn replay(seed: u64, scenario: &tern_sim::workload::Scenario) -> std::process::ExitCode {
     match run::run(scenario, seed) {
         Ok(outcome) => {
             println!(
-                "seed {seed} of {name} passed: {} events",
+                "seed {seed} of {} passed: {} events",
+                scenario.name,
                 outcome.history.len()
             );
             std::process::ExitCode::SUCCESS
         }
         Err(failure) => {
-            println!("{failure}\n{}", cli_replay_line(name, seed));
+            println!("{failure}\n{}", cli_replay_line(scenario, seed));
             std::process::ExitCode::FAILURE
         }
     }
@@ -184,7 +217,7 @@ impl Sweep {
                         return;
                     }
                     if let Err(failure) = run::run(scenario, seed) {
-                        let text = format!("{failure}\n{}", cli_replay_line(scenario.name, seed));
+                        let text = format!("{failure}\n{}", cli_replay_line(scenario, seed));
                         bar.suspend(|| println!("{text}"));
                         self.keep(&text);
                         failures.lock().expect("no panics while held").push(seed);
@@ -205,7 +238,7 @@ impl Sweep {
             failures.len()
         );
         for seed in &failures {
-            println!("{}", cli_replay_line(scenario.name, *seed));
+            println!("{}", cli_replay_line(scenario, *seed));
         }
         failures.len()
     }

@@ -104,9 +104,14 @@ pub fn test_replay_line(test: &str, seed: u64) -> String {
 
 /// The line that reruns `seed` of a named scenario with the command-line
 /// runner, on the build its sweep used.
-pub fn cli_replay_line(scenario: &str, seed: u64) -> String {
+pub fn cli_replay_line(scenario: &Scenario, seed: u64) -> String {
+    let plant = scenario
+        .config
+        .planted_bug
+        .map_or_else(String::new, |bug| format!(" --plant {}", bug.name()));
     format!(
-        "replay: cargo run -p tern-sim --release -- replay {seed} --scenario {scenario}   # at git {}",
+        "replay: cargo run -p tern-sim --release -- replay {seed} --scenario {}{plant}   # at git {}",
+        scenario.name,
         revision()
     )
 }

@@ -144,7 +144,7 @@ impl Broker {
             let packet = match &entry.stage {
                 Stage::Unacked(message) => {
                     let mut publish = message.publish.clone();
-                    publish.dup = true;
+                    publish.dup = !planted!(self.config, ResendWithoutDup);
                     let id = Some(entry.packet_id);
                     match self.stamp(sid, publish, message.expires_at, id, true) {
                         Some(packet) => packet,

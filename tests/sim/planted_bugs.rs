@@ -19,7 +19,7 @@ fn find(bug: PlantedBug, scenario: Scenario, max_seeds: u64) -> String {
 /// given one does. The replay line names this test, which plants the bug.
 fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: &str) -> String {
     scenario.config.planted_bug = Some(bug);
-    let test = format!("planted_bugs::{}", test_name(bug));
+    let test = format!("planted_bugs::{}", bug.name());
     for seed in seeds_for(&test, 0..max_seeds) {
         if let Err(failure) = run::run(&scenario, seed) {
             let text = failure.to_string();
@@ -37,18 +37,6 @@ fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: 
         "{bug:?} was not found in {max_seeds} seeds of {}",
         scenario.name
     );
-}
-
-/// The test that plants `bug`: its name in snake case.
-fn test_name(bug: PlantedBug) -> String {
-    let mut name = String::new();
-    for c in format!("{bug:?}").chars() {
-        if c.is_ascii_uppercase() && !name.is_empty() {
-            name.push('_');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
 }
 
 /// A short mix of everything, so that each search is quick.
@@ -162,4 +150,10 @@ fn resume_loses_queue() {
 fn resubscribe_keeps_grant() {
     let text = find(PlantedBug::ResubscribeKeepsGrant, short("resubscribe"), 40);
     assert!(text.contains("no subscription covering it"), "{text}");
+}
+
+#[test]
+fn resend_without_dup() {
+    let text = find(PlantedBug::ResendWithoutDup, short("dup"), 20);
+    assert!(text.contains("without DUP"), "{text}");
 }

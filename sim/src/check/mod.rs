@@ -28,6 +28,7 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     problems.extend(census(scenario, &model, outcome));
     problems.extend(no_stray_deliveries(&model));
     problems.extend(exactly_once(&model));
+    problems.extend(resends_carry_dup(&model));
     problems.extend(in_order(&model));
     let (wrong, missing_v5) = mqtt5::all(&model);
     problems.extend(wrong);
@@ -322,6 +323,23 @@ fn exactly_once(model: &Model) -> Vec<String> {
             format!(
                 "{payload} arrived {n} times at QoS 2 in the session of {}",
                 model.sessions[session].0
+            )
+        })
+        .collect()
+}
+
+/// A QoS 2 PUBLISH that the client already holds under its packet id (it
+/// has not had the PUBREL) is a resend, and a resend carries DUP
+/// [MQTT-3.3.1-1].
+fn resends_carry_dup(model: &Model) -> Vec<String> {
+    model
+        .received
+        .iter()
+        .filter(|r| r.qos == QoS::ExactlyOnce && !r.first && !r.dup)
+        .map(|r| {
+            format!(
+                "{:?} got {} again at QoS 2 at {:?}, without DUP",
+                r.conn, r.payload, r.at
             )
         })
         .collect()
