@@ -149,6 +149,10 @@ pub struct BrokerStats {
     pub sessions_offline: usize,
     pub subscriptions: usize,
     pub retained: usize,
+    /// Retained entries looked at to find those a new subscription matches,
+    /// since the start: the work filters cost, which should follow what
+    /// they match, not the size of the store.
+    pub retained_visited: u64,
     /// QoS 1/2 messages waiting in sessions.
     pub queued: usize,
     /// QoS 1/2 messages sent and not yet acknowledged.
@@ -232,6 +236,7 @@ impl Broker {
             sessions_offline: self.sessions.len() - self.sessions.connected(),
             subscriptions: self.index.len() + self.shared.members(),
             retained: self.retained.len(),
+            retained_visited: self.retained.visited(),
             queued: self.counts.queued(),
             inflight: self.counts.inflight(),
             dropped: self.dropped,

@@ -35,6 +35,8 @@ impl Retained {
 pub struct RetainedStore {
     messages: BTreeMap<TopicName, Retained>,
     bytes: usize,
+    /// Entries looked at by `matching`, ever: the work filters cost.
+    visited: std::cell::Cell<u64>,
 }
 
 /// What `RetainedStore::set` did.
@@ -53,6 +55,11 @@ impl RetainedStore {
 
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Entries looked at to answer filters, since the start.
+    pub fn visited(&self) -> u64 {
+        self.visited.get()
     }
 
     /// Payload bytes held.
@@ -99,6 +106,7 @@ impl RetainedStore {
         };
         range
             .take_while(move |(topic, _)| topic.as_str().starts_with(prefix))
+            .inspect(|_| self.visited.set(self.visited.get() + 1))
             .filter(|(topic, _)| filter.matches(topic))
     }
 }
