@@ -102,21 +102,25 @@ impl Broker {
         sid: SessionId,
         filters: Vec<(TopicFilter, Subscription)>,
     ) {
+        // The last of each filter counts, as its subscription does.
         let mut seen = BTreeSet::new();
-        for (filter, subscription) in filters.into_iter().rev() {
-            if !seen.insert(filter.clone()) {
-                continue;
-            }
-            self.forget_owed(sid, &filter);
-            let backlog = &mut self.sessions.get_mut(sid).backlog.0;
-            backlog.push_back(Owed {
+        let mut owed: Vec<Owed> = (filters.into_iter().rev())
+            .filter(|(filter, _)| seen.insert(filter.clone()))
+            .map(|(filter, subscription)| Owed {
                 filter,
                 subscription,
                 cursor: Cursor::Start,
                 sent_live: BTreeSet::new(),
-            });
-            self.owed += 1;
-        }
+            })
+            .collect();
+        owed.reverse();
+        // One pass, not one per filter: a SUBSCRIBE may carry thousands.
+        let backlog = &mut self.sessions.get_mut(sid).backlog.0;
+        let before = backlog.len();
+        backlog.retain(|old| !seen.contains(&old.filter));
+        self.owed -= before - backlog.len();
+        self.owed += owed.len();
+        backlog.extend(owed);
     }
 
     /// Whether any session owes retained messages.
@@ -127,6 +131,9 @@ impl Broker {
     /// The filter is no longer subscribed: nothing is owed for it.
     pub(super) fn forget_owed(&mut self, sid: SessionId, filter: &TopicFilter) {
         let backlog = &mut self.sessions.get_mut(sid).backlog.0;
+        if backlog.is_empty() {
+            return;
+        }
         let before = backlog.len();
         backlog.retain(|owed| owed.filter != *filter);
         self.owed -= before - backlog.len();
