@@ -2,6 +2,8 @@
 //! counts each part keeps agree with the sessions, and that no session is
 //! over a limit. It only reads; a failure is a bug somewhere else.
 
+use super::backlog::SENT_LIVE_MAX;
+use super::sessions::Session;
 use super::Broker;
 
 impl Broker {
@@ -10,10 +12,12 @@ impl Broker {
     /// for tests, not for every packet.
     pub fn check(&self) -> Result<(), String> {
         let c = &self.config;
-        let (mut subscriptions, mut queued, mut inflight) = (0, 0, 0);
+        let (mut subscriptions, mut queued, mut inflight, mut owed) = (0, 0, 0, 0);
         for (sid, session) in self.sessions.iter() {
             let out = &session.outbox;
             subscriptions += session.subscriptions.len();
+            owed += session.backlog.len();
+            check_backlog(session)?;
             queued += out.pending_len();
             inflight += out.inflight_len();
             let name = session.client_id();
@@ -46,6 +50,12 @@ impl Broker {
             self.counts.queued(),
             self.counts.inflight(),
         );
+        if owed != self.owed {
+            return Err(format!(
+                "{} filters counted as owed retained messages, {owed} in the sessions",
+                self.owed
+            ));
+        }
         if counted != (subscriptions, queued, inflight) {
             return Err(format!(
                 "counts (subscriptions, queued, inflight) {counted:?} disagree with the sessions' {:?}",
@@ -54,4 +64,26 @@ impl Broker {
         }
         self.sessions.check_sizes()
     }
+}
+
+/// A backlog owes only filters the session holds, each once, and
+/// remembers a bounded number of topics per filter.
+fn check_backlog(session: &Session) -> Result<(), String> {
+    let name = session.client_id();
+    let mut filters = std::collections::BTreeSet::new();
+    for owed in session.backlog.iter() {
+        if !session.subscriptions.contains(&owed.filter) || !filters.insert(&owed.filter) {
+            return Err(format!(
+                "{name}: owes retained messages for {:?}, which it does not hold or owes twice",
+                owed.filter
+            ));
+        }
+        if owed.sent_live.len() > SENT_LIVE_MAX {
+            return Err(format!(
+                "{name}: {} topics settled live",
+                owed.sent_live.len()
+            ));
+        }
+    }
+    Ok(())
 }

@@ -93,6 +93,7 @@ impl Broker {
     /// another member of the group.
     pub(super) fn end_session(&mut self, sid: SessionId) {
         let (mut session, delayed_will) = self.sessions.remove(sid);
+        self.owed -= session.backlog.len();
         self.drop_subscriptions(sid, &mut session.subscriptions);
         let undelivered = self.counts.close(session.outbox);
         if let Some(will) = delayed_will {

@@ -112,6 +112,11 @@ impl Broker {
         forwarded
             .properties
             .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
+        // What a subscription owed retained messages on this topic gets
+        // before this one (backlog.rs): read before it is replaced.
+        let previous = (self.owed > 0)
+            .then(|| self.retained.get(&publish.topic).cloned())
+            .flatten();
         if publish.retain {
             self.retain(&forwarded, expires_at);
         }
@@ -125,6 +130,9 @@ impl Broker {
         // filters grant, with every Subscription Identifier among them.
         for run in matches.chunk_by(|a, b| a.0 == b.0) {
             let sid = run[0].0;
+            if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
+                self.settle_owed(sid, &publish.topic, previous.as_ref());
+            }
             let subscriptions = run
                 .iter()
                 .map(|(_, s)| s)
@@ -158,6 +166,11 @@ impl Broker {
 
     fn retain(&mut self, publish: &Publish, expires_at: Option<Millis>) {
         let max = self.config.retained_messages_max;
+        // Only a will can get here with more levels than a PUBLISH may
+        // have; the store's walks recurse once per level.
+        if self.check_levels(publish.topic.as_str()).is_err() {
+            return;
+        }
         let retained = super::Retained {
             payload: publish.payload.clone(),
             qos: publish.qos,

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::backlog::Backlog;
 use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
 use super::subscribe::Filters;
@@ -43,6 +44,9 @@ pub struct Session {
     pub subscriptions: Filters,
     pub outbox: Outbox,
     pub incoming_qos2: AwaitingRelease,
+    /// Retained messages its new subscriptions are still owed; changed
+    /// only in backlog.rs, with the broker's count of them.
+    pub backlog: Backlog,
 }
 
 /// What a CONNECT settled for its session, until the next one.
@@ -81,6 +85,7 @@ impl Session {
             subscriptions: Filters::default(),
             outbox: Outbox::default(),
             incoming_qos2: AwaitingRelease::default(),
+            backlog: Backlog::default(),
         }
     }
 

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::outbox::{Message, Published};
 use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
 use crate::codec::{
-    Packet, Property, Publish, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe,
+    Packet, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    Unsubscribe,
 };
 use crate::config::planted;
 use crate::topic::TopicFilter;
@@ -112,7 +111,9 @@ impl Broker {
         };
         self.effects
             .push(Effect::Send(conn, Packet::SubAck(suback)));
-        self.send_retained(sid, retained_for);
+        // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
+        // retained, also when a subscription is replaced; in slices.
+        self.owe_retained(sid, retained_for);
         Ok(())
     }
 
@@ -141,55 +142,6 @@ impl Broker {
         }
     }
 
-    /// [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
-    /// retained, also when a subscription is replaced. Once per filter: a
-    /// SUBSCRIBE that repeats `#` must not repeat the whole store.
-    fn send_retained(&mut self, sid: SessionId, mut filters: Vec<(TopicFilter, Subscription)>) {
-        let mut seen = std::collections::BTreeSet::new();
-        filters.reverse();
-        filters.retain(|(f, _)| seen.insert(f.clone()));
-        filters.reverse();
-        let now = self.now;
-        for (filter, subscription) in filters {
-            let mut expired = Vec::new();
-            let mut messages = Vec::new();
-            for (topic, retained) in self.retained.matching(&filter) {
-                if retained.expires_at.is_some_and(|at| at <= now) {
-                    expired.push(topic.clone());
-                    continue;
-                }
-                let mut properties = retained.properties.clone();
-                properties
-                    .0
-                    .extend(subscription.id.map(Property::SubscriptionIdentifier));
-                messages.push(Message {
-                    publish: Publish {
-                        dup: false,
-                        qos: retained.qos.min(subscription.options.qos),
-                        retain: true,
-                        topic: topic.clone(),
-                        packet_id: None,
-                        payload: retained.payload.clone(),
-                        properties,
-                    },
-                    expires_at: retained.expires_at,
-                    group: None,
-                    resend_id: None,
-                    published: Published {
-                        qos: retained.qos,
-                        retain: true,
-                    },
-                });
-            }
-            for topic in expired {
-                self.retained.remove(&topic);
-            }
-            for message in messages {
-                self.deliver(sid, message);
-            }
-        }
-    }
-
     pub fn unsubscribe(&mut self, conn: ConnId, unsubscribe: Unsubscribe) {
         let sid = self.sessions.sid_of(conn);
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
@@ -202,6 +154,7 @@ impl Broker {
                 .is_some()
             {
                 self.drop_subscription(sid, filter);
+                self.forget_owed(sid, filter);
                 codes.push(ReasonCode::SUCCESS);
             } else {
                 codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);

@@ -69,6 +69,8 @@ fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effe
         properties: Default::default(),
     };
     broker.subscribe(ConnId(conn), subscribe).unwrap();
+    // As the server does, with all the room there is.
+    broker.send_retained(ConnId(conn), usize::MAX);
     drain_effects(broker)
 }
 
@@ -291,7 +293,14 @@ fn clean_session_ends_with_its_connection() {
     subscribe(&mut broker, 1, "u", QoS::AtMostOnce);
     assert_eq!(broker.stats().subscriptions, 2);
     broker.connection_lost(ConnId(1), false);
-    assert_eq!(broker.stats(), BrokerStats::default());
+    let stats = broker.stats();
+    assert_eq!(
+        stats,
+        BrokerStats {
+            retained_visited: stats.retained_visited,
+            ..BrokerStats::default()
+        }
+    );
     assert!(broker.index.is_empty());
 }
 
@@ -407,6 +416,70 @@ fn retained_messages_follow_the_suback() {
     }
     publish(&mut broker, 1, retained(""));
     assert_eq!(broker.stats().retained, 0);
+}
+
+/// A live message on a topic whose retained message a new subscription is
+/// still owed comes after that retained message, and the walk does not
+/// send it again: the order mosquitto gives by sending all at once.
+#[test]
+fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "pub", true);
+    connect(&mut broker, 2, "sub", true);
+    for topic in ["r/1", "r/2", "r/3"] {
+        let old = Publish {
+            retain: true,
+            ..message(topic, QoS::AtMostOnce, None, "old")
+        };
+        publish(&mut broker, 1, old);
+    }
+    let subscribe = Subscribe {
+        packet_id: id(1),
+        filters: vec![(
+            TopicFilter::new("r/#").unwrap(),
+            SubscriptionOptions::qos(QoS::AtMostOnce),
+        )],
+        properties: Default::default(),
+    };
+    broker.subscribe(ConnId(2), subscribe).unwrap();
+    // No room yet: everything is owed.
+    assert_eq!(broker.send_retained(ConnId(2), 0), Owing::Blocked);
+    assert_eq!(broker.stats().retained_owed, 1);
+    drain_effects(&mut broker);
+    let new = Publish {
+        retain: true,
+        ..message("r/2", QoS::AtMostOnce, None, "new")
+    };
+    let mut effects = publish(&mut broker, 1, new);
+    effects.extend(publish(
+        &mut broker,
+        1,
+        message("r/3", QoS::AtMostOnce, None, "live"),
+    ));
+    assert_eq!(broker.send_retained(ConnId(2), usize::MAX), Owing::Nothing);
+    effects.extend(drain_effects(&mut broker));
+    let got: Vec<(String, String, bool)> = effects
+        .into_iter()
+        .filter(|e| e.conn() == ConnId(2))
+        .map(|e| match e {
+            Effect::Send(_, Packet::Publish(p)) => (p.topic.to_string(), p.payload, p.retain),
+            other => panic!("{other:?}"),
+        })
+        .map(|(t, p, r)| (t, String::from_utf8(p.to_vec()).unwrap(), r))
+        .collect();
+    let want = |t: &str, p: &str, r| (t.to_owned(), p.to_owned(), r);
+    assert_eq!(
+        got,
+        [
+            want("r/2", "old", true),
+            want("r/2", "new", false),
+            want("r/3", "old", true),
+            want("r/3", "live", false),
+            want("r/1", "old", true),
+        ]
+    );
+    assert_eq!(broker.stats().retained_owed, 0);
+    broker.check().unwrap();
 }
 
 /// MQTT 5.0 transcripts, each for a defect a review found.

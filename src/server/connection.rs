@@ -221,9 +221,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         };
         let conn = self.conn;
-        let accepted = self
-            .shared
-            .with_broker(|state| state.broker.connect(conn, *connect));
+        let outbound_max = self.shared.config.outbound_packets_max;
+        let accepted = self.shared.with_broker(|state| {
+            let accepted = state.broker.connect(conn, *connect);
+            // A resumed session may still owe retained messages.
+            if accepted.is_some() {
+                state.send_retained(conn, outbound_max);
+            }
+            accepted
+        });
         match accepted {
             Some(accepted) => {
                 tracing::Span::current().record("client_id", accepted.client_id.as_str());
@@ -284,6 +290,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             if decoded && keep_alive > 0 {
                 heard = Instant::now();
+            }
+            // Retained messages owed go out as the queue drains: half empty,
+            // so that a slice is worth its lock.
+            if self.outbox.retained_owed() && 2 * self.outbox.waiting() <= outbound_max {
+                let conn = self.conn;
+                self.shared
+                    .with_broker(|state| state.send_retained(conn, outbound_max));
             }
             let may_read = self.outbox.kept() < outbound_max;
             if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
@@ -518,9 +531,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 for packet in dispatching.by_ref() {
                     Link::dispatch(&mut state.broker, conn, packet)?;
                     if state.broker.effects_queued() >= EFFECTS_PER_HOLD {
-                        break;
+                        return Ok(());
                     }
                 }
+                // A SUBSCRIBE's retained messages follow its SUBACK in the
+                // same hold, as far as there is room; the rest in slices.
+                state.send_retained(conn, outbound_max);
                 Ok(())
             });
         }

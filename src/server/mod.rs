@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, ConnId, Effect};
+use crate::broker::{Broker, ConnId, Effect, Owing};
 use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
@@ -166,6 +166,28 @@ impl State {
         if effects.capacity() <= EFFECTS_KEPT {
             self.effects = effects;
         }
+    }
+}
+
+impl State {
+    /// Sends the connection the next slice of the retained messages its
+    /// session owes, as many as its outbound queue has room for now (with
+    /// what this hold has already queued for anyone), so that none is
+    /// shed; and notes in its outbox whether more are owed.
+    fn send_retained(&mut self, conn: ConnId, outbound_max: usize) {
+        let Some(outbox) = self.links.get(&conn) else {
+            return;
+        };
+        // The common case, and no lock on the outbox for it.
+        if !self.broker.owes_retained() {
+            outbox.set_retained_owed(Owing::Nothing);
+            return;
+        }
+        let taken = outbox.waiting() + self.broker.effects_queued();
+        let owing = self
+            .broker
+            .send_retained(conn, outbound_max.saturating_sub(taken));
+        outbox.set_retained_owed(owing);
     }
 }
 

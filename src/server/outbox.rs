@@ -4,18 +4,24 @@
 //! reading its own client until its writes catch up.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
 use std::sync::Arc;
 
+use crate::broker::Owing;
 use crate::codec::{Packet, QoS, SharedFrame};
 
 #[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// The session owes retained messages that wait for room here: the
+    /// connection asks for the next slice when it has some. Set and read
+    /// only by the connection's own task, under the routing lock or after.
+    retained_owed: AtomicBool,
 }
 
 /// What waits to be written: a packet, or a QoS 0 PUBLISH shared with the
@@ -138,6 +144,20 @@ impl Outbox {
             Drained::TakenOver
         } else {
             Drained::Open
+        }
+    }
+
+    pub fn retained_owed(&self) -> bool {
+        self.retained_owed.load(Ordering::Relaxed)
+    }
+
+    /// What the last slice of retained messages left owed; `More` wakes
+    /// the connection at once, to ask for the next one.
+    pub fn set_retained_owed(&self, owing: Owing) {
+        self.retained_owed
+            .store(owing != Owing::Nothing, Ordering::Relaxed);
+        if owing == Owing::More {
+            self.notify.notify_one();
         }
     }
 

@@ -24,6 +24,7 @@ mod tcp_bad_input;
 mod tcp_connect;
 mod tcp_qos;
 mod tcp_retained;
+mod tcp_retained_bulk;
 mod tcp_sessions;
 mod tcp_slow_subscriber;
 mod tcp_timeouts;
