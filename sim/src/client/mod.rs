@@ -197,7 +197,10 @@ impl<'a> Session<'a> {
     /// new one, they are gone with the old session.
     fn resume(&mut self, session_present: bool) {
         if !session_present {
+            // The broker kept nothing: the packet ids of QoS 2 messages we
+            // were receiving are free again, and a new message may reuse one.
             self.state.outgoing.borrow_mut().clear();
+            self.state.received_qos2.borrow_mut().clear();
             return;
         }
         let outgoing = self.state.outgoing.borrow().clone();
