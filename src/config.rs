@@ -62,6 +62,9 @@ pub struct Config {
     pub wildcard_subscriptions: bool,
     /// Subscription Identifiers; when off a SUBSCRIBE with one gets 0xA1.
     pub subscription_identifiers: bool,
+    /// Whether clients may publish to `$` topics other than `$SYS`, which
+    /// is the broker's whatever this says; refused ones are dropped.
+    pub dollar_topics_from_clients: bool,
     /// How long a graceful shutdown waits for tasks to end.
     pub shutdown_grace_ms: u64,
     /// A bug to plant, to show that the simulation harness catches it.
@@ -188,6 +191,7 @@ impl Default for Config {
             topic_alias_max: 10,
             shared_subscriptions: true,
             wildcard_subscriptions: true,
+            dollar_topics_from_clients: false,
             subscription_identifiers: true,
             shutdown_grace_ms: 5_000,
             #[cfg(feature = "planted-bugs")]

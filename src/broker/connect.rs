@@ -74,6 +74,16 @@ impl Broker {
         if !will_payload_ok {
             return Err(ConnectCode::PayloadFormatInvalid);
         }
+        if let Some(will) = &connect.will {
+            // A will is a PUBLISH the broker makes for the client: its
+            // topic passes what the client's own PUBLISH would.
+            if self.check_levels(will.topic.as_str()).is_err() {
+                return Err(ConnectCode::TopicNameInvalid);
+            }
+            if !self.may_publish_to(&will.topic) {
+                return Err(ConnectCode::NotAuthorized);
+            }
+        }
         let mut keep_alive = connect.keep_alive;
         let keep_alive_max = self.config.keep_alive_max_secs;
         if keep_alive > keep_alive_max || (keep_alive == 0 && keep_alive_max < u16::MAX && v5) {

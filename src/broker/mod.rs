@@ -134,6 +134,9 @@ pub struct Dropped {
     /// already sent to a member whose session then ended, which may not go
     /// to another [MQTT-4.8.2-5 of 5.0], or one whose group has no members.
     pub shared_undeliverable: u64,
+    /// Messages a client may not publish: to `$SYS`, or to another `$`
+    /// topic unless `dollar_topics_from_clients` allows it.
+    pub not_authorized: u64,
 }
 
 impl Dropped {
@@ -144,6 +147,7 @@ impl Dropped {
             + self.too_large
             + self.expired
             + self.shared_undeliverable
+            + self.not_authorized
     }
 }
 

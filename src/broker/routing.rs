@@ -46,17 +46,24 @@ impl Broker {
             .retain(|p| !matches!(p, Property::TopicAlias(_)));
         let utf8_ok = publish.properties.payload_format_indicator() != Some(1)
             || std::str::from_utf8(&publish.payload).is_ok();
+        let refusal = if !utf8_ok {
+            Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else if !self.may_publish_to(&publish.topic) {
+            // Dropped as mosquitto drops it; 3.1.1 has no way to say so.
+            self.dropped.not_authorized += 1;
+            Some(ReasonCode::NOT_AUTHORIZED)
+        } else {
+            None
+        };
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) if !utf8_ok => return Err(BrokerError::PayloadFormatInvalid),
+            (QoS::AtMostOnce, _) if refusal.is_some() => {}
             (QoS::AtMostOnce, _) => {
                 self.route_from(Some(sid), &publish);
             }
             (QoS::AtLeastOnce, Some(id)) => {
-                let reason = if !utf8_ok {
-                    ReasonCode::PAYLOAD_FORMAT_INVALID
-                } else {
-                    matched_reason(self.route_from(Some(sid), &publish))
-                };
+                let reason =
+                    refusal.unwrap_or_else(|| matched_reason(self.route_from(Some(sid), &publish)));
                 let ack = Ack::with_reason(id, reason);
                 self.effects.push(Effect::Send(conn, Packet::PubAck(ack)));
             }
@@ -66,8 +73,8 @@ impl Broker {
                 let receive_max = self.config.receive_maximum;
                 let session = self.sessions.get_mut(sid);
                 let known = session.incoming_qos2.0.contains(&id);
-                let reason = if !utf8_ok {
-                    ReasonCode::PAYLOAD_FORMAT_INVALID
+                let reason = if let Some(refusal) = refusal {
+                    refusal
                 } else if known {
                     ReasonCode::SUCCESS
                 } else {
@@ -83,6 +90,13 @@ impl Broker {
             (_, None) => unreachable!("the decoder gives QoS 1/2 a packet id"),
         }
         Ok(())
+    }
+
+    /// `$SYS` is the broker's; other `$` topics are the clients' only if
+    /// the configuration says so [MQTT-4.7.2].
+    pub(super) fn may_publish_to(&self, topic: &TopicName) -> bool {
+        let sys = topic.as_str() == "$SYS" || topic.as_str().starts_with("$SYS/");
+        !topic.is_dollar() || (self.config.dollar_topics_from_clients && !sys)
     }
 
     /// Publishes a message of the broker's own (`$SYS`), retained.

@@ -65,6 +65,7 @@ fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
         ("/too large", dropped.too_large),
         ("/expired", dropped.expired),
         ("/shared undeliverable", dropped.shared_undeliverable),
+        ("/not authorized", dropped.not_authorized),
     ];
     let mut topics: Vec<(String, String)> = counts
         .into_iter()
