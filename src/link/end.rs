@@ -34,6 +34,16 @@ pub enum End {
 }
 
 impl End {
+    /// Whether we end it for the client's fault while it may still read:
+    /// then it is owed what was answered before the fault, and a close it
+    /// can read to the end.
+    pub fn is_clients_fault(&self) -> bool {
+        matches!(
+            self,
+            End::Decode(_) | End::Refused(_) | End::Protocol(_) | End::ConnectRefused
+        )
+    }
+
     /// What a 5.0 client is told in the DISCONNECT we send before closing;
     /// `None` where nothing is sent: the client closed, or never connected.
     pub fn reason(&self) -> Option<ReasonCode> {

@@ -80,6 +80,9 @@ pub(super) async fn run<S>(
         // close and reconnects at once finds its old connection gone, not a
         // connection to take over (which would send the will it cancelled).
         detach.finish(graceful);
+        if end.is_clients_fault() {
+            connection.linger().await;
+        }
         drop(connection);
     }
     .instrument(span)
@@ -177,10 +180,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Tells a 5.0 client why we close [MQTT-4.13.2], after whatever is
     /// already on its way to it, waiting a bounded time for a slow reader.
     async fn farewell(&mut self, end: &End) {
-        let Some(packet) = self.link.farewell(end) else {
+        let packet = self.link.farewell(end);
+        if packet.is_none() && !end.is_clients_fault() {
             return;
-        };
-        codec::encode(&packet, self.link.version(), &mut self.wbuf);
+        }
+        // What was answered before the fault goes first: which of its
+        // packets were taken must not depend on when we last wrote.
+        if end.is_clients_fault() {
+            self.drain_outbox();
+        }
+        if let Some(packet) = packet {
+            codec::encode(&packet, self.link.version(), &mut self.wbuf);
+        }
         // A client silent for 1.5 keepalives is taken for gone: one try,
         // no wait (a timeout polls its future once before its deadline).
         let wait = match end {
@@ -188,6 +199,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             _ => LAST_WORDS_WAIT,
         };
         let _ = tokio::time::timeout(wait, self.flush()).await;
+    }
+
+    /// Half-closes, then reads and discards what the client still sends
+    /// until it closes, for a bounded time: closing with its input unread
+    /// would reset the connection, and a reset may destroy our last words
+    /// before the client reads them.
+    async fn linger(&mut self) {
+        let cancel = self.shared.cancel.clone();
+        let drain = async {
+            let _ = self.writer.shutdown().await;
+            loop {
+                self.rbuf.clear();
+                match self.reader.read_buf(&mut self.rbuf).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
+                }
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            _ = tokio::time::timeout(LAST_WORDS_WAIT, drain) => {}
+        }
     }
 
     fn decode(&mut self) -> Result<Option<Packet>, End> {
@@ -550,7 +583,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// How long a connection whose write failed keeps reading for a DISCONNECT.
+/// How long a connection whose write failed keeps reading for a DISCONNECT,
+/// and how long one closed for its client's fault reads before it closes.
 const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads that may go before a waiting write, one after another.

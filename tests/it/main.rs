@@ -22,6 +22,7 @@ mod tcp5_subscribe;
 mod tcp5_will;
 mod tcp_bad_input;
 mod tcp_connect;
+mod tcp_error_end;
 mod tcp_qos;
 mod tcp_reserved_topics;
 mod tcp_retained;

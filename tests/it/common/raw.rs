@@ -110,6 +110,11 @@ impl Raw {
         self.send_bytes(&buf).await;
     }
 
+    /// The socket and what was read from it but not yet decoded.
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.rbuf)
+    }
+
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
         within("a write to the broker", self.stream.write_all(bytes))
             .await
