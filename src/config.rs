@@ -62,6 +62,11 @@ pub struct Config {
     pub wildcard_subscriptions: bool,
     /// Subscription Identifiers; when off a SUBSCRIBE with one gets 0xA1.
     pub subscription_identifiers: bool,
+    /// How long a 3.1.1 persistent session (clean session 0) outlives its
+    /// connection; 4294967295 is never.
+    pub persistent_session_expiry_secs: u32,
+    /// The longest client id accepted; a longer one gets CONNACK 2 (0x85).
+    pub client_id_max_bytes: usize,
     /// Whether clients may publish to `$` topics other than `$SYS`, which
     /// is the broker's whatever this says; refused ones are dropped.
     pub dollar_topics_from_clients: bool,
@@ -187,6 +192,8 @@ impl Default for Config {
             keep_alive_max_secs: u16::MAX,
             sys_interval_secs: 10,
             session_expiry_max_secs: u32::MAX,
+            persistent_session_expiry_secs: 2 * 60 * 60,
+            client_id_max_bytes: 256,
             receive_maximum: 1024,
             topic_alias_max: 10,
             shared_subscriptions: true,

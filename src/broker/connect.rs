@@ -3,7 +3,7 @@
 //! alive, client id, expiry, window and packet size, and the CONNACK that
 //! tells the client.
 
-use super::sessions::{Terms, EXPIRY_NEVER};
+use super::sessions::Terms;
 use super::{Accepted, Broker, ConnId, Effect, Notice, SessionId};
 use crate::codec::{ConnAck, Connect, ConnectCode, Packet, Properties, Property, ProtocolVersion};
 use crate::config::planted;
@@ -94,6 +94,9 @@ impl Broker {
             keep_alive = keep_alive_max;
             connack.push(Property::ServerKeepAlive(keep_alive));
         }
+        if connect.client_id.len() > self.config.client_id_max_bytes {
+            return Err(ConnectCode::IdentifierRejected);
+        }
         let client_id = if connect.client_id.is_empty() {
             if !v5 && !connect.clean_session {
                 // [MQTT-3.1.3-8]
@@ -172,7 +175,9 @@ impl Broker {
         } else if connect.clean_session {
             0
         } else {
-            EXPIRY_NEVER
+            // 3.1.1 has no expiry of its own; mosquitto's
+            // persistent_client_expiration sets one.
+            self.config.persistent_session_expiry_secs
         };
         let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
         let mut window = self

@@ -27,6 +27,7 @@ mod tcp_qos;
 mod tcp_reserved_topics;
 mod tcp_retained;
 mod tcp_retained_bulk;
+mod tcp_session_limits;
 mod tcp_sessions;
 mod tcp_slow_subscriber;
 mod tcp_timeouts;
