@@ -51,6 +51,21 @@ pub enum Notice {
 }
 
 impl Notice {
+    /// What it is about, for the log's rate limit.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::TakenOver { .. } => "session taken over",
+            Notice::SessionLimit { .. } => "session limit",
+            Notice::RetainedFull { .. } => "retained store full",
+            Notice::SubscriptionRefused { .. } => "subscription refused",
+            Notice::SessionExpired { .. } => "session expired",
+            Notice::QueueFull { .. } => "session queue full",
+            Notice::TooLarge { .. } => "too large for the client",
+            Notice::AckUnknown { .. } | Notice::PubRecUnknown { .. } => "unknown ack",
+            Notice::PubRecForQos1 { .. } => "PUBREC for QoS 1",
+        }
+    }
+
     pub fn log(&self) {
         match self {
             Notice::TakenOver {

@@ -34,6 +34,23 @@ pub enum End {
 }
 
 impl End {
+    /// What it is, for the log's rate limit.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            End::Disconnect => "disconnect",
+            End::Eof => "eof",
+            End::Io(_) => "i/o error",
+            End::Decode(_) => "malformed packet",
+            End::Refused(_) => "refused packet",
+            End::Protocol(_) => "protocol violation",
+            End::ConnectTimeout(_) => "connect timeout",
+            End::KeepAlive(_) => "keepalive timeout",
+            End::ConnectRefused => "connect refused",
+            End::TakenOver => "taken over",
+            End::Shutdown => "shutdown",
+        }
+    }
+
     /// Whether we end it for the client's fault while it may still read:
     /// then it is owed what was answered before the fault, and a close it
     /// can read to the end.

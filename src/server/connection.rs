@@ -74,7 +74,10 @@ pub(super) async fn run<S>(
             End::Disconnect | End::Eof | End::Shutdown => {
                 tracing::debug!(reason = %end, "connection closed")
             }
-            _ => tracing::info!(reason = %end, "connection closed"),
+            _ if connection.shared.log_limit.admit(end.kind()) => {
+                tracing::info!(reason = %end, "connection closed")
+            }
+            _ => {}
         }
         // Detach before the socket closes, so that a client that sees the
         // close and reconnects at once finds its old connection gone, not a
@@ -171,7 +174,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         let end = self.session(keep_alive).await;
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
-            tracing::warn!(reason = %end, "client sent too large a packet");
+            if self.shared.log_limit.admit("too large a packet") {
+                tracing::warn!(reason = %end, "client sent too large a packet");
+            }
         }
         self.farewell(&end).await;
         end

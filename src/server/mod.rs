@@ -4,6 +4,7 @@
 mod census;
 mod connection;
 mod lock_holds;
+mod log_limit;
 mod outbox;
 mod registry;
 mod sys;
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::net::Listener;
 pub use census::Census;
 use lock_holds::LockHolds;
+use log_limit::LogLimit;
 use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
 
@@ -49,6 +51,7 @@ struct Shared {
     /// will's fan-out), so it leaves them here for the timers task.
     lost: Mutex<Vec<ConnId>>,
     lost_notify: tokio::sync::Notify,
+    log_limit: LogLimit,
 }
 
 struct State {
@@ -95,7 +98,9 @@ impl Shared {
         state.holds.record(locked.elapsed());
         drop(state);
         for notice in &notices {
-            notice.log();
+            if self.log_limit.admit(notice.kind()) {
+                notice.log();
+            }
         }
         result
     }
@@ -215,6 +220,7 @@ impl Server {
                 cancel: CancellationToken::new(),
                 lost: Mutex::new(Vec::new()),
                 lost_notify: tokio::sync::Notify::new(),
+                log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
             }),
         }
@@ -345,7 +351,9 @@ where
         Some(conn)
     });
     let Some(conn) = conn else {
-        tracing::warn!(%peer, max, "connection limit reached; closed");
+        if shared.log_limit.admit("connection limit") {
+            tracing::warn!(%peer, max, "connection limit reached; closed");
+        }
         return;
     };
     let task = connection::run(stream, peer, conn, outbox, shared.clone());
