@@ -28,7 +28,7 @@ impl<K, V> Default for SubscriptionIndex<K, V> {
 #[derive(Debug)]
 struct Node<K, V> {
     /// Literal levels and `+`, by level text.
-    children: BTreeMap<Box<str>, Node<K, V>>,
+    children: Children<K, V>,
     /// Filters that end here.
     exact: BTreeMap<K, V>,
     /// Filters that end here with `/#` (or are `#`): they match this level
@@ -36,10 +36,74 @@ struct Node<K, V> {
     rest: BTreeMap<K, V>,
 }
 
+/// A node's children. Most levels of most filters have one child, and a
+/// map for one child cost a kilobyte (a B-tree leaf has room for eleven):
+/// a filter of 200 levels took 200 KB. One child is kept on its own.
+#[derive(Debug)]
+enum Children<K, V> {
+    None,
+    One(Box<str>, Box<Node<K, V>>),
+    Many(BTreeMap<Box<str>, Node<K, V>>),
+}
+
+impl<K, V> Children<K, V> {
+    fn is_empty(&self) -> bool {
+        matches!(self, Children::None)
+    }
+
+    fn get(&self, level: &str) -> Option<&Node<K, V>> {
+        match self {
+            Children::None => None,
+            Children::One(key, node) => (**key == *level).then_some(&**node),
+            Children::Many(map) => map.get(level),
+        }
+    }
+
+    fn get_mut(&mut self, level: &str) -> Option<&mut Node<K, V>> {
+        match self {
+            Children::None => None,
+            Children::One(key, node) => (**key == *level).then_some(&mut **node),
+            Children::Many(map) => map.get_mut(level),
+        }
+    }
+
+    /// The child at `level`, made if there is none.
+    fn get_or_insert(&mut self, level: &str) -> &mut Node<K, V> {
+        match std::mem::replace(self, Children::None) {
+            Children::None => *self = Children::One(level.into(), Box::default()),
+            Children::One(key, node) if *key == *level => *self = Children::One(key, node),
+            Children::One(key, node) => {
+                let mut map = BTreeMap::new();
+                map.insert(key, *node);
+                map.insert(level.into(), Node::default());
+                *self = Children::Many(map);
+            }
+            Children::Many(mut map) => {
+                map.entry(level.into()).or_default();
+                *self = Children::Many(map);
+            }
+        }
+        self.get_mut(level).expect("inserted above")
+    }
+
+    fn remove(&mut self, level: &str) {
+        match self {
+            Children::One(key, _) if **key == *level => *self = Children::None,
+            Children::Many(map) => {
+                map.remove(level);
+                if map.is_empty() {
+                    *self = Children::None;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl<K, V> Default for Node<K, V> {
     fn default() -> Self {
         Node {
-            children: BTreeMap::new(),
+            children: Children::None,
             exact: BTreeMap::new(),
             rest: BTreeMap::new(),
         }
@@ -71,7 +135,7 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
                 is_rest = true;
                 break;
             }
-            node = node.children.entry(level.into()).or_default();
+            node = node.children.get_or_insert(level);
         }
         let slot = if is_rest {
             &mut node.rest
@@ -107,12 +171,12 @@ fn remove_at<K: Ord, V>(node: &mut Node<K, V>, levels: &[&str], session: K) -> b
         [] => node.exact.remove(&session).is_some(),
         ["#"] => node.rest.remove(&session).is_some(),
         [level, tail @ ..] => {
-            let Some(child) = node.children.get_mut(*level) else {
+            let Some(child) = node.children.get_mut(level) else {
                 return false;
             };
             let removed = remove_at(child, tail, session);
             if child.is_empty() {
-                node.children.remove(*level);
+                node.children.remove(level);
             }
             removed
         }
@@ -134,7 +198,7 @@ fn collect<K: Copy, V: Copy>(
         out.extend(node.exact.iter().map(|(s, q)| (*s, *q)));
         return;
     };
-    if let Some(child) = node.children.get(*level) {
+    if let Some(child) = node.children.get(level) {
         collect(child, tail, false, out);
     }
     if !at_root_of_dollar {
@@ -207,6 +271,25 @@ mod tests {
         assert!(index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(2)));
         assert!(index.is_empty());
         assert!(index.root.is_empty(), "empty nodes are pruned");
+    }
+
+    #[test]
+    fn one_child_becomes_many_and_back_to_none() {
+        let mut index = index(&[("a/b/c", 1)]);
+        assert!(matches!(index.root.children, Children::One(..)));
+        index.insert(
+            &TopicFilter::new("a/x").unwrap(),
+            SessionId(2),
+            QoS::AtMostOnce,
+        );
+        let a = index.root.children.get("a").unwrap();
+        assert!(matches!(a.children, Children::Many(_)));
+        assert_eq!(sessions(&index, "a/b/c"), vec![1]);
+        assert_eq!(sessions(&index, "a/x"), vec![2]);
+        assert!(index.remove(&TopicFilter::new("a/b/c").unwrap(), SessionId(1)));
+        assert_eq!(sessions(&index, "a/x"), vec![2]);
+        assert!(index.remove(&TopicFilter::new("a/x").unwrap(), SessionId(2)));
+        assert!(index.root.children.is_empty(), "pruned to nothing");
     }
 
     #[test]
