@@ -42,8 +42,9 @@ pub struct Config {
     pub retained_messages_max: usize,
     /// A TCP connection that sends no CONNECT within this is closed.
     pub connect_timeout_ms: u64,
-    /// A 3.1.1 client asking for a longer keepalive is refused with
-    /// "identifier rejected", as mosquitto does.
+    /// A 3.1.1 client asking for a longer keepalive, or for none (0), is
+    /// refused with "identifier rejected", as mosquitto 2 does; 0 allows
+    /// any keepalive, 0 included.
     pub keep_alive_max_secs: u16,
     /// How often `$SYS/broker/...` topics are published; 0 turns them off.
     pub sys_interval_secs: u64,

@@ -16,6 +16,10 @@ pub trait Listener: Send + 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
+const TCP_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+const TCP_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const TCP_KEEPALIVE_RETRIES: u32 = 6;
+
 impl Listener for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
 
@@ -25,6 +29,15 @@ impl Listener for tokio::net::TcpListener {
         // peer that reset at once makes this fail: not an accept failure.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
+        // A peer that vanished (power lost, cable pulled) under a long MQTT
+        // keepalive is found by the kernel within about two minutes.
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(TCP_KEEPALIVE_IDLE)
+            .with_interval(TCP_KEEPALIVE_INTERVAL)
+            .with_retries(TCP_KEEPALIVE_RETRIES);
+        if let Err(error) = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes) {
+            tracing::debug!(%error, %peer, "cannot set TCP keepalive");
         }
         Ok((stream, peer))
     }

@@ -168,7 +168,8 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
     let connect = Packet::Connect(Box::new(Connect {
         version: ProtocolVersion::V311,
         clean_session: true,
-        keep_alive: 0,
+        // Longer than any run; tern refuses 0 (none) by default.
+        keep_alive: 600,
         client_id: client_id.to_owned(),
         will: None,
         username: None,

@@ -86,7 +86,9 @@ impl Broker {
         }
         let mut keep_alive = connect.keep_alive;
         let keep_alive_max = self.config.keep_alive_max_secs;
-        if keep_alive > keep_alive_max || (keep_alive == 0 && keep_alive_max < u16::MAX && v5) {
+        // As in mosquitto 2: keepalive 0 (none at all) is over any maximum,
+        // and a maximum of 0 allows everything.
+        if keep_alive_max > 0 && (keep_alive > keep_alive_max || keep_alive == 0) {
             if !v5 {
                 return Err(ConnectCode::IdentifierRejected);
             }

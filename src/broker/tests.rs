@@ -312,7 +312,7 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
     let mut with_will = Connect {
         version: ProtocolVersion::V311,
         clean_session: true,
-        keep_alive: 0,
+        keep_alive: 60,
         client_id: "dup".into(),
         will: Some(LastWill {
             topic: TopicName::new("will").unwrap(),
@@ -350,7 +350,7 @@ fn will_only_without_disconnect() {
         let connect = Connect {
             version: ProtocolVersion::V311,
             clean_session: true,
-            keep_alive: 0,
+            keep_alive: 60,
             client_id: format!("c{conn}"),
             will: Some(LastWill {
                 topic: TopicName::new("will").unwrap(),

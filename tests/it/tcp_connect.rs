@@ -124,3 +124,50 @@ async fn sessions_over_the_limit_are_refused_but_a_takeover_is_not() {
     first.expect_closed().await;
     broker.stop().await;
 }
+
+/// Keepalive 0 asks for no keepalive at all: a silent client would hold its
+/// slot for ever (issue 12, row 8). As in mosquitto 2, `keep_alive_max_secs`
+/// applies to it: a 3.1.1 client is refused, a 5.0 one told the maximum;
+/// `keep_alive_max_secs = 0` allows it, and any keepalive.
+#[tokio::test]
+async fn keepalive_0_is_held_to_the_maximum_unless_the_maximum_is_0() {
+    let broker = TestBroker::start(config()).await;
+    let mut connect = raw::connect_packet("forever");
+    connect.keep_alive = 0;
+    let (mut raw, connack) = Raw::connect(broker.addr, connect).await;
+    assert_refused(&mut raw, connack, ConnectCode::IdentifierRejected).await;
+    let mut connect = raw::connect_v5("forever5");
+    connect.keep_alive = 0;
+    let (_raw5, connack) = Raw::connect(broker.addr, connect).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    assert_eq!(connack.properties.server_keep_alive(), Some(u16::MAX));
+    broker.stop().await;
+
+    let broker = TestBroker::start(Config {
+        keep_alive_max_secs: 0,
+        ..config()
+    })
+    .await;
+    for connect in [raw::connect_packet("free"), raw::connect_v5("free5")] {
+        let mut connect = connect;
+        connect.keep_alive = 0;
+        let (_raw, connack) = Raw::connect(broker.addr, connect).await;
+        assert_eq!(connack.code, ConnectCode::Accepted);
+        assert_eq!(connack.properties.server_keep_alive(), None);
+    }
+    broker.stop().await;
+}
+
+/// An accepted socket probes a silent peer (TCP keepalive), so that a peer
+/// that vanished under a long MQTT keepalive is found (issue 12, row 8).
+#[tokio::test]
+async fn accepted_sockets_have_tcp_keepalive() {
+    use tern::net::Listener;
+    let mut listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (stream, _) = Listener::accept(&mut listener).await.unwrap();
+    let socket = socket2::SockRef::from(&stream);
+    assert!(socket.keepalive().unwrap(), "SO_KEEPALIVE");
+    assert_eq!(socket.tcp_keepalive_time().unwrap().as_secs(), 60);
+}

@@ -210,12 +210,13 @@ impl Raw {
     }
 }
 
-/// A 3.1.1 CONNECT with a clean session and no keepalive.
+/// A 3.1.1 CONNECT with a clean session and a keepalive of 600 s, longer
+/// than any test (keepalive 0 is refused by default, as in mosquitto).
 pub fn connect_packet(client_id: &str) -> Connect {
     Connect {
         version: ProtocolVersion::V311,
         clean_session: true,
-        keep_alive: 0,
+        keep_alive: 600,
         client_id: client_id.to_owned(),
         will: None,
         username: None,
@@ -224,7 +225,8 @@ pub fn connect_packet(client_id: &str) -> Connect {
     }
 }
 
-/// A 5.0 CONNECT with a clean start, no keepalive and no properties.
+/// A 5.0 CONNECT with a clean start, a keepalive of 600 s and no
+/// properties.
 pub fn connect_v5(client_id: &str) -> Connect {
     Connect {
         version: ProtocolVersion::V5,
