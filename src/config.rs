@@ -18,7 +18,7 @@ pub struct Config {
     /// refused with "server unavailable".
     pub sessions_max: usize,
     /// A packet larger than this closes its connection. mosquitto's default
-    /// is MQTT's own limit, and so is ours.
+    /// is MQTT's own limit; ours is smaller (see the default).
     pub packet_size_max_bytes: usize,
     /// QoS 1/2 messages sent to a client and not yet acknowledged
     /// (mosquitto's `max_inflight_messages`).
@@ -34,6 +34,10 @@ pub struct Config {
     /// beyond it is dropped and counted; the connection's own reads pause
     /// until its writes catch up.
     pub outbound_packets_max: usize,
+    /// Bytes of QoS 0 messages waiting to be written to one connection,
+    /// beyond which a QoS 0 message is dropped and counted as above; one
+    /// is always let through to an empty queue.
+    pub outbound_bytes_max: usize,
     /// Filters one client may hold; a SUBSCRIBE beyond it gets 0x80.
     pub subscriptions_per_client_max: usize,
     /// Levels in a topic name or filter (mosquitto refuses more than 200).
@@ -181,11 +185,15 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
             connections_max: 100_000,
             sessions_max: 1_000_000,
-            packet_size_max_bytes: crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES,
+            // mosquitto's users set 1 to 10 MB; 16 MiB takes their largest
+            // (firmware chunks, images) with room, where MQTT's own 256 MiB
+            // let one client make the broker buffer a quarter gigabyte.
+            packet_size_max_bytes: 16 * 1024 * 1024,
             inflight_messages_max: 20,
             queued_messages_max: 1000,
             queued_bytes_max: 256 * 1024 * 1024,
             outbound_packets_max: 1000,
+            outbound_bytes_max: 16 * 1024 * 1024,
             subscriptions_per_client_max: 100_000,
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,

@@ -339,7 +339,7 @@ fn start_connection<S>(shared: &Arc<Shared>, stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let outbox = Arc::new(Outbox::default());
+    let outbox = Arc::new(Outbox::with_bytes_max(shared.config.outbound_bytes_max));
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {

@@ -18,6 +18,8 @@ use crate::codec::{Packet, QoS, SharedFrame};
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Bytes of QoS 0 PUBLISHes that may wait; 0 is no limit.
+    shed_bytes_max: usize,
     /// The session owes retained messages that wait for room here: the
     /// connection asks for the next slice when it has some. Set and read
     /// only by the connection's own task, under the routing lock or after.
@@ -48,6 +50,17 @@ impl Outbound {
             Outbound::Frame(_) => "PUBLISH",
         }
     }
+
+    /// About what it holds: its bytes on the wire, near enough.
+    fn bytes(&self) -> usize {
+        match self {
+            Outbound::Packet(Packet::Publish(p)) => {
+                p.payload.len() + p.topic.as_str().len() + p.properties.wire_len()
+            }
+            Outbound::Packet(_) => 0,
+            Outbound::Frame(frame) => frame.len(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -55,6 +68,8 @@ struct State {
     packets: VecDeque<Outbound>,
     /// Packets in `packets` that may not be dropped: all but QoS 0 PUBLISH.
     kept: usize,
+    /// Bytes of the ones that may.
+    shed_bytes: usize,
     taken_over: bool,
 }
 
@@ -66,6 +81,14 @@ pub enum Drained {
 }
 
 impl Outbox {
+    /// An outbox that sheds QoS 0 beyond `shed_bytes_max` bytes too.
+    pub fn with_bytes_max(shed_bytes_max: usize) -> Outbox {
+        Outbox {
+            shed_bytes_max,
+            ..Outbox::default()
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -86,11 +109,17 @@ impl Outbox {
         let mut queued = false;
         for packet in packets {
             let sheddable = packet.sheddable();
-            if sheddable && state.packets.len() >= max {
+            let bytes = if sheddable { packet.bytes() } else { 0 };
+            // One is always let through to an empty queue, however large.
+            let over_bytes = self.shed_bytes_max > 0
+                && state.shed_bytes > 0
+                && state.shed_bytes + bytes > self.shed_bytes_max;
+            if sheddable && (state.packets.len() >= max || over_bytes) {
                 dropped += 1;
                 continue;
             }
             state.kept += usize::from(!sheddable);
+            state.shed_bytes += bytes;
             state.packets.push_back(packet);
             queued = true;
         }
@@ -140,6 +169,7 @@ impl Outbox {
         let mut state = self.state();
         std::mem::swap(&mut state.packets, into);
         state.kept = 0;
+        state.shed_bytes = 0;
         if state.taken_over {
             Drained::TakenOver
         } else {
@@ -198,5 +228,24 @@ mod tests {
         assert_eq!(outbox.drain(&mut into), Drained::Open);
         assert_eq!(into.len(), 3);
         assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
+    }
+
+    #[test]
+    fn qos0_is_shed_beyond_the_byte_limit_but_one_always_fits() {
+        let sized = |n: usize| match qos0() {
+            Packet::Publish(p) => Packet::Publish(Publish {
+                payload: bytes::Bytes::from(vec![b'x'; n]),
+                ..p
+            }),
+            _ => unreachable!(),
+        };
+        let outbox = Outbox::with_bytes_max(100);
+        assert!(outbox.push(sized(500), 10), "one fits an empty queue");
+        assert!(!outbox.push(sized(1), 10), "then the queue is over");
+        let mut into = VecDeque::new();
+        outbox.drain(&mut into);
+        assert!(outbox.push(sized(60), 10));
+        assert!(!outbox.push(sized(60), 10), "121 bytes would be over 100");
+        assert!(outbox.push(sized(30), 10));
     }
 }

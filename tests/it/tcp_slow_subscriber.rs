@@ -157,3 +157,36 @@ async fn takeover_ends_a_connection_whose_writes_are_stuck() {
     assert_eq!(twin.recv().await, Packet::PingResp);
     broker.stop().await;
 }
+
+/// The outbound queue is bounded in bytes as well as in packets (issue 12,
+/// row 6): large QoS 0 messages for a subscriber that does not read are
+/// shed once `outbound_bytes_max` of them wait, long before the packet
+/// limit is reached.
+#[tokio::test]
+async fn a_slow_subscribers_queue_is_bounded_in_bytes_too() {
+    let config = Config {
+        outbound_packets_max: 1000,
+        outbound_bytes_max: 256 * 1024,
+        ..limits()
+    };
+    let broker = TestBroker::start_on(config, listener_with_small_send_buffer()).await;
+    let _slow = slow_subscriber(&broker).await;
+    let mut publisher = Raw::connected(broker.addr, "pub").await;
+    let message = raw::publish("s/big", TernQoS::AtMostOnce, 0, &[b'x'; 64 * 1024]);
+    // 6.4 MB: far more than 256 KB queued, a write buffer of as much, and
+    // the small socket buffers between the broker and the subscriber.
+    for _ in 0..100 {
+        publisher.send(&message).await;
+    }
+    publisher
+        .send(&raw::publish("nobody", TernQoS::AtLeastOnce, 1, b"routed"))
+        .await;
+    assert_eq!(publisher.recv().await, raw::puback(1));
+    let census = broker.census();
+    assert!(
+        census.dropped.outbound_full >= 80,
+        "only {} of 100 dropped: {census:#?}",
+        census.dropped.outbound_full
+    );
+    broker.stop().await;
+}
