@@ -140,11 +140,13 @@ pub enum PlantedBug {
     ResubscribeKeepsGrant,
     /// Messages resent to a resumed session go without DUP.
     ResendWithoutDup,
+    /// A silent client is closed after three times its keepalive, not 1.5.
+    KeepAliveSlack,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 14] = [
+    pub const ALL: [PlantedBug; 15] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -159,6 +161,7 @@ impl PlantedBug {
         PlantedBug::ResumeLosesQueue,
         PlantedBug::ResubscribeKeepsGrant,
         PlantedBug::ResendWithoutDup,
+        PlantedBug::KeepAliveSlack,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

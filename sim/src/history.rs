@@ -62,6 +62,8 @@ pub enum Event {
         /// Seconds the session outlives the connection: 0 for a clean 3.1.1
         /// session, `u32::MAX` for a persistent one; 5.0 asks for it.
         expiry: u32,
+        /// Seconds; the broker closes it 1.5 times this after its last packet.
+        keep_alive: u16,
     },
     /// CONNACK accepted. `conn` counts the client's connections from 1.
     Connected {

@@ -310,7 +310,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// The connected session: packets in, packets out, until something ends
     /// it. Keepalive is enforced at 1.5 times the interval [MQTT-3.1.2-24].
     async fn session(&mut self, keep_alive: u16) -> End {
-        let grace = Duration::from_millis(u64::from(keep_alive) * 1500);
+        let per_second = if planted!(self.shared.config, KeepAliveSlack) {
+            3000
+        } else {
+            1500
+        };
+        let grace = Duration::from_millis(u64::from(keep_alive) * per_second);
         // The timer is moved only when it fires, to the grace after the
         // last packet heard: moving it on every packet costs a lock on the
         // timer wheel, and often a wake of the thread parked in epoll.

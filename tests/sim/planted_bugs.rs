@@ -157,3 +157,9 @@ fn resend_without_dup() {
     let text = find(PlantedBug::ResendWithoutDup, short("dup"), 20);
     assert!(text.contains("without DUP"), "{text}");
 }
+
+#[test]
+fn keep_alive_slack() {
+    let text = find(PlantedBug::KeepAliveSlack, scenarios::silent_death(), 10);
+    assert!(text.contains("past 1.5 times its keepalive"), "{text}");
+}

@@ -440,13 +440,29 @@ fn wills(model: &Model) -> Vec<String> {
             if !watching || !listening {
                 continue;
             }
-            let got = received.iter().any(|r| {
-                model
-                    .conns
-                    .get(&r.conn)
-                    .is_some_and(|c| c.session == sub.session)
-            });
-            if !got {
+            let ours: Vec<&&Received> = received
+                .iter()
+                .filter(|r| {
+                    model
+                        .conns
+                        .get(&r.conn)
+                        .is_some_and(|c| c.session == sub.session)
+                })
+                .collect();
+            // A receiver whose own link was held gets it late by design.
+            let first_unheld = ours
+                .iter()
+                .filter(|r| model.conns.get(&r.conn).is_some_and(|c| !c.held))
+                .map(|r| r.at)
+                .min();
+            if let Some(late) = first_unheld.and_then(|at| will_late(conn, ended, at)) {
+                problems.push(format!(
+                    "{key:?} fell silent by {ended:?}, but its will reached {} only at {late:?}, \
+                     past 1.5 times its keepalive of {} s",
+                    model.sessions[sub.session].0, conn.keep_alive
+                ));
+            }
+            if ours.is_empty() {
                 problems.push(format!(
                     "{key:?} ended ({how:?}) at {ended:?} without DISCONNECT, but its will never reached {}",
                     model.sessions[sub.session].0
@@ -455,6 +471,19 @@ fn wills(model: &Model) -> Vec<String> {
         }
     }
     problems
+}
+
+/// When a will with no delay arrived, if later than its connection's end
+/// (or its falling silent, if sooner) plus 1.5 times its keepalive and a
+/// second: the broker must have closed it by then [MQTT-3.1.2-24]. A held
+/// link may deliver the client's last packets after its end; no bound then.
+fn will_late(conn: &model::Conn, ended: Duration, at: Duration) -> Option<Duration> {
+    if conn.will_delay > 0 || conn.held || conn.keep_alive == 0 {
+        return None;
+    }
+    let silent = conn.silent_from.map_or(ended, |s| s.min(ended));
+    let grace = Duration::from_millis(u64::from(conn.keep_alive) * 1500);
+    (at > silent + grace + Duration::from_secs(1)).then_some(at)
 }
 
 /// A new subscription gets the latest retained message of each topic it

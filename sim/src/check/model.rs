@@ -36,6 +36,7 @@ pub struct Conn {
     pub v5: bool,
     /// The session expiry it asked for (see `Event::ConnectSent`).
     pub expiry: u32,
+    pub keep_alive: u16,
 }
 
 impl Conn {
@@ -116,8 +117,9 @@ pub struct Model {
     /// Connections whose CONNECT went out, by client, with the clean flag
     /// and the session expiry they asked for.
     pub connects_sent: Vec<(Duration, String, bool, u32)>,
-    /// Each connection's protocol and session expiry, from its CONNECT.
-    pub connect_info: BTreeMap<ConnKey, (bool, u32)>,
+    /// Each connection's protocol, session expiry and keepalive, from its
+    /// CONNECT.
+    pub connect_info: BTreeMap<ConnKey, (bool, u32, u16)>,
     /// What clients saw the broker do wrong by themselves.
     pub violations: Vec<String>,
     pub run_end: Duration,
@@ -218,10 +220,11 @@ impl Model {
                 clean,
                 v5,
                 expiry,
+                keep_alive,
             } => {
                 let key = (client.clone(), *conn);
                 self.client_ids.insert(key.clone(), (client_id.clone(), at));
-                self.connect_info.insert(key, (*v5, *expiry));
+                self.connect_info.insert(key, (*v5, *expiry, *keep_alive));
                 self.connects_sent
                     .push((at, client.clone(), *clean, *expiry))
             }
@@ -243,7 +246,8 @@ impl Model {
                 last_session.insert(client.clone(), session);
                 let key = (client.clone(), *conn);
                 self.sessions[session].1.push(key.clone());
-                let (v5, expiry) = self.connect_info.get(&key).copied().unwrap_or_default();
+                let (v5, expiry, keep_alive) =
+                    self.connect_info.get(&key).copied().unwrap_or_default();
                 let conn = Conn {
                     start: at,
                     end: None,
@@ -255,6 +259,7 @@ impl Model {
                     held: false,
                     v5,
                     expiry,
+                    keep_alive,
                 };
                 self.conns.insert(key, conn);
             }

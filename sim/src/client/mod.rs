@@ -262,6 +262,7 @@ impl<'a> Session<'a> {
             clean: self.connection.clean,
             v5: self.v5(),
             expiry: self.session_expiry(),
+            keep_alive: self.connection.keep_alive,
         });
         if self.connection.clean {
             self.state.received_qos2.borrow_mut().clear();
