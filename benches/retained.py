@@ -4,19 +4,10 @@
 # topics, and how many retained messages a '#' subscriber receives.
 import socket, struct, subprocess, sys, time
 
+from mqtt_wire import connect, pkt, rss, s
+
 BIN, PORT = sys.argv[1], int(sys.argv[2])
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 200_000
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128; n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n: return bytes(out)
-
-def pkt(first, body): return bytes([first]) + varint(len(body)) + body
-def s(x): x = x.encode(); return struct.pack('>H', len(x)) + x
-def connect(cid): return pkt(0x10, s('MQTT') + bytes([4, 2]) + struct.pack('>H', 600) + s(cid))
 
 class C:
     def __init__(self, cid):
@@ -39,10 +30,6 @@ class C:
             d = self.sock.recv(1 << 20)
             if not d: raise EOFError
             self.buf += d
-
-def rss(pid):
-    for line in open(f'/proc/{pid}/status'):
-        if line.startswith('VmRSS'): return int(line.split()[1])
 
 proc = subprocess.Popen([BIN, '--listen', f'127.0.0.1:{PORT}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 time.sleep(0.5)

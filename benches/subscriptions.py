@@ -4,23 +4,11 @@
 # levels from one client, each filter on a path of its own (issue 12, row 1).
 import socket, struct, subprocess, sys, time
 
+from mqtt_wire import connect, pkt, rss, s
+
 BIN, PORT = sys.argv[1], int(sys.argv[2])
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
 LEVELS = int(sys.argv[4]) if len(sys.argv) > 4 else 200
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128; n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n: return bytes(out)
-
-def pkt(first, body): return bytes([first]) + varint(len(body)) + body
-def s(x): x = x.encode(); return struct.pack('>H', len(x)) + x
-
-def rss(pid):
-    for line in open(f'/proc/{pid}/status'):
-        if line.startswith('VmRSS'): return int(line.split()[1])
 
 def read_packet(sock):
     head = sock.recv(2)
@@ -37,7 +25,7 @@ proc = subprocess.Popen([BIN, '--listen', f'127.0.0.1:{PORT}'], stderr=subproces
 time.sleep(0.5)
 try:
     sock = socket.create_connection(('127.0.0.1', PORT))
-    sock.sendall(pkt(0x10, s('MQTT') + bytes([4, 2]) + struct.pack('>H', 600) + s('subscriber')))
+    sock.sendall(connect('subscriber'))
     assert read_packet(sock)[0] >> 4 == 2
     before = rss(proc.pid)
     sent = 0
