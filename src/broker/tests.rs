@@ -484,3 +484,12 @@ fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
 
 /// MQTT 5.0 transcripts, each for a defect a review found.
 mod mqtt5;
+
+#[test]
+fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "idle", true);
+    subscribe(&mut broker, 1, "own/topic", QoS::AtLeastOnce);
+    let sid = broker.sessions.sid_of(ConnId(1));
+    assert_eq!(broker.sessions.get(sid).backlog.capacity(), 0);
+}
