@@ -193,7 +193,12 @@ impl Broker {
             version: connect.version,
             expiry_secs,
             asked_no_expiry: asked.unwrap_or(0) == 0,
-            will: connect.will.map(Box::new),
+            // Its own bytes: a slice would pin the whole CONNECT it came in
+            // (up to the packet limit) for as long as the session lives.
+            will: connect.will.map(|mut will| {
+                will.payload = bytes::Bytes::copy_from_slice(&will.payload);
+                Box::new(will)
+            }),
             packet_size_max: connect
                 .properties
                 .maximum_packet_size()

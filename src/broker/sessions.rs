@@ -120,6 +120,11 @@ impl Session {
         self.expiry_secs = secs;
     }
 
+    #[cfg(test)]
+    pub fn will(&self) -> Option<&LastWill> {
+        self.will.as_deref()
+    }
+
     /// The will, for the connection's end; it is published at most once.
     pub fn take_will(&mut self) -> Option<Box<LastWill>> {
         self.will.take()

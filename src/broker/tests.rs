@@ -493,3 +493,34 @@ fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {
     let sid = broker.sessions.sid_of(ConnId(1));
     assert_eq!(broker.sessions.get(sid).backlog.capacity(), 0);
 }
+
+/// A will's payload arrives as a slice of its CONNECT, which may be large
+/// (user properties to the packet limit): kept as a slice, it would pin the
+/// whole frame for the life of the session (issue 12, row 5).
+#[test]
+fn a_will_does_not_pin_its_connect_frame() {
+    let mut broker = Broker::new(config());
+    let frame = Bytes::from(vec![b'x'; 1 << 20]);
+    let connect = Connect {
+        version: ProtocolVersion::V311,
+        clean_session: true,
+        keep_alive: 60,
+        client_id: "dying".into(),
+        will: Some(LastWill {
+            topic: TopicName::new("will/t").unwrap(),
+            payload: frame.slice(10..20),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Default::default(),
+        }),
+        username: None,
+        password: None,
+        properties: Default::default(),
+    };
+    broker.connect(ConnId(1), connect);
+    let sid = broker.sessions.sid_of(ConnId(1));
+    let will = broker.sessions.get(sid).will().expect("a will");
+    let inside = frame.as_ptr_range().contains(&will.payload.as_ptr());
+    assert!(!inside, "the will's payload is a slice of its CONNECT");
+    assert_eq!(&will.payload[..], b"xxxxxxxxxx");
+}
