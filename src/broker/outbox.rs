@@ -38,8 +38,7 @@ impl Message {
     /// What it counts against a session's queue bytes: payload, topic and
     /// properties, all of which a client chooses.
     pub fn weight(&self) -> usize {
-        let p = &self.publish;
-        p.payload.len() + p.topic.as_str().len() + p.properties.wire_len()
+        self.publish.weight()
     }
 }
 

@@ -20,17 +20,35 @@ fn config() -> Config {
 
 fn connect(broker: &mut Broker, conn: u64, client_id: &str, clean: bool) -> Vec<Effect> {
     let connect = Connect {
-        version: ProtocolVersion::V311,
         clean_session: clean,
-        keep_alive: 60,
-        client_id: client_id.into(),
-        will: None,
-        username: None,
-        password: None,
-        properties: Default::default(),
+        ..connect_packet(client_id, None)
     };
     broker.connect(ConnId(conn), connect);
     drain_effects(broker)
+}
+
+/// A 3.1.1 CONNECT with a clean session and `will`.
+fn connect_packet(client_id: &str, will: Option<LastWill>) -> Connect {
+    Connect {
+        version: ProtocolVersion::V311,
+        clean_session: true,
+        keep_alive: 60,
+        client_id: client_id.into(),
+        will,
+        username: None,
+        password: None,
+        properties: Default::default(),
+    }
+}
+
+fn will(topic: &str, payload: Bytes) -> LastWill {
+    LastWill {
+        topic: TopicName::new(topic).unwrap(),
+        payload,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Default::default(),
+    }
 }
 
 /// The broker's effects, with each shared QoS 0 frame decoded back into
@@ -309,22 +327,7 @@ fn takeover_publishes_the_old_will_and_detaches_it() {
     let mut broker = Broker::new(config());
     connect(&mut broker, 1, "watcher", true);
     subscribe(&mut broker, 1, "will", QoS::AtMostOnce);
-    let mut with_will = Connect {
-        version: ProtocolVersion::V311,
-        clean_session: true,
-        keep_alive: 60,
-        client_id: "dup".into(),
-        will: Some(LastWill {
-            topic: TopicName::new("will").unwrap(),
-            payload: Bytes::from_static(b"bye"),
-            qos: QoS::AtMostOnce,
-            retain: false,
-            properties: Default::default(),
-        }),
-        username: None,
-        password: None,
-        properties: Default::default(),
-    };
+    let mut with_will = connect_packet("dup", Some(will("will", Bytes::from_static(b"bye"))));
     broker.connect(ConnId(2), with_will.clone());
     drain_effects(&mut broker);
     with_will.will = None;
@@ -347,22 +350,11 @@ fn will_only_without_disconnect() {
     connect(&mut broker, 1, "watcher", true);
     subscribe(&mut broker, 1, "will", QoS::AtMostOnce);
     for (conn, graceful) in [(2, true), (3, false)] {
-        let connect = Connect {
-            version: ProtocolVersion::V311,
-            clean_session: true,
-            keep_alive: 60,
-            client_id: format!("c{conn}"),
-            will: Some(LastWill {
-                topic: TopicName::new("will").unwrap(),
-                payload: Bytes::from(format!("{conn}")),
-                qos: QoS::AtMostOnce,
-                retain: true,
-                properties: Default::default(),
-            }),
-            username: None,
-            password: None,
-            properties: Default::default(),
+        let retained_will = LastWill {
+            retain: true,
+            ..will("will", Bytes::from(format!("{conn}")))
         };
+        let connect = connect_packet(&format!("c{conn}"), Some(retained_will));
         broker.connect(ConnId(conn), connect);
         broker.connection_lost(ConnId(conn), graceful);
     }
@@ -501,22 +493,7 @@ fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {
 fn a_will_does_not_pin_its_connect_frame() {
     let mut broker = Broker::new(config());
     let frame = Bytes::from(vec![b'x'; 1 << 20]);
-    let connect = Connect {
-        version: ProtocolVersion::V311,
-        clean_session: true,
-        keep_alive: 60,
-        client_id: "dying".into(),
-        will: Some(LastWill {
-            topic: TopicName::new("will/t").unwrap(),
-            payload: frame.slice(10..20),
-            qos: QoS::AtMostOnce,
-            retain: false,
-            properties: Default::default(),
-        }),
-        username: None,
-        password: None,
-        properties: Default::default(),
-    };
+    let connect = connect_packet("dying", Some(will("will/t", frame.slice(10..20))));
     broker.connect(ConnId(1), connect);
     let sid = broker.sessions.sid_of(ConnId(1));
     let will = broker.sessions.get(sid).will().expect("a will");

@@ -273,6 +273,14 @@ pub struct Publish {
     pub properties: Properties,
 }
 
+impl Publish {
+    /// The bytes of it that its sender chose: payload, topic and
+    /// properties. What queues count it as.
+    pub fn weight(&self) -> usize {
+        self.payload.len() + self.topic.as_str().len() + self.properties.wire_len()
+    }
+}
+
 /// PUBACK, PUBREC, PUBREL and PUBCOMP: an identifier and, in 5.0, a reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {

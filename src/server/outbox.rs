@@ -54,9 +54,7 @@ impl Outbound {
     /// About what it holds: its bytes on the wire, near enough.
     fn bytes(&self) -> usize {
         match self {
-            Outbound::Packet(Packet::Publish(p)) => {
-                p.payload.len() + p.topic.as_str().len() + p.properties.wire_len()
-            }
+            Outbound::Packet(Packet::Publish(p)) => p.weight(),
             Outbound::Packet(_) => 0,
             Outbound::Frame(frame) => frame.len(),
         }
