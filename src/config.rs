@@ -46,6 +46,11 @@ pub struct Config {
     pub retained_messages_max: usize,
     /// A TCP connection that sends no CONNECT within this is closed.
     pub connect_timeout_ms: u64,
+    /// A packet begun must be whole within this, or its connection is
+    /// closed: a partial packet does not renew the keepalive, and without
+    /// this a client sending a byte now and then would hold its
+    /// connection and its buffer for ever.
+    pub packet_timeout_ms: u64,
     /// A 3.1.1 client asking for a longer keepalive, or for none (0), is
     /// refused with "identifier rejected", as mosquitto 2 does; 0 allows
     /// any keepalive, 0 included.
@@ -201,6 +206,7 @@ impl Default for Config {
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,
             connect_timeout_ms: 10_000,
+            packet_timeout_ms: 60_000,
             keep_alive_max_secs: u16::MAX,
             sys_interval_secs: 10,
             session_expiry_max_secs: u32::MAX,
@@ -275,6 +281,7 @@ impl Config {
             ("outbound_packets_max", self.outbound_packets_max),
             ("topic_levels_max", self.topic_levels_max),
             ("connect_timeout_ms", self.connect_timeout_ms as usize),
+            ("packet_timeout_ms", self.packet_timeout_ms as usize),
             ("receive_maximum", usize::from(self.receive_maximum)),
         ];
         for (name, value) in must_be_positive {
@@ -299,6 +306,10 @@ impl Config {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn packet_timeout(&self) -> Duration {
+        Duration::from_millis(self.packet_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -3,6 +3,7 @@
 
 mod census;
 mod connection;
+mod deadlines;
 mod lock_holds;
 mod log_limit;
 mod outbox;

@@ -121,6 +121,11 @@ impl Raw {
             .expect("the broker's socket takes our bytes");
     }
 
+    /// Like `send_bytes`, for a socket the broker may have closed.
+    pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// The next packet or the close, whichever comes first.
     pub async fn read(&mut self) -> Read {
         within("a packet or a close from the broker", self.read_unbounded()).await
