@@ -38,6 +38,10 @@ pub struct Config {
     /// beyond which a QoS 0 message is dropped and counted as above; one
     /// is always let through to an empty queue.
     pub outbound_bytes_max: usize,
+    /// The heap the broker may use, all clients together; 0 is half the
+    /// machine's memory (or its cgroup's). Over it, new QoS 1/2 messages
+    /// and new sessions are refused and QoS 0 is dropped.
+    pub memory_max_bytes: usize,
     /// Filters one client may hold; a SUBSCRIBE beyond it gets 0x80.
     pub subscriptions_per_client_max: usize,
     /// Levels in a topic name or filter (mosquitto refuses more than 200).
@@ -202,6 +206,7 @@ impl Default for Config {
             queued_bytes_max: 256 * 1024 * 1024,
             outbound_packets_max: 1000,
             outbound_bytes_max: 16 * 1024 * 1024,
+            memory_max_bytes: 0,
             subscriptions_per_client_max: 100_000,
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,

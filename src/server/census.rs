@@ -16,6 +16,9 @@ pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
     pub broker: BrokerStats,
+    /// Heap bytes allocated, where the binary counts them
+    /// (`Server::limit_memory`).
+    pub heap_bytes: Option<usize>,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
 }
@@ -42,6 +45,7 @@ pub(super) fn take(shared: &Shared) -> Census {
     Census {
         connections,
         broker,
+        heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         tasks: shared.registry.counts(),
     }
 }

@@ -6,6 +6,7 @@ mod connection;
 mod deadlines;
 mod lock_holds;
 mod log_limit;
+mod memory;
 mod outbox;
 mod registry;
 mod sys;
@@ -25,6 +26,8 @@ use crate::net::Listener;
 pub use census::Census;
 use lock_holds::LockHolds;
 use log_limit::LogLimit;
+pub use memory::MemoryGauge;
+use memory::MemoryLimit;
 use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
 
@@ -53,6 +56,8 @@ struct Shared {
     lost: Mutex<Vec<ConnId>>,
     lost_notify: tokio::sync::Notify,
     log_limit: LogLimit,
+    /// Set once, before the server runs, by a binary that counts its heap.
+    memory: std::sync::OnceLock<MemoryLimit>,
 }
 
 struct State {
@@ -93,6 +98,10 @@ impl Shared {
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
         state.broker.set_now(now);
+        if let Some(memory) = self.memory.get() {
+            let was_full = state.broker.memory_full();
+            state.broker.set_memory_full(memory.is_full(was_full));
+        }
         let result = work(&mut state);
         state.apply_effects(self.config.outbound_packets_max);
         let notices = state.broker.take_notices();
@@ -223,8 +232,21 @@ impl Server {
                 lost_notify: tokio::sync::Notify::new(),
                 log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
+                memory: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Applies `memory_max_bytes` to the heap `gauge` reads; without this
+    /// there is no global memory limit. Returns the limit, or `None` when
+    /// none is configured and the machine's memory cannot be read.
+    pub fn limit_memory(&self, gauge: MemoryGauge) -> Option<usize> {
+        let max = match self.shared.config.memory_max_bytes {
+            0 => memory::default_max()?,
+            max => max,
+        };
+        let _ = self.shared.memory.set(MemoryLimit { gauge, max });
+        Some(max)
     }
 
     pub fn census(&self) -> Census {
