@@ -211,6 +211,7 @@ impl Broker {
             // (up to the packet limit) for as long as the session lives.
             will: connect.will.map(|mut will| {
                 will.payload = bytes::Bytes::copy_from_slice(&will.payload);
+                will.properties.unshare();
                 Box::new(will)
             }),
             packet_size_max: connect

@@ -317,7 +317,6 @@ impl Broker {
                 .retain(|p| !matches!(p, Property::SubscriptionIdentifier(_)));
             publish
                 .properties
-                .0
                 .extend(subscription.id.map(Property::SubscriptionIdentifier));
             self.deliver(member, message);
         }
@@ -420,9 +419,7 @@ fn copy_for<'a>(
     }
     let granted = granted?;
     let mut properties = publish.properties.clone();
-    properties
-        .0
-        .extend(ids.into_iter().map(Property::SubscriptionIdentifier));
+    properties.extend(ids.into_iter().map(Property::SubscriptionIdentifier));
     Some(Publish {
         dup: false,
         qos: publish.qos.min(granted),

@@ -237,13 +237,17 @@ mod tests {
             }),
             _ => unreachable!(),
         };
-        let outbox = Outbox::with_bytes_max(100);
-        assert!(outbox.push(sized(500), 10), "one fits an empty queue");
+        let weight = |n: usize| match sized(n) {
+            Packet::Publish(p) => p.weight(),
+            _ => unreachable!(),
+        };
+        let outbox = Outbox::with_bytes_max(weight(60) + weight(30));
+        assert!(outbox.push(sized(5000), 10), "one fits an empty queue");
         assert!(!outbox.push(sized(1), 10), "then the queue is over");
         let mut into = VecDeque::new();
         outbox.drain(&mut into);
         assert!(outbox.push(sized(60), 10));
-        assert!(!outbox.push(sized(60), 10), "121 bytes would be over 100");
-        assert!(outbox.push(sized(30), 10));
+        assert!(!outbox.push(sized(60), 10), "two of 60 would be over");
+        assert!(outbox.push(sized(30), 10), "60 and 30 fit exactly");
     }
 }

@@ -151,3 +151,53 @@ async fn over_the_memory_limit_a_3_1_1_message_is_not_acknowledged() {
     })
     .await;
 }
+
+/// Row 5 of the robustness issue: a PUBLISH of a million small User
+/// Properties took fifteen times its size decoded, and that again for each
+/// session it was queued for. Kept as their wire bytes, shared by every
+/// copy, four such messages for four offline sessions fit in a limit that
+/// the old way overran by far (about 45 MB a message).
+#[tokio::test]
+async fn user_properties_cost_their_wire_bytes_once_however_many_sessions() {
+    use tern::codec::Property;
+    const SESSIONS: usize = 4;
+    const PROPERTIES: usize = 200_000;
+    let tern = Binary::start("memory_max_bytes = 33554432\nsys_interval_secs = 0").await;
+    let connects: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            let mut connect = raw::connect_packet(&format!("away-{i}"));
+            connect.clean_session = false;
+            connect
+        })
+        .collect();
+    for connect in &connects {
+        let (mut client, _) = Raw::connect(tern.addr, connect.clone()).await;
+        client
+            .send(&raw::subscribe(1, "props/#", QoS::AtLeastOnce))
+            .await;
+        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+        client.send(&raw::disconnect()).await;
+        client.expect_closed().await;
+    }
+    let (mut publisher, _) = Raw::connected_v5(tern.addr, "publisher", vec![]).await;
+    let props = vec![Property::UserProperty(String::new(), String::new()); PROPERTIES];
+    for id in 1..=4 {
+        let publish = raw::publish_with("props/x", QoS::AtLeastOnce, id, b"p", props.clone());
+        publisher.send(&publish).await;
+        assert_eq!(publisher.recv().await, raw::puback(id), "message {id}");
+    }
+    // Every session gets every message with every property, in 3.1.1
+    // without them: the count is checked through a 5.0 session's eyes.
+    let mut v5 = raw::connect_v5("away-0");
+    v5.clean_session = false;
+    v5.properties = vec![Property::SessionExpiryInterval(60)].into();
+    let (mut reader, connack) = Raw::connect(tern.addr, v5).await;
+    assert!(connack.session_present);
+    for _ in 0..4 {
+        let publish = reader.recv_publish().await;
+        assert_eq!(publish.properties.user_properties().count(), PROPERTIES);
+        reader
+            .send(&raw::puback(publish.packet_id.expect("QoS 1").get()))
+            .await;
+    }
+}

@@ -234,7 +234,7 @@ impl<'a> Session<'a> {
                 retain: *retain,
                 properties: match self.connection.will_delay {
                     0 => Properties::new(),
-                    delay => Properties(vec![Property::WillDelayInterval(delay)]),
+                    delay => Properties::from(vec![Property::WillDelayInterval(delay)]),
                 },
             });
         let mut properties = Properties::new();
