@@ -236,10 +236,7 @@ fn tern_config(addr: SocketAddr, limits: Limits) -> String {
             format!("queued_bytes_max = {ATTACK_QUEUED_BYTES}\n"),
             format!("packet_size_max_bytes = {ATTACK_PACKET_BYTES}\n"),
             format!("inflight_messages_max = {ATTACK_INFLIGHT}\n"),
-            // Waits for tern's `memory_max_bytes` (issue 12, being added on
-            // another branch): until src/config.rs has the key, it would
-            // refuse the whole file. Then this line is the whole change.
-            // format!("memory_max_bytes = {ATTACK_MEMORY_BYTES}\n"),
+            format!("memory_max_bytes = {ATTACK_MEMORY_BYTES}\n"),
         ]
         .concat(),
     }

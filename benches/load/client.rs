@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tern::codec::{
-    self, Connect, ConnectCode, DecodeOptions, Packet, PacketId, Properties, Property,
-    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
+    self, Connect, ConnectCode, DecodeOptions, Packet, PacketId, Property, ProtocolVersion,
+    Publish, QoS, Subscribe, SubscriptionOptions,
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -220,7 +220,7 @@ pub async fn connect_as(addr: SocketAddr, client_id: &str, hello: Hello) -> io::
         will: None,
         username: None,
         password: None,
-        properties: Properties(expiry.into_iter().collect()),
+        properties: expiry.into_iter().collect(),
     }));
     conn.send(&connect).await?;
     match timed(conn.reader.packet()).await? {
