@@ -250,7 +250,14 @@ impl Server {
     }
 
     pub fn census(&self) -> Census {
-        census::take(&self.shared)
+        census::take(&self.shared, false)
+    }
+
+    /// The census with its peaks: what the most loaded session and
+    /// connection hold. It walks them all under the lock, so it is for
+    /// tests and the simulation, not for a busy broker.
+    pub fn census_with_peaks(&self) -> Census {
+        census::take(&self.shared, true)
     }
 
     /// Checks the routing state's own consistency and every queue against
