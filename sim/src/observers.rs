@@ -74,6 +74,7 @@ fn client(name: String, start: Duration, connections: Vec<ConnectionPlan>) -> Cl
         twin: false,
         v5: false,
         session_expiry: 0,
+        adversary: false,
     }
 }
 
