@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
-use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy, Scenario};
+use crate::observers::connection;
+use crate::workload::{millis, qos, Action, ClientPlan, ConnectionPlan, End, Heavy, Scenario};
 
 /// Overlapping wildcard filters, the well-behaved clients' topics and
 /// their own; to these come exact ones until the client is over its limit.
@@ -41,18 +42,6 @@ const FILTERS: [&str; 16] = [
 /// Topics the retained flood spreads over: more than the scenario's store.
 const FLOOD_TOPICS: u32 = 60;
 
-fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
-    Duration::from_millis(rng.random_range(range))
-}
-
-fn qos(rng: &mut StdRng) -> QoS {
-    match rng.random_range(0..3) {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
-}
-
 pub fn generate(scenario: &Scenario, seed: u64) -> Vec<ClientPlan> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xad7e_75a4_ad7e_75a4);
     (0..scenario.adversaries)
@@ -64,20 +53,20 @@ fn adversary(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
     let active_ms = scenario.active.as_millis() as u64;
     let start = millis(rng, 0..active_ms / 4);
     let connections = (0..rng.random_range(1..=2))
-        .map(|_| ConnectionPlan {
-            gap: millis(rng, 0..2_000),
-            clean: true,
-            keep_alive: 10,
-            will: None,
-            receive_maximum: None,
-            will_delay: 0,
-            ack_delay: millis(rng, 0..100),
-            actions: actions(scenario, rng),
-            end: if rng.random_bool(0.5) {
+        .map(|_| {
+            let gap = millis(rng, 0..2_000);
+            let ack_delay = millis(rng, 0..100);
+            let actions = actions(scenario, rng);
+            let end = if rng.random_bool(0.5) {
                 End::Disconnect
             } else {
                 End::Drop
-            },
+            };
+            ConnectionPlan {
+                gap,
+                ack_delay,
+                ..connection(true, actions, end)
+            }
         })
         .collect();
     let name = format!("a{i}");

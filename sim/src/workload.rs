@@ -225,7 +225,7 @@ const FILTERS: [&str; 10] = [
     "t/a", "t/+", "t/#", "+/a", "u/#", "#", "t/+/x", "r/+", "r/1", "+/+/y",
 ];
 
-fn qos(rng: &mut StdRng) -> QoS {
+pub(crate) fn qos(rng: &mut StdRng) -> QoS {
     match rng.random_range(0..3) {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -237,7 +237,7 @@ fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
-fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
+pub(crate) fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
     Duration::from_millis(rng.random_range(range))
 }
 
