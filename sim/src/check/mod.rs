@@ -223,8 +223,11 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
             // An empty payload (a retained clear) names no publish.
             Duration::ZERO
         };
+        // A filter refused in its SUBACK (over a limit) covers nothing; one
+        // not yet acknowledged may cover up to the QoS asked for.
         let covered = model.subscriptions_of(conn.session).any(|s| {
             s.sent_at <= r.at
+                && (s.acked_at.is_none() || s.granted.is_some())
                 && model.filter_matches(&s.filter, &r.topic)
                 && s.end >= routed_from
                 && r.qos <= s.granted.unwrap_or(s.requested)
