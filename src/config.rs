@@ -151,11 +151,14 @@ pub enum PlantedBug {
     ResendWithoutDup,
     /// A silent client is closed after three times its keepalive, not 1.5.
     KeepAliveSlack,
+    /// A connection's outbound queue is made without its byte limit, as
+    /// `Outbox::default()` would make it: QoS 0 is shed by count alone.
+    OutboundWithoutByteLimit,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 15] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -171,6 +174,7 @@ impl PlantedBug {
         PlantedBug::ResubscribeKeepsGrant,
         PlantedBug::ResendWithoutDup,
         PlantedBug::KeepAliveSlack,
+        PlantedBug::OutboundWithoutByteLimit,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

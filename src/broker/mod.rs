@@ -180,6 +180,22 @@ pub struct BrokerStats {
     pub connects_refused_memory: u64,
 }
 
+/// The most that one client holds of what the per-client limits bound,
+/// each the largest over clients (`Server::census_with_peaks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peaks {
+    /// Bytes (`Publish::weight`) queued in one session, beside the
+    /// messages put back from its window on resumption: against
+    /// `queued_bytes_max`.
+    pub queued_bytes: usize,
+    /// Bytes of QoS 0 PUBLISHes waiting for one connection that holds two
+    /// or more (one alone goes into an empty queue whatever its size):
+    /// against `outbound_bytes_max`.
+    pub outbound_qos0_bytes: usize,
+    /// Filters one session holds: against `subscriptions_per_client_max`.
+    pub filters: usize,
+}
+
 /// What an accepted CONNECT settled for the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {

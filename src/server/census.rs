@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use super::Shared;
-use crate::broker::BrokerStats;
+use crate::broker::{BrokerStats, Peaks};
 
 /// The broker's own counts (`census.subscriptions`, `census.dropped`, ...
 /// through `Deref`), with what only the runtime knows beside them.
@@ -21,6 +21,10 @@ pub struct Census {
     pub heap_bytes: Option<usize>,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
+    /// The most one client holds of what the per-client limits bound:
+    /// taken only by `Server::census_with_peaks`, which walks every
+    /// session, queued message and connection under the lock.
+    pub peaks: Option<Peaks>,
 }
 
 impl Deref for Census {
@@ -37,15 +41,26 @@ impl Census {
     }
 }
 
-pub(super) fn take(shared: &Shared) -> Census {
-    let (connections, broker) = {
+/// The census; with `peaks`, the walk for them too.
+pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
+    let (connections, broker, peaks) = {
         let state = shared.state();
-        (state.links.len(), state.broker.stats())
+        let peaks = peaks.then(|| Peaks {
+            outbound_qos0_bytes: state
+                .links
+                .values()
+                .map(|outbox| outbox.shed_bytes_of_two_or_more())
+                .max()
+                .unwrap_or(0),
+            ..state.broker.peaks()
+        });
+        (state.links.len(), state.broker.stats(), peaks)
     };
     Census {
         connections,
         broker,
         heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         tasks: shared.registry.counts(),
+        peaks,
     }
 }

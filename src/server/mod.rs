@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, ConnId, Effect, Owing};
-use crate::config::Config;
+use crate::config::{planted, Config};
 use crate::net::Listener;
 pub use census::Census;
 use lock_holds::LockHolds;
@@ -250,7 +250,14 @@ impl Server {
     }
 
     pub fn census(&self) -> Census {
-        census::take(&self.shared)
+        census::take(&self.shared, false)
+    }
+
+    /// The census with its peaks: what the most loaded session and
+    /// connection hold. It walks them all under the lock, so it is for
+    /// tests and the simulation, not for a busy broker.
+    pub fn census_with_peaks(&self) -> Census {
+        census::take(&self.shared, true)
     }
 
     /// Checks the routing state's own consistency and every queue against
@@ -362,7 +369,11 @@ fn start_connection<S>(shared: &Arc<Shared>, stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let outbox = Arc::new(Outbox::with_bytes_max(shared.config.outbound_bytes_max));
+    let bytes_max = match planted!(shared.config, OutboundWithoutByteLimit) {
+        true => 0,
+        false => shared.config.outbound_bytes_max,
+    };
+    let outbox = Arc::new(Outbox::with_bytes_max(bytes_max));
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {
