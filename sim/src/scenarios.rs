@@ -102,8 +102,9 @@ pub fn adversary() -> Scenario {
     let mut scenario = roomy(Scenario::base("adversary", 40, secs(30)));
     scenario.adversaries = 4;
     let config = &mut scenario.config;
-    config.queued_bytes_max = 16 * 1024;
-    config.outbound_bytes_max = 8 * 1024;
+    // Each message counts about 200 bytes besides its own (`Publish::weight`).
+    config.queued_bytes_max = 64 * 1024;
+    config.outbound_bytes_max = 32 * 1024;
     config.packet_size_max_bytes = 4 * 1024;
     config.subscriptions_per_client_max = 20;
     config.retained_messages_max = 24;
