@@ -38,6 +38,14 @@ pub struct Config {
     /// beyond which a QoS 0 message is dropped and counted as above; one
     /// is always let through to an empty queue.
     pub outbound_bytes_max: usize,
+    /// mosquitto's password file (`user:$7$...` lines, as
+    /// `mosquitto_passwd` or `tern passwd` write them); a client with a
+    /// user name must give its password.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Whether a client without a user name (or, with no password file, any
+    /// client) may connect. Unset: only when every `listen` address is a
+    /// loopback one, as mosquitto 2 does.
+    pub allow_anonymous: Option<bool>,
     /// The heap the broker may use, all clients together; 0 is half the
     /// machine's memory (or its cgroup's). Over it, new QoS 1/2 messages
     /// and new sessions are refused and QoS 0 is dropped.
@@ -211,6 +219,8 @@ impl Default for Config {
             outbound_packets_max: 1000,
             outbound_bytes_max: 16 * 1024 * 1024,
             memory_max_bytes: 0,
+            password_file: None,
+            allow_anonymous: None,
             subscriptions_per_client_max: 100_000,
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,
@@ -317,6 +327,12 @@ impl Config {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
+    /// `allow_anonymous`, or its default for these listen addresses.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+            .unwrap_or_else(|| self.listen.iter().all(|a| a.ip().is_loopback()))
+    }
+
     pub fn packet_timeout(&self) -> Duration {
         Duration::from_millis(self.packet_timeout_ms)
     }
@@ -358,5 +374,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "inflight_messages_max must be at least 1");
+    }
+
+    #[test]
+    fn anonymous_clients_are_allowed_by_default_on_loopback_alone() {
+        let on = |addrs: &[&str]| Config {
+            listen: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            ..Config::default()
+        };
+        assert!(on(&["127.0.0.1:1883", "[::1]:1883"]).anonymous_allowed());
+        assert!(!on(&["127.0.0.1:1883", "0.0.0.0:1883"]).anonymous_allowed());
+        let told = Config {
+            allow_anonymous: Some(true),
+            ..on(&["0.0.0.0:1883"])
+        };
+        assert!(told.anonymous_allowed());
     }
 }

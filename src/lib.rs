@@ -15,6 +15,7 @@
 //! - [`net`]: the `Listener` trait the server is generic over.
 //! - [`config`]: every limit, with its default.
 
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+mod passwd;
 use tokio::net::TcpListener;
 
 /// An MQTT 3.1.1 and 5.0 broker.
@@ -19,6 +21,22 @@ struct Args {
     /// TOML file with limits; see README.md for every key and its default.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Adds a user to a password file (mosquitto's format), or changes
+    /// their password; creates the file if there is none.
+    Passwd {
+        file: PathBuf,
+        user: String,
+        /// Read the password from the first line of stdin instead of
+        /// asking for it twice on the terminal.
+        #[arg(long)]
+        stdin: bool,
+    },
 }
 
 /// Counts the heap in use, which `memory_max_bytes` limits; its own limit
@@ -29,6 +47,12 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 fn main() -> ExitCode {
     one_malloc_arena();
     let args = Args::parse();
+    if let Some(Command::Passwd { file, user, stdin }) = &args.command {
+        return match passwd::run(file, user, *stdin) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(message),
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -85,7 +109,7 @@ async fn serve(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         listeners.push(listener);
     }
-    let server = tern::Server::new(config);
+    let server = tern::Server::try_new(config)?;
     match server.limit_memory(|| ALLOCATOR.allocated()) {
         Some(max) => tracing::info!(memory_max_bytes = max, "memory limit"),
         None => tracing::warn!("the machine's memory is unknown: no memory limit"),

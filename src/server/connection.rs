@@ -259,6 +259,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Err(end);
             }
         };
+        if let Err(code) = self.shared.auth.check(&connect) {
+            let refusal = Packet::ConnAck(codec::ConnAck {
+                session_present: false,
+                code,
+                properties: Default::default(),
+            });
+            codec::encode(&refusal, self.link.version(), &mut self.wbuf);
+            self.flush().await?;
+            return Err(End::ConnectRefused);
+        }
         let conn = self.conn;
         let outbound_max = self.shared.config.outbound_packets_max;
         let accepted = self.shared.with_broker(|state| {

@@ -56,6 +56,8 @@ struct Shared {
     lost: Mutex<Vec<ConnId>>,
     lost_notify: tokio::sync::Notify,
     log_limit: LogLimit,
+    /// Who may connect, checked before the broker is asked.
+    auth: crate::auth::Auth,
     /// Set once, before the server runs, by a binary that counts its heap.
     memory: std::sync::OnceLock<MemoryLimit>,
 }
@@ -215,7 +217,27 @@ pub struct ShutdownReport {
 }
 
 impl Server {
+    /// A server of `config`, its password file read.
+    pub fn try_new(config: Config) -> Result<Server, String> {
+        let passwords = match &config.password_file {
+            Some(path) => Some(crate::auth::PasswordFile::load(path)?),
+            None => None,
+        };
+        let auth = crate::auth::Auth::new(passwords, config.anonymous_allowed());
+        Ok(Server::with_auth(config, auth))
+    }
+
+    /// A server of `config`.
+    ///
+    /// # Panics
+    ///
+    /// If `config` names a password file that cannot be read: use
+    /// `try_new` for a configuration from outside.
     pub fn new(config: Config) -> Server {
+        Server::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn with_auth(config: Config, auth: crate::auth::Auth) -> Server {
         Server {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -232,6 +254,7 @@ impl Server {
                 lost_notify: tokio::sync::Notify::new(),
                 log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
+                auth,
                 memory: std::sync::OnceLock::new(),
             }),
         }

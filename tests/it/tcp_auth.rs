@@ -1,0 +1,103 @@
+//! Passwords over real TCP: a password file in mosquitto's format, the
+//! same refusal for a wrong password and an unknown user, anonymous
+//! clients refused when the configuration says so, and `tern passwd`
+//! writing a file the broker (and mosquitto) reads.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use bytes::Bytes;
+use tern::codec::{Connect, ConnectCode};
+use tern::Config;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
+
+/// Written by mosquitto_passwd 2.0.11: `mosquitto_passwd -c -b f alice secret`.
+const MOSQUITTO_LINE: &str = "alice:$7$101$Bh2DrAPkFwY+BjcK$NyycJwiIzKtW/aCWLGfhCEiM/9lmfU301p2yW0r6gjcgdE2q1J8Hrti/vDE/RTgKPe50LDVg/yuggCnTMjYheA==\n";
+
+fn password_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("tern-it-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write the password file");
+    path
+}
+
+fn with_passwords(path: PathBuf, allow_anonymous: bool) -> Config {
+    Config {
+        password_file: Some(path),
+        allow_anonymous: Some(allow_anonymous),
+        ..config()
+    }
+}
+
+fn login(mut connect: Connect, user: &str, password: &str) -> Connect {
+    connect.username = Some(user.to_owned());
+    connect.password = Some(Bytes::copy_from_slice(password.as_bytes()));
+    connect
+}
+
+#[tokio::test]
+async fn a_mosquitto_password_file_lets_its_users_in_and_no_one_else() {
+    let path = password_file("mosquitto", MOSQUITTO_LINE);
+    let broker = TestBroker::start(with_passwords(path, true)).await;
+    let cases = [
+        ("alice", "secret", ConnectCode::Accepted),
+        ("alice", "Secret", ConnectCode::BadUsernameOrPassword),
+        ("mallory", "secret", ConnectCode::BadUsernameOrPassword),
+    ];
+    for (user, password, code) in cases {
+        for connect in [raw::connect_packet("c"), raw::connect_v5("c")] {
+            let version = connect.version;
+            let (_, connack) = Raw::connect(broker.addr, login(connect, user, password)).await;
+            assert_eq!(connack.code, code, "{user}/{password} in {version:?}");
+        }
+    }
+    // Allowed anonymous: a client without a user name is let in.
+    let (_, connack) = Raw::connect(broker.addr, raw::connect_packet("anon")).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_clients_are_refused_when_not_allowed() {
+    let path = password_file("closed", MOSQUITTO_LINE);
+    let broker = TestBroker::start(with_passwords(path, false)).await;
+    for connect in [raw::connect_packet("anon"), raw::connect_v5("anon")] {
+        let (mut client, connack) = Raw::connect(broker.addr, connect).await;
+        assert_eq!(connack.code, ConnectCode::NotAuthorized);
+        client.expect_closed().await;
+    }
+    broker.wait_connections(0).await;
+    assert_eq!(broker.census().sessions_connected, 0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn tern_passwd_writes_a_file_the_broker_reads() {
+    let path = password_file("written", "");
+    for (user, password) in [("bob", "hunter2"), ("carol", "pw"), ("bob", "changed")] {
+        let mut passwd = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["passwd", "--stdin"])
+            .arg(&path)
+            .arg(user)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run tern passwd");
+        use std::io::Write;
+        let mut stdin = passwd.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write the password");
+        drop(stdin);
+        assert!(passwd.wait().expect("tern passwd ends").success());
+    }
+    let broker = TestBroker::start(with_passwords(path, false)).await;
+    for (user, password, code) in [
+        ("bob", "changed", ConnectCode::Accepted),
+        ("bob", "hunter2", ConnectCode::BadUsernameOrPassword),
+        ("carol", "pw", ConnectCode::Accepted),
+    ] {
+        let connect = login(raw::connect_packet(user), user, password);
+        let (_, connack) = Raw::connect(broker.addr, connect).await;
+        assert_eq!(connack.code, code, "{user}/{password}");
+    }
+    broker.stop().await;
+}
