@@ -29,6 +29,16 @@ impl Broker {
             Err(code) => return self.refuse(conn, code),
         };
         let client_id = admitted.client_id;
+        if let Some(sid) = self.sessions.by_client(&client_id) {
+            // One user may not resume, take over or end another's session
+            // (and so fire its will) by reusing its client id.
+            if self.sessions.get(sid).owner() != connect.username.as_deref() {
+                self.notices.note(Notice::NotOwner {
+                    client_id: client_id.clone(),
+                });
+                return self.refuse(conn, ConnectCode::NotAuthorized);
+            }
+        }
         let resumes = !connect.clean_session && self.sessions.by_client(&client_id).is_some();
         if self.memory_full && !resumes {
             // A resumed session is let in: it takes its queue away. Refused
@@ -44,7 +54,8 @@ impl Broker {
             );
         }
         self.take_over(conn, &client_id, connect.clean_session);
-        let (sid, resumed) = match self.find_or_create(&client_id, v5) {
+        let owner = connect.username.as_deref();
+        let (sid, resumed) = match self.find_or_create(&client_id, owner, v5) {
             Ok(found) => found,
             Err(code) => return self.refuse(conn, code),
         };
@@ -158,6 +169,7 @@ impl Broker {
     fn find_or_create(
         &mut self,
         client_id: &str,
+        owner: Option<&str>,
         v5: bool,
     ) -> Result<(SessionId, bool), ConnectCode> {
         if let Some(sid) = self.sessions.by_client(client_id) {
@@ -174,7 +186,7 @@ impl Broker {
                 ConnectCode::ServerUnavailable
             });
         }
-        Ok((self.sessions.create(client_id), false))
+        Ok((self.sessions.create(client_id, owner), false))
     }
 
     /// Attaches `conn` to the session, with what its CONNECT settles.

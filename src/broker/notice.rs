@@ -48,6 +48,10 @@ pub enum Notice {
     PubRecForQos1 {
         packet_id: PacketId,
     },
+    /// A CONNECT for a session another user owns.
+    NotOwner {
+        client_id: String,
+    },
     /// Memory went over `memory_max_bytes`, or back under it.
     Memory {
         full: bool,
@@ -68,6 +72,7 @@ impl Notice {
             Notice::AckUnknown { .. } | Notice::PubRecUnknown { .. } => "unknown ack",
             Notice::PubRecForQos1 { .. } => "PUBREC for QoS 1",
             Notice::Memory { .. } => "memory limit",
+            Notice::NotOwner { .. } => "session of another user",
         }
     }
 
@@ -104,6 +109,10 @@ impl Notice {
             Notice::QueueFull { client_id, topic } => {
                 let (client_id, topic) = (Clipped(client_id), Clipped(topic.as_str()));
                 tracing::debug!(%client_id, %topic, "session queue full; message dropped");
+            }
+            Notice::NotOwner { client_id } => {
+                let client_id = Clipped(client_id);
+                tracing::info!(%client_id, "CONNECT refused: the session belongs to another user");
             }
             Notice::Memory { full: true } => tracing::warn!(
                 "memory over memory_max_bytes: refusing new QoS 1/2 messages and \

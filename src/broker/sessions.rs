@@ -19,6 +19,9 @@ pub const EXPIRY_NEVER: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct Session {
     client_id: String,
+    /// The user name of the CONNECT that created it: only a CONNECT with
+    /// the same one may resume it or take it over.
+    owner: Option<Box<str>>,
     /// The connection attached to it, if the client is online.
     conn: Option<ConnId>,
     /// When an offline session ends, if it ever does.
@@ -71,9 +74,10 @@ struct DelayedWill {
 impl Session {
     /// A session with no connection yet; `Broker::connect` attaches one and
     /// sets the fields its CONNECT decides.
-    fn new(client_id: String) -> Session {
+    fn new(client_id: String, owner: Option<&str>) -> Session {
         Session {
             client_id,
+            owner: owner.map(Box::from),
             conn: None,
             expires_at: None,
             delayed_will: None,
@@ -91,6 +95,10 @@ impl Session {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     pub fn conn(&self) -> Option<ConnId> {
@@ -202,11 +210,11 @@ impl Sessions {
         }
     }
 
-    pub fn create(&mut self, client_id: &str) -> SessionId {
+    pub fn create(&mut self, client_id: &str, owner: Option<&str>) -> SessionId {
         self.next_session += 1;
         let sid = SessionId(self.next_session);
         self.sessions
-            .insert(sid, Session::new(client_id.to_owned()));
+            .insert(sid, Session::new(client_id.to_owned(), owner));
         self.by_client.insert(client_id.to_owned(), sid);
         sid
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use bytes::Bytes;
-use tern::codec::{Connect, ConnectCode};
+use tern::codec::{Connect, ConnectCode, Packet, QoS};
 use tern::Config;
 
 use crate::common::raw::{self, Raw};
@@ -99,5 +99,45 @@ async fn tern_passwd_writes_a_file_the_broker_reads() {
         let (_, connack) = Raw::connect(broker.addr, connect).await;
         assert_eq!(connack.code, code, "{user}/{password}");
     }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_its_user() {
+    let mut passwords = tern::auth::PasswordFile::default();
+    passwords.set("alice", b"a");
+    passwords.set("eve", b"e");
+    let path = password_file("owners", &passwords.to_text());
+    let broker = TestBroker::start(with_passwords(path, false)).await;
+    let mut alices = raw::connect_packet("device-1");
+    alices.clean_session = false;
+    alices.will = Some(raw::will("wills/device-1", "gone", QoS::AtMostOnce, false));
+    let alices = login(alices, "alice", "a");
+    let (mut alice, connack) = Raw::connect(broker.addr, alices.clone()).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    let (mut watcher, _) =
+        Raw::connect(broker.addr, login(raw::connect_packet("w"), "eve", "e")).await;
+    watcher
+        .send(&raw::subscribe(1, "wills/#", QoS::AtMostOnce))
+        .await;
+    assert!(matches!(watcher.recv().await, Packet::SubAck(_)));
+
+    // Eve, with her own good password, tries alice's client id: to take
+    // the session over, and to end it with a clean session.
+    for clean in [false, true] {
+        let mut steal = login(raw::connect_packet("device-1"), "eve", "e");
+        steal.clean_session = clean;
+        let (_, connack) = Raw::connect(broker.addr, steal).await;
+        assert_eq!(connack.code, ConnectCode::NotAuthorized, "clean {clean}");
+    }
+    // Alice is still connected, and no will fired.
+    alice.send(&Packet::PingReq).await;
+    assert_eq!(alice.recv().await, Packet::PingResp);
+    watcher.expect_silence().await;
+    // Alice herself resumes it.
+    drop(alice);
+    let (_, connack) = Raw::connect(broker.addr, alices).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    assert!(connack.session_present);
     broker.stop().await;
 }
