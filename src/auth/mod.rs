@@ -3,14 +3,19 @@
 //! password hash takes CPU that must not be spent under the routing lock.
 
 mod password_file;
+mod throttle;
 
 pub use password_file::{PasswordFile, NEW_ITERATIONS};
 
+use std::net::IpAddr;
+
 use crate::codec::{Connect, ConnectCode};
+use throttle::Throttle;
 
 pub struct Auth {
     passwords: Option<PasswordFile>,
     allow_anonymous: bool,
+    throttle: Throttle,
 }
 
 impl Auth {
@@ -18,6 +23,7 @@ impl Auth {
         Auth {
             passwords,
             allow_anonymous,
+            throttle: Throttle::default(),
         }
     }
 
@@ -26,30 +32,34 @@ impl Auth {
         Auth::new(None, true)
     }
 
-    /// The refusal for `connect`, if any (one code, which the encoder writes
-    /// as 3.1.1's 4 and 5 or 5.0's 0x86 and 0x87). A wrong password and an
-    /// unknown user get the same answer in about the same time.
-    pub fn check(&self, connect: &Connect) -> Result<(), ConnectCode> {
-        let Some(user) = &connect.username else {
-            return if self.allow_anonymous {
-                Ok(())
-            } else {
-                Err(ConnectCode::NotAuthorized)
-            };
+    /// The refusal for `connect` from `ip`, if any (one code, which the
+    /// encoder writes as 3.1.1's 4 and 5 or 5.0's 0x86 and 0x87). A wrong
+    /// password and an unknown user get the same answer in about the same
+    /// time; an address that failed too often gets it without a check.
+    pub fn check(&self, connect: &Connect, ip: IpAddr) -> Result<(), ConnectCode> {
+        let refusal = match (&connect.username, &self.passwords) {
+            (Some(user), Some(passwords)) => {
+                if self.throttle.is_blocked(ip) {
+                    self.throttle.failed(ip, false);
+                    return Err(ConnectCode::BadUsernameOrPassword);
+                }
+                let password = connect.password.as_deref().unwrap_or_default();
+                if passwords.verify(user, password) {
+                    return Ok(());
+                }
+                self.throttle.failed(ip, true);
+                return Err(ConnectCode::BadUsernameOrPassword);
+            }
+            // Without a file to check against, a name alone is anonymous.
+            _ if self.allow_anonymous => return Ok(()),
+            _ => ConnectCode::NotAuthorized,
         };
-        let Some(passwords) = &self.passwords else {
-            // No file to check against: a name alone is anonymous.
-            return if self.allow_anonymous {
-                Ok(())
-            } else {
-                Err(ConnectCode::NotAuthorized)
-            };
-        };
-        let password = connect.password.as_deref().unwrap_or_default();
-        if passwords.verify(user, password) {
-            Ok(())
-        } else {
-            Err(ConnectCode::BadUsernameOrPassword)
-        }
+        self.throttle.failed(ip, false);
+        Err(refusal)
+    }
+
+    /// CONNECTs refused for their credentials since the start.
+    pub fn refused(&self) -> u64 {
+        self.throttle.refused()
     }
 }

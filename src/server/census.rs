@@ -16,6 +16,9 @@ pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
     pub broker: BrokerStats,
+    /// CONNECTs refused for their credentials (`password_file`,
+    /// `allow_anonymous`) since the start.
+    pub connects_refused_auth: u64,
     /// Heap bytes allocated, where the binary counts them
     /// (`Server::limit_memory`).
     pub heap_bytes: Option<usize>,
@@ -59,6 +62,7 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
     Census {
         connections,
         broker,
+        connects_refused_auth: shared.auth.refused(),
         heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         tasks: shared.registry.counts(),
         peaks,

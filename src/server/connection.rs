@@ -56,6 +56,7 @@ pub(super) async fn run<S>(
             dispatching: Vec::new(),
             link: Link::new(&shared.config),
             conn,
+            peer,
             outbox,
             shared,
         };
@@ -156,6 +157,7 @@ struct Connection<S> {
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     conn: ConnId,
+    peer: SocketAddr,
     outbox: Arc<Outbox>,
     shared: Arc<Shared>,
 }
@@ -259,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Err(end);
             }
         };
-        if let Err(code) = self.shared.auth.check(&connect) {
+        if let Err(code) = self.shared.auth.check(&connect, self.peer.ip()) {
             let refusal = Packet::ConnAck(codec::ConnAck {
                 session_present: false,
                 code,

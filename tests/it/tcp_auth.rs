@@ -141,3 +141,23 @@ async fn a_session_belongs_to_its_user() {
     assert!(connack.session_present);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_is_refused_without_a_check() {
+    let path = password_file("guessing", MOSQUITTO_LINE);
+    let broker = TestBroker::start(with_passwords(path, true)).await;
+    for guess in 0..10 {
+        let connect = login(raw::connect_packet("g"), "alice", &format!("guess-{guess}"));
+        let (_, connack) = Raw::connect(broker.addr, connect).await;
+        assert_eq!(connack.code, ConnectCode::BadUsernameOrPassword);
+    }
+    // The right password now gets the same refusal, for a minute.
+    let (_, connack) = Raw::connect(
+        broker.addr,
+        login(raw::connect_packet("g"), "alice", "secret"),
+    )
+    .await;
+    assert_eq!(connack.code, ConnectCode::BadUsernameOrPassword);
+    assert_eq!(broker.census().connects_refused_auth, 11);
+    broker.stop().await;
+}
