@@ -16,6 +16,9 @@ pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
     pub broker: BrokerStats,
+    /// Holds of the routing state's lock since the start: a batch whose
+    /// work is split between holds takes more of them.
+    pub lock_holds: u64,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
 }
@@ -35,13 +38,14 @@ impl Census {
 }
 
 pub(super) fn take(shared: &Shared) -> Census {
-    let (connections, broker) = {
+    let (connections, broker, lock_holds) = {
         let state = shared.state();
-        (state.links.len(), state.broker.stats())
+        (state.links.len(), state.broker.stats(), state.holds.count())
     };
     Census {
         connections,
         broker,
+        lock_holds,
         tasks: shared.registry.counts(),
     }
 }
