@@ -8,7 +8,7 @@
 # and the broker's RSS.
 import multiprocessing, os, socket, struct, subprocess, sys, tempfile, threading, time
 
-from mqtt_wire import connect, pkt, rss, s
+from mqtt_wire import Client, pkt, rss, s
 
 BIN, PORT = sys.argv[1], int(sys.argv[2])
 LEVELS = int(sys.argv[3]) if len(sys.argv) > 3 else 16
@@ -17,27 +17,6 @@ N = 1 << LEVELS
 TOPIC = '/'.join(f'l{i}' for i in range(LEVELS))
 WINDOW = 64  # the publisher's QoS 1 messages in flight: a batch's worth
 
-class C:
-    def __init__(self, cid):
-        self.sock = socket.create_connection(('127.0.0.1', PORT))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b''
-        self.sock.sendall(connect(cid))
-        assert self.read()[0] >> 4 == 2
-    def read(self, timeout=60):
-        self.sock.settimeout(timeout)
-        while True:
-            if len(self.buf) >= 2:
-                mult, i, n = 1, 1, 0
-                while i < len(self.buf):
-                    b = self.buf[i]; n += (b & 127) * mult; mult *= 128; i += 1
-                    if not b & 128:
-                        if len(self.buf) >= i + n:
-                            p = (self.buf[0], self.buf[i:i + n]); self.buf = self.buf[i + n:]; return p
-                        break
-            d = self.sock.recv(1 << 20)
-            if not d: raise EOFError
-            self.buf += d
 
 def publish1(topic, pid, payload=b'x'):
     return pkt(0x32, s(topic) + struct.pack('>H', pid) + payload)
@@ -58,7 +37,7 @@ time.sleep(0.5)
 stop = multiprocessing.Event()
 try:
     rss0 = rss(proc.pid)
-    wild = C('wild')
+    wild = Client(PORT, 'wild')
     t = time.time()
     names = list(filters())
     for pid, at in enumerate(range(0, N, 1024), 1):
@@ -68,7 +47,7 @@ try:
         assert wild.read()[0] >> 4 == 9
     print(f'{N} overlapping filters of {LEVELS} levels subscribed in {time.time()-t:.2f}s; '
           f'RSS {rss0} KB -> {rss(proc.pid)} KB')
-    pub = C('publisher')
+    pub = Client(PORT, 'publisher')
     # One at a time first: what one matching publish costs, nothing queued.
     k, t = 50, time.time()
     for i in range(k):
@@ -101,7 +80,7 @@ try:
                 send()
         except (EOFError, OSError):
             pass  # the broker stopped at the end of the run
-    canary = C('canary')
+    canary = Client(PORT, 'canary')
     canary.sock.sendall(pkt(0x82, struct.pack('>H', 1) + s('canary/t') + b'\1'))
     assert canary.read()[0] >> 4 == 9
     def round_trip(pid):
