@@ -71,13 +71,8 @@ const LEVEL_INLINE_BYTES: usize = 22;
 
 impl Level {
     fn new(level: &str) -> Level {
-        let mut bytes = [0; LEVEL_INLINE_BYTES];
-        match bytes.get_mut(..level.len()) {
-            Some(head) => {
-                head.copy_from_slice(level.as_bytes());
-                let len = u8::try_from(level.len()).expect("at most 22");
-                Level::Short { len, bytes }
-            }
+        match padded(level) {
+            Some((len, bytes)) => Level::Short { len, bytes },
             None => Level::Long(level.into()),
         }
     }
@@ -93,10 +88,50 @@ impl Level {
         self.as_bytes() == level.as_bytes()
     }
 
+    /// `is`, for the walk: a short level against a padded one is a few
+    /// words compared in place, where a call to `memcmp` cost each node
+    /// more instructions than the processor could run ahead of its misses.
+    fn fits(&self, probe: &Probe) -> bool {
+        match (self, &probe.padded) {
+            (Level::Short { len, bytes }, Some((probe_len, probe_bytes))) => {
+                len == probe_len && bytes == probe_bytes
+            }
+            (Level::Long(text), None) => **text == *probe.text,
+            _ => false,
+        }
+    }
+
     fn to_boxed(&self) -> Box<str> {
         std::str::from_utf8(self.as_bytes())
             .expect("made from a str")
             .into()
+    }
+}
+
+/// `level`'s length and bytes, padded with zeros, if it is short enough to
+/// be kept in place.
+fn padded(level: &str) -> Option<(u8, [u8; LEVEL_INLINE_BYTES])> {
+    let mut bytes = [0; LEVEL_INLINE_BYTES];
+    bytes
+        .get_mut(..level.len())?
+        .copy_from_slice(level.as_bytes());
+    let len = u8::try_from(level.len()).expect("at most 22");
+    Some((len, bytes))
+}
+
+/// A topic's level as the walk looks for it, padded once as a short
+/// `Level` is.
+struct Probe<'a> {
+    text: &'a str,
+    padded: Option<(u8, [u8; LEVEL_INLINE_BYTES])>,
+}
+
+impl Probe<'_> {
+    fn new(text: &str) -> Probe<'_> {
+        Probe {
+            text,
+            padded: padded(text),
+        }
     }
 }
 
@@ -166,11 +201,11 @@ impl<K, V> Children<K, V> {
         matches!(self, Children::None)
     }
 
-    fn get(&self, level: &str) -> Option<&Node<K, V>> {
+    fn get(&self, level: &Probe) -> Option<&Node<K, V>> {
         match self {
             Children::None => None,
-            Children::One(key, node) => key.is(level).then_some(&**node),
-            Children::Many(map) => map.get(level),
+            Children::One(key, node) => key.fits(level).then_some(&**node),
+            Children::Many(map) => map.get(level.text),
         }
     }
 
@@ -316,13 +351,14 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
         // [MQTT-4.7.2-1].
         let mut wildcards = !topic.is_dollar();
         for level in topic.levels() {
+            let level = Probe::new(level);
             for node in reached.drain(..) {
                 work += 1;
                 if wildcards {
                     work += node.rest.extend_into(out) as u64;
                     next.extend(node.plus.as_deref());
                 }
-                next.extend(node.children.get(level));
+                next.extend(node.children.get(&level));
             }
             std::mem::swap(&mut reached, &mut next);
             wildcards = true;

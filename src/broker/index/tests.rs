@@ -73,7 +73,7 @@ fn one_child_becomes_many_and_back_to_none() {
         SessionId(2),
         QoS::AtMostOnce,
     );
-    let a = index.root.children.get("a").unwrap();
+    let a = index.root.children.get(&Probe::new("a")).unwrap();
     assert!(matches!(a.children, Children::Many(_)));
     assert_eq!(sessions(&index, "a/b/c"), vec![1]);
     assert_eq!(sessions(&index, "a/x"), vec![2]);
@@ -144,4 +144,19 @@ fn long_levels_and_many_subscribers_come_and_go() {
     assert!(index.remove(&filter, SessionId(4)));
     assert!(index.remove(&TopicFilter::new("short/+").unwrap(), SessionId(2)));
     assert!(index.root.is_empty(), "pruned to nothing");
+}
+
+#[test]
+fn levels_either_side_of_the_inline_size_match_only_themselves() {
+    let short = "s".repeat(LEVEL_INLINE_BYTES);
+    let long = "s".repeat(LEVEL_INLINE_BYTES + 1);
+    let shorter = "s".repeat(LEVEL_INLINE_BYTES - 1);
+    // One filter each, so that the level is a lone child, kept as `Level`.
+    for (level, kind) in [(&short, "short"), (&long, "long")] {
+        let index = index(&[(&format!("{level}/a"), 1)]);
+        for topic in [&shorter, &short, &long] {
+            let expected = if topic == level { vec![1] } else { vec![] };
+            assert_eq!(sessions(&index, &format!("{topic}/a")), expected, "{kind}");
+        }
+    }
 }
