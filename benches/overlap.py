@@ -60,12 +60,11 @@ try:
     # so that the canary's timing does not wait for their turn at the GIL.
     acked, received = multiprocessing.Value('q', 0), multiprocessing.Value('q', 0)
     def drain():
-        wild.sock.settimeout(0.5)
         while not stop.is_set():
-            try: d = wild.sock.recv(1 << 20)
+            try: first, _ = wild.read(0.5)
             except socket.timeout: continue
-            if not d: return
-            received.value += d.count(TOPIC.encode())
+            except (EOFError, OSError): return
+            received.value += first >> 4 == 3
     def flood():
         pid = 0
         def send():
