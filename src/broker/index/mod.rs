@@ -135,12 +135,18 @@ impl Probe<'_> {
     }
 }
 
-/// Who subscribed with a filter: mostly one subscriber, kept in place.
+/// Who subscribed with a filter: mostly one subscriber, kept in place;
+/// more in a map boxed apart, so that a node costs 88 bytes, not 104 (a
+/// filter level, with its allocation, 99 bytes, where it was 132).
 #[derive(Debug)]
+#[expect(
+    clippy::box_collection,
+    reason = "a second allocation for the rare many, so that the usual one is small"
+)]
 enum Subscribers<K, V> {
     None,
     One(K, V),
-    Many(BTreeMap<K, V>),
+    Many(Box<BTreeMap<K, V>>),
 }
 
 impl<K: Ord + Copy, V: Copy> Subscribers<K, V> {
@@ -157,7 +163,7 @@ impl<K: Ord + Copy, V: Copy> Subscribers<K, V> {
                 return false;
             }
             Subscribers::One(k, v) => {
-                *self = Subscribers::Many(BTreeMap::from([(*k, *v), (key, value)]));
+                *self = Subscribers::Many(Box::new(BTreeMap::from([(*k, *v), (key, value)])));
             }
             Subscribers::Many(map) => return map.insert(key, value).is_none(),
         }
