@@ -38,6 +38,10 @@ pub struct Config {
     /// beyond which a QoS 0 message is dropped and counted as above; one
     /// is always let through to an empty queue.
     pub outbound_bytes_max: usize,
+    /// The heap the broker may use, all clients together; 0 is half the
+    /// machine's memory (or its cgroup's). Over it, new QoS 1/2 messages
+    /// and new sessions are refused and QoS 0 is dropped.
+    pub memory_max_bytes: usize,
     /// Filters one client may hold; a SUBSCRIBE beyond it gets 0x80.
     pub subscriptions_per_client_max: usize,
     /// Levels in a topic name or filter (mosquitto refuses more than 200).
@@ -46,6 +50,11 @@ pub struct Config {
     pub retained_messages_max: usize,
     /// A TCP connection that sends no CONNECT within this is closed.
     pub connect_timeout_ms: u64,
+    /// A packet begun must be whole within this, or its connection is
+    /// closed: a partial packet does not renew the keepalive, and without
+    /// this a client sending a byte now and then would hold its
+    /// connection and its buffer for ever.
+    pub packet_timeout_ms: u64,
     /// A 3.1.1 client asking for a longer keepalive, or for none (0), is
     /// refused with "identifier rejected", as mosquitto 2 does; 0 allows
     /// any keepalive, 0 included.
@@ -142,11 +151,14 @@ pub enum PlantedBug {
     ResendWithoutDup,
     /// A silent client is closed after three times its keepalive, not 1.5.
     KeepAliveSlack,
+    /// A connection's outbound queue is made without its byte limit, as
+    /// `Outbox::default()` would make it: QoS 0 is shed by count alone.
+    OutboundWithoutByteLimit,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 15] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -162,6 +174,7 @@ impl PlantedBug {
         PlantedBug::ResubscribeKeepsGrant,
         PlantedBug::ResendWithoutDup,
         PlantedBug::KeepAliveSlack,
+        PlantedBug::OutboundWithoutByteLimit,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
@@ -197,10 +210,12 @@ impl Default for Config {
             queued_bytes_max: 256 * 1024 * 1024,
             outbound_packets_max: 1000,
             outbound_bytes_max: 16 * 1024 * 1024,
+            memory_max_bytes: 0,
             subscriptions_per_client_max: 100_000,
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,
             connect_timeout_ms: 10_000,
+            packet_timeout_ms: 60_000,
             keep_alive_max_secs: u16::MAX,
             sys_interval_secs: 10,
             session_expiry_max_secs: u32::MAX,
@@ -275,6 +290,7 @@ impl Config {
             ("outbound_packets_max", self.outbound_packets_max),
             ("topic_levels_max", self.topic_levels_max),
             ("connect_timeout_ms", self.connect_timeout_ms as usize),
+            ("packet_timeout_ms", self.packet_timeout_ms as usize),
             ("receive_maximum", usize::from(self.receive_maximum)),
         ];
         for (name, value) in must_be_positive {
@@ -299,6 +315,10 @@ impl Config {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn packet_timeout(&self) -> Duration {
+        Duration::from_millis(self.packet_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -21,6 +21,11 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// Counts the heap in use, which `memory_max_bytes` limits; its own limit
+/// stays off, since refusing an allocation would abort the process.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 fn main() -> ExitCode {
     one_malloc_arena();
     let args = Args::parse();
@@ -81,6 +86,10 @@ async fn serve(args: Args) -> Result<(), String> {
         listeners.push(listener);
     }
     let server = tern::Server::new(config);
+    match server.limit_memory(|| ALLOCATOR.allocated()) {
+        Some(max) => tracing::info!(memory_max_bytes = max, "memory limit"),
+        None => tracing::warn!("the machine's memory is unknown: no memory limit"),
+    }
     let report = server.run(listeners, stop_signal()).await;
     if report.lingering.is_empty() {
         Ok(())

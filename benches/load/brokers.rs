@@ -6,7 +6,7 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Which broker; the table has one column per kind.
@@ -45,6 +45,31 @@ fn mosquitto_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Which limits a broker runs with, the same for both kinds where both
+/// have the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// Raised so that the closed-loop load scenarios never hit one: every
+    /// loss is then the broker's, not a limit's.
+    Raised,
+    /// The attack scenarios': what an operator would set against a hostile
+    /// client, alike for both brokers ([`ATTACK_MEMORY_BYTES`] and the rest).
+    Attack,
+}
+
+/// The attack limits. A memory bound for the whole broker (mosquitto's
+/// `memory_limit`; tern's `memory_max_bytes`, see [`tern_config`]).
+pub const ATTACK_MEMORY_BYTES: u64 = 1 << 30;
+/// Bytes queued for one session (`max_queued_bytes`, `queued_bytes_max`).
+pub const ATTACK_QUEUED_BYTES: u64 = 64 << 20;
+/// Messages queued for one session (`max_queued_messages`), both defaults.
+pub const ATTACK_QUEUED_MESSAGES: u64 = 1000;
+/// The largest packet (`max_packet_size`, `packet_size_max_bytes`): tern's
+/// default, and a size mosquitto's users choose.
+pub const ATTACK_PACKET_BYTES: u64 = 16 << 20;
+/// Unacknowledged QoS 1/2 messages to one client, both defaults.
+pub const ATTACK_INFLIGHT: u64 = 20;
+
 /// A running broker. Dropping it kills the process, so that a panicking
 /// scenario never leaves a broker behind.
 pub struct Broker {
@@ -58,7 +83,7 @@ impl Broker {
     /// Starts a fresh broker of `kind` with limits raised so that nothing is
     /// dropped, and waits until it accepts connections. Every run gets its
     /// own process, so memory and descriptor baselines are clean.
-    pub fn start(kind: Kind, dir: &Path) -> Broker {
+    pub fn start(kind: Kind, dir: &Path, limits: Limits) -> Broker {
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = dir.join(format!("{}-{port}.log", kind.name()));
@@ -66,7 +91,7 @@ impl Broker {
         let mut command = match kind {
             Kind::Tern => {
                 let config = dir.join(format!("tern-{port}.toml"));
-                fs::write(&config, tern_config(addr)).expect("write tern config");
+                fs::write(&config, tern_config(addr, limits)).expect("write tern config");
                 let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
                 command.arg("--config").arg(config);
                 // Per-connection info lines would cost the broker time that
@@ -77,7 +102,7 @@ impl Broker {
             }
             Kind::Mosquitto => {
                 let config = dir.join(format!("mosquitto-{port}.conf"));
-                fs::write(&config, mosquitto_config(port)).expect("write mosquitto config");
+                fs::write(&config, mosquitto_config(port, limits)).expect("write mosquitto config");
                 let mut command = Command::new(mosquitto_path().expect("mosquitto"));
                 command.arg("-c").arg(config);
                 command
@@ -126,8 +151,10 @@ impl Broker {
     }
 
     /// Stops the broker as an operator would (SIGTERM), so that it logs
-    /// what it logs at shutdown, and returns its log.
-    pub fn stop(mut self) -> String {
+    /// what it logs at shutdown, and returns its log and, if it had already
+    /// ended by itself (a crash), how.
+    pub fn stop(mut self) -> (String, Option<ExitStatus>) {
+        let ended = self.child.try_wait().ok().flatten();
         // SAFETY: kill only sends a signal to our own child.
         unsafe {
             libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
@@ -136,7 +163,7 @@ impl Broker {
         while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        fs::read_to_string(&self.log).unwrap_or_default()
+        (fs::read_to_string(&self.log).unwrap_or_default(), ended)
     }
 
     pub fn pid(&self) -> u32 {
@@ -160,12 +187,7 @@ impl Broker {
 
     /// Resident memory in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        rss_kib_of(self.pid()).unwrap_or(0)
     }
 
     /// Open file descriptors.
@@ -181,36 +203,70 @@ impl Drop for Broker {
     }
 }
 
+/// Resident memory in KiB (VmRSS) of process `pid`; `None` once it is gone.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
 /// A port the kernel just handed out and we let go; a broker binds it next.
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
 
-fn tern_config(addr: SocketAddr) -> String {
-    // Queues large enough that the closed-loop windows never fill them:
-    // every loss would then be the broker's, not a limit's.
-    format!(
-        "listen = [\"{addr}\"]\n\
-         queued_messages_max = 1000000\n\
-         outbound_packets_max = 1000000\n\
-         sys_interval_secs = 0\n\
-         connect_timeout_ms = 60000\n"
-    )
+fn tern_config(addr: SocketAddr, limits: Limits) -> String {
+    let listen = format!("listen = [\"{addr}\"]\nsys_interval_secs = 0\n");
+    match limits {
+        // Queues large enough that the closed-loop windows never fill them:
+        // every loss would then be the broker's, not a limit's.
+        Limits::Raised => format!(
+            "{listen}\
+             queued_messages_max = 1000000\n\
+             outbound_packets_max = 1000000\n\
+             connect_timeout_ms = 60000\n"
+        ),
+        // Every other key at its default, as an operator would leave it.
+        Limits::Attack => [
+            listen,
+            format!("queued_messages_max = {ATTACK_QUEUED_MESSAGES}\n"),
+            format!("queued_bytes_max = {ATTACK_QUEUED_BYTES}\n"),
+            format!("packet_size_max_bytes = {ATTACK_PACKET_BYTES}\n"),
+            format!("inflight_messages_max = {ATTACK_INFLIGHT}\n"),
+            format!("memory_max_bytes = {ATTACK_MEMORY_BYTES}\n"),
+        ]
+        .concat(),
+    }
 }
 
-fn mosquitto_config(port: u16) -> String {
-    format!(
+fn mosquitto_config(port: u16, limits: Limits) -> String {
+    let common = format!(
         "listener {port} 127.0.0.1\n\
          allow_anonymous true\n\
-         max_queued_messages 1000000\n\
          persistence false\n\
-         max_inflight_messages 20\n\
          set_tcp_nodelay true\n\
          log_dest stderr\n\
          log_type error\n\
          log_type warning\n"
-    )
+    );
+    match limits {
+        Limits::Raised => format!(
+            "{common}\
+             max_queued_messages 1000000\n\
+             max_inflight_messages 20\n"
+        ),
+        Limits::Attack => format!(
+            "{common}\
+             memory_limit {ATTACK_MEMORY_BYTES}\n\
+             max_queued_messages {ATTACK_QUEUED_MESSAGES}\n\
+             max_queued_bytes {ATTACK_QUEUED_BYTES}\n\
+             max_packet_size {ATTACK_PACKET_BYTES}\n\
+             max_inflight_messages {ATTACK_INFLIGHT}\n"
+        ),
+    }
 }
 
 /// Lets this process and the brokers it starts (which inherit it) open as

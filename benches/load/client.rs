@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tern::codec::{
-    self, Connect, ConnectCode, DecodeOptions, Packet, PacketId, ProtocolVersion, Publish, QoS,
-    Subscribe, SubscriptionOptions,
+    self, Connect, ConnectCode, DecodeOptions, Packet, PacketId, Property, ProtocolVersion,
+    Publish, QoS, Subscribe, SubscriptionOptions,
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,12 +36,23 @@ pub struct Conn {
 pub struct Reader {
     half: OwnedReadHalf,
     buf: BytesMut,
+    /// The protocol both halves speak, from the CONNECT.
+    version: ProtocolVersion,
 }
 
 impl Reader {
+    /// The protocol of the connection, for encoding on its write half.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
     /// The next packet already buffered, if a whole one is.
     pub fn buffered(&mut self) -> io::Result<Option<Packet>> {
-        codec::decode(&mut self.buf, &DecodeOptions::default())
+        let options = DecodeOptions {
+            version: self.version,
+            ..DecodeOptions::default()
+        };
+        codec::decode(&mut self.buf, &options)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
@@ -151,30 +162,65 @@ fn parse_publish(buf: &[u8]) -> Parsed {
     Parsed::Publish(Incoming::Publish { packet_id, stamp }, at + len)
 }
 
-/// Connects with a clean session and no keepalive (idle connections must
-/// stay up without pings), and waits for an accepting CONNACK.
+/// What a CONNECT asks for. The default is the load clients': 3.1.1, a
+/// clean session, and a keepalive longer than any run (idle connections
+/// must stay up without pings; tern refuses 0, none, by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Hello {
+    pub version: ProtocolVersion,
+    pub clean: bool,
+    pub keep_alive: u16,
+    /// 5.0's Session Expiry Interval, when there is one.
+    pub session_expiry_secs: Option<u32>,
+}
+
+impl Default for Hello {
+    fn default() -> Hello {
+        Hello {
+            version: ProtocolVersion::V311,
+            clean: true,
+            keep_alive: 600,
+            session_expiry_secs: None,
+        }
+    }
+}
+
+/// Connects as [`Hello::default`] says and waits for an accepting CONNACK.
 pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
+    connect_as(addr, client_id, Hello::default()).await
+}
+
+/// A TCP connection to the broker with nothing sent on it yet.
+pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> io::Result<Conn> {
     let stream = timed(TcpStream::connect(addr)).await?;
     // Our writes are already batched; Nagle would only add latency.
     stream.set_nodelay(true)?;
     let (half, writer) = stream.into_split();
-    let mut conn = Conn {
+    Ok(Conn {
         reader: Reader {
             half,
             buf: BytesMut::new(),
+            version,
         },
         writer,
-    };
+    })
+}
+
+/// Connects as `hello` says and waits for an accepting CONNACK.
+pub async fn connect_as(addr: SocketAddr, client_id: &str, hello: Hello) -> io::Result<Conn> {
+    let mut conn = open(addr, hello.version).await?;
+    let expiry = hello
+        .session_expiry_secs
+        .map(Property::SessionExpiryInterval);
     let connect = Packet::Connect(Box::new(Connect {
-        version: ProtocolVersion::V311,
-        clean_session: true,
-        // Longer than any run; tern refuses 0 (none) by default.
-        keep_alive: 600,
+        version: hello.version,
+        clean_session: hello.clean,
+        keep_alive: hello.keep_alive,
         client_id: client_id.to_owned(),
         will: None,
         username: None,
         password: None,
-        properties: Default::default(),
+        properties: expiry.into_iter().collect(),
     }));
     conn.send(&connect).await?;
     match timed(conn.reader.packet()).await? {
@@ -186,7 +232,7 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
 impl Conn {
     pub async fn send(&mut self, packet: &Packet) -> io::Result<()> {
         let mut buf = BytesMut::new();
-        codec::encode(packet, ProtocolVersion::V311, &mut buf);
+        codec::encode(packet, self.reader.version, &mut buf);
         self.writer.write_all(&buf).await
     }
 

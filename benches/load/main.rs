@@ -104,9 +104,17 @@ fn main() {
             // A B A B: each broker runs while the machine is in about the
             // state the other one saw.
             for &kind in &kinds {
-                let broker = Broker::start(kind, &dir);
+                let broker = Broker::start(kind, &dir, scenario.limits());
                 let mut outcome = scenario.run(&runtime, &broker, &args.settings);
-                outcome.lock_holds(&broker.stop());
+                let (log, ended) = broker.stop();
+                outcome.lock_holds(&log);
+                if let Some(status) = ended {
+                    let last = log.lines().last().unwrap_or("(empty)");
+                    outcome.notes.push(format!(
+                        "{} ended before the run did: {status}; its log's last line: {last}",
+                        kind.name()
+                    ));
+                }
                 eprintln!(
                     "{:<22} round {round} {:<9} {}",
                     scenario.name(),
@@ -151,6 +159,7 @@ fn summary(outcome: &Outcome) -> String {
         "lost/dup/reord={}/{}/{}",
         outcome.lost, outcome.duplicates, outcome.reordered
     ));
+    parts.extend(outcome.notes.iter().map(|note| format!("[{note}]")));
     parts.join(" ")
 }
 
@@ -222,6 +231,25 @@ fn print_table(
             print!(" {:>14}", integrity(mosq));
         }
         println!();
+    }
+    print_notes(results);
+}
+
+/// What the numbers do not say, per scenario, broker and round.
+fn print_notes(results: &[(Scenario, BTreeMap<&str, Vec<Outcome>>)]) {
+    let mut header = false;
+    for (scenario, by_kind) in results {
+        for (kind, outcomes) in by_kind {
+            for (round, outcome) in outcomes.iter().enumerate() {
+                for note in &outcome.notes {
+                    if !std::mem::replace(&mut header, true) {
+                        println!("\nnotes:");
+                    }
+                    let name = scenario.name();
+                    println!("{name:<22} {kind:<9} round {}: {note}", round + 1);
+                }
+            }
+        }
     }
 }
 

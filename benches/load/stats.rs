@@ -112,6 +112,9 @@ pub struct Outcome {
     pub lost: u64,
     pub duplicates: u64,
     pub reordered: u64,
+    /// What happened that a number does not say (a connection the broker
+    /// closed, a broker that died), printed under the table.
+    pub notes: Vec<String>,
 }
 
 impl Outcome {

@@ -64,6 +64,9 @@ pub enum Event {
         expiry: u32,
         /// Seconds; the broker closes it 1.5 times this after its last packet.
         keep_alive: u16,
+        /// A hostile client (`sim/src/adversary.rs`): no delivery to it is
+        /// owed, since its queues are over their limits by design.
+        adversary: bool,
     },
     /// CONNACK accepted. `conn` counts the client's connections from 1.
     Connected {

@@ -9,6 +9,7 @@
 //! - [`workload`]: scenarios and the plans drawn from a seed.
 //! - [`observers`]: long-lived clients, whom the delivery checks hold to
 //!   account.
+//! - [`adversary`]: hostile clients, who push the broker's limits.
 //! - [`client`]: the simulated client, a turmoil host speaking MQTT.
 //! - [`history`]: what the clients did and saw, in simulated time.
 //! - [`run`]: one run: hosts, faults, the end-of-run census and shutdown.
@@ -17,6 +18,7 @@
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
 
+pub mod adversary;
 pub mod check;
 pub mod client;
 pub mod history;

@@ -151,6 +151,7 @@ fn scenario_names() -> clap::builder::PossibleValuesParser {
 fn seeds_per_second_per_thread(scenario: &str) -> f64 {
     let both_cores = match scenario {
         "churn" => 3.9,
+        "adversary" => 9.0,
         "silent_death" => 18.0,
         "slow_subscriber" => 11.0,
         "takeover" => 19.0,

@@ -50,7 +50,11 @@ fn qos12(rng: &mut StdRng) -> QoS {
     }
 }
 
-fn connection(clean: bool, actions: Vec<(Duration, Action)>, end: End) -> ConnectionPlan {
+pub(crate) fn connection(
+    clean: bool,
+    actions: Vec<(Duration, Action)>,
+    end: End,
+) -> ConnectionPlan {
     ConnectionPlan {
         gap: Duration::ZERO,
         clean,
@@ -74,6 +78,7 @@ fn client(name: String, start: Duration, connections: Vec<ConnectionPlan>) -> Cl
         twin: false,
         v5: false,
         session_expiry: 0,
+        adversary: false,
     }
 }
 

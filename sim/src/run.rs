@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tern::{Server, ShutdownReport};
 
-use crate::check;
+use crate::check::{self, BoundsWatch};
 use crate::client::{self, ClientState, BROKER_PORT};
 use crate::history::{Ending, Event, History};
 pub use crate::outcome::Outcome;
@@ -83,6 +83,7 @@ pub fn run_plan(
     let mut releases: Vec<(Duration, String)> = Vec::new();
     let end = scenario.active + scenario.quiet;
     let mut steps = 0u64;
+    let mut bounds = BoundsWatch::default();
     while sim.elapsed() < end {
         let now = sim.elapsed();
         while let Some((_, mut fault)) = faults.next_if(|(at, _)| *at <= now) {
@@ -108,6 +109,8 @@ pub fn run_plan(
                 server
                     .check()
                     .map_err(|e| fail(vec![format!("broker state at {now:?}: {e}")]))?;
+                let census = server.census_with_peaks();
+                bounds.check(&scenario.config, &census, now, seed);
             }
         }
     }
@@ -116,7 +119,8 @@ pub fn run_plan(
         .server
         .clone()
         .expect("the broker host started");
-    let idle = server.census();
+    let idle = server.census_with_peaks();
+    bounds.check(&scenario.config, &idle, sim.elapsed(), seed);
     server.stop();
     for _ in 0..10_000 {
         if slot.borrow().shutdown.is_some() {
@@ -134,7 +138,8 @@ pub fn run_plan(
         shutdown,
         steps,
     };
-    let problems = check::all(scenario, &outcome);
+    let mut problems = bounds.problems();
+    problems.extend(check::all(scenario, &outcome));
     if let Some(path) = std::env::var_os("SIM_HISTORY") {
         // For a replay: the whole history, one event a line.
         let text: String = outcome

@@ -93,6 +93,27 @@ pub fn mqtt5() -> Scenario {
     }
 }
 
+/// Hostile clients (`sim/src/adversary.rs`) beside a mix of everything,
+/// with limits small enough that they reach every one: their queues are
+/// shed and dropped, their filters and retained topics refused, their
+/// largest packets refused; the others lose nothing (queues by count are
+/// roomy, and their messages are far smaller than the byte limits).
+pub fn adversary() -> Scenario {
+    let mut scenario = roomy(Scenario::base("adversary", 40, secs(30)));
+    scenario.adversaries = 4;
+    let config = &mut scenario.config;
+    // Each message counts about 200 bytes besides its own (`Publish::weight`).
+    config.queued_bytes_max = 64 * 1024;
+    config.outbound_bytes_max = 32 * 1024;
+    config.packet_size_max_bytes = 4 * 1024;
+    config.subscriptions_per_client_max = 20;
+    config.retained_messages_max = 24;
+    config.sessions_max = 1_000;
+    // Their large traffic is on `$adv/` topics, out of `#`'s reach.
+    config.dollar_topics_from_clients = true;
+    scenario
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -102,6 +123,7 @@ pub fn all() -> Vec<Scenario> {
         takeover(),
         broker_bounce(),
         retained_and_wills(),
+        adversary(),
     ]
 }
 

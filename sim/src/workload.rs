@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Long-lived clients of the other kinds: returning persistent sessions,
     /// late subscribers, shared-group members.
     pub long_lived: LongLived,
+    /// Hostile clients (`sim/src/adversary.rs`): they subscribe heavily,
+    /// flood retained messages, stop reading and send huge properties.
+    pub adversaries: usize,
     pub publishes_per_connection: std::ops::Range<usize>,
     /// MQTT 5.0: the share of clients that speak it, and the chances of the
     /// features its invariants watch.
@@ -103,6 +106,7 @@ impl Scenario {
             holds: 0,
             observers: 3,
             long_lived: LongLived::default(),
+            adversaries: 0,
             publishes_per_connection: 0..8,
             v5: V5Mix::some(),
             config: tern::Config {
@@ -133,6 +137,9 @@ pub struct ClientPlan {
     /// The Session Expiry Interval a 5.0 client asks for on every
     /// connection: 0 if it is clean, else seconds.
     pub session_expiry: u32,
+    /// Hostile: the broker may drop what is for it (its queues are over
+    /// their limits by design), so no delivery to it is owed.
+    pub adversary: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +163,8 @@ pub struct ConnectionPlan {
 #[derive(Debug, Clone)]
 pub enum Action {
     Subscribe(String, QoS),
+    /// One SUBSCRIBE with many filters.
+    SubscribeMany(Vec<(String, QoS)>),
     Unsubscribe(String),
     Publish {
         topic: String,
@@ -164,9 +173,19 @@ pub enum Action {
         empty: bool,
         /// Message Expiry Interval in seconds (5.0 only).
         expiry: Option<u32>,
+        /// User Properties that make it large (5.0 only).
+        heavy: Option<Heavy>,
     },
     /// Stop reading for a while: a slow subscriber.
     StopReading(Duration),
+}
+
+/// User Properties that make a PUBLISH large: `count` of them, `bytes`
+/// long encoded (near enough: values are cut to share it evenly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heavy {
+    pub count: usize,
+    pub bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +225,7 @@ const FILTERS: [&str; 10] = [
     "t/a", "t/+", "t/#", "+/a", "u/#", "#", "t/+/x", "r/+", "r/1", "+/+/y",
 ];
 
-fn qos(rng: &mut StdRng) -> QoS {
+pub(crate) fn qos(rng: &mut StdRng) -> QoS {
     match rng.random_range(0..3) {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -218,7 +237,7 @@ fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
-fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
+pub(crate) fn millis(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
     Duration::from_millis(rng.random_range(range))
 }
 
@@ -276,6 +295,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     // After every draw of the generators above, so that the plans they
     // made do not change with these.
     clients.extend(crate::observers::generate(scenario, seed));
+    clients.extend(crate::adversary::generate(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }
@@ -312,6 +332,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         twin: false,
         v5: false,
         session_expiry: 0,
+        adversary: false,
     }
 }
 
@@ -407,6 +428,7 @@ fn churner(
         twin: false,
         v5: false,
         session_expiry: 0,
+        adversary: false,
     }
 }
 
@@ -472,6 +494,7 @@ fn actions(scenario: &Scenario, rng: &mut StdRng) -> (Vec<(Duration, Action)>, D
             retain,
             empty,
             expiry: None,
+            heavy: None,
         };
         push(millis(rng, 0..500), action, &mut actions);
     }

@@ -270,9 +270,7 @@ impl Broker {
 /// retained, at the lesser QoS, with the subscription's identifier.
 fn retained_message(topic: TopicName, retained: &Retained, subscription: Subscription) -> Message {
     let mut properties = retained.properties.clone();
-    properties
-        .0
-        .extend(subscription.id.map(Property::SubscriptionIdentifier));
+    properties.extend(subscription.id.map(Property::SubscriptionIdentifier));
     Message {
         publish: Publish {
             dup: false,

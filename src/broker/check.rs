@@ -3,8 +3,9 @@
 //! over a limit. It only reads; a failure is a bug somewhere else.
 
 use super::backlog::SENT_LIVE_MAX;
+use super::outbox::Message;
 use super::sessions::Session;
-use super::Broker;
+use super::{Broker, Peaks};
 
 impl Broker {
     /// Checks that the counts agree with the sessions and that no session is
@@ -63,6 +64,31 @@ impl Broker {
             ));
         }
         self.sessions.check_sizes()
+    }
+}
+
+impl Broker {
+    /// The most one session holds of what a client can fill, measured
+    /// message by message rather than read from the counters the limits
+    /// are enforced with, so that a counter that undercounts is seen. It
+    /// walks every session and queued message: for tests and the
+    /// simulation, never for `$SYS`.
+    /// The runtime fills in `outbound_qos0_bytes`.
+    pub fn peaks(&self) -> Peaks {
+        let mut peaks = Peaks::default();
+        for (_, session) in self.sessions.iter() {
+            // Messages put back from the window on resumption were let
+            // into the window, not the queue: its limit is not theirs.
+            let bytes: usize = session
+                .outbox
+                .pending()
+                .filter(|m| m.resend_id.is_none())
+                .map(|m: &Message| m.publish.weight())
+                .sum();
+            peaks.queued_bytes = peaks.queued_bytes.max(bytes);
+            peaks.filters = peaks.filters.max(session.subscriptions.len());
+        }
+        peaks
     }
 }
 

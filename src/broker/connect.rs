@@ -29,6 +29,20 @@ impl Broker {
             Err(code) => return self.refuse(conn, code),
         };
         let client_id = admitted.client_id;
+        let resumes = !connect.clean_session && self.sessions.by_client(&client_id).is_some();
+        if self.memory_full && !resumes {
+            // A resumed session is let in: it takes its queue away. Refused
+            // before the takeover, so that an existing session is kept.
+            self.connects_refused_memory += 1;
+            return self.refuse(
+                conn,
+                if v5 {
+                    ConnectCode::QuotaExceeded
+                } else {
+                    ConnectCode::ServerUnavailable
+                },
+            );
+        }
         self.take_over(conn, &client_id, connect.clean_session);
         let (sid, resumed) = match self.find_or_create(&client_id, v5) {
             Ok(found) => found,
@@ -197,6 +211,7 @@ impl Broker {
             // (up to the packet limit) for as long as the session lives.
             will: connect.will.map(|mut will| {
                 will.payload = bytes::Bytes::copy_from_slice(&will.payload);
+                will.properties.unshare();
                 Box::new(will)
             }),
             packet_size_max: connect

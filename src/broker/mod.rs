@@ -137,6 +137,9 @@ pub struct Dropped {
     /// Messages a client may not publish: to `$SYS`, or to another `$`
     /// topic unless `dollar_topics_from_clients` allows it.
     pub not_authorized: u64,
+    /// Messages refused while the broker's memory was over
+    /// `memory_max_bytes` (5.0 QoS 1/2 told 0x97; 3.1.1 not acknowledged).
+    pub memory_full: u64,
 }
 
 impl Dropped {
@@ -148,6 +151,7 @@ impl Dropped {
             + self.expired
             + self.shared_undeliverable
             + self.not_authorized
+            + self.memory_full
     }
 }
 
@@ -175,6 +179,26 @@ pub struct BrokerStats {
     /// QoS 1/2 messages sent and not yet acknowledged.
     pub inflight: usize,
     pub dropped: Dropped,
+    /// Whether the broker's memory is over `memory_max_bytes` now.
+    pub memory_full: bool,
+    /// CONNECTs refused for that since the start.
+    pub connects_refused_memory: u64,
+}
+
+/// The most that one client holds of what the per-client limits bound,
+/// each the largest over clients (`Server::census_with_peaks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peaks {
+    /// Bytes (`Publish::weight`) queued in one session, beside the
+    /// messages put back from its window on resumption: against
+    /// `queued_bytes_max`.
+    pub queued_bytes: usize,
+    /// Bytes of QoS 0 PUBLISHes waiting for one connection that holds two
+    /// or more (one alone goes into an empty queue whatever its size):
+    /// against `outbound_bytes_max`.
+    pub outbound_qos0_bytes: usize,
+    /// Filters one session holds: against `subscriptions_per_client_max`.
+    pub filters: usize,
 }
 
 /// What an accepted CONNECT settled for the connection.
@@ -197,6 +221,10 @@ pub struct Broker {
     owed: usize,
     counts: Counts,
     dropped: Dropped,
+    /// Memory is over its limit: new messages and sessions are refused
+    /// until it is not (set by the runtime, which measures it).
+    memory_full: bool,
+    connects_refused_memory: u64,
     effects: Vec<Effect>,
     /// What to log once the lock is let go.
     notices: notice::Notices,
@@ -218,6 +246,8 @@ impl Broker {
             owed: 0,
             counts: Counts::default(),
             dropped: Dropped::default(),
+            memory_full: false,
+            connects_refused_memory: 0,
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
@@ -228,6 +258,19 @@ impl Broker {
     /// The runtime's clock, read before each call. It never goes back.
     pub fn set_now(&mut self, now: Millis) {
         self.now = self.now.max(now);
+    }
+
+    pub fn memory_full(&self) -> bool {
+        self.memory_full
+    }
+
+    /// Whether the broker's memory is over its limit, as the runtime
+    /// measured it before this hold of the lock.
+    pub fn set_memory_full(&mut self, full: bool) {
+        if full != self.memory_full {
+            self.notices.note(Notice::Memory { full });
+        }
+        self.memory_full = full;
     }
 
     /// Hands over what the last calls asked for, in order.
@@ -272,6 +315,8 @@ impl Broker {
             queued: self.counts.queued(),
             inflight: self.counts.inflight(),
             dropped: self.dropped,
+            memory_full: self.memory_full,
+            connects_refused_memory: self.connects_refused_memory,
         }
     }
 

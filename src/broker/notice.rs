@@ -48,6 +48,10 @@ pub enum Notice {
     PubRecForQos1 {
         packet_id: PacketId,
     },
+    /// Memory went over `memory_max_bytes`, or back under it.
+    Memory {
+        full: bool,
+    },
 }
 
 impl Notice {
@@ -63,6 +67,7 @@ impl Notice {
             Notice::TooLarge { .. } => "too large for the client",
             Notice::AckUnknown { .. } | Notice::PubRecUnknown { .. } => "unknown ack",
             Notice::PubRecForQos1 { .. } => "PUBREC for QoS 1",
+            Notice::Memory { .. } => "memory limit",
         }
     }
 
@@ -99,6 +104,13 @@ impl Notice {
             Notice::QueueFull { client_id, topic } => {
                 let (client_id, topic) = (Clipped(client_id), Clipped(topic.as_str()));
                 tracing::debug!(%client_id, %topic, "session queue full; message dropped");
+            }
+            Notice::Memory { full: true } => tracing::warn!(
+                "memory over memory_max_bytes: refusing new QoS 1/2 messages and \
+                 new sessions, dropping QoS 0, until it is under again"
+            ),
+            Notice::Memory { full: false } => {
+                tracing::info!("memory under memory_max_bytes again")
             }
             Notice::TooLarge { client_id } => {
                 let client_id = Clipped(client_id);

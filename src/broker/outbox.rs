@@ -104,6 +104,11 @@ impl Outbox {
         self.pending.len()
     }
 
+    /// The messages waiting, in order.
+    pub fn pending(&self) -> impl Iterator<Item = &Message> + '_ {
+        self.pending.iter()
+    }
+
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
     }

@@ -52,6 +52,14 @@ impl Broker {
             // Dropped as mosquitto drops it; 3.1.1 has no way to say so.
             self.dropped.not_authorized += 1;
             Some(ReasonCode::NOT_AUTHORIZED)
+        } else if self.memory_full && !self.is_qos2_resend(sid, &publish) {
+            self.dropped.memory_full += 1;
+            if !v5 {
+                // 3.1.1 cannot say no, and an ack would promise what we
+                // did not keep: no ack, so the client still holds it.
+                return Ok(());
+            }
+            Some(ReasonCode::QUOTA_EXCEEDED)
         } else {
             None
         };
@@ -90,6 +98,15 @@ impl Broker {
             (_, None) => unreachable!("the decoder gives QoS 1/2 a packet id"),
         }
         Ok(())
+    }
+
+    /// A QoS 2 PUBLISH whose id was answered with PUBREC already: it is
+    /// answered again, whatever the broker's state, since it was routed.
+    fn is_qos2_resend(&self, sid: SessionId, publish: &Publish) -> bool {
+        publish.qos == QoS::ExactlyOnce
+            && publish
+                .packet_id
+                .is_some_and(|id| self.sessions.get(sid).incoming_qos2.0.contains(&id))
     }
 
     /// `$SYS` is the broker's; other `$` topics are the clients' only if
@@ -310,7 +327,6 @@ impl Broker {
                 .retain(|p| !matches!(p, Property::SubscriptionIdentifier(_)));
             publish
                 .properties
-                .0
                 .extend(subscription.id.map(Property::SubscriptionIdentifier));
             self.deliver(member, message);
         }
@@ -413,9 +429,7 @@ fn copy_for<'a>(
     }
     let granted = granted?;
     let mut properties = publish.properties.clone();
-    properties
-        .0
-        .extend(ids.into_iter().map(Property::SubscriptionIdentifier));
+    properties.extend(ids.into_iter().map(Property::SubscriptionIdentifier));
     Some(Publish {
         dup: false,
         qos: publish.qos.min(granted),

@@ -6,6 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::fixed_header::{check_fixed_flags, kind_of, remaining_length};
 use super::packet::*;
+use super::user_properties::{UserBytes, USER_PROPERTY};
 use super::{DecodeError, DecodeOptions, Properties, Property, PropertyContext, TopicAliases};
 use crate::topic::{TopicFilter, TopicName};
 
@@ -173,13 +174,23 @@ impl Reader {
         if self.buf.remaining() < len {
             return Err(DecodeError::PropertiesOverrun);
         }
+        let block = self.buf.split_to(len);
         let mut r = Reader {
-            buf: self.buf.split_to(len),
+            buf: block.clone(),
             kind: self.kind,
             v5: true,
         };
         let mut properties = Properties::new();
+        let mut user = UserBytes::default();
         while !r.is_empty() {
+            let start = len - r.buf.remaining();
+            if r.buf.first() == Some(&USER_PROPERTY) {
+                r.u8()?;
+                r.string_slice()?;
+                r.string_slice()?;
+                user.add(&block, start..len - r.buf.remaining());
+                continue;
+            }
             let property = r.property()?;
             let id = property.id();
             if !property.allowed_in(context) {
@@ -188,7 +199,7 @@ impl Reader {
                     id,
                 });
             }
-            if !property.may_repeat(context) && properties.iter().any(|p| p.id() == id) {
+            if !property.may_repeat(context) && properties.others().iter().any(|p| p.id() == id) {
                 return Err(DecodeError::DuplicateProperty {
                     kind: self.kind,
                     id,
@@ -196,6 +207,7 @@ impl Reader {
             }
             properties.push(property);
         }
+        properties.set_user_bytes(user.into_bytes(&block));
         Ok(properties)
     }
 
@@ -243,7 +255,8 @@ impl Reader {
             },
             0x24 => MaximumQos(flag(self)?),
             0x25 => RetainAvailable(flag(self)?),
-            0x26 => UserProperty(self.string()?, self.string()?),
+            // Never here: `properties` reads User Properties as bytes.
+            0x26 => return Err(invalid),
             0x27 => match self.u32()? {
                 0 => return Err(invalid),
                 v => MaximumPacketSize(v),
@@ -268,12 +281,19 @@ impl Reader {
 
     /// A UTF-8 string: well-formed and without U+0000 [MQTT-1.5.3].
     fn string(&mut self) -> Result<String, DecodeError> {
+        let bytes = self.string_slice()?;
+        // Checked as UTF-8 just now.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// A UTF-8 string, checked, left as the bytes it came in.
+    fn string_slice(&mut self) -> Result<Bytes, DecodeError> {
         let bytes = self.binary()?;
         let s = std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
         if s.contains('\0') {
             return Err(DecodeError::NullCharacter);
         }
-        Ok(s.to_owned())
+        Ok(bytes)
     }
 
     fn is_empty(&self) -> bool {

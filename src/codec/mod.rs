@@ -10,6 +10,7 @@ mod frame;
 mod packet;
 mod properties;
 mod sink;
+mod user_properties;
 
 pub use aliases::TopicAliases;
 pub use decode::{decode, decode_with_aliases};

@@ -274,10 +274,14 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// The bytes of it that its sender chose: payload, topic and
-    /// properties. What queues count it as.
+    /// About the memory a copy of it holds: itself, its payload, topic and
+    /// properties (a queue of empty messages is not free, nor is a
+    /// property list). What queues count it as.
     pub fn weight(&self) -> usize {
-        self.payload.len() + self.topic.as_str().len() + self.properties.wire_len()
+        std::mem::size_of::<Publish>()
+            + self.payload.len()
+            + self.topic.as_str().len()
+            + self.properties.held_bytes()
     }
 }
 

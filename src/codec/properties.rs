@@ -3,7 +3,9 @@
 //! packets carry none, and an empty `Vec` costs no allocation, which matters
 //! for the copies a fan-out queues.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::user_properties::{UserProperties, USER_PROPERTY};
 
 use crate::topic::TopicName;
 
@@ -130,6 +132,23 @@ impl Property {
         }
     }
 
+    /// The heap it holds beyond its own size.
+    fn held_bytes(&self) -> usize {
+        use Property::*;
+        match self {
+            ContentType(s)
+            | AssignedClientIdentifier(s)
+            | AuthenticationMethod(s)
+            | ResponseInformation(s)
+            | ServerReference(s)
+            | ReasonString(s) => s.capacity(),
+            ResponseTopic(t) => t.as_str().len(),
+            CorrelationData(b) | AuthenticationData(b) => b.len(),
+            UserProperty(k, v) => k.capacity() + v.capacity(),
+            _ => 0,
+        }
+    }
+
     /// User Property may repeat anywhere; Subscription Identifier may repeat
     /// in a PUBLISH, one per matching subscription [MQTT-3.3.4-3].
     pub fn may_repeat(&self, context: PropertyContext) -> bool {
@@ -141,20 +160,43 @@ impl Property {
     }
 }
 
-/// A packet's properties, in the order they were decoded or added.
+/// A packet's properties. User Properties, the only ones a client may send
+/// without number, are kept apart as their wire bytes: a packet of a
+/// million small ones once took fifteen times its size as `String`s, and
+/// that again for each session it was queued for; as bytes they take what
+/// they took on the wire, shared by every copy. Their order among
+/// themselves is kept, as the spec asks [MQTT-3.3.2-18]; they are written
+/// after the others.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Properties(pub Vec<Property>);
+pub struct Properties {
+    /// Every property but User Properties, in the order decoded or added.
+    list: Vec<Property>,
+    /// User Properties as on the wire (identifier, key, value, ...), their
+    /// strings checked when decoded or added.
+    user: Bytes,
+}
 
 impl std::fmt::Debug for Properties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.0).finish()
+        let user = self
+            .user_properties()
+            .map(|(k, v)| Property::UserProperty(k.into(), v.into()));
+        f.debug_list()
+            .entries(self.list.iter().cloned().chain(user))
+            .finish()
+    }
+}
+
+impl From<Vec<Property>> for Properties {
+    fn from(list: Vec<Property>) -> Properties {
+        list.into_iter().collect()
     }
 }
 
 /// The first property of one variant: `first!(self, ReceiveMaximum)`.
 macro_rules! first {
     ($self:ident, $variant:ident) => {
-        $self.0.iter().find_map(|p| match p {
+        $self.list.iter().find_map(|p| match p {
             Property::$variant(v) => Some(v),
             _ => None,
         })
@@ -163,24 +205,70 @@ macro_rules! first {
 
 impl Properties {
     pub fn new() -> Properties {
-        Properties(Vec::new())
+        Properties::default()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty() && self.user.is_empty()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Property> {
-        self.0.iter()
+    /// Every property, User Properties last.
+    pub fn iter(&self) -> impl Iterator<Item = Property> + '_ {
+        let user = self
+            .user_properties()
+            .map(|(k, v)| Property::UserProperty(k.into(), v.into()));
+        self.list.iter().cloned().chain(user)
+    }
+
+    /// Every property but User Properties.
+    pub fn others(&self) -> &[Property] {
+        &self.list
+    }
+
+    /// User Properties as on the wire.
+    pub fn user_bytes(&self) -> &Bytes {
+        &self.user
     }
 
     pub fn push(&mut self, property: Property) {
-        self.0.push(property);
+        match property {
+            Property::UserProperty(key, value) => {
+                let mut user = BytesMut::from(std::mem::take(&mut self.user));
+                user.put_u8(USER_PROPERTY);
+                for s in [key, value] {
+                    let len = u16::try_from(s.len()).expect("a property string fits a u16 length");
+                    user.put_u16(len);
+                    user.put_slice(s.as_bytes());
+                }
+                self.user = user.freeze();
+            }
+            other => self.list.push(other),
+        }
     }
 
-    /// Keeps the properties for which `keep` is true.
+    /// User Properties decoded (and checked) by the decoder, as a slice of
+    /// their packet where they were contiguous in it.
+    pub(super) fn set_user_bytes(&mut self, user: Bytes) {
+        self.user = user;
+    }
+
+    /// Keeps the properties other than User Properties for which `keep` is
+    /// true; User Properties are always kept.
     pub fn retain(&mut self, keep: impl FnMut(&Property) -> bool) {
-        self.0.retain(keep);
+        self.list.retain(keep);
+    }
+
+    /// Copies what is a slice of a larger buffer, so that keeping these
+    /// does not keep that buffer.
+    pub fn unshare(&mut self) {
+        self.user = Bytes::copy_from_slice(&self.user);
+    }
+
+    /// About the memory they hold: the list and its strings, and the
+    /// User Properties' bytes.
+    pub fn held_bytes(&self) -> usize {
+        let strings: usize = self.list.iter().map(Property::held_bytes).sum();
+        self.list.capacity() * std::mem::size_of::<Property>() + strings + self.user.len()
     }
 
     pub fn session_expiry_interval(&self) -> Option<u32> {
@@ -240,22 +328,29 @@ impl Properties {
     }
 
     pub fn subscription_identifiers(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0.iter().filter_map(|p| match p {
+        self.list.iter().filter_map(|p| match p {
             Property::SubscriptionIdentifier(id) => Some(*id),
             _ => None,
         })
     }
 
     pub fn user_properties(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().filter_map(|p| match p {
-            Property::UserProperty(k, v) => Some((k.as_str(), v.as_str())),
-            _ => None,
-        })
+        UserProperties(&self.user)
+    }
+}
+
+impl Extend<Property> for Properties {
+    fn extend<I: IntoIterator<Item = Property>>(&mut self, iter: I) {
+        for property in iter {
+            self.push(property);
+        }
     }
 }
 
 impl FromIterator<Property> for Properties {
     fn from_iter<I: IntoIterator<Item = Property>>(iter: I) -> Self {
-        Properties(iter.into_iter().collect())
+        let mut properties = Properties::new();
+        properties.extend(iter);
+        properties
     }
 }

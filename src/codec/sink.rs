@@ -41,9 +41,10 @@ pub(super) trait Sink: Sized {
     #[inline]
     fn properties(&mut self, props: &Properties) {
         self.prefixed(properties_len(props), |sink| {
-            for p in props.iter() {
+            for p in props.others() {
                 property(sink, p);
             }
+            sink.slice(props.user_bytes());
         });
     }
 }
@@ -152,7 +153,7 @@ impl Properties {
 }
 
 fn properties_len(props: &Properties) -> usize {
-    count(|sink| props.iter().for_each(|p| property(sink, p)))
+    count(|sink| props.others().iter().for_each(|p| property(sink, p))) + props.user_bytes().len()
 }
 
 /// One property: its identifier, then its value [MQTT-2.2.2.2].

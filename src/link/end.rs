@@ -25,6 +25,8 @@ pub enum End {
     ConnectTimeout(Duration),
     #[error("no packet within 1.5 times the keepalive of {0}s")]
     KeepAlive(u16),
+    #[error("a packet begun was not whole within {0:?}")]
+    PacketTimeout(Duration),
     #[error("CONNECT refused")]
     ConnectRefused,
     #[error("taken over by a newer connection with the same client id")]
@@ -45,6 +47,7 @@ impl End {
             End::Protocol(_) => "protocol violation",
             End::ConnectTimeout(_) => "connect timeout",
             End::KeepAlive(_) => "keepalive timeout",
+            End::PacketTimeout(_) => "packet timeout",
             End::ConnectRefused => "connect refused",
             End::TakenOver => "taken over",
             End::Shutdown => "shutdown",
@@ -79,7 +82,8 @@ impl End {
             End::Decode(_) => ReasonCode::MALFORMED_PACKET,
             End::Refused(error) => error.reason(),
             End::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
-            End::KeepAlive(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
+            // The nearest the spec has: the client went quiet mid-packet.
+            End::KeepAlive(_) | End::PacketTimeout(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
             End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
             End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
         })

@@ -78,7 +78,7 @@ impl Link {
     pub fn first(
         &mut self,
         decoded: Result<Packet, End>,
-    ) -> Result<Box<Connect>, (End, Option<Packet>)> {
+    ) -> Result<Box<Connect>, (End, Option<Box<Packet>>)> {
         let connect = match decoded {
             Ok(Packet::Connect(connect)) => connect,
             Ok(other) => {
@@ -92,7 +92,7 @@ impl Link {
                     properties: Default::default(),
                 });
                 let end = DecodeError::UnsupportedProtocolLevel(level).into();
-                return Err((end, Some(refusal)));
+                return Err((end, Some(Box::new(refusal))));
             }
             Err(end) => return Err((end, None)),
         };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use super::Shared;
-use crate::broker::BrokerStats;
+use crate::broker::{BrokerStats, Peaks};
 
 /// The broker's own counts (`census.subscriptions`, `census.dropped`, ...
 /// through `Deref`), with what only the runtime knows beside them.
@@ -16,11 +16,18 @@ pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
     pub broker: BrokerStats,
+    /// Heap bytes allocated, where the binary counts them
+    /// (`Server::limit_memory`).
+    pub heap_bytes: Option<usize>,
     /// Holds of the routing state's lock since the start: a batch whose
     /// work is split between holds takes more of them.
     pub lock_holds: u64,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
+    /// The most one client holds of what the per-client limits bound:
+    /// taken only by `Server::census_with_peaks`, which walks every
+    /// session, queued message and connection under the lock.
+    pub peaks: Option<Peaks>,
 }
 
 impl Deref for Census {
@@ -37,15 +44,32 @@ impl Census {
     }
 }
 
-pub(super) fn take(shared: &Shared) -> Census {
-    let (connections, broker, lock_holds) = {
+/// The census; with `peaks`, the walk for them too.
+pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
+    let (connections, broker, peaks, lock_holds) = {
         let state = shared.state();
-        (state.links.len(), state.broker.stats(), state.holds.count())
+        let peaks = peaks.then(|| Peaks {
+            outbound_qos0_bytes: state
+                .links
+                .values()
+                .map(|outbox| outbox.shed_bytes_of_two_or_more())
+                .max()
+                .unwrap_or(0),
+            ..state.broker.peaks()
+        });
+        (
+            state.links.len(),
+            state.broker.stats(),
+            peaks,
+            state.holds.count(),
+        )
     };
     Census {
         connections,
         broker,
+        heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         lock_holds,
         tasks: shared.registry.counts(),
+        peaks,
     }
 }

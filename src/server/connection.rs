@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::time::Instant;
+
 use tracing::Instrument;
 
+use super::deadlines::Deadlines;
 use super::outbox::{Drained, Outbound, Outbox};
 use super::Shared;
 use crate::broker::ConnId;
@@ -201,7 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // A client silent for 1.5 keepalives is taken for gone: one try,
         // no wait (a timeout polls its future once before its deadline).
         let wait = match end {
-            End::KeepAlive(_) => Duration::ZERO,
+            End::KeepAlive(_) | End::PacketTimeout(_) => Duration::ZERO,
             _ => LAST_WORDS_WAIT,
         };
         let _ = tokio::time::timeout(wait, self.flush()).await;
@@ -317,12 +318,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             1500
         };
         let grace = Duration::from_millis(u64::from(keep_alive) * per_second);
-        // The timer is moved only when it fires, to the grace after the
-        // last packet heard: moving it on every packet costs a lock on the
-        // timer wheel, and often a wake of the thread parked in epoll.
-        let deadline = tokio::time::sleep(grace);
+        let mut deadlines = Deadlines::new(keep_alive, grace, self.shared.config.packet_timeout());
+        let deadline = tokio::time::sleep_until(deadlines.first());
         tokio::pin!(deadline);
-        let mut heard = Instant::now();
         let outbound_max = self.shared.config.outbound_packets_max;
         let cancel = self.shared.cancel.clone();
         // Reads since the last write while a write was waiting.
@@ -332,9 +330,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(decoded) => decoded,
                 Err(end) => return end,
             };
-            if decoded && keep_alive > 0 {
-                heard = Instant::now();
-            }
+            // Bytes left while the outbox has room are a packet not yet
+            // whole; while it is full they wait on us, not on the client.
+            let partial = !self.rbuf.is_empty() && self.outbox.kept() < outbound_max;
+            deadlines.handled(decoded, partial);
             // Retained messages owed go out as the queue drains: half empty,
             // so that a slice is worth its lock.
             if self.outbox.retained_owed() && 2 * self.outbox.waiting() <= outbound_max {
@@ -379,13 +378,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // Packets a hold's budget left waiting: the other tasks on
                 // this thread run first, then they go on.
                 () = tokio::task::yield_now(), if !self.dispatching.is_empty() => {}
-                () = &mut deadline, if keep_alive > 0 => {
-                    let due = heard + grace;
-                    if Instant::now() >= due {
-                        return End::KeepAlive(keep_alive);
-                    }
-                    deadline.as_mut().reset(due);
-                }
+                () = &mut deadline => match deadlines.fired() {
+                    Ok(next) => deadline.as_mut().reset(next),
+                    Err(end) => return end,
+                },
             }
             self.release_idle_buffers();
         }

@@ -3,8 +3,10 @@
 
 mod census;
 mod connection;
+mod deadlines;
 mod lock_holds;
 mod log_limit;
+mod memory;
 mod outbox;
 mod registry;
 mod sys;
@@ -19,11 +21,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, ConnId, Effect, Owing};
-use crate::config::Config;
+use crate::config::{planted, Config};
 use crate::net::Listener;
 pub use census::Census;
 use lock_holds::LockHolds;
 use log_limit::LogLimit;
+pub use memory::MemoryGauge;
+use memory::MemoryLimit;
 use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
 
@@ -52,6 +56,8 @@ struct Shared {
     lost: Mutex<Vec<ConnId>>,
     lost_notify: tokio::sync::Notify,
     log_limit: LogLimit,
+    /// Set once, before the server runs, by a binary that counts its heap.
+    memory: std::sync::OnceLock<MemoryLimit>,
 }
 
 struct State {
@@ -92,6 +98,10 @@ impl Shared {
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
         state.broker.set_now(now);
+        if let Some(memory) = self.memory.get() {
+            let was_full = state.broker.memory_full();
+            state.broker.set_memory_full(memory.is_full(was_full));
+        }
         let result = work(&mut state);
         state.apply_effects(self.config.outbound_packets_max);
         let notices = state.broker.take_notices();
@@ -222,12 +232,32 @@ impl Server {
                 lost_notify: tokio::sync::Notify::new(),
                 log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
+                memory: std::sync::OnceLock::new(),
             }),
         }
     }
 
+    /// Applies `memory_max_bytes` to the heap `gauge` reads; without this
+    /// there is no global memory limit. Returns the limit, or `None` when
+    /// none is configured and the machine's memory cannot be read.
+    pub fn limit_memory(&self, gauge: MemoryGauge) -> Option<usize> {
+        let max = match self.shared.config.memory_max_bytes {
+            0 => memory::default_max()?,
+            max => max,
+        };
+        let _ = self.shared.memory.set(MemoryLimit { gauge, max });
+        Some(max)
+    }
+
     pub fn census(&self) -> Census {
-        census::take(&self.shared)
+        census::take(&self.shared, false)
+    }
+
+    /// The census with its peaks: what the most loaded session and
+    /// connection hold. It walks them all under the lock, so it is for
+    /// tests and the simulation, not for a busy broker.
+    pub fn census_with_peaks(&self) -> Census {
+        census::take(&self.shared, true)
     }
 
     /// Checks the routing state's own consistency and every queue against
@@ -339,7 +369,11 @@ fn start_connection<S>(shared: &Arc<Shared>, stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let outbox = Arc::new(Outbox::with_bytes_max(shared.config.outbound_bytes_max));
+    let bytes_max = match planted!(shared.config, OutboundWithoutByteLimit) {
+        true => 0,
+        false => shared.config.outbound_bytes_max,
+    };
+    let outbox = Arc::new(Outbox::with_bytes_max(bytes_max));
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {

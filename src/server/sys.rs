@@ -66,11 +66,16 @@ fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
         ("/expired", dropped.expired),
         ("/shared undeliverable", dropped.shared_undeliverable),
         ("/not authorized", dropped.not_authorized),
+        ("/memory full", dropped.memory_full),
     ];
     let mut topics: Vec<(String, String)> = counts
         .into_iter()
         .map(|(topic, value)| (topic.to_owned(), value))
         .collect();
+    if let Some(heap) = census.heap_bytes {
+        // mosquitto's name, where it tracks its memory.
+        topics.push(("heap/current".to_owned(), heap.to_string()));
+    }
     for (reason, count) in drops {
         topics.push((
             format!("publish/messages/dropped{reason}"),

@@ -357,8 +357,8 @@ proptest! {
         alias in 1..=u16::MAX,
     ) {
         let Packet::Publish(mut p) = p else { unreachable!("publish() makes PUBLISH") };
-        p.properties.0.retain(|q| !matches!(q, Property::TopicAlias(_)));
-        p.properties.0.push(Property::TopicAlias(alias));
+        p.properties.retain(|q| !matches!(q, Property::TopicAlias(_)));
+        p.properties.push(Property::TopicAlias(alias));
         let mut aliases = TopicAliases::new(u16::MAX);
         let mut buf = encoded([&Packet::Publish(p.clone())], ProtocolVersion::V5);
         encode_by_alias(&p, &mut buf);

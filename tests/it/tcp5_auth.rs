@@ -11,7 +11,8 @@ use crate::common::{config, TestBroker};
 async fn unknown_authentication_method_gets_connack_0x8c() {
     let broker = TestBroker::start(config()).await;
     let mut connect = raw::connect_v5("auth");
-    connect.properties = Properties(vec![Property::AuthenticationMethod("SCRAM-SHA-1".into())]);
+    connect.properties =
+        Properties::from(vec![Property::AuthenticationMethod("SCRAM-SHA-1".into())]);
     let (mut client, connack) = Raw::connect(broker.addr, connect).await;
     // [MQTT-4.12.0-1]: 0x8C Bad authentication method, and the close
     // [MQTT-3.2.2-7].
@@ -29,7 +30,7 @@ async fn auth_packet_without_a_method_is_a_protocol_error() {
     let (mut client, _) = Raw::connected_v5(broker.addr, "c", vec![]).await;
     let auth = Auth {
         reason: ReasonCode::RE_AUTHENTICATE,
-        properties: Properties(vec![Property::AuthenticationMethod("x".into())]),
+        properties: Properties::from(vec![Property::AuthenticationMethod("x".into())]),
     };
     // [MQTT-4.12.1-1]: re-authentication only with the method of CONNECT.
     client.send(&Packet::Auth(auth)).await;

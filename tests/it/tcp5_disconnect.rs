@@ -55,7 +55,7 @@ async fn disconnect_fits_the_client_maximum_packet_size() {
     let mut connect = raw::connect_v5("tiny");
     connect.keep_alive = 1;
     connect.properties =
-        tern::codec::Properties(vec![tern::codec::Property::MaximumPacketSize(16)]);
+        tern::codec::Properties::from(vec![tern::codec::Property::MaximumPacketSize(16)]);
     let (mut client, _) = Raw::connect(broker.addr, connect).await;
     // [MQTT-3.14.2-3]: no Reason String that would make it too large, and
     // [MQTT-3.1.2-24]: nothing larger than the client's maximum at all.

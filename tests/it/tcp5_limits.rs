@@ -235,7 +235,7 @@ async fn resent_messages_respect_the_receive_maximum_of_the_new_connection() {
         .await;
     let mut connect = raw::connect_v5("shrinking");
     connect.clean_session = false;
-    connect.properties = tern::codec::Properties(props(2));
+    connect.properties = tern::codec::Properties::from(props(2));
     let (mut sub, connack) = Raw::connect(broker.addr, connect).await;
     assert!(connack.session_present);
     // [MQTT-4.4.0-1] resends with the original ids, but the send quota is

@@ -145,7 +145,7 @@ async fn wills_cross_versions() {
 
     let mut connect = raw::connect_v5("dying5");
     let mut will = raw::will("will/5", "bye5", QoS::AtLeastOnce, false);
-    will.properties = Properties(rich_properties());
+    will.properties = Properties::from(rich_properties());
     connect.will = Some(will);
     let (dying5, connack) = Raw::connect(broker.addr, connect).await;
     assert_eq!(connack.code, ConnectCode::Accepted);
@@ -158,7 +158,7 @@ async fn wills_cross_versions() {
     let got = new_watcher.recv_publish().await;
     assert_eq!(got.topic.as_str(), "will/5");
     let content_type = Property::ContentType("text/plain".into());
-    assert!(got.properties.iter().any(|p| *p == content_type), "{got:?}");
+    assert!(got.properties.iter().any(|p| p == content_type), "{got:?}");
 
     let mut connect = raw::connect_packet("dying3");
     connect.will = Some(raw::will("will/3", "bye3", QoS::AtLeastOnce, false));

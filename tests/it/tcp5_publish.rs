@@ -66,7 +66,7 @@ async fn request_response_properties_are_forwarded_unaltered() {
     // [MQTT-3.3.2-4] PFI, [MQTT-3.3.2-20] Content Type, [MQTT-3.3.2-15]
     // Response Topic, [MQTT-3.3.2-16] Correlation Data, [MQTT-3.3.2-17] and
     // [MQTT-3.3.2-18] User Properties, all of them, in order.
-    assert_eq!(got.properties, Properties(props));
+    assert_eq!(got.properties, Properties::from(props));
     broker.stop().await;
 }
 
@@ -115,7 +115,7 @@ async fn will_payload_said_to_be_utf8_and_not_is_refused_in_connack() {
     let mut connect = raw::connect_v5("w");
     let mut will = raw::will("w/t", "", QoS::AtMostOnce, false);
     will.payload = Bytes::from_static(b"\xff");
-    will.properties = Properties(vec![Property::PayloadFormatIndicator(1)]);
+    will.properties = Properties::from(vec![Property::PayloadFormatIndicator(1)]);
     connect.will = Some(will);
     let (_raw, connack) = Raw::connect(broker.addr, connect).await;
     assert_eq!(connack.code, ConnectCode::PayloadFormatInvalid);
@@ -159,7 +159,7 @@ async fn expired_message_is_not_delivered_to_an_offline_session() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut connect = raw::connect_v5("away");
     connect.clean_session = false;
-    connect.properties = Properties(expiry);
+    connect.properties = Properties::from(expiry);
     let (mut sub, connack) = Raw::connect(broker.addr, connect).await;
     assert!(connack.session_present);
     // [MQTT-3.3.2-5]: the expired copy is deleted, the others delivered.

@@ -17,7 +17,7 @@ async fn resume(broker: &TestBroker, client_id: &str, expiry_secs: u32) -> (Raw,
     let mut connect = raw::connect_v5(client_id);
     connect.clean_session = false;
     connect.properties =
-        tern::codec::Properties(vec![Property::SessionExpiryInterval(expiry_secs)]);
+        tern::codec::Properties::from(vec![Property::SessionExpiryInterval(expiry_secs)]);
     let (raw, connack) = Raw::connect(broker.addr, connect).await;
     assert_eq!(connack.code, tern::codec::ConnectCode::Accepted);
     (raw, connack.session_present)

@@ -298,7 +298,7 @@ async fn suback_says_which_features_are_turned_off() {
         Property::SubscriptionIdentifierAvailable(0),
         Property::SharedSubscriptionAvailable(0),
     ] {
-        assert!(p.iter().any(|q| *q == expected), "{expected:?} in {p:?}");
+        assert!(p.iter().any(|q| q == expected), "{expected:?} in {p:?}");
     }
     let code = subscribe(&mut client, 1, "$share/g/x", qos1()).await;
     assert_eq!(code, ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);

@@ -30,9 +30,9 @@ async fn with_will(
         QoS::AtLeastOnce,
         false,
     );
-    will.properties = Properties(will_props);
+    will.properties = Properties::from(will_props);
     connect.will = Some(will);
-    connect.properties = Properties(props);
+    connect.properties = Properties::from(props);
     let (raw, connack) = Raw::connect(broker.addr, connect).await;
     assert_eq!(connack.code, ConnectCode::Accepted);
     raw
@@ -207,8 +207,8 @@ async fn will_properties_are_forwarded() {
     let (mut expiry, mut others) = (None, Vec::new());
     for p in will.properties.iter() {
         match p {
-            Property::MessageExpiryInterval(secs) => expiry = Some(*secs),
-            other => others.push(other.clone()),
+            Property::MessageExpiryInterval(secs) => expiry = Some(secs),
+            other => others.push(other),
         }
     }
     assert_eq!(others, props);

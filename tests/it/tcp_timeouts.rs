@@ -112,3 +112,58 @@ async fn connect_timeout_ends_with_the_connect() {
     assert_eq!(client.recv().await, Packet::PingResp);
     broker.stop().await;
 }
+
+/// Sends a PUBLISH's first bytes, then one more every 100 ms, never
+/// finishing it, until the broker closes the connection: how long that took.
+async fn trickle_until_closed(client: &mut Raw) -> Duration {
+    // QoS 0 PUBLISH of 200 bytes: its header and the topic's length.
+    client
+        .send_bytes(&[0x30, 0xc8, 0x01, 0x00, 0x01, b't'])
+        .await;
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(20) {
+        tokio::select! {
+            read = client.read() => {
+                assert!(matches!(read, raw::Read::Closed), "got {read:?}");
+                return began.elapsed();
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        // The broker may close between our read and this write.
+        let _ = client.try_send_bytes(b"x").await;
+    }
+    panic!("still open after 20 s of a packet never finished");
+}
+
+#[tokio::test]
+async fn a_packet_must_be_whole_within_the_packet_timeout() {
+    let broker = TestBroker::start(Config {
+        packet_timeout_ms: 500,
+        ..config()
+    })
+    .await;
+    // Keepalive 60 s: only the packet timeout can close it in the test.
+    let mut slow = connect_with_keep_alive(&broker, "slowloris", 60).await;
+    let elapsed = trickle_until_closed(&mut slow).await;
+    // Found between one and two timeouts after the first byte; the upper
+    // bound is loose for a loaded machine (the trickle lasts 19 s).
+    assert!(
+        elapsed >= Duration::from_millis(500) && elapsed <= Duration::from_secs(5),
+        "closed after {elapsed:?}"
+    );
+    broker.wait_connections(0).await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_partial_packet_does_not_renew_the_keepalive() {
+    let broker = TestBroker::start(config()).await;
+    let mut slow = connect_with_keep_alive(&broker, "dribbler", 1).await;
+    let elapsed = trickle_until_closed(&mut slow).await;
+    assert!(
+        elapsed <= Duration::from_secs(5),
+        "closed after {elapsed:?}"
+    );
+    broker.wait_connections(0).await;
+    broker.stop().await;
+}

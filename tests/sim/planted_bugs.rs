@@ -163,3 +163,17 @@ fn keep_alive_slack() {
     let text = find(PlantedBug::KeepAliveSlack, scenarios::silent_death(), 10);
     assert!(text.contains("past 1.5 times its keepalive"), "{text}");
 }
+
+#[test]
+fn outbound_without_byte_limit() {
+    // Stalled adversaries' connections hold more QoS 0 bytes than the
+    // limit, which only the census's bound sees: the failure says that
+    // and nothing else (the run goes on to the end and every other check).
+    let text = find(
+        PlantedBug::OutboundWithoutByteLimit,
+        scenarios::adversary(),
+        5,
+    );
+    assert!(text.contains("over outbound_bytes_max"), "{text}");
+    assert_eq!(text.lines().count(), 2, "one problem, the bound: {text}");
+}

@@ -45,3 +45,8 @@ fn retained_and_wills() {
 fn mqtt5() {
     run(scenarios::mqtt5(), 0..3);
 }
+
+#[test]
+fn adversary() {
+    run(scenarios::adversary(), 0..3);
+}

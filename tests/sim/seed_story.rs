@@ -34,6 +34,7 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
         twin: false,
         v5: false,
         session_expiry: 0,
+        adversary: false,
     }
 }
 
@@ -51,6 +52,7 @@ fn story() -> Plan {
         retain: false,
         empty: false,
         expiry: None,
+        heavy: None,
     };
     Plan {
         clients: vec![

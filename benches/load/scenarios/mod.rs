@@ -1,6 +1,8 @@
-//! The scenarios of issue 5, by name, and what they share: settings and
-//! connecting many clients at once with a bound on how many are in flight.
+//! The scenarios of issue 5 and the attacks of issue 12, by name, and what
+//! they share: settings and connecting many clients at once with a bound on
+//! how many are in flight.
 
+mod attacks;
 mod connections;
 mod latency;
 mod throughput;
@@ -13,7 +15,7 @@ use tern::codec::QoS;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-use crate::brokers::Broker;
+use crate::brokers::{Broker, Limits};
 use crate::client::{self, Conn};
 use crate::stats::Outcome;
 
@@ -40,10 +42,11 @@ pub enum Scenario {
     Connections,
     Churn,
     Sustained,
+    Attack(attacks::Attack),
 }
 
 /// Every scenario, in the order the table lists them.
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 17] = [
     Scenario::FanIn(QoS::AtMostOnce),
     Scenario::FanIn(QoS::AtLeastOnce),
     Scenario::FanOut(100, QoS::AtMostOnce),
@@ -55,6 +58,12 @@ pub const ALL: [Scenario; 11] = [
     Scenario::Connections,
     Scenario::Churn,
     Scenario::Sustained,
+    Scenario::Attack(attacks::ALL[0]),
+    Scenario::Attack(attacks::ALL[1]),
+    Scenario::Attack(attacks::ALL[2]),
+    Scenario::Attack(attacks::ALL[3]),
+    Scenario::Attack(attacks::ALL[4]),
+    Scenario::Attack(attacks::ALL[5]),
 ];
 
 impl Scenario {
@@ -67,6 +76,16 @@ impl Scenario {
             Scenario::Connections => "connections-idle".into(),
             Scenario::Churn => "churn".into(),
             Scenario::Sustained => "sustained-8to1-qos1".into(),
+            Scenario::Attack(attack) => attack.name().into(),
+        }
+    }
+
+    /// The limits the brokers run with: raised for load, an operator's
+    /// against an attack.
+    pub fn limits(self) -> Limits {
+        match self {
+            Scenario::Attack(_) => Limits::Attack,
+            _ => Limits::Raised,
         }
     }
 
@@ -78,6 +97,7 @@ impl Scenario {
             Scenario::Connections => connections::idle(rt, broker, settings),
             Scenario::Churn => connections::churn(rt, broker, settings),
             Scenario::Sustained => throughput::sustained(rt, broker, settings),
+            Scenario::Attack(attack) => attack.run(rt, broker, settings),
         }
     }
 }

@@ -2,8 +2,10 @@
 //! the end of every run. Each returns what it found wrong, in words that
 //! name the clients and messages involved.
 
+mod bounds;
 mod model;
 mod mqtt5;
+mod retained;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tern::codec::QoS;
 use crate::history::MessageId;
 use crate::outcome::Outcome;
 use crate::workload::Scenario;
+pub use bounds::BoundsWatch;
 pub use model::Model;
 use model::{ConnKey, Received};
 
@@ -37,7 +40,7 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     let mut losses = acknowledged_are_delivered(&model);
     losses.extend(missing_v5);
     losses.extend(wills(&model));
-    let (wrong, missing) = retained(&model);
+    let (wrong, missing) = retained::retained(&model, scenario.config.retained_messages_max);
     problems.extend(wrong);
     losses.extend(missing);
     let dropped = outcome.idle.dropped;
@@ -81,7 +84,9 @@ fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> 
             idle.subscriptions
         ));
     }
-    if scenario.config.queued_messages_max >= QUEUE_NEVER_FULL && idle.dropped.queue_full > 0 {
+    // Adversaries fill their own queues, by their bytes.
+    let roomy = scenario.config.queued_messages_max >= QUEUE_NEVER_FULL;
+    if roomy && scenario.adversaries == 0 && idle.dropped.queue_full > 0 {
         problems.push(format!(
             "{} messages dropped for a full queue that cannot fill",
             idle.dropped.queue_full
@@ -218,8 +223,11 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
             // An empty payload (a retained clear) names no publish.
             Duration::ZERO
         };
+        // A filter refused in its SUBACK (over a limit) covers nothing; one
+        // not yet acknowledged may cover up to the QoS asked for.
         let covered = model.subscriptions_of(conn.session).any(|s| {
             s.sent_at <= r.at
+                && (s.acked_at.is_none() || s.granted.is_some())
                 && model.filter_matches(&s.filter, &r.topic)
                 && s.end >= routed_from
                 && r.qos <= s.granted.unwrap_or(s.requested)
@@ -484,138 +492,4 @@ fn will_late(conn: &model::Conn, ended: Duration, at: Duration) -> Option<Durati
     let silent = conn.silent_from.map_or(ended, |s| s.min(ended));
     let grace = Duration::from_millis(u64::from(conn.keep_alive) * 1500);
     (at > silent + grace + Duration::from_secs(1)).then_some(at)
-}
-
-/// A new subscription gets the latest retained message of each topic it
-/// matches, where the history pins down which one that is.
-fn retained(model: &Model) -> (Vec<String>, Vec<String>) {
-    let (mut wrong, mut missing) = (Vec::new(), Vec::new());
-    let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
-    let mut received_by_conn: BTreeMap<&ConnKey, Vec<&Received>> = BTreeMap::new();
-    for r in &model.received {
-        received_by_conn.entry(&r.conn).or_default().push(r);
-    }
-    for sub in &model.subscriptions {
-        let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
-            continue;
-        };
-        // Shared subscriptions get no retained messages.
-        if sub.is_shared() {
-            continue;
-        }
-        let session_conns = &model.sessions[sub.session].1;
-        let Some(key) = session_conns.iter().find(|k| {
-            let c = &model.conns[*k];
-            c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
-        }) else {
-            continue;
-        };
-        let conn = &model.conns[key];
-        if conn.healthy_until(model.run_end) < acked + DELIVERY_WINDOW {
-            continue;
-        }
-        // Retained messages for this subscription come right after its
-        // SUBACK, before any later SUBSCRIBE on the connection.
-        let window_end = model
-            .subscriptions_of(sub.session)
-            .filter(|s| s.sent_at > sub.sent_at)
-            .map(|s| s.sent_at)
-            .min()
-            .unwrap_or(Duration::MAX)
-            .min(acked + DELIVERY_WINDOW);
-        for topic in topics
-            .iter()
-            .copied()
-            .filter(|t| model.filter_matches(&sub.filter, t))
-        {
-            let Some(expected) = settled_retained(model, topic, sub.sent_at, acked) else {
-                continue;
-            };
-            let got: Vec<&str> = received_by_conn
-                .get(key)
-                .into_iter()
-                .flatten()
-                .filter(|r| {
-                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
-                })
-                .map(|r| r.payload.as_str())
-                .collect();
-            let text = format!(
-                "{key:?} subscribed to {} at {:?}: expected retained {expected:?} on {topic}, got {got:?}",
-                sub.filter, sub.sent_at
-            );
-            match &expected {
-                Some(_) if got.is_empty() => missing.push(text),
-                Some(payload) if got.iter().any(|g| g != payload) => wrong.push(text),
-                None if !got.is_empty() => wrong.push(text),
-                _ => {}
-            }
-        }
-    }
-    (wrong, missing)
-}
-
-/// The retained payload of `topic` while a SUBSCRIBE was processed (sent at
-/// `from`, acknowledged at `to`): `Some(None)` for none, `None` when the
-/// history cannot tell (a retained publish in flight, unacknowledged, or
-/// overlapping the last one; or a retained will).
-fn settled_retained(
-    model: &Model,
-    topic: &str,
-    from: Duration,
-    to: Duration,
-) -> Option<Option<String>> {
-    let since = model.last_restart_before(from);
-    let wills_retained = model.conns.values().any(|c| {
-        c.will
-            .as_ref()
-            .is_some_and(|(t, _, retain)| t == topic && *retain)
-    });
-    // A retained message that may have expired may or may not be there.
-    let expiring = model
-        .published
-        .values()
-        .any(|s| s.retain && s.topic == topic && s.expiry.is_some());
-    if wills_retained || expiring {
-        return None;
-    }
-    let mut last: Option<(&MessageId, Duration, Duration)> = None;
-    let mut intervals = Vec::new();
-    for (id, sent) in &model.published {
-        if !sent.retain || sent.topic != topic || sent.sent_at < since || sent.sent_at >= to {
-            continue;
-        }
-        let acked = sent.acked_at?;
-        if acked >= from {
-            return None;
-        }
-        intervals.push((sent.sent_at, acked));
-        if last.is_none_or(|(_, _, a)| acked > a) {
-            last = Some((id, sent.sent_at, acked));
-        }
-    }
-    let Some((id, sent_at, acked)) = last else {
-        return Some(None);
-    };
-    let overlapping = intervals
-        .iter()
-        .filter(|(s, a)| *a >= sent_at && *s <= acked)
-        .count()
-        > 1;
-    if overlapping {
-        return None;
-    }
-    let sent = &model.published[id];
-    Some((!sent.empty).then(|| id.payload()))
-}
-
-impl Model {
-    fn last_restart_before(&self, at: Duration) -> Duration {
-        self.restarts
-            .iter()
-            .copied()
-            .filter(|r| *r <= at)
-            .max()
-            .unwrap_or(Duration::ZERO)
-    }
 }

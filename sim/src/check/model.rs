@@ -37,6 +37,8 @@ pub struct Conn {
     /// The session expiry it asked for (see `Event::ConnectSent`).
     pub expiry: u32,
     pub keep_alive: u16,
+    /// A hostile client's: the broker may drop what is for it.
+    pub adversary: bool,
 }
 
 impl Conn {
@@ -44,8 +46,16 @@ impl Conn {
         self.end.map_or(run_end, |(at, _)| at)
     }
 
-    /// Until when it read and acknowledged everything.
+    /// Until when it read and acknowledged everything. An adversary's
+    /// never was: its session queue is over `queued_bytes_max` and its
+    /// outbound queue over `outbound_bytes_max` by design, and the broker
+    /// may drop (and count) any message for it, so no delivery window
+    /// holds the broker to account for it as a receiver. What it publishes
+    /// and what it must never be sent are checked as for anyone.
     pub fn healthy_until(&self, run_end: Duration) -> Duration {
+        if self.adversary {
+            return self.start;
+        }
         let end = self.end_at(run_end);
         self.impaired_from.map_or(end, |at| at.min(end))
     }
@@ -117,9 +127,9 @@ pub struct Model {
     /// Connections whose CONNECT went out, by client, with the clean flag
     /// and the session expiry they asked for.
     pub connects_sent: Vec<(Duration, String, bool, u32)>,
-    /// Each connection's protocol, session expiry and keepalive, from its
-    /// CONNECT.
-    pub connect_info: BTreeMap<ConnKey, (bool, u32, u16)>,
+    /// Each connection's protocol, session expiry, keepalive and whether
+    /// it is an adversary's, from its CONNECT.
+    pub connect_info: BTreeMap<ConnKey, (bool, u32, u16, bool)>,
     /// What clients saw the broker do wrong by themselves.
     pub violations: Vec<String>,
     pub run_end: Duration,
@@ -221,10 +231,12 @@ impl Model {
                 v5,
                 expiry,
                 keep_alive,
+                adversary,
             } => {
                 let key = (client.clone(), *conn);
                 self.client_ids.insert(key.clone(), (client_id.clone(), at));
-                self.connect_info.insert(key, (*v5, *expiry, *keep_alive));
+                self.connect_info
+                    .insert(key, (*v5, *expiry, *keep_alive, *adversary));
                 self.connects_sent
                     .push((at, client.clone(), *clean, *expiry))
             }
@@ -246,7 +258,7 @@ impl Model {
                 last_session.insert(client.clone(), session);
                 let key = (client.clone(), *conn);
                 self.sessions[session].1.push(key.clone());
-                let (v5, expiry, keep_alive) =
+                let (v5, expiry, keep_alive, adversary) =
                     self.connect_info.get(&key).copied().unwrap_or_default();
                 let conn = Conn {
                     start: at,
@@ -260,6 +272,7 @@ impl Model {
                     v5,
                     expiry,
                     keep_alive,
+                    adversary,
                 };
                 self.conns.insert(key, conn);
             }

@@ -19,7 +19,7 @@ use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
 use crate::history::{Ending, Event, History, MessageId};
-use crate::workload::{Action, ClientPlan, ConnectionPlan, End};
+use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy};
 
 mod receive;
 
@@ -234,7 +234,7 @@ impl<'a> Session<'a> {
                 retain: *retain,
                 properties: match self.connection.will_delay {
                     0 => Properties::new(),
-                    delay => Properties(vec![Property::WillDelayInterval(delay)]),
+                    delay => Properties::from(vec![Property::WillDelayInterval(delay)]),
                 },
             });
         let mut properties = Properties::new();
@@ -263,6 +263,7 @@ impl<'a> Session<'a> {
             v5: self.v5(),
             expiry: self.session_expiry(),
             keep_alive: self.connection.keep_alive,
+            adversary: self.plan.adversary,
         });
         if self.connection.clean {
             self.state.received_qos2.borrow_mut().clear();
@@ -414,32 +415,8 @@ impl<'a> Session<'a> {
         let client = self.name();
         let conn = self.conn;
         match action {
-            Action::Subscribe(filter, qos) => {
-                let packet_id = self.packet_id();
-                let sub_id = self.v5().then(|| {
-                    let id = self.state.last_sub_id.get() + 1;
-                    self.state.last_sub_id.set(id);
-                    id
-                });
-                self.history.record(Event::SubscribeSent {
-                    client,
-                    conn,
-                    filter: filter.clone(),
-                    qos: *qos,
-                    sub_id,
-                });
-                self.subscribes.insert(packet_id, vec![filter.clone()]);
-                let filter = TopicFilter::new(filter).expect("plan filters are valid");
-                let options = SubscriptionOptions::qos(*qos);
-                self.send(&Packet::Subscribe(Subscribe {
-                    packet_id,
-                    filters: vec![(filter, options)],
-                    properties: sub_id
-                        .map(Property::SubscriptionIdentifier)
-                        .into_iter()
-                        .collect(),
-                }));
-            }
+            Action::Subscribe(filter, qos) => self.subscribe(&[(filter.clone(), *qos)]),
+            Action::SubscribeMany(filters) => self.subscribe(filters),
             Action::Unsubscribe(filter) => {
                 let packet_id = self.packet_id();
                 self.history.record(Event::UnsubscribeSent {
@@ -461,7 +438,15 @@ impl<'a> Session<'a> {
                 retain,
                 empty,
                 expiry,
-            } => self.publish(topic, *qos, *retain, *empty, *expiry),
+                heavy,
+            } => {
+                let properties = expiry
+                    .map(Property::MessageExpiryInterval)
+                    .into_iter()
+                    .chain(heavy.iter().flat_map(user_properties))
+                    .collect();
+                self.publish(topic, *qos, *retain, *empty, properties)
+            }
             Action::StopReading(Duration::ZERO) => return false,
             Action::StopReading(for_) => {
                 self.history.record(Event::Paused { client, conn });
@@ -471,9 +456,53 @@ impl<'a> Session<'a> {
         true
     }
 
+    /// One SUBSCRIBE of `filters`, each recorded, under one Subscription
+    /// Identifier (5.0).
+    fn subscribe(&mut self, filters: &[(String, QoS)]) {
+        let packet_id = self.packet_id();
+        let sub_id = self.v5().then(|| {
+            let id = self.state.last_sub_id.get() + 1;
+            self.state.last_sub_id.set(id);
+            id
+        });
+        for (filter, qos) in filters {
+            self.history.record(Event::SubscribeSent {
+                client: self.name(),
+                conn: self.conn,
+                filter: filter.clone(),
+                qos: *qos,
+                sub_id,
+            });
+        }
+        let names = filters.iter().map(|(filter, _)| filter.clone()).collect();
+        self.subscribes.insert(packet_id, names);
+        let filters = filters
+            .iter()
+            .map(|(filter, qos)| {
+                let filter = TopicFilter::new(filter).expect("plan filters are valid");
+                (filter, SubscriptionOptions::qos(*qos))
+            })
+            .collect();
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id,
+            filters,
+            properties: sub_id
+                .map(Property::SubscriptionIdentifier)
+                .into_iter()
+                .collect(),
+        }));
+    }
+
     /// A PUBLISH of the next message of this client, recorded before it
     /// goes, and kept until acknowledged if it is QoS 1 or 2.
-    fn publish(&mut self, topic: &str, qos: QoS, retain: bool, empty: bool, expiry: Option<u32>) {
+    fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        empty: bool,
+        properties: Properties,
+    ) {
         let client = self.name();
         let conn = self.conn;
         let seq = self.state.next_seq.get() + 1;
@@ -496,7 +525,7 @@ impl<'a> Session<'a> {
             qos,
             retain,
             empty,
-            expiry,
+            expiry: properties.message_expiry_interval(),
         });
         let topic = TopicName::new(topic).expect("plan topics are valid");
         let publish = Publish {
@@ -506,10 +535,7 @@ impl<'a> Session<'a> {
             topic,
             packet_id,
             payload,
-            properties: expiry
-                .map(Property::MessageExpiryInterval)
-                .into_iter()
-                .collect(),
+            properties,
         };
         if packet_id.is_some() {
             let outgoing = Outgoing {
@@ -521,6 +547,17 @@ impl<'a> Session<'a> {
         }
         self.send(&Packet::Publish(publish));
     }
+}
+
+/// `heavy.count` User Properties whose encoding is `heavy.bytes` long, near
+/// enough: a one-byte key and a value each, with their length prefixes.
+fn user_properties(heavy: &Heavy) -> impl Iterator<Item = Property> {
+    const OVERHEAD: usize = 1 + 2 + 1 + 2;
+    let value = (heavy.bytes / heavy.count.max(1)).saturating_sub(OVERHEAD);
+    (0..heavy.count).map(move |i| {
+        let key = char::from(b'a' + (i % 26) as u8).to_string();
+        Property::UserProperty(key, "v".repeat(value))
+    })
 }
 
 fn far_future() -> Instant {

@@ -5,7 +5,7 @@ use super::*;
 use crate::codec::{Properties, Property};
 
 fn connect5(broker: &mut Broker, conn: u64, client_id: &str, expiry: u32, props: Vec<Property>) {
-    let mut properties = Properties(props);
+    let mut properties = Properties::from(props);
     if expiry > 0 {
         properties.push(Property::SessionExpiryInterval(expiry));
     }
@@ -49,7 +49,7 @@ fn qos0_frames_are_shared_per_version_and_only_when_plain() {
             TopicFilter::new("t").unwrap(),
             SubscriptionOptions::qos(QoS::AtMostOnce),
         )],
-        properties: Properties(vec![Property::SubscriptionIdentifier(7)]),
+        properties: Properties::from(vec![Property::SubscriptionIdentifier(7)]),
     };
     broker.subscribe(ConnId(5), with_id).unwrap();
     broker.drain_effects().for_each(drop);
@@ -147,7 +147,7 @@ fn an_expired_message_already_sent_is_resent() {
         will: None,
         username: None,
         password: None,
-        properties: Properties(vec![Property::SessionExpiryInterval(100)]),
+        properties: Properties::from(vec![Property::SessionExpiryInterval(100)]),
     };
     broker.connect(ConnId(4), connect);
     let resumed: Vec<Effect> = drain_effects(&mut broker);

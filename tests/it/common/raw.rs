@@ -88,7 +88,7 @@ impl Raw {
         properties: Vec<Property>,
     ) -> (Raw, ConnAck) {
         let mut connect = connect_v5(client_id);
-        connect.properties = Properties(properties);
+        connect.properties = Properties::from(properties);
         let (raw, connack) = Raw::connect(addr, connect).await;
         assert_eq!(connack.code, codec::ConnectCode::Accepted, "{connack:?}");
         (raw, connack)
@@ -119,6 +119,11 @@ impl Raw {
         within("a write to the broker", self.stream.write_all(bytes))
             .await
             .expect("the broker's socket takes our bytes");
+    }
+
+    /// Like `send_bytes`, for a socket the broker may have closed.
+    pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
     }
 
     /// The next packet or the close, whichever comes first.
@@ -245,7 +250,7 @@ pub fn publish_with(
     let Packet::Publish(mut publish) = publish(topic, qos, id, payload) else {
         unreachable!("publish builds a PUBLISH")
     };
-    publish.properties = Properties(props);
+    publish.properties = Properties::from(props);
     Packet::Publish(publish)
 }
 
@@ -259,7 +264,7 @@ pub fn subscribe_with(
     Packet::Subscribe(Subscribe {
         packet_id: packet_id(id),
         filters: vec![(TopicFilter::new(filter).expect("a valid filter"), options)],
-        properties: Properties(props),
+        properties: Properties::from(props),
     })
 }
 
@@ -267,7 +272,7 @@ pub fn subscribe_with(
 pub fn disconnect_with(reason: ReasonCode, props: Vec<Property>) -> Packet {
     Packet::Disconnect(codec::Disconnect {
         reason,
-        properties: Properties(props),
+        properties: Properties::from(props),
     })
 }
 

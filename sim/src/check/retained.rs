@@ -1,0 +1,177 @@
+//! Retained messages: a new subscription gets the latest retained message
+//! of each topic it matches, where the history pins down which one that
+//! is, and the store may have been full.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::model::{ConnKey, Received};
+use super::{Model, DELIVERY_WINDOW};
+use crate::history::MessageId;
+
+/// A new subscription gets the latest retained message of each topic it
+/// matches, where the history pins down which one that is.
+pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<String>) {
+    let (mut wrong, mut missing) = (Vec::new(), Vec::new());
+    let full_from = store_full_from(model, store_max);
+    let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
+    let mut received_by_conn: BTreeMap<&ConnKey, Vec<&Received>> = BTreeMap::new();
+    for r in &model.received {
+        received_by_conn.entry(&r.conn).or_default().push(r);
+    }
+    for sub in &model.subscriptions {
+        let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
+            continue;
+        };
+        // Shared subscriptions get no retained messages.
+        if sub.is_shared() {
+            continue;
+        }
+        let session_conns = &model.sessions[sub.session].1;
+        let Some(key) = session_conns.iter().find(|k| {
+            let c = &model.conns[*k];
+            c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
+        }) else {
+            continue;
+        };
+        let conn = &model.conns[key];
+        if conn.healthy_until(model.run_end) < acked + DELIVERY_WINDOW {
+            continue;
+        }
+        // Retained messages for this subscription come right after its
+        // SUBACK, before any later SUBSCRIBE on the connection.
+        let window_end = model
+            .subscriptions_of(sub.session)
+            .filter(|s| s.sent_at > sub.sent_at)
+            .map(|s| s.sent_at)
+            .min()
+            .unwrap_or(Duration::MAX)
+            .min(acked + DELIVERY_WINDOW);
+        for topic in topics
+            .iter()
+            .copied()
+            .filter(|t| model.filter_matches(&sub.filter, t))
+        {
+            let Some(expected) = settled_retained(model, topic, sub.sent_at, acked, full_from)
+            else {
+                continue;
+            };
+            let got: Vec<&str> = received_by_conn
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
+                })
+                .map(|r| r.payload.as_str())
+                .collect();
+            let text = format!(
+                "{key:?} subscribed to {} at {:?}: expected retained {expected:?} on {topic}, got {got:?}",
+                sub.filter, sub.sent_at
+            );
+            match &expected {
+                Some(_) if got.is_empty() => missing.push(text),
+                Some(payload) if got.iter().any(|g| g != payload) => wrong.push(text),
+                None if !got.is_empty() => wrong.push(text),
+                _ => {}
+            }
+        }
+    }
+    (wrong, missing)
+}
+
+/// The retained payload of `topic` while a SUBSCRIBE was processed (sent at
+/// `from`, acknowledged at `to`): `Some(None)` for none, `None` when the
+/// history cannot tell (a retained publish in flight, unacknowledged, or
+/// overlapping the last one; a retained will; or one that the store, full,
+/// may have refused).
+fn settled_retained(
+    model: &Model,
+    topic: &str,
+    from: Duration,
+    to: Duration,
+    full_from: Duration,
+) -> Option<Option<String>> {
+    let since = model.last_restart_before(from);
+    let wills_retained = model.conns.values().any(|c| {
+        c.will
+            .as_ref()
+            .is_some_and(|(t, _, retain)| t == topic && *retain)
+    });
+    // A retained message that may have expired may or may not be there.
+    let expiring = model
+        .published
+        .values()
+        .any(|s| s.retain && s.topic == topic && s.expiry.is_some());
+    if wills_retained || expiring {
+        return None;
+    }
+    let mut last: Option<(&MessageId, Duration, Duration)> = None;
+    let mut intervals = Vec::new();
+    for (id, sent) in &model.published {
+        if !sent.retain || sent.topic != topic || sent.sent_at < since || sent.sent_at >= to {
+            continue;
+        }
+        let acked = sent.acked_at?;
+        // A topic new to a full store is not retained (`retained_full`);
+        // the history cannot tell whether it was new then.
+        if acked >= from || (!sent.empty && acked >= full_from) {
+            return None;
+        }
+        intervals.push((sent.sent_at, acked));
+        if last.is_none_or(|(_, _, a)| acked > a) {
+            last = Some((id, sent.sent_at, acked));
+        }
+    }
+    let Some((id, sent_at, acked)) = last else {
+        return Some(None);
+    };
+    let overlapping = intervals
+        .iter()
+        .filter(|(s, a)| *a >= sent_at && *s <= acked)
+        .count()
+        > 1;
+    if overlapping {
+        return None;
+    }
+    let sent = &model.published[id];
+    Some((!sent.empty).then(|| id.payload()))
+}
+
+impl Model {
+    fn last_restart_before(&self, at: Duration) -> Duration {
+        self.restarts
+            .iter()
+            .copied()
+            .filter(|r| *r <= at)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// From when the retained store may have been full: when as many topics as
+/// it takes had had a retained message (or a retained will) sent to them.
+/// Before that it held fewer, whatever was cleared; after it, a retained
+/// message for a topic that had none may have been refused.
+fn store_full_from(model: &Model, store_max: usize) -> Duration {
+    let mut firsts: BTreeMap<&str, Duration> = BTreeMap::new();
+    let publishes = model
+        .published
+        .values()
+        .filter(|s| s.retain && !s.empty)
+        .map(|s| (s.topic.as_str(), s.sent_at));
+    let wills = model.conns.values().filter_map(|c| {
+        let (topic, _, retain) = c.will.as_ref()?;
+        retain.then_some((topic.as_str(), Duration::ZERO))
+    });
+    for (topic, at) in publishes.chain(wills) {
+        let first = firsts.entry(topic).or_insert(at);
+        *first = (*first).min(at);
+    }
+    let mut firsts: Vec<Duration> = firsts.into_values().collect();
+    firsts.sort();
+    firsts
+        .get(store_max.saturating_sub(1))
+        .copied()
+        .unwrap_or(Duration::MAX)
+}
