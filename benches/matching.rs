@@ -61,5 +61,33 @@ fn matching_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matching_benches);
+/// One session's 2^16 filters, each level `+` or its literal, that one
+/// 16-level topic matches all of (issue 12, row 10): the cost of a match
+/// when nothing is shared between the matches' paths but the trie's.
+fn overlap_benches(c: &mut Criterion) {
+    const LEVELS: usize = 16;
+    let mut index = SubscriptionIndex::default();
+    for mask in 0..1usize << LEVELS {
+        let levels: Vec<String> = (0..LEVELS)
+            .map(|i| match mask >> i & 1 {
+                1 => "+".to_owned(),
+                _ => format!("l{i}"),
+            })
+            .collect();
+        let filter = TopicFilter::new(&levels.join("/")).unwrap();
+        index.insert(&filter, SessionId(1), QoS::AtLeastOnce);
+    }
+    let topic: Vec<String> = (0..LEVELS).map(|i| format!("l{i}")).collect();
+    let topic = TopicName::new(&topic.join("/")).unwrap();
+    let mut out = Vec::new();
+    c.bench_function("overlap/65536", |b| {
+        b.iter(|| {
+            out.clear();
+            index.matches(black_box(&topic), &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, matching_benches, overlap_benches);
 criterion_main!(benches);

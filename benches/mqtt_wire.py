@@ -1,6 +1,7 @@
-# The few MQTT 3.1.1 bytes the Python bench scripts write, and a process's
-# resident memory; imported by retained.py and subscriptions.py.
-import struct
+# The few MQTT 3.1.1 bytes the Python bench scripts write, a client that
+# reads packets, and a process's resident memory; imported by overlap.py,
+# retained.py and subscriptions.py.
+import socket, struct
 
 def varint(n):
     out = bytearray()
@@ -16,3 +17,26 @@ def connect(cid, keepalive=600): return pkt(0x10, s('MQTT') + bytes([4, 2]) + st
 def rss(pid):
     for line in open(f'/proc/{pid}/status'):
         if line.startswith('VmRSS'): return int(line.split()[1])
+
+class Client:
+    """A connected MQTT 3.1.1 client; `read` gives one packet as (first byte, body)."""
+    def __init__(self, port, cid):
+        self.sock = socket.create_connection(('127.0.0.1', port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+        self.sock.sendall(connect(cid))
+        assert self.read()[0] >> 4 == 2
+    def read(self, timeout=30):
+        self.sock.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 2:
+                mult, i, n = 1, 1, 0
+                while i < len(self.buf):
+                    b = self.buf[i]; n += (b & 127) * mult; mult *= 128; i += 1
+                    if not b & 128:
+                        if len(self.buf) >= i + n:
+                            p = (self.buf[0], self.buf[i:i + n]); self.buf = self.buf[i + n:]; return p
+                        break
+            d = self.sock.recv(1 << 20)
+            if not d: raise EOFError
+            self.buf += d

@@ -4,37 +4,16 @@
 # topics, and how many retained messages a '#' subscriber receives.
 import socket, struct, subprocess, sys, time
 
-from mqtt_wire import connect, pkt, rss, s
+from mqtt_wire import Client, pkt, rss, s
 
 BIN, PORT = sys.argv[1], int(sys.argv[2])
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 200_000
 
-class C:
-    def __init__(self, cid):
-        self.sock = socket.create_connection(('127.0.0.1', PORT))
-        self.buf = b''
-        self.sock.sendall(connect(cid))
-        assert self.read()[0] >> 4 == 2
-    def read(self, timeout=30):
-        self.sock.settimeout(timeout)
-        while True:
-            if len(self.buf) >= 2:
-                mult, i, n = 1, 1, 0
-                while True:
-                    if i >= len(self.buf): break
-                    b = self.buf[i]; n += (b & 127) * mult; mult *= 128; i += 1
-                    if not b & 128:
-                        if len(self.buf) >= i + n:
-                            p = (self.buf[0], self.buf[i:i + n]); self.buf = self.buf[i + n:]; return p
-                        break
-            d = self.sock.recv(1 << 20)
-            if not d: raise EOFError
-            self.buf += d
 
 proc = subprocess.Popen([BIN, '--listen', f'127.0.0.1:{PORT}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 time.sleep(0.5)
 try:
-    loader = C('loader')
+    loader = Client(PORT, 'loader')
     rss0 = rss(proc.pid)
     payload = b'x' * 16
     data = b''.join(pkt(0x31, s(f'a/{i}') + payload) for i in range(N))
@@ -44,8 +23,8 @@ try:
     assert loader.read()[0] >> 4 == 4
     rss1 = rss(proc.pid)
     print(f'loaded {N} retained (16-byte payloads) in {time.time()-t:.2f}s; RSS {rss0} KB -> {rss1} KB: {(rss1-rss0)*1024/N:.0f} bytes a topic')
-    canary = C('canary')
-    sub = C('nomatch')
+    canary = Client(PORT, 'canary')
+    sub = Client(PORT, 'nomatch')
     body = struct.pack('>H', 1) + b''.join(s(f'+/nomatch{i}') + b'\0' for i in range(400))
     t = time.time()
     sub.sock.sendall(pkt(0x82, body))
@@ -54,7 +33,7 @@ try:
     # A canary round trip right after.
     t2 = time.time(); canary.sock.sendall(pkt(0xC0, b'')); canary.read(); rt = time.time() - t2
     print(f'SUBSCRIBE of 400 +/nomatchN filters: SUBACK after {dt*1000:.1f} ms (type {first>>4}); canary ping after it {rt*1000:.1f} ms')
-    everything = C('everything')
+    everything = Client(PORT, 'everything')
     t = time.time()
     everything.sock.sendall(pkt(0x82, struct.pack('>H', 1) + s('#') + b'\0'))
     got, retained = 0, 0

@@ -166,6 +166,11 @@ pub struct BrokerStats {
     /// since the start: the work filters cost, which should follow what
     /// they match, not the size of the store.
     pub retained_visited: u64,
+    /// Subscription trie nodes and subscriptions looked at to route
+    /// messages, since the start: the work a publish costs, which one
+    /// client's overlapping filters multiply (65,536 filters that one topic
+    /// all matches make each publish to it walk 196,607).
+    pub subscriptions_visited: u64,
     /// Subscriptions still owed some of their retained messages, which are
     /// sent as their connection has room.
     pub retained_owed: usize,
@@ -225,6 +230,8 @@ pub struct Broker {
     notices: notice::Notices,
     /// Reused by `route` so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Subscription)>,
+    /// For the census, and for the runtime's budget of work per lock hold.
+    subscriptions_visited: u64,
 }
 
 impl Broker {
@@ -244,6 +251,7 @@ impl Broker {
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
+            subscriptions_visited: 0,
         }
     }
 
@@ -281,6 +289,13 @@ impl Broker {
         self.effects.len()
     }
 
+    /// Matching work done since the start (`BrokerStats::subscriptions_visited`):
+    /// the runtime lets go of the lock when a batch has done enough, as it
+    /// does for effects, since overlapping filters cost work but no effects.
+    pub fn subscriptions_visited(&self) -> u64 {
+        self.subscriptions_visited
+    }
+
     /// Hands over what the last calls asked for, in order, by swapping it
     /// with `into`, which must be empty: neither side allocates again.
     pub fn swap_effects(&mut self, into: &mut Vec<Effect>) {
@@ -295,6 +310,7 @@ impl Broker {
             subscriptions: self.index.len() + self.shared.members(),
             retained: self.retained.len(),
             retained_visited: self.retained.visited(),
+            subscriptions_visited: self.subscriptions_visited,
             retained_owed: self.owed,
             queued: self.counts.queued(),
             inflight: self.counts.inflight(),

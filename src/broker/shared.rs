@@ -84,9 +84,10 @@ impl SharedGroups {
         }
     }
 
-    /// Appends the groups whose filter matches `topic`.
-    pub fn matching(&self, topic: &TopicName, out: &mut Vec<(GroupId, ())>) {
-        self.index.matches(topic, out);
+    /// Appends the groups whose filter matches `topic`; returns the work
+    /// it took (`SubscriptionIndex::matches`).
+    pub fn matching(&self, topic: &TopicName, out: &mut Vec<(GroupId, ())>) -> u64 {
+        self.index.matches(topic, out)
     }
 
     pub fn len_of(&self, group: GroupId) -> usize {

@@ -22,6 +22,9 @@ pub struct Census {
     /// Heap bytes allocated, where the binary counts them
     /// (`Server::limit_memory`).
     pub heap_bytes: Option<usize>,
+    /// Holds of the routing state's lock since the start: a batch whose
+    /// work is split between holds takes more of them.
+    pub lock_holds: u64,
     /// Live tasks by kind: "acceptor", "sys", "connection".
     pub tasks: BTreeMap<&'static str, usize>,
     /// The most one client holds of what the per-client limits bound:
@@ -46,7 +49,7 @@ impl Census {
 
 /// The census; with `peaks`, the walk for them too.
 pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
-    let (connections, broker, peaks) = {
+    let (connections, broker, peaks, lock_holds) = {
         let state = shared.state();
         let peaks = peaks.then(|| Peaks {
             outbound_qos0_bytes: state
@@ -57,13 +60,19 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
                 .unwrap_or(0),
             ..state.broker.peaks()
         });
-        (state.links.len(), state.broker.stats(), peaks)
+        (
+            state.links.len(),
+            state.broker.stats(),
+            peaks,
+            state.holds.count(),
+        )
     };
     Census {
         connections,
         broker,
         connects_refused_auth: shared.auth.refused(),
         heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
+        lock_holds,
         tasks: shared.registry.counts(),
         peaks,
     }

@@ -25,6 +25,11 @@ impl LockHolds {
         self.nanos.saturating_record(nanos);
     }
 
+    /// Holds since the start.
+    pub(super) fn count(&self) -> u64 {
+        self.nanos.len()
+    }
+
     pub(super) fn log(&self) {
         let nanos = &self.nanos;
         if nanos.is_empty() {

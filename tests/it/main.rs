@@ -26,6 +26,7 @@ mod tcp_connect;
 mod tcp_error_end;
 mod tcp_logging;
 mod tcp_memory_limit;
+mod tcp_overlap;
 mod tcp_qos;
 mod tcp_reserved_topics;
 mod tcp_retained;

@@ -1,0 +1,162 @@
+//! The subscription trie against the reference matcher, and the shapes its
+//! nodes take as filters come and go.
+
+use super::*;
+
+fn index(filters: &[(&str, u64)]) -> SubscriptionIndex {
+    let mut index = SubscriptionIndex::default();
+    for (filter, session) in filters {
+        index.insert(
+            &TopicFilter::new(filter).unwrap(),
+            SessionId(*session),
+            QoS::AtLeastOnce,
+        );
+    }
+    index
+}
+
+fn sessions(index: &SubscriptionIndex, topic: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    index.matches(&TopicName::new(topic).unwrap(), &mut out);
+    let mut ids: Vec<u64> = out.into_iter().map(|(s, _)| s.0).collect();
+    ids.sort();
+    ids
+}
+
+const FILTERS: [&str; 14] = [
+    "#", "+", "a", "a/#", "a/+", "a/b", "a/+/c", "+/b/#", "/+", "+/+", "$SYS/#", "$SYS/+",
+    "a/b/c/#", "+/#",
+];
+const TOPICS: [&str; 11] = [
+    "a", "a/b", "a/b/c", "a/x/c", "/a", "b/b", "$SYS/x", "$SYS", "a/b/c/d", "/", "x/b",
+];
+
+#[test]
+fn agrees_with_the_reference_matcher() {
+    let filters: Vec<(&str, u64)> = FILTERS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (*f, i as u64))
+        .collect();
+    let index = index(&filters);
+    for topic in TOPICS {
+        let name = TopicName::new(topic).unwrap();
+        let expected: Vec<u64> = filters
+            .iter()
+            .filter(|(f, _)| TopicFilter::new(f).unwrap().matches(&name))
+            .map(|(_, i)| *i)
+            .collect();
+        assert_eq!(sessions(&index, topic), expected, "topic {topic}");
+    }
+}
+
+#[test]
+fn removal_prunes_and_counts() {
+    let mut index = index(&[("a/b", 1), ("a/#", 1), ("a/b", 2)]);
+    assert_eq!(index.len(), 3);
+    assert!(index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(1)));
+    assert!(!index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(1)));
+    assert!(!index.remove(&TopicFilter::new("x/y").unwrap(), SessionId(1)));
+    assert_eq!(sessions(&index, "a/b"), vec![1, 2]);
+    assert!(index.remove(&TopicFilter::new("a/#").unwrap(), SessionId(1)));
+    assert!(index.remove(&TopicFilter::new("a/b").unwrap(), SessionId(2)));
+    assert!(index.is_empty());
+    assert!(index.root.is_empty(), "empty nodes are pruned");
+}
+
+#[test]
+fn one_child_becomes_many_and_back_to_none() {
+    let mut index = index(&[("a/b/c", 1)]);
+    assert!(matches!(index.root.children, Children::One(..)));
+    index.insert(
+        &TopicFilter::new("a/x").unwrap(),
+        SessionId(2),
+        QoS::AtMostOnce,
+    );
+    let a = index.root.children.get(&Probe::new("a")).unwrap();
+    assert!(matches!(a.children, Children::Many(_)));
+    assert_eq!(sessions(&index, "a/b/c"), vec![1]);
+    assert_eq!(sessions(&index, "a/x"), vec![2]);
+    assert!(index.remove(&TopicFilter::new("a/b/c").unwrap(), SessionId(1)));
+    assert_eq!(sessions(&index, "a/x"), vec![2]);
+    assert!(index.remove(&TopicFilter::new("a/x").unwrap(), SessionId(2)));
+    assert!(index.root.children.is_empty(), "pruned to nothing");
+}
+
+#[test]
+fn reinsert_replaces_the_granted_qos() {
+    let mut index = index(&[("a", 1)]);
+    index.insert(
+        &TopicFilter::new("a").unwrap(),
+        SessionId(1),
+        QoS::ExactlyOnce,
+    );
+    assert_eq!(index.len(), 1);
+    let mut out = Vec::new();
+    index.matches(&TopicName::new("a").unwrap(), &mut out);
+    assert_eq!(out, vec![(SessionId(1), QoS::ExactlyOnce)]);
+}
+
+#[test]
+fn the_work_follows_the_walk() {
+    // One session's 2^4 filters, `+` or the literal in each level: the
+    // topic walks every prefix of them, root included, 2^5 - 1 nodes,
+    // and appends all 2^4.
+    let mut index = SubscriptionIndex::default();
+    for mask in 0..16u32 {
+        let levels: Vec<&str> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
+            .collect();
+        let filter = TopicFilter::new(&levels.join("/")).unwrap();
+        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
+    }
+    let mut out = Vec::new();
+    assert_eq!(
+        index.matches(&TopicName::new("a/b/c/d").unwrap(), &mut out),
+        31 + 16
+    );
+    assert_eq!(out.len(), 16);
+    out.clear();
+    // A miss at the last level walks the prefixes that fit, finds none.
+    assert_eq!(
+        index.matches(&TopicName::new("a/b/c").unwrap(), &mut out),
+        15
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn long_levels_and_many_subscribers_come_and_go() {
+    let long = "a-level-longer-than-twenty-two-bytes";
+    let filter = TopicFilter::new(&format!("{long}/+")).unwrap();
+    let mut index = index(&[(&format!("{long}/+"), 1), ("short/+", 2)]);
+    for session in [3, 4] {
+        index.insert(&filter, SessionId(session), QoS::AtMostOnce);
+    }
+    assert_eq!(sessions(&index, &format!("{long}/x")), vec![1, 3, 4]);
+    assert_eq!(sessions(&index, "short/x"), vec![2]);
+    for session in [1, 3] {
+        assert!(index.remove(&filter, SessionId(session)));
+    }
+    assert_eq!(sessions(&index, &format!("{long}/x")), vec![4]);
+    assert!(index.remove(&filter, SessionId(4)));
+    assert!(index.remove(&TopicFilter::new("short/+").unwrap(), SessionId(2)));
+    assert!(index.root.is_empty(), "pruned to nothing");
+}
+
+#[test]
+fn levels_either_side_of_the_inline_size_match_only_themselves() {
+    let short = "s".repeat(LEVEL_INLINE_BYTES);
+    let long = "s".repeat(LEVEL_INLINE_BYTES + 1);
+    let shorter = "s".repeat(LEVEL_INLINE_BYTES - 1);
+    // One filter each, so that the level is a lone child, kept as `Level`.
+    for (level, kind) in [(&short, "short"), (&long, "long")] {
+        let index = index(&[(&format!("{level}/a"), 1)]);
+        for topic in [&shorter, &short, &long] {
+            let expected = if topic == level { vec![1] } else { vec![] };
+            assert_eq!(sessions(&index, &format!("{topic}/a")), expected, "{kind}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! One client's overlapping filters (issue 12, row 10): a topic that all
+//! of them match makes each publish to it walk them all, however few
+//! copies it sends. That work is counted in the census, and a batch of
+//! such publishes is split between holds of the broker's lock, so that the
+//! others wait for one walk at a time, not for a batch of them.
+
+use bytes::BytesMut;
+use tern::codec::{self, Packet, ProtocolVersion, QoS, Subscribe, SubscriptionOptions};
+use tern::topic::TopicFilter;
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
+
+/// Each filter is `+` or the topic's own level in each of these levels:
+/// 2^14 filters, and the topic matches every one.
+const LEVELS: u32 = 14;
+/// Publishes sent in one write, so that the broker reads them as one batch.
+const BURST: u64 = 32;
+
+fn topic() -> String {
+    let levels: Vec<String> = (0..LEVELS).map(|i| format!("l{i}")).collect();
+    levels.join("/")
+}
+
+/// Every filter that `topic()` matches with `+` or its literal per level.
+fn overlapping() -> Vec<TopicFilter> {
+    (0..1u32 << LEVELS)
+        .map(|mask| {
+            let levels: Vec<String> = (0..LEVELS)
+                .map(|i| match mask >> i & 1 {
+                    1 => "+".to_owned(),
+                    _ => format!("l{i}"),
+                })
+                .collect();
+            TopicFilter::new(&levels.join("/")).unwrap()
+        })
+        .collect()
+}
+
+async fn subscribe_all(client: &mut Raw, filters: Vec<TopicFilter>) {
+    let chunks: Vec<_> = filters.chunks(1024).map(<[_]>::to_vec).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let filters = chunk
+            .iter()
+            .map(|f| (f.clone(), SubscriptionOptions::qos(QoS::AtMostOnce)))
+            .collect();
+        let id = u16::try_from(i + 1).unwrap();
+        client
+            .send(&Packet::Subscribe(Subscribe {
+                packet_id: raw::packet_id(id),
+                filters,
+                properties: Default::default(),
+            }))
+            .await;
+    }
+    for _ in &chunks {
+        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+    }
+}
+
+#[tokio::test]
+async fn a_burst_over_overlapping_filters_is_counted_and_split_between_holds() {
+    let broker = TestBroker::start(config()).await;
+    let mut wild = Raw::connected(broker.addr, "wild").await;
+    subscribe_all(&mut wild, overlapping()).await;
+    let mut publisher = Raw::connected(broker.addr, "publisher").await;
+    let topic = topic();
+    let mut burst = BytesMut::new();
+    for i in 0..BURST {
+        // The last one is QoS 1: its PUBACK says the whole burst is routed.
+        let (qos, id) = if i + 1 == BURST {
+            (QoS::AtLeastOnce, 1)
+        } else {
+            (QoS::AtMostOnce, 0)
+        };
+        let publish = raw::publish(&topic, qos, id, b"x");
+        codec::encode(&publish, ProtocolVersion::V311, &mut burst);
+    }
+    let before = broker.census();
+    publisher.send_bytes(&burst).await;
+    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    let after = broker.census();
+    for _ in 0..BURST {
+        assert_eq!(
+            wild.recv_publish().await.topic.as_str(),
+            topic,
+            "one copy each"
+        );
+    }
+    wild.expect_silence().await;
+    // Each publish walks every prefix of every filter, root included, and
+    // appends each filter's subscription: 2^15 - 1 nodes and 2^14.
+    let per_publish = (1u64 << (LEVELS + 1)) - 1 + (1 << LEVELS);
+    let visited = after.subscriptions_visited - before.subscriptions_visited;
+    assert_eq!(visited, BURST * per_publish);
+    // Each walk is over the budget of a hold, so each publish takes a hold
+    // of its own; in one hold the others waited for all 32 walks at once.
+    let holds = after.lock_holds - before.lock_holds;
+    assert!(
+        holds >= BURST,
+        "{holds} holds of the lock for {BURST} publishes of {per_publish} visits each"
+    );
+    broker.stop().await;
+}
