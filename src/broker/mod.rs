@@ -232,6 +232,9 @@ pub struct Broker {
     matches: Vec<(SessionId, Subscription)>,
     /// For the census, and for the runtime's budget of work per lock hold.
     subscriptions_visited: u64,
+    /// Levels of filters put into or taken out of the index since the
+    /// start: the work SUBSCRIBE, UNSUBSCRIBE and a session's end cost.
+    levels_indexed: u64,
 }
 
 impl Broker {
@@ -252,6 +255,7 @@ impl Broker {
             notices: notice::Notices::default(),
             matches: Vec::new(),
             subscriptions_visited: 0,
+            levels_indexed: 0,
         }
     }
 
@@ -294,6 +298,14 @@ impl Broker {
     /// does for effects, since overlapping filters cost work but no effects.
     pub fn subscriptions_visited(&self) -> u64 {
         self.subscriptions_visited
+    }
+
+    /// The work on the subscription index since the start, matching and
+    /// changing it alike: what the runtime's budget per hold of the lock
+    /// counts. 10,000 filters of 200 levels, 64 SUBSCRIBEs in one batch,
+    /// once held the lock for 320 ms.
+    pub fn index_work(&self) -> u64 {
+        self.subscriptions_visited + self.levels_indexed
     }
 
     /// Hands over what the last calls asked for, in order, by swapping it

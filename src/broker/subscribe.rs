@@ -89,6 +89,7 @@ impl Broker {
                 .get_mut(sid)
                 .subscriptions
                 .insert(filter.clone(), subscription);
+            self.levels_indexed += levels(&filter);
             match shared {
                 Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
                 _ => self.index.insert(&filter, sid, subscription),
@@ -180,10 +181,15 @@ impl Broker {
     /// Takes a subscription the session no longer holds out of the index or
     /// its group.
     fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
+        self.levels_indexed += levels(filter);
         let Some(Ok((group, inner))) = parse_shared(filter) else {
             self.index.remove(filter, sid);
             return;
         };
         self.shared.leave(sid, group, inner);
     }
+}
+
+fn levels(filter: &TopicFilter) -> u64 {
+    filter.as_str().split('/').count() as u64
 }

@@ -102,3 +102,43 @@ async fn a_burst_over_overlapping_filters_is_counted_and_split_between_holds() {
     );
     broker.stop().await;
 }
+
+/// Row 1's shape: many deep filters, SUBSCRIBEs sent in one write. Each
+/// SUBSCRIBE's 100 filters of 200 levels are 20,000 levels of work on the
+/// index, over the budget of a hold, so each gets a hold of its own; in
+/// one hold the others waited for the whole batch (320 ms for 64 of them).
+#[tokio::test]
+async fn a_burst_of_deep_subscribes_is_split_between_holds() {
+    const SUBSCRIBES: u64 = 16;
+    let broker = TestBroker::start(config()).await;
+    let mut deep = Raw::connected(broker.addr, "deep").await;
+    let mut burst = BytesMut::new();
+    for i in 0..SUBSCRIBES {
+        let filters = (0..100)
+            .map(|j| {
+                let filter = format!("{i}-{j}{}", "/l".repeat(199));
+                (
+                    TopicFilter::new(&filter).unwrap(),
+                    SubscriptionOptions::qos(QoS::AtMostOnce),
+                )
+            })
+            .collect();
+        let subscribe = Packet::Subscribe(Subscribe {
+            packet_id: raw::packet_id(u16::try_from(i + 1).unwrap()),
+            filters,
+            properties: Default::default(),
+        });
+        codec::encode(&subscribe, ProtocolVersion::V311, &mut burst);
+    }
+    let before = broker.census();
+    deep.send_bytes(&burst).await;
+    for _ in 0..SUBSCRIBES {
+        assert!(matches!(deep.recv().await, Packet::SubAck(_)));
+    }
+    let holds = broker.census().lock_holds - before.lock_holds;
+    assert!(
+        holds >= SUBSCRIBES,
+        "{holds} holds of the lock for {SUBSCRIBES} SUBSCRIBEs"
+    );
+    broker.stop().await;
+}
