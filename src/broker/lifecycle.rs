@@ -67,6 +67,7 @@ impl Broker {
     /// Publishes the wills and ends the sessions that are due. The runtime
     /// calls it from a timer; `next_timer` says when it is next needed.
     pub fn tick(&mut self) {
+        self.reap();
         while let Some(due) = self.sessions.pop_due(self.now) {
             let Some((due, sid)) = due else {
                 continue;
@@ -85,6 +86,9 @@ impl Broker {
 
     /// When `tick` next has something to do.
     pub fn next_timer(&self) -> Option<super::Millis> {
+        if !self.reaping.is_empty() {
+            return Some(self.now);
+        }
         self.sessions.next_timer()
     }
 

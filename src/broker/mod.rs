@@ -33,6 +33,7 @@ mod index;
 mod lifecycle;
 mod notice;
 mod outbox;
+mod reaping;
 mod retained;
 mod routing;
 mod sessions;
@@ -162,6 +163,9 @@ pub struct BrokerStats {
     pub sessions_offline: usize,
     pub subscriptions: usize,
     pub retained: usize,
+    /// Filters of ended sessions still being taken out of the index, a
+    /// slice at a time (`subscriptions` no longer counts them).
+    pub subscriptions_ending: usize,
     /// Retained entries looked at to find those a new subscription matches,
     /// since the start: the work filters cost, which should follow what
     /// they match, not the size of the store.
@@ -235,6 +239,8 @@ pub struct Broker {
     /// Levels of filters put into or taken out of the index since the
     /// start: the work SUBSCRIBE, UNSUBSCRIBE and a session's end cost.
     levels_indexed: u64,
+    /// Ended sessions' filters still to be taken out of the index.
+    reaping: reaping::Reaping,
 }
 
 impl Broker {
@@ -256,6 +262,7 @@ impl Broker {
             matches: Vec::new(),
             subscriptions_visited: 0,
             levels_indexed: 0,
+            reaping: reaping::Reaping::default(),
         }
     }
 
@@ -319,7 +326,8 @@ impl Broker {
         BrokerStats {
             sessions_connected: self.sessions.connected(),
             sessions_offline: self.sessions.len() - self.sessions.connected(),
-            subscriptions: self.index.len() + self.shared.members(),
+            subscriptions: self.index.len() - self.reaping.len() + self.shared.members(),
+            subscriptions_ending: self.reaping.len(),
             retained: self.retained.len(),
             retained_visited: self.retained.visited(),
             subscriptions_visited: self.subscriptions_visited,

@@ -164,6 +164,9 @@ impl Broker {
         // 16-level filters all match. Resuming a walk across holds, as the
         // retained walk does, would bound it further.
         self.subscriptions_visited += self.index.matches(&publish.topic, &mut matches);
+        if !self.reaping.is_empty() {
+            matches.retain(|(sid, _)| !self.reaping.holds(*sid));
+        }
         matches.sort_unstable_by_key(|m| m.0);
         let mut delivered = 0;
         let mut frames = Frames::default();

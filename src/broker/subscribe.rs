@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::reaping::{levels, LEVELS_PER_SLICE};
 use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
@@ -173,9 +174,23 @@ impl Broker {
     /// Takes all of an ending session's subscriptions out of the index and
     /// their groups.
     pub(super) fn drop_subscriptions(&mut self, sid: SessionId, filters: &mut Filters) {
-        for (filter, _) in std::mem::take(&mut filters.0) {
-            self.drop_subscription(sid, &filter);
+        let filters = std::mem::take(&mut filters.0);
+        let levels: u64 = filters.keys().map(levels).sum();
+        if levels <= LEVELS_PER_SLICE {
+            for filter in filters.keys() {
+                self.drop_subscription(sid, filter);
+            }
+            return;
         }
+        // Too many for one hold: groups are left now, the index later.
+        let mut unshared = Vec::new();
+        for (filter, _) in filters {
+            match parse_shared(&filter) {
+                Some(Ok((group, inner))) => self.shared.leave(sid, group, inner),
+                _ => unshared.push(filter),
+            }
+        }
+        self.reaping.add(sid, unshared);
     }
 
     /// Takes a subscription the session no longer holds out of the index or
@@ -188,8 +203,4 @@ impl Broker {
         };
         self.shared.leave(sid, group, inner);
     }
-}
-
-fn levels(filter: &TopicFilter) -> u64 {
-    filter.as_str().split('/').count() as u64
 }

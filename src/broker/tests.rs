@@ -477,6 +477,7 @@ fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
 /// MQTT 5.0 transcripts, each for a defect a review found.
 mod memory;
 mod mqtt5;
+mod reaping;
 
 #[test]
 fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {

