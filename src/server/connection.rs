@@ -622,12 +622,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if state.broker.effects_queued() >= EFFECTS_PER_HOLD
                     || state.broker.index_work() - work >= WORK_PER_HOLD
                 {
-                    return Ok(());
+                    break;
                 }
             }
             // A SUBSCRIBE's retained messages follow its SUBACK in the
-            // same hold, as far as there is room; the rest in slices.
-            state.send_retained(conn, outbound_max);
+            // hold that ends the batch, as far as there is room; the rest
+            // in slices. Skipped when the batch's last packet filled the
+            // hold, they stayed owed for good: nothing asked again.
+            if waiting.is_empty() {
+                state.send_retained(conn, outbound_max);
+            }
             Ok(())
         });
         // What an error left undispatched is dropped with the connection.
