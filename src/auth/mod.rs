@@ -1,10 +1,14 @@
 //! Who may connect: the password file and whether anonymous clients may.
 //! Checked by the connection task before the broker is asked, since a
 //! password hash takes CPU that must not be spent under the routing lock.
+//! What a connected client may read and write (the ACL) is judged by the
+//! broker, which holds each session's rules (`acl`).
 
+mod acl;
 mod password_file;
 mod throttle;
 
+pub use acl::{Access, AclFile, ClientAcl};
 pub use password_file::{PasswordFile, NEW_ITERATIONS};
 
 use std::net::IpAddr;
