@@ -208,7 +208,32 @@ async fn a_shared_subscription_gives_a_message_only_to_a_member_that_may_read_it
         assert_eq!(admin.recv_publish().await.topic.as_str(), "secret/x");
     }
     reader.expect_silence().await;
+    // A message whose member ended before acknowledging it goes to another
+    // member that may read it, and there is none.
+    publish_qos1(&mut publisher, "secret/y", 5, false).await;
+    let Packet::Publish(unacked) = admin.recv().await else {
+        panic!("expected the PUBLISH");
+    };
+    assert_eq!(unacked.topic.as_str(), "secret/y");
+    admin.reset();
+    broker
+        .wait_until("the message dropped", |c| {
+            c.broker.dropped.shared_undeliverable == 1
+        })
+        .await;
+    reader.expect_silence().await;
     broker.stop().await;
+}
+
+/// How a will's session ends in `a_will_to_a_topic_its_client_may_not_write_is_not_published`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WillEnd {
+    /// Published as the connection is lost.
+    AtOnce,
+    /// After a Will Delay Interval of 1 s (5.0).
+    Delayed,
+    /// Within a long delay, by a clean start that ends the session (5.0).
+    SessionEnded,
 }
 
 #[tokio::test]
@@ -216,32 +241,45 @@ async fn a_will_to_a_topic_its_client_may_not_write_is_not_published() {
     let broker = broker("wills").await;
     let mut admin = client(&broker, true, "admin", Some("admin")).await;
     assert_eq!(subscribe(&mut admin, &["#"]).await, [GRANTED]);
-    // At once (3.1.1 and 5.0), and after a Will Delay Interval (5.0).
-    let delayed = vec![Property::WillDelayInterval(1)];
-    for (v5, delay) in [(false, vec![]), (true, vec![]), (true, delayed)] {
+    let cases = [
+        (false, WillEnd::AtOnce),
+        (true, WillEnd::AtOnce),
+        (true, WillEnd::Delayed),
+        (true, WillEnd::SessionEnded),
+    ];
+    for (v5, end) in cases {
         for topic in ["forbidden/will", "wills/ok"] {
-            let mut connect = if v5 {
-                raw::connect_v5(topic)
-            } else {
-                raw::connect_packet(topic)
+            let connect = || {
+                let connect = if v5 {
+                    raw::connect_v5(topic)
+                } else {
+                    raw::connect_packet(topic)
+                };
+                as_user(connect, "writer")
             };
+            let mut with_will = connect();
             let mut will = raw::will(topic, "gone", QoS::AtMostOnce, false);
+            let delay = match end {
+                WillEnd::AtOnce => 0,
+                WillEnd::Delayed => 1,
+                WillEnd::SessionEnded => 60,
+            };
             if v5 {
-                will.properties = delay.clone().into();
-                connect.properties = vec![Property::SessionExpiryInterval(60)].into();
+                will.properties = vec![Property::WillDelayInterval(delay)].into();
+                with_will.properties = vec![Property::SessionExpiryInterval(60)].into();
             }
-            connect.will = Some(will);
-            let (dying, _) = Raw::connect(broker.addr, as_user(connect, "writer")).await;
+            with_will.will = Some(will);
+            let (dying, _) = Raw::connect(broker.addr, with_will).await;
             dying.reset();
             broker.wait_connections(1).await;
+            if end == WillEnd::SessionEnded {
+                let (again, _) = Raw::connect(broker.addr, connect()).await;
+                again.reset();
+                broker.wait_connections(1).await;
+            }
         }
         let will = admin.recv_publish().await;
-        assert_eq!(
-            will.topic.as_str(),
-            "wills/ok",
-            "5.0: {v5}, delayed: {}",
-            !delay.is_empty()
-        );
+        assert_eq!(will.topic.as_str(), "wills/ok", "5.0: {v5}, {end:?}");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     admin.expect_silence().await;
