@@ -97,10 +97,7 @@ pub struct ClientAcl {
 impl AclFile {
     /// Reads `path`; an error names the file and the line.
     pub fn load(path: &Path) -> Result<AclFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read acl file {}: {e}", path.display()))?;
-        AclFile::parse(&text)
-            .map_err(|(line, e)| format!("acl file {} line {line}: {e}", path.display()))
+        super::load("acl file", path, AclFile::parse)
     }
 
     /// Blank lines and `#` comments are skipped. A rule's access word may
@@ -244,7 +241,8 @@ fn fill(pattern: &Pattern, user: Option<&str>, client_id: &str) -> Result<Option
     let mut rest = text.as_str();
     while let Some(at) = rest.find('%') {
         filled.push_str(&rest[..at]);
-        let name = match rest[at..].as_bytes().get(1) {
+        rest = &rest[at + 1..];
+        let name = match rest.as_bytes().first() {
             Some(b'c') => Some(client_id),
             Some(b'u') => user,
             _ => None,
@@ -252,12 +250,9 @@ fn fill(pattern: &Pattern, user: Option<&str>, client_id: &str) -> Result<Option
         match name {
             Some(name) => {
                 filled.push_str(name);
-                rest = &rest[at + 2..];
+                rest = &rest[1..];
             }
-            None => {
-                filled.push('%');
-                rest = &rest[at + 1..];
-            }
+            None => filled.push('%'),
         }
     }
     filled.push_str(rest);
