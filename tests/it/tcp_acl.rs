@@ -331,3 +331,28 @@ async fn patterns_name_the_client_and_its_user() {
     }
     broker.stop().await;
 }
+
+#[test]
+fn the_binary_names_a_bad_line_and_exits() {
+    let dir = std::env::temp_dir();
+    let acl = dir.join(format!("tern-it-acl-{}-bad", std::process::id()));
+    std::fs::write(&acl, "user alice\ntopic reed a/b\n").expect("write the acl file");
+    let config = dir.join(format!("tern-it-acl-{}-bad.toml", std::process::id()));
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\nacl_file = {:?}\n",
+        acl.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write the config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run tern");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "tern: acl file {} line 2: \"reed\" is not read, write, readwrite or deny\n",
+        acl.display()
+    );
+    assert_eq!(stderr, expected);
+}
