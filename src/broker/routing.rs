@@ -52,6 +52,10 @@ impl Broker {
         } else if !self.may_publish_to(&publish.topic) || !self.may_write(sid, &publish.topic) {
             // Dropped as mosquitto drops it; 3.1.1 has no way to say so.
             self.dropped.not_authorized += 1;
+            self.notices.debug(|| Notice::PublishDenied {
+                client_id: self.sessions.get(sid).client_id().to_owned(),
+                topic: publish.topic.clone(),
+            });
             Some(ReasonCode::NOT_AUTHORIZED)
         } else if self.memory_full && !self.is_qos2_resend(sid, &publish) {
             self.dropped.memory_full += 1;
