@@ -46,6 +46,9 @@ pub struct Config {
     /// client) may connect. Unset: only when every `listen` address is a
     /// loopback one, as mosquitto 2 does.
     pub allow_anonymous: Option<bool>,
+    /// mosquitto's ACL file (`user`, `topic`, `pattern` lines); with one,
+    /// a client may read and write only what its rules grant.
+    pub acl_file: Option<std::path::PathBuf>,
     /// The heap the broker may use, all clients together; 0 is half the
     /// machine's memory (or its cgroup's). Over it, new QoS 1/2 messages
     /// and new sessions are refused and QoS 0 is dropped.
@@ -221,6 +224,7 @@ impl Default for Config {
             memory_max_bytes: 0,
             password_file: None,
             allow_anonymous: None,
+            acl_file: None,
             subscriptions_per_client_max: 100_000,
             topic_levels_max: 200,
             retained_messages_max: 1_000_000,

@@ -111,6 +111,45 @@ impl TopicFilter {
         }
         names.next().is_none()
     }
+
+    /// Whether some topic name matches both this filter and `other`: a
+    /// rule of an ACL that grants this filter may let `other` read something.
+    pub fn overlaps(&self, other: &TopicFilter) -> bool {
+        if self.escapes_dollar(other) || other.escapes_dollar(self) {
+            return false;
+        }
+        let (mut a, mut b) = (self.levels(), other.levels());
+        loop {
+            match (a.next(), b.next()) {
+                (Some("#"), _) | (_, Some("#")) | (None, None) => return true,
+                (Some(x), Some(y)) if x == y || x == "+" || y == "+" => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Whether every topic name `other` matches, this filter matches too:
+    /// a rule of an ACL that denies this filter leaves `other` nothing.
+    pub fn covers(&self, other: &TopicFilter) -> bool {
+        if self.escapes_dollar(other) {
+            return false;
+        }
+        let (mut a, mut b) = (self.levels(), other.levels());
+        loop {
+            match (a.next(), b.next()) {
+                (Some("#"), _) | (None, None) => return true,
+                (Some("+"), Some(y)) if y != "#" => {}
+                (Some(x), Some(y)) if x == y && x != "+" => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// This filter starts with a wildcard and `other` with a `$` level,
+    /// whose topics the wildcard does not match [MQTT-4.7.2-1].
+    fn escapes_dollar(&self, other: &TopicFilter) -> bool {
+        self.0.starts_with(['+', '#']) && other.0.starts_with('$')
+    }
 }
 
 impl fmt::Debug for TopicName {
@@ -202,6 +241,46 @@ mod tests {
         assert!(!matches("+", "/finance"));
         assert!(!matches("a/b", "a/b/c"));
         assert!(!matches("a/b/c", "a/b"));
+    }
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    #[test]
+    fn filters_overlap_where_a_topic_matches_both() {
+        let overlap = |a: &str, b: &str| {
+            let (a, b) = (filter(a), filter(b));
+            assert_eq!(a.overlaps(&b), b.overlaps(&a), "symmetric");
+            a.overlaps(&b)
+        };
+        assert!(overlap("#", "a/b"));
+        assert!(overlap("a/+/c", "a/b/+"));
+        assert!(overlap("a/#", "a"), "a/# matches a");
+        assert!(overlap("+/+", "a/#"));
+        assert!(overlap("$SYS/#", "$SYS/+/x"));
+        assert!(!overlap("a/+", "a"));
+        assert!(!overlap("a/b", "a/c"));
+        assert!(!overlap("a/b", "a/b/c"));
+        assert!(!overlap("#", "$SYS/#"));
+        assert!(!overlap("+/x", "$SYS/x"));
+    }
+
+    #[test]
+    fn a_filter_covers_what_matches_only_topics_it_matches() {
+        let covers = |a: &str, b: &str| filter(a).covers(&filter(b));
+        assert!(covers("#", "a/+/#"));
+        assert!(covers("a/#", "a"));
+        assert!(covers("a/#", "a/b/#"));
+        assert!(covers("a/+", "a/+"));
+        assert!(covers("a/+/c", "a/b/c"));
+        assert!(covers("$SYS/#", "$SYS/broker/+"));
+        assert!(!covers("a/+", "a/#"), "a/# matches a/b/c");
+        assert!(!covers("a/b", "a/+"));
+        assert!(!covers("a/+", "a"));
+        assert!(!covers("a", "a/#"));
+        assert!(!covers("#", "$SYS/x"));
+        assert!(!covers("+/x", "$SYS/x"));
     }
 
     #[test]

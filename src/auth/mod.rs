@@ -1,13 +1,18 @@
 //! Who may connect: the password file and whether anonymous clients may.
 //! Checked by the connection task before the broker is asked, since a
 //! password hash takes CPU that must not be spent under the routing lock.
+//! What a connected client may read and write (the ACL) is judged by the
+//! broker, which holds each session's rules (`acl`).
 
+mod acl;
 mod password_file;
 mod throttle;
 
+pub use acl::{Access, AclFile, ClientAcl};
 pub use password_file::{PasswordFile, NEW_ITERATIONS};
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use crate::codec::{Connect, ConnectCode};
 use throttle::Throttle;
@@ -62,4 +67,16 @@ impl Auth {
     pub fn refused(&self) -> u64 {
         self.throttle.refused()
     }
+}
+
+/// Reads the `what` at `path` with `parse`, which names the line it stops
+/// at; an error is one line that names the file too.
+fn load<T>(
+    what: &str,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, (usize, String)>,
+) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    parse(&text).map_err(|(line, e)| format!("{what} {} line {line}: {e}", path.display()))
 }

@@ -116,10 +116,7 @@ pub struct PasswordFile {
 impl PasswordFile {
     /// Reads `path`; an error names the file and the line.
     pub fn load(path: &Path) -> Result<PasswordFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
-        PasswordFile::parse(&text)
-            .map_err(|(line, e)| format!("password file {} line {line}: {e}", path.display()))
+        super::load("password file", path, PasswordFile::parse)
     }
 
     /// Blank lines and `#` comments are skipped, as mosquitto does.

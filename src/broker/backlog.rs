@@ -18,10 +18,12 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use super::access::allowed;
 use super::outbox::{Message, Published};
 use super::retained::{Cursor, Decision, Found};
 use super::subscribe::Subscription;
 use super::{Broker, ConnId, Retained, SessionId};
+use crate::auth::Access;
 use crate::codec::{Property, Publish, QoS};
 use crate::topic::{TopicFilter, TopicName};
 
@@ -202,6 +204,7 @@ impl Broker {
         } else {
             0
         };
+        let (checked, acl) = (self.acl.is_some(), session.acl.as_deref());
         let owed = session.backlog.0.front_mut()?;
         let mut expired = Vec::new();
         let granted = owed.subscription.options.qos;
@@ -211,7 +214,8 @@ impl Broker {
             &mut owed.cursor,
             budget.visits,
             |topic, retained| {
-                if sent_live.contains(topic) {
+                // A filter granted may match topics the client may not read.
+                if sent_live.contains(topic) || !allowed(checked, acl, topic, Access::Read) {
                     Decision::Skip
                 } else if retained.expires_at.is_some_and(|at| at <= now) {
                     expired.push(topic.clone());

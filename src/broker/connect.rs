@@ -226,6 +226,12 @@ impl Broker {
                 will.properties.unshare();
                 Box::new(will)
             }),
+            // Made again at each CONNECT, as mosquitto finds a client's
+            // rules again: the same user and client id, the same rules.
+            acl: self.acl.as_ref().map(|acl| {
+                let client_id = self.sessions.get(sid).client_id();
+                Box::new(acl.for_client(connect.username.as_deref(), client_id))
+            }),
             packet_size_max: connect
                 .properties
                 .maximum_packet_size()

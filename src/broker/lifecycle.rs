@@ -1,10 +1,12 @@
 //! How sessions end and what their ending sets off: DISCONNECT, a lost
 //! connection, the expiry timer, and the will, published at once or after
-//! its delay. Ending a session is one step here, so that its subscriptions,
-//! counts, delayed will and shared messages are all dealt with together.
+//! its delay if its client may write its topic. Ending a session is one
+//! step here, so that its subscriptions, counts, delayed will and shared
+//! messages are all dealt with together.
 
 use super::sessions::EXPIRY_NEVER;
 use super::{Broker, BrokerError, ConnId, Notice, SessionId};
+use crate::auth::Access;
 use crate::codec::{Disconnect, LastWill, Property, Publish, ReasonCode};
 use crate::config::planted;
 
@@ -51,7 +53,7 @@ impl Broker {
                 // Due after the delay, or when the session ends if sooner.
                 let due = now + u64::from(delay.min(expiry_secs)) * 1000;
                 self.sessions.delay_will(sid, due, *will);
-            } else {
+            } else if self.may_write(sid, &will.topic) {
                 self.publish_will(*will);
             }
         }
@@ -72,7 +74,8 @@ impl Broker {
             let Some((due, sid)) = due else {
                 continue;
             };
-            if let Some(will) = self.sessions.take_due_will(sid, due) {
+            let will = self.sessions.take_due_will(sid, due);
+            if let Some(will) = will.filter(|w| self.may_write(sid, &w.topic)) {
                 self.publish_will(will);
             }
             if self.sessions.expired(sid, due) {
@@ -99,13 +102,16 @@ impl Broker {
         let (mut session, delayed_will) = self.sessions.remove(sid);
         self.owed -= session.backlog.len();
         self.drop_subscriptions(sid, &mut session.subscriptions);
+        let will = delayed_will.filter(|w| self.may(&session, &w.topic, Access::Write));
         let undelivered = self.counts.close(session.outbox);
-        if let Some(will) = delayed_will {
+        if let Some(will) = will {
             self.publish_will(will);
         }
         self.reroute_shared(undelivered);
     }
 
+    /// Publishes a will its client may write: the callers ask when it is
+    /// due, as mosquitto does, not at CONNECT.
     fn publish_will(&mut self, will: LastWill) {
         let LastWill {
             topic,

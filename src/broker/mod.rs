@@ -22,9 +22,11 @@
 //!   retained store;
 //! - `backlog`: the retained messages owed to new subscriptions, sent in
 //!   slices as their connection has room;
+//! - `access`: what the ACL lets each session read and write;
 //! - `check`: the consistency check that the simulation runs;
 //! - `notice`: what the broker logs, kept until the lock is let go.
 
+mod access;
 mod backlog;
 mod check;
 mod connect;
@@ -44,6 +46,7 @@ use std::sync::Arc;
 
 pub use backlog::Owing;
 
+use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::SubscriptionIndex;
@@ -135,8 +138,9 @@ pub struct Dropped {
     /// already sent to a member whose session then ended, which may not go
     /// to another [MQTT-4.8.2-5 of 5.0], or one whose group has no members.
     pub shared_undeliverable: u64,
-    /// Messages a client may not publish: to `$SYS`, or to another `$`
-    /// topic unless `dollar_topics_from_clients` allows it.
+    /// Messages a client may not publish: to `$SYS`, to another `$`
+    /// topic unless `dollar_topics_from_clients` allows it, or to a topic
+    /// its ACL does not let it write.
     pub not_authorized: u64,
     /// Messages refused while the broker's memory was over
     /// `memory_max_bytes` (5.0 QoS 1/2 told 0x97; 3.1.1 not acknowledged).
@@ -215,6 +219,9 @@ pub struct Accepted {
 
 pub struct Broker {
     config: Config,
+    /// The `acl_file`'s rules; each session holds its own share of them.
+    /// `None`: every client may read and write every topic, unchecked.
+    acl: Option<AclFile>,
     now: Millis,
     sessions: Sessions,
     /// Subscriptions that are not shared, by filter.
@@ -245,8 +252,14 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(config: Config) -> Broker {
+        Broker::with_acl(config, None)
+    }
+
+    /// A broker that judges each client by `acl`, if there is one.
+    pub fn with_acl(config: Config, acl: Option<AclFile>) -> Broker {
         Broker {
             config,
+            acl,
             now: 0,
             sessions: Sessions::default(),
             index: SubscriptionIndex::default(),

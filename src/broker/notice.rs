@@ -48,6 +48,12 @@ pub enum Notice {
     PubRecForQos1 {
         packet_id: PacketId,
     },
+    /// A PUBLISH to a topic its client may not write (`$SYS`, another `$`
+    /// topic, or one its ACL denies), dropped.
+    PublishDenied {
+        client_id: String,
+        topic: TopicName,
+    },
     /// A CONNECT for a session another user owns.
     NotOwner {
         client_id: String,
@@ -73,6 +79,7 @@ impl Notice {
             Notice::PubRecForQos1 { .. } => "PUBREC for QoS 1",
             Notice::Memory { .. } => "memory limit",
             Notice::NotOwner { .. } => "session of another user",
+            Notice::PublishDenied { .. } => "publish not authorized",
         }
     }
 
@@ -109,6 +116,10 @@ impl Notice {
             Notice::QueueFull { client_id, topic } => {
                 let (client_id, topic) = (Clipped(client_id), Clipped(topic.as_str()));
                 tracing::debug!(%client_id, %topic, "session queue full; message dropped");
+            }
+            Notice::PublishDenied { client_id, topic } => {
+                let (client_id, topic) = (Clipped(client_id), Clipped(topic.as_str()));
+                tracing::debug!(%client_id, %topic, "PUBLISH not authorized; dropped");
             }
             Notice::NotOwner { client_id } => {
                 let client_id = Clipped(client_id);

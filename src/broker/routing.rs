@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::access::may_read_in;
 use super::outbox::{Message, Published};
 use super::subscribe::Subscription;
 use super::{Broker, BrokerError, ConnId, Effect, Millis, Notice, SessionId};
@@ -48,9 +49,13 @@ impl Broker {
             || std::str::from_utf8(&publish.payload).is_ok();
         let refusal = if !utf8_ok {
             Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
-        } else if !self.may_publish_to(&publish.topic) {
+        } else if !self.may_publish_to(&publish.topic) || !self.may_write(sid, &publish.topic) {
             // Dropped as mosquitto drops it; 3.1.1 has no way to say so.
             self.dropped.not_authorized += 1;
+            self.notices.debug(|| Notice::PublishDenied {
+                client_id: self.sessions.get(sid).client_id().to_owned(),
+                topic: publish.topic.clone(),
+            });
             Some(ReasonCode::NOT_AUTHORIZED)
         } else if self.memory_full && !self.is_qos2_resend(sid, &publish) {
             self.dropped.memory_full += 1;
@@ -174,6 +179,9 @@ impl Broker {
         // filters grant, with every Subscription Identifier among them.
         for run in matches.chunk_by(|a, b| a.0 == b.0) {
             let sid = run[0].0;
+            if !self.may_read(sid, &publish.topic) {
+                continue;
+            }
             if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
                 self.settle_owed(sid, &publish.topic, previous.as_ref());
             }
@@ -304,10 +312,13 @@ impl Broker {
             let Some(group) = message.group else {
                 continue;
             };
-            let sessions = &self.sessions;
-            let member = self
-                .shared
-                .pick(group, |sid| sessions.get(sid).conn().is_some());
+            let (sessions, checked) = (&self.sessions, self.acl.is_some());
+            let topic = &message.publish.topic;
+            let member = self.shared.pick(
+                group,
+                |sid| may_read_in(checked, sessions, sid, topic),
+                |sid| sessions.get(sid).conn().is_some(),
+            );
             let Some(member) =
                 member.filter(|_| !(sent && message.publish.qos == QoS::ExactlyOnce))
             else {
@@ -352,9 +363,10 @@ impl Broker {
                 1
             };
             for _ in 0..copies {
-                let sessions = &self.sessions;
+                let (sessions, checked) = (&self.sessions, self.acl.is_some());
+                let may_read = |sid| may_read_in(checked, sessions, sid, &publish.topic);
                 let online = |sid| sessions.get(sid).conn().is_some();
-                let Some(member) = self.shared.pick(group, online) else {
+                let Some(member) = self.shared.pick(group, may_read, online) else {
                     break;
                 };
                 let subscription = self.shared.subscription(group, member);

@@ -10,6 +10,7 @@ use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
 use super::subscribe::Filters;
 use super::{ConnId, Millis, SessionId};
+use crate::auth::ClientAcl;
 use crate::codec::{LastWill, ProtocolVersion};
 
 /// A session that never expires (3.1.1's persistent sessions, and 5.0's
@@ -22,6 +23,11 @@ pub struct Session {
     /// The user name of the CONNECT that created it: only a CONNECT with
     /// the same one may resume it or take it over.
     owner: Option<Box<str>>,
+    /// What it may read and write, from the ACL with its client id and
+    /// user name filled in; `None` without an `acl_file`. Set by each
+    /// CONNECT (`Terms`); open so that a walk over its backlog can read it.
+    /// Boxed: most brokers have none.
+    pub acl: Option<Box<ClientAcl>>,
     /// The connection attached to it, if the client is online.
     conn: Option<ConnId>,
     /// When an offline session ends, if it ever does.
@@ -59,6 +65,7 @@ pub struct Terms {
     pub expiry_secs: u32,
     pub asked_no_expiry: bool,
     pub will: Option<Box<LastWill>>,
+    pub acl: Option<Box<ClientAcl>>,
     pub packet_size_max: usize,
     /// The most QoS 1/2 messages in flight to the client.
     pub window: usize,
@@ -78,6 +85,7 @@ impl Session {
         Session {
             client_id,
             owner: owner.map(Box::from),
+            acl: None,
             conn: None,
             expires_at: None,
             delayed_will: None,
@@ -243,6 +251,7 @@ impl Sessions {
         session.expiry_secs = terms.expiry_secs;
         session.asked_no_expiry = terms.asked_no_expiry;
         session.will = terms.will;
+        session.acl = terms.acl;
         session.packet_size_max = terms.packet_size_max;
         session.outbox.set_window(terms.window);
     }

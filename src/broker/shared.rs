@@ -99,10 +99,12 @@ impl SharedGroups {
         self.groups[&group].members[&member]
     }
 
-    /// The next member of `group` in turn, preferring one that is online.
+    /// The next member of `group` in turn that `may` have the message (its
+    /// ACL lets it read the topic), preferring one that is online.
     pub fn pick(
         &mut self,
         group: GroupId,
+        may: impl Fn(SessionId) -> bool,
         online: impl Fn(SessionId) -> bool,
     ) -> Option<SessionId> {
         let group = self.groups.get_mut(&group)?;
@@ -111,7 +113,8 @@ impl SharedGroups {
             let later = group
                 .members
                 .range(after.map_or(SessionId(0), |c| SessionId(c.0 + 1))..);
-            later.chain(group.members.range(..)).map(|(sid, _)| *sid)
+            let members = later.chain(group.members.range(..));
+            members.map(|(sid, _)| *sid).filter(|sid| may(*sid))
         };
         let chosen = in_turn()
             .find(|sid| online(*sid))

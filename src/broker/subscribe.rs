@@ -129,6 +129,10 @@ impl Broker {
         is_new: bool,
     ) -> Option<ReasonCode> {
         let c = &self.config;
+        let inner = match shared {
+            Some(Ok((_, inner))) => Some(inner),
+            _ => None,
+        };
         if id.is_some() && !c.subscription_identifiers {
             Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
         } else if shared.is_some() && !c.shared_subscriptions {
@@ -137,6 +141,9 @@ impl Broker {
             Some(ReasonCode::TOPIC_FILTER_INVALID)
         } else if filter.as_str().contains(['+', '#']) && !c.wildcard_subscriptions {
             Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else if !self.may_subscribe(session, inner.unwrap_or(filter)) {
+            // 3.1.1 has one failure code; the encoder says 0x80.
+            Some(ReasonCode::NOT_AUTHORIZED)
         } else if is_new && session.subscriptions.len() >= c.subscriptions_per_client_max {
             Some(ReasonCode::QUOTA_EXCEEDED)
         } else {

@@ -217,31 +217,39 @@ pub struct ShutdownReport {
 }
 
 impl Server {
-    /// A server of `config`, its password file read.
+    /// A server of `config`, its password and ACL files read.
     pub fn try_new(config: Config) -> Result<Server, String> {
         let passwords = match &config.password_file {
             Some(path) => Some(crate::auth::PasswordFile::load(path)?),
             None => None,
         };
+        let acl = match &config.acl_file {
+            Some(path) => Some(crate::auth::AclFile::load(path)?),
+            None => None,
+        };
         let auth = crate::auth::Auth::new(passwords, config.anonymous_allowed());
-        Ok(Server::with_auth(config, auth))
+        Ok(Server::with_auth(config, auth, acl))
     }
 
     /// A server of `config`.
     ///
     /// # Panics
     ///
-    /// If `config` names a password file that cannot be read: use
+    /// If `config` names a password or ACL file that cannot be read: use
     /// `try_new` for a configuration from outside.
     pub fn new(config: Config) -> Server {
         Server::try_new(config).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn with_auth(config: Config, auth: crate::auth::Auth) -> Server {
+    fn with_auth(
+        config: Config,
+        auth: crate::auth::Auth,
+        acl: Option<crate::auth::AclFile>,
+    ) -> Server {
         Server {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
-                    broker: Broker::new(config.clone()),
+                    broker: Broker::with_acl(config.clone(), acl),
                     links: BTreeMap::new(),
                     next_conn: 0,
                     effects: Vec::new(),
