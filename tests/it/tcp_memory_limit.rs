@@ -73,7 +73,15 @@ async fn fill(publisher: &mut Raw) -> u16 {
 
 #[tokio::test]
 async fn over_the_memory_limit_new_messages_and_sessions_are_refused() {
-    let tern = Binary::start("memory_max_bytes = 16777216\nsys_interval_secs = 0").await;
+    let tern = Binary::start("memory_max_bytes = 16777216\nsys_interval_secs = 1").await;
+    let mut heap = Raw::connected(tern.addr, "heap-watcher").await;
+    heap.send(&raw::subscribe(
+        1,
+        "$SYS/broker/heap/current",
+        QoS::AtMostOnce,
+    ))
+    .await;
+    assert!(matches!(heap.recv().await, Packet::SubAck(_)));
     // A persistent session that goes away, leaving a queue to fill.
     let mut sink_connect = raw::connect_packet("sink");
     sink_connect.clean_session = false;
@@ -113,7 +121,7 @@ async fn over_the_memory_limit_new_messages_and_sessions_are_refused() {
     // let go too (a connection keeps its write buffer's room while busy):
     // accepted, and acknowledged.
     let mut newcomer = within("a CONNECT accepted again", async {
-        loop {
+        for _ in 0..100 {
             let connect = raw::connect_packet("newcomer");
             let (newcomer, connack) = Raw::connect(tern.addr, connect).await;
             if connack.code == ConnectCode::Accepted {
@@ -122,6 +130,11 @@ async fn over_the_memory_limit_new_messages_and_sessions_are_refused() {
             assert_eq!(connack.code, ConnectCode::ServerUnavailable);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let mut last = Vec::new();
+        for _ in 0..3 {
+            last.push(String::from_utf8_lossy(&heap.recv_publish().await.payload).into_owned());
+        }
+        panic!("still refused after 5 s; heap {last:?}");
     })
     .await;
     newcomer
