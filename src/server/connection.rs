@@ -629,6 +629,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let work = state.broker.index_work();
                 while let Some(packet) = waiting.pop_front() {
                     Link::dispatch(&mut state.broker, conn, packet)?;
+                    if waiting.is_empty() {
+                        break;
+                    }
                     if state.broker.index_work() - work >= WORK_PER_HOLD {
                         return Ok(Hold::WorkDone);
                     }
@@ -638,17 +641,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 // A SUBSCRIBE's retained messages follow its SUBACK in the
                 // hold that ends the batch, as far as there is room; the
-                // rest in slices. (Skipped when the batch's last packet
-                // filled the hold, they once stayed owed for good.)
+                // rest in slices. (When the batch's last packet filled a
+                // hold and ended it, they once stayed owed for good.)
                 state.send_retained(conn, outbound_max);
                 Ok(Hold::Done)
             });
             match held {
-                Ok(Hold::FannedOut) if !waiting.is_empty() => {}
-                Ok(Hold::WorkDone) if waiting.is_empty() => {
-                    shared.with_broker(|state| state.send_retained(conn, outbound_max));
-                    break Ok(());
-                }
+                Ok(Hold::FannedOut) => {}
                 other => break other.map(drop),
             }
         };
@@ -666,6 +665,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 }
 
 /// How a hold of the routing lock for a connection's packets ended.
+/// Only the batch's last hold is `Done`: the others leave packets waiting.
 enum Hold {
     Done,
     /// At `EFFECTS_PER_HOLD`: the next hold may follow at once.
