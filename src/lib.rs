@@ -23,6 +23,7 @@ pub mod link;
 pub mod net;
 pub mod server;
 pub mod topic;
+pub mod transport;
 
 pub use config::Config;
-pub use server::{run, Census, Server, ShutdownReport};
+pub use server::{run, Census, Endpoint, Server, ShutdownReport};

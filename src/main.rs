@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on; repeat for several. Overrides the config file's
-    /// `listen`. [default: 127.0.0.1:1883]
+    /// Address to listen on for plain MQTT; repeat for several. Overrides
+    /// the config file's `listen` (its `[[listener]]` tables stay).
+    /// [default: 127.0.0.1:1883]
     #[arg(long = "listen", value_name = "ADDR")]
     listen: Vec<std::net::SocketAddr>,
     /// TOML file with limits; see README.md for every key and its default.
@@ -103,18 +104,20 @@ async fn serve(args: Args) -> Result<(), String> {
         config.listen = args.listen;
     }
     let mut listeners = Vec::new();
-    for address in &config.listen {
-        let listener = TcpListener::bind(address)
+    for listener in config.listeners() {
+        let endpoint = tern::Endpoint::new(&listener, &config)?;
+        let address = listener.address;
+        let bound = TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        listeners.push(listener);
+        listeners.push((bound, endpoint));
     }
     let server = tern::Server::try_new(config)?;
     match server.limit_memory(|| ALLOCATOR.allocated()) {
         Some(max) => tracing::info!(memory_max_bytes = max, "memory limit"),
         None => tracing::warn!("the machine's memory is unknown: no memory limit"),
     }
-    let report = server.run(listeners, stop_signal()).await;
+    let report = server.serve(listeners, stop_signal()).await;
     if report.lingering.is_empty() {
         Ok(())
     } else {

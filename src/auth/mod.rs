@@ -19,29 +19,28 @@ use throttle::Throttle;
 
 pub struct Auth {
     passwords: Option<PasswordFile>,
-    allow_anonymous: bool,
     throttle: Throttle,
 }
 
 impl Auth {
-    pub fn new(passwords: Option<PasswordFile>, allow_anonymous: bool) -> Auth {
+    pub fn new(passwords: Option<PasswordFile>) -> Auth {
         Auth {
             passwords,
-            allow_anonymous,
             throttle: Throttle::default(),
         }
-    }
-
-    /// Anyone, as a broker with no configuration on loopback is.
-    pub fn open() -> Auth {
-        Auth::new(None, true)
     }
 
     /// The refusal for `connect` from `ip`, if any (one code, which the
     /// encoder writes as 3.1.1's 4 and 5 or 5.0's 0x86 and 0x87). A wrong
     /// password and an unknown user get the same answer in about the same
     /// time; an address that failed too often gets it without a check.
-    pub fn check(&self, connect: &Connect, ip: IpAddr) -> Result<(), ConnectCode> {
+    /// Whether anonymous clients may connect is the listener's to say.
+    pub fn check(
+        &self,
+        connect: &Connect,
+        ip: IpAddr,
+        allow_anonymous: bool,
+    ) -> Result<(), ConnectCode> {
         let refusal = match (&connect.username, &self.passwords) {
             (Some(user), Some(passwords)) => {
                 if self.throttle.is_blocked(ip) {
@@ -56,7 +55,7 @@ impl Auth {
                 return Err(ConnectCode::BadUsernameOrPassword);
             }
             // Without a file to check against, a name alone is anonymous.
-            _ if self.allow_anonymous => return Ok(()),
+            _ if allow_anonymous => return Ok(()),
             _ => ConnectCode::NotAuthorized,
         };
         self.throttle.failed(ip, false);

@@ -21,6 +21,8 @@ pub enum End {
     Refused(#[from] BrokerError),
     #[error("protocol violation: {0}")]
     Protocol(String),
+    #[error("transport handshake failed: {0}")]
+    Transport(io::Error),
     #[error("no CONNECT within {0:?}")]
     ConnectTimeout(Duration),
     #[error("no packet within 1.5 times the keepalive of {0}s")]
@@ -45,6 +47,7 @@ impl End {
             End::Decode(_) => "malformed packet",
             End::Refused(_) => "refused packet",
             End::Protocol(_) => "protocol violation",
+            End::Transport(_) => "transport handshake",
             End::ConnectTimeout(_) => "connect timeout",
             End::KeepAlive(_) => "keepalive timeout",
             End::PacketTimeout(_) => "packet timeout",
@@ -69,7 +72,7 @@ impl End {
     pub fn reason(&self) -> Option<ReasonCode> {
         Some(match self {
             End::Disconnect | End::Eof | End::Io(_) => return None,
-            End::ConnectTimeout(_) | End::ConnectRefused => return None,
+            End::Transport(_) | End::ConnectTimeout(_) | End::ConnectRefused => return None,
             End::Decode(DecodeError::PacketTooLarge { .. }) => ReasonCode::PACKET_TOO_LARGE,
             End::Decode(
                 DecodeError::DuplicateProperty { .. }

@@ -18,18 +18,21 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tracing::Instrument;
 
 use super::deadlines::Deadlines;
+use super::endpoint::Slot;
 use super::outbox::{Drained, Outbound, Outbox};
 use super::Shared;
 use crate::broker::ConnId;
 use crate::codec::{self, DecodeError, Packet};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
+use crate::transport::Stream;
 
 pub(super) async fn run<S>(
     stream: S,
     peer: SocketAddr,
     conn: ConnId,
     outbox: Arc<Outbox>,
+    slot: Slot,
     shared: Arc<Shared>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -41,6 +44,17 @@ pub(super) async fn run<S>(
             shared: shared.clone(),
             conn,
             finished: false,
+        };
+        // One deadline for the transport's handshake and CONNECT together,
+        // so that a slow client cannot hold its place for twice the timeout.
+        let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
+        let stream = match open(&slot, stream, connect_by, &shared).await {
+            Ok(stream) => stream,
+            Err(end) => {
+                log_end(&end, &shared);
+                detach.finish(false);
+                return;
+            }
         };
         let (reader, writer) = tokio::io::split(stream);
         let mut connection = Connection {
@@ -58,9 +72,10 @@ pub(super) async fn run<S>(
             conn,
             peer,
             outbox,
+            slot,
             shared,
         };
-        let end = connection.serve().await;
+        let end = connection.serve(connect_by).await;
         let config = &connection.shared.config;
         if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
             match leak().await {}
@@ -72,15 +87,7 @@ pub(super) async fn run<S>(
         // Only DISCONNECT, and our own shutdown, end a connection without
         // its will [MQTT-3.1.2-8]; a takeover has already published it.
         let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
-        match &end {
-            End::Disconnect | End::Eof | End::Shutdown => {
-                tracing::debug!(reason = %end, "connection closed")
-            }
-            _ if connection.shared.log_limit.admit(end.kind()) => {
-                tracing::info!(reason = %end, "connection closed")
-            }
-            _ => {}
-        }
+        log_end(&end, &connection.shared);
         // Detach before the socket closes, so that a client that sees the
         // close and reconnects at once finds its old connection gone, not a
         // connection to take over (which would send the will it cancelled).
@@ -92,6 +99,39 @@ pub(super) async fn run<S>(
     }
     .instrument(span)
     .await
+}
+
+/// Opens the connection's transport by `deadline`.
+async fn open<S>(
+    slot: &Slot,
+    stream: S,
+    deadline: tokio::time::Instant,
+    shared: &Shared,
+) -> Result<Stream<S>, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let opening = tokio::time::timeout_at(deadline, slot.endpoint().transport.open(stream));
+    tokio::select! {
+        () = shared.cancel.cancelled() => Err(End::Shutdown),
+        opened = opening => match opened {
+            Err(_) => Err(End::ConnectTimeout(shared.config.connect_timeout())),
+            Ok(Err(error)) => Err(End::Transport(error)),
+            Ok(Ok(stream)) => Ok(stream),
+        },
+    }
+}
+
+fn log_end(end: &End, shared: &Shared) {
+    match end {
+        End::Disconnect | End::Eof | End::Shutdown => {
+            tracing::debug!(reason = %end, "connection closed")
+        }
+        _ if shared.log_limit.admit(end.kind()) => {
+            tracing::info!(reason = %end, "connection closed")
+        }
+        _ => {}
+    }
 }
 
 /// What a planted leak waits on: nothing, for ever (the leak: README,
@@ -160,16 +200,18 @@ struct Connection<S> {
     conn: ConnId,
     peer: SocketAddr,
     outbox: Arc<Outbox>,
+    /// Its place on its listener, whose settings it follows.
+    slot: Slot,
     shared: Arc<Shared>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    async fn serve(&mut self) -> End {
+    async fn serve(&mut self, connect_by: tokio::time::Instant) -> End {
         let timeout = self.shared.config.connect_timeout();
         let cancel = self.shared.cancel.clone();
         let handshake = tokio::select! {
             () = cancel.cancelled() => return End::Shutdown,
-            handshake = tokio::time::timeout(timeout, self.handshake()) => handshake,
+            handshake = tokio::time::timeout_at(connect_by, self.handshake()) => handshake,
         };
         let keep_alive = match handshake {
             Err(_) => return End::ConnectTimeout(timeout),
@@ -262,7 +304,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Err(end);
             }
         };
-        if let Err(code) = self.shared.auth.check(&connect, self.peer.ip()) {
+        let anonymous = self.slot.endpoint().allow_anonymous;
+        if let Err(code) = self.shared.auth.check(&connect, self.peer.ip(), anonymous) {
             let refusal = Packet::ConnAck(codec::ConnAck {
                 session_present: false,
                 code,

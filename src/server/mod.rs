@@ -4,6 +4,7 @@
 mod census;
 mod connection;
 mod deadlines;
+mod endpoint;
 mod lock_holds;
 mod log_limit;
 mod memory;
@@ -24,6 +25,7 @@ use crate::broker::{Broker, ConnId, Effect, Owing};
 use crate::config::{planted, Config};
 use crate::net::Listener;
 pub use census::Census;
+pub use endpoint::Endpoint;
 use lock_holds::LockHolds;
 use log_limit::LogLimit;
 pub use memory::MemoryGauge;
@@ -227,7 +229,7 @@ impl Server {
             Some(path) => Some(crate::auth::AclFile::load(path)?),
             None => None,
         };
-        let auth = crate::auth::Auth::new(passwords, config.anonymous_allowed());
+        let auth = crate::auth::Auth::new(passwords);
         Ok(Server::with_auth(config, auth, acl))
     }
 
@@ -327,22 +329,36 @@ impl Server {
         self.shared.cancel.cancel();
     }
 
-    /// Serves `listeners` until `shutdown` resolves (or `stop` is called),
-    /// then ends every task, waiting at most the configured grace period.
+    /// Serves `listeners`, plain MQTT with the configured settings, until
+    /// `shutdown` resolves (or `stop` is called), then ends every task,
+    /// waiting at most the configured grace period.
     pub async fn run<L: Listener>(
         &self,
         listeners: Vec<L>,
         shutdown: impl Future<Output = ()>,
     ) -> ShutdownReport {
+        let config = &self.shared.config;
+        let endpoints = listeners
+            .into_iter()
+            .map(|listener| (listener, Endpoint::plain(config)))
+            .collect();
+        self.serve(endpoints, shutdown).await
+    }
+
+    /// `run` for listeners each with its own transport and settings.
+    pub async fn serve<L: Listener>(
+        &self,
+        listeners: Vec<(L, Endpoint)>,
+        shutdown: impl Future<Output = ()>,
+    ) -> ShutdownReport {
         let shared = &self.shared;
-        for listener in listeners {
+        for (listener, endpoint) in listeners {
             let name = listener
                 .local_addr()
                 .map_or_else(|e| e.to_string(), |a| a.to_string());
-            tracing::info!(address = name, "listening");
-            shared
-                .registry
-                .spawn("acceptor", name, accept_loop(listener, shared.clone()));
+            tracing::info!(address = name, transport = %endpoint.transport, "listening");
+            let accepting = accept_loop(listener, Arc::new(endpoint), shared.clone());
+            shared.registry.spawn("acceptor", name, accepting);
         }
         shared
             .registry
@@ -378,14 +394,14 @@ pub async fn run<L: Listener>(
     Server::new(config).run(vec![listener], shutdown).await
 }
 
-async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {
+async fn accept_loop<L: Listener>(mut listener: L, endpoint: Arc<Endpoint>, shared: Arc<Shared>) {
     loop {
         let accepted = tokio::select! {
             () = shared.cancel.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => start_connection(&shared, stream, peer),
+            Ok((stream, peer)) => start_connection(&shared, &endpoint, stream, peer),
             Err(error) => {
                 // Out of file descriptors, usually: retrying at once would
                 // spin. This pause is on the error path only.
@@ -396,10 +412,16 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {
     }
 }
 
-fn start_connection<S>(shared: &Arc<Shared>, stream: S, peer: SocketAddr)
+fn start_connection<S>(shared: &Arc<Shared>, endpoint: &Arc<Endpoint>, stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Some(slot) = endpoint.admit() else {
+        if shared.log_limit.admit("listener connection limit") {
+            tracing::warn!(%peer, "listener's connection limit reached; closed");
+        }
+        return;
+    };
     let bytes_max = match planted!(shared.config, OutboundWithoutByteLimit) {
         true => 0,
         false => shared.config.outbound_bytes_max,
@@ -421,7 +443,7 @@ where
         }
         return;
     };
-    let task = connection::run(stream, peer, conn, outbox, shared.clone());
+    let task = connection::run(stream, peer, conn, outbox, slot, shared.clone());
     shared
         .registry
         .spawn("connection", format!("{} {peer}", conn.0), task);

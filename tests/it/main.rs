@@ -25,6 +25,7 @@ mod tcp_auth;
 mod tcp_bad_input;
 mod tcp_connect;
 mod tcp_error_end;
+mod tcp_listeners;
 mod tcp_logging;
 mod tcp_memory_limit;
 mod tcp_overlap;

@@ -5,50 +5,13 @@
 //! a session that resumes is let in, and once it has taken its queue away
 //! the broker accepts again.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tern::codec::{ConnectCode, Packet, QoS, ReasonCode};
 
+use crate::common::binary::Binary;
 use crate::common::raw::{self, Raw};
 use crate::common::within;
-
-/// The release or debug `tern` binary, on a free port, killed when dropped.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    async fn start(config: &str) -> Binary {
-        let addr = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let path = std::env::temp_dir().join(format!("tern-it-memory-{}.toml", addr.port()));
-        std::fs::write(&path, format!("listen = [\"{addr}\"]\n{config}")).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .arg("--config")
-            .arg(&path)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tern");
-        within("the binary to listen", async {
-            while tokio::net::TcpStream::connect(addr).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        Binary { child, addr }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const PAYLOAD_BYTES: usize = 512 * 1024;
 

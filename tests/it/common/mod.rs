@@ -5,6 +5,7 @@
 //! way. Shared by the codec tests: the bytes and strategies their 3.1.1 and
 //! 5.0 halves have in common (`codec`, `strategies`).
 
+pub mod binary;
 pub mod client;
 pub mod codec;
 pub mod raw;

@@ -7,11 +7,22 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod listener;
+pub use listener::{ListenerConfig, Protocol};
+
+/// Where a broker with no listener configured listens.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883);
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Addresses to accept MQTT connections on.
+    /// Addresses to accept plain MQTT connections on, with the settings
+    /// below; with neither this nor `[[listener]]`, 127.0.0.1:1883.
     pub listen: Vec<SocketAddr>,
+    /// Listeners with a transport and settings of their own
+    /// (`[[listener]]` tables; see `ListenerConfig`).
+    pub listener: Vec<ListenerConfig>,
     /// Open TCP connections; one more is accepted and closed at once.
     pub connections_max: usize,
     /// Sessions, connected and offline; a CONNECT that would make one more is
@@ -43,8 +54,9 @@ pub struct Config {
     /// user name must give its password.
     pub password_file: Option<std::path::PathBuf>,
     /// Whether a client without a user name (or, with no password file, any
-    /// client) may connect. Unset: only when every `listen` address is a
-    /// loopback one, as mosquitto 2 does.
+    /// client) may connect; a listener's own setting overrides it. Unset:
+    /// only on a listener with a loopback address, as mosquitto 2 allows
+    /// anonymous clients only when it listens on loopback alone.
     pub allow_anonymous: Option<bool>,
     /// mosquitto's ACL file (`user`, `topic`, `pattern` lines); with one,
     /// a client may read and write only what its rules grant.
@@ -209,7 +221,8 @@ impl PlantedBug {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            listen: Vec::new(),
+            listener: Vec::new(),
             connections_max: 100_000,
             sessions_max: 1_000_000,
             // mosquitto's users set 1 to 10 MB; 16 MiB takes their largest
@@ -319,6 +332,9 @@ impl Config {
                 crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES
             )));
         }
+        for listener in &self.listener {
+            listener.validate()?;
+        }
         if self.inflight_messages_max > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid(
                 "inflight_messages_max must be at most 65535".into(),
@@ -331,10 +347,15 @@ impl Config {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
-    /// `allow_anonymous`, or its default for these listen addresses.
+    /// `allow_anonymous`, or its default for a listener whose address
+    /// the configuration does not know (one the caller bound itself):
+    /// true when every configured listener is on loopback.
     pub fn anonymous_allowed(&self) -> bool {
-        self.allow_anonymous
-            .unwrap_or_else(|| self.listen.iter().all(|a| a.ip().is_loopback()))
+        self.allow_anonymous.unwrap_or_else(|| {
+            self.listeners()
+                .iter()
+                .all(|listener| listener.address.ip().is_loopback())
+        })
     }
 
     pub fn packet_timeout(&self) -> Duration {

@@ -1,0 +1,144 @@
+//! A `[[listener]]` table: one address with its own transport and
+//! settings, mosquitto's `per_listener_settings` in TOML. Settings a
+//! listener leaves out are the broker's.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::{Config, ConfigError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// What the bytes on the connection are: MQTT itself, or MQTT inside
+    /// WebSocket frames (mosquitto's `protocol`).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Whether clients without a user name may connect here. Unset: the
+    /// broker's `allow_anonymous`, and failing that only on a loopback
+    /// address.
+    #[serde(default)]
+    pub allow_anonymous: Option<bool>,
+    /// Open connections on this listener; the broker's `connections_max`
+    /// bounds them all together.
+    #[serde(default)]
+    pub connections_max: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Mqtt,
+}
+
+impl ListenerConfig {
+    /// Plain MQTT on `address` with the broker's settings: what `listen`
+    /// and `--listen` give.
+    pub fn plain(address: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            address,
+            protocol: Protocol::Mqtt,
+            allow_anonymous: None,
+            connections_max: None,
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.connections_max == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "listener {}: connections_max must be at least 1",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Every listener: `listen`'s addresses as plain MQTT, then the
+    /// `[[listener]]` tables; with neither, plain MQTT on loopback.
+    pub fn listeners(&self) -> Vec<ListenerConfig> {
+        let mut all: Vec<ListenerConfig> = self
+            .listen
+            .iter()
+            .copied()
+            .map(ListenerConfig::plain)
+            .chain(self.listener.iter().cloned())
+            .collect();
+        if all.is_empty() {
+            all.push(ListenerConfig::plain(super::DEFAULT_LISTEN));
+        }
+        all
+    }
+
+    /// Whether anonymous clients may connect on `listener`.
+    pub fn anonymous_allowed_on(&self, listener: &ListenerConfig) -> bool {
+        listener
+            .allow_anonymous
+            .or(self.allow_anonymous)
+            .unwrap_or_else(|| listener.address.ip().is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_tables_add_to_listen_and_replace_the_default() {
+        let config = Config::from_toml(
+            "[[listener]]\naddress = \"0.0.0.0:1884\"\nallow_anonymous = true\n\
+             connections_max = 10\n",
+        )
+        .unwrap();
+        let listeners = config.listeners();
+        assert_eq!(listeners.len(), 1, "{listeners:?}");
+        assert_eq!(listeners[0].address, "0.0.0.0:1884".parse().unwrap());
+        assert_eq!(listeners[0].connections_max, Some(10));
+        assert!(config.anonymous_allowed_on(&listeners[0]));
+
+        let both = Config::from_toml(
+            "listen = [\"127.0.0.1:1883\"]\n[[listener]]\naddress = \"0.0.0.0:1884\"\n",
+        )
+        .unwrap();
+        let listeners = both.listeners();
+        assert_eq!(listeners.len(), 2);
+        assert!(both.anonymous_allowed_on(&listeners[0]));
+        assert!(!both.anonymous_allowed_on(&listeners[1]));
+        assert_eq!(
+            Config::default().listeners(),
+            vec![ListenerConfig::plain(super::super::DEFAULT_LISTEN)]
+        );
+    }
+
+    #[test]
+    fn a_listener_setting_overrides_the_brokers() {
+        let config = Config::from_toml(
+            "allow_anonymous = true\n[[listener]]\naddress = \"127.0.0.1:1\"\n\
+             allow_anonymous = false\n[[listener]]\naddress = \"0.0.0.0:2\"\n",
+        )
+        .unwrap();
+        let listeners = config.listeners();
+        assert!(!config.anonymous_allowed_on(&listeners[0]));
+        assert!(config.anonymous_allowed_on(&listeners[1]));
+    }
+
+    #[test]
+    fn bad_listener_tables_are_one_line_errors() {
+        let err = Config::from_toml("[[listener]]\naddress = \"0.0.0.0:1\"\nconnections_max = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "listener 0.0.0.0:1: connections_max must be at least 1"
+        );
+        let err = Config::from_toml("[[listener]]\naddress = \"0.0.0.0:1\"\nprotocol = \"smtp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(":3: unknown variant `smtp`"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! A listener as the server runs it: its transport, who may connect on it,
+//! and how many connections it has against its own limit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Config, ListenerConfig};
+use crate::transport::Transport;
+
+pub struct Endpoint {
+    pub(super) transport: Transport,
+    pub(super) allow_anonymous: bool,
+    connections_max: usize,
+    connections: AtomicUsize,
+}
+
+impl Endpoint {
+    /// `listener` of `config`, its files (certificates) read: an error is
+    /// one line for the operator.
+    pub fn new(listener: &ListenerConfig, config: &Config) -> Result<Endpoint, String> {
+        let transport =
+            Transport::new(listener).map_err(|e| format!("listener {}: {e}", listener.address))?;
+        Ok(Endpoint {
+            transport,
+            allow_anonymous: config.anonymous_allowed_on(listener),
+            connections_max: listener.connections_max.unwrap_or(usize::MAX),
+            connections: AtomicUsize::new(0),
+        })
+    }
+
+    /// Plain MQTT with the broker's settings, for a listener bound by the
+    /// caller (tests, the simulation), whose address `config` may not know.
+    pub fn plain(config: &Config) -> Endpoint {
+        Endpoint {
+            transport: Transport::plain(),
+            allow_anonymous: config.anonymous_allowed(),
+            connections_max: usize::MAX,
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// A place for one more connection, if the listener has room; the
+    /// place is freed when the slot drops with its connection's task.
+    pub(super) fn admit(self: &Arc<Self>) -> Option<Slot> {
+        self.connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.connections_max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot(self.clone()))
+    }
+}
+
+/// One connection's place on its listener.
+pub(super) struct Slot(Arc<Endpoint>);
+
+impl Slot {
+    pub(super) fn endpoint(&self) -> &Endpoint {
+        &self.0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
