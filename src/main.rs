@@ -117,7 +117,11 @@ async fn serve(args: Args) -> Result<(), String> {
         Some(max) => tracing::info!(memory_max_bytes = max, "memory limit"),
         None => tracing::warn!("the machine's memory is unknown: no memory limit"),
     }
-    let report = server.serve(listeners, stop_signal()).await;
+    // The reloads run in this task, beside the server, and end with it.
+    let report = tokio::select! {
+        report = server.serve(listeners, stop_signal()) => report,
+        never = reload_on_hangup(&server) => match never {},
+    };
     if report.lingering.is_empty() {
         Ok(())
     } else {
@@ -126,6 +130,31 @@ async fn serve(args: Args) -> Result<(), String> {
             report.lingering.len(),
             report.lingering.join(", ")
         ))
+    }
+}
+
+/// Reads the password, ACL and certificate files again at each SIGHUP;
+/// a file that fails keeps the old rules, and says why in one line.
+async fn reload_on_hangup(server: &tern::Server) -> std::convert::Infallible {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP; files are read at start only");
+            return std::future::pending().await;
+        }
+    };
+    loop {
+        if hangups.recv().await.is_none() {
+            return std::future::pending().await;
+        }
+        let errors = server.reload();
+        for error in &errors {
+            tracing::error!("reload: {error}; the old rules stay");
+        }
+        if errors.is_empty() {
+            tracing::info!("reloaded the password, ACL and certificate files");
+        }
     }
 }
 

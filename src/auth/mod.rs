@@ -13,21 +13,32 @@ pub use password_file::{PasswordFile, NEW_ITERATIONS};
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::codec::{Connect, ConnectCode};
 use throttle::Throttle;
 
 pub struct Auth {
-    passwords: Option<PasswordFile>,
+    /// Swapped whole when the file is read again (SIGHUP); a check holds
+    /// its own reference for the time of its hash.
+    passwords: RwLock<Option<Arc<PasswordFile>>>,
     throttle: Throttle,
 }
 
 impl Auth {
     pub fn new(passwords: Option<PasswordFile>) -> Auth {
         Auth {
-            passwords,
+            passwords: RwLock::new(passwords.map(Arc::new)),
             throttle: Throttle::default(),
         }
+    }
+
+    /// Checks CONNECTs against `passwords` from now on.
+    pub fn replace_passwords(&self, passwords: PasswordFile) {
+        *self
+            .passwords
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(passwords));
     }
 
     /// The refusal for `connect` from `ip`, if any (one code, which the
@@ -41,7 +52,12 @@ impl Auth {
         ip: IpAddr,
         allow_anonymous: bool,
     ) -> Result<(), ConnectCode> {
-        let refusal = match (&connect.username, &self.passwords) {
+        let passwords = self
+            .passwords
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let refusal = match (&connect.username, &passwords) {
             (Some(user), Some(passwords)) => {
                 if self.throttle.is_blocked(ip) {
                     self.throttle.failed(ip, false);

@@ -8,7 +8,7 @@
 
 use super::sessions::{Session, Sessions};
 use super::{Broker, SessionId};
-use crate::auth::{Access, ClientAcl};
+use crate::auth::{Access, AclFile, ClientAcl};
 use crate::topic::{TopicFilter, TopicName};
 
 impl Broker {
@@ -25,6 +25,20 @@ impl Broker {
     /// Whether the session may publish to `topic`, itself or by its will.
     pub(super) fn may_write(&self, sid: SessionId, topic: &TopicName) -> bool {
         self.acl.is_none() || self.may(self.sessions.get(sid), topic, Access::Write)
+    }
+
+    /// Judges every session by `acl` from now on, as mosquitto does when
+    /// SIGHUP has it read its ACL file again: each session's rules are
+    /// made anew from its client id and user name, and the next message
+    /// each would read or write is judged by them. Subscriptions granted
+    /// before stay, as each message they match is judged again. One walk
+    /// over the sessions under the lock, at an operator's word only.
+    pub fn replace_acl(&mut self, acl: AclFile) {
+        for session in self.sessions.iter_mut() {
+            let rules = acl.for_client(session.owner(), session.client_id());
+            session.acl = Some(Box::new(rules));
+        }
+        self.acl = Some(acl);
     }
 
     /// Whether `session` may subscribe to `filter` (for a shared

@@ -175,6 +175,10 @@ impl Sessions {
         self.sessions.iter().map(|(sid, s)| (*sid, s))
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session> + '_ {
+        self.sessions.values_mut()
+    }
+
     pub fn contains(&self, sid: SessionId) -> bool {
         self.sessions.contains_key(&sid)
     }

@@ -39,6 +39,11 @@ impl Endpoint {
         }
     }
 
+    /// Reads the transport's files again; on error the old ones stay.
+    pub fn reload(&self) -> Result<(), String> {
+        self.transport.reload()
+    }
+
     /// A place for one more connection, if the listener has room; the
     /// place is freed when the slot drops with its connection's task.
     pub(super) fn admit(self: &Arc<Self>) -> Option<Slot> {

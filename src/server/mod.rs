@@ -62,6 +62,8 @@ struct Shared {
     auth: crate::auth::Auth,
     /// Set once, before the server runs, by a binary that counts its heap.
     memory: std::sync::OnceLock<MemoryLimit>,
+    /// The listeners being served, for `reload`.
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
 }
 
 struct State {
@@ -266,6 +268,7 @@ impl Server {
                 started: tokio::time::Instant::now(),
                 auth,
                 memory: std::sync::OnceLock::new(),
+                endpoints: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -324,6 +327,41 @@ impl Server {
         Ok(())
     }
 
+    /// Reads the password file, the ACL file and the listeners' files
+    /// (certificates) again, as mosquitto does on SIGHUP: a connected
+    /// client's next CONNECT, message or subscription is judged by what
+    /// was read. A file that cannot be read or parsed leaves what it
+    /// replaces in force; the errors are returned, one line each.
+    pub fn reload(&self) -> Vec<String> {
+        let shared = &self.shared;
+        let mut errors = Vec::new();
+        if let Some(path) = &shared.config.password_file {
+            match crate::auth::PasswordFile::load(path) {
+                Ok(passwords) => shared.auth.replace_passwords(passwords),
+                Err(error) => errors.push(error),
+            }
+        }
+        if let Some(path) = &shared.config.acl_file {
+            match crate::auth::AclFile::load(path) {
+                Ok(acl) => self
+                    .shared
+                    .with_broker(|state| state.broker.replace_acl(acl)),
+                Err(error) => errors.push(error),
+            }
+        }
+        let endpoints = shared
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for endpoint in endpoints {
+            if let Err(error) = endpoint.reload() {
+                errors.push(error);
+            }
+        }
+        errors
+    }
+
     /// Asks a running server to stop, as its shutdown future would.
     pub fn stop(&self) {
         self.shared.cancel.cancel();
@@ -357,7 +395,13 @@ impl Server {
                 .local_addr()
                 .map_or_else(|e| e.to_string(), |a| a.to_string());
             tracing::info!(address = name, transport = %endpoint.transport, "listening");
-            let accepting = accept_loop(listener, Arc::new(endpoint), shared.clone());
+            let endpoint = Arc::new(endpoint);
+            shared
+                .endpoints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(endpoint.clone());
+            let accepting = accept_loop(listener, endpoint, shared.clone());
             shared.registry.spawn("acceptor", name, accepting);
         }
         shared

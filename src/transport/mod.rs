@@ -39,6 +39,13 @@ impl Transport {
         }
     }
 
+    /// Reads the transport's files again: plain MQTT has none.
+    pub fn reload(&self) -> Result<(), String> {
+        match self.protocol {
+            Protocol::Mqtt => Ok(()),
+        }
+    }
+
     /// Runs the transport's handshake on a new connection.
     pub async fn open<S>(&self, stream: S) -> io::Result<Stream<S>>
     where

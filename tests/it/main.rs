@@ -30,6 +30,7 @@ mod tcp_logging;
 mod tcp_memory_limit;
 mod tcp_overlap;
 mod tcp_qos;
+mod tcp_reload;
 mod tcp_reserved_topics;
 mod tcp_retained;
 mod tcp_retained_bulk;

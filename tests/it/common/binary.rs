@@ -49,6 +49,16 @@ impl Binary {
     }
 }
 
+impl Binary {
+    /// Sends it SIGHUP, which has it read its files again.
+    pub fn hang_up(&self) {
+        let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
+        // SAFETY: kill only sends a signal, to our own child.
+        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(sent, 0, "SIGHUP to tern");
+    }
+}
+
 impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
