@@ -152,7 +152,8 @@ impl Security {
         text
     }
 
-    /// Whether `login` names a user with its password (or no user at all).
+    /// Whether `login` names a known user with its password; `None` for
+    /// an anonymous one, which the broker's `allow_anonymous` decides.
     pub fn valid(&self, login: &Login) -> Option<bool> {
         let Some(user) = &login.user else {
             return None;
@@ -184,7 +185,10 @@ impl Security {
                 "o0" => self.login(1),
                 "o1" => Login::default(),
                 "o2" => self.login(2),
+                // The churners (`c{i}`): anyone, good or bad.
                 name if name.starts_with('c') => self.draw_login(&mut rng, &mut bad),
+                // The other long-lived clients, whom the delivery checks
+                // need connected.
                 _ => self.login(rng.random_range(0..self.users.len())),
             };
             if self.valid(&client.login) == Some(false) {
