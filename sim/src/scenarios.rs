@@ -118,9 +118,12 @@ pub fn adversary() -> Scenario {
 /// Users, anonymous clients and intruders under an ACL
 /// (`sim/src/secured.rs`): nobody reads what its rules deny, retained
 /// messages and wills included, no wrong login gets in, and no user
-/// takes another's session; what the rules allow is delivered as ever.
+/// takes another's session; what the rules allow is delivered as ever,
+/// through held links and a broker restart.
 pub fn secured() -> Scenario {
     let mut scenario = roomy(Scenario::base("secured", 40, secs(30)));
+    scenario.holds = 5;
+    scenario.bounces = 1;
     scenario.retain_chance = 0.3;
     scenario.will_chance = 0.6;
     scenario.security = Some(Security::standard());
