@@ -16,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
 use crate::observers::connection;
-use crate::workload::{millis, qos, Action, ClientPlan, ConnectionPlan, End, Heavy, Scenario};
+use crate::workload::{
+    millis, qos, Action, ClientPlan, ConnectionPlan, End, Heavy, Login, Scenario,
+};
 
 /// Overlapping wildcard filters, the well-behaved clients' topics and
 /// their own; to these come exact ones until the client is over its limit.
@@ -80,6 +82,7 @@ fn adversary(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         v5: true,
         session_expiry: 0,
         adversary: true,
+        login: Login::default(),
     }
 }
 

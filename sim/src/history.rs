@@ -68,6 +68,20 @@ pub enum Event {
         /// owed, since its queues are over their limits by design.
         adversary: bool,
     },
+    /// The user name and password its CONNECT carried (recorded only for
+    /// a CONNECT with either, after its `ConnectSent`).
+    Login {
+        client: ClientName,
+        conn: u32,
+        user: Option<String>,
+        password: Option<String>,
+    },
+    /// CONNACK refused, with its code as the codec names it.
+    Refused {
+        client: ClientName,
+        conn: u32,
+        code: String,
+    },
     /// CONNACK accepted. `conn` counts the client's connections from 1.
     Connected {
         client: ClientName,

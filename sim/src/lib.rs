@@ -17,6 +17,7 @@
 //! - [`check`]: the invariants.
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
+//! - [`secured`]: users, an ACL, and clients that try them.
 
 pub mod adversary;
 pub mod check;
@@ -26,5 +27,6 @@ pub mod observers;
 pub mod outcome;
 pub mod run;
 pub mod scenarios;
+pub mod secured;
 pub mod seeds;
 pub mod workload;

@@ -11,7 +11,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
-use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Scenario, EXPIRY_OUTLIVES_RUN};
+use crate::workload::{
+    Action, ClientPlan, ConnectionPlan, End, Login, Scenario, EXPIRY_OUTLIVES_RUN,
+};
 
 /// How many of each a scenario gets, beside its clean observers.
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ fn client(name: String, start: Duration, connections: Vec<ConnectionPlan>) -> Cl
         v5: false,
         session_expiry: 0,
         adversary: false,
+        login: Login::default(),
     }
 }
 

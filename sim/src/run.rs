@@ -164,14 +164,26 @@ pub fn run_plan(
 fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell<BrokerSlot>>) {
     let config = scenario.config.clone();
     let broker_slot = slot.clone();
+    // Parsed once, before the run: nothing reads the disk while it goes.
+    let rules = scenario.security.as_ref().map(|security| {
+        let passwords = tern::auth::PasswordFile::parse(&security.password_text())
+            .expect("the simulated users make a valid password file");
+        let acl = tern::auth::AclFile::parse(&security.acl_text())
+            .expect("the simulated rules make a valid ACL file");
+        (passwords, acl)
+    });
     sim.host("broker", move || {
         let slot = broker_slot.clone();
         let config = config.clone();
+        let rules = rules.clone();
         async move {
             let listener =
                 turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
                     .await?;
-            let server = Server::new(config);
+            let server = match rules {
+                Some((passwords, acl)) => Server::with_rules(config, Some(passwords), Some(acl)),
+                None => Server::new(config),
+            };
             slot.borrow_mut().server = Some(server.clone());
             let report = server.run(vec![listener], std::future::pending()).await;
             slot.borrow_mut().shutdown = Some(report);

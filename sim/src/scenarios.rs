@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::check::QUEUE_NEVER_FULL;
+use crate::secured::Security;
 use crate::workload::{Scenario, V5Mix};
 
 fn secs(n: u64) -> Duration {
@@ -114,6 +115,22 @@ pub fn adversary() -> Scenario {
     scenario
 }
 
+/// Users, anonymous clients and intruders under an ACL
+/// (`sim/src/secured.rs`): nobody reads what its rules deny, retained
+/// messages and wills included, no wrong login gets in, and no user
+/// takes another's session; what the rules allow is delivered as ever,
+/// through held links and a broker restart.
+pub fn secured() -> Scenario {
+    let mut scenario = roomy(Scenario::base("secured", 40, secs(30)));
+    scenario.holds = 5;
+    scenario.bounces = 1;
+    scenario.retain_chance = 0.3;
+    scenario.will_chance = 0.6;
+    scenario.security = Some(Security::standard());
+    scenario.config.allow_anonymous = Some(true);
+    scenario
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -124,6 +141,7 @@ pub fn all() -> Vec<Scenario> {
         broker_bounce(),
         retained_and_wills(),
         adversary(),
+        secured(),
     ]
 }
 

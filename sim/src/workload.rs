@@ -49,6 +49,8 @@ pub struct Scenario {
     /// MQTT 5.0: the share of clients that speak it, and the chances of the
     /// features its invariants watch.
     pub v5: V5Mix,
+    /// Users and an ACL, and clients that try them (`sim/src/secured.rs`).
+    pub security: Option<crate::secured::Security>,
     pub config: tern::Config,
 }
 
@@ -109,6 +111,7 @@ impl Scenario {
             adversaries: 0,
             publishes_per_connection: 0..8,
             v5: V5Mix::some(),
+            security: None,
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
                 inflight_messages_max: 4,
@@ -140,6 +143,15 @@ pub struct ClientPlan {
     /// Hostile: the broker may drop what is for it (its queues are over
     /// their limits by design), so no delivery to it is owed.
     pub adversary: bool,
+    /// The user name and password of every CONNECT it makes.
+    pub login: Login,
+}
+
+/// What a CONNECT says of who connects; neither, for an anonymous client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Login {
+    pub user: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +308,9 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     // made do not change with these.
     clients.extend(crate::observers::generate(scenario, seed));
     clients.extend(crate::adversary::generate(scenario, seed));
+    if let Some(security) = &scenario.security {
+        security.apply(&mut clients, seed);
+    }
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }
@@ -333,6 +348,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         v5: false,
         session_expiry: 0,
         adversary: false,
+        login: Login::default(),
     }
 }
 
@@ -429,6 +445,7 @@ fn churner(
         v5: false,
         session_expiry: 0,
         adversary: false,
+        login: Login::default(),
     }
 }
 

@@ -120,8 +120,9 @@ impl PasswordFile {
         super::load("password file", path, PasswordFile::parse)
     }
 
-    /// Blank lines and `#` comments are skipped, as mosquitto does.
-    fn parse(text: &str) -> Result<PasswordFile, (usize, String)> {
+    /// Blank lines and `#` comments are skipped, as mosquitto does; an
+    /// error names the line.
+    pub fn parse(text: &str) -> Result<PasswordFile, (usize, String)> {
         let mut users = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');

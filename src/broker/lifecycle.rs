@@ -53,7 +53,8 @@ impl Broker {
                 // Due after the delay, or when the session ends if sooner.
                 let due = now + u64::from(delay.min(expiry_secs)) * 1000;
                 self.sessions.delay_will(sid, due, *will);
-            } else if self.may_write(sid, &will.topic) {
+            } else if self.may_write(sid, &will.topic) || planted!(self.config, AclSkippedForWills)
+            {
                 self.publish_will(*will);
             }
         }

@@ -177,11 +177,19 @@ pub enum PlantedBug {
     /// A connection's outbound queue is made without its byte limit, as
     /// `Outbox::default()` would make it: QoS 0 is shed by count alone.
     OutboundWithoutByteLimit,
+    /// Retained messages are sent to a new subscription without asking
+    /// whether its client may read their topics.
+    AclSkippedForRetained,
+    /// A will is published without asking whether its client may write
+    /// its topic.
+    AclSkippedForWills,
+    /// A CONNECT may take over or resume a session another user owns.
+    CrossUserTakeover,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 16] = [
+    pub const ALL: [PlantedBug; 19] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -198,6 +206,9 @@ impl PlantedBug {
         PlantedBug::ResendWithoutDup,
         PlantedBug::KeepAliveSlack,
         PlantedBug::OutboundWithoutByteLimit,
+        PlantedBug::AclSkippedForRetained,
+        PlantedBug::AclSkippedForWills,
+        PlantedBug::CrossUserTakeover,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -231,8 +231,7 @@ impl Server {
             Some(path) => Some(crate::auth::AclFile::load(path)?),
             None => None,
         };
-        let auth = crate::auth::Auth::new(passwords);
-        Ok(Server::with_auth(config, auth, acl))
+        Ok(Server::with_rules(config, passwords, acl))
     }
 
     /// A server of `config`.
@@ -243,6 +242,17 @@ impl Server {
     /// `try_new` for a configuration from outside.
     pub fn new(config: Config) -> Server {
         Server::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A server of `config` with these users and ACL rather than the
+    /// files `config` names: for the simulation, which must not read the
+    /// host's disk while it runs.
+    pub fn with_rules(
+        config: Config,
+        passwords: Option<crate::auth::PasswordFile>,
+        acl: Option<crate::auth::AclFile>,
+    ) -> Server {
+        Server::with_auth(config, crate::auth::Auth::new(passwords), acl)
     }
 
     fn with_auth(

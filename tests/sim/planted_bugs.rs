@@ -177,3 +177,40 @@ fn outbound_without_byte_limit() {
     assert!(text.contains("over outbound_bytes_max"), "{text}");
     assert_eq!(text.lines().count(), 2, "one problem, the bound: {text}");
 }
+
+#[test]
+fn acl_skipped_for_retained() {
+    let text = find(PlantedBug::AclSkippedForRetained, scenarios::secured(), 5);
+    assert!(
+        text.contains("(retain true)") && text.contains("does not let it read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn acl_skipped_for_wills() {
+    let text = find(PlantedBug::AclSkippedForWills, scenarios::secured(), 5);
+    assert!(
+        text.contains("the will of") && text.contains("does not let it write"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cross_user_takeover() {
+    // An intruder takes a live session of another user...
+    let text = find_saying(
+        PlantedBug::CrossUserTakeover,
+        scenarios::secured(),
+        5,
+        "held its session",
+    );
+    assert!(text.contains("with client id"), "{text}");
+    // ...or resumes one that its user never made.
+    find_saying(
+        PlantedBug::CrossUserTakeover,
+        scenarios::secured(),
+        10,
+        "though no CONNECT of its user had made one",
+    );
+}

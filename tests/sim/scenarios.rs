@@ -50,3 +50,8 @@ fn mqtt5() {
 fn adversary() {
     run(scenarios::adversary(), 0..3);
 }
+
+#[test]
+fn secured() {
+    run(scenarios::secured(), 0..3);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tern::codec::QoS;
 use tern::config::PlantedBug;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Plan, Scenario};
+use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Login, Plan, Scenario};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -35,6 +35,7 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
         v5: false,
         session_expiry: 0,
         adversary: false,
+        login: Login::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the end of every run. Each returns what it found wrong, in words that
 //! name the clients and messages involved.
 
+mod access;
 mod bounds;
 mod model;
 mod mqtt5;
@@ -26,8 +27,11 @@ pub const DELIVERY_WINDOW: Duration = Duration::from_secs(6);
 
 pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     let run_end = scenario.active + scenario.quiet;
-    let model = Model::build(&outcome.history.entries(), run_end);
-    let mut problems = Vec::new();
+    let mut model = Model::build(&outcome.history.entries(), run_end);
+    if let Some(security) = &scenario.security {
+        model.secure(security, scenario.config.anonymous_allowed());
+    }
+    let mut problems = access::all(&model);
     problems.extend(census(scenario, &model, outcome));
     problems.extend(no_stray_deliveries(&model));
     problems.extend(exactly_once(&model));
@@ -284,6 +288,7 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
                 || sub.is_shared()
                 || sub.acked_at.is_none_or(|a| a >= sent.sent_at)
                 || !matches
+                || !model.may_read(sub.session, &sent.topic)
             {
                 continue;
             }
@@ -445,6 +450,7 @@ fn wills(model: &Model) -> Vec<String> {
                 && sub.granted.is_some()
                 && !sub.is_shared()
                 && model.filter_matches(&sub.filter, topic)
+                && model.may_read(sub.session, topic)
                 && sub.end >= due;
             let listening = model.sessions[sub.session].1.iter().any(|k| {
                 let c = &model.conns[k];

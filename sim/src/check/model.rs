@@ -33,6 +33,8 @@ pub struct Conn {
     pub will_delay: u32,
     /// Its link was held at some point while it lived.
     pub held: bool,
+    /// Its CONNACK said the broker had a session of its client id.
+    pub session_present: bool,
     pub v5: bool,
     /// The session expiry it asked for (see `Event::ConnectSent`).
     pub expiry: u32,
@@ -135,6 +137,15 @@ pub struct Model {
     pub run_end: Duration,
     /// Each connection's client id and when its CONNECT went out.
     pub client_ids: BTreeMap<ConnKey, (String, Duration)>,
+    /// The user name and password of each connection that gave either.
+    pub logins: BTreeMap<ConnKey, (Option<String>, Option<String>)>,
+    /// Each connection the broker refused, when and with which code.
+    pub refused: BTreeMap<ConnKey, (Duration, String)>,
+    /// Publishes the ACL does not let their publishers write
+    /// (`Model::secure`), which nobody is owed.
+    pub denied: BTreeMap<MessageId, Sent>,
+    /// The scenario's users and ACL, if it has any.
+    pub guard: super::access::Guard,
     /// For each session, the positions in `subscriptions` of its own, in
     /// order: the checks look a session's subscriptions up for every
     /// delivery, and scanning them all was most of their time.
@@ -208,6 +219,19 @@ impl Model {
             | Event::PublishResent { .. }
             | Event::Acked { .. }
             | Event::Received { .. } => self.apply_message(at, event),
+            Event::Login {
+                client,
+                conn,
+                user,
+                password,
+            } => {
+                let login = (user.clone(), password.clone());
+                self.logins.insert((client.clone(), *conn), login);
+            }
+            Event::Refused { client, conn, code } => {
+                let refusal = (at, code.clone());
+                self.refused.insert((client.clone(), *conn), refusal);
+            }
             Event::BrokerRestarted => self.restarts.push(at),
             Event::Violation { client, conn, what } => self
                 .violations
@@ -269,6 +293,7 @@ impl Model {
                     will: will.clone(),
                     will_delay: *will_delay,
                     held: false,
+                    session_present: *session_present,
                     v5,
                     expiry,
                     keep_alive,

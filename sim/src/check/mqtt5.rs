@@ -177,7 +177,13 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
             if model.restart_between(sent.sent_at, deadline) {
                 continue;
             }
-            if !one_member_owed(model, &members, sent, deadline) {
+            // The broker picks among the members that may read it.
+            let members: Vec<&Subscription> = members
+                .iter()
+                .copied()
+                .filter(|s| model.may_read(s.session, &sent.topic))
+                .collect();
+            if members.is_empty() || !one_member_owed(model, &members, sent, deadline) {
                 continue;
             }
             let got = receipts.contains_key(&(group, id.payload().as_str()));

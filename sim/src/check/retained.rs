@@ -51,6 +51,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
             .iter()
             .copied()
             .filter(|t| model.filter_matches(&sub.filter, t))
+            .filter(|t| model.may_read(sub.session, t))
         {
             let Some(expected) = settled_retained(model, topic, sub.sent_at, acked, full_from)
             else {

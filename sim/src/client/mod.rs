@@ -19,7 +19,7 @@ use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
 use crate::history::{Ending, Event, History, MessageId};
-use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy};
+use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy, Login};
 
 mod receive;
 
@@ -250,8 +250,8 @@ impl<'a> Session<'a> {
             keep_alive: self.connection.keep_alive,
             client_id: self.plan.client_id.clone(),
             will: will.clone(),
-            username: None,
-            password: None,
+            username: self.plan.login.user.clone(),
+            password: self.plan.login.password.clone().map(Bytes::from),
             properties,
         };
         self.send(&Packet::Connect(connect.into()));
@@ -265,6 +265,14 @@ impl<'a> Session<'a> {
             keep_alive: self.connection.keep_alive,
             adversary: self.plan.adversary,
         });
+        if self.plan.login != Login::default() {
+            self.history.record(Event::Login {
+                client: self.name(),
+                conn: self.conn,
+                user: self.plan.login.user.clone(),
+                password: self.plan.login.password.clone(),
+            });
+        }
         if self.connection.clean {
             self.state.received_qos2.borrow_mut().clear();
         }
@@ -310,6 +318,14 @@ impl<'a> Session<'a> {
             match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
                     return Some(ack.session_present)
+                }
+                Ok(Some(Packet::ConnAck(ack))) => {
+                    self.history.record(Event::Refused {
+                        client: self.name(),
+                        conn: self.conn,
+                        code: format!("{:?}", ack.code),
+                    });
+                    return None;
                 }
                 Ok(Some(_)) | Err(_) => return None,
                 Ok(None) => {}
