@@ -37,6 +37,7 @@ impl Broker {
                 self.notices.note(Notice::NotOwner {
                     client_id: client_id.clone(),
                 });
+                self.connects_refused_not_owner += 1;
                 return self.refuse(conn, ConnectCode::NotAuthorized);
             }
         }
@@ -177,6 +178,7 @@ impl Broker {
             return Ok((sid, true));
         }
         if self.sessions.len() >= self.config.sessions_max {
+            self.connects_refused_sessions_max += 1;
             self.notices.note(Notice::SessionLimit {
                 client_id: client_id.to_owned(),
                 max: self.config.sessions_max,

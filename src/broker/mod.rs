@@ -122,7 +122,7 @@ impl BrokerError {
 }
 
 /// Messages dropped because a limit was reached, by limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Dropped {
     /// QoS 1/2 messages for a session whose queue was full.
     pub queue_full: u64,
@@ -161,7 +161,7 @@ impl Dropped {
 }
 
 /// The broker's own counts, for the census.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BrokerStats {
     pub sessions_connected: usize,
     pub sessions_offline: usize,
@@ -191,11 +191,17 @@ pub struct BrokerStats {
     pub memory_full: bool,
     /// CONNECTs refused for that since the start.
     pub connects_refused_memory: u64,
+    /// CONNECTs refused since the start because a new session would have
+    /// been one over `sessions_max`.
+    pub connects_refused_sessions_max: u64,
+    /// CONNECTs refused since the start because their client id's session
+    /// belongs to another user.
+    pub connects_refused_not_owner: u64,
 }
 
 /// The most that one client holds of what the per-client limits bound,
 /// each the largest over clients (`Server::census_with_peaks`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Peaks {
     /// Bytes (`Publish::weight`) queued in one session, beside the
     /// messages put back from its window on resumption: against
@@ -236,6 +242,8 @@ pub struct Broker {
     /// until it is not (set by the runtime, which measures it).
     memory_full: bool,
     connects_refused_memory: u64,
+    connects_refused_sessions_max: u64,
+    connects_refused_not_owner: u64,
     effects: Vec<Effect>,
     /// What to log once the lock is let go.
     notices: notice::Notices,
@@ -270,6 +278,8 @@ impl Broker {
             dropped: Dropped::default(),
             memory_full: false,
             connects_refused_memory: 0,
+            connects_refused_sessions_max: 0,
+            connects_refused_not_owner: 0,
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
@@ -350,6 +360,8 @@ impl Broker {
             dropped: self.dropped,
             memory_full: self.memory_full,
             connects_refused_memory: self.connects_refused_memory,
+            connects_refused_sessions_max: self.connects_refused_sessions_max,
+            connects_refused_not_owner: self.connects_refused_not_owner,
         }
     }
 

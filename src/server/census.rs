@@ -6,16 +6,28 @@
 use std::collections::BTreeMap;
 use std::ops::Deref;
 
-use super::Shared;
+use super::{Shared, TrafficCounts};
 use crate::broker::{BrokerStats, Peaks};
 
 /// The broker's own counts (`census.subscriptions`, `census.dropped`, ...
 /// through `Deref`), with what only the runtime knows beside them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
+    /// Connections taken on since the start.
+    pub connections_accepted: u64,
+    /// Connections closed as soon as accepted, over `connections_max`,
+    /// since the start.
+    pub connections_refused_max: u64,
+    /// Connections closed as soon as accepted, over their listener's own
+    /// `connections_max` (`[[listener]]`), since the start.
+    pub connections_refused_listener_max: u64,
+    #[serde(flatten)]
     pub broker: BrokerStats,
+    /// Messages and bytes in and out since the start.
+    #[serde(flatten)]
+    pub traffic: TrafficCounts,
     /// CONNECTs refused for their credentials (`password_file`,
     /// `allow_anonymous`) since the start.
     pub connects_refused_auth: u64,
@@ -25,7 +37,7 @@ pub struct Census {
     /// Holds of the routing state's lock since the start: a batch whose
     /// work is split between holds takes more of them.
     pub lock_holds: u64,
-    /// Live tasks by kind: "acceptor", "sys", "connection".
+    /// Live tasks by kind (`TASK_KINDS`).
     pub tasks: BTreeMap<&'static str, usize>,
     /// The most one client holds of what the per-client limits bound:
     /// taken only by `Server::census_with_peaks`, which walks every
@@ -49,7 +61,7 @@ impl Census {
 
 /// The census; with `peaks`, the walk for them too.
 pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
-    let (connections, broker, peaks, lock_holds) = {
+    let (connections, accepted, refused, broker, peaks, lock_holds) = {
         let state = shared.state();
         let peaks = peaks.then(|| Peaks {
             outbound_qos0_bytes: state
@@ -62,6 +74,8 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
         });
         (
             state.links.len(),
+            state.connections_accepted,
+            state.connections_refused,
             state.broker.stats(),
             peaks,
             state.holds.count(),
@@ -69,7 +83,13 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
     };
     Census {
         connections,
+        connections_accepted: accepted,
+        connections_refused_max: refused,
+        connections_refused_listener_max: shared
+            .connections_refused_listener
+            .load(std::sync::atomic::Ordering::Relaxed),
         broker,
+        traffic: shared.traffic.counts(),
         connects_refused_auth: shared.auth.refused(),
         heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         lock_holds,

@@ -348,14 +348,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Encodes what the outbox holds into the write buffer.
     fn drain_outbox(&mut self) -> Drained {
         let drained = self.outbox.drain(&mut self.draining);
+        let mut publishes = 0;
         for outbound in self.draining.drain(..) {
             match outbound {
                 Outbound::Packet(packet) => {
+                    publishes += u64::from(matches!(packet, Packet::Publish(_)));
                     codec::encode(&packet, self.link.version(), &mut self.wbuf)
                 }
-                Outbound::Frame(frame) => self.wbuf.extend_from_slice(&frame.bytes()),
+                // Frames are PUBLISHes fanned out, encoded once for all.
+                Outbound::Frame(frame) => {
+                    publishes += 1;
+                    self.wbuf.extend_from_slice(&frame.bytes())
+                }
             }
         }
+        self.shared.traffic.sent_messages(publishes);
         // A few packets' queue is cheaper to allocate again than to keep on
         // every idle connection, here and (swapped) in the outbox.
         if self.draining.capacity() <= QUEUE_KEPT_PACKETS {
@@ -623,7 +630,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<(), End> {
         let outbound_max = self.shared.config.outbound_packets_max;
         let mut refused = Ok(());
+        let mut publishes = 0;
         for packet in packets {
+            publishes += u64::from(matches!(packet, Packet::Publish(_)));
             match self.link.inbound(packet) {
                 Ok(Inbound::Reply(reply)) => {
                     self.outbox.push(reply, outbound_max);
@@ -635,6 +644,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
         }
+        self.shared.traffic.received_messages(publishes);
         let mut dispatched = self.dispatch_hold();
         // The connection ends (a packet refused, or input that does not
         // decode): what came before is still the broker's, and there is no

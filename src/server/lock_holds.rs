@@ -1,7 +1,7 @@
 //! How long the routing state's lock is held, per entry. Every client waits
 //! behind the longest hold, so its tail bounds the latency that the rest of
 //! the broker can reach. Logged at shutdown (target `tern::lock`), where the
-//! load benchmark reads it.
+//! load benchmark reads it, and exported as a histogram (`crate::http`).
 
 use std::time::Duration;
 
@@ -10,6 +10,21 @@ use hdrhistogram::Histogram;
 pub(super) struct LockHolds {
     /// Nanoseconds, to two significant digits, up to a minute.
     nanos: Histogram<u64>,
+    /// Their exact sum, which the histogram does not keep.
+    sum_nanos: u64,
+}
+
+/// Lock holds by how long they took, in the buckets a reader asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldHistogram {
+    /// Holds since the start.
+    pub count: u64,
+    pub sum_nanos: u64,
+    /// Holds in each bucket, not cumulated: `buckets[i]` took at most
+    /// `bounds_nanos[i]` and more than the bound before (to the two
+    /// digits the histogram keeps: a hold near a bound may be counted
+    /// above it). Holds over the last bound are `count` less their sum.
+    pub buckets: Vec<u64>,
 }
 
 impl LockHolds {
@@ -17,12 +32,33 @@ impl LockHolds {
         LockHolds {
             nanos: Histogram::new_with_bounds(1, 60_000_000_000, 2)
                 .expect("bounds are valid constants"),
+            sum_nanos: 0,
         }
     }
 
     pub(super) fn record(&mut self, held: Duration) {
         let nanos = u64::try_from(held.as_nanos()).unwrap_or(u64::MAX);
         self.nanos.saturating_record(nanos);
+        self.sum_nanos = self.sum_nanos.saturating_add(nanos);
+    }
+
+    /// The holds in buckets bounded by `bounds_nanos`, ascending: one pass
+    /// over the histogram's recorded values.
+    pub(super) fn histogram(&self, bounds_nanos: &[u64]) -> HoldHistogram {
+        debug_assert!(bounds_nanos.is_sorted());
+        let mut buckets = vec![0; bounds_nanos.len()];
+        for recorded in self.nanos.iter_recorded() {
+            let value = recorded.value_iterated_to();
+            let bucket = bounds_nanos.partition_point(|&bound| bound < value);
+            if let Some(count) = buckets.get_mut(bucket) {
+                *count += recorded.count_at_value();
+            }
+        }
+        HoldHistogram {
+            count: self.nanos.len(),
+            sum_nanos: self.sum_nanos,
+            buckets,
+        }
     }
 
     /// Holds since the start.
@@ -44,5 +80,22 @@ impl LockHolds {
             max_ns = nanos.max(),
             "broker lock held"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_fall_in_the_bucket_of_their_length() {
+        let mut holds = LockHolds::new();
+        for micros in [5, 5, 50, 500, 5_000_000] {
+            holds.record(Duration::from_micros(micros));
+        }
+        let histogram = holds.histogram(&[10_000, 100_000, 1_000_000]);
+        assert_eq!(histogram.buckets, vec![2, 1, 1]);
+        assert_eq!(histogram.count, 5);
+        assert_eq!(histogram.sum_nanos, 5_000_560_000);
     }
 }

@@ -12,10 +12,12 @@ mod outbox;
 mod registry;
 mod sys;
 mod timers;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -26,12 +28,15 @@ use crate::config::{planted, Config};
 use crate::net::Listener;
 pub use census::Census;
 pub use endpoint::Endpoint;
+pub use lock_holds::HoldHistogram;
 use lock_holds::LockHolds;
 use log_limit::LogLimit;
 pub use memory::MemoryGauge;
 use memory::MemoryLimit;
 use outbox::{Outbound, Outbox};
 pub use registry::TaskRegistry;
+pub use traffic::TrafficCounts;
+use traffic::{Counted, Traffic};
 
 /// The kinds of task the server spawns.
 pub const TASK_KINDS: [&str; 4] = ["acceptor", "connection", "sys", "timers"];
@@ -64,6 +69,11 @@ struct Shared {
     memory: std::sync::OnceLock<MemoryLimit>,
     /// The listeners being served, for `reload`.
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    /// Messages and bytes in and out, counted outside the lock.
+    traffic: Arc<Traffic>,
+    /// Connections closed as soon as accepted for their listener's
+    /// `connections_max`, counted before any lock is taken.
+    connections_refused_listener: AtomicU64,
 }
 
 struct State {
@@ -74,6 +84,10 @@ struct State {
     /// Room for the broker's effects, swapped with its own between uses.
     effects: Vec<Effect>,
     holds: LockHolds,
+    /// Connections taken on since the start, and those closed at once
+    /// for `connections_max`.
+    connections_accepted: u64,
+    connections_refused: u64,
 }
 
 /// The most effects `State::effects` keeps room for between uses.
@@ -268,6 +282,8 @@ impl Server {
                     next_conn: 0,
                     effects: Vec::new(),
                     holds: LockHolds::new(),
+                    connections_accepted: 0,
+                    connections_refused: 0,
                 }),
                 config,
                 registry: TaskRegistry::default(),
@@ -279,6 +295,8 @@ impl Server {
                 auth,
                 memory: std::sync::OnceLock::new(),
                 endpoints: Mutex::new(Vec::new()),
+                traffic: Arc::default(),
+                connections_refused_listener: AtomicU64::new(0),
             }),
         }
     }
@@ -304,6 +322,17 @@ impl Server {
     /// tests and the simulation, not for a busy broker.
     pub fn census_with_peaks(&self) -> Census {
         census::take(&self.shared, true)
+    }
+
+    /// How long the routing state's lock has been held, in `bounds_nanos`
+    /// buckets: read under the lock, so for a scrape now and then.
+    pub fn lock_hold_histogram(&self, bounds_nanos: &[u64]) -> HoldHistogram {
+        self.shared.state().holds.histogram(bounds_nanos)
+    }
+
+    /// Since the server was made.
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
     }
 
     /// Checks the routing state's own consistency and every queue against
@@ -471,6 +500,9 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(slot) = endpoint.admit() else {
+        shared
+            .connections_refused_listener
+            .fetch_add(1, Ordering::Relaxed);
         if shared.log_limit.admit("listener connection limit") {
             tracing::warn!(%peer, "listener's connection limit reached; closed");
         }
@@ -484,8 +516,10 @@ where
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {
+            state.connections_refused += 1;
             return None;
         }
+        state.connections_accepted += 1;
         state.next_conn += 1;
         let conn = ConnId(state.next_conn);
         state.links.insert(conn, outbox.clone());
@@ -497,6 +531,7 @@ where
         }
         return;
     };
+    let stream = Counted::new(stream, shared.traffic.clone());
     let task = connection::run(stream, peer, conn, outbox, slot, shared.clone());
     shared
         .registry

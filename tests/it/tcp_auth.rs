@@ -130,6 +130,7 @@ async fn a_session_belongs_to_its_user() {
         let (_, connack) = Raw::connect(broker.addr, steal).await;
         assert_eq!(connack.code, ConnectCode::NotAuthorized, "clean {clean}");
     }
+    assert_eq!(broker.census().connects_refused_not_owner, 2);
     // Alice is still connected, and no will fired.
     alice.send(&Packet::PingReq).await;
     assert_eq!(alice.recv().await, Packet::PingResp);

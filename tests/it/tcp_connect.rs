@@ -106,7 +106,12 @@ async fn connections_over_the_limit_are_closed_at_once() {
     let _second = Raw::connected(broker.addr, "second").await;
     let mut third = Raw::open(broker.addr).await;
     third.expect_closed().await;
-    assert_eq!(broker.census().connections, 2);
+    let census = broker.census();
+    assert_eq!(census.connections, 2);
+    assert_eq!(
+        (census.connections_accepted, census.connections_refused_max),
+        (2, 1)
+    );
     broker.stop().await;
 }
 
@@ -122,6 +127,7 @@ async fn sessions_over_the_limit_are_refused_but_a_takeover_is_not() {
     assert_refused(&mut other, connack, ConnectCode::ServerUnavailable).await;
     let _again = Raw::connected(broker.addr, "only").await;
     first.expect_closed().await;
+    assert_eq!(broker.census().connects_refused_sessions_max, 1);
     broker.stop().await;
 }
 
