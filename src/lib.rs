@@ -13,12 +13,15 @@
 //! - [`server`]: the tokio layer: acceptor, one task per connection, the
 //!   task registry, the census and `$SYS`, graceful shutdown.
 //! - [`net`]: the `Listener` trait the server is generic over.
+//! - [`http`]: the optional HTTP listener: `/metrics` and a status page
+//!   (`Server::serve_http`).
 //! - [`config`]: every limit, with its default.
 
 pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;
+pub mod http;
 pub mod link;
 pub mod net;
 pub mod server;

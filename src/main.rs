@@ -112,7 +112,18 @@ async fn serve(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         listeners.push((bound, endpoint));
     }
+    let http = match config.http_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address} (http_listen): {e}"))?,
+        ),
+        None => None,
+    };
     let server = tern::Server::try_new(config)?;
+    if let Some(listener) = http {
+        server.serve_http(listener);
+    }
     match server.limit_memory(|| ALLOCATOR.allocated()) {
         Some(max) => tracing::info!(memory_max_bytes = max, "memory limit"),
         None => tracing::warn!("the machine's memory is unknown: no memory limit"),

@@ -23,6 +23,9 @@ pub struct Config {
     /// Listeners with a transport and settings of their own
     /// (`[[listener]]` tables; see `ListenerConfig`).
     pub listener: Vec<ListenerConfig>,
+    /// An address for `/metrics` (Prometheus) and a status page; unset,
+    /// there is no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
     /// Open TCP connections; one more is accepted and closed at once.
     pub connections_max: usize,
     /// Sessions, connected and offline; a CONNECT that would make one more is
@@ -234,6 +237,7 @@ impl Default for Config {
         Config {
             listen: Vec::new(),
             listener: Vec::new(),
+            http_listen: None,
             connections_max: 100_000,
             sessions_max: 1_000_000,
             // mosquitto's users set 1 to 10 MB; 16 MiB takes their largest

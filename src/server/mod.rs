@@ -39,7 +39,8 @@ pub use traffic::TrafficCounts;
 use traffic::{Counted, Traffic};
 
 /// The kinds of task the server spawns.
-pub const TASK_KINDS: [&str; 4] = ["acceptor", "connection", "sys", "timers"];
+/// "http": the HTTP listener's acceptor and its connections (`crate::http`).
+pub const TASK_KINDS: [&str; 5] = ["acceptor", "connection", "http", "sys", "timers"];
 
 /// A handle on a broker: cheap to clone, readable while it runs.
 #[derive(Clone)]
@@ -333,6 +334,31 @@ impl Server {
     /// Since the server was made.
     pub fn uptime(&self) -> Duration {
         self.shared.started.elapsed()
+    }
+
+    /// Serves `/metrics` and the status page (`crate::http`) on `listener`
+    /// until the server stops; its tasks are the server's, of kind "http".
+    pub fn serve_http<L: Listener>(&self, listener: L) {
+        let name = listener
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        tracing::info!(address = name, "HTTP listening");
+        self.shared.registry.spawn(
+            "http",
+            format!("acceptor {name}"),
+            crate::http::serve(listener, self.clone()),
+        );
+    }
+
+    /// The registry the server's tasks are spawned in, for those that
+    /// live outside this module (`crate::http`).
+    pub(crate) fn registry(&self) -> &TaskRegistry {
+        &self.shared.registry
+    }
+
+    /// Cancelled when the server stops.
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.shared.cancel
     }
 
     /// Checks the routing state's own consistency and every queue against

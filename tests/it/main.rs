@@ -10,6 +10,8 @@ mod codec5_props;
 mod codec5_snapshots;
 mod codec_props;
 mod codec_snapshots;
+mod http_metrics;
+mod http_page;
 mod seed_story;
 mod tcp5_auth;
 mod tcp5_disconnect;

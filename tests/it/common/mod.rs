@@ -8,6 +8,8 @@
 pub mod binary;
 pub mod client;
 pub mod codec;
+pub mod http;
+pub mod prometheus;
 pub mod raw;
 pub mod strategies;
 
@@ -62,11 +64,29 @@ impl TestBroker {
 
     /// Serves a listener the test has set up itself.
     pub async fn start_on(config: Config, listener: TcpListener) -> TestBroker {
+        TestBroker::start_server(Server::new(config), listener).await
+    }
+
+    /// A broker that serves HTTP too (`Server::serve_http`), on
+    /// 127.0.0.1:0; the HTTP side's address beside it.
+    pub async fn start_with_http(config: Config) -> (TestBroker, SocketAddr) {
+        let server = Server::new(config);
+        let http = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let http_addr = http.local_addr().expect("a bound listener has an address");
+        server.serve_http(http);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        (TestBroker::start_server(server, listener).await, http_addr)
+    }
+
+    async fn start_server(server: Server, listener: TcpListener) -> TestBroker {
         record_broker_panics();
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let server = Server::new(config);
         let running = server.clone();
         let run =
             tokio::spawn(async move { running.run(vec![listener], std::future::pending()).await });
