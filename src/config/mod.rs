@@ -393,10 +393,13 @@ mod tests {
 
     #[test]
     fn values_override_defaults() {
-        let config =
-            Config::from_toml("inflight_messages_max = 5\nlisten = [\"0.0.0.0:1884\"]\n").unwrap();
+        let config = Config::from_toml(
+            "inflight_messages_max = 5\nlisten = [\"0.0.0.0:1884\"]\nhttp_listen = \"127.0.0.1:8080\"\n",
+        )
+        .unwrap();
         assert_eq!(config.inflight_messages_max, 5);
         assert_eq!(config.listen, vec!["0.0.0.0:1884".parse().unwrap()]);
+        assert_eq!(config.http_listen, Some("127.0.0.1:8080".parse().unwrap()));
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
         ),
         (
             "messages_sent",
-            "PUBLISH packets written to clients.",
+            "PUBLISH packets put in a write to a client.",
             None,
             traffic.messages_sent,
         ),
