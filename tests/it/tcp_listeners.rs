@@ -8,14 +8,16 @@ use bytes::BytesMut;
 use tern::codec::{self, ConnectCode, Packet, ProtocolVersion};
 
 use crate::common::binary::{free_addr, Binary};
+use crate::common::http;
+use crate::common::prometheus::Scrape;
 use crate::common::raw::{self, Raw, Read};
 use crate::common::within;
 
 #[tokio::test]
 async fn each_listener_keeps_its_own_anonymous_rule_and_connection_limit() {
-    let (closed, open) = (free_addr(), free_addr());
+    let (closed, open, http) = (free_addr(), free_addr(), free_addr());
     let config = format!(
-        "sys_interval_secs = 0\nconnect_timeout_ms = 60000\n\
+        "sys_interval_secs = 0\nconnect_timeout_ms = 60000\nhttp_listen = \"{http}\"\n\
          [[listener]]\naddress = \"{closed}\"\nallow_anonymous = false\n\
          [[listener]]\naddress = \"{open}\"\nconnections_max = 1\n"
     );
@@ -30,6 +32,10 @@ async fn each_listener_keeps_its_own_anonymous_rule_and_connection_limit() {
     // `open` is full: a second connection is closed unanswered, while
     // `closed`, with no limit of its own, still takes connections.
     Raw::open(open).await.expect_closed().await;
+    let metrics = Scrape::parse(&http::get(http, "/metrics").await.body);
+    let refused = |reason| metrics.value("tern_connections_refused_total", &[("reason", reason)]);
+    assert_eq!(refused("listener_connections_max"), 1.0);
+    assert_eq!(refused("connections_max"), 0.0);
     let (_, refused) = Raw::connect(closed, raw::connect_packet("d")).await;
     assert_eq!(refused.code, ConnectCode::NotAuthorized);
     // Its place is freed with its connection.
