@@ -3,6 +3,7 @@
 //! listener leaves out are the broker's.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -25,6 +26,28 @@ pub struct ListenerConfig {
     /// bounds them all together.
     #[serde(default)]
     pub connections_max: Option<usize>,
+    /// The server's certificate chain (PEM); with `key_file`, the
+    /// listener speaks TLS (mosquitto's `certfile`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`'s first certificate (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are verified
+    /// against. Without `require_certificate`, a client may still come
+    /// without one; one it does present must verify (mosquitto asks for
+    /// none then).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Refuse a TLS handshake without a client certificate that
+    /// `ca_file` verifies.
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// The client certificate's subject CN is the user name, taken
+    /// instead of the CONNECT's with no password checked; a client without
+    /// a certificate is refused (bad user name or password), as in mosquitto.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -43,7 +66,17 @@ impl ListenerConfig {
             protocol: Protocol::Mqtt,
             allow_anonymous: None,
             connections_max: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            require_certificate: false,
+            use_identity_as_username: false,
         }
+    }
+
+    /// Whether connections here begin with a TLS handshake.
+    pub fn is_tls(&self) -> bool {
+        self.cert_file.is_some()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -52,6 +85,27 @@ impl ListenerConfig {
                 "listener {}: connections_max must be at least 1",
                 self.address
             )));
+        }
+        self.validate_tls()
+            .map_err(|e| ConfigError::Invalid(format!("listener {}: {e}", self.address)))
+    }
+
+    /// TLS settings that could not mean what they say. The files
+    /// themselves are read when the listener is built.
+    fn validate_tls(&self) -> Result<(), &'static str> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => return Err("cert_file needs key_file"),
+            (None, Some(_)) => return Err("key_file needs cert_file"),
+            (None, None) if self.ca_file.is_some() => return Err("ca_file needs cert_file"),
+            _ => {}
+        }
+        if self.ca_file.is_none() {
+            if self.require_certificate {
+                return Err("require_certificate needs ca_file to verify certificates with");
+            }
+            if self.use_identity_as_username {
+                return Err("use_identity_as_username needs ca_file to verify certificates with");
+            }
         }
         Ok(())
     }

@@ -6,18 +6,20 @@
 //! 5.0 halves have in common (`codec`, `strategies`).
 
 pub mod binary;
+pub mod certs;
 pub mod client;
 pub mod codec;
 pub mod raw;
 pub mod strategies;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use tern::{Census, Config, Server, ShutdownReport};
+use tern::{Census, Config, Endpoint, Server, ShutdownReport};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -62,14 +64,26 @@ impl TestBroker {
 
     /// Serves a listener the test has set up itself.
     pub async fn start_on(config: Config, listener: TcpListener) -> TestBroker {
+        let endpoint = Endpoint::plain(&config);
+        TestBroker::serve(config, listener, endpoint).await
+    }
+
+    /// Serves a listener the test has set up itself with `endpoint`'s
+    /// transport and settings.
+    pub async fn serve(
+        config: Config,
+        listener: TcpListener,
+        endpoint: Arc<Endpoint>,
+    ) -> TestBroker {
         record_broker_panics();
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
         let server = Server::new(config);
         let running = server.clone();
+        let listeners = vec![(listener, endpoint)];
         let run =
-            tokio::spawn(async move { running.run(vec![listener], std::future::pending()).await });
+            tokio::spawn(async move { running.serve(listeners, std::future::pending()).await });
         let broker = TestBroker { server, addr, run };
         // Census baselines in the tests count the acceptor and the timers.
         broker
