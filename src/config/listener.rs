@@ -195,4 +195,35 @@ mod tests {
         assert!(err.starts_with(":3: unknown variant `smtp`"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
+
+    #[test]
+    fn tls_settings_that_cannot_work_are_one_line_errors() {
+        let base = "[[listener]]\naddress = \"0.0.0.0:1\"\n";
+        let cases = [
+            ("cert_file = \"c\"", "cert_file needs key_file"),
+            ("key_file = \"k\"", "key_file needs cert_file"),
+            ("ca_file = \"a\"", "ca_file needs cert_file"),
+            (
+                "cert_file = \"c\"\nkey_file = \"k\"\nrequire_certificate = true",
+                "require_certificate needs ca_file to verify certificates with",
+            ),
+            (
+                "cert_file = \"c\"\nkey_file = \"k\"\nuse_identity_as_username = true",
+                "use_identity_as_username needs ca_file to verify certificates with",
+            ),
+        ];
+        for (keys, expected) in cases {
+            let err = Config::from_toml(&format!("{base}{keys}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, format!("listener 0.0.0.0:1: {expected}"));
+        }
+        let tls = Config::from_toml(&format!(
+            "{base}cert_file = \"c\"\nkey_file = \"k\"\nca_file = \"a\"\n\
+             require_certificate = true\nuse_identity_as_username = true\n"
+        ))
+        .unwrap();
+        assert!(tls.listeners()[0].is_tls());
+        assert!(!Config::default().listeners()[0].is_tls());
+    }
 }

@@ -93,7 +93,7 @@ async fn use_identity_as_username_makes_the_cn_the_user() {
         filters: ["alice/#", "bob/#"]
             .iter()
             .map(|f| {
-                let filter = tern::topic::TopicFilter::new(*f).unwrap();
+                let filter = tern::topic::TopicFilter::new(f).unwrap();
                 (
                     filter,
                     tern::codec::SubscriptionOptions::qos(QoS::AtLeastOnce),
