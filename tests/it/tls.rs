@@ -15,7 +15,7 @@ use crate::common::{config, within};
 #[tokio::test]
 async fn a_client_that_trusts_the_ca_publishes_and_receives_over_tls() {
     let (ca, files) = (Authority::new("test CA"), Files::new());
-    let (broker, _) = tls::broker(config(), &tls::listener(&files, &ca.server())).await;
+    let broker = tls::broker(config(), &tls::listener(&files, &ca.server())).await;
     let trusting = client_config(&ca, None);
 
     let (mut sub, connack) =
@@ -53,7 +53,7 @@ async fn a_client_that_trusts_the_ca_publishes_and_receives_over_tls() {
 #[tokio::test]
 async fn a_client_that_trusts_another_ca_fails_and_the_broker_stays_fine() {
     let (ca, files) = (Authority::new("test CA"), Files::new());
-    let (broker, _) = tls::broker(config(), &tls::listener(&files, &ca.server())).await;
+    let broker = tls::broker(config(), &tls::listener(&files, &ca.server())).await;
     let stranger = Authority::new("another CA");
     let refused = TlsClient::open(broker.addr, client_config(&stranger, None)).await;
     let error = refused.err().expect("the handshake fails");
@@ -94,7 +94,7 @@ async fn a_handshake_that_never_finishes_is_closed_at_the_connect_timeout() {
         connect_timeout_ms: 300,
         ..config()
     };
-    let (broker, _) = tls::broker(config, &tls::listener(&files, &ca.server())).await;
+    let broker = tls::broker(config, &tls::listener(&files, &ca.server())).await;
     let mut silent = TcpStream::connect(broker.addr).await.unwrap();
     let mut halfway = TcpStream::connect(broker.addr).await.unwrap();
     // A handshake record of 512 bytes announced, 9 of them sent.

@@ -32,7 +32,7 @@ async fn connack(
 #[tokio::test]
 async fn require_certificate_refuses_a_client_without_one_or_with_a_strangers() {
     let (ca, files) = (Authority::new("test CA"), Files::new());
-    let (broker, _) = tls::broker(config(), &verifying(&files, &ca, true)).await;
+    let broker = tls::broker(config(), &verifying(&files, &ca, true)).await;
 
     assert_eq!(connack(&broker, client_config(&ca, None)).await, None);
     let stranger = Authority::new("another CA").client("mallory");
@@ -50,7 +50,7 @@ async fn require_certificate_refuses_a_client_without_one_or_with_a_strangers() 
 #[tokio::test]
 async fn an_optional_certificate_is_verified_when_given() {
     let (ca, files) = (Authority::new("test CA"), Files::new());
-    let (broker, _) = tls::broker(config(), &verifying(&files, &ca, false)).await;
+    let broker = tls::broker(config(), &verifying(&files, &ca, false)).await;
 
     let accepted = Some(ConnectCode::Accepted);
     assert_eq!(connack(&broker, client_config(&ca, None)).await, accepted);
@@ -77,7 +77,7 @@ async fn use_identity_as_username_makes_the_cn_the_user() {
         acl_file: Some(acl),
         ..config()
     };
-    let (broker, _) = tls::broker(config, &listener).await;
+    let broker = tls::broker(config, &listener).await;
 
     // The CONNECT's own user name and password are not what counts.
     let mut connect = raw::connect_v5("a");

@@ -1,7 +1,8 @@
 //! A TLS listener's files: reloaded without dropping connections (new
 //! handshakes get the new certificate, open connections go on, a broken
 //! file keeps the old one), read by the real binary from its
-//! configuration, and refused in one line when they are bad.
+//! configuration and again on SIGHUP, and refused in one line when they
+//! are bad.
 
 use std::process::Command;
 
@@ -11,7 +12,7 @@ use crate::common::binary::{free_addr, Binary};
 use crate::common::certs::{Authority, Files};
 use crate::common::raw;
 use crate::common::tls::{self, client_config, TlsClient};
-use crate::common::{config, TestBroker};
+use crate::common::{config, within, TestBroker};
 
 async fn connected(broker: &TestBroker, trusted: &Authority, id: &str) -> TlsClient {
     let config = client_config(trusted, None);
@@ -36,7 +37,7 @@ async fn reload_swaps_the_certificate_and_open_connections_go_on() {
         Files::new(),
     );
     let listener = tls::listener(&files, &old_ca.server());
-    let (broker, endpoint) = tls::broker(config(), &listener).await;
+    let broker = tls::broker(config(), &listener).await;
     let mut before = connected(&broker, &old_ca, "before").await;
     before
         .send(&raw::subscribe(1, "t", QoS::AtLeastOnce))
@@ -51,7 +52,11 @@ async fn reload_swaps_the_certificate_and_open_connections_go_on() {
         refused(&broker, &new_ca).await,
         "new files are not read until a reload"
     );
-    endpoint.reload().expect("the new files load");
+    assert_eq!(
+        broker.server.reload(),
+        Vec::<String>::new(),
+        "the new files load"
+    );
     assert!(
         refused(&broker, &old_ca).await,
         "the old certificate is gone"
@@ -73,18 +78,18 @@ async fn reload_swaps_the_certificate_and_open_connections_go_on() {
 
     // A broken file: the error names it, and the listener keeps the new CA's.
     files.write("server.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
-    let error = endpoint.reload().expect_err("a broken certificate file");
+    let errors = broker.server.reload();
     assert!(
-        error.contains("server.pem") && !error.contains('\n'),
-        "{error}"
+        matches!(&errors[..], [e] if e.contains("server.pem") && !e.contains('\n')),
+        "a broken certificate file: {errors:?}"
     );
     // A key that is not the certificate's.
     files.write("server.pem", &server.cert_pem);
     files.write("server.key", &old_ca.server().key_pem());
-    let error = endpoint.reload().expect_err("a key of another certificate");
+    let errors = broker.server.reload();
     assert!(
-        error.contains("server.key") && !error.contains('\n'),
-        "{error}"
+        matches!(&errors[..], [e] if e.contains("server.key") && !e.contains('\n')),
+        "a key of another certificate: {errors:?}"
     );
     connected(&broker, &new_ca, "still").await;
     broker.stop().await;
@@ -174,5 +179,60 @@ fn bad_tls_files_stop_the_binary_with_one_line() {
         assert!(!ok, "{config}: tern started");
         assert_eq!(stderr.lines().count(), 1, "{config}: {stderr}");
         assert!(stderr.contains(named), "{config}: {stderr}");
+    }
+}
+
+/// SIGHUP has the binary read its certificate again: a client that
+/// trusts only the new CA gets in, and a connection made before goes on.
+#[tokio::test]
+async fn sighup_has_the_binary_take_a_new_certificate() {
+    let (old_ca, new_ca, files) = (
+        Authority::new("old CA"),
+        Authority::new("new CA"),
+        Files::new(),
+    );
+    let server = old_ca.server();
+    let (cert, key) = (
+        files.write("server.pem", &server.cert_pem),
+        files.write("server.key", &server.key_pem()),
+    );
+    let addr = free_addr();
+    let config = format!(
+        "sys_interval_secs = 0\n[[listener]]\naddress = \"{addr}\"\n\
+         cert_file = {cert:?}\nkey_file = {key:?}\n"
+    );
+    let tern = Binary::start_on(&config, addr).await;
+    let old = client_config(&old_ca, None);
+    let (mut before, _) = TlsClient::connect(addr, old, raw::connect_packet("before"))
+        .await
+        .expect("a TLS connection to the binary");
+    before
+        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+        .await
+        .unwrap();
+    assert!(matches!(before.recv().await, Packet::SubAck(_)));
+
+    let server = new_ca.server();
+    files.write("server.pem", &server.cert_pem);
+    files.write("server.key", &server.key_pem());
+    tern.hang_up();
+    let new = client_config(&new_ca, None);
+    let mut after = within("a handshake with the new certificate", async {
+        loop {
+            let connect = raw::connect_packet("after");
+            if let Ok((client, _)) = TlsClient::connect(addr, new.clone(), connect).await {
+                return client;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    after
+        .send(&raw::publish("t", QoS::AtMostOnce, 0, b"across"))
+        .await
+        .unwrap();
+    match before.recv().await {
+        Packet::Publish(publish) => assert_eq!(&publish.payload[..], b"across"),
+        other => panic!("expected the PUBLISH on the old connection, got {other:?}"),
     }
 }

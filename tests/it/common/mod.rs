@@ -15,7 +15,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -70,11 +70,7 @@ impl TestBroker {
 
     /// Serves a listener the test has set up itself with `endpoint`'s
     /// transport and settings.
-    pub async fn serve(
-        config: Config,
-        listener: TcpListener,
-        endpoint: Arc<Endpoint>,
-    ) -> TestBroker {
+    pub async fn serve(config: Config, listener: TcpListener, endpoint: Endpoint) -> TestBroker {
         record_broker_panics();
         let addr = listener
             .local_addr()

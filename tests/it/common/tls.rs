@@ -48,14 +48,13 @@ pub fn listener(files: &Files, server: &Leaf) -> ListenerConfig {
 }
 
 /// A broker in the test's runtime serving `listener` (its address is
-/// ignored: it binds 127.0.0.1:0); the endpoint is returned too, to reload.
-pub async fn broker(config: Config, listener: &ListenerConfig) -> (TestBroker, Arc<Endpoint>) {
-    let endpoint = Arc::new(Endpoint::new(listener, &config).expect("the listener's files load"));
+/// ignored: it binds 127.0.0.1:0).
+pub async fn broker(config: Config, listener: &ListenerConfig) -> TestBroker {
+    let endpoint = Endpoint::new(listener, &config).expect("the listener's files load");
     let bound = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
-    let broker = TestBroker::serve(config, bound, endpoint.clone()).await;
-    (broker, endpoint)
+    TestBroker::serve(config, bound, endpoint).await
 }
 
 /// An MQTT client over TLS.
