@@ -74,11 +74,6 @@ impl ListenerConfig {
         }
     }
 
-    /// Whether connections here begin with a TLS handshake.
-    pub fn is_tls(&self) -> bool {
-        self.cert_file.is_some()
-    }
-
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.connections_max == Some(0) {
             return Err(ConfigError::Invalid(format!(
@@ -223,7 +218,8 @@ mod tests {
              require_certificate = true\nuse_identity_as_username = true\n"
         ))
         .unwrap();
-        assert!(tls.listeners()[0].is_tls());
-        assert!(!Config::default().listeners()[0].is_tls());
+        let listener = &tls.listeners()[0];
+        assert_eq!(listener.ca_file, Some("a".into()));
+        assert!(listener.require_certificate && listener.use_identity_as_username);
     }
 }
