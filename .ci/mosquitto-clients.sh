@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives a tern binary with mosquitto_pub and mosquitto_sub, as a new user
 # would: QoS 2 through a wildcard, a retained message, a will on a kill, and
-# MQTT 5.0 properties to a 5.0 subscriber and stripped for a 3.1.1 one.
+# MQTT 5.0 properties to a 5.0 subscriber and stripped for a 3.1.1 one;
+# then TLS, with and without a client certificate.
 set -euo pipefail
 tern=${1:?usage: mosquitto-clients.sh PATH-TO-TERN}
 port=$((20000 + RANDOM % 20000))
@@ -53,4 +54,71 @@ wait $sub311 || fail "no 3.1.1 copy of a 5.0 message"
 
 kill -TERM $tern_pid
 wait $tern_pid || fail "tern exited non-zero on SIGTERM"
-echo "mosquitto-clients: 4 passed, 0 failed"
+
+# TLS, with certificates made as the README's "Securing tern" makes them:
+# --cafile on a TLS listener; --cert/--key on one that requires a client
+# certificate and takes its CN as the user, whom the ACL then judges.
+tls_port=$((port + 1))
+mtls_port=$((port + 2))
+(
+    cd "$work"
+    mkdir tls && cd tls
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj '/CN=example CA' \
+        -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+        -extfile server.ext -out server.pem
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=alice' -keyout alice.key -out alice.csr
+    printf 'extendedKeyUsage=clientAuth\n' >alice.ext
+    openssl x509 -req -in alice.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+        -extfile alice.ext -out alice.pem
+) >"$work/openssl.log" 2>&1 || { cat "$work/openssl.log"; fail "openssl"; }
+printf 'topic readwrite demo/#\nuser alice\ntopic readwrite alice/#\n' >"$work/acl"
+cat >"$work/tls.toml" <<TOML
+acl_file = "$work/acl"
+[[listener]]
+address = "127.0.0.1:$tls_port"
+cert_file = "$work/tls/server.pem"
+key_file = "$work/tls/server.key"
+[[listener]]
+address = "127.0.0.1:$mtls_port"
+cert_file = "$work/tls/server.pem"
+key_file = "$work/tls/server.key"
+ca_file = "$work/tls/ca.pem"
+require_certificate = true
+use_identity_as_username = true
+TOML
+"$tern" --config "$work/tls.toml" >"$work/tern.log" 2>&1 &
+tern_pid=$!
+ca=(-h localhost --cafile "$work/tls/ca.pem")
+alice=(--cert "$work/tls/alice.pem" --key "$work/tls/alice.key")
+for _ in $(seq 50); do
+    mosquitto_pub "${ca[@]}" -p "$tls_port" -t demo/ready -m x 2>/dev/null && break
+    sleep 0.1
+done
+
+timeout 10 mosquitto_sub "${ca[@]}" -p "$tls_port" -t 'demo/#' -q 1 -C 1 -v >"$work/over-tls" &
+sub=$!
+sleep 0.5
+mosquitto_pub "${ca[@]}" -p "$tls_port" -t demo/tls -m secret -q 1
+wait $sub || fail "no message over TLS"
+[ "$(cat "$work/over-tls")" = "demo/tls secret" ] || fail "TLS: got '$(cat "$work/over-tls")'"
+if mosquitto_pub -p "$tls_port" -t demo/plain -m x 2>/dev/null; then
+    fail "plain MQTT accepted on a TLS listener"
+fi
+
+# alice/# is alice's alone: an anonymous subscriber would be refused it.
+timeout 10 mosquitto_sub "${ca[@]}" "${alice[@]}" -p "$mtls_port" -t 'alice/#' -C 1 -v >"$work/mtls" &
+sub=$!
+sleep 0.5
+mosquitto_pub "${ca[@]}" "${alice[@]}" -p "$mtls_port" -t alice/x -m mine
+wait $sub || fail "no message to the client certificate's user"
+[ "$(cat "$work/mtls")" = "alice/x mine" ] || fail "client certificate: got '$(cat "$work/mtls")'"
+if mosquitto_pub "${ca[@]}" -p "$mtls_port" -t demo/x -m x 2>/dev/null; then
+    fail "a client without a certificate accepted where one is required"
+fi
+
+kill -TERM $tern_pid
+wait $tern_pid || fail "tern (TLS) exited non-zero on SIGTERM"
+echo "mosquitto-clients: 6 passed, 0 failed"

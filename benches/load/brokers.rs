@@ -75,6 +75,8 @@ pub const ATTACK_INFLIGHT: u64 = 20;
 pub struct Broker {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// Its TLS listener, with the certificate of [`crate::tls::files`].
+    pub tls_addr: SocketAddr,
     child: Child,
     log: PathBuf,
 }
@@ -86,12 +88,15 @@ impl Broker {
     pub fn start(kind: Kind, dir: &Path, limits: Limits) -> Broker {
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let tls = tls_listener(kind, dir, tls_addr);
         let log_path = dir.join(format!("{}-{port}.log", kind.name()));
         let log = fs::File::create(&log_path).expect("create broker log");
         let mut command = match kind {
             Kind::Tern => {
                 let config = dir.join(format!("tern-{port}.toml"));
-                fs::write(&config, tern_config(addr, limits)).expect("write tern config");
+                let config_text = tern_config(addr, limits) + &tls;
+                fs::write(&config, config_text).expect("write tern config");
                 let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
                 command.arg("--config").arg(config);
                 // Per-connection info lines would cost the broker time that
@@ -102,7 +107,8 @@ impl Broker {
             }
             Kind::Mosquitto => {
                 let config = dir.join(format!("mosquitto-{port}.conf"));
-                fs::write(&config, mosquitto_config(port, limits)).expect("write mosquitto config");
+                let config_text = mosquitto_config(port, limits) + &tls;
+                fs::write(&config, config_text).expect("write mosquitto config");
                 let mut command = Command::new(mosquitto_path().expect("mosquitto"));
                 command.arg("-c").arg(config);
                 command
@@ -125,6 +131,7 @@ impl Broker {
         let mut broker = Broker {
             kind,
             addr,
+            tls_addr,
             child,
             log: log_path,
         };
@@ -216,6 +223,23 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
+}
+
+/// A TLS listener on `addr` with the certificate in `dir`, in `kind`'s
+/// words; it comes last in the configuration.
+fn tls_listener(kind: Kind, dir: &Path, addr: SocketAddr) -> String {
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    match kind {
+        Kind::Tern => format!(
+            "[[listener]]\naddress = \"{addr}\"\ncert_file = {cert:?}\nkey_file = {key:?}\n"
+        ),
+        Kind::Mosquitto => format!(
+            "listener {} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+            addr.port(),
+            cert.display(),
+            key.display()
+        ),
+    }
 }
 
 fn tern_config(addr: SocketAddr, limits: Limits) -> String {

@@ -7,6 +7,7 @@ mod brokers;
 mod client;
 mod scenarios;
 mod stats;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,6 +89,7 @@ fn main() {
     }
     let kinds = brokers::available();
     let dir = scratch_dir();
+    tls::files(&dir);
     // The load generator's own runtime, two workers for the two cores it
     // shares with the broker under test.
     let runtime = tokio::runtime::Builder::new_multi_thread()

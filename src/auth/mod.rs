@@ -78,6 +78,25 @@ impl Auth {
         Err(refusal)
     }
 
+    /// mosquitto's `use_identity_as_username`: the verified client
+    /// certificate's CN replaces the CONNECT's user name and password,
+    /// which are not checked; without one, the client is refused as for a
+    /// bad user name or password.
+    pub fn take_identity(
+        &self,
+        connect: &mut Connect,
+        identity: Option<String>,
+        ip: IpAddr,
+    ) -> Result<(), ConnectCode> {
+        let Some(user) = identity else {
+            self.throttle.failed(ip, false);
+            return Err(ConnectCode::BadUsernameOrPassword);
+        };
+        connect.username = Some(user);
+        connect.password = None;
+        Ok(())
+    }
+
     /// CONNECTs refused for their credentials since the start.
     pub fn refused(&self) -> u64 {
         self.throttle.refused()

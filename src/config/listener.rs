@@ -3,6 +3,7 @@
 //! listener leaves out are the broker's.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -25,6 +26,28 @@ pub struct ListenerConfig {
     /// bounds them all together.
     #[serde(default)]
     pub connections_max: Option<usize>,
+    /// The server's certificate chain (PEM); with `key_file`, the
+    /// listener speaks TLS (mosquitto's `certfile`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`'s first certificate (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are verified
+    /// against. Without `require_certificate`, a client may still come
+    /// without one; one it does present must verify (mosquitto asks for
+    /// none then).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Refuse a TLS handshake without a client certificate that
+    /// `ca_file` verifies.
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// The client certificate's subject CN is the user name, taken
+    /// instead of the CONNECT's with no password checked; a client without
+    /// a certificate is refused (bad user name or password), as in mosquitto.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -43,6 +66,11 @@ impl ListenerConfig {
             protocol: Protocol::Mqtt,
             allow_anonymous: None,
             connections_max: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            require_certificate: false,
+            use_identity_as_username: false,
         }
     }
 
@@ -52,6 +80,27 @@ impl ListenerConfig {
                 "listener {}: connections_max must be at least 1",
                 self.address
             )));
+        }
+        self.validate_tls()
+            .map_err(|e| ConfigError::Invalid(format!("listener {}: {e}", self.address)))
+    }
+
+    /// TLS settings that could not mean what they say. The files
+    /// themselves are read when the listener is built.
+    fn validate_tls(&self) -> Result<(), &'static str> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => return Err("cert_file needs key_file"),
+            (None, Some(_)) => return Err("key_file needs cert_file"),
+            (None, None) if self.ca_file.is_some() => return Err("ca_file needs cert_file"),
+            _ => {}
+        }
+        if self.ca_file.is_none() {
+            if self.require_certificate {
+                return Err("require_certificate needs ca_file to verify certificates with");
+            }
+            if self.use_identity_as_username {
+                return Err("use_identity_as_username needs ca_file to verify certificates with");
+            }
         }
         Ok(())
     }
@@ -140,5 +189,37 @@ mod tests {
             .to_string();
         assert!(err.starts_with(":3: unknown variant `smtp`"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_are_one_line_errors() {
+        let base = "[[listener]]\naddress = \"0.0.0.0:1\"\n";
+        let cases = [
+            ("cert_file = \"c\"", "cert_file needs key_file"),
+            ("key_file = \"k\"", "key_file needs cert_file"),
+            ("ca_file = \"a\"", "ca_file needs cert_file"),
+            (
+                "cert_file = \"c\"\nkey_file = \"k\"\nrequire_certificate = true",
+                "require_certificate needs ca_file to verify certificates with",
+            ),
+            (
+                "cert_file = \"c\"\nkey_file = \"k\"\nuse_identity_as_username = true",
+                "use_identity_as_username needs ca_file to verify certificates with",
+            ),
+        ];
+        for (keys, expected) in cases {
+            let err = Config::from_toml(&format!("{base}{keys}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, format!("listener 0.0.0.0:1: {expected}"));
+        }
+        let tls = Config::from_toml(&format!(
+            "{base}cert_file = \"c\"\nkey_file = \"k\"\nca_file = \"a\"\n\
+             require_certificate = true\nuse_identity_as_username = true\n"
+        ))
+        .unwrap();
+        let listener = &tls.listeners()[0];
+        assert_eq!(listener.ca_file, Some("a".into()));
+        assert!(listener.require_certificate && listener.use_identity_as_username);
     }
 }

@@ -25,7 +25,7 @@ use crate::broker::ConnId;
 use crate::codec::{self, DecodeError, Packet};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
-use crate::transport::Stream;
+use crate::transport::{Opened, Secured, Stream};
 
 pub(super) async fn run<S>(
     stream: S,
@@ -48,8 +48,8 @@ pub(super) async fn run<S>(
         // One deadline for the transport's handshake and CONNECT together,
         // so that a slow client cannot hold its place for twice the timeout.
         let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
-        let stream = match open(&slot, stream, connect_by, &shared).await {
-            Ok(stream) => stream,
+        let Opened { stream, identity } = match open(&slot, stream, connect_by, &shared).await {
+            Ok(opened) => opened,
             Err(end) => {
                 log_end(&end, &shared);
                 detach.finish(false);
@@ -69,6 +69,7 @@ pub(super) async fn run<S>(
             inbound: Vec::new(),
             dispatching: VecDeque::new(),
             link: Link::new(&shared.config),
+            identity,
             conn,
             peer,
             outbox,
@@ -107,7 +108,7 @@ async fn open<S>(
     stream: S,
     deadline: tokio::time::Instant,
     shared: &Shared,
-) -> Result<Stream<S>, End>
+) -> Result<Opened<S>, End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -117,7 +118,7 @@ where
         opened = opening => match opened {
             Err(_) => Err(End::ConnectTimeout(shared.config.connect_timeout())),
             Ok(Err(error)) => Err(End::Transport(error)),
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(opened)) => Ok(opened),
         },
     }
 }
@@ -175,8 +176,8 @@ impl Drop for Detach {
 }
 
 struct Connection<S> {
-    reader: ReadHalf<S>,
-    writer: WriteHalf<S>,
+    reader: ReadHalf<Stream<Secured<S>>>,
+    writer: WriteHalf<Stream<Secured<S>>>,
     /// Bytes read and not yet decoded; a partial packet waits here.
     rbuf: BytesMut,
     /// Encoded packets not yet written.
@@ -197,6 +198,8 @@ struct Connection<S> {
     dispatching: VecDeque<Packet>,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
+    /// The verified client certificate's subject CN, if any.
+    identity: Option<String>,
     conn: ConnId,
     peer: SocketAddr,
     outbox: Arc<Outbox>,
@@ -294,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// CONNECT and CONNACK; returns the keepalive to enforce.
     async fn handshake(&mut self) -> Result<u16, End> {
         let decoded = self.read_packet().await;
-        let connect = match self.link.first(decoded) {
+        let mut connect = match self.link.first(decoded) {
             Ok(connect) => connect,
             Err((end, reply)) => {
                 if let Some(reply) = reply {
@@ -304,8 +307,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Err(end);
             }
         };
-        let anonymous = self.slot.endpoint().allow_anonymous;
-        if let Err(code) = self.shared.auth.check(&connect, self.peer.ip(), anonymous) {
+        let endpoint = self.slot.endpoint();
+        let checked = match endpoint.identity_as_username {
+            true => {
+                let identity = self.identity.take();
+                (self.shared.auth).take_identity(&mut connect, identity, self.peer.ip())
+            }
+            false => {
+                let anonymous = endpoint.allow_anonymous;
+                self.shared.auth.check(&connect, self.peer.ip(), anonymous)
+            }
+        };
+        if let Err(code) = checked {
             let refusal = Packet::ConnAck(codec::ConnAck {
                 session_present: false,
                 code,

@@ -10,6 +10,8 @@ use crate::transport::Transport;
 pub struct Endpoint {
     pub(super) transport: Transport,
     pub(super) allow_anonymous: bool,
+    /// The client certificate's CN is the user name, unchecked.
+    pub(super) identity_as_username: bool,
     connections_max: usize,
     connections: AtomicUsize,
 }
@@ -23,6 +25,7 @@ impl Endpoint {
         Ok(Endpoint {
             transport,
             allow_anonymous: config.anonymous_allowed_on(listener),
+            identity_as_username: listener.use_identity_as_username,
             connections_max: listener.connections_max.unwrap_or(usize::MAX),
             connections: AtomicUsize::new(0),
         })
@@ -34,12 +37,15 @@ impl Endpoint {
         Endpoint {
             transport: Transport::plain(),
             allow_anonymous: config.anonymous_allowed(),
+            identity_as_username: false,
             connections_max: usize::MAX,
             connections: AtomicUsize::new(0),
         }
     }
 
-    /// Reads the transport's files again; on error the old ones stay.
+    /// Reads the listener's files (TLS certificates) again for the
+    /// connections to come; those open keep what they have. On an error,
+    /// one line, the listener keeps what it had.
     pub fn reload(&self) -> Result<(), String> {
         self.transport.reload()
     }

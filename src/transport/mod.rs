@@ -3,7 +3,12 @@
 //! within its connect timeout, so a client slow to finish a handshake
 //! holds up no one else; after that the connection reads and writes MQTT
 //! bytes the same way whatever carries them, and so does the simulation,
-//! over turmoil's streams.
+//! over turmoil's streams. TLS, if the listener has it, is a layer below
+//! the protocol (`tls`).
+
+mod tls;
+
+pub use tls::{Secured, Tls};
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +22,16 @@ use crate::config::{ListenerConfig, Protocol};
 #[derive(Debug)]
 pub struct Transport {
     protocol: Protocol,
+    tls: Option<Tls>,
+}
+
+/// A connection once its transport is open.
+#[derive(Debug)]
+pub struct Opened<S> {
+    pub stream: Stream<Secured<S>>,
+    /// The subject CN of the client's certificate, verified in the TLS
+    /// handshake, if it sent one.
+    pub identity: Option<String>,
 }
 
 /// A connection's byte stream, once its transport is open.
@@ -29,38 +44,51 @@ impl Transport {
     pub fn new(listener: &ListenerConfig) -> Result<Transport, String> {
         Ok(Transport {
             protocol: listener.protocol,
+            tls: Tls::new(listener)?,
         })
+    }
+
+    /// Reads the transport's files (TLS certificates) again for the
+    /// connections to come; on an error it keeps what it had.
+    pub fn reload(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// MQTT straight on the socket.
     pub fn plain() -> Transport {
         Transport {
             protocol: Protocol::Mqtt,
-        }
-    }
-
-    /// Reads the transport's files again: plain MQTT has none.
-    pub fn reload(&self) -> Result<(), String> {
-        match self.protocol {
-            Protocol::Mqtt => Ok(()),
+            tls: None,
         }
     }
 
     /// Runs the transport's handshake on a new connection.
-    pub async fn open<S>(&self, stream: S) -> io::Result<Stream<S>>
+    pub async fn open<S>(&self, stream: S) -> io::Result<Opened<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match self.protocol {
-            Protocol::Mqtt => Ok(Stream::Plain(stream)),
-        }
+        let (secured, identity) = match &self.tls {
+            Some(tls) => tls.accept(stream).await?,
+            None => (Secured::Plain(stream), None),
+        };
+        let stream = match self.protocol {
+            Protocol::Mqtt => Stream::Plain(secured),
+        };
+        Ok(Opened { stream, identity })
     }
 }
 
 impl std::fmt::Display for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.protocol {
-            Protocol::Mqtt => f.write_str("mqtt"),
+            Protocol::Mqtt => f.write_str("mqtt")?,
+        }
+        match self.tls {
+            Some(_) => f.write_str(" over TLS"),
+            None => Ok(()),
         }
     }
 }

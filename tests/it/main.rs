@@ -42,3 +42,6 @@ mod tcp_slow_subscriber;
 mod tcp_timeouts;
 mod tcp_topics;
 mod tcp_will;
+mod tls;
+mod tls_client_certs;
+mod tls_files;

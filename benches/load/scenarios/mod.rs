@@ -6,6 +6,7 @@ mod attacks;
 mod connections;
 mod latency;
 mod throughput;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,12 +42,13 @@ pub enum Scenario {
     Latency(QoS),
     Connections,
     Churn,
+    TlsHandshakes,
     Sustained,
     Attack(attacks::Attack),
 }
 
 /// Every scenario, in the order the table lists them.
-pub const ALL: [Scenario; 17] = [
+pub const ALL: [Scenario; 18] = [
     Scenario::FanIn(QoS::AtMostOnce),
     Scenario::FanIn(QoS::AtLeastOnce),
     Scenario::FanOut(100, QoS::AtMostOnce),
@@ -57,6 +59,7 @@ pub const ALL: [Scenario; 17] = [
     Scenario::Latency(QoS::AtLeastOnce),
     Scenario::Connections,
     Scenario::Churn,
+    Scenario::TlsHandshakes,
     Scenario::Sustained,
     Scenario::Attack(attacks::ALL[0]),
     Scenario::Attack(attacks::ALL[1]),
@@ -75,6 +78,7 @@ impl Scenario {
             Scenario::Latency(qos) => format!("latency-2000hz-qos{}", q(qos)),
             Scenario::Connections => "connections-idle".into(),
             Scenario::Churn => "churn".into(),
+            Scenario::TlsHandshakes => "tls-handshakes".into(),
             Scenario::Sustained => "sustained-8to1-qos1".into(),
             Scenario::Attack(attack) => attack.name().into(),
         }
@@ -96,6 +100,7 @@ impl Scenario {
             Scenario::Latency(qos) => latency::run(rt, broker, settings, qos),
             Scenario::Connections => connections::idle(rt, broker, settings),
             Scenario::Churn => connections::churn(rt, broker, settings),
+            Scenario::TlsHandshakes => tls::handshakes(rt, broker, settings),
             Scenario::Sustained => throughput::sustained(rt, broker, settings),
             Scenario::Attack(attack) => attack.run(rt, broker, settings),
         }

@@ -6,12 +6,14 @@
 //! 5.0 halves have in common (`codec`, `strategies`).
 
 pub mod binary;
+pub mod certs;
 pub mod client;
 pub mod codec;
 pub mod http;
 pub mod prometheus;
 pub mod raw;
 pub mod strategies;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use tern::{Census, Config, Server, ShutdownReport};
+use tern::{Census, Config, Endpoint, Server, ShutdownReport};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -64,12 +66,20 @@ impl TestBroker {
 
     /// Serves a listener the test has set up itself.
     pub async fn start_on(config: Config, listener: TcpListener) -> TestBroker {
-        TestBroker::start_server(Server::new(config), listener).await
+        let endpoint = Endpoint::plain(&config);
+        TestBroker::start_server(Server::new(config), listener, endpoint).await
+    }
+
+    /// Serves a listener the test has set up itself with `endpoint`'s
+    /// transport and settings.
+    pub async fn serve(config: Config, listener: TcpListener, endpoint: Endpoint) -> TestBroker {
+        TestBroker::start_server(Server::new(config), listener, endpoint).await
     }
 
     /// A broker that serves HTTP too (`Server::serve_http`), on
     /// 127.0.0.1:0; the HTTP side's address beside it.
     pub async fn start_with_http(config: Config) -> (TestBroker, SocketAddr) {
+        let endpoint = Endpoint::plain(&config);
         let server = Server::new(config);
         let http = TcpListener::bind("127.0.0.1:0")
             .await
@@ -79,17 +89,18 @@ impl TestBroker {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
-        (TestBroker::start_server(server, listener).await, http_addr)
+        (TestBroker::start_server(server, listener, endpoint).await, http_addr)
     }
 
-    async fn start_server(server: Server, listener: TcpListener) -> TestBroker {
+    async fn start_server(server: Server, listener: TcpListener, endpoint: Endpoint) -> TestBroker {
         record_broker_panics();
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
         let running = server.clone();
+        let listeners = vec![(listener, endpoint)];
         let run =
-            tokio::spawn(async move { running.run(vec![listener], std::future::pending()).await });
+            tokio::spawn(async move { running.serve(listeners, std::future::pending()).await });
         let broker = TestBroker { server, addr, run };
         // Census baselines in the tests count the acceptor and the timers.
         broker

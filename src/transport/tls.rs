@@ -1,0 +1,218 @@
+//! TLS under the protocol: a listener with a certificate secures each
+//! connection's socket before MQTT (or WebSocket) reads a byte, and the
+//! layers above see the same byte stream either way (`Secured`).
+//!
+//! rustls with ring alone, chosen explicitly: with a second provider
+//! compiled in, rustls's implicit choice panics. The server's settings
+//! sit behind a lock that a reload swaps, so a new certificate is used
+//! by the next handshake while the connections already open keep theirs.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ListenerConfig;
+
+/// A listener's TLS: where its files are, and the settings last read
+/// from them.
+#[derive(Debug)]
+pub struct Tls {
+    files: Files,
+    config: RwLock<Arc<ServerConfig>>,
+}
+
+#[derive(Debug, Clone)]
+struct Files {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: Option<std::path::PathBuf>,
+    require_certificate: bool,
+}
+
+/// A connection's socket, as it is or inside TLS.
+#[derive(Debug)]
+pub enum Secured<S> {
+    Plain(S),
+    /// Boxed: a TLS session's state is kilobytes, a socket a few words.
+    Tls(Box<TlsStream<S>>),
+}
+
+impl Tls {
+    /// The listener's TLS, if it has a certificate; its files are read
+    /// now, and an error is one line that names the file.
+    pub fn new(listener: &ListenerConfig) -> Result<Option<Tls>, String> {
+        let (Some(cert), Some(key)) = (&listener.cert_file, &listener.key_file) else {
+            return Ok(None);
+        };
+        let files = Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: listener.ca_file.clone(),
+            require_certificate: listener.require_certificate,
+        };
+        let config = RwLock::new(files.load()?);
+        Ok(Some(Tls { files, config }))
+    }
+
+    /// Reads the files again for the handshakes to come. On an error the
+    /// settings in use stay, and the error is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        let config = self.files.load()?;
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+        Ok(())
+    }
+
+    /// Runs the server's side of the handshake on `stream`; returns the
+    /// secured stream and the verified client certificate's subject CN,
+    /// if the client sent a certificate and it has one.
+    pub async fn accept<S>(&self, stream: S) -> io::Result<(Secured<S>, Option<String>)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let stream = TlsAcceptor::from(config).accept(stream).await?;
+        let identity = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(common_name);
+        Ok((Secured::Tls(Box::new(stream)), identity))
+    }
+}
+
+impl Files {
+    /// The server settings these files make: TLS 1.2 and 1.3 with ring,
+    /// client certificates verified against the CA file if there is one.
+    fn load(&self) -> Result<Arc<ServerConfig>, String> {
+        let chain = certificates("cert_file", &self.cert)?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| {
+            format!(
+                "key_file {}: {}",
+                self.key.display(),
+                pem_error(e, "private key")
+            )
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS: {e}"))?;
+        let builder = match &self.ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => builder.with_client_cert_verifier(self.verifier(ca, provider)?),
+        };
+        let config = builder.with_single_cert(chain, key).map_err(|e| {
+            format!(
+                "cert_file {} with key_file {}: {e}",
+                self.cert.display(),
+                self.key.display()
+            )
+        })?;
+        Ok(Arc::new(config))
+    }
+
+    fn verifier(
+        &self,
+        ca: &Path,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+        let mut roots = RootCertStore::empty();
+        for cert in certificates("ca_file", ca)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier = match self.require_certificate {
+            true => verifier,
+            false => verifier.allow_unauthenticated(),
+        };
+        verifier
+            .build()
+            .map_err(|e| format!("ca_file {}: {e}", ca.display()))
+    }
+}
+
+/// The certificates in the PEM file at `path`: at least one.
+fn certificates(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fail = |e| format!("{what} {}: {}", path.display(), pem_error(e, "certificate"));
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(fail)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    if chain.is_empty() {
+        return Err(fail(rustls_pki_types::pem::Error::NoItemsFound));
+    }
+    Ok(chain)
+}
+
+fn pem_error(error: rustls_pki_types::pem::Error, kind: &str) -> String {
+    match error {
+        rustls_pki_types::pem::Error::Io(error) => format!("cannot read: {error}"),
+        rustls_pki_types::pem::Error::NoItemsFound => format!("no {kind} in it"),
+        other => format!("bad PEM: {other}"),
+    }
+}
+
+/// The subject's common name (the first, if several), as mosquitto's
+/// `use_identity_as_username` takes it.
+fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let name = parsed.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_owned)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Secured<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Secured::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Secured<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Secured::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Secured::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Secured::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
