@@ -16,6 +16,10 @@ pub struct ListenerConfig {
     /// WebSocket frames (mosquitto's `protocol`).
     #[serde(default)]
     pub protocol: Protocol,
+    /// The HTTP path a WebSocket listener upgrades on; other paths get 404.
+    /// Unset: `/mqtt`, where MQTT.js and mosquitto's clients look.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Whether clients without a user name may connect here. Unset: the
     /// broker's `allow_anonymous`, and failing that only on a loopback
     /// address.
@@ -32,7 +36,12 @@ pub struct ListenerConfig {
 pub enum Protocol {
     #[default]
     Mqtt,
+    /// MQTT in binary WebSocket messages, over HTTP's upgrade.
+    Websockets,
 }
+
+/// Where a WebSocket listener upgrades when its table names no `path`.
+pub const WEBSOCKET_PATH_DEFAULT: &str = "/mqtt";
 
 impl ListenerConfig {
     /// Plain MQTT on `address` with the broker's settings: what `listen`
@@ -41,6 +50,7 @@ impl ListenerConfig {
         ListenerConfig {
             address,
             protocol: Protocol::Mqtt,
+            path: None,
             allow_anonymous: None,
             connections_max: None,
         }
@@ -53,7 +63,24 @@ impl ListenerConfig {
                 self.address
             )));
         }
-        Ok(())
+        match (&self.path, self.protocol) {
+            (Some(_), Protocol::Mqtt) => Err(ConfigError::Invalid(format!(
+                "listener {}: path is for protocol = \"websockets\"",
+                self.address
+            ))),
+            (Some(path), Protocol::Websockets) if !path.starts_with('/') => {
+                Err(ConfigError::Invalid(format!(
+                    "listener {}: path must begin with '/', not {path:?}",
+                    self.address
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The path a WebSocket listener upgrades on.
+    pub fn websocket_path(&self) -> &str {
+        self.path.as_deref().unwrap_or(WEBSOCKET_PATH_DEFAULT)
     }
 }
 

@@ -39,3 +39,4 @@ mod tcp_slow_subscriber;
 mod tcp_timeouts;
 mod tcp_topics;
 mod tcp_will;
+mod ws_transport;
