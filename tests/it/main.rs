@@ -39,4 +39,5 @@ mod tcp_slow_subscriber;
 mod tcp_timeouts;
 mod tcp_topics;
 mod tcp_will;
+mod ws_js;
 mod ws_transport;

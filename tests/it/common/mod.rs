@@ -6,6 +6,7 @@
 //! 5.0 halves have in common (`codec`, `strategies`).
 
 pub mod binary;
+pub mod chromium;
 pub mod client;
 pub mod codec;
 pub mod raw;
