@@ -168,4 +168,34 @@ mod tests {
         assert!(err.starts_with(":3: unknown variant `smtp`"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
+
+    #[test]
+    fn a_websocket_listener_has_a_path_and_only_it_does() {
+        let config = Config::from_toml(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"websockets\"\n\
+             [[listener]]\naddress = \"127.0.0.1:2\"\nprotocol = \"websockets\"\npath = \"/ws\"\n",
+        )
+        .unwrap();
+        let listeners = config.listeners();
+        assert_eq!(listeners[0].protocol, Protocol::Websockets);
+        assert_eq!(listeners[0].websocket_path(), "/mqtt");
+        assert_eq!(listeners[1].websocket_path(), "/ws");
+
+        let err = Config::from_toml("[[listener]]\naddress = \"127.0.0.1:1\"\npath = \"/ws\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "listener 127.0.0.1:1: path is for protocol = \"websockets\""
+        );
+        let err = Config::from_toml(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"websockets\"\npath = \"ws\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "listener 127.0.0.1:1: path must begin with '/', not \"ws\""
+        );
+    }
 }
