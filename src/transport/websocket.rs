@@ -146,6 +146,8 @@ pub struct WebSocketBytes<T> {
     /// socket. The connection's session loop does not flush, so reads
     /// and the next write drive it out.
     unflushed: bool,
+    /// Our close frame has been queued.
+    closing: bool,
 }
 
 impl<T> std::fmt::Debug for WebSocketBytes<T> {
@@ -163,6 +165,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketBytes<T> {
             ws,
             reading: Bytes::new(),
             unflushed: false,
+            closing: false,
         }
     }
 
@@ -234,6 +237,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketBytes<T> {
             code,
             reason: reason.into(),
         };
+        self.closing = true;
         if self.ws().start_send(Message::Close(Some(frame))).is_ok() {
             self.unflushed = true;
             let _ = self.poll_unflushed(cx);
@@ -299,9 +303,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WebSocketBytes<T> {
     }
 
     /// The closing handshake: our close frame, then (as reads continue)
-    /// the client's reply.
+    /// the client's reply. The code says a normal closure: why MQTT ended
+    /// the connection, a 5.0 client has been told in its DISCONNECT.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.closing {
+            this.closing = true;
+            let frame = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            };
+            // An error means a close is already under way, or the
+            // connection is gone: the close below finishes or reports it.
+            let _ = this.ws().start_send(Message::Close(Some(frame)));
+        }
         this.ws().poll_close(cx).map_err(io_error)
     }
 }

@@ -3,7 +3,7 @@
 //! the upgrade's path and subprotocol, and what ends a WebSocket connection
 //! (a text frame, a frame over the packet size limit, a close).
 
-use tern::codec::{Packet, QoS};
+use tern::codec::{Packet, ProtocolVersion, QoS, ReasonCode};
 use tern::config::{ListenerConfig, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::raw::{self, Raw};
-use crate::common::ws::{self, encode, WsRaw, WsRead};
+use crate::common::ws::{self, encode, encode_as, WsRaw, WsRead};
 use crate::common::{config, within, TestBroker};
 
 fn websockets(path: Option<&str>) -> ListenerConfig {
@@ -191,6 +191,36 @@ async fn a_frame_over_the_packet_size_limit_closes_before_its_payload_arrives() 
     web.send_message(Message::Frame(start)).await;
     web.send_message(Message::Frame(end)).await;
     assert_eq!(web.expect_close().await, CLOSE_TOO_BIG);
+    broker.wait_connections(0).await;
+    broker.stop().await;
+}
+
+/// A bad packet inside good frames ends the connection as over TCP: a 5.0
+/// client told why (DISCONNECT 0x95, refused from the fixed header), then
+/// the WebSocket closing handshake.
+#[tokio::test]
+async fn a_packet_over_the_limit_in_a_small_frame_gets_a_disconnect_then_a_close() {
+    let limited = tern::Config {
+        packet_size_max_bytes: 1024,
+        ..config()
+    };
+    let (broker, addrs) = TestBroker::start_listeners(limited, vec![websockets(None)]).await;
+    let (socket, _) = ws::open(addrs[0], "/mqtt", "mqtt").await.unwrap();
+    let mut web = WsRaw::new(socket);
+    web.version = ProtocolVersion::V5;
+    let connect = Packet::Connect(Box::new(raw::connect_v5("v5")));
+    web.send_frames(&[&encode_as(&connect, ProtocolVersion::V5)])
+        .await;
+    assert!(matches!(web.recv().await, Packet::ConnAck(_)));
+    // A PUBLISH's fixed header announcing 2000 bytes, and no more.
+    web.send_frames(&[&[0x30, 0xD0, 0x0F]]).await;
+    match web.recv().await {
+        Packet::Disconnect(disconnect) => {
+            assert_eq!(disconnect.reason, ReasonCode::PACKET_TOO_LARGE)
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert_eq!(web.expect_close().await, 1000, "a normal closure");
     broker.wait_connections(0).await;
     broker.stop().await;
 }

@@ -62,6 +62,8 @@ pub struct WsRaw {
     pub ws: Ws,
     /// Bytes received and not yet decoded: a packet may span messages.
     rbuf: BytesMut,
+    /// How we decode: 3.1.1 unless set.
+    pub version: ProtocolVersion,
 }
 
 /// What the broker sent next.
@@ -77,6 +79,7 @@ impl WsRaw {
         WsRaw {
             ws,
             rbuf: BytesMut::new(),
+            version: ProtocolVersion::V311,
         }
     }
 
@@ -113,7 +116,10 @@ impl WsRaw {
     pub async fn read(&mut self) -> WsRead {
         within("a packet or a close from the broker", async {
             loop {
-                let options = DecodeOptions::default();
+                let options = DecodeOptions {
+                    version: self.version,
+                    ..DecodeOptions::default()
+                };
                 let decoded = codec::decode(&mut self.rbuf, &options)
                     .expect("the broker sends well-formed packets");
                 if let Some(packet) = decoded {
@@ -149,7 +155,11 @@ impl WsRaw {
 
 /// `packet` as 3.1.1 bytes.
 pub fn encode(packet: &Packet) -> Vec<u8> {
+    encode_as(packet, ProtocolVersion::V311)
+}
+
+pub fn encode_as(packet: &Packet, version: ProtocolVersion) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    codec::encode(packet, ProtocolVersion::V311, &mut buf);
+    codec::encode(packet, version, &mut buf);
     buf.to_vec()
 }
