@@ -17,6 +17,10 @@ pub struct ListenerConfig {
     /// WebSocket frames (mosquitto's `protocol`).
     #[serde(default)]
     pub protocol: Protocol,
+    /// The HTTP path a WebSocket listener upgrades on; other paths get 404.
+    /// Unset: `/mqtt`, where MQTT.js and mosquitto's clients look.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Whether clients without a user name may connect here. Unset: the
     /// broker's `allow_anonymous`, and failing that only on a loopback
     /// address.
@@ -55,7 +59,12 @@ pub struct ListenerConfig {
 pub enum Protocol {
     #[default]
     Mqtt,
+    /// MQTT in binary WebSocket messages, over HTTP's upgrade.
+    Websockets,
 }
+
+/// Where a WebSocket listener upgrades when its table names no `path`.
+pub const WEBSOCKET_PATH_DEFAULT: &str = "/mqtt";
 
 impl ListenerConfig {
     /// Plain MQTT on `address` with the broker's settings: what `listen`
@@ -64,6 +73,7 @@ impl ListenerConfig {
         ListenerConfig {
             address,
             protocol: Protocol::Mqtt,
+            path: None,
             allow_anonymous: None,
             connections_max: None,
             cert_file: None,
@@ -82,7 +92,8 @@ impl ListenerConfig {
             )));
         }
         self.validate_tls()
-            .map_err(|e| ConfigError::Invalid(format!("listener {}: {e}", self.address)))
+            .map_err(|e| ConfigError::Invalid(format!("listener {}: {e}", self.address)))?;
+        self.validate_path()
     }
 
     /// TLS settings that could not mean what they say. The files
@@ -103,6 +114,27 @@ impl ListenerConfig {
             }
         }
         Ok(())
+    }
+
+    fn validate_path(&self) -> Result<(), ConfigError> {
+        match (&self.path, self.protocol) {
+            (Some(_), Protocol::Mqtt) => Err(ConfigError::Invalid(format!(
+                "listener {}: path is for protocol = \"websockets\"",
+                self.address
+            ))),
+            (Some(path), Protocol::Websockets) if !path.starts_with('/') => {
+                Err(ConfigError::Invalid(format!(
+                    "listener {}: path must begin with '/', not {path:?}",
+                    self.address
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The path a WebSocket listener upgrades on.
+    pub fn websocket_path(&self) -> &str {
+        self.path.as_deref().unwrap_or(WEBSOCKET_PATH_DEFAULT)
     }
 }
 
@@ -221,5 +253,35 @@ mod tests {
         let listener = &tls.listeners()[0];
         assert_eq!(listener.ca_file, Some("a".into()));
         assert!(listener.require_certificate && listener.use_identity_as_username);
+    }
+
+    #[test]
+    fn a_websocket_listener_has_a_path_and_only_it_does() {
+        let config = Config::from_toml(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"websockets\"\n\
+             [[listener]]\naddress = \"127.0.0.1:2\"\nprotocol = \"websockets\"\npath = \"/ws\"\n",
+        )
+        .unwrap();
+        let listeners = config.listeners();
+        assert_eq!(listeners[0].protocol, Protocol::Websockets);
+        assert_eq!(listeners[0].websocket_path(), "/mqtt");
+        assert_eq!(listeners[1].websocket_path(), "/ws");
+
+        let err = Config::from_toml("[[listener]]\naddress = \"127.0.0.1:1\"\npath = \"/ws\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "listener 127.0.0.1:1: path is for protocol = \"websockets\""
+        );
+        let err = Config::from_toml(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"websockets\"\npath = \"ws\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "listener 127.0.0.1:1: path must begin with '/', not \"ws\""
+        );
     }
 }

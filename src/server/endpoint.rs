@@ -20,8 +20,8 @@ impl Endpoint {
     /// `listener` of `config`, its files (certificates) read: an error is
     /// one line for the operator.
     pub fn new(listener: &ListenerConfig, config: &Config) -> Result<Endpoint, String> {
-        let transport =
-            Transport::new(listener).map_err(|e| format!("listener {}: {e}", listener.address))?;
+        let transport = Transport::new(listener, config)
+            .map_err(|e| format!("listener {}: {e}", listener.address))?;
         Ok(Endpoint {
             transport,
             allow_anonymous: config.anonymous_allowed_on(listener),

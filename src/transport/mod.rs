@@ -4,11 +4,7 @@
 //! holds up no one else; after that the connection reads and writes MQTT
 //! bytes the same way whatever carries them, and so does the simulation,
 //! over turmoil's streams. TLS, if the listener has it, is a layer below
-//! the protocol (`tls`).
-
-mod tls;
-
-pub use tls::{Secured, Tls};
+//! the protocol (`tls`), so WebSocket over TLS is the one over the other.
 
 use std::io;
 use std::pin::Pin;
@@ -16,12 +12,18 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::config::{ListenerConfig, Protocol};
+use crate::config::{Config, ListenerConfig, Protocol};
+
+mod tls;
+mod websocket;
+pub use tls::{Secured, Tls};
+pub use websocket::WebSocketBytes;
 
 /// A listener's way of opening its connections.
 #[derive(Debug)]
 pub struct Transport {
-    protocol: Protocol,
+    /// Set on a WebSocket listener; plain MQTT otherwise.
+    websocket: Option<websocket::Upgrade>,
     tls: Option<Tls>,
 }
 
@@ -38,14 +40,27 @@ pub struct Opened<S> {
 #[derive(Debug)]
 pub enum Stream<S> {
     Plain(S),
+    /// Boxed: a plain connection should not carry its size.
+    WebSocket(Box<WebSocketBytes<S>>),
 }
 
 impl Transport {
-    pub fn new(listener: &ListenerConfig) -> Result<Transport, String> {
+    pub fn new(listener: &ListenerConfig, config: &Config) -> Result<Transport, String> {
+        let websocket = (listener.protocol == Protocol::Websockets).then(|| {
+            websocket::Upgrade::new(listener.websocket_path(), config.packet_size_max_bytes)
+        });
         Ok(Transport {
-            protocol: listener.protocol,
+            websocket,
             tls: Tls::new(listener)?,
         })
+    }
+
+    /// MQTT straight on the socket.
+    pub fn plain() -> Transport {
+        Transport {
+            websocket: None,
+            tls: None,
+        }
     }
 
     /// Reads the transport's files (TLS certificates) again for the
@@ -57,15 +72,8 @@ impl Transport {
         }
     }
 
-    /// MQTT straight on the socket.
-    pub fn plain() -> Transport {
-        Transport {
-            protocol: Protocol::Mqtt,
-            tls: None,
-        }
-    }
-
-    /// Runs the transport's handshake on a new connection.
+    /// Runs the transport's handshakes on a new connection: TLS, then
+    /// the WebSocket upgrade.
     pub async fn open<S>(&self, stream: S) -> io::Result<Opened<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -74,8 +82,9 @@ impl Transport {
             Some(tls) => tls.accept(stream).await?,
             None => (Secured::Plain(stream), None),
         };
-        let stream = match self.protocol {
-            Protocol::Mqtt => Stream::Plain(secured),
+        let stream = match &self.websocket {
+            None => Stream::Plain(secured),
+            Some(upgrade) => Stream::WebSocket(Box::new(upgrade.accept(secured).await?)),
         };
         Ok(Opened { stream, identity })
     }
@@ -83,8 +92,9 @@ impl Transport {
 
 impl std::fmt::Display for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.protocol {
-            Protocol::Mqtt => f.write_str("mqtt")?,
+        match &self.websocket {
+            None => f.write_str("mqtt")?,
+            Some(upgrade) => write!(f, "websockets at {}", upgrade.path())?,
         }
         match self.tls {
             Some(_) => f.write_str(" over TLS"),
@@ -101,6 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::WebSocket(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -113,18 +124,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::WebSocket(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::WebSocket(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::WebSocket(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

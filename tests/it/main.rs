@@ -45,3 +45,5 @@ mod tcp_will;
 mod tls;
 mod tls_client_certs;
 mod tls_files;
+mod ws_js;
+mod ws_transport;

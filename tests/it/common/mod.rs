@@ -7,6 +7,7 @@
 
 pub mod binary;
 pub mod certs;
+pub mod chromium;
 pub mod client;
 pub mod codec;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod prometheus;
 pub mod raw;
 pub mod strategies;
 pub mod tls;
+pub mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use tern::config::ListenerConfig;
 use tern::{Census, Config, Endpoint, Server, ShutdownReport};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -89,7 +92,10 @@ impl TestBroker {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
-        (TestBroker::start_server(server, listener, endpoint).await, http_addr)
+        (
+            TestBroker::start_server(server, listener, endpoint).await,
+            http_addr,
+        )
     }
 
     async fn start_server(server: Server, listener: TcpListener, endpoint: Endpoint) -> TestBroker {
@@ -107,6 +113,43 @@ impl TestBroker {
             .wait_until("the acceptor to start", |c| c.tasks_of("acceptor") == 1)
             .await;
         broker
+    }
+
+    /// Serves `tables`, each on a port of 127.0.0.1 bound here (their own
+    /// addresses are replaced); returns the broker, whose `addr` is the
+    /// first, and every address in order.
+    pub async fn start_listeners(
+        config: Config,
+        tables: Vec<ListenerConfig>,
+    ) -> (TestBroker, Vec<SocketAddr>) {
+        record_broker_panics();
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for mut table in tables {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            table.address = listener.local_addr().expect("a bound address");
+            let endpoint = Endpoint::new(&table, &config).expect("a valid listener");
+            addrs.push(table.address);
+            listeners.push((listener, endpoint));
+        }
+        let count = listeners.len();
+        let server = Server::new(config);
+        let running = server.clone();
+        let run =
+            tokio::spawn(async move { running.serve(listeners, std::future::pending()).await });
+        let broker = TestBroker {
+            server,
+            addr: addrs[0],
+            run,
+        };
+        broker
+            .wait_until("the acceptors to start", |c| {
+                c.tasks_of("acceptor") == count
+            })
+            .await;
+        (broker, addrs)
     }
 
     pub fn census(&self) -> Census {
