@@ -1,6 +1,6 @@
 //! MQTT.js, the JavaScript client of most web pages, against the real
 //! binary over WebSocket: from Node (`tests/js/node_clients.mjs`, beside a
-//! client over TCP) and in headless Chromium (`tests/js/page.html`). Each
+//! client over TCP, and both again over TLS) and in headless Chromium (`tests/js/page.html`). Each
 //! runs where its tools are (`npm ci` in tests/js, `chromium`) and prints a
 //! skip line otherwise; TERN_REQUIRE_JS=1 and TERN_REQUIRE_BROWSER=1, which
 //! .ci/run sets, make a missing tool a failure instead.
@@ -13,6 +13,7 @@ use tern::codec::{Packet, QoS};
 use tokio::process::Command;
 
 use crate::common::binary::{free_addr, Binary};
+use crate::common::certs::{Authority, Files};
 use crate::common::chromium::Page;
 use crate::common::raw::{self, Raw};
 use crate::common::within;
@@ -95,6 +96,54 @@ async fn mqtt_js_from_node_over_websocket_talks_to_mqtt_js_over_tcp() {
             .arg("node_clients.mjs")
             .arg(format!("ws://{web}/mqtt"))
             .arg(format!("mqtt://{tcp}")),
+    )
+    .await;
+    assert_eq!(
+        stdout.trim(),
+        r#"{"ws":{"topic":"to-ws/big","payload":"40000 x w"},"tcp":{"topic":"to-tcp/hello","payload":"from the websocket"}}"#
+    );
+}
+
+/// The same two MQTT.js clients over TLS: WebSocket over TLS (`wss://`)
+/// and MQTT over TLS (`mqtts://`), trusting a CA made for the test.
+#[tokio::test]
+async fn mqtt_js_from_node_over_tls_websocket_talks_to_mqtt_js_over_tls() {
+    if !available(
+        "node with tests/js/node_modules",
+        mqtt_js_present().await,
+        "TERN_REQUIRE_JS",
+    ) {
+        return;
+    }
+    let ca = Authority::new("tern test CA");
+    let server = ca.server();
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.pem);
+    let tls = format!(
+        "cert_file = {:?}\nkey_file = {:?}\n",
+        files
+            .write("server.pem", &server.cert_pem)
+            .display()
+            .to_string(),
+        files
+            .write("server.key", &server.key_pem())
+            .display()
+            .to_string(),
+    );
+    let (tcp, web) = (free_addr(), free_addr());
+    let config = format!(
+        "sys_interval_secs = 0\n\
+         [[listener]]\naddress = \"{tcp}\"\n{tls}\
+         [[listener]]\naddress = \"{web}\"\nprotocol = \"websockets\"\n{tls}"
+    );
+    let _tern = Binary::start_on(&config, tcp).await;
+    let stdout = output(
+        Command::new("node")
+            .current_dir(js_dir())
+            .env("NODE_EXTRA_CA_CERTS", &ca_file)
+            .arg("node_clients.mjs")
+            .arg(format!("wss://localhost:{}/mqtt", web.port()))
+            .arg(format!("mqtts://localhost:{}", tcp.port())),
     )
     .await;
     assert_eq!(
