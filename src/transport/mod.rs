@@ -7,10 +7,9 @@
 //! the protocol (`tls`), so WebSocket over TLS is the one over the other.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::either::Either;
 
 use crate::config::{Config, ListenerConfig, Protocol};
 
@@ -36,13 +35,10 @@ pub struct Opened<S> {
     pub identity: Option<String>,
 }
 
-/// A connection's byte stream, once its transport is open.
-#[derive(Debug)]
-pub enum Stream<S> {
-    Plain(S),
-    /// Boxed: a plain connection should not carry its size.
-    WebSocket(Box<WebSocketBytes<S>>),
-}
+/// A connection's byte stream, once its transport is open: MQTT on
+/// `S` itself (`Left`) or inside WebSocket frames (`Right`; boxed: a plain
+/// connection should not carry its size).
+pub type Stream<S> = Either<S, Box<WebSocketBytes<S>>>;
 
 impl Transport {
     pub fn new(listener: &ListenerConfig, config: &Config) -> Result<Transport, String> {
@@ -80,11 +76,11 @@ impl Transport {
     {
         let (secured, identity) = match &self.tls {
             Some(tls) => tls.accept(stream).await?,
-            None => (Secured::Plain(stream), None),
+            None => (Either::Left(stream), None),
         };
         let stream = match &self.websocket {
-            None => Stream::Plain(secured),
-            Some(upgrade) => Stream::WebSocket(Box::new(upgrade.accept(secured).await?)),
+            None => Either::Left(secured),
+            Some(upgrade) => Either::Right(Box::new(upgrade.accept(secured).await?)),
         };
         Ok(Opened { stream, identity })
     }
@@ -99,46 +95,6 @@ impl std::fmt::Display for Transport {
         match self.tls {
             Some(_) => f.write_str(" over TLS"),
             None => Ok(()),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Stream::WebSocket(stream) => Pin::new(stream).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            Stream::WebSocket(stream) => Pin::new(stream).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Stream::WebSocket(stream) => Pin::new(stream).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            Stream::WebSocket(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

@@ -9,18 +9,17 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::either::Either;
 
 use crate::config::ListenerConfig;
 
@@ -40,13 +39,9 @@ struct Files {
     require_certificate: bool,
 }
 
-/// A connection's socket, as it is or inside TLS.
-#[derive(Debug)]
-pub enum Secured<S> {
-    Plain(S),
-    /// Boxed: a TLS session's state is kilobytes, a socket a few words.
-    Tls(Box<TlsStream<S>>),
-}
+/// A connection's socket, as it is (`Left`) or inside TLS (`Right`;
+/// boxed: a TLS session's state is kilobytes, a socket a few words).
+pub type Secured<S> = Either<S, Box<TlsStream<S>>>;
 
 impl Tls {
     /// The listener's TLS, if it has a certificate; its files are read
@@ -92,7 +87,7 @@ impl Tls {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(common_name);
-        Ok((Secured::Tls(Box::new(stream)), identity))
+        Ok((Either::Right(Box::new(stream)), identity))
     }
 }
 
@@ -175,44 +170,4 @@ fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let name = parsed.subject().iter_common_name().next()?;
     name.as_str().ok().map(str::to_owned)
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Secured<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Secured::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Secured<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Secured::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Secured::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Secured::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            Secured::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
-        }
-    }
 }

@@ -95,9 +95,9 @@ async fn reload_swaps_the_certificate_and_open_connections_go_on() {
     broker.stop().await;
 }
 
-#[tokio::test]
-async fn the_binary_serves_tls_from_its_configuration() {
-    let (ca, files) = (Authority::new("test CA"), Files::new());
+/// A configuration with one TLS listener on a free port, its certificate
+/// signed by `ca` and written into `files`.
+fn tls_listener(ca: &Authority, files: &Files) -> (std::net::SocketAddr, String) {
     let server = ca.server();
     let (cert, key) = (
         files.write("server.pem", &server.cert_pem),
@@ -108,6 +108,13 @@ async fn the_binary_serves_tls_from_its_configuration() {
         "sys_interval_secs = 0\n[[listener]]\naddress = \"{addr}\"\n\
          cert_file = {cert:?}\nkey_file = {key:?}\n"
     );
+    (addr, config)
+}
+
+#[tokio::test]
+async fn the_binary_serves_tls_from_its_configuration() {
+    let (ca, files) = (Authority::new("test CA"), Files::new());
+    let (addr, config) = tls_listener(&ca, &files);
     let _tern = Binary::start_on(&config, addr).await;
     let trusting = client_config(&ca, None);
     let (mut sub, connack) = TlsClient::connect(addr, trusting.clone(), raw::connect_packet("s"))
@@ -191,16 +198,7 @@ async fn sighup_has_the_binary_take_a_new_certificate() {
         Authority::new("new CA"),
         Files::new(),
     );
-    let server = old_ca.server();
-    let (cert, key) = (
-        files.write("server.pem", &server.cert_pem),
-        files.write("server.key", &server.key_pem()),
-    );
-    let addr = free_addr();
-    let config = format!(
-        "sys_interval_secs = 0\n[[listener]]\naddress = \"{addr}\"\n\
-         cert_file = {cert:?}\nkey_file = {key:?}\n"
-    );
+    let (addr, config) = tls_listener(&old_ca, &files);
     let tern = Binary::start_on(&config, addr).await;
     let old = client_config(&old_ca, None);
     let (mut before, _) = TlsClient::connect(addr, old, raw::connect_packet("before"))
