@@ -46,4 +46,5 @@ mod tls;
 mod tls_client_certs;
 mod tls_files;
 mod ws_js;
+mod ws_memory;
 mod ws_transport;

@@ -183,10 +183,14 @@ async fn a_frame_over_the_packet_size_limit_closes_before_its_payload_arrives() 
     assert_eq!(web.expect_close().await, CLOSE_TOO_BIG);
     broker.wait_connections(0).await;
 
-    // Frames each under the limit, one message over it.
+    // Frames each under the limit, one message over it. A frame's payload
+    // is handed on as it arrives, so the first is the start of a PUBLISH
+    // the broker would take (1003 bytes), waiting for the rest.
     let mut web = WsRaw::connected(addrs[0], "fragments").await;
+    let mut first = vec![0x30, 0xE8, 0x07];
+    first.resize(600, 0);
     let part = vec![0u8; 600];
-    let start = Frame::message(part.clone(), OpCode::Data(Data::Binary), false);
+    let start = Frame::message(first, OpCode::Data(Data::Binary), false);
     let end = Frame::message(part, OpCode::Data(Data::Continue), true);
     web.send_message(Message::Frame(start)).await;
     web.send_message(Message::Frame(end)).await;
