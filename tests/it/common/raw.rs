@@ -133,12 +133,7 @@ impl Raw {
 
     async fn read_unbounded(&mut self) -> Read {
         loop {
-            let options = DecodeOptions {
-                version: self.version,
-                ..DecodeOptions::default()
-            };
-            let decoded = codec::decode(&mut self.rbuf, &options)
-                .expect("the broker sends well-formed packets");
+            let decoded = decode_buffered(&mut self.rbuf, self.version);
             if let Some(packet) = decoded {
                 return Read::Packet(packet);
             }
@@ -217,6 +212,15 @@ impl Raw {
 
 /// A 3.1.1 CONNECT with a clean session and a keepalive of 600 s, longer
 /// than any test (keepalive 0 is refused by default, as in mosquitto).
+/// The next whole packet the broker sent in `rbuf`, taken from it.
+pub fn decode_buffered(rbuf: &mut BytesMut, version: ProtocolVersion) -> Option<Packet> {
+    let options = DecodeOptions {
+        version,
+        ..DecodeOptions::default()
+    };
+    codec::decode(rbuf, &options).expect("the broker sends well-formed packets")
+}
+
 pub fn connect_packet(client_id: &str) -> Connect {
     Connect {
         version: ProtocolVersion::V311,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
-use tern::codec::{self, ConnAck, Connect, DecodeOptions, Packet, ProtocolVersion};
+use tern::codec::{self, ConnAck, Connect, Packet, ProtocolVersion};
 use tern::config::ListenerConfig;
 use tern::{Config, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,12 +113,7 @@ impl TlsClient {
     pub async fn read(&mut self) -> io::Result<Option<Packet>> {
         within("a packet or a close from the broker", async {
             loop {
-                let options = DecodeOptions {
-                    version: self.version,
-                    ..DecodeOptions::default()
-                };
-                let decoded = codec::decode(&mut self.rbuf, &options)
-                    .expect("the broker sends well-formed packets");
+                let decoded = super::raw::decode_buffered(&mut self.rbuf, self.version);
                 if let Some(packet) = decoded {
                     return Ok(Some(packet));
                 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use tern::codec::{self, ConnectCode, DecodeOptions, Packet, ProtocolVersion};
+use tern::codec::{self, ConnectCode, Packet, ProtocolVersion};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Response;
@@ -116,12 +116,7 @@ impl WsRaw {
     pub async fn read(&mut self) -> WsRead {
         within("a packet or a close from the broker", async {
             loop {
-                let options = DecodeOptions {
-                    version: self.version,
-                    ..DecodeOptions::default()
-                };
-                let decoded = codec::decode(&mut self.rbuf, &options)
-                    .expect("the broker sends well-formed packets");
+                let decoded = super::raw::decode_buffered(&mut self.rbuf, self.version);
                 if let Some(packet) = decoded {
                     return WsRead::Packet(packet);
                 }
