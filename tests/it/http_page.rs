@@ -4,25 +4,11 @@
 //! Without Chromium the test says it was skipped and passes, unless
 //! `TERN_REQUIRE_BROWSER=1` (as CI sets), when it fails.
 
-use std::process::Stdio;
-
 use tern::codec::{Packet, QoS};
-use tokio::process::Command;
 
 use crate::common::chromium::Page;
 use crate::common::raw::{self, Raw};
-use crate::common::{config, TestBroker};
-
-/// Whether Chromium runs here.
-async fn chromium_runs() -> bool {
-    Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|status| status.success())
-}
+use crate::common::{config, runs, TestBroker};
 
 #[tokio::test]
 async fn the_status_page_shows_the_census_in_a_real_browser() {
@@ -43,7 +29,7 @@ async fn the_status_page_shows_the_census_in_a_real_browser() {
     }
     broker.wait_connections(3).await;
 
-    if !chromium_runs().await {
+    if !runs("chromium").await {
         let required = std::env::var("TERN_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         assert!(
             !required,

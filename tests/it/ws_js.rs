@@ -16,7 +16,7 @@ use crate::common::binary::{free_addr, Binary};
 use crate::common::certs::{Authority, Files};
 use crate::common::chromium::Page;
 use crate::common::raw::{self, Raw};
-use crate::common::within;
+use crate::common::{runs, within};
 
 /// The longest a JavaScript client may take; the scripts give up sooner.
 const SCRIPT_WAIT: Duration = Duration::from_secs(60);
@@ -36,16 +36,6 @@ fn available(tool: &str, found: bool, require: &str) -> bool {
     }
     eprintln!("SKIP: {tool} is missing (set {require}=1 to fail instead)");
     false
-}
-
-async fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|status| status.success())
 }
 
 async fn mqtt_js_present() -> bool {

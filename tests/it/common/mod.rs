@@ -205,6 +205,18 @@ impl TestBroker {
 }
 
 /// Awaits `future` for at most `WAIT`.
+/// Whether `program --version` runs here: for tests of outside tools
+/// (Node, Chromium) that skip without them.
+pub async fn runs(program: &str) -> bool {
+    tokio::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|status| status.success())
+}
+
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
