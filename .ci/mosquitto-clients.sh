@@ -2,18 +2,22 @@
 # Drives a tern binary with mosquitto_pub and mosquitto_sub, as a new user
 # would: QoS 2 through a wildcard, a retained message, a will on a kill, and
 # MQTT 5.0 properties to a 5.0 subscriber and stripped for a 3.1.1 one;
-# then TLS, with and without a client certificate.
+# messages queued for an offline session kept across a kill -9; then TLS,
+# with and without a client certificate.
 set -euo pipefail
 tern=${1:?usage: mosquitto-clients.sh PATH-TO-TERN}
 port=$((20000 + RANDOM % 20000))
 work=$(mktemp -d)
-"$tern" --listen "127.0.0.1:$port" >"$work/tern.log" 2>&1 &
-tern_pid=$!
+start_tern() {
+    "$tern" --listen "127.0.0.1:$port" --data-dir "$work/data" >>"$work/tern.log" 2>&1 &
+    tern_pid=$!
+    for _ in $(seq 50); do
+        mosquitto_pub -p "$port" -t ready -m x 2>/dev/null && break
+        sleep 0.1
+    done
+}
+start_tern
 trap 'kill $tern_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-    mosquitto_pub -p "$port" -t ready -m x 2>/dev/null && break
-    sleep 0.1
-done
 
 fail() { echo "mosquitto-clients: FAIL: $*"; cat "$work/tern.log"; exit 1; }
 
@@ -52,6 +56,19 @@ wait $sub311 || fail "no 3.1.1 copy of a 5.0 message"
 [ "$(cat "$work/v5")" = "v5/a five colour:blue v5/reply" ] || fail "5.0: got '$(cat "$work/v5")'"
 [ "$(cat "$work/v311")" = "v5/a five" ] || fail "5.0 to 3.1.1: got '$(cat "$work/v311")'"
 
+# A persistent session goes offline, three QoS 1 messages are queued for
+# it, and tern is killed: all three are there when it comes back.
+mosquitto_sub -p "$port" -i keeper -c -q 1 -t 'k/#' -E
+for n in 1 2 3; do mosquitto_pub -p "$port" -t "k/$n" -m "m$n" -q 1; done
+kill -9 $tern_pid
+wait $tern_pid 2>/dev/null || true
+start_tern
+got=$(timeout 5 mosquitto_sub -p "$port" -i keeper -c -q 1 -t 'k/#' -C 3 -v | tr '\n' ' ') ||
+    fail "queued messages after kill -9: got '$got'"
+[ "$got" = "k/1 m1 k/2 m2 k/3 m3 " ] || fail "queued messages after kill -9: got '$got'"
+got=$(timeout 5 mosquitto_sub -p "$port" -t 'r/#' -C 1 -v) || fail "no retained message after kill -9"
+[ "$got" = "r/x kept" ] || fail "retained after kill -9: got '$got'"
+
 kill -TERM $tern_pid
 wait $tern_pid || fail "tern exited non-zero on SIGTERM"
 
@@ -89,7 +106,7 @@ ca_file = "$work/tls/ca.pem"
 require_certificate = true
 use_identity_as_username = true
 TOML
-"$tern" --config "$work/tls.toml" >"$work/tern.log" 2>&1 &
+"$tern" --config "$work/tls.toml" --in-memory >"$work/tern.log" 2>&1 &
 tern_pid=$!
 ca=(-h localhost --cafile "$work/tls/ca.pem")
 alice=(--cert "$work/tls/alice.pem" --key "$work/tls/alice.key")

@@ -15,6 +15,8 @@
 //! - [`net`]: the `Listener` trait the server is generic over.
 //! - [`http`]: the optional HTTP listener: `/metrics` and a status page
 //!   (`Server::serve_http`).
+//! - [`store`]: the durable state on disk (redb), and where its commits
+//!   run.
 //! - [`config`]: every limit, with its default.
 
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod http;
 pub mod link;
 pub mod net;
 pub mod server;
+pub mod store;
 pub mod topic;
 pub mod transport;
 

@@ -22,6 +22,14 @@ struct Args {
     /// TOML file with limits; see README.md for every key and its default.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where sessions, queued and retained messages are kept across
+    /// restarts; overrides the config file's `data_dir`. [default: tern-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep nothing on disk: a restart forgets every session and message
+    /// (`durability = "none"`).
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -103,6 +111,12 @@ async fn serve(args: Args) -> Result<(), String> {
     if !args.listen.is_empty() {
         config.listen = args.listen;
     }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if args.in_memory {
+        config.durability = tern::config::Durability::None;
+    }
     let mut listeners = Vec::new();
     for listener in config.listeners() {
         let endpoint = tern::Endpoint::new(&listener, &config)?;
@@ -120,7 +134,10 @@ async fn serve(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
-    let server = tern::Server::try_new(config)?;
+    let server = tern::Server::try_new(config.clone())?;
+    if let Some((committer, restored, periodic)) = open_store(&config, server.uptime())? {
+        server.use_store(committer, restored, periodic)?;
+    }
     if let Some(listener) = http {
         server.serve_http(listener);
     }
@@ -142,6 +159,47 @@ async fn serve(args: Args) -> Result<(), String> {
             report.lingering.join(", ")
         ))
     }
+}
+
+/// The data store, its contents, and its commit period if periodic; says
+/// where it is in the first line of the log, or that there is none.
+type Opened = (
+    tern::store::Committer,
+    tern::broker::Restored,
+    Option<std::time::Duration>,
+);
+
+fn open_store(
+    config: &tern::Config,
+    uptime: std::time::Duration,
+) -> Result<Option<Opened>, String> {
+    use tern::config::Durability;
+    if config.durability == Durability::None {
+        tracing::info!("no data store: sessions and messages live in memory only");
+        return Ok(None);
+    }
+    // Deadlines are kept as wall-clock times, so that time the broker was
+    // down counts; the broker's own clock started at 0 `uptime` ago.
+    let epoch_ms = std::time::SystemTime::now()
+        .checked_sub(uptime)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let clock = tern::store::Clock { epoch_ms };
+    let (store, restored) = tern::store::Store::open_dir(&config.data_dir, clock)?;
+    tracing::info!(
+        dir = %config.data_dir.display(),
+        durability = ?config.durability,
+        sessions = restored.sessions.len(),
+        retained = restored.retained.len(),
+        "data store"
+    );
+    let periodic = (config.durability == Durability::Periodic)
+        .then(|| std::time::Duration::from_millis(config.durability_period_ms));
+    Ok(Some((
+        tern::store::Committer::on_thread(store),
+        restored,
+        periodic,
+    )))
 }
 
 /// Reads the password, ACL and certificate files again at each SIGHUP;

@@ -239,6 +239,7 @@ impl Broker {
         }
         for topic in expired {
             self.retained.remove(&topic);
+            self.note(|| super::journal::Noted::Retained(topic));
         }
         Some((done, subscription))
     }
@@ -291,6 +292,7 @@ fn retained_message(topic: TopicName, retained: &Retained, subscription: Subscri
         expires_at: retained.expires_at,
         group: None,
         resend_id: None,
+        seq: 0,
         published: Published {
             qos: retained.qos,
             retain: true,

@@ -32,10 +32,12 @@ mod check;
 mod connect;
 mod delivery;
 mod index;
+mod journal;
 mod lifecycle;
 mod notice;
 mod outbox;
 mod reaping;
+mod restore;
 mod retained;
 mod routing;
 mod sessions;
@@ -50,12 +52,14 @@ use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::SubscriptionIndex;
+pub use journal::{Change, Restored, RestoredSession, SessionRecord, Stored};
 pub use notice::Notice;
 use outbox::Counts;
+pub use outbox::{Message, Published};
 pub use retained::{RetainOutcome, Retained, RetainedStore};
 use sessions::Sessions;
 use shared::SharedGroups;
-use subscribe::Subscription;
+pub use subscribe::Subscription as Granted;
 
 /// One TCP connection, for as long as it lives. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,7 +235,7 @@ pub struct Broker {
     now: Millis,
     sessions: Sessions,
     /// Subscriptions that are not shared, by filter.
-    index: SubscriptionIndex<SessionId, Subscription>,
+    index: SubscriptionIndex<SessionId, Granted>,
     shared: SharedGroups,
     retained: RetainedStore,
     /// Filters owed retained messages, over all sessions' backlogs.
@@ -248,7 +252,7 @@ pub struct Broker {
     /// What to log once the lock is let go.
     notices: notice::Notices,
     /// Reused by `route` so that a fan-out allocates nothing per message.
-    matches: Vec<(SessionId, Subscription)>,
+    matches: Vec<(SessionId, Granted)>,
     /// For the census, and for the runtime's budget of work per lock hold.
     subscriptions_visited: u64,
     /// Levels of filters put into or taken out of the index since the
@@ -256,6 +260,8 @@ pub struct Broker {
     levels_indexed: u64,
     /// Ended sessions' filters still to be taken out of the index.
     reaping: reaping::Reaping,
+    /// With a store: changes noted for `take_changes`.
+    journal: Option<Vec<journal::Noted>>,
 }
 
 impl Broker {
@@ -286,6 +292,7 @@ impl Broker {
             subscriptions_visited: 0,
             levels_indexed: 0,
             reaping: reaping::Reaping::default(),
+            journal: None,
         }
     }
 

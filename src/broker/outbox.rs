@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 
-use super::{GroupId, Millis};
+use super::journal::Stored;
+use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
 
 /// A message on its way to one session.
@@ -25,6 +26,9 @@ pub struct Message {
     pub resend_id: Option<PacketId>,
     /// What another member's copy is made from.
     pub published: Published,
+    /// Its place in its session's queue, for the store; 0 until it is in
+    /// an outbox, which numbers it.
+    pub seq: u64,
 }
 
 /// QoS and retain flag as published, before one session's copy lowered them.
@@ -46,6 +50,8 @@ impl Message {
 pub struct Inflight {
     pub packet_id: PacketId,
     pub stage: Stage,
+    /// The message's `seq`, kept once its PUBLISH is done with.
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -71,10 +77,16 @@ pub struct Outbox {
     /// The most QoS 1/2 messages in flight to the client: the broker's
     /// limit, or the client's Receive Maximum if lower.
     window: usize,
+    /// The session it belongs to, and whether that session outlives its
+    /// connection: only then are its changes written to the store.
+    sid: SessionId,
+    durable: bool,
+    /// The `seq` of the last message that entered it.
+    last_seq: u64,
 }
 
-impl Default for Outbox {
-    fn default() -> Self {
+impl Outbox {
+    pub fn new(sid: SessionId) -> Outbox {
         Outbox {
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
@@ -82,11 +94,17 @@ impl Default for Outbox {
             pending_with_ids: 0,
             last_id: None,
             window: 1,
+            sid,
+            durable: false,
+            last_seq: 0,
         }
     }
-}
 
-impl Outbox {
+    /// Whether its changes go to the store: set with the session's expiry.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
     pub fn window(&self) -> usize {
         self.window
     }
@@ -202,10 +220,14 @@ pub enum PubRec {
 
 /// QoS 1/2 messages waiting in all sessions (`queued`) and sent and not yet
 /// acknowledged (`inflight`): changed only together with an `Outbox`.
+///
+/// With a store, it also notes each change to a durable session's
+/// messages, in order, for `Broker::take_changes`.
 #[derive(Debug, Default)]
 pub struct Counts {
     queued: usize,
     inflight: usize,
+    changes: Option<Vec<(SessionId, u64, Option<Stored>)>>,
 }
 
 impl Counts {
@@ -217,7 +239,36 @@ impl Counts {
         self.inflight
     }
 
-    pub fn queue(&mut self, out: &mut Outbox, message: Message) {
+    /// Starts noting changes to durable sessions' messages.
+    pub fn keep_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes noted since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<(SessionId, u64, Option<Stored>)> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, out: &Outbox, seq: u64, stored: impl FnOnce() -> Option<Stored>) {
+        if let (Some(changes), true) = (&mut self.changes, out.durable) {
+            changes.push((out.sid, seq, stored()));
+        }
+    }
+
+    /// Numbers a message that enters the outbox for the first time.
+    fn number(out: &mut Outbox, message: &mut Message) {
+        if message.seq == 0 {
+            out.last_seq += 1;
+            message.seq = out.last_seq;
+        }
+    }
+
+    pub fn queue(&mut self, out: &mut Outbox, mut message: Message) {
+        Self::number(out, &mut message);
+        self.note(out, message.seq, || Some(Stored::Queued(message.clone())));
         out.push_pending(message);
         self.queued += 1;
     }
@@ -229,16 +280,22 @@ impl Counts {
         }
         let message = out.pop_pending()?;
         self.queued -= 1;
+        // Gone unless `sent` follows, which notes it again.
+        self.note(out, message.seq, || None);
         Some(message)
     }
 
     /// `message` was sent as `packet_id` and awaits its acknowledgement.
-    pub fn sent(&mut self, out: &mut Outbox, packet_id: PacketId, message: Message) {
+    pub fn sent(&mut self, out: &mut Outbox, packet_id: PacketId, mut message: Message) {
+        Self::number(out, &mut message);
+        let seq = message.seq;
+        self.note(out, seq, || Some(Stored::Sent(packet_id, message.clone())));
         self.keep_inflight(
             out,
             Inflight {
                 packet_id,
                 stage: Stage::Unacked(message),
+                seq,
             },
         );
     }
@@ -258,8 +315,10 @@ impl Counts {
     ) -> bool {
         match out.position(packet_id) {
             Some(i) if expected(&out.inflight[i].stage) => {
+                let seq = out.inflight[i].seq;
                 out.inflight.remove(i);
                 self.inflight -= 1;
+                self.note(out, seq, || None);
                 true
             }
             _ => false,
@@ -271,18 +330,25 @@ impl Counts {
         let Some(i) = out.position(packet_id) else {
             return PubRec::Unknown;
         };
-        match &mut out.inflight[i].stage {
-            Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => PubRec::NotQos2,
+        let seq = out.inflight[i].seq;
+        let outcome = match &mut out.inflight[i].stage {
+            Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => return PubRec::NotQos2,
             Stage::Unacked(_) if error => {
                 out.inflight.remove(i);
                 self.inflight -= 1;
                 PubRec::Ended
             }
+            Stage::Released => return PubRec::Released,
             stage => {
                 *stage = Stage::Released;
                 PubRec::Released
             }
-        }
+        };
+        self.note(out, seq, || match outcome {
+            PubRec::Released => Some(Stored::Released(packet_id)),
+            _ => None,
+        });
+        outcome
     }
 
     /// For a resumed session: takes what is in flight out to be sent again,
@@ -316,6 +382,37 @@ impl Counts {
             out.unsend(message, packet_id);
         }
         inflight
+    }
+
+    /// A message of a session read back from the store, as it was stored
+    /// under `seq`; those of one session come in `seq` order.
+    pub fn restore(&mut self, out: &mut Outbox, seq: u64, stored: Stored) {
+        out.last_seq = out.last_seq.max(seq);
+        // One sent before goes out again first, under its id, with DUP; as
+        // `take_for_resend` leaves what the window has no room for.
+        let (mut message, resend_id) = match stored {
+            Stored::Queued(message) => (message, None),
+            Stored::Sent(packet_id, message) => (message, Some(packet_id)),
+            Stored::Released(packet_id) => {
+                let stage = Stage::Released;
+                self.keep_inflight(
+                    out,
+                    Inflight {
+                        packet_id,
+                        stage,
+                        seq,
+                    },
+                );
+                return;
+            }
+        };
+        message.seq = seq;
+        message.resend_id = message.resend_id.or(resend_id);
+        if message.resend_id.is_some() {
+            out.pending_with_ids += 1;
+        }
+        out.push_pending(message);
+        self.queued += 1;
     }
 
     /// An entry from `take_for_resend` was sent again and is in flight.

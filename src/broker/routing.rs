@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::access::may_read_in;
+use super::journal::Noted;
 use super::outbox::{Message, Published};
 use super::subscribe::Subscription;
 use super::{Broker, BrokerError, ConnId, Effect, Millis, Notice, SessionId};
@@ -23,6 +24,13 @@ use crate::topic::TopicName;
 /// Changed only here, by PUBLISH and PUBREL.
 #[derive(Debug, Default)]
 pub struct AwaitingRelease(BTreeSet<PacketId>);
+
+impl AwaitingRelease {
+    /// The ids the store kept.
+    pub fn restore(&mut self, ids: Vec<PacketId>) {
+        self.0.extend(ids);
+    }
+}
 
 impl Broker {
     /// A PUBLISH from a client. It is routed before it is acknowledged, so
@@ -95,6 +103,7 @@ impl Broker {
                         return Err(BrokerError::ReceiveMaximumExceeded { max: receive_max });
                     }
                     session.incoming_qos2.0.insert(id);
+                    self.note(|| Noted::AwaitingRelease(sid, id, true));
                     matched_reason(self.route_from(Some(sid), &publish))
                 };
                 let ack = Ack::with_reason(id, reason);
@@ -205,6 +214,7 @@ impl Broker {
                     expires_at,
                     group: None,
                     resend_id: None,
+                    seq: 0,
                     published: Published {
                         qos: forwarded.qos,
                         retain: forwarded.retain,
@@ -229,7 +239,9 @@ impl Broker {
             properties: publish.properties.clone(),
             expires_at,
         };
-        if self.retained.set(&publish.topic, retained, max) == super::RetainOutcome::Refused {
+        let outcome = self.retained.set(&publish.topic, retained, max);
+        self.note(|| Noted::Retained(publish.topic.clone()));
+        if outcome == super::RetainOutcome::Refused {
             self.dropped.retained_full += 1;
             self.notices.note(Notice::RetainedFull {
                 topic: publish.topic.clone(),
@@ -293,6 +305,7 @@ impl Broker {
             .0
             .remove(&packet_id)
         {
+            self.note(|| Noted::AwaitingRelease(sid, packet_id, false));
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
@@ -326,6 +339,8 @@ impl Broker {
                 continue;
             };
             message.resend_id = None;
+            // A new place in the member's queue, not the ended session's.
+            message.seq = 0;
             if planted!(self.config, RerouteKeepsOldCopy) {
                 self.deliver(member, message);
                 continue;
@@ -381,6 +396,7 @@ impl Broker {
                         expires_at,
                         group: Some(group),
                         resend_id: None,
+                        seq: 0,
                         published: Published {
                             qos: publish.qos,
                             retain: publish.retain,

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backlog::Backlog;
+use super::journal::SessionRecord;
 use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
 use super::subscribe::Filters;
@@ -81,7 +82,7 @@ struct DelayedWill {
 impl Session {
     /// A session with no connection yet; `Broker::connect` attaches one and
     /// sets the fields its CONNECT decides.
-    fn new(client_id: String, owner: Option<&str>) -> Session {
+    fn new(sid: SessionId, client_id: String, owner: Option<&str>) -> Session {
         Session {
             client_id,
             owner: owner.map(Box::from),
@@ -95,7 +96,7 @@ impl Session {
             will: None,
             packet_size_max: usize::MAX,
             subscriptions: Filters::default(),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(sid),
             incoming_qos2: AwaitingRelease::default(),
             backlog: Backlog::default(),
         }
@@ -134,6 +135,28 @@ impl Session {
     pub fn set_expiry_secs(&mut self, secs: u32) {
         debug_assert!(self.conn.is_some(), "expiry changed offline");
         self.expiry_secs = secs;
+        self.outbox.set_durable(secs > 0);
+    }
+
+    /// Whether it outlives its connection, and so belongs in the store.
+    pub fn is_durable(&self) -> bool {
+        self.expiry_secs > 0
+    }
+
+    /// What the store keeps of it, if it is durable.
+    pub fn record(&self) -> Option<SessionRecord> {
+        self.is_durable().then(|| SessionRecord {
+            client_id: self.client_id.clone(),
+            owner: self.owner.clone(),
+            version: self.version,
+            expiry_secs: self.expiry_secs,
+            asked_no_expiry: self.asked_no_expiry,
+            expires_at: self.expires_at,
+            delayed_will: self
+                .delayed_will
+                .as_ref()
+                .map(|delayed| (delayed.due, delayed.will.clone())),
+        })
     }
 
     #[cfg(test)]
@@ -159,6 +182,9 @@ pub struct Sessions {
     next_session: u64,
     /// Numbers client ids the broker assigns; a counter, so runs replay.
     next_assigned_id: u64,
+    /// With a store: sessions whose record may have changed since the last
+    /// `take_changed`, each looked at anew then.
+    changed: Option<Vec<SessionId>>,
 }
 
 impl Sessions {
@@ -222,18 +248,62 @@ impl Sessions {
         }
     }
 
+    /// Starts noting which sessions change, for the store.
+    pub fn keep_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// The sessions that may have changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<SessionId> {
+        self.changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, sid: SessionId) {
+        if let Some(changed) = &mut self.changed {
+            changed.push(sid);
+        }
+    }
+
     pub fn create(&mut self, client_id: &str, owner: Option<&str>) -> SessionId {
         self.next_session += 1;
         let sid = SessionId(self.next_session);
         self.sessions
-            .insert(sid, Session::new(client_id.to_owned(), owner));
+            .insert(sid, Session::new(sid, client_id.to_owned(), owner));
         self.by_client.insert(client_id.to_owned(), sid);
+        sid
+    }
+
+    /// A session read back from the store, offline: its expiry runs from
+    /// `record.expires_at`, or from `now` for one that was online.
+    pub fn restore(&mut self, sid: SessionId, record: SessionRecord, now: Millis) -> SessionId {
+        self.next_session = self.next_session.max(sid.0);
+        let mut session = Session::new(sid, record.client_id, record.owner.as_deref());
+        session.version = record.version;
+        session.expiry_secs = record.expiry_secs;
+        session.asked_no_expiry = record.asked_no_expiry;
+        session.outbox.set_durable(true);
+        self.by_client.insert(session.client_id.clone(), sid);
+        self.sessions.insert(sid, session);
+        let expires_at = record.expires_at.or_else(|| {
+            (record.expiry_secs != EXPIRY_NEVER)
+                .then(|| now.saturating_add(u64::from(record.expiry_secs) * 1000))
+        });
+        if let Some(due) = expires_at {
+            self.expire_at(sid, due);
+        }
+        if let Some((due, will)) = record.delayed_will {
+            self.delay_will(sid, due, will);
+        }
         sid
     }
 
     /// Removes the session and its timers; a will still waiting out its
     /// delay is handed back with it, to be published now [MQTT-3.1.3-9].
     pub fn remove(&mut self, sid: SessionId) -> (Session, Option<LastWill>) {
+        self.note(sid);
         self.forget_timers(sid);
         let mut session = self.sessions.remove(&sid).expect("ending a live session");
         self.by_client.remove(&session.client_id);
@@ -245,6 +315,7 @@ impl Sessions {
     /// to the session cancels a will still waiting out its delay
     /// [MQTT-3.1.3-9], and its expiry.
     pub fn attach(&mut self, sid: SessionId, conn: ConnId, terms: Terms) {
+        self.note(sid);
         self.forget_timers(sid);
         self.by_conn.insert(conn, sid);
         let session = self.get_mut(sid);
@@ -258,23 +329,27 @@ impl Sessions {
         session.acl = terms.acl;
         session.packet_size_max = terms.packet_size_max;
         session.outbox.set_window(terms.window);
+        session.outbox.set_durable(terms.expiry_secs > 0);
     }
 
     /// Detaches `conn` from its session, if it still has one.
     pub fn detach(&mut self, conn: ConnId) -> Option<SessionId> {
         let sid = self.by_conn.remove(&conn)?;
+        self.note(sid);
         self.get_mut(sid).conn = None;
         Some(sid)
     }
 
     /// Publishes `will` at `due` unless the session comes back first.
     pub fn delay_will(&mut self, sid: SessionId, due: Millis, will: LastWill) {
+        self.note(sid);
         self.get_mut(sid).delayed_will = Some(Box::new(DelayedWill { due, will }));
         self.timers.insert((due, sid));
     }
 
     /// Ends the offline session at `due` unless it comes back first.
     pub fn expire_at(&mut self, sid: SessionId, due: Millis) {
+        self.note(sid);
         self.get_mut(sid).expires_at = Some(due);
         self.timers.insert((due, sid));
     }
@@ -313,7 +388,9 @@ impl Sessions {
         if session.delayed_will.as_ref()?.due > due {
             return None;
         }
-        session.delayed_will.take().map(|delayed| delayed.will)
+        let will = session.delayed_will.take().map(|delayed| delayed.will);
+        self.note(sid);
+        will
     }
 
     /// Whether the session is offline and its expiry is due by `due`.

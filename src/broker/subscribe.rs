@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::journal::Noted;
 use super::reaping::{levels, LEVELS_PER_SLICE};
 use super::sessions::Session;
 use super::shared::parse_shared;
@@ -37,7 +38,7 @@ impl Filters {
         self.0.contains_key(filter)
     }
 
-    fn get(&self, filter: &TopicFilter) -> Option<&Subscription> {
+    pub(super) fn get(&self, filter: &TopicFilter) -> Option<&Subscription> {
         self.0.get(filter)
     }
 
@@ -90,6 +91,7 @@ impl Broker {
                 .get_mut(sid)
                 .subscriptions
                 .insert(filter.clone(), subscription);
+            self.note(|| Noted::Filter(sid, filter.clone()));
             self.levels_indexed += levels(&filter);
             match shared {
                 Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
@@ -162,6 +164,7 @@ impl Broker {
                 .remove(filter)
                 .is_some()
             {
+                self.note(|| Noted::Filter(sid, filter.clone()));
                 self.drop_subscription(sid, filter);
                 self.forget_owed(sid, filter);
                 codes.push(ReasonCode::SUCCESS);
@@ -176,6 +179,22 @@ impl Broker {
         };
         self.effects
             .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
+    }
+
+    /// A subscription read back from the store: held, indexed, and owed no
+    /// retained messages (it had them when it was made).
+    pub(super) fn restore_subscription(
+        &mut self,
+        sid: SessionId,
+        filter: TopicFilter,
+        sub: Subscription,
+    ) {
+        self.levels_indexed += levels(&filter);
+        match parse_shared(&filter) {
+            Some(Ok((group, inner))) => self.shared.join(sid, group, inner, sub),
+            _ => self.index.insert(&filter, sid, sub),
+        }
+        self.sessions.get_mut(sid).subscriptions.insert(filter, sub);
     }
 
     /// Takes all of an ending session's subscriptions out of the index and

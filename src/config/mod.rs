@@ -112,6 +112,14 @@ pub struct Config {
     pub dollar_topics_from_clients: bool,
     /// How long a graceful shutdown waits for tasks to end.
     pub shutdown_grace_ms: u64,
+    /// Where the binary keeps sessions, their queued messages and the
+    /// retained messages across restarts (`--data-dir`).
+    pub data_dir: std::path::PathBuf,
+    /// When a change is on disk: see `Durability`.
+    pub durability: Durability,
+    /// With `durability = "periodic"`, the longest a change waits for its
+    /// commit.
+    pub durability_period_ms: u64,
     /// A bug to plant, to show that the simulation harness catches it.
     #[cfg(feature = "planted-bugs")]
     #[serde(skip)]
@@ -270,10 +278,28 @@ impl Default for Config {
             dollar_topics_from_clients: false,
             subscription_identifiers: true,
             shutdown_grace_ms: 5_000,
+            data_dir: std::path::PathBuf::from("tern-data"),
+            durability: Durability::Sync,
+            durability_period_ms: 1000,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
     }
+}
+
+/// When the binary's changes to durable state reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Before they are acknowledged: a PUBACK, PUBREC, SUBACK or UNSUBACK
+    /// leaves only once what it acknowledges is on disk, and commits are
+    /// grouped so that one fsync serves all that came meanwhile.
+    Sync,
+    /// At most `durability_period_ms` later, acknowledged at once: a crash
+    /// loses up to a period's changes (mosquitto's autosave trade).
+    Periodic,
+    /// Never: all in memory, gone at a restart (`--in-memory`).
+    None,
 }
 
 /// A configuration that cannot be used, said in one line.
@@ -334,6 +360,7 @@ impl Config {
             ("connect_timeout_ms", self.connect_timeout_ms as usize),
             ("packet_timeout_ms", self.packet_timeout_ms as usize),
             ("receive_maximum", usize::from(self.receive_maximum)),
+            ("durability_period_ms", self.durability_period_ms as usize),
         ];
         for (name, value) in must_be_positive {
             if value == 0 {

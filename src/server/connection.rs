@@ -360,7 +360,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Encodes what the outbox holds into the write buffer.
     fn drain_outbox(&mut self) -> Drained {
-        let drained = self.outbox.drain(&mut self.draining);
+        let committed = self.shared.committed();
+        let drained = self.outbox.drain(&mut self.draining, committed);
         let mut publishes = 0;
         for outbound in self.draining.drain(..) {
             match outbound {

@@ -9,6 +9,7 @@ mod lock_holds;
 mod log_limit;
 mod memory;
 mod outbox;
+mod persist;
 mod registry;
 mod sys;
 mod timers;
@@ -40,7 +41,8 @@ use traffic::{Counted, Traffic};
 
 /// The kinds of task the server spawns.
 /// "http": the HTTP listener's acceptor and its connections (`crate::http`).
-pub const TASK_KINDS: [&str; 5] = ["acceptor", "connection", "http", "sys", "timers"];
+/// "store": the task that commits changes to the data store.
+pub const TASK_KINDS: [&str; 6] = ["acceptor", "connection", "http", "store", "sys", "timers"];
 
 /// A handle on a broker: cheap to clone, readable while it runs.
 #[derive(Clone)]
@@ -68,6 +70,8 @@ struct Shared {
     auth: crate::auth::Auth,
     /// Set once, before the server runs, by a binary that counts its heap.
     memory: std::sync::OnceLock<MemoryLimit>,
+    /// Set once, before the server runs, when it keeps a data store.
+    persist: std::sync::OnceLock<persist::Persist>,
     /// The listeners being served, for `reload`.
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     /// Messages and bytes in and out, counted outside the lock.
@@ -119,12 +123,20 @@ impl Shared {
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
         state.broker.set_now(now);
+        let store_failed = self.persist.get().is_some_and(|p| p.commits.failed());
         if let Some(memory) = self.memory.get() {
             let was_full = state.broker.memory_full();
-            state.broker.set_memory_full(memory.is_full(was_full));
+            state
+                .broker
+                .set_memory_full(memory.is_full(was_full) || store_failed);
+        } else if store_failed {
+            state.broker.set_memory_full(true);
         }
         let result = work(&mut state);
-        state.apply_effects(self.config.outbound_packets_max);
+        let persist = self.persist.get();
+        let gate = persist.map_or(0, |p| p.gate(state.broker.take_changes()));
+        let gated = persist.filter(|_| gate > 0);
+        state.apply_effects(self.config.outbound_packets_max, gate, gated);
         let notices = state.broker.take_notices();
         state.holds.record(locked.elapsed());
         drop(state);
@@ -138,6 +150,14 @@ impl Shared {
 }
 
 impl Shared {
+    /// How far the store's commits have come: packets waiting for a later
+    /// one stay in their outboxes. Without a store, nothing waits.
+    fn committed(&self) -> u64 {
+        self.persist
+            .get()
+            .map_or(u64::MAX, |persist| persist.commits.committed())
+    }
+
     /// Ends a connection in the broker: its will, its clean session, what
     /// its end frees for others; in the open, never from a drop guard.
     fn detach(&self, conn: ConnId, graceful: bool) {
@@ -159,7 +179,9 @@ impl Shared {
 impl State {
     /// Carries out what the broker asked for. A packet for a connection that
     /// has already gone is dropped with it.
-    fn apply_effects(&mut self, outbound_max: usize) {
+    /// With a store, the packets of a hold that changed durable state wait
+    /// in their outboxes for commit `gate`.
+    fn apply_effects(&mut self, outbound_max: usize, gate: u64, gated: Option<&persist::Persist>) {
         if self.broker.has_no_effects() {
             return;
         }
@@ -185,7 +207,12 @@ impl State {
                     }
                 });
             match outbox {
-                Some(outbox) => dropped += outbox.push_all(packets, outbound_max),
+                Some(outbox) => {
+                    dropped += outbox.push_gated(packets, outbound_max, gate);
+                    if let Some(persist) = gated {
+                        persist.hold(outbox);
+                    }
+                }
                 None => packets.for_each(drop),
             }
             // A taken-over connection ends without writing what it holds:
@@ -295,6 +322,7 @@ impl Server {
                 started: tokio::time::Instant::now(),
                 auth,
                 memory: std::sync::OnceLock::new(),
+                persist: std::sync::OnceLock::new(),
                 endpoints: Mutex::new(Vec::new()),
                 traffic: Arc::default(),
                 connections_refused_listener: AtomicU64::new(0),
@@ -329,6 +357,27 @@ impl Server {
     /// buckets: read under the lock, so for a scrape now and then.
     pub fn lock_hold_histogram(&self, bounds_nanos: &[u64]) -> HoldHistogram {
         self.shared.state().holds.histogram(bounds_nanos)
+    }
+
+    /// Keeps the broker's durable state in `store`, starting from what it
+    /// read back (`restored`): call once, before the server runs. With
+    /// `periodic`, commits come at most that often and no reply waits for
+    /// one (`durability = "periodic"`); otherwise each acknowledgement
+    /// waits for the commit of what it acknowledges.
+    pub fn use_store(
+        &self,
+        committer: crate::store::Committer,
+        restored: crate::broker::Restored,
+        periodic: Option<Duration>,
+    ) -> Result<(), String> {
+        let mut state = self.shared.state();
+        state.broker.restore(restored)?;
+        state.broker.keep_changes();
+        let persist = persist::Persist::new(committer, periodic);
+        if self.shared.persist.set(persist).is_err() {
+            return Err("the server already has a store".into());
+        }
+        Ok(())
     }
 
     /// Since the server was made.
@@ -472,6 +521,11 @@ impl Server {
         shared
             .registry
             .spawn("timers", String::new(), timers::run(shared.clone()));
+        if shared.persist.get().is_some() {
+            shared
+                .registry
+                .spawn("store", String::new(), persist::run(shared.clone()));
+        }
         if shared.config.sys_interval_secs > 0 {
             let interval = Duration::from_secs(shared.config.sys_interval_secs);
             shared
@@ -486,6 +540,10 @@ impl Server {
         let lingering = shared.registry.wait(shared.config.shutdown_grace()).await;
         for name in &lingering {
             tracing::error!(task = name, "task did not end on shutdown");
+        }
+        // What the connections' ends changed (sessions gone offline).
+        if let Some(persist) = shared.persist.get() {
+            persist.commit().await;
         }
         let census = self.census();
         tracing::info!(?census, "stopped");

@@ -69,6 +69,15 @@ struct State {
     /// Bytes of the ones that may.
     shed_bytes: usize,
     taken_over: bool,
+    /// Packets that may not be written before a commit of the store: from
+    /// the `pushed` count at which each run begins, the commit it waits
+    /// for. Those behind them wait too, to keep the connection's order.
+    gates: VecDeque<(u64, u64)>,
+    /// Packets queued and written since the start, for `gates`.
+    pushed: u64,
+    drained: u64,
+    /// Whether the committer knows to wake it (`Outbox::gate_registered`).
+    registered: bool,
 }
 
 /// What draining found besides packets.
@@ -102,6 +111,17 @@ impl Outbox {
     /// Queues `packets` in order under one lock and with one wake, each as
     /// `push` would; returns how many QoS 0 PUBLISHes were dropped.
     pub fn push_all(&self, packets: impl Iterator<Item = Outbound>, max: usize) -> usize {
+        self.push_gated(packets, max, 0)
+    }
+
+    /// `push_all` for packets that may not be written before commit
+    /// `gate` of the store (0: none).
+    pub fn push_gated(
+        &self,
+        packets: impl Iterator<Item = Outbound>,
+        max: usize,
+        gate: u64,
+    ) -> usize {
         let mut state = self.state();
         let mut dropped = 0;
         let mut queued = false;
@@ -119,6 +139,11 @@ impl Outbox {
             state.kept += usize::from(!sheddable);
             state.shed_bytes += bytes;
             state.packets.push_back(packet);
+            if gate > 0 && state.gates.back().is_none_or(|&(_, g)| g < gate) {
+                let at = state.pushed;
+                state.gates.push_back((at, gate));
+            }
+            state.pushed += 1;
             queued = true;
         }
         drop(state);
@@ -177,12 +202,36 @@ impl Outbox {
     /// Moves every waiting packet to `into`, which must be empty; swapping
     /// keeps both queues' capacity, so a steady stream allocates nothing
     /// (and an empty `into` leaves an idle outbox holding nothing).
-    pub fn drain(&self, into: &mut VecDeque<Outbound>) -> Drained {
+    /// Only packets that wait for no commit after `committed` are moved.
+    pub fn drain(&self, into: &mut VecDeque<Outbound>, committed: u64) -> Drained {
         debug_assert!(into.is_empty());
         let mut state = self.state();
-        std::mem::swap(&mut state.packets, into);
-        state.kept = 0;
-        state.shed_bytes = 0;
+        while state
+            .gates
+            .front()
+            .is_some_and(|&(_, gate)| gate <= committed)
+        {
+            state.gates.pop_front();
+        }
+        match state.gates.front() {
+            None => {
+                std::mem::swap(&mut state.packets, into);
+                state.kept = 0;
+                state.shed_bytes = 0;
+            }
+            Some(&(at, _)) => {
+                let free = usize::try_from(at - state.drained).expect("in memory");
+                into.extend(state.packets.drain(..free));
+                for packet in into.iter() {
+                    if packet.sheddable() {
+                        state.shed_bytes -= packet.bytes();
+                    } else {
+                        state.kept -= 1;
+                    }
+                }
+            }
+        }
+        state.drained += into.len() as u64;
         if state.taken_over {
             Drained::TakenOver
         } else {
@@ -202,6 +251,23 @@ impl Outbox {
         if owing == Owing::More {
             self.notify.notify_one();
         }
+    }
+
+    /// Notes that the committer is to wake it; false if it already was.
+    pub fn register_gate(&self) -> bool {
+        !std::mem::replace(&mut self.state().registered, true)
+    }
+
+    /// After a commit: wakes the connection to write what it released;
+    /// returns whether it still waits for a later commit (and so stays
+    /// registered).
+    pub fn commit_released(&self, committed: u64) -> bool {
+        let mut state = self.state();
+        let waits = state.gates.back().is_some_and(|&(_, g)| g > committed);
+        state.registered = waits;
+        drop(state);
+        self.notify.notify_one();
+        waits
     }
 
     /// Resolves after a push or a takeover since the last call.
@@ -238,7 +304,7 @@ mod tests {
         assert!(outbox.push(ack, 2), "a reply is never dropped");
         assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
         let mut into = VecDeque::new();
-        assert_eq!(outbox.drain(&mut into), Drained::Open);
+        assert_eq!(outbox.drain(&mut into, u64::MAX), Drained::Open);
         assert_eq!(into.len(), 3);
         assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
     }
@@ -260,10 +326,36 @@ mod tests {
         assert!(outbox.push(sized(5000), 10), "one fits an empty queue");
         assert!(!outbox.push(sized(1), 10), "then the queue is over");
         let mut into = VecDeque::new();
-        outbox.drain(&mut into);
+        outbox.drain(&mut into, u64::MAX);
         assert!(outbox.push(sized(60), 10));
         assert!(!outbox.push(sized(60), 10), "two of 60 would be over");
         assert!(outbox.push(sized(30), 10), "60 and 30 fit exactly");
+    }
+
+    #[test]
+    fn packets_wait_for_their_commit_and_those_behind_them_wait_too() {
+        let outbox = Outbox::default();
+        let ack = |id| Packet::PubAck(Ack::success(PacketId::new(id).unwrap()));
+        let one = |p| std::iter::once(Outbound::Packet(p));
+        outbox.push_gated(one(ack(1)), 10, 0);
+        outbox.push_gated(one(ack(2)), 10, 5);
+        outbox.push_gated(one(qos0()), 10, 0);
+        outbox.push_gated(one(ack(3)), 10, 6);
+        let ids = |into: &VecDeque<Outbound>| -> Vec<&'static str> {
+            into.iter().map(Outbound::kind).collect()
+        };
+        let mut into = VecDeque::new();
+        outbox.drain(&mut into, 4);
+        assert_eq!(ids(&into), ["PUBACK"], "the ungated one before commit 5");
+        assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
+        into.clear();
+        outbox.drain(&mut into, 5);
+        assert_eq!(ids(&into), ["PUBACK", "PUBLISH"], "up to the one for 6");
+        assert_eq!((outbox.waiting(), outbox.kept()), (1, 1));
+        into.clear();
+        outbox.drain(&mut into, 6);
+        assert_eq!(ids(&into), ["PUBACK"]);
+        assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
     }
 
     #[test]

@@ -33,12 +33,14 @@ impl Binary {
     pub async fn start_on(config: &str, addr: SocketAddr) -> Binary {
         let path = std::env::temp_dir().join(format!("tern-it-{}.toml", addr.port()));
         std::fs::write(&path, config).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .arg("--config")
-            .arg(&path)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tern");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
+        command.arg("--config").arg(&path);
+        // Tests that keep a store say where; the others keep none, rather
+        // than share ./tern-data.
+        if !config.contains("data_dir") {
+            command.arg("--in-memory");
+        }
+        let child = command.stderr(Stdio::null()).spawn().expect("start tern");
         within("the binary to listen", async {
             while tokio::net::TcpStream::connect(addr).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(20)).await;

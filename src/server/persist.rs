@@ -1,0 +1,111 @@
+//! The server's side of the store: the task that commits what the broker's
+//! holds changed, and the packets those holds produced, held in their
+//! outboxes until the commit they wait for (`durability = "sync"`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::outbox::Outbox;
+use super::Shared;
+use crate::store::{Commits, Committer};
+
+pub(super) struct Persist {
+    pub commits: Commits,
+    /// Locked by one commit at a time: the commit task's, then the last
+    /// one at shutdown, after every connection has ended.
+    committer: tokio::sync::Mutex<Committer>,
+    /// `durability = "periodic"`: at most one commit per period, and no
+    /// packet waits for one.
+    pub periodic: Option<Duration>,
+    /// Outboxes holding packets for a commit, to wake after it.
+    gated: Mutex<Vec<Arc<Outbox>>>,
+}
+
+impl Persist {
+    pub fn new(committer: Committer, periodic: Option<Duration>) -> Persist {
+        Persist {
+            commits: Commits::default(),
+            committer: tokio::sync::Mutex::new(committer),
+            periodic,
+            gated: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The commit that packets of a hold with these changes wait for.
+    pub fn gate(&self, changes: Vec<crate::broker::Change>) -> u64 {
+        let gate = self.commits.add(changes);
+        if gate > 0 {
+            self.commits.wake.notify_one();
+        }
+        match self.periodic {
+            Some(_) => 0,
+            None => gate,
+        }
+    }
+
+    /// `outbox` holds packets for a commit: wake it after.
+    pub fn hold(&self, outbox: &Arc<Outbox>) {
+        if outbox.register_gate() {
+            self.gated
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(outbox.clone());
+        }
+    }
+
+    /// Commits what waits, if anything does.
+    pub async fn commit(&self) {
+        let mut committer = self.committer.lock().await;
+        let Some((batch, number)) = self.commits.take() else {
+            return;
+        };
+        if self.commits.failed() {
+            return;
+        }
+        match committer.commit(batch).await {
+            Ok(()) => {
+                self.commits.set_committed(number);
+                let gated =
+                    std::mem::take(&mut *self.gated.lock().unwrap_or_else(PoisonError::into_inner));
+                let waiting: Vec<_> = gated
+                    .into_iter()
+                    .filter(|outbox| outbox.commit_released(number))
+                    .collect();
+                self.gated
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(waiting);
+            }
+            Err(error) => {
+                // Once: what follows is refused, not logged again.
+                tracing::error!(
+                    %error,
+                    "the data store failed a commit; QoS 1/2 messages and new sessions \
+                     are refused, and what waited for the commit is not acknowledged, \
+                     until the broker is restarted"
+                );
+                self.commits.set_failed();
+            }
+        }
+    }
+}
+
+/// Commits as changes come, until the server stops.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let Some(persist) = shared.persist.get() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = persist.commits.wake.notified() => {}
+        }
+        if let Some(period) = persist.periodic {
+            tokio::select! {
+                () = shared.cancel.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+        persist.commit().await;
+    }
+}

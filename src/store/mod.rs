@@ -1,0 +1,272 @@
+//! The durable state on disk: redb, an embedded crash-safe B-tree with no
+//! threads or clocks of its own, over a storage backend that is a file in
+//! production and turmoil's simulated disk in the simulation.
+//!
+//! The broker notes what changed (`broker::Change`); a `Batch` gathers the
+//! changes of many holds of the lock, the last value of each key winning,
+//! and `Store::commit` writes it in one transaction with one fsync: the
+//! group commit that lets one fsync serve every message that arrived while
+//! the last one ran. Recovery reads everything back (`Store::open`).
+
+mod batch;
+mod records;
+mod worker;
+
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use batch::Batch;
+pub use records::Clock;
+pub use worker::{Commits, Committer};
+
+use crate::broker::{Restored, RestoredSession, SessionId};
+use crate::codec::PacketId;
+use crate::topic::TopicFilter;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+const FILTERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("filters");
+const MESSAGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("messages");
+const AWAITING: TableDefinition<(u64, u16), ()> = TableDefinition::new("awaiting_release");
+const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+
+/// What this build writes; a store of another format is refused at start.
+const FORMAT: &[u8] = b"tern-store-1";
+
+/// The file in the data directory.
+pub const FILE_NAME: &str = "tern.redb";
+
+pub struct Store {
+    db: Database,
+    clock: Clock,
+    /// `Durability::Immediate` (fsync at each commit) or `None` (left to
+    /// the next immediate one, or to the OS): `durability = "periodic"`.
+    durability: Durability,
+}
+
+impl Store {
+    /// Opens the store in `dir` (made if missing), or says in one line why
+    /// not: another broker holds it, another format, damage past repair.
+    pub fn open_dir(dir: &Path, clock: Clock) -> Result<(Store, Restored), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+        let path = dir.join(FILE_NAME);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let backend =
+            redb::backends::FileBackend::new(file).map_err(|e| describe(&path, &e.to_string()))?;
+        Store::open(backend, clock).map_err(|e| describe(&path, &e))
+    }
+
+    /// Opens the store over `backend` and reads back what it holds.
+    pub fn open(
+        backend: impl redb::StorageBackend,
+        clock: Clock,
+    ) -> Result<(Store, Restored), String> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "in use by another running broker".to_owned()
+                }
+                other => other.to_string(),
+            })?;
+        let store = Store {
+            db,
+            clock,
+            durability: Durability::Immediate,
+        };
+        store.check_format()?;
+        let restored = store.read().map_err(|e| format!("unreadable: {e}"))?;
+        Ok((store, restored))
+    }
+
+    /// Commits without waiting for the disk; a crash may lose what the
+    /// last commits wrote (but never tear the store).
+    pub fn set_periodic(&mut self) {
+        self.durability = Durability::None;
+    }
+
+    /// Marks a new store with this build's format; refuses another's.
+    fn check_format(&self) -> Result<(), String> {
+        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            let format = meta
+                .get("format")
+                .map_err(|e| e.to_string())?
+                .map(|v| v.value().to_vec());
+            match format {
+                Some(format) if format == FORMAT => {}
+                Some(format) => {
+                    return Err(format!(
+                        "written in format {:?}, this build reads {:?}",
+                        String::from_utf8_lossy(&format),
+                        String::from_utf8_lossy(FORMAT)
+                    ))
+                }
+                None => {
+                    meta.insert("format", FORMAT).map_err(|e| e.to_string())?;
+                }
+            }
+            // Made now, so that reading a new store finds them.
+            let made = txn
+                .open_table(SESSIONS)
+                .and(txn.open_table(FILTERS).map(drop))
+                .and(txn.open_table(MESSAGES).map(drop))
+                .and(txn.open_table(AWAITING).map(drop))
+                .and(txn.open_table(RETAINED).map(drop));
+            made.map_err(|e| e.to_string())?;
+        }
+        txn.commit().map_err(|e| e.to_string())
+    }
+
+    fn read(&self) -> Result<Restored, Box<dyn std::error::Error>> {
+        let txn = self.db.begin_read()?;
+        let mut restored = Restored::default();
+        let sessions = txn.open_table(SESSIONS)?;
+        let filters = txn.open_table(FILTERS)?;
+        let messages = txn.open_table(MESSAGES)?;
+        let awaiting = txn.open_table(AWAITING)?;
+        for entry in sessions.iter()? {
+            let (sid, value) = entry?;
+            let sid = sid.value();
+            let record = records::read_session(value.value(), self.clock)
+                .map_err(|e| format!("session {sid}: {e}"))?;
+            let mut session = RestoredSession {
+                sid: SessionId(sid),
+                record,
+                filters: Vec::new(),
+                messages: Vec::new(),
+                awaiting_release: Vec::new(),
+            };
+            for entry in filters.range((sid, "")..(sid + 1, ""))? {
+                let (key, value) = entry?;
+                let filter = TopicFilter::new(key.value().1)
+                    .map_err(|e| format!("session {sid}: filter: {e}"))?;
+                let granted = records::read_subscription(value.value())
+                    .map_err(|e| format!("session {sid}: filter: {e}"))?;
+                session.filters.push((filter, granted));
+            }
+            for entry in messages.range((sid, 0)..(sid + 1, 0))? {
+                let (key, value) = entry?;
+                let seq = key.value().1;
+                let stored = records::read_message(value.value(), self.clock)
+                    .map_err(|e| format!("session {sid}: message {seq}: {e}"))?;
+                session.messages.push((seq, stored));
+            }
+            for entry in awaiting.range((sid, 0)..(sid + 1, 0))? {
+                let id = entry?.0.value().1;
+                let id = PacketId::new(id).ok_or("packet id 0")?;
+                session.awaiting_release.push(id);
+            }
+            restored.sessions.push(session);
+        }
+        for entry in txn.open_table(RETAINED)?.iter()? {
+            let (topic, value) = entry?;
+            let (stored_topic, retained) = records::read_retained(value.value(), self.clock)
+                .map_err(|e| format!("retained {:?}: {e}", topic.value()))?;
+            if stored_topic.as_str() != topic.value() {
+                return Err(format!("retained {:?} holds another topic", topic.value()).into());
+            }
+            restored.retained.push((stored_topic, retained));
+        }
+        Ok(restored)
+    }
+
+    /// Writes `batch` in one transaction, durable when this returns (with
+    /// `Durability::Immediate`). An error leaves the store as it was.
+    pub fn commit(&mut self, batch: &Batch) -> Result<(), String> {
+        self.write(batch).map_err(|e| e.to_string())
+    }
+
+    fn write(&mut self, batch: &Batch) -> Result<(), Box<dyn std::error::Error>> {
+        let clock = self.clock;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(self.durability)?;
+        {
+            let mut sessions = txn.open_table(SESSIONS)?;
+            let mut filters = txn.open_table(FILTERS)?;
+            let mut messages = txn.open_table(MESSAGES)?;
+            let mut awaiting = txn.open_table(AWAITING)?;
+            let mut retained = txn.open_table(RETAINED)?;
+            for (sid, record) in &batch.sessions {
+                match record {
+                    Some(record) => {
+                        sessions.insert(sid.0, records::session(record, clock).as_slice())?;
+                    }
+                    None => {
+                        sessions.remove(sid.0)?;
+                    }
+                }
+            }
+            for ((sid, filter), granted) in &batch.filters {
+                let key = (sid.0, filter.as_str());
+                match granted {
+                    Some(granted) => {
+                        filters.insert(key, records::subscription(granted).as_slice())?;
+                    }
+                    None => {
+                        filters.remove(key)?;
+                    }
+                }
+            }
+            for ((sid, seq), stored) in &batch.messages {
+                match stored {
+                    Some(stored) => {
+                        let value = records::message(stored, clock);
+                        messages.insert((sid.0, *seq), value.as_slice())?;
+                    }
+                    None => {
+                        messages.remove((sid.0, *seq))?;
+                    }
+                }
+            }
+            for (&(sid, id), &held) in &batch.awaiting_release {
+                match held {
+                    true => awaiting.insert((sid.0, id.get()), ())?,
+                    false => awaiting.remove((sid.0, id.get()))?,
+                };
+            }
+            // After the puts: a session that ended leaves nothing behind,
+            // whatever this batch wrote for it before it ended.
+            for sid in batch.sessions_gone() {
+                let sid = sid.0;
+                filters.retain_in((sid, "")..(sid + 1, ""), |_, _| false)?;
+                messages.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
+                awaiting.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
+            }
+            for (topic, value) in &batch.retained {
+                match value {
+                    Some(value) => {
+                        let value = records::retained(topic, value, clock);
+                        retained.insert(topic.as_str(), value.as_slice())?;
+                    }
+                    None => {
+                        retained.remove(topic.as_str())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// One line naming the file and what to do.
+fn describe(path: &Path, error: &str) -> String {
+    format!(
+        "data store {}: {error}; stop the broker that uses it, move the directory \
+         aside, or start with --data-dir elsewhere or --in-memory",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests;

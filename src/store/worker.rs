@@ -1,0 +1,141 @@
+//! Where commits run, and the bookkeeping between the broker's holds of its
+//! lock and the commits that make their changes durable.
+//!
+//! In production the store lives on a thread of its own: an fsync takes
+//! milliseconds, and a runtime worker blocked for them would stall every
+//! connection on it. The simulation has no threads: there the same store
+//! code runs inline, in the committing task, on turmoil's simulated disk.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::{oneshot, Notify};
+
+use super::{Batch, Store};
+use crate::broker::Change;
+
+type Job = (Batch, oneshot::Sender<Result<(), String>>);
+
+pub enum Committer {
+    Thread {
+        /// Dropped first on drop, which ends the thread's loop.
+        jobs: Option<std::sync::mpsc::Sender<Job>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+    Inline(Box<Store>),
+}
+
+impl Committer {
+    /// Commits on a thread of its own, which ends when this is dropped.
+    pub fn on_thread(mut store: Store) -> Committer {
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("tern-store".into())
+            .spawn(move || {
+                for (batch, done) in receiver {
+                    let _ = done.send(store.commit(&batch));
+                }
+            })
+            .expect("a thread for the store");
+        Committer::Thread {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        }
+    }
+
+    /// Commits in the calling task (the simulation).
+    pub fn inline(store: Store) -> Committer {
+        Committer::Inline(Box::new(store))
+    }
+
+    pub async fn commit(&mut self, batch: Batch) -> Result<(), String> {
+        match self {
+            Committer::Inline(store) => store.commit(&batch),
+            Committer::Thread { jobs, .. } => {
+                let (done, result) = oneshot::channel();
+                let sent = jobs
+                    .as_ref()
+                    .is_some_and(|jobs| jobs.send((batch, done)).is_ok());
+                if !sent {
+                    return Err("the store's thread has ended".into());
+                }
+                result
+                    .await
+                    .unwrap_or_else(|_| Err("the store's thread has ended".into()))
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        if let Committer::Thread { jobs, thread } = self {
+            jobs.take();
+            // It ends once the commit it may be running returns.
+            if let Some(thread) = thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The changes waiting for a commit, and how far commits have come. Each
+/// hold of the lock that changed durable state is numbered; its packets
+/// wait in their outboxes until `committed` reaches its number.
+#[derive(Default)]
+pub struct Commits {
+    pending: Mutex<Pending>,
+    committed: AtomicU64,
+    /// Rung when changes are added.
+    pub wake: Notify,
+    failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    /// The number of the last hold whose changes are in `batch`.
+    last: u64,
+    numbered: u64,
+}
+
+impl Commits {
+    /// Adds a hold's changes; returns the number of the commit its packets
+    /// must wait for (0: none; they had no changes).
+    pub fn add(&self, changes: Vec<Change>) -> u64 {
+        if changes.is_empty() {
+            return 0;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.batch.add(changes);
+        pending.numbered += 1;
+        pending.last = pending.numbered;
+        pending.last
+    }
+
+    /// Takes what waits, and the number a commit of it reaches.
+    pub fn take(&self) -> Option<(Batch, u64)> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.batch.is_empty() {
+            return None;
+        }
+        Some((std::mem::take(&mut pending.batch), pending.last))
+    }
+
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    pub fn set_committed(&self, number: u64) {
+        self.committed.store(number, Ordering::Release);
+    }
+
+    /// Whether a commit failed: nothing more is acknowledged.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    pub fn set_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+}

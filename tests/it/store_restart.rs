@@ -1,0 +1,125 @@
+//! The data store, on the real binary over TCP: what tern acknowledged is
+//! there after a kill -9 and a restart on the same data directory.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tern::codec::{ConnectCode, Packet, QoS};
+
+use crate::common::binary::{free_addr, Binary};
+use crate::common::raw::{self, Raw, Read};
+
+/// Messages the publisher keeps in flight: the kill comes while they flow.
+const AHEAD: u16 = 100;
+/// Acknowledgements before the kill; under `queued_messages_max`, so that
+/// nothing acknowledged may be dropped for a full queue.
+const ACKED_BEFORE_KILL: usize = 500;
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tern-it-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn persistent(client_id: &str) -> tern::codec::Connect {
+    tern::codec::Connect {
+        clean_session: false,
+        ..raw::connect_packet(client_id)
+    }
+}
+
+#[tokio::test]
+async fn qos1_messages_acknowledged_before_a_kill_reach_the_offline_subscriber_after_restart() {
+    let dir = data_dir("kill");
+    let addr = free_addr();
+    let config = format!(
+        "listen = [\"{addr}\"]\ndata_dir = {:?}\n",
+        dir.display().to_string()
+    );
+    let tern = Binary::start_on(&config, addr).await;
+
+    let (mut keeper, connack) = Raw::connect(addr, persistent("keeper")).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    keeper
+        .send(&raw::subscribe(1, "k/#", QoS::AtLeastOnce))
+        .await;
+    assert!(matches!(keeper.recv().await, Packet::SubAck(_)));
+    keeper.send(&raw::disconnect()).await;
+    keeper.expect_closed().await;
+
+    // Publishes with AHEAD in flight until ACKED_BEFORE_KILL are
+    // acknowledged, then kills the broker with the rest still flowing.
+    let mut publisher = Raw::connected(addr, "publisher").await;
+    let mut sent: u16 = 0;
+    let mut acked = BTreeSet::new();
+    while acked.len() < ACKED_BEFORE_KILL {
+        while sent < acked.len() as u16 + AHEAD {
+            sent += 1;
+            let payload = sent.to_string();
+            let publish = raw::publish("k/n", QoS::AtLeastOnce, sent, payload.as_bytes());
+            publisher.send(&publish).await;
+        }
+        match publisher.recv().await {
+            Packet::PubAck(ack) => assert!(acked.insert(ack.packet_id.get())),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    drop(tern); // SIGKILL, then reaped
+    drop(publisher);
+
+    let _tern = Binary::start_on(&config, addr).await;
+    let (mut keeper, connack) = Raw::connect(addr, persistent("keeper")).await;
+    assert_eq!(connack.code, ConnectCode::Accepted);
+    assert!(connack.session_present, "the session was kept");
+    let mut received = BTreeSet::new();
+    // Until the queue is empty: a second of silence after the last one.
+    while let Ok(read) = tokio::time::timeout(Duration::from_secs(1), keeper.read()).await {
+        match read {
+            Read::Packet(Packet::Publish(publish)) => {
+                let id = publish.packet_id.expect("QoS 1");
+                keeper.send(&raw::puback(id.get())).await;
+                let n: u16 = std::str::from_utf8(&publish.payload)
+                    .expect("UTF-8")
+                    .parse()
+                    .expect("a number");
+                received.insert(n);
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    let lost: Vec<_> = acked.difference(&received).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost, first {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_directory_is_refused_in_one_line() {
+    let dir = data_dir("twice");
+    let addr = free_addr();
+    let config = format!(
+        "listen = [\"{addr}\"]\ndata_dir = {:?}\n",
+        dir.display().to_string()
+    );
+    let _first = Binary::start_on(&config, addr).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--listen")
+        .arg(free_addr().to_string())
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .expect("run tern");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("tern: data store ") && last.contains("in use by another running broker"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
