@@ -18,10 +18,12 @@
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
 //! - [`secured`]: users, an ACL, and clients that try them.
+//! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
 pub mod check;
 pub mod client;
+pub mod durable;
 pub mod history;
 pub mod observers;
 pub mod outcome;

@@ -1,8 +1,9 @@
 //! A broker rebuilt from what the store kept: its durable sessions, offline,
 //! with their filters, messages and QoS 2 ids, and the retained messages.
 
-use super::journal::Restored;
+use super::journal::{Restored, Stored};
 use super::Broker;
+use crate::config::planted;
 
 impl Broker {
     /// Takes in what the store read back, into a broker that has no
@@ -22,7 +23,12 @@ impl Broker {
                 self.restore_subscription(sid, filter, subscription);
             }
             let stored = self.sessions.get_mut(sid);
-            for (seq, message) in session.messages {
+            for (seq, mut message) in session.messages {
+                if let (true, Stored::Sent(_, sent)) =
+                    (planted!(self.config, InflightIdsNotRestored), &message)
+                {
+                    message = Stored::Queued(sent.clone());
+                }
                 self.counts.restore(&mut stored.outbox, seq, message);
             }
             stored.incoming_qos2.restore(session.awaiting_release);

@@ -103,7 +103,9 @@ impl Broker {
                         return Err(BrokerError::ReceiveMaximumExceeded { max: receive_max });
                     }
                     session.incoming_qos2.0.insert(id);
-                    self.note(|| Noted::AwaitingRelease(sid, id, true));
+                    if !planted!(self.config, AwaitingReleaseNotStored) {
+                        self.note(|| Noted::AwaitingRelease(sid, id, true));
+                    }
                     matched_reason(self.route_from(Some(sid), &publish))
                 };
                 let ack = Ack::with_reason(id, reason);
@@ -240,7 +242,9 @@ impl Broker {
             expires_at,
         };
         let outcome = self.retained.set(&publish.topic, retained, max);
-        self.note(|| Noted::Retained(publish.topic.clone()));
+        if !(publish.payload.is_empty() && planted!(self.config, RetainedClearNotStored)) {
+            self.note(|| Noted::Retained(publish.topic.clone()));
+        }
         if outcome == super::RetainOutcome::Refused {
             self.dropped.retained_full += 1;
             self.notices.note(Notice::RetainedFull {

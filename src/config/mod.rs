@@ -196,11 +196,22 @@ pub enum PlantedBug {
     AclSkippedForWills,
     /// A CONNECT may take over or resume a session another user owns.
     CrossUserTakeover,
+    /// Replies leave without waiting for the commit of what they
+    /// acknowledge.
+    AckBeforeCommit,
+    /// The ids of QoS 2 messages awaiting PUBREL are not stored: a resend
+    /// after a restart is routed again.
+    AwaitingReleaseNotStored,
+    /// A retained message cleared (empty payload) is not stored as gone.
+    RetainedClearNotStored,
+    /// Messages in flight at a crash come back without their packet ids,
+    /// and are sent again under new ones.
+    InflightIdsNotRestored,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 19] = [
+    pub const ALL: [PlantedBug; 23] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -220,6 +231,10 @@ impl PlantedBug {
         PlantedBug::AclSkippedForRetained,
         PlantedBug::AclSkippedForWills,
         PlantedBug::CrossUserTakeover,
+        PlantedBug::AckBeforeCommit,
+        PlantedBug::AwaitingReleaseNotStored,
+        PlantedBug::RetainedClearNotStored,
+        PlantedBug::InflightIdsNotRestored,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -134,7 +134,10 @@ impl Shared {
         }
         let result = work(&mut state);
         let persist = self.persist.get();
-        let gate = persist.map_or(0, |p| p.gate(state.broker.take_changes()));
+        let mut gate = persist.map_or(0, |p| p.gate(state.broker.take_changes()));
+        if planted!(self.config, AckBeforeCommit) {
+            gate = 0;
+        }
         let gated = persist.filter(|_| gate > 0);
         state.apply_effects(self.config.outbound_packets_max, gate, gated);
         let notices = state.broker.take_notices();

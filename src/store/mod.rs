@@ -18,7 +18,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 pub use batch::Batch;
 pub use records::Clock;
-pub use worker::{Commits, Committer};
+pub use worker::{Commits, Committer, Latency};
 
 use crate::broker::{Restored, RestoredSession, SessionId};
 use crate::codec::PacketId;
@@ -34,11 +34,16 @@ const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 /// What this build writes; a store of another format is refused at start.
 const FORMAT: &[u8] = b"tern-store-1";
 
-/// The file in the data directory.
+/// The files in the data directory.
 pub const FILE_NAME: &str = "tern.redb";
+const LOCK_NAME: &str = "lock";
 
 pub struct Store {
     db: Database,
+    /// Held locked for as long as the store is open (`open_dir`): a second
+    /// broker on the directory is refused at once, rather than left to
+    /// wait on, or race, the first.
+    _lock: Option<std::fs::File>,
     clock: Clock,
     /// `Durability::Immediate` (fsync at each commit) or `None` (left to
     /// the next immediate one, or to the OS): `durability = "periodic"`.
@@ -51,6 +56,7 @@ impl Store {
     pub fn open_dir(dir: &Path, clock: Clock) -> Result<(Store, Restored), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+        let lock = lock(dir)?;
         let path = dir.join(FILE_NAME);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -59,9 +65,16 @@ impl Store {
             .truncate(false)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        // A new file's directory entry is durable only once its directory
+        // is synced: without this, a power cut could lose the whole file.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("data directory {}: {e}", dir.display()))?;
         let backend =
             redb::backends::FileBackend::new(file).map_err(|e| describe(&path, &e.to_string()))?;
-        Store::open(backend, clock).map_err(|e| describe(&path, &e))
+        let (mut store, restored) = Store::open(backend, clock).map_err(|e| describe(&path, &e))?;
+        store._lock = Some(lock);
+        Ok((store, restored))
     }
 
     /// Opens the store over `backend` and reads back what it holds.
@@ -79,6 +92,7 @@ impl Store {
             })?;
         let store = Store {
             db,
+            _lock: None,
             clock,
             durability: Durability::Immediate,
         };
@@ -256,6 +270,26 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+}
+
+/// The directory's lock file, locked; an error if another holds it.
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join(LOCK_NAME);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(describe(
+            &dir.join(FILE_NAME),
+            &format!("in use by another running broker (it holds {LOCK_NAME})"),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
     }
 }
 

@@ -16,13 +16,19 @@ use crate::broker::Change;
 
 type Job = (Batch, oneshot::Sender<Result<(), String>>);
 
+/// How long each simulated commit takes, drawn by the simulation.
+pub type Latency = Box<dyn FnMut() -> std::time::Duration + Send>;
+
 pub enum Committer {
     Thread {
         /// Dropped first on drop, which ends the thread's loop.
         jobs: Option<std::sync::mpsc::Sender<Job>>,
         thread: Option<std::thread::JoinHandle<()>>,
     },
-    Inline(Box<Store>),
+    /// In the calling task, each after a `latency` on the runtime's clock:
+    /// a simulated fsync takes time, in which more changes gather and a
+    /// crash can come.
+    Inline { store: Box<Store>, latency: Latency },
 }
 
 impl Committer {
@@ -43,14 +49,21 @@ impl Committer {
         }
     }
 
-    /// Commits in the calling task (the simulation).
-    pub fn inline(store: Store) -> Committer {
-        Committer::Inline(Box::new(store))
+    /// Commits in the calling task (the simulation), each taking what
+    /// `latency` says.
+    pub fn inline(store: Store, latency: Latency) -> Committer {
+        Committer::Inline {
+            store: Box::new(store),
+            latency,
+        }
     }
 
     pub async fn commit(&mut self, batch: Batch) -> Result<(), String> {
         match self {
-            Committer::Inline(store) => store.commit(&batch),
+            Committer::Inline { store, latency } => {
+                tokio::time::sleep(latency()).await;
+                store.commit(&batch)
+            }
             Committer::Thread { jobs, .. } => {
                 let (done, result) = oneshot::channel();
                 let sent = jobs

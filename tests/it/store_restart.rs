@@ -107,13 +107,27 @@ async fn a_second_broker_on_the_same_data_directory_is_refused_in_one_line() {
         dir.display().to_string()
     );
     let _first = Binary::start_on(&config, addr).await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
         .arg("--listen")
         .arg(free_addr().to_string())
         .arg("--data-dir")
         .arg(&dir)
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run tern");
+    // Refused at once: a broker that waited for the lock (as redb's own
+    // file lock let it) would hang here.
+    for _ in 0..100 {
+        if second.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if second.try_wait().expect("wait").is_none() {
+        let _ = second.kill();
+        panic!("a second broker on the same data directory was not refused within 5 s");
+    }
+    let output = second.wait_with_output().expect("its stderr");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();

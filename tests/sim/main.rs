@@ -3,6 +3,7 @@
 //! --exact TEST`, which reruns that same binary.
 
 mod determinism;
+mod durable;
 mod planted_bugs;
 mod scenarios;
 mod seed_story;

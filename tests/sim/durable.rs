@@ -1,0 +1,87 @@
+//! The broker's store under crashes: power cuts that tear writes and lose
+//! what was not synced, and kills (see `tern_sim::durable`). `SIM_SEED=N`
+//! replays one seed; `SIM_SEEDS=N SIM_SEED_BASE=B` runs a batch.
+
+use tern::config::PlantedBug;
+use tern_sim::durable;
+use tern_sim::seeds::{seeds_for, test_replay_line};
+
+fn check(test: &str, seeds: Vec<u64>) {
+    tern_sim::seeds::init_logging();
+    let mut failed = 0;
+    for seed in &seeds {
+        match durable::run(*seed, None) {
+            Ok(report) => eprintln!("durable seed {seed}: {report:?}"),
+            Err(failure) => {
+                failed += 1;
+                eprintln!("{failure}\n{}", test_replay_line(test, *seed));
+            }
+        }
+    }
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} seeds failed; replay lines above",
+        seeds.len()
+    );
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_across_crashes() {
+    let test = "durable::nothing_acknowledged_is_lost_across_crashes";
+    check(test, seeds_for(durable::NAME, 0..4));
+}
+
+#[test]
+fn a_seed_replays_the_same_run() {
+    let runs: Vec<String> = (0..2)
+        .map(|_| format!("{:?}", durable::run(7, None).expect("seed 7 passes")))
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+}
+
+/// Runs seeds from 0 until one fails; returns the failure's text.
+fn find(bug: PlantedBug, max_seeds: u64) -> String {
+    let test = format!("durable::{}", bug.name());
+    for seed in seeds_for(&test, 0..max_seeds) {
+        if let Err(failure) = durable::run(seed, Some(bug)) {
+            let text = failure.to_string();
+            eprintln!(
+                "{bug:?} found by seed {seed}:\n{text}\n{}",
+                test_replay_line(&test, seed)
+            );
+            return text;
+        }
+    }
+    panic!(
+        "{bug:?} was not found in {max_seeds} seeds of {}",
+        durable::NAME
+    );
+}
+
+#[test]
+fn ack_before_commit() {
+    let text = find(PlantedBug::AckBeforeCommit, 20);
+    assert!(
+        text.contains("never got") || text.contains("holds"),
+        "{text}"
+    );
+}
+
+#[test]
+fn awaiting_release_not_stored() {
+    let text = find(PlantedBug::AwaitingReleaseNotStored, 20);
+    assert!(text.contains("times"), "{text}");
+}
+
+#[test]
+fn retained_clear_not_stored() {
+    let text = find(PlantedBug::RetainedClearNotStored, 20);
+    assert!(text.contains("retained"), "{text}");
+}
+
+#[test]
+fn inflight_ids_not_restored() {
+    let text = find(PlantedBug::InflightIdsNotRestored, 20);
+    assert!(text.contains("times"), "{text}");
+}
