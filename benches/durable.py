@@ -132,6 +132,14 @@ def cpu_of(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def port_free(port):
+    try:
+        socket.create_connection(('127.0.0.1', port)).close()
+    except OSError:
+        return
+    sys.exit(f'something already listens on {port}: stop it first')
+
+
 def wait_listening(port, proc):
     for _ in range(500):
         if proc.poll() is not None: sys.exit(f'broker exited with {proc.returncode}')
@@ -176,6 +184,8 @@ def start(kind, tern, port, work, inflight):
             f'data_dir = "{data}"\ndurability = "{durability}"\n'
             f'queued_messages_max = 1000000\ninflight_messages_max = {inflight}\nsys_interval_secs = 0\n')
         cmd = [tern, '--config', conf]
+    port_free(port)
+    if kind != 'mosquitto': port_free(port + 1)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(port, proc)
     return proc

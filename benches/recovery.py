@@ -57,6 +57,14 @@ def metric(port, name):
     sys.exit(f'no {name} in /metrics')
 
 
+def port_free(port):
+    try:
+        socket.create_connection(('127.0.0.1', port)).close()
+    except OSError:
+        return
+    sys.exit(f'something already listens on {port}: stop it first')
+
+
 def wait_serving(port, proc, limit=600):
     """The time of the first CONNACK: the binary binds its listeners before
     it reads the store, so an accepted TCP connection says nothing yet."""
@@ -85,6 +93,7 @@ def config(work, port, data, durability):
 
 
 def build(tern, port, work, data, sessions, messages):
+    port_free(port); port_free(port + 1)
     log = open(os.path.join(work, 'build.log'), 'w')
     proc = subprocess.Popen([tern, '--config', config(work, port, data, 'periodic')],
                             stdout=subprocess.DEVNULL, stderr=log)
@@ -120,6 +129,7 @@ def start(tern, port, work, data):
     'data store' line (the store read) and to its 'listening' line."""
     log_path = os.path.join(work, 'start.log')
     with open(log_path, 'w') as log:
+        port_free(port); port_free(port + 1)
         wall = time.time(); t0 = time.monotonic()
         proc = subprocess.Popen([tern, '--config', config(work, port, data, 'sync')],
                                 stdout=subprocess.DEVNULL, stderr=log)
