@@ -1,6 +1,6 @@
 # The few MQTT 3.1.1 bytes the Python bench scripts write, a client that
 # reads packets, and a process's resident memory; imported by overlap.py,
-# retained.py and subscriptions.py.
+# retained.py, subscriptions.py, durable.py and recovery.py.
 import socket, struct
 
 def varint(n):

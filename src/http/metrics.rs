@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::server::{Census, Server, TASK_KINDS};
+use crate::server::{Census, Server, StoreCounts, TASK_KINDS};
 
 pub(super) use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -52,6 +52,9 @@ impl Collector for CensusCollector {
         let uptime = self.server.uptime().as_secs_f64();
         encode_gauges(&mut encoder, &census, uptime)?;
         encode_counters(&mut encoder, &census)?;
+        if let Some(store) = &census.store {
+            encode_store(&mut encoder, store)?;
+        }
         encode_lock_holds(&mut encoder, &self.server)
     }
 }
@@ -268,6 +271,34 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
             ("memory_full", dropped.memory_full),
         ],
     )
+}
+
+/// The data store's commits: `changes / commits` is what one fsync
+/// serves (durability = "sync"), `commits` per second how often one runs.
+fn encode_store(encoder: &mut DescriptorEncoder, store: &StoreCounts) -> fmt::Result {
+    let plain: [(&str, &str, u64); 2] = [
+        (
+            "store_commits",
+            "Commits of the data store that returned; one fsync each with durability = sync.",
+            store.commits,
+        ),
+        (
+            "store_changes",
+            "Changes to durable state those commits carried (a message queued, then acknowledged, is two).",
+            store.changes,
+        ),
+    ];
+    for (name, help, value) in plain {
+        let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(value).encode(metric)?;
+    }
+    let metric = encoder.encode_descriptor(
+        "store_commit",
+        "Time spent in the data store's commits, from handing a batch over to its return.",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(seconds(store.commit_nanos)).encode(metric)
 }
 
 fn encode_lock_holds(encoder: &mut DescriptorEncoder, server: &Server) -> fmt::Result {

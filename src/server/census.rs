@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ops::Deref;
 
-use super::{Shared, TrafficCounts};
+use super::{Shared, StoreCounts, TrafficCounts};
 use crate::broker::{BrokerStats, Peaks};
 
 /// The broker's own counts (`census.subscriptions`, `census.dropped`, ...
@@ -37,6 +37,8 @@ pub struct Census {
     /// Holds of the routing state's lock since the start: a batch whose
     /// work is split between holds takes more of them.
     pub lock_holds: u64,
+    /// The data store's commits, when the broker keeps one.
+    pub store: Option<StoreCounts>,
     /// Live tasks by kind (`TASK_KINDS`).
     pub tasks: BTreeMap<&'static str, usize>,
     /// The most one client holds of what the per-client limits bound:
@@ -93,6 +95,7 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
         connects_refused_auth: shared.auth.refused(),
         heap_bytes: shared.memory.get().map(|memory| (memory.gauge)()),
         lock_holds,
+        store: shared.persist.get().map(|persist| persist.counts()),
         tasks: shared.registry.counts(),
         peaks,
     }

@@ -35,6 +35,7 @@ use log_limit::LogLimit;
 pub use memory::MemoryGauge;
 use memory::MemoryLimit;
 use outbox::{Outbound, Outbox};
+pub use persist::StoreCounts;
 pub use registry::TaskRegistry;
 pub use traffic::TrafficCounts;
 use traffic::{Counted, Traffic};

@@ -83,7 +83,12 @@ impl TestBroker {
     /// 127.0.0.1:0; the HTTP side's address beside it.
     pub async fn start_with_http(config: Config) -> (TestBroker, SocketAddr) {
         let endpoint = Endpoint::plain(&config);
-        let server = Server::new(config);
+        TestBroker::serve_with_http(Server::new(config), endpoint).await
+    }
+
+    /// As `start_with_http`, with a server the test has set up itself (a
+    /// data store, say).
+    pub async fn serve_with_http(server: Server, endpoint: Endpoint) -> (TestBroker, SocketAddr) {
         let http = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
