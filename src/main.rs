@@ -117,10 +117,18 @@ async fn serve(args: Args) -> Result<(), String> {
     if args.in_memory {
         config.durability = tern::config::Durability::None;
     }
-    let mut listeners = Vec::new();
+    let mut endpoints = Vec::new();
     for listener in config.listeners() {
-        let endpoint = tern::Endpoint::new(&listener, &config)?;
-        let address = listener.address;
+        endpoints.push((listener.address, tern::Endpoint::new(&listener, &config)?));
+    }
+    let server = tern::Server::try_new(config.clone())?;
+    if let Some((committer, restored, periodic)) = open_store(&config, server.uptime())? {
+        server.use_store(committer, restored, periodic)?;
+    }
+    // Bound only now: a port that accepts is a broker that answers, not
+    // one still reading its store.
+    let mut listeners = Vec::new();
+    for (address, endpoint) in endpoints {
         let bound = TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
@@ -134,10 +142,6 @@ async fn serve(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
-    let server = tern::Server::try_new(config.clone())?;
-    if let Some((committer, restored, periodic)) = open_store(&config, server.uptime())? {
-        server.use_store(committer, restored, periodic)?;
-    }
     if let Some(listener) = http {
         server.serve_http(listener);
     }

@@ -86,17 +86,18 @@ fn separate_processes_same_history() {
     let dir = std::env::temp_dir().join(format!("tern-determinism-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let mut diverged = Vec::new();
-    for scenario in scenarios::all() {
-        let quiet_path = dir.join(format!("{}-quiet.txt", scenario.name));
-        let busy_path = dir.join(format!("{}-busy.txt", scenario.name));
-        let quiet = spawn_child(scenario.name, 0, false, &quiet_path);
-        let busy = spawn_child(scenario.name, 0, true, &busy_path);
+    let names = scenarios::all().into_iter().map(|s| s.name);
+    for name in names.chain([tern_sim::durable::NAME]) {
+        let quiet_path = dir.join(format!("{name}-quiet.txt"));
+        let busy_path = dir.join(format!("{name}-busy.txt"));
+        let quiet = spawn_child(name, 0, false, &quiet_path);
+        let busy = spawn_child(name, 0, true, &busy_path);
         let quiet = read_history(quiet, &quiet_path);
         let busy = read_history(busy, &busy_path);
         assert!(
             quiet.lines().count() > 100,
             "{}: a history worth comparing: {} events",
-            scenario.name,
+            name,
             quiet.lines().count()
         );
         if let Some((i, (a, b))) = quiet
@@ -105,14 +106,11 @@ fn separate_processes_same_history() {
             .enumerate()
             .find(|(_, (a, b))| a != b)
         {
-            diverged.push(format!(
-                "{} diverges at event {i}:\n  {a}\n  {b}",
-                scenario.name
-            ));
+            diverged.push(format!("{} diverges at event {i}:\n  {a}\n  {b}", name));
         } else if quiet.len() != busy.len() {
             diverged.push(format!(
                 "{}: {} events quiet, {} beside busy threads",
-                scenario.name,
+                name,
                 quiet.lines().count(),
                 busy.lines().count()
             ));
@@ -163,7 +161,6 @@ fn history_child() {
     let (Some(name), Some(seed), Some(busy)) = (words.next(), words.next(), words.next()) else {
         panic!("{CHILD_ENV}={spec:?} is not `scenario seed busy`");
     };
-    let scenario = scenarios::by_name(name).expect("a scenario");
     let seed: u64 = seed.parse().expect("a seed");
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -181,7 +178,17 @@ fn history_child() {
         }
         // A failing seed is the scenario tests' to report; here only the
         // history counts, and it is written either way.
-        let _ = run::run(&scenario, seed);
+        if name == tern_sim::durable::NAME {
+            let trace = match tern_sim::durable::run(seed, None) {
+                Ok(report) => report.trace.0.join("\n"),
+                Err(failure) => failure.to_string(),
+            };
+            let path = std::env::var_os("SIM_HISTORY").expect("SIM_HISTORY");
+            std::fs::write(path, trace).expect("write the trace");
+        } else {
+            let scenario = scenarios::by_name(name).expect("a scenario");
+            let _ = run::run(&scenario, seed);
+        }
         stop.store(true, Ordering::Relaxed);
     });
 }
