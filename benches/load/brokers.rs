@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -74,36 +75,49 @@ pub fn available() -> Vec<Kind> {
 /// Whether `kind` serves MQTT over WebSocket, and if not, why. tern and
 /// rumqttd (its default features) always do; a mosquitto built without
 /// libwebsockets refuses `protocol websockets` at start, which is tried
-/// once, in `dir`, with a listener of that protocol alone.
+/// once, in `dir`. The probe has a plain listener too, as every run's
+/// configuration has: mosquitto 2.0 with a WebSocket listener alone exits
+/// ("Unable to start any listening sockets", eclipse-mosquitto#2284).
 pub fn websockets(kind: Kind, dir: &Path) -> Result<(), String> {
     static MOSQUITTO: OnceLock<Result<(), String>> = OnceLock::new();
     match kind {
         Kind::Tern | Kind::Rumqttd => Ok(()),
-        Kind::Mosquitto => MOSQUITTO
-            .get_or_init(|| {
-                let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-                let config = dir.join("mosquitto-websockets-probe.conf");
-                let text = format!("listener {} 127.0.0.1\nprotocol websockets\n", addr.port());
-                fs::write(&config, text).expect("write probe config");
-                let mut child = Command::new(Kind::Mosquitto.path().expect("mosquitto"))
-                    .arg("-c")
-                    .arg(&config)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| format!("cannot start mosquitto: {e}"))?;
-                let answer = listening(&mut child, &[addr], Duration::from_secs(10));
-                let _ = child.kill();
-                let output = child.wait_with_output().map_err(|e| e.to_string())?;
-                answer.map_err(|why| {
-                    let said = String::from_utf8_lossy(&output.stderr);
-                    let last = said.lines().last().unwrap_or("(nothing)").to_owned();
-                    format!("mosquitto has no WebSocket listener ({why}; it said: {last})")
-                })
-            })
-            .clone(),
+        Kind::Mosquitto => MOSQUITTO.get_or_init(|| probe_mosquitto(dir)).clone(),
     }
+}
+
+fn probe_mosquitto(dir: &Path) -> Result<(), String> {
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let (plain, ws) = (loopback(free_port()), loopback(free_port()));
+    let config = dir.join("mosquitto-websockets-probe.conf");
+    let text = format!(
+        "listener {} 127.0.0.1\nlistener {} 127.0.0.1\nprotocol websockets\n",
+        plain.port(),
+        ws.port()
+    );
+    fs::write(&config, text).expect("write probe config");
+    let mut child = Command::new(Kind::Mosquitto.path().expect("mosquitto"))
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start mosquitto: {e}"))?;
+    let mut answer = listening(&mut child, &[plain, ws], Duration::from_secs(10));
+    // Listening, and still up a moment later: it has not given up on a
+    // listener it opened.
+    std::thread::sleep(Duration::from_millis(200));
+    if let (Ok(()), Ok(Some(status))) = (&answer, child.try_wait()) {
+        answer = Err(format!("exited after start: {status}"));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    answer.map_err(|why| {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let last = said.lines().last().unwrap_or("(nothing)").to_owned();
+        format!("mosquitto has no WebSocket listener ({why}; it said: {last})")
+    })
 }
 
 /// Waits until every one of `addrs` accepts a connection, or `child` ends.
@@ -294,9 +308,25 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
 }
 
 /// A port the kernel just handed out and we let go; a broker binds it next.
+/// With `TERN_BENCH_PORTS=FIRST-LAST`, the next free one of that range
+/// instead, round and round: a shared machine's share of ports.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let Some((first, last)) = std::env::var("TERN_BENCH_PORTS").ok().map(|range| {
+        range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+            .filter(|(a, b)| 0 < *a && a <= b)
+            .unwrap_or_else(|| panic!("TERN_BENCH_PORTS={range:?}: expected FIRST-LAST"))
+    }) else {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        return listener.local_addr().expect("local addr").port();
+    };
+    let count = usize::from(last - first) + 1;
+    (0..count)
+        .map(|_| first + (NEXT.fetch_add(1, Relaxed) % count) as u16)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap_or_else(|| panic!("no free port in TERN_BENCH_PORTS {first}-{last}"))
 }
 
 /// Lets this process and the brokers it starts (which inherit it) open as
