@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::configs::{self, Listeners};
+use crate::transport::Transport;
 
 /// Which broker; the table has one column per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +58,12 @@ pub fn available() -> Vec<Kind> {
     let mut kinds = vec![Kind::Tern];
     for (kind, install) in [
         (Kind::Mosquitto, "apt-get install -y mosquitto"),
-        // 0.20.0's lock file no longer builds; its manifest's ranges do.
-        (Kind::Rumqttd, "cargo install rumqttd --version 0.20.0"),
+        // Without --locked: 0.20.0 builds from its manifest's ranges, not
+        // from its lock file (issue 15).
+        (
+            Kind::Rumqttd,
+            "cargo install rumqttd --version 0.20.0, without --locked",
+        ),
     ] {
         if kind.path().is_some() {
             kinds.push(kind);
@@ -170,7 +175,7 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// Its TLS listener, with the certificate of [`crate::tls::files`].
     pub tls_addr: SocketAddr,
-    /// Its WebSocket listener, when it has one ([`websockets`]).
+    /// Its WebSocket listener, in a WebSocket scenario ([`websockets`]).
     pub ws_addr: Option<SocketAddr>,
     child: Child,
     log: PathBuf,
@@ -180,12 +185,17 @@ impl Broker {
     /// Starts a fresh broker of `kind` with limits raised so that nothing is
     /// dropped, and waits until it accepts connections. Every run gets its
     /// own process, so memory and descriptor baselines are clean.
-    pub fn start(kind: Kind, dir: &Path, limits: Limits) -> Broker {
+    ///
+    /// A WebSocket listener only when `transport` is WebSocket: the other
+    /// scenarios run each broker as they did before there was one (and
+    /// mosquitto 2.0 binds that listener on every interface).
+    pub fn start(kind: Kind, dir: &Path, limits: Limits, transport: Transport) -> Broker {
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let ws = transport == Transport::Ws && websockets(kind, dir).is_ok();
         let at = Listeners {
             plain: loopback(free_port()),
             tls: loopback(free_port()),
-            ws: websockets(kind, dir).is_ok().then(|| loopback(free_port())),
+            ws: ws.then(|| loopback(free_port())),
         };
         let port = at.plain.port();
         let log_path = dir.join(format!("{}-{port}.log", kind.name()));

@@ -17,8 +17,8 @@ use crate::transport::WS_PATH;
 pub struct Listeners {
     pub plain: SocketAddr,
     pub tls: SocketAddr,
-    /// None when the broker cannot serve WebSocket (see
-    /// [`crate::brokers::websockets`]).
+    /// None outside WebSocket scenarios, and for a broker that cannot
+    /// serve WebSocket (see [`crate::brokers::websockets`]).
     pub ws: Option<SocketAddr>,
 }
 

@@ -138,7 +138,7 @@ fn main() {
             // A B A B: each broker runs while the machine is in about the
             // state the other one saw.
             for &kind in &runners {
-                let broker = Broker::start(kind, &dir, scenario.limits());
+                let broker = Broker::start(kind, &dir, scenario.limits(), scenario.transport());
                 let mut outcome = scenario.run(&runtime, &broker, &args.settings);
                 let (log, ended) = broker.stop();
                 outcome.lock_holds(&log);
