@@ -104,7 +104,6 @@ pub fn run(
         rt,
         broker,
         settings,
-        settings.duration,
         transport,
         publishers,
         subscribers,
@@ -118,16 +117,12 @@ pub fn run(
 /// from the sample at [`WARM_UP`] (buffers, the allocator's arenas and the
 /// inflight windows have reached their size) to the last one.
 pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
-    let (mut outcome, samples) = drive(
-        rt,
-        broker,
-        settings,
-        settings.sustain,
-        Transport::Tcp,
-        8,
-        1,
-        QoS::AtLeastOnce,
-    );
+    let sustain = Settings {
+        duration: settings.sustain,
+        ..settings.clone()
+    };
+    let (mut outcome, samples) =
+        drive(rt, broker, &sustain, Transport::Tcp, 8, 1, QoS::AtLeastOnce);
     let warm = samples
         .iter()
         .find(|s| s.at >= WARM_UP)
@@ -162,16 +157,17 @@ pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome 
 /// When the sustained run's memory is taken as its baseline.
 const WARM_UP: Duration = Duration::from_secs(10);
 
+/// Runs the load for `settings.duration`.
 fn drive(
     rt: &Runtime,
     broker: &Broker,
     settings: &Settings,
-    duration: Duration,
     transport: Transport,
     publishers: usize,
     subscribers: usize,
     qos: QoS,
 ) -> (Outcome, Vec<Sample>) {
+    let duration = settings.duration;
     let addr = match transport {
         Transport::Tcp => broker.addr,
         Transport::Tls => broker.tls_addr,
