@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use brokers::{Broker, Kind};
 use scenarios::{Scenario, Settings};
-use stats::{median, Better, Outcome};
+use stats::{median, Better, Metric, Outcome};
 use transport::Transport;
 
 struct Args {
@@ -220,13 +220,28 @@ fn print_table(
     }
     println!();
     for (scenario, by_kind) in results {
-        let first = &by_kind[tern][0];
-        for (i, metric) in first.metrics.iter().enumerate() {
+        // A run that failed part of a scenario (an attack a broker did not
+        // let connect) has fewer metrics: rows are every metric any run
+        // has, tern's first, and a median is over the runs that have it.
+        let mut rows: Vec<&Metric> = Vec::new();
+        for kind in kinds {
+            for outcome in by_kind.get(kind.name()).into_iter().flatten() {
+                for metric in &outcome.metrics {
+                    if !rows.iter().any(|row| row.name == metric.name) {
+                        rows.push(metric);
+                    }
+                }
+            }
+        }
+        for metric in rows {
             let value = |kind: &str| {
                 let values: Vec<f64> = by_kind
                     .get(kind)
-                    .map(|outcomes| outcomes.iter().map(|o| o.metrics[i].value).collect())
-                    .unwrap_or_default();
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o.metrics.iter().find(|m| m.name == metric.name))
+                    .map(|m| m.value)
+                    .collect();
                 median(&values)
             };
             let t = value(tern);
