@@ -1,19 +1,25 @@
-//! Starting the brokers under test (tern's release binary, and mosquitto when
-//! it is on PATH) on free loopback ports, and reading their CPU time, memory
-//! and open file descriptors from /proc.
+//! Starting the brokers under test (tern's release binary, and mosquitto and
+//! rumqttd when they are installed) on free loopback ports, and reading
+//! their CPU time, memory and open file descriptors from /proc.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::configs::{self, Listeners};
+use crate::transport::Transport;
 
 /// Which broker; the table has one column per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Tern,
     Mosquitto,
+    Rumqttd,
 }
 
 impl Kind {
@@ -21,28 +27,120 @@ impl Kind {
         match self {
             Kind::Tern => "tern",
             Kind::Mosquitto => "mosquitto",
+            Kind::Rumqttd => "rumqttd",
+        }
+    }
+
+    /// Where its binary is, if it is installed; tern is always built.
+    fn path(self) -> Option<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        match self {
+            Kind::Tern => Some(PathBuf::from(env!("CARGO_BIN_EXE_tern"))),
+            // Debian puts the daemon in /usr/sbin, which a user's PATH may lack.
+            Kind::Mosquitto => find("mosquitto", [PathBuf::from("/usr/sbin")]),
+            // `cargo install` puts it in ~/.cargo/bin.
+            Kind::Rumqttd => find("rumqttd", home.map(|h| h.join(".cargo/bin"))),
         }
     }
 }
 
-/// The kinds to compare: tern always, mosquitto when it can be run.
+/// The first `name` on PATH or, after it, in `extra`.
+fn find(name: &str, extra: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The kinds to compare: tern always, the others when they can be run.
 pub fn available() -> Vec<Kind> {
     let mut kinds = vec![Kind::Tern];
-    if mosquitto_path().is_some() {
-        kinds.push(Kind::Mosquitto);
-    } else {
-        eprintln!("mosquitto not on PATH: measuring tern alone (apt-get install -y mosquitto)");
+    for (kind, install) in [
+        (Kind::Mosquitto, "apt-get install -y mosquitto"),
+        // Without --locked: 0.20.0 builds from its manifest's ranges, not
+        // from its lock file (issue 15).
+        (
+            Kind::Rumqttd,
+            "cargo install rumqttd --version 0.20.0, without --locked",
+        ),
+    ] {
+        if kind.path().is_some() {
+            kinds.push(kind);
+        } else {
+            eprintln!(
+                "{} not installed: measuring without it ({install})",
+                kind.name()
+            );
+        }
     }
     kinds
 }
 
-fn mosquitto_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    // Debian puts the daemon in /usr/sbin, which a user's PATH may lack.
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("mosquitto"))
-        .find(|candidate| candidate.is_file())
+/// Whether `kind` serves MQTT over WebSocket, and if not, why. tern and
+/// rumqttd (its default features) always do; a mosquitto built without
+/// libwebsockets refuses `protocol websockets` at start, which is tried
+/// once, in `dir`. The probe has a plain listener too, as every run's
+/// configuration has: mosquitto 2.0 with a WebSocket listener alone exits
+/// ("Unable to start any listening sockets", eclipse-mosquitto#2284).
+pub fn websockets(kind: Kind, dir: &Path) -> Result<(), String> {
+    static MOSQUITTO: OnceLock<Result<(), String>> = OnceLock::new();
+    match kind {
+        Kind::Tern | Kind::Rumqttd => Ok(()),
+        Kind::Mosquitto => MOSQUITTO.get_or_init(|| probe_mosquitto(dir)).clone(),
+    }
+}
+
+fn probe_mosquitto(dir: &Path) -> Result<(), String> {
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let (plain, ws) = (loopback(free_port()), loopback(free_port()));
+    let config = dir.join("mosquitto-websockets-probe.conf");
+    let text = format!(
+        "listener {} 127.0.0.1\nlistener {} 127.0.0.1\nprotocol websockets\n",
+        plain.port(),
+        ws.port()
+    );
+    fs::write(&config, text).expect("write probe config");
+    let mut child = Command::new(Kind::Mosquitto.path().expect("mosquitto"))
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start mosquitto: {e}"))?;
+    let mut answer = listening(&mut child, &[plain, ws], Duration::from_secs(10));
+    // Listening, and still up a moment later: it has not given up on a
+    // listener it opened.
+    std::thread::sleep(Duration::from_millis(200));
+    if let (Ok(()), Ok(Some(status))) = (&answer, child.try_wait()) {
+        answer = Err(format!("exited after start: {status}"));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    answer.map_err(|why| {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let last = said.lines().last().unwrap_or("(nothing)").to_owned();
+        format!("mosquitto has no WebSocket listener ({why}; it said: {last})")
+    })
+}
+
+/// Waits until every one of `addrs` accepts a connection, or `child` ends.
+fn listening(child: &mut Child, addrs: &[SocketAddr], within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut waiting = addrs.to_vec();
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited at start: {status}"));
+        }
+        waiting
+            .retain(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_err());
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("did not listen on {waiting:?} within {within:?}"))
 }
 
 /// Which limits a broker runs with, the same for both kinds where both
@@ -77,6 +175,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// Its TLS listener, with the certificate of [`crate::tls::files`].
     pub tls_addr: SocketAddr,
+    /// Its WebSocket listener, in a WebSocket scenario ([`websockets`]).
+    pub ws_addr: Option<SocketAddr>,
     child: Child,
     log: PathBuf,
 }
@@ -85,35 +185,46 @@ impl Broker {
     /// Starts a fresh broker of `kind` with limits raised so that nothing is
     /// dropped, and waits until it accepts connections. Every run gets its
     /// own process, so memory and descriptor baselines are clean.
-    pub fn start(kind: Kind, dir: &Path, limits: Limits) -> Broker {
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let tls = tls_listener(kind, dir, tls_addr);
+    ///
+    /// A WebSocket listener only when `transport` is WebSocket: the other
+    /// scenarios run each broker as they did before there was one (and
+    /// mosquitto 2.0 binds that listener on every interface).
+    pub fn start(kind: Kind, dir: &Path, limits: Limits, transport: Transport) -> Broker {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let ws = transport == Transport::Ws && websockets(kind, dir).is_ok();
+        let at = Listeners {
+            plain: loopback(free_port()),
+            tls: loopback(free_port()),
+            ws: ws.then(|| loopback(free_port())),
+        };
+        let port = at.plain.port();
         let log_path = dir.join(format!("{}-{port}.log", kind.name()));
         let log = fs::File::create(&log_path).expect("create broker log");
-        let mut command = match kind {
+        let config = dir.join(format!(
+            "{}-{port}.{}",
+            kind.name(),
+            configs::extension(kind)
+        ));
+        fs::write(&config, configs::text(kind, &at, limits, dir)).expect("write config");
+        let mut command = Command::new(kind.path().expect("an available broker"));
+        match kind {
             Kind::Tern => {
-                let config = dir.join(format!("tern-{port}.toml"));
-                let config_text = tern_config(addr, limits) + &tls;
-                fs::write(&config, config_text).expect("write tern config");
-                let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-                command.arg("--config").arg(config);
+                // In memory, as mosquitto (`persistence false`) and rumqttd
+                // run here: benches/durable.py measures the store.
+                command.arg("--config").arg(config).arg("--in-memory");
                 // Per-connection info lines would cost the broker time that
                 // mosquitto (logging errors and warnings only) does not spend.
                 // The lock's hold times come once, at shutdown.
                 command.env("RUST_LOG", "warn,tern::lock=info");
-                command
             }
             Kind::Mosquitto => {
-                let config = dir.join(format!("mosquitto-{port}.conf"));
-                let config_text = mosquitto_config(port, limits) + &tls;
-                fs::write(&config, config_text).expect("write mosquitto config");
-                let mut command = Command::new(mosquitto_path().expect("mosquitto"));
                 command.arg("-c").arg(config);
-                command
             }
-        };
+            // -q: no banner; it logs warnings and errors by default.
+            Kind::Rumqttd => {
+                command.arg("-q").arg("-c").arg(config);
+            }
+        }
         // Killed with us even when we die without unwinding (Ctrl-C,
         // SIGKILL), where the Drop below never runs.
         unsafe {
@@ -122,39 +233,28 @@ impl Broker {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
-        let mut broker = Broker {
+        // rumqttd binds each listener in a thread of its own: wait for all.
+        let addrs: Vec<SocketAddr> = [at.plain, at.tls].into_iter().chain(at.ws).collect();
+        if let Err(why) = listening(&mut child, &addrs, Duration::from_secs(10)) {
+            let _ = child.kill();
+            let said = fs::read_to_string(&log_path).unwrap_or_default();
+            let last = said.lines().last().unwrap_or("(empty)");
+            panic!("{} {why}; its log's last line: {last}", kind.name());
+        }
+        Broker {
             kind,
-            addr,
-            tls_addr,
+            addr: at.plain,
+            tls_addr: at.tls,
+            ws_addr: at.ws,
             child,
             log: log_path,
-        };
-        broker.wait_ready();
-        broker
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited at start: {status}", self.kind.name());
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "{} did not listen on {} within 10 s",
-            self.kind.name(),
-            self.addr
-        );
     }
 
     /// Stops the broker as an operator would (SIGTERM), so that it logs
@@ -220,77 +320,25 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
 }
 
 /// A port the kernel just handed out and we let go; a broker binds it next.
+/// With `TERN_BENCH_PORTS=FIRST-LAST`, the next free one of that range
+/// instead, round and round: a shared machine's share of ports.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// A TLS listener on `addr` with the certificate in `dir`, in `kind`'s
-/// words; it comes last in the configuration.
-fn tls_listener(kind: Kind, dir: &Path, addr: SocketAddr) -> String {
-    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-    match kind {
-        Kind::Tern => format!(
-            "[[listener]]\naddress = \"{addr}\"\ncert_file = {cert:?}\nkey_file = {key:?}\n"
-        ),
-        Kind::Mosquitto => format!(
-            "listener {} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
-            addr.port(),
-            cert.display(),
-            key.display()
-        ),
-    }
-}
-
-fn tern_config(addr: SocketAddr, limits: Limits) -> String {
-    let listen = format!("listen = [\"{addr}\"]\nsys_interval_secs = 0\n");
-    match limits {
-        // Queues large enough that the closed-loop windows never fill them:
-        // every loss would then be the broker's, not a limit's.
-        Limits::Raised => format!(
-            "{listen}\
-             queued_messages_max = 1000000\n\
-             outbound_packets_max = 1000000\n\
-             connect_timeout_ms = 60000\n"
-        ),
-        // Every other key at its default, as an operator would leave it.
-        Limits::Attack => [
-            listen,
-            format!("queued_messages_max = {ATTACK_QUEUED_MESSAGES}\n"),
-            format!("queued_bytes_max = {ATTACK_QUEUED_BYTES}\n"),
-            format!("packet_size_max_bytes = {ATTACK_PACKET_BYTES}\n"),
-            format!("inflight_messages_max = {ATTACK_INFLIGHT}\n"),
-            format!("memory_max_bytes = {ATTACK_MEMORY_BYTES}\n"),
-        ]
-        .concat(),
-    }
-}
-
-fn mosquitto_config(port: u16, limits: Limits) -> String {
-    let common = format!(
-        "listener {port} 127.0.0.1\n\
-         allow_anonymous true\n\
-         persistence false\n\
-         set_tcp_nodelay true\n\
-         log_dest stderr\n\
-         log_type error\n\
-         log_type warning\n"
-    );
-    match limits {
-        Limits::Raised => format!(
-            "{common}\
-             max_queued_messages 1000000\n\
-             max_inflight_messages 20\n"
-        ),
-        Limits::Attack => format!(
-            "{common}\
-             memory_limit {ATTACK_MEMORY_BYTES}\n\
-             max_queued_messages {ATTACK_QUEUED_MESSAGES}\n\
-             max_queued_bytes {ATTACK_QUEUED_BYTES}\n\
-             max_packet_size {ATTACK_PACKET_BYTES}\n\
-             max_inflight_messages {ATTACK_INFLIGHT}\n"
-        ),
-    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let Some((first, last)) = std::env::var("TERN_BENCH_PORTS").ok().map(|range| {
+        range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+            .filter(|(a, b)| 0 < *a && a <= b)
+            .unwrap_or_else(|| panic!("TERN_BENCH_PORTS={range:?}: expected FIRST-LAST"))
+    }) else {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        return listener.local_addr().expect("local addr").port();
+    };
+    let count = usize::from(last - first) + 1;
+    (0..count)
+        .map(|_| first + (NEXT.fetch_add(1, Relaxed) % count) as u16)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap_or_else(|| panic!("no free port in TERN_BENCH_PORTS {first}-{last}"))
 }
 
 /// Lets this process and the brokers it starts (which inherit it) open as

@@ -1,5 +1,6 @@
 //! The load generator's MQTT client: tern's sans-IO codec over a raw tokio
-//! TcpStream, with no client library in between, so that what is measured is
+//! TcpStream (or TLS, or WebSocket: `transport.rs`), with no client library
+//! in between, so that what is measured is
 //! the broker and not a client crate's queues. Payloads are 64 bytes stamped
 //! with the publisher, a sequence number and the send time.
 
@@ -14,9 +15,8 @@ use tern::codec::{
     Publish, QoS, Subscribe, SubscriptionOptions,
 };
 use tern::topic::{TopicFilter, TopicName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+
+use crate::transport::{self, Source, Transport, Writer};
 
 /// Every payload is this long, as the issue asks.
 pub const PAYLOAD_BYTES: usize = 64;
@@ -29,12 +29,12 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// one task while it writes in another.
 pub struct Conn {
     pub reader: Reader,
-    pub writer: OwnedWriteHalf,
+    pub writer: Writer,
 }
 
 /// The read half with its buffer of bytes not yet decoded.
 pub struct Reader {
-    half: OwnedReadHalf,
+    half: Source,
     buf: BytesMut,
     /// The protocol both halves speak, from the CONNECT.
     version: ProtocolVersion,
@@ -192,10 +192,16 @@ pub async fn connect(addr: SocketAddr, client_id: &str) -> io::Result<Conn> {
 
 /// A TCP connection to the broker with nothing sent on it yet.
 pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> io::Result<Conn> {
-    let stream = timed(TcpStream::connect(addr)).await?;
-    // Our writes are already batched; Nagle would only add latency.
-    stream.set_nodelay(true)?;
-    let (half, writer) = stream.into_split();
+    open_over(Transport::Tcp, addr, version).await
+}
+
+/// A connection over `transport` with nothing of MQTT sent on it yet.
+pub async fn open_over(
+    transport: Transport,
+    addr: SocketAddr,
+    version: ProtocolVersion,
+) -> io::Result<Conn> {
+    let (half, writer) = transport::open(transport, addr).await?;
     Ok(Conn {
         reader: Reader {
             half,
@@ -208,7 +214,18 @@ pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> io::Result<Conn
 
 /// Connects as `hello` says and waits for an accepting CONNACK.
 pub async fn connect_as(addr: SocketAddr, client_id: &str, hello: Hello) -> io::Result<Conn> {
-    let mut conn = open(addr, hello.version).await?;
+    connect_over(Transport::Tcp, addr, client_id, hello).await
+}
+
+/// Connects over `transport` as `hello` says and waits for an accepting
+/// CONNACK.
+pub async fn connect_over(
+    transport: Transport,
+    addr: SocketAddr,
+    client_id: &str,
+    hello: Hello,
+) -> io::Result<Conn> {
+    let mut conn = open_over(transport, addr, hello.version).await?;
     let expiry = hello
         .session_expiry_secs
         .map(Property::SessionExpiryInterval);
@@ -256,7 +273,8 @@ impl Conn {
     /// Drops the connection without DISCONNECT, as a crashed client would:
     /// with `reset`, a RST (zero linger); otherwise a plain FIN.
     pub fn abort(self, reset: bool) {
-        if let Ok(stream) = self.reader.half.reunite(self.writer) {
+        let halves = self.reader.half.into_tcp().zip(self.writer.into_tcp());
+        if let Some(Ok(stream)) = halves.map(|(read, write)| read.reunite(write)) {
             if reset {
                 let _ = stream.set_zero_linger();
             }
@@ -267,12 +285,13 @@ impl Conn {
     /// threads. Call it only between exchanges, with nothing buffered.
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         debug_assert!(self.reader.buf.is_empty());
-        let stream = self
+        let (read, write) = self
             .reader
             .half
-            .reunite(self.writer)
-            .map_err(io::Error::other)?
-            .into_std()?;
+            .into_tcp()
+            .zip(self.writer.into_tcp())
+            .ok_or_else(|| io::Error::other("a std socket needs plain TCP"))?;
+        let stream = read.reunite(write).map_err(io::Error::other)?.into_std()?;
         stream.set_nonblocking(false)?;
         Ok(stream)
     }

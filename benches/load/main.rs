@@ -1,13 +1,16 @@
 //! `cargo bench --bench load [-- --quick] [-- --sustain SECS] [-- SCENARIO...]`:
-//! tern against mosquitto (when installed), scenario by scenario, in
-//! alternating rounds, with a table of medians and tern/mosquitto ratios.
+//! tern against mosquitto and rumqttd (when installed), scenario by
+//! scenario, in alternating rounds, with a table of medians and tern's
+//! ratio to each.
 //! See README.md, "Benchmark", for what each column means.
 
 mod brokers;
 mod client;
+mod configs;
 mod scenarios;
 mod stats;
 mod tls;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use brokers::{Broker, Kind};
 use scenarios::{Scenario, Settings};
-use stats::{median, Better, Outcome};
+use stats::{median, Better, Metric, Outcome};
+use transport::Transport;
 
 struct Args {
     settings: Settings,
@@ -56,6 +60,10 @@ fn parse_args() -> Args {
                 let n = words.next().and_then(|n| n.parse::<usize>().ok());
                 args.settings.idle_connections = n.expect("--connections takes a number");
             }
+            "--help" | "-h" | "--list" => {
+                print_usage();
+                std::process::exit(0);
+            }
             // cargo passes --bench to every bench target; other flags are
             // libtest's, which this harness does not have.
             flag if flag.starts_with("--") => {}
@@ -63,6 +71,19 @@ fn parse_args() -> Args {
         }
     }
     args
+}
+
+fn print_usage() {
+    println!(
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] \
+         [--connections N] [SCENARIO...]\n\
+         Runs each scenario whose name contains one of the SCENARIO words (all \
+         without one) against tern, mosquitto and rumqttd, those installed, in \
+         alternating rounds.\n\nscenarios:"
+    );
+    for scenario in scenarios::ALL {
+        println!("  {}", scenario.name());
+    }
 }
 
 fn main() {
@@ -102,11 +123,22 @@ fn main() {
     let mut results: Vec<(Scenario, BTreeMap<&str, Vec<Outcome>>)> = Vec::new();
     for &scenario in &scenarios {
         let mut by_kind: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
+        let runs_it = |kind: Kind| match scenario.transport() {
+            Transport::Ws => brokers::websockets(kind, &dir),
+            Transport::Tcp | Transport::Tls => Ok(()),
+        };
+        let mut runners = Vec::new();
+        for &kind in &kinds {
+            match runs_it(kind) {
+                Ok(()) => runners.push(kind),
+                Err(why) => eprintln!("{:<22} {:<9} skipped: {why}", scenario.name(), kind.name()),
+            }
+        }
         for round in 1..=args.rounds {
             // A B A B: each broker runs while the machine is in about the
             // state the other one saw.
-            for &kind in &kinds {
-                let broker = Broker::start(kind, &dir, scenario.limits());
+            for &kind in &runners {
+                let broker = Broker::start(kind, &dir, scenario.limits(), scenario.transport());
                 let mut outcome = scenario.run(&runtime, &broker, &args.settings);
                 let (log, ended) = broker.stop();
                 outcome.lock_holds(&log);
@@ -171,26 +203,45 @@ fn print_table(
     rounds: usize,
 ) {
     let tern = Kind::Tern.name();
-    let mosq = Kind::Mosquitto.name();
-    let compare = kinds.contains(&Kind::Mosquitto);
+    // Every other broker gets a column of values and one of tern's ratio
+    // to it; a broker that sat a scenario out shows "-" in both.
+    let others: Vec<&str> = kinds[1..].iter().map(|k| k.name()).collect();
     println!();
     println!("medians of {rounds} rounds; lost/dup/reord are sums over all rounds");
     print!(
         "{:<22} {:<22} {:>7} {:>14}",
         "scenario", "metric", "unit", tern
     );
-    if compare {
-        print!(" {:>14} {:>10}", mosq, "tern/mosq");
+    for other in &others {
+        print!(" {other:>14}");
+    }
+    for other in &others {
+        print!(" {:>12}", format!("tern/{}", &other[..4]));
     }
     println!();
     for (scenario, by_kind) in results {
-        let first = &by_kind[tern][0];
-        for (i, metric) in first.metrics.iter().enumerate() {
+        // A run that failed part of a scenario (an attack a broker did not
+        // let connect) has fewer metrics: rows are every metric any run
+        // has, tern's first, and a median is over the runs that have it.
+        let mut rows: Vec<&Metric> = Vec::new();
+        for kind in kinds {
+            for outcome in by_kind.get(kind.name()).into_iter().flatten() {
+                for metric in &outcome.metrics {
+                    if !rows.iter().any(|row| row.name == metric.name) {
+                        rows.push(metric);
+                    }
+                }
+            }
+        }
+        for metric in rows {
             let value = |kind: &str| {
                 let values: Vec<f64> = by_kind
                     .get(kind)
-                    .map(|outcomes| outcomes.iter().map(|o| o.metrics[i].value).collect())
-                    .unwrap_or_default();
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o.metrics.iter().find(|m| m.name == metric.name))
+                    .map(|m| m.value)
+                    .collect();
                 median(&values)
             };
             let t = value(tern);
@@ -201,19 +252,24 @@ fn print_table(
                 metric.unit,
                 number(t)
             );
-            if compare {
-                let m = value(mosq);
+            for other in &others {
+                print!(" {:>14}", number(value(other)));
+            }
+            for other in &others {
+                let m = value(other);
                 let ratio = match metric.better {
                     Better::Neither => String::new(),
-                    _ if m == 0.0 => "-".into(),
+                    _ if m == 0.0 || !m.is_finite() => "-".into(),
                     _ => format!("{:.2}", t / m),
                 };
-                print!(" {:>14} {:>10}", number(m), ratio);
+                print!(" {ratio:>12}");
             }
             println!();
         }
         let integrity = |kind: &str| {
-            let outcomes = by_kind.get(kind).map(Vec::as_slice).unwrap_or_default();
+            let Some(outcomes) = by_kind.get(kind) else {
+                return "-".to_owned();
+            };
             let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
             format!(
                 "{}/{}/{}",
@@ -229,8 +285,8 @@ fn print_table(
             "msgs",
             integrity(tern)
         );
-        if compare {
-            print!(" {:>14}", integrity(mosq));
+        for other in &others {
+            print!(" {:>14}", integrity(other));
         }
         println!();
     }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tern::codec::QoS;
 use tern::topic::TopicName;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use super::{connect_many, Settings};

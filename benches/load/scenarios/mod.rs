@@ -17,8 +17,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
 use crate::brokers::{Broker, Limits};
-use crate::client::{self, Conn};
+use crate::client::{self, Conn, Hello};
 use crate::stats::Outcome;
+use crate::transport::Transport;
 
 /// Sizes and durations, from the command line.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy)]
 pub enum Scenario {
     FanIn(QoS),
+    /// Fan-in 8 to 1 over TLS or WebSocket.
+    FanInOver(Transport, QoS),
     FanOut(usize, QoS),
     Latency(QoS),
     Connections,
@@ -48,7 +51,7 @@ pub enum Scenario {
 }
 
 /// Every scenario, in the order the table lists them.
-pub const ALL: [Scenario; 18] = [
+pub const ALL: [Scenario; 21] = [
     Scenario::FanIn(QoS::AtMostOnce),
     Scenario::FanIn(QoS::AtLeastOnce),
     Scenario::FanOut(100, QoS::AtMostOnce),
@@ -60,6 +63,9 @@ pub const ALL: [Scenario; 18] = [
     Scenario::Connections,
     Scenario::Churn,
     Scenario::TlsHandshakes,
+    Scenario::FanInOver(Transport::Tls, QoS::AtLeastOnce),
+    Scenario::FanInOver(Transport::Ws, QoS::AtMostOnce),
+    Scenario::FanInOver(Transport::Ws, QoS::AtLeastOnce),
     Scenario::Sustained,
     Scenario::Attack(attacks::ALL[0]),
     Scenario::Attack(attacks::ALL[1]),
@@ -74,6 +80,14 @@ impl Scenario {
         let q = |qos: QoS| qos as u8;
         match self {
             Scenario::FanIn(qos) => format!("fan-in-8to1-qos{}", q(qos)),
+            Scenario::FanInOver(transport, qos) => {
+                let over = match transport {
+                    Transport::Tcp => "tcp",
+                    Transport::Tls => "tls",
+                    Transport::Ws => "ws",
+                };
+                format!("fan-in-{over}-8to1-qos{}", q(qos))
+            }
             Scenario::FanOut(n, qos) => format!("fan-out-1to{n}-qos{}", q(qos)),
             Scenario::Latency(qos) => format!("latency-2000hz-qos{}", q(qos)),
             Scenario::Connections => "connections-idle".into(),
@@ -93,10 +107,23 @@ impl Scenario {
         }
     }
 
-    pub fn run(self, rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
+    /// What carries the scenario's MQTT; a broker without it sits the
+    /// scenario out.
+    pub fn transport(self) -> Transport {
         match self {
-            Scenario::FanIn(qos) => throughput::run(rt, broker, settings, 8, 1, qos),
-            Scenario::FanOut(n, qos) => throughput::run(rt, broker, settings, 1, n, qos),
+            Scenario::FanInOver(transport, _) => transport,
+            _ => Transport::Tcp,
+        }
+    }
+
+    pub fn run(self, rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
+        let tcp = Transport::Tcp;
+        match self {
+            Scenario::FanIn(qos) => throughput::run(rt, broker, settings, tcp, 8, 1, qos),
+            Scenario::FanInOver(over, qos) => {
+                throughput::run(rt, broker, settings, over, 8, 1, qos)
+            }
+            Scenario::FanOut(n, qos) => throughput::run(rt, broker, settings, tcp, 1, n, qos),
             Scenario::Latency(qos) => latency::run(rt, broker, settings, qos),
             Scenario::Connections => connections::idle(rt, broker, settings),
             Scenario::Churn => connections::churn(rt, broker, settings),
@@ -119,6 +146,16 @@ pub async fn connect_many(
     count: usize,
     who: impl Fn(usize) -> (String, Option<(String, QoS)>),
 ) -> Vec<Conn> {
+    connect_many_over(Transport::Tcp, addr, count, who).await
+}
+
+/// [`connect_many`] over `transport`.
+pub async fn connect_many_over(
+    transport: Transport,
+    addr: SocketAddr,
+    count: usize,
+    who: impl Fn(usize) -> (String, Option<(String, QoS)>),
+) -> Vec<Conn> {
     let permits = Arc::new(Semaphore::new(CONNECTING_MAX));
     let tasks: Vec<_> = (0..count)
         .map(|i| {
@@ -126,7 +163,8 @@ pub async fn connect_many(
             let permits = permits.clone();
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("semaphore");
-                let mut conn = client::connect(addr, &client_id).await?;
+                let hello = Hello::default();
+                let mut conn = client::connect_over(transport, addr, &client_id, hello).await?;
                 if let Some((filter, qos)) = subscription {
                     conn.subscribe(&filter, qos).await?;
                 }

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tern::codec::{Ack, Packet, ProtocolVersion, QoS};
 use tern::topic::TopicName;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_many, Settings};
+use super::{connect_many_over, Settings};
 use crate::brokers::Broker;
 use crate::client::{self, Conn, Incoming, Reader};
 use crate::stats::{Better, Outcome, Tracker};
+use crate::transport::Transport;
 
 /// Messages one write carries at most; a publisher also writes less when its
 /// window allows less.
@@ -95,6 +95,7 @@ pub fn run(
     rt: &Runtime,
     broker: &Broker,
     settings: &Settings,
+    transport: Transport,
     publishers: usize,
     subscribers: usize,
     qos: QoS,
@@ -103,7 +104,7 @@ pub fn run(
         rt,
         broker,
         settings,
-        settings.duration,
+        transport,
         publishers,
         subscribers,
         qos,
@@ -116,15 +117,12 @@ pub fn run(
 /// from the sample at [`WARM_UP`] (buffers, the allocator's arenas and the
 /// inflight windows have reached their size) to the last one.
 pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
-    let (mut outcome, samples) = drive(
-        rt,
-        broker,
-        settings,
-        settings.sustain,
-        8,
-        1,
-        QoS::AtLeastOnce,
-    );
+    let sustain = Settings {
+        duration: settings.sustain,
+        ..settings.clone()
+    };
+    let (mut outcome, samples) =
+        drive(rt, broker, &sustain, Transport::Tcp, 8, 1, QoS::AtLeastOnce);
     let warm = samples
         .iter()
         .find(|s| s.at >= WARM_UP)
@@ -159,15 +157,22 @@ pub fn sustained(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome 
 /// When the sustained run's memory is taken as its baseline.
 const WARM_UP: Duration = Duration::from_secs(10);
 
+/// Runs the load for `settings.duration`.
 fn drive(
     rt: &Runtime,
     broker: &Broker,
     settings: &Settings,
-    duration: Duration,
+    transport: Transport,
     publishers: usize,
     subscribers: usize,
     qos: QoS,
 ) -> (Outcome, Vec<Sample>) {
+    let duration = settings.duration;
+    let addr = match transport {
+        Transport::Tcp => broker.addr,
+        Transport::Tls => broker.tls_addr,
+        Transport::Ws => broker.ws_addr.expect("a broker with WebSocket"),
+    };
     rt.block_on(async {
         let shared = Arc::new(Shared {
             publishers,
@@ -184,11 +189,11 @@ fn drive(
             stop_receiving: CancellationToken::new(),
         });
         let run_id = client::now_nanos();
-        let subs = connect_many(broker.addr, subscribers, |i| {
+        let subs = connect_many_over(transport, addr, subscribers, |i| {
             (format!("sub-{run_id}-{i}"), Some((TOPIC.to_owned(), qos)))
         })
         .await;
-        let pubs = connect_many(broker.addr, publishers, |i| {
+        let pubs = connect_many_over(transport, addr, publishers, |i| {
             (format!("pub-{run_id}-{i}"), None)
         })
         .await;

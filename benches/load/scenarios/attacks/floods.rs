@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use tern::codec::{self, Disconnect, Packet, ProtocolVersion, Publish, QoS, ReasonCode};
 use tern::topic::TopicName;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use super::{attacker, count, count_publishes, put_varint, run_id, varint_len, ATTACK_STEP};

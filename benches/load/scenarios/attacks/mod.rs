@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use tern::codec::{self, Packet, PacketId, QoS, Subscribe, SubscriptionOptions};
 use tern::topic::TopicFilter;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use super::Settings;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use tern::codec::ProtocolVersion;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use super::{put_varint, run_id};

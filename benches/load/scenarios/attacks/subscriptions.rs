@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tern::codec::{self, Packet, ProtocolVersion, Publish, QoS};
 use tern::topic::TopicName;
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use super::{attacker, count, count_publishes, seconds, subscribe_all, subscribe_one, ATTACK_STEP};

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tern::codec::{Ack, Packet, QoS};
 use tern::topic::TopicName;
-use tokio::io::AsyncWriteExt;
 
 use crate::brokers::{self, Broker};
 use crate::client::{self, Conn, Incoming};
