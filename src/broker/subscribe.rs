@@ -164,7 +164,9 @@ impl Broker {
                 .remove(filter)
                 .is_some()
             {
-                self.note(|| Noted::Filter(sid, filter.clone()));
+                if !planted!(self.config, UnsubscribeNotStored) {
+                    self.note(|| Noted::Filter(sid, filter.clone()));
+                }
                 self.drop_subscription(sid, filter);
                 self.forget_owed(sid, filter);
                 codes.push(ReasonCode::SUCCESS);

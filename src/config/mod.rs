@@ -207,11 +207,14 @@ pub enum PlantedBug {
     /// Messages in flight at a crash come back without their packet ids,
     /// and are sent again under new ones.
     InflightIdsNotRestored,
+    /// An UNSUBSCRIBE of a persistent session is acknowledged but not
+    /// stored: the filter comes back at the next start.
+    UnsubscribeNotStored,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 23] = [
+    pub const ALL: [PlantedBug; 24] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -235,6 +238,7 @@ impl PlantedBug {
         PlantedBug::AwaitingReleaseNotStored,
         PlantedBug::RetainedClearNotStored,
         PlantedBug::InflightIdsNotRestored,
+        PlantedBug::UnsubscribeNotStored,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -77,3 +77,9 @@ fn inflight_ids_not_restored() {
     let text = find(PlantedBug::InflightIdsNotRestored, 20);
     assert!(text.contains("times"), "{text}");
 }
+
+#[test]
+fn unsubscribe_not_stored() {
+    let text = find(PlantedBug::UnsubscribeNotStored, 20);
+    assert!(text.contains("after its UNSUBSCRIBE"), "{text}");
+}

@@ -104,6 +104,10 @@ pub struct Subscriber {
     pub qos: QoS,
     /// When its SUBACK came; messages published before are not its own.
     pub subscribed_at: Option<Duration>,
+    /// When it is to unsubscribe from `u/#`, and when its UNSUBACK came:
+    /// no `u/` message sent after that may reach it.
+    pub unsubscribe_at: Duration,
+    pub unsubscribed_at: Option<Duration>,
     /// Payloads delivered to it, with how often: a QoS 2 message whose id
     /// it holds (PUBREC sent, PUBREL not yet come) is not delivered again.
     pub delivered: BTreeMap<Bytes, u32>,
@@ -113,11 +117,13 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(client_id: String, qos: QoS) -> Subscriber {
+    pub fn new(client_id: String, qos: QoS, unsubscribe_at: Duration) -> Subscriber {
         Subscriber {
             client_id,
             qos,
             subscribed_at: None,
+            unsubscribe_at,
+            unsubscribed_at: None,
             delivered: BTreeMap::new(),
             awaiting_release: BTreeSet::new(),
             sessions_lost: Vec::new(),
@@ -146,13 +152,31 @@ pub async fn subscribe(me: Rc<RefCell<Subscriber>>, mut rng: StdRng, settle: Dur
         if me.borrow().subscribed_at.is_none() {
             let subscribe = Subscribe {
                 packet_id: id(1),
-                filters: vec![(
-                    TopicFilter::new("d/#").expect("valid"),
-                    SubscriptionOptions::qos(qos),
-                )],
+                filters: ["d/#", "u/#"]
+                    .map(|f| {
+                        (
+                            TopicFilter::new(f).expect("valid"),
+                            SubscriptionOptions::qos(qos),
+                        )
+                    })
+                    .into(),
                 properties: Properties::new(),
             };
             if conn.send(&Packet::Subscribe(subscribe)).await.is_err() {
+                continue;
+            }
+        }
+        let unsubscribe_due = {
+            let me = me.borrow();
+            me.subscribed_at.is_some() && me.unsubscribed_at.is_none() && now() >= me.unsubscribe_at
+        };
+        if unsubscribe_due {
+            let unsubscribe = tern::codec::Unsubscribe {
+                packet_id: id(2),
+                filters: vec![TopicFilter::new("u/#").expect("valid")],
+                properties: Properties::new(),
+            };
+            if conn.send(&Packet::Unsubscribe(unsubscribe)).await.is_err() {
                 continue;
             }
         }
@@ -179,6 +203,10 @@ async fn read(me: &RefCell<Subscriber>, conn: &mut Conn) {
         let reply = match packet {
             Packet::SubAck(_) => {
                 me.borrow_mut().subscribed_at.get_or_insert_with(now);
+                None
+            }
+            Packet::UnsubAck(_) => {
+                me.borrow_mut().unsubscribed_at.get_or_insert_with(now);
                 None
             }
             Packet::Publish(publish) => {
@@ -324,7 +352,11 @@ fn next_message(me: &RefCell<Publisher>, rng: &mut StdRng) -> (Packet, usize) {
             true => QoS::ExactlyOnce,
             false => QoS::AtLeastOnce,
         };
-        let topic = format!("d/{}", rng.random_range(0..4));
+        let prefix = match rng.random_bool(0.2) {
+            true => "u",
+            false => "d",
+        };
+        let topic = format!("{prefix}/{}", rng.random_range(0..4));
         (topic, Bytes::from(format!("{name}-{n}")), qos)
     };
     me.sent.push(Sent {

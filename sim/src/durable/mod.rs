@@ -144,7 +144,12 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let subscribers: Vec<_> = (0..SUBSCRIBERS)
         .map(|i| {
             let qos = [QoS::ExactlyOnce, QoS::AtLeastOnce][i % 2];
-            let me = Rc::new(RefCell::new(Subscriber::new(format!("keeper-{i}"), qos)));
+            let unsubscribe_at = Duration::from_millis(rng.random_range(4000..14000));
+            let me = Rc::new(RefCell::new(Subscriber::new(
+                format!("keeper-{i}"),
+                qos,
+                unsubscribe_at,
+            )));
             let (state, rng) = (me.clone(), StdRng::seed_from_u64(rng.random()));
             sim.client(format!("sub-{i}"), async move {
                 client::subscribe(state, rng, ACTIVE).await;
@@ -355,12 +360,32 @@ fn check_deliveries(
             problems.push(format!("{name} never got its SUBACK"));
             continue;
         };
+        let unsubscribed = sub.unsubscribed_at.unwrap_or(Duration::MAX);
         for message in publishers.iter().flat_map(|p| p.sent.iter()) {
-            if message.retain || message.acked_at.is_none() || message.sent_at < subscribed {
+            let payload = String::from_utf8_lossy(&message.payload);
+            let dropped_filter = message.topic.starts_with("u/");
+            if dropped_filter
+                && message.sent_at > unsubscribed
+                && sub.delivered.contains_key(&message.payload)
+            {
+                problems.push(format!(
+                    "{name} got {payload} on {} after its UNSUBSCRIBE of u/# was acknowledged at {unsubscribed:?}",
+                    message.topic
+                ));
+            }
+            // Owed only while the filter surely held.
+            let owed_until = match dropped_filter {
+                true => sub.unsubscribe_at.min(unsubscribed),
+                false => Duration::MAX,
+            };
+            if message.retain
+                || message.acked_at.is_none()
+                || message.sent_at < subscribed
+                || message.sent_at >= owed_until
+            {
                 continue;
             }
             let once = message.qos == QoS::ExactlyOnce && sub.qos == QoS::ExactlyOnce;
-            let payload = String::from_utf8_lossy(&message.payload);
             match sub.delivered.get(&message.payload).copied().unwrap_or(0) {
                 0 => problems.push(format!(
                     "{name} never got {payload} ({:?}), acknowledged at {:?}",
