@@ -7,7 +7,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tern::codec::QoS;
+use tern::codec::{QoS, SubscriptionOptions};
 
 /// A client's name: `c17`. Stable across its reconnects.
 pub type ClientName = String;
@@ -101,6 +101,9 @@ pub enum Event {
         qos: QoS,
         /// The Subscription Identifier it carried (5.0).
         sub_id: Option<u32>,
+        /// No Local, Retain As Published and Retain Handling, when a 5.0
+        /// client asked for other than the defaults.
+        options: Option<SubscriptionOptions>,
     },
     /// SUBACK: the granted QoS, or None for 0x80.
     Subscribed {

@@ -271,12 +271,18 @@ impl Broker {
 
     /// A broker that judges each client by `acl`, if there is one.
     pub fn with_acl(config: Config, acl: Option<AclFile>) -> Broker {
+        #[allow(unused_mut)]
+        let mut index = SubscriptionIndex::default();
+        #[cfg(feature = "planted-bugs")]
+        {
+            index.planted_bug = config.planted_bug;
+        }
         Broker {
             config,
             acl,
             now: 0,
             sessions: Sessions::default(),
-            index: SubscriptionIndex::default(),
+            index,
             shared: SharedGroups::default(),
             retained: RetainedStore::default(),
             owed: 0,

@@ -128,7 +128,8 @@ impl Broker {
     /// `$SYS` is the broker's; other `$` topics are the clients' only if
     /// the configuration says so [MQTT-4.7.2].
     pub(super) fn may_publish_to(&self, topic: &TopicName) -> bool {
-        let sys = topic.as_str() == "$SYS" || topic.as_str().starts_with("$SYS/");
+        let sys = topic.as_str() == "$SYS"
+            || (topic.as_str().starts_with("$SYS/") && !planted!(self.config, SysOpenToClients));
         !topic.is_dollar() || (self.config.dollar_topics_from_clients && !sys)
     }
 
@@ -199,15 +200,21 @@ impl Broker {
             let subscriptions = run
                 .iter()
                 .map(|(_, s)| s)
-                .filter(|s| !(s.options.no_local && origin == Some(sid)));
+                .filter(|s| {
+                    let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
+                    !(no_local && origin == Some(sid))
+                });
             if is_plain_qos0(&forwarded, subscriptions.clone()) {
                 delivered += 1;
                 self.send_frame(sid, &forwarded, expires_at, &mut frames);
                 continue;
             }
-            let Some(message) = copy_for(&forwarded, subscriptions) else {
+            let Some(mut message) = copy_for(&forwarded, subscriptions) else {
                 continue;
             };
+            if planted!(self.config, RetainAsPublishedIgnored) {
+                message.retain = false;
+            }
             delivered += 1;
             self.deliver(
                 sid,

@@ -207,11 +207,31 @@ pub enum PlantedBug {
     /// Messages in flight at a crash come back without their packet ids,
     /// and are sent again under new ones.
     InflightIdsNotRestored,
+    /// A leading `#` or `+` matches `$` topics too [MQTT-4.7.2-1].
+    WildcardsMatchDollar,
+    /// `t/#` does not match `t`, its parent [MQTT-4.7.1-2].
+    HashMissesParent,
+    /// Clients may publish below `$SYS/` (only `$SYS` itself is refused).
+    SysOpenToClients,
+    /// A clean CONNECT for a client id whose session is offline resumes
+    /// it (session present, subscriptions and queue kept); only a live
+    /// session is ended.
+    CleanStartKeepsOfflineSession,
+    /// No Local is ignored: a client gets its own messages back (5.0).
+    NoLocalIgnored,
+    /// Retain As Published is ignored: forwarded messages always go with
+    /// retain cleared (5.0).
+    RetainAsPublishedIgnored,
+    /// Retain Handling is ignored: every subscription gets the retained
+    /// messages, as with 0 (5.0).
+    RetainHandlingIgnored,
+    /// A will published with retain is routed but not retained.
+    RetainedWillNotKept,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 23] = [
+    pub const ALL: [PlantedBug; 31] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -235,6 +255,14 @@ impl PlantedBug {
         PlantedBug::AwaitingReleaseNotStored,
         PlantedBug::RetainedClearNotStored,
         PlantedBug::InflightIdsNotRestored,
+        PlantedBug::WildcardsMatchDollar,
+        PlantedBug::HashMissesParent,
+        PlantedBug::SysOpenToClients,
+        PlantedBug::CleanStartKeepsOfflineSession,
+        PlantedBug::NoLocalIgnored,
+        PlantedBug::RetainAsPublishedIgnored,
+        PlantedBug::RetainHandlingIgnored,
+        PlantedBug::RetainedWillNotKept,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -214,3 +214,63 @@ fn cross_user_takeover() {
         "though no CONNECT of its user had made one",
     );
 }
+
+#[test]
+fn wildcards_match_dollar() {
+    // `#` and `+/a` (observers) meet `$x/a` (the corner clients).
+    let text = find(PlantedBug::WildcardsMatchDollar, short("dollar"), 5);
+    assert!(
+        text.contains("on $x/") && text.contains("no subscription covering it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn hash_misses_parent() {
+    let text = find(PlantedBug::HashMissesParent, short("parent"), 5);
+    assert!(text.contains("(t at") && text.contains("but never reached"), "{text}");
+}
+
+#[test]
+fn sys_open_to_clients() {
+    let text = find(PlantedBug::SysOpenToClients, short("sys"), 5);
+    assert!(text.contains("a client's message under $SYS"), "{text}");
+}
+
+#[test]
+fn clean_start_keeps_offline_session() {
+    let text = find_saying(
+        PlantedBug::CleanStartKeepsOfflineSession,
+        short("clean_start"),
+        5,
+        "yet its CONNACK said session present",
+    );
+    assert!(text.contains("connected clean"), "{text}");
+}
+
+#[test]
+fn no_local_ignored() {
+    let text = find(PlantedBug::NoLocalIgnored, scenarios::mqtt5(), 5);
+    assert!(
+        text.contains("(\"n0\", 1) received \"n0:") && text.contains("no subscription covering it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn retain_as_published_ignored() {
+    let text = find(PlantedBug::RetainAsPublishedIgnored, scenarios::mqtt5(), 5);
+    assert!(text.contains("ask for Retain As Published"), "{text}");
+}
+
+#[test]
+fn retain_handling_ignored() {
+    let text = find(PlantedBug::RetainHandlingIgnored, scenarios::mqtt5(), 5);
+    assert!(text.contains("flagged retained, after a SUBSCRIBE"), "{text}");
+}
+
+#[test]
+fn retained_will_not_kept() {
+    let text = find(PlantedBug::RetainedWillNotKept, short("retained_will"), 5);
+    assert!(text.contains("with a retained will"), "{text}");
+}

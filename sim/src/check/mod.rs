@@ -4,6 +4,7 @@
 
 mod access;
 mod bounds;
+mod corners;
 mod model;
 mod mqtt5;
 mod retained;
@@ -45,6 +46,9 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     losses.extend(missing_v5);
     losses.extend(wills(&model));
     let (wrong, missing) = retained::retained(&model, scenario.config.retained_messages_max);
+    problems.extend(wrong);
+    losses.extend(missing);
+    let (wrong, missing) = corners::all(&model);
     problems.extend(wrong);
     losses.extend(missing);
     let dropped = outcome.idle.dropped;
@@ -126,14 +130,18 @@ fn expected_offline(
     let mut sessions = (0, 0);
     let mut subscriptions = (0, 0);
     // Sessions that outlive the run: 3.1.1's persistent ones, and 5.0's
-    // with a long expiry; a short one has run out by the end.
-    let persistent: BTreeSet<&String> = model
-        .connects_sent
-        .iter()
-        .filter(|(at, _, clean, expiry)| {
-            !clean && *expiry >= crate::workload::EXPIRY_OUTLIVES_RUN && *at >= since
-        })
-        .map(|(_, client, _, _)| client)
+    // with a long expiry; a short one has run out by the end. The client's
+    // last CONNECT tells: a clean 3.1.1 one ends what came before.
+    let mut last: BTreeMap<&String, u32> = BTreeMap::new();
+    for (at, client, _, expiry) in &model.connects_sent {
+        if *at >= since {
+            last.insert(client, *expiry);
+        }
+    }
+    let persistent: BTreeSet<&String> = last
+        .into_iter()
+        .filter(|(_, expiry)| *expiry >= crate::workload::EXPIRY_OUTLIVES_RUN)
+        .map(|(client, _)| client)
         .collect();
     for client in persistent {
         let connected = model
@@ -229,8 +237,13 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
         };
         // A filter refused in its SUBACK (over a limit) covers nothing; one
         // not yet acknowledged may cover up to the QoS asked for.
+        // No Local keeps a client's own messages from it (5.0).
+        let own = MessageId::parse(r.payload.as_bytes())
+            .and_then(|id| model.published.get(&id))
+            .is_some_and(|sent| corners::same_client_id(model, &sent.conn, &r.conn));
         let covered = model.subscriptions_of(conn.session).any(|s| {
-            s.sent_at <= r.at
+            !(own && s.options.no_local)
+                && s.sent_at <= r.at
                 && (s.acked_at.is_none() || s.granted.is_some())
                 && model.filter_matches(&s.filter, &r.topic)
                 && s.end >= routed_from
@@ -270,8 +283,13 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
     let mut matching: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
     for (id, sent) in &model.published {
         let Some(acked) = sent.acked_at else { continue };
-        // A message that may expire on its way is checked by `mqtt5`.
-        if sent.empty || sent.qos == QoS::AtMostOnce || sent.expiry.is_some() {
+        // A message that may expire on its way is checked by `mqtt5`; one
+        // a client sent to `$SYS` is the broker's to drop.
+        if sent.empty
+            || sent.qos == QoS::AtMostOnce
+            || sent.expiry.is_some()
+            || corners::is_sys(&sent.topic)
+        {
             continue;
         }
         let matches = matching.entry(sent.topic.as_str()).or_insert_with(|| {
@@ -295,6 +313,13 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
             let Some(start) = healthy_window(model, sub.session, acked) else {
                 continue;
             };
+            let own = || {
+                let receiver = &model.sessions[sub.session].1[0];
+                corners::same_client_id(model, &sent.conn, receiver)
+            };
+            if sub.options.no_local && own() {
+                continue;
+            }
             let deadline = start + DELIVERY_WINDOW;
             if sub.end < deadline || model.restart_between(sent.sent_at, deadline) {
                 continue;

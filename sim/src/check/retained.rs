@@ -23,8 +23,9 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
         let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
             continue;
         };
-        // Shared subscriptions get no retained messages.
-        if sub.is_shared() {
+        // Shared subscriptions get no retained messages, nor those that
+        // Retain Handling says no to (checked by `corners`).
+        if sub.is_shared() || super::corners::refuses_retained(model, sub) {
             continue;
         }
         let session_conns = &model.sessions[sub.session].1;
@@ -47,11 +48,18 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
             .min()
             .unwrap_or(Duration::MAX)
             .min(acked + DELIVERY_WINDOW);
+        // With Retain As Published, what is forwarded looks retained too.
+        let as_published = |t: &str| {
+            model.subscriptions_of(sub.session).any(|s| {
+                s.options.retain_as_published && model.filter_matches(&s.filter, t)
+            })
+        };
         for topic in topics
             .iter()
             .copied()
             .filter(|t| model.filter_matches(&sub.filter, t))
             .filter(|t| model.may_read(sub.session, t))
+            .filter(|t| !as_published(t))
         {
             let Some(expected) = settled_retained(model, topic, sub.sent_at, acked, full_from)
             else {
