@@ -216,6 +216,7 @@ impl Broker {
                 message.retain = false;
             }
             delivered += 1;
+            let dropped_before = self.dropped.queue_full;
             self.deliver(
                 sid,
                 Message {
@@ -230,6 +231,9 @@ impl Broker {
                     },
                 },
             );
+            if planted!(self.config, FullQueueEndsFanOut) && self.dropped.queue_full > dropped_before {
+                break;
+            }
         }
         self.matches = matches;
         delivered + self.route_shared(&forwarded, expires_at)

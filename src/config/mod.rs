@@ -227,11 +227,15 @@ pub enum PlantedBug {
     RetainHandlingIgnored,
     /// A will published with retain is routed but not retained.
     RetainedWillNotKept,
+    /// A session's full queue ends the fan-out (`break` for `continue`):
+    /// the sessions after it miss the message, and only its one drop is
+    /// counted.
+    FullQueueEndsFanOut,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 31] = [
+    pub const ALL: [PlantedBug; 32] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -263,6 +267,7 @@ impl PlantedBug {
         PlantedBug::RetainAsPublishedIgnored,
         PlantedBug::RetainHandlingIgnored,
         PlantedBug::RetainedWillNotKept,
+        PlantedBug::FullQueueEndsFanOut,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -8,17 +8,18 @@ use std::time::Duration;
 use tern::codec::RetainHandling;
 
 use super::model::{Model, Received, Subscription};
-use super::{healthy_window, DELIVERY_WINDOW};
+use super::{healthy_window, Loss, DELIVERY_WINDOW};
 use crate::history::{Ending, MessageId};
 
 /// What is wrong, and what is missing (a retained will that a later
 /// subscriber never got).
-pub fn all(model: &Model) -> (Vec<String>, Vec<String>) {
+pub fn all(model: &Model, store_max: usize) -> (Vec<String>, Vec<Loss>) {
     let mut problems = clean_starts(model);
     problems.extend(sys_from_clients(model));
     problems.extend(retain_flags(model));
     problems.extend(retain_handling(model));
-    (problems, retained_wills(model))
+    let full_from = super::retained::store_full_from(model, store_max);
+    (problems, retained_wills(model, full_from))
 }
 
 /// A CONNACK to a clean CONNECT says no session is present [MQTT-3.2.2-1].
@@ -187,8 +188,10 @@ fn retain_handling(model: &Model) -> Vec<String> {
 /// A will published with retain is retained: a subscription made after it
 /// was published gets it, flagged retained [MQTT-3.1.2-17]. Checked for a
 /// connection that dropped (the broker sees it at once) with no will
-/// delay, on a topic that nothing else retains (`corners::retained_will_topic`).
-fn retained_wills(model: &Model) -> Vec<String> {
+/// delay, on a topic that nothing else retains (`corners::retained_will_topic`),
+/// while the retained store cannot have been full (from `full_from` on, a
+/// new topic may be refused).
+fn retained_wills(model: &Model, full_from: Duration) -> Vec<Loss> {
     let mut missing = Vec::new();
     for (key, conn) in &model.conns {
         let Some((topic, _, true)) = &conn.will else {
@@ -200,7 +203,7 @@ fn retained_wills(model: &Model) -> Vec<String> {
         let Some((ended, Ending::Dropped)) = conn.end else {
             continue;
         };
-        if model.taken_over(key, ended) || conn.held {
+        if model.taken_over(key, ended) || conn.held || ended >= full_from {
             continue;
         }
         // Latency and a hold of the dropping client's link, at most.
@@ -232,9 +235,12 @@ fn retained_wills(model: &Model) -> Vec<String> {
                     && model.conns.get(&r.conn).is_some_and(|c| c.session == sub.session)
             });
             if !got {
-                missing.push(format!(
-                    "{key:?} dropped at {ended:?} with a retained will on {topic}, but {} subscribed to {} at {:?} and never got it",
-                    model.sessions[sub.session].0, sub.filter, sub.sent_at
+                missing.push(Loss::of(
+                    sub.session,
+                    format!(
+                        "{key:?} dropped at {ended:?} with a retained will on {topic}, but {} subscribed to {} at {:?} and never got it",
+                        model.sessions[sub.session].0, sub.filter, sub.sent_at
+                    ),
                 ));
             }
         }

@@ -41,28 +41,79 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     let (wrong, missing_v5) = mqtt5::all(&model);
     problems.extend(wrong);
     // What should have arrived and did not. With small queues a loss may be
-    // a counted drop; otherwise it is a bug.
+    // a counted drop, but only one counted for the session it was owed to;
+    // otherwise it is a bug.
     let mut losses = acknowledged_are_delivered(&model);
-    losses.extend(missing_v5);
+    losses.extend(missing_v5.into_iter().map(Loss::anyone));
     losses.extend(wills(&model));
     let (wrong, missing) = retained::retained(&model, scenario.config.retained_messages_max);
     problems.extend(wrong);
     losses.extend(missing);
-    let (wrong, missing) = corners::all(&model);
+    let (wrong, missing) = corners::all(&model, scenario.config.retained_messages_max);
     problems.extend(wrong);
     losses.extend(missing);
-    let dropped = outcome.idle.dropped;
-    let drops = dropped.queue_full + dropped.outbound_full;
     if scenario.config.queued_messages_max >= QUEUE_NEVER_FULL {
-        problems.extend(losses);
-    } else if losses.len() as u64 > drops {
-        problems.push(format!(
-            "{} deliveries missing, only {drops} drops counted; first: {}",
-            losses.len(),
-            losses[0]
-        ));
+        problems.extend(losses.into_iter().map(|loss| loss.text));
+    } else {
+        problems.extend(unexcused(&model, losses, outcome));
     }
     problems.truncate(20);
+    problems
+}
+
+/// A delivery owed and missing, and the session it was owed to: `None`
+/// when no one session was (a shared group's, or a will's timing).
+pub(crate) struct Loss {
+    pub session: Option<usize>,
+    pub text: String,
+}
+
+impl Loss {
+    pub fn of(session: usize, text: String) -> Loss {
+        Loss {
+            session: Some(session),
+            text,
+        }
+    }
+
+    pub fn anyone(text: String) -> Loss {
+        Loss {
+            session: None,
+            text,
+        }
+    }
+}
+
+/// The losses that the drops counted do not excuse: a session's losses
+/// against the drops counted for its client id, the rest against all
+/// drops, so that one session's stalled queue does not hide behind drops
+/// counted elsewhere.
+fn unexcused(model: &Model, losses: Vec<Loss>, outcome: &Outcome) -> Vec<String> {
+    let dropped = outcome.idle.dropped;
+    let total = dropped.queue_full + dropped.outbound_full;
+    let mut by_client: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
+    for loss in losses {
+        let client_id = loss.session.and_then(|s| {
+            let first = model.sessions[s].1.first()?;
+            model.client_ids.get(first).map(|(id, _)| id.as_str())
+        });
+        by_client.entry(client_id).or_default().push(loss.text);
+    }
+    let mut problems = Vec::new();
+    for (client_id, texts) in by_client {
+        let drops = match client_id {
+            Some(id) => outcome.dropped_by_client.get(id).copied().unwrap_or(0),
+            None => total,
+        };
+        if texts.len() as u64 > drops {
+            let whose = client_id.map_or("of no one session".to_owned(), |id| format!("to {id}"));
+            problems.push(format!(
+                "{} deliveries {whose} missing, only {drops} drops counted for it; first: {}",
+                texts.len(),
+                texts[0]
+            ));
+        }
+    }
     problems
 }
 
@@ -271,7 +322,7 @@ pub(crate) fn healthy_window(model: &Model, session: usize, from: Duration) -> O
 
 /// A QoS 1/2 message acknowledged to its publisher reaches every session
 /// subscribed to it from before the publish until it could be delivered.
-fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
+fn acknowledged_are_delivered(model: &Model) -> Vec<Loss> {
     let mut problems = Vec::new();
     let mut firsts: BTreeSet<(usize, String)> = BTreeSet::new();
     for r in &model.received {
@@ -326,10 +377,10 @@ fn acknowledged_are_delivered(model: &Model) -> Vec<String> {
             }
             if !firsts.contains(&(sub.session, id.payload())) {
                 let client = &model.sessions[sub.session].0;
-                problems.push(format!(
+                problems.push(Loss::of(sub.session, format!(
                     "{id:?} ({} at {:?}) was acknowledged at {acked:?} but never reached {client}, subscribed to {} since {:?}",
                     sent.topic, sent.qos, sub.filter, sub.acked_at.unwrap_or_default()
-                ));
+                )));
             }
         }
     }
@@ -423,7 +474,7 @@ fn in_order(model: &Model) -> Vec<String> {
 
 /// A will is published if and only if its connection ended without
 /// DISCONNECT (and the broker did not die with it).
-fn wills(model: &Model) -> Vec<String> {
+fn wills(model: &Model) -> Vec<Loss> {
     let mut problems = Vec::new();
     let mut seen: BTreeMap<ConnKey, Vec<&Received>> = BTreeMap::new();
     for r in &model.received {
@@ -447,10 +498,10 @@ fn wills(model: &Model) -> Vec<String> {
                 continue;
             }
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
-                problems.push(format!(
+                problems.push(Loss::anyone(format!(
                     "{key:?} sent DISCONNECT, yet its will reached {:?}",
                     r.conn
-                ));
+                )));
             }
             continue;
         }
@@ -500,18 +551,18 @@ fn wills(model: &Model) -> Vec<String> {
                 (a, b) => a.or(b),
             };
             if ours.count() == 0 {
-                problems.push(format!(
+                problems.push(Loss::of(sub.session, format!(
                     "{key:?} ended ({how:?}) at {ended:?} without DISCONNECT, but its will never reached {}",
                     model.sessions[sub.session].0
-                ));
+                )));
             }
         }
         if let Some(late) = earliest.and_then(|at| will_late(conn, ended, at)) {
-            problems.push(format!(
+            problems.push(Loss::anyone(format!(
                 "{key:?} fell silent by {ended:?}, but its will reached its first receiver \
                  only at {late:?}, past 1.5 times its keepalive of {} s",
                 conn.keep_alive
-            ));
+            )));
         }
     }
     problems

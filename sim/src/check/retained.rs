@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::model::{ConnKey, Received};
-use super::{Model, DELIVERY_WINDOW};
+use super::{Loss, Model, DELIVERY_WINDOW};
 use crate::history::MessageId;
 
 /// A new subscription gets the latest retained message of each topic it
 /// matches, where the history pins down which one that is.
-pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<String>) {
+pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Loss>) {
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
     let full_from = store_full_from(model, store_max);
     let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
@@ -79,7 +79,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
                 sub.filter, sub.sent_at
             );
             match &expected {
-                Some(_) if got.is_empty() => missing.push(text),
+                Some(_) if got.is_empty() => missing.push(Loss::of(sub.session, text)),
                 Some(payload) if got.iter().any(|g| g != payload) => wrong.push(text),
                 None if !got.is_empty() => wrong.push(text),
                 _ => {}
@@ -162,7 +162,7 @@ impl Model {
 /// it takes had had a retained message (or a retained will) sent to them.
 /// Before that it held fewer, whatever was cleared; after it, a retained
 /// message for a topic that had none may have been refused.
-fn store_full_from(model: &Model, store_max: usize) -> Duration {
+pub(super) fn store_full_from(model: &Model, store_max: usize) -> Duration {
     let mut firsts: BTreeMap<&str, Duration> = BTreeMap::new();
     let publishes = model
         .published
