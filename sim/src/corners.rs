@@ -67,6 +67,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Vec<ClientPlan> {
         clean_return("k0", false, scenario, &mut rng),
         retained_will("w0", false, scenario, &mut rng),
     ];
+    clients.extend(quiet_takeover(scenario, &mut rng));
     if scenario.v5.clients > 0.0 {
         clients.push(clean_return("k1", true, scenario, &mut rng));
         clients.push(retained_will("w1", true, scenario, &mut rng));
@@ -249,4 +250,35 @@ fn options_user(scenario: &Scenario, rng: &mut StdRng) -> ClientPlan {
         Duration::ZERO,
         vec![connection(true, actions, End::Disconnect)],
     )
+}
+
+/// A connection that subscribes and then only pings, every 5 s, taken
+/// over by another with its client id: it must be closed when the other's
+/// CONNECT is accepted, not when it next sends something (the twins of
+/// the takeover scenario send too often for that to show).
+fn quiet_takeover(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
+    let active_ms = scenario.active.as_millis() as u64;
+    let quiet = vec![
+        (Duration::ZERO, Action::Subscribe("t/#".into(), qos12(rng))),
+        (stay_until(scenario), Action::StopReading(Duration::ZERO)),
+    ];
+    let mut first = client(
+        "y0",
+        false,
+        Duration::ZERO,
+        vec![connection(true, quiet, End::Disconnect)],
+    );
+    let stay = vec![(Duration::from_secs(5), Action::StopReading(Duration::ZERO))];
+    let start = millis(rng, active_ms / 4..active_ms / 2);
+    let mut second = client(
+        "y1",
+        false,
+        start,
+        vec![connection(true, stay, End::Disconnect)],
+    );
+    for plan in [&mut first, &mut second] {
+        plan.client_id = "y".to_owned();
+        plan.twin = true;
+    }
+    vec![first, second]
 }

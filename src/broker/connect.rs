@@ -159,7 +159,9 @@ impl Broker {
                 new: conn,
             });
             self.connection_lost(old, false);
-            self.effects.push(Effect::TakenOver(old));
+            if !planted!(self.config, TakeoverLeavesOldOpen) {
+                self.effects.push(Effect::TakenOver(old));
+            }
         }
         // A session that ended with its old connection is gone already.
         let kept = !online && planted!(self.config, CleanStartKeepsOfflineSession);

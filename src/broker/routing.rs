@@ -197,13 +197,10 @@ impl Broker {
             if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
                 self.settle_owed(sid, &publish.topic, previous.as_ref());
             }
-            let subscriptions = run
-                .iter()
-                .map(|(_, s)| s)
-                .filter(|s| {
-                    let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
-                    !(no_local && origin == Some(sid))
-                });
+            let subscriptions = run.iter().map(|(_, s)| s).filter(|s| {
+                let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
+                !(no_local && origin == Some(sid))
+            });
             if is_plain_qos0(&forwarded, subscriptions.clone()) {
                 delivered += 1;
                 self.send_frame(sid, &forwarded, expires_at, &mut frames);
@@ -231,7 +228,9 @@ impl Broker {
                     },
                 },
             );
-            if planted!(self.config, FullQueueEndsFanOut) && self.dropped.queue_full > dropped_before {
+            if planted!(self.config, FullQueueEndsFanOut)
+                && self.dropped.queue_full > dropped_before
+            {
                 break;
             }
         }

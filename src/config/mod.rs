@@ -231,11 +231,14 @@ pub enum PlantedBug {
     /// the sessions after it miss the message, and only its one drop is
     /// counted.
     FullQueueEndsFanOut,
+    /// A takeover detaches the old connection from the session but does
+    /// not close it.
+    TakeoverLeavesOldOpen,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 32] = [
+    pub const ALL: [PlantedBug; 33] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -268,6 +271,7 @@ impl PlantedBug {
         PlantedBug::RetainHandlingIgnored,
         PlantedBug::RetainedWillNotKept,
         PlantedBug::FullQueueEndsFanOut,
+        PlantedBug::TakeoverLeavesOldOpen,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

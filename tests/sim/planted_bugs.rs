@@ -228,7 +228,10 @@ fn wildcards_match_dollar() {
 #[test]
 fn hash_misses_parent() {
     let text = find(PlantedBug::HashMissesParent, short("parent"), 5);
-    assert!(text.contains("(t at") && text.contains("but never reached"), "{text}");
+    assert!(
+        text.contains("(t at") && text.contains("but never reached"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -247,7 +250,8 @@ fn clean_start_keeps_offline_session() {
         5,
     );
     assert!(
-        text.contains("(\"k0\", 2) received") || text.contains("yet its CONNACK said session present"),
+        text.contains("(\"k0\", 2) received")
+            || text.contains("yet its CONNACK said session present"),
         "{text}"
     );
 }
@@ -270,7 +274,10 @@ fn retain_as_published_ignored() {
 #[test]
 fn retain_handling_ignored() {
     let text = find(PlantedBug::RetainHandlingIgnored, scenarios::mqtt5(), 5);
-    assert!(text.contains("flagged retained, after a SUBSCRIBE"), "{text}");
+    assert!(
+        text.contains("flagged retained, after a SUBSCRIBE"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -304,4 +311,25 @@ fn lose_when_window_full_beside_drops() {
         "drops counted for it",
     );
     assert!(text.contains("but never reached"), "{text}");
+}
+
+#[test]
+fn takeover_leaves_old_open() {
+    // The quiet connection of the corner clients (`y0`) pings every 5 s:
+    // left open, it would go on until the run ends.
+    let text = find(PlantedBug::TakeoverLeavesOldOpen, scenarios::takeover(), 5);
+    assert!(text.contains("took its client id y over"), "{text}");
+}
+
+#[test]
+fn keep_alive_slack_seen_by_the_silent_client() {
+    // Beside its will being late: a silent client that still reads sees
+    // its connection close late.
+    let text = find_saying(
+        PlantedBug::KeepAliveSlack,
+        short("keep_alive_close"),
+        10,
+        "was still open at",
+    );
+    assert!(text.contains("past 1.5 times its keepalive"), "{text}");
 }

@@ -58,7 +58,11 @@ pub(crate) fn is_sys(topic: &str) -> bool {
 
 /// Whether `publisher` and the receiver of `r` share a client id: No Local
 /// keeps such a message from a subscription that asks for it.
-pub(crate) fn same_client_id(model: &Model, publisher: &(String, u32), receiver: &(String, u32)) -> bool {
+pub(crate) fn same_client_id(
+    model: &Model,
+    publisher: &(String, u32),
+    receiver: &(String, u32),
+) -> bool {
     let id = |key| model.client_ids.get(key).map(|(id, _)| id);
     id(publisher).is_some() && id(publisher) == id(receiver)
 }
@@ -99,7 +103,10 @@ fn retain_flags(model: &Model) -> Vec<String> {
         if subs.is_empty() {
             continue;
         }
-        let as_published = subs.iter().filter(|s| s.options.retain_as_published).count();
+        let as_published = subs
+            .iter()
+            .filter(|s| s.options.retain_as_published)
+            .count();
         let maybe_retained_delivery = sent.retain
             && subs
                 .iter()
@@ -165,7 +172,10 @@ fn retain_handling(model: &Model) -> Vec<String> {
             .unwrap_or(Duration::MAX)
             .min(acked + DELIVERY_WINDOW);
         for r in received_by_session.get(&sub.session).into_iter().flatten() {
-            if r.at < sub.sent_at || r.at > window_end || !model.filter_matches(&sub.filter, &r.topic) {
+            if r.at < sub.sent_at
+                || r.at > window_end
+                || !model.filter_matches(&sub.filter, &r.topic)
+            {
                 continue;
             }
             let explained = model.subscriptions_of(sub.session).any(|other| {
@@ -232,7 +242,10 @@ fn retained_wills(model: &Model, full_from: Duration) -> Vec<Loss> {
                 r.retain
                     && r.payload == payload
                     && r.at >= sub.sent_at
-                    && model.conns.get(&r.conn).is_some_and(|c| c.session == sub.session)
+                    && model
+                        .conns
+                        .get(&r.conn)
+                        .is_some_and(|c| c.session == sub.session)
             });
             if !got {
                 missing.push(Loss::of(

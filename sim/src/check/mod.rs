@@ -8,6 +8,7 @@ mod corners;
 mod model;
 mod mqtt5;
 mod retained;
+mod timing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
     problems.extend(exactly_once(&model));
     problems.extend(resends_carry_dup(&model));
     problems.extend(in_order(&model));
+    problems.extend(timing::all(&model));
     let (wrong, missing_v5) = mqtt5::all(&model);
     problems.extend(wrong);
     // What should have arrived and did not. With small queues a loss may be

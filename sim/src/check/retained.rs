@@ -50,9 +50,9 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
             .min(acked + DELIVERY_WINDOW);
         // With Retain As Published, what is forwarded looks retained too.
         let as_published = |t: &str| {
-            model.subscriptions_of(sub.session).any(|s| {
-                s.options.retain_as_published && model.filter_matches(&s.filter, t)
-            })
+            model
+                .subscriptions_of(sub.session)
+                .any(|s| s.options.retain_as_published && model.filter_matches(&s.filter, t))
         };
         for topic in topics
             .iter()

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::SessionId;
-use crate::config::planted;
 use crate::codec::QoS;
+use crate::config::planted;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Subscribers `K` (sessions, or shared-subscription groups) by filter, each
