@@ -293,6 +293,10 @@ fn inject(
             }
             sim.crash(host.as_str());
             for (client, state) in &clients[&host] {
+                if silent {
+                    let client = client.clone();
+                    history.record_at(now, Event::SilentlyCrashed { client });
+                }
                 if let Some(conn) = state.connected.take() {
                     let ended = Event::Ended {
                         client: client.clone(),

@@ -130,6 +130,8 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
+    /// When each client's host was partitioned and crashed, if it was.
+    pub silent_crashes: BTreeMap<String, Duration>,
     /// Connections whose CONNECT went out, by client, with the clean flag
     /// and the session expiry they asked for.
     pub connects_sent: Vec<(Duration, String, bool, u32)>,
@@ -237,6 +239,9 @@ impl Model {
                 self.refused.insert((client.clone(), *conn), refusal);
             }
             Event::BrokerRestarted => self.restarts.push(at),
+            Event::SilentlyCrashed { client } => {
+                self.silent_crashes.insert(client.clone(), at);
+            }
             Event::Violation { client, conn, what } => self
                 .violations
                 .push(format!("({client:?}, {conn}) at {at:?}: {what}")),
