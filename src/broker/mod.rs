@@ -277,7 +277,7 @@ impl Broker {
 
     /// A broker that judges each client by `acl`, if there is one.
     pub fn with_acl(config: Config, acl: Option<AclFile>) -> Broker {
-        #[allow(unused_mut)]
+        #[cfg_attr(not(feature = "planted-bugs"), allow(unused_mut))]
         let mut index = SubscriptionIndex::default();
         #[cfg(feature = "planted-bugs")]
         {

@@ -40,11 +40,13 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
             continue;
         }
         // Retained messages for this subscription come right after its
-        // SUBACK, before any later SUBSCRIBE on the connection.
+        // SUBACK, before the SUBACK of any later SUBSCRIBE on the
+        // connection (its sending is too soon: the broker may not have had
+        // it before this one's retained messages went).
         let window_end = model
             .subscriptions_of(sub.session)
             .filter(|s| s.sent_at > sub.sent_at)
-            .map(|s| s.sent_at)
+            .map(|s| s.acked_at.unwrap_or(s.sent_at))
             .min()
             .unwrap_or(Duration::MAX)
             .min(acked + DELIVERY_WINDOW);
