@@ -42,14 +42,23 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
         // Retained messages for this subscription come right after its
         // SUBACK, before the SUBACK of any later SUBSCRIBE on the
         // connection (its sending is too soon: the broker may not have had
-        // it before this one's retained messages went).
-        let window_end = model
+        // it before this one's retained messages went). On a topic that a
+        // later SUBSCRIBE matches too, whose retained copy is alike, only
+        // what came before that SUBSCRIBE went out is this one's.
+        let later: Vec<&super::model::Subscription> = model
             .subscriptions_of(sub.session)
             .filter(|s| s.sent_at > sub.sent_at)
-            .map(|s| s.acked_at.unwrap_or(s.sent_at))
-            .min()
-            .unwrap_or(Duration::MAX)
-            .min(acked + DELIVERY_WINDOW);
+            .collect();
+        let end = |at: fn(&super::model::Subscription) -> Duration, topic: Option<&str>| {
+            later
+                .iter()
+                .filter(|s| topic.is_none_or(|t| model.filter_matches(&s.filter, t)))
+                .map(|s| at(s))
+                .min()
+                .unwrap_or(Duration::MAX)
+                .min(acked + DELIVERY_WINDOW)
+        };
+        let window_end = end(|s| s.acked_at.unwrap_or(s.sent_at), None);
         // With Retain As Published, what is forwarded looks retained too.
         let as_published = |t: &str| {
             model
@@ -72,7 +81,8 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                 .into_iter()
                 .flatten()
                 .filter(|r| {
-                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
+                    let until = window_end.min(end(|s| s.sent_at, Some(topic)));
+                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= until
                 })
                 .map(|r| r.payload.as_str())
                 .collect();
