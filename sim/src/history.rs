@@ -7,7 +7,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tern::codec::QoS;
+use tern::codec::{QoS, SubscriptionOptions};
 
 /// A client's name: `c17`. Stable across its reconnects.
 pub type ClientName = String;
@@ -101,6 +101,9 @@ pub enum Event {
         qos: QoS,
         /// The Subscription Identifier it carried (5.0).
         sub_id: Option<u32>,
+        /// No Local, Retain As Published and Retain Handling, when a 5.0
+        /// client asked for other than the defaults.
+        options: Option<SubscriptionOptions>,
     },
     /// SUBACK: the granted QoS, or None for 0x80.
     Subscribed {
@@ -169,6 +172,10 @@ pub enum Event {
     /// a hold longer than 1.5 keepalives lets the broker close the
     /// connection before a DISCONNECT gets through.
     Held { client: ClientName },
+    /// The harness partitioned the client's host from the broker and
+    /// crashed it: what the client had written and the broker had not yet
+    /// read (a DISCONNECT just sent) is lost with it.
+    SilentlyCrashed { client: ClientName },
     /// The broker host was restarted; every session is gone.
     BrokerRestarted,
     /// The client saw the broker break a rule it can check by itself alone,

@@ -23,6 +23,7 @@
 pub mod adversary;
 pub mod check;
 pub mod client;
+pub mod corners;
 pub mod durable;
 pub mod history;
 pub mod observers;

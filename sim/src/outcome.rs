@@ -11,5 +11,8 @@ pub struct Outcome {
     /// The census once every client has gone.
     pub idle: Census,
     pub shutdown: ShutdownReport,
+    /// The census's queue and outbound drops, by the client id they were
+    /// for (the last broker's, as the census is).
+    pub dropped_by_client: std::collections::BTreeMap<String, u64>,
     pub steps: u64,
 }

@@ -120,6 +120,7 @@ pub fn run_plan(
         .clone()
         .expect("the broker host started");
     let idle = server.census_with_peaks();
+    let dropped_by_client = server.dropped_by_client();
     bounds.check(&scenario.config, &idle, sim.elapsed(), seed);
     server.stop();
     for _ in 0..10_000 {
@@ -136,6 +137,7 @@ pub fn run_plan(
         history,
         idle,
         shutdown,
+        dropped_by_client,
         steps,
     };
     let mut problems = bounds.problems();
@@ -291,6 +293,10 @@ fn inject(
             }
             sim.crash(host.as_str());
             for (client, state) in &clients[&host] {
+                if silent {
+                    let client = client.clone();
+                    history.record_at(now, Event::SilentlyCrashed { client });
+                }
                 if let Some(conn) = state.connected.take() {
                     let ended = Event::Ended {
                         client: client.clone(),

@@ -127,6 +127,8 @@ pub fn secured() -> Scenario {
     scenario.retain_chance = 0.3;
     scenario.will_chance = 0.6;
     scenario.security = Some(Security::standard());
+    // Its ACL's model does not know the corner clients' topics.
+    scenario.corners = false;
     scenario.config.allow_anonymous = Some(true);
     scenario
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tern::codec::QoS;
+use tern::codec::{QoS, SubscriptionOptions};
 
 pub use crate::observers::LongLived;
 
@@ -51,6 +51,8 @@ pub struct Scenario {
     pub v5: V5Mix,
     /// Users and an ACL, and clients that try them (`sim/src/secured.rs`).
     pub security: Option<crate::secured::Security>,
+    /// Clients for the spec's corners (`sim/src/corners.rs`).
+    pub corners: bool,
     pub config: tern::Config,
 }
 
@@ -112,12 +114,16 @@ impl Scenario {
             publishes_per_connection: 0..8,
             v5: V5Mix::some(),
             security: None,
+            corners: true,
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
                 inflight_messages_max: 4,
                 queued_messages_max: 200,
                 outbound_packets_max: 500,
                 sys_interval_secs: 0,
+                // The corner clients publish to `$x/...` (and to `$SYS/x`,
+                // which stays refused).
+                dollar_topics_from_clients: true,
                 connect_timeout_ms: 2_000,
                 shutdown_grace_ms: 2_000,
                 ..tern::Config::default()
@@ -177,6 +183,9 @@ pub enum Action {
     Subscribe(String, QoS),
     /// One SUBSCRIBE with many filters.
     SubscribeMany(Vec<(String, QoS)>),
+    /// A 5.0 SUBSCRIBE with No Local, Retain As Published or Retain
+    /// Handling.
+    SubscribeWith(String, SubscriptionOptions),
     Unsubscribe(String),
     Publish {
         topic: String,
@@ -311,6 +320,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     if let Some(security) = &scenario.security {
         security.apply(&mut clients, seed);
     }
+    clients.extend(crate::corners::generate(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }

@@ -151,6 +151,7 @@ impl Broker {
         let Some(sid) = self.sessions.by_client(client_id) else {
             return;
         };
+        let online = self.sessions.get(sid).conn().is_some();
         if let Some(old) = self.sessions.get(sid).conn() {
             self.notices.note(Notice::TakenOver {
                 client_id: client_id.to_owned(),
@@ -158,10 +159,13 @@ impl Broker {
                 new: conn,
             });
             self.connection_lost(old, false);
-            self.effects.push(Effect::TakenOver(old));
+            if !planted!(self.config, TakeoverLeavesOldOpen) {
+                self.effects.push(Effect::TakenOver(old));
+            }
         }
         // A session that ended with its old connection is gone already.
-        if clean_session && self.sessions.contains(sid) {
+        let kept = !online && planted!(self.config, CleanStartKeepsOfflineSession);
+        if clean_session && self.sessions.contains(sid) && !kept {
             self.end_session(sid);
         }
     }

@@ -41,6 +41,8 @@ impl Broker {
                 client_id: session.client_id().to_owned(),
                 topic: message.publish.topic,
             });
+            #[cfg(feature = "sim")]
+            self.count_drops_for(sid, 1);
         }
     }
 

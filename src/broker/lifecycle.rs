@@ -125,7 +125,7 @@ impl Broker {
         let publish = Publish {
             dup: false,
             qos,
-            retain,
+            retain: retain && !planted!(self.config, RetainedWillNotKept),
             topic,
             packet_id: None,
             payload,

@@ -262,6 +262,12 @@ pub struct Broker {
     reaping: reaping::Reaping,
     /// With a store: changes noted for `take_changes`.
     journal: Option<Vec<journal::Noted>>,
+    /// `dropped.queue_full` and `dropped.outbound_full` by the client id
+    /// of the session they were for: the simulation holds a session's
+    /// missing messages against its own drops, not everyone's. Not in the
+    /// binary, where the map would grow with every client id ever seen.
+    #[cfg(feature = "sim")]
+    dropped_by_client: std::collections::BTreeMap<String, u64>,
 }
 
 impl Broker {
@@ -271,12 +277,18 @@ impl Broker {
 
     /// A broker that judges each client by `acl`, if there is one.
     pub fn with_acl(config: Config, acl: Option<AclFile>) -> Broker {
+        #[cfg_attr(not(feature = "planted-bugs"), allow(unused_mut))]
+        let mut index = SubscriptionIndex::default();
+        #[cfg(feature = "planted-bugs")]
+        {
+            index.planted_bug = config.planted_bug;
+        }
         Broker {
             config,
             acl,
             now: 0,
             sessions: Sessions::default(),
-            index: SubscriptionIndex::default(),
+            index,
             shared: SharedGroups::default(),
             retained: RetainedStore::default(),
             owed: 0,
@@ -293,6 +305,8 @@ impl Broker {
             levels_indexed: 0,
             reaping: reaping::Reaping::default(),
             journal: None,
+            #[cfg(feature = "sim")]
+            dropped_by_client: Default::default(),
         }
     }
 
@@ -377,10 +391,31 @@ impl Broker {
         self.sessions.attached()
     }
 
-    /// The runtime dropped a QoS 0 message because a connection's outbound
-    /// queue was full.
-    pub fn count_outbound_drop(&mut self) {
-        self.dropped.outbound_full += 1;
+    /// The runtime dropped `n` QoS 0 messages because the outbound queue
+    /// of `conn` was full.
+    pub fn count_outbound_drops(&mut self, conn: ConnId, n: usize) {
+        self.dropped.outbound_full += n as u64;
+        #[cfg(feature = "sim")]
+        if n > 0 {
+            if let Some(sid) = self.sessions.by_conn(conn) {
+                self.count_drops_for(sid, n as u64);
+            }
+        }
+        #[cfg(not(feature = "sim"))]
+        let _ = conn;
+    }
+
+    /// Counts drops against the session's client id (`dropped_by_client`).
+    #[cfg(feature = "sim")]
+    fn count_drops_for(&mut self, sid: SessionId, n: u64) {
+        let client_id = self.sessions.get(sid).client_id().to_owned();
+        *self.dropped_by_client.entry(client_id).or_default() += n;
+    }
+
+    /// `dropped.queue_full` and `dropped.outbound_full` by client id.
+    #[cfg(feature = "sim")]
+    pub fn dropped_by_client(&self) -> std::collections::BTreeMap<String, u64> {
+        self.dropped_by_client.clone()
     }
 
     /// The client id of the session a connection is attached to.

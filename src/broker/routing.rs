@@ -128,7 +128,8 @@ impl Broker {
     /// `$SYS` is the broker's; other `$` topics are the clients' only if
     /// the configuration says so [MQTT-4.7.2].
     pub(super) fn may_publish_to(&self, topic: &TopicName) -> bool {
-        let sys = topic.as_str() == "$SYS" || topic.as_str().starts_with("$SYS/");
+        let sys = topic.as_str() == "$SYS"
+            || (topic.as_str().starts_with("$SYS/") && !planted!(self.config, SysOpenToClients));
         !topic.is_dollar() || (self.config.dollar_topics_from_clients && !sys)
     }
 
@@ -196,19 +197,23 @@ impl Broker {
             if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
                 self.settle_owed(sid, &publish.topic, previous.as_ref());
             }
-            let subscriptions = run
-                .iter()
-                .map(|(_, s)| s)
-                .filter(|s| !(s.options.no_local && origin == Some(sid)));
+            let subscriptions = run.iter().map(|(_, s)| s).filter(|s| {
+                let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
+                !(no_local && origin == Some(sid))
+            });
             if is_plain_qos0(&forwarded, subscriptions.clone()) {
                 delivered += 1;
                 self.send_frame(sid, &forwarded, expires_at, &mut frames);
                 continue;
             }
-            let Some(message) = copy_for(&forwarded, subscriptions) else {
+            let Some(mut message) = copy_for(&forwarded, subscriptions) else {
                 continue;
             };
+            if planted!(self.config, RetainAsPublishedIgnored) {
+                message.retain = false;
+            }
             delivered += 1;
+            let dropped_before = self.dropped.queue_full;
             self.deliver(
                 sid,
                 Message {
@@ -223,6 +228,11 @@ impl Broker {
                     },
                 },
             );
+            if planted!(self.config, FullQueueEndsFanOut)
+                && self.dropped.queue_full > dropped_before
+            {
+                break;
+            }
         }
         self.matches = matches;
         delivered + self.route_shared(&forwarded, expires_at)

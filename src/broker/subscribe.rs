@@ -100,6 +100,7 @@ impl Broker {
             codes.push(ReasonCode::granted(options.qos));
             // Retained messages are not sent to shared subscriptions.
             let wants_retained = match options.retain_handling {
+                _ if planted!(self.config, RetainHandlingIgnored) => true,
                 RetainHandling::OnSubscribe => true,
                 RetainHandling::OnNewSubscription => is_new,
                 RetainHandling::Never => false,

@@ -210,11 +210,38 @@ pub enum PlantedBug {
     /// An UNSUBSCRIBE of a persistent session is acknowledged but not
     /// stored: the filter comes back at the next start.
     UnsubscribeNotStored,
+    /// A leading `#` or `+` matches `$` topics too [MQTT-4.7.2-1].
+    WildcardsMatchDollar,
+    /// `t/#` does not match `t`, its parent [MQTT-4.7.1-2].
+    HashMissesParent,
+    /// Clients may publish below `$SYS/` (only `$SYS` itself is refused).
+    SysOpenToClients,
+    /// A clean CONNECT for a client id whose session is offline resumes
+    /// it (session present, subscriptions and queue kept); only a live
+    /// session is ended.
+    CleanStartKeepsOfflineSession,
+    /// No Local is ignored: a client gets its own messages back (5.0).
+    NoLocalIgnored,
+    /// Retain As Published is ignored: forwarded messages always go with
+    /// retain cleared (5.0).
+    RetainAsPublishedIgnored,
+    /// Retain Handling is ignored: every subscription gets the retained
+    /// messages, as with 0 (5.0).
+    RetainHandlingIgnored,
+    /// A will published with retain is routed but not retained.
+    RetainedWillNotKept,
+    /// A session's full queue ends the fan-out (`break` for `continue`):
+    /// the sessions after it miss the message, and only its one drop is
+    /// counted.
+    FullQueueEndsFanOut,
+    /// A takeover detaches the old connection from the session but does
+    /// not close it.
+    TakeoverLeavesOldOpen,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 24] = [
+    pub const ALL: [PlantedBug; 34] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -239,6 +266,16 @@ impl PlantedBug {
         PlantedBug::RetainedClearNotStored,
         PlantedBug::InflightIdsNotRestored,
         PlantedBug::UnsubscribeNotStored,
+        PlantedBug::WildcardsMatchDollar,
+        PlantedBug::HashMissesParent,
+        PlantedBug::SysOpenToClients,
+        PlantedBug::CleanStartKeepsOfflineSession,
+        PlantedBug::NoLocalIgnored,
+        PlantedBug::RetainAsPublishedIgnored,
+        PlantedBug::RetainHandlingIgnored,
+        PlantedBug::RetainedWillNotKept,
+        PlantedBug::FullQueueEndsFanOut,
+        PlantedBug::TakeoverLeavesOldOpen,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -196,7 +196,6 @@ impl State {
         // otherwise a lock and a wake per subscriber per message. Order
         // across connections means nothing; each outbox is its own queue.
         effects.sort_by_key(Effect::conn);
-        let mut dropped = 0;
         let mut effects_left = effects.drain(..).peekable();
         while let Some(conn) = effects_left.peek().map(Effect::conn) {
             let outbox = self.links.get(&conn);
@@ -212,7 +211,8 @@ impl State {
                 });
             match outbox {
                 Some(outbox) => {
-                    dropped += outbox.push_gated(packets, outbound_max, gate);
+                    let dropped = outbox.push_gated(packets, outbound_max, gate);
+                    self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
                         persist.hold(outbox);
                     }
@@ -226,9 +226,6 @@ impl State {
             }
         }
         drop(effects_left);
-        for _ in 0..dropped {
-            self.broker.count_outbound_drop();
-        }
         // A burst's worth of room is not kept for ever.
         if effects.capacity() <= EFFECTS_KEPT {
             self.effects = effects;
@@ -355,6 +352,13 @@ impl Server {
     /// tests and the simulation, not for a busy broker.
     pub fn census_with_peaks(&self) -> Census {
         census::take(&self.shared, true)
+    }
+
+    /// Messages dropped for a full queue, by the client id they were for
+    /// (`Broker::dropped_by_client`).
+    #[cfg(feature = "sim")]
+    pub fn dropped_by_client(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.state().broker.dropped_by_client()
     }
 
     /// How long the routing state's lock has been held, in `bounds_nanos`

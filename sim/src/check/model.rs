@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tern::codec::QoS;
-use tern::topic::{TopicFilter, TopicName};
+use tern::codec::{QoS, SubscriptionOptions};
+use tern::topic::TopicFilter;
 
 use crate::history::{Ending, Entry, Event, MessageId};
 
@@ -35,6 +35,8 @@ pub struct Conn {
     pub held: bool,
     /// Its CONNACK said the broker had a session of its client id.
     pub session_present: bool,
+    /// Its CONNECT asked for a clean start.
+    pub clean: bool,
     pub v5: bool,
     /// The session expiry it asked for (see `Event::ConnectSent`).
     pub expiry: u32,
@@ -78,6 +80,8 @@ pub struct Subscription {
     pub unsubscribe_sent: bool,
     /// The Subscription Identifier it was made with (5.0).
     pub sub_id: Option<u32>,
+    /// No Local, Retain As Published and Retain Handling (5.0).
+    pub options: SubscriptionOptions,
 }
 
 impl Subscription {
@@ -126,6 +130,8 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
+    /// When each client's host was partitioned and crashed, if it was.
+    pub silent_crashes: BTreeMap<String, Duration>,
     /// Connections whose CONNECT went out, by client, with the clean flag
     /// and the session expiry they asked for.
     pub connects_sent: Vec<(Duration, String, bool, u32)>,
@@ -233,6 +239,9 @@ impl Model {
                 self.refused.insert((client.clone(), *conn), refusal);
             }
             Event::BrokerRestarted => self.restarts.push(at),
+            Event::SilentlyCrashed { client } => {
+                self.silent_crashes.insert(client.clone(), at);
+            }
             Event::Violation { client, conn, what } => self
                 .violations
                 .push(format!("({client:?}, {conn}) at {at:?}: {what}")),
@@ -294,6 +303,7 @@ impl Model {
                     will_delay: *will_delay,
                     held: false,
                     session_present: *session_present,
+                    clean: *clean,
                     v5,
                     expiry,
                     keep_alive,
@@ -337,10 +347,12 @@ impl Model {
                 filter,
                 qos,
                 sub_id,
+                options,
             } => {
                 let session = self.conns[&(client.clone(), *conn)].session;
                 self.subscriptions.push(Subscription {
                     sub_id: *sub_id,
+                    options: options.unwrap_or(SubscriptionOptions::qos(*qos)),
                     session,
                     filter: TopicFilter::new(filter).expect("plan filters are valid"),
                     requested: *qos,
@@ -503,17 +515,23 @@ impl Model {
             secs if secs >= crate::workload::EXPIRY_OUTLIVES_RUN => Duration::MAX,
             secs => last.end_at(self.run_end) + Duration::from_secs(u64::from(secs)) + EXPIRY_LATE,
         };
-        restart.min(expiry_end)
+        // A clean CONNECT with its client id ends it [MQTT-3.1.2-4]: by the
+        // CONNACK at the latest.
+        let client = &self.sessions[session].0;
+        let replaced = self.sessions[session + 1..]
+            .iter()
+            .filter(|(c, _)| c == client)
+            .map(|(_, conns)| self.conns[&conns[0]].start)
+            .min()
+            .unwrap_or(Duration::MAX);
+        restart.min(expiry_end).min(replaced)
     }
 
-    /// How long the session outlives its connections. Persistence is
-    /// decided per client by the workload, so the first connection tells.
+    /// How long the session outlives its connections, as its first
+    /// connection asked (a clean CONNECT starts a session of its own).
     pub fn session_expiry(&self, session: usize) -> u32 {
-        let client = &self.sessions[session].0;
-        self.connects_sent
-            .iter()
-            .find(|(_, c, _, _)| c == client)
-            .map_or(0, |(_, _, _, expiry)| *expiry)
+        let first = &self.sessions[session].1[0];
+        self.connect_info.get(first).map_or(0, |info| info.1)
     }
 
     /// Whether another connection with the same client id sent CONNECT
@@ -551,8 +569,28 @@ impl Model {
             .and_then(|rest| rest.split_once('/'))
             .and_then(|(_, inner)| TopicFilter::new(inner).ok());
         let filter = inner.as_ref().unwrap_or(filter);
-        TopicName::new(topic).is_ok_and(|name| filter.matches(&name))
+        spec_matches(filter.as_str(), topic)
     }
+}
+
+/// Whether `filter` matches `topic`, by the spec's words [MQTT-4.7] and not
+/// by the broker's code, so that a bug planted in the broker's matching is
+/// not the model's too: `#` matches the parent level and everything below,
+/// `+` one level, and neither leading matches a `$` topic.
+fn spec_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        match (f, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (f, Some(level)) if f == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
 }
 
 impl Model {

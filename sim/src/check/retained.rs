@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::model::{ConnKey, Received};
-use super::{Model, DELIVERY_WINDOW};
+use super::{Loss, Model, DELIVERY_WINDOW};
 use crate::history::MessageId;
 
 /// A new subscription gets the latest retained message of each topic it
 /// matches, where the history pins down which one that is.
-pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<String>) {
+pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Loss>) {
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
     let full_from = store_full_from(model, store_max);
     let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
@@ -23,8 +23,9 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
         let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
             continue;
         };
-        // Shared subscriptions get no retained messages.
-        if sub.is_shared() {
+        // Shared subscriptions get no retained messages, nor those that
+        // Retain Handling says no to (checked by `corners`).
+        if sub.is_shared() || super::corners::refuses_retained(model, sub) {
             continue;
         }
         let session_conns = &model.sessions[sub.session].1;
@@ -39,19 +40,37 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
             continue;
         }
         // Retained messages for this subscription come right after its
-        // SUBACK, before any later SUBSCRIBE on the connection.
-        let window_end = model
+        // SUBACK, before the SUBACK of any later SUBSCRIBE on the
+        // connection (its sending is too soon: the broker may not have had
+        // it before this one's retained messages went). On a topic that a
+        // later SUBSCRIBE matches too, whose retained copy is alike, only
+        // what came before that SUBSCRIBE went out is this one's.
+        let later: Vec<&super::model::Subscription> = model
             .subscriptions_of(sub.session)
             .filter(|s| s.sent_at > sub.sent_at)
-            .map(|s| s.sent_at)
-            .min()
-            .unwrap_or(Duration::MAX)
-            .min(acked + DELIVERY_WINDOW);
+            .collect();
+        let end = |at: fn(&super::model::Subscription) -> Duration, topic: Option<&str>| {
+            later
+                .iter()
+                .filter(|s| topic.is_none_or(|t| model.filter_matches(&s.filter, t)))
+                .map(|s| at(s))
+                .min()
+                .unwrap_or(Duration::MAX)
+                .min(acked + DELIVERY_WINDOW)
+        };
+        let window_end = end(|s| s.acked_at.unwrap_or(s.sent_at), None);
+        // With Retain As Published, what is forwarded looks retained too.
+        let as_published = |t: &str| {
+            model
+                .subscriptions_of(sub.session)
+                .any(|s| s.options.retain_as_published && model.filter_matches(&s.filter, t))
+        };
         for topic in topics
             .iter()
             .copied()
             .filter(|t| model.filter_matches(&sub.filter, t))
             .filter(|t| model.may_read(sub.session, t))
+            .filter(|t| !as_published(t))
         {
             let Some(expected) = settled_retained(model, topic, sub.sent_at, acked, full_from)
             else {
@@ -62,7 +81,8 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
                 .into_iter()
                 .flatten()
                 .filter(|r| {
-                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= window_end
+                    let until = window_end.min(end(|s| s.sent_at, Some(topic)));
+                    r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= until
                 })
                 .map(|r| r.payload.as_str())
                 .collect();
@@ -71,7 +91,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Str
                 sub.filter, sub.sent_at
             );
             match &expected {
-                Some(_) if got.is_empty() => missing.push(text),
+                Some(_) if got.is_empty() => missing.push(Loss::of(sub.session, text)),
                 Some(payload) if got.iter().any(|g| g != payload) => wrong.push(text),
                 None if !got.is_empty() => wrong.push(text),
                 _ => {}
@@ -154,7 +174,7 @@ impl Model {
 /// it takes had had a retained message (or a retained will) sent to them.
 /// Before that it held fewer, whatever was cleared; after it, a retained
 /// message for a topic that had none may have been refused.
-fn store_full_from(model: &Model, store_max: usize) -> Duration {
+pub(super) fn store_full_from(model: &Model, store_max: usize) -> Duration {
     let mut firsts: BTreeMap<&str, Duration> = BTreeMap::new();
     let publishes = model
         .published

@@ -431,8 +431,13 @@ impl<'a> Session<'a> {
         let client = self.name();
         let conn = self.conn;
         match action {
-            Action::Subscribe(filter, qos) => self.subscribe(&[(filter.clone(), *qos)]),
-            Action::SubscribeMany(filters) => self.subscribe(filters),
+            Action::Subscribe(filter, qos) => {
+                self.subscribe(&[(filter.clone(), *qos)], None);
+            }
+            Action::SubscribeWith(filter, options) => {
+                self.subscribe(&[(filter.clone(), options.qos)], Some(*options));
+            }
+            Action::SubscribeMany(filters) => self.subscribe(filters, None),
             Action::Unsubscribe(filter) => {
                 let packet_id = self.packet_id();
                 self.history.record(Event::UnsubscribeSent {
@@ -473,8 +478,9 @@ impl<'a> Session<'a> {
     }
 
     /// One SUBSCRIBE of `filters`, each recorded, under one Subscription
-    /// Identifier (5.0).
-    fn subscribe(&mut self, filters: &[(String, QoS)]) {
+    /// Identifier (5.0); with `options` (No Local, Retain As Published,
+    /// Retain Handling: 5.0) rather than the defaults, if given.
+    fn subscribe(&mut self, filters: &[(String, QoS)], options: Option<SubscriptionOptions>) {
         let packet_id = self.packet_id();
         let sub_id = self.v5().then(|| {
             let id = self.state.last_sub_id.get() + 1;
@@ -488,6 +494,7 @@ impl<'a> Session<'a> {
                 filter: filter.clone(),
                 qos: *qos,
                 sub_id,
+                options,
             });
         }
         let names = filters.iter().map(|(filter, _)| filter.clone()).collect();
@@ -496,7 +503,11 @@ impl<'a> Session<'a> {
             .iter()
             .map(|(filter, qos)| {
                 let filter = TopicFilter::new(filter).expect("plan filters are valid");
-                (filter, SubscriptionOptions::qos(*qos))
+                let options = SubscriptionOptions {
+                    qos: *qos,
+                    ..options.unwrap_or(SubscriptionOptions::qos(*qos))
+                };
+                (filter, options)
             })
             .collect();
         self.send(&Packet::Subscribe(Subscribe {

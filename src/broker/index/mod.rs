@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::SessionId;
 use crate::codec::QoS;
+use crate::config::planted;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Subscribers `K` (sessions, or shared-subscription groups) by filter, each
@@ -14,6 +15,9 @@ use crate::topic::{TopicFilter, TopicName};
 pub struct SubscriptionIndex<K = SessionId, V = QoS> {
     root: Node<K, V>,
     len: usize,
+    /// A bug to plant in the walk (the broker's, set where it is made).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) planted_bug: Option<crate::config::PlantedBug>,
 }
 
 impl<K, V> Default for SubscriptionIndex<K, V> {
@@ -21,6 +25,8 @@ impl<K, V> Default for SubscriptionIndex<K, V> {
         SubscriptionIndex {
             root: Node::default(),
             len: 0,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -355,7 +361,7 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
         let mut work = 0;
         // A leading wildcard does not match a `$` topic's first level
         // [MQTT-4.7.2-1].
-        let mut wildcards = !topic.is_dollar();
+        let mut wildcards = !topic.is_dollar() || planted!(self, WildcardsMatchDollar);
         for level in topic.levels() {
             let level = Probe::new(level);
             for node in reached.drain(..) {
@@ -371,7 +377,10 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
         }
         for node in reached {
             work += 1;
-            work += node.rest.extend_into(out) as u64;
+            // `t/#` matches `t` [MQTT-4.7.1-2].
+            if !planted!(self, HashMissesParent) {
+                work += node.rest.extend_into(out) as u64;
+            }
             work += node.exact.extend_into(out) as u64;
         }
         work

@@ -1,0 +1,88 @@
+//! Time bounds the spec gives for closing a connection, held against when
+//! the client saw its connection close: a connection taken over closes
+//! when its twin's CONNECT is accepted, and a silent one within 1.5 times
+//! its keepalive.
+
+use std::time::Duration;
+
+use super::model::Model;
+
+/// How much later than the broker's decision its client may see the close:
+/// latency, the broker's timer tick, a step of the connection's task.
+const CLOSE_MARGIN: Duration = Duration::from_secs(1);
+
+pub fn all(model: &Model) -> Vec<String> {
+    let mut problems = takeovers_close(model);
+    problems.extend(silent_closed(model));
+    problems
+}
+
+/// A connection whose client id a later CONNECT takes is closed when that
+/// CONNECT is accepted [MQTT-3.1.4-3]: by the time its twin has the
+/// CONNACK, and a margin. Only for a connection still reading (one that
+/// stopped reading never sees the close), on a link never held.
+fn takeovers_close(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let Some((id, _)) = model.client_ids.get(key) else {
+            continue;
+        };
+        if conn.held {
+            continue;
+        }
+        // The first CONNECT with its client id sent once it was accepted:
+        // the broker handled it after this one's, so it took this over.
+        let twin = model
+            .client_ids
+            .iter()
+            .filter(|(other, (other_id, sent))| {
+                *other != key && other_id == id && *sent >= conn.start
+            })
+            .filter_map(|(other, (_, sent))| Some((other, *sent, model.conns.get(other)?.start)))
+            .min_by_key(|(_, sent, _)| *sent);
+        let Some((twin, sent, accepted)) = twin else {
+            continue;
+        };
+        let deadline = accepted + CLOSE_MARGIN;
+        let ended = conn.end_at(model.run_end);
+        let reading = conn.impaired_from.is_none_or(|at| at > deadline);
+        if ended <= deadline || !reading || model.restart_between(sent, deadline) {
+            continue;
+        }
+        problems.push(format!(
+            "{key:?} was still open at {ended:?}, though {twin:?} took its client id {id} over with a CONNECT accepted by {accepted:?}"
+        ));
+    }
+    problems
+}
+
+/// A client that falls silent is closed within 1.5 times its keepalive of
+/// its last packet [MQTT-3.1.2-24]: its client, which still reads, sees the
+/// close by then and a margin (a crash of its host soon after ends it
+/// sooner). Not for a client that had stopped reading before, or whose
+/// link was held.
+fn silent_closed(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let (Some(silent), Some(impaired)) = (conn.silent_from, conn.impaired_from) else {
+            continue;
+        };
+        if conn.keep_alive == 0 || conn.held || impaired < silent {
+            continue;
+        }
+        let grace = Duration::from_millis(u64::from(conn.keep_alive) * 1500);
+        let deadline = silent + grace + CLOSE_MARGIN;
+        if model.restart_between(silent, deadline) {
+            continue;
+        }
+        let late = conn.end_at(model.run_end) > deadline;
+        if late {
+            problems.push(format!(
+                "{key:?} fell silent at {silent:?} with a keepalive of {} s, but was still open at {:?}, past 1.5 times its keepalive",
+                conn.keep_alive,
+                conn.end_at(model.run_end)
+            ));
+        }
+    }
+    problems
+}
