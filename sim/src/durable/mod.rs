@@ -378,19 +378,19 @@ fn check_deliveries(
                 true => sub.unsubscribe_at.min(unsubscribed),
                 false => Duration::MAX,
             };
-            if message.retain
-                || message.acked_at.is_none()
-                || message.sent_at < subscribed
-                || message.sent_at >= owed_until
-            {
+            // A message is routed between its first send and its
+            // acknowledgement (a resend after a reconnect may be later).
+            let Some(acked_at) = message.acked_at else {
+                continue;
+            };
+            if message.retain || message.sent_at < subscribed || acked_at >= owed_until {
                 continue;
             }
             let once = message.qos == QoS::ExactlyOnce && sub.qos == QoS::ExactlyOnce;
             match sub.delivered.get(&message.payload).copied().unwrap_or(0) {
                 0 => problems.push(format!(
-                    "{name} never got {payload} ({:?}), acknowledged at {:?}",
-                    message.qos,
-                    message.acked_at.unwrap_or_default()
+                    "{name} never got {payload} ({:?}) on {}, sent at {:?}, acknowledged at {:?}",
+                    message.qos, message.topic, message.sent_at, acked_at
                 )),
                 n if once && n > 1 => {
                     problems.push(format!("{name} got {payload} (QoS 2) {n} times"));
