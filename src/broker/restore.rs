@@ -10,6 +10,7 @@ impl Broker {
     /// sessions yet, then checks the result as the simulation would.
     pub fn restore(&mut self, restored: Restored) -> Result<(), String> {
         debug_assert_eq!(self.sessions.len(), 0, "restored into a fresh broker");
+        let mut online_at_crash = Vec::new();
         for session in restored.sessions {
             let sid = session.sid;
             if self.sessions.by_client(&session.record.client_id).is_some() {
@@ -18,7 +19,14 @@ impl Broker {
                     session.record.client_id
                 ));
             }
-            self.sessions.restore(sid, session.record, self.now);
+            let mut record = session.record;
+            if planted!(self.config, ExpiryRestartedAtBoot) {
+                record.expires_at = None;
+            }
+            if record.expires_at.is_none() {
+                online_at_crash.push(sid);
+            }
+            self.sessions.restore(sid, record, self.now);
             for (filter, subscription) in session.filters {
                 self.restore_subscription(sid, filter, subscription);
             }
@@ -36,8 +44,14 @@ impl Broker {
         for (topic, retained) in restored.retained {
             self.retained.set(&topic, retained, usize::MAX);
         }
-        // What was read in is not a change to write back.
+        // What was read in is not a change to write back, but for the
+        // deadlines this start gave sessions that were online at the crash:
+        // unwritten, each later start would give them a new one, and time
+        // would never run out for them (the durable scenario found it).
         self.take_changes();
+        for sid in online_at_crash {
+            self.sessions.mark_changed(sid);
+        }
         self.check()
     }
 }

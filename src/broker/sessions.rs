@@ -261,6 +261,11 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Notes that the session's record must be written again.
+    pub fn mark_changed(&mut self, sid: SessionId) {
+        self.note(sid);
+    }
+
     fn note(&mut self, sid: SessionId) {
         if let Some(changed) = &mut self.changed {
             changed.push(sid);

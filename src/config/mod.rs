@@ -210,6 +210,9 @@ pub enum PlantedBug {
     /// An UNSUBSCRIBE of a persistent session is acknowledged but not
     /// stored: the filter comes back at the next start.
     UnsubscribeNotStored,
+    /// An offline session's expiry starts again at each start, as if it
+    /// had been online at the crash: time the broker was down is lost.
+    ExpiryRestartedAtBoot,
     /// A leading `#` or `+` matches `$` topics too [MQTT-4.7.2-1].
     WildcardsMatchDollar,
     /// `t/#` does not match `t`, its parent [MQTT-4.7.1-2].
@@ -241,7 +244,7 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 34] = [
+    pub const ALL: [PlantedBug; 35] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -266,6 +269,7 @@ impl PlantedBug {
         PlantedBug::RetainedClearNotStored,
         PlantedBug::InflightIdsNotRestored,
         PlantedBug::UnsubscribeNotStored,
+        PlantedBug::ExpiryRestartedAtBoot,
         PlantedBug::WildcardsMatchDollar,
         PlantedBug::HashMissesParent,
         PlantedBug::SysOpenToClients,

@@ -379,8 +379,9 @@ impl Server {
         periodic: Option<Duration>,
     ) -> Result<(), String> {
         let mut state = self.shared.state();
-        state.broker.restore(restored)?;
+        // Noting first: restoring notes the deadlines it gives sessions.
         state.broker.keep_changes();
+        state.broker.restore(restored)?;
         let persist = persist::Persist::new(committer, periodic);
         if self.shared.persist.set(persist).is_err() {
             return Err("the server already has a store".into());

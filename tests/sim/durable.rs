@@ -83,3 +83,9 @@ fn unsubscribe_not_stored() {
     let text = find(PlantedBug::UnsubscribeNotStored, 20);
     assert!(text.contains("after its UNSUBSCRIBE"), "{text}");
 }
+
+#[test]
+fn expiry_restarted_at_boot() {
+    let text = find(PlantedBug::ExpiryRestartedAtBoot, 30);
+    assert!(text.contains("still there"), "{text}");
+}

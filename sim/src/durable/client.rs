@@ -443,3 +443,58 @@ pub async fn read_retained() -> Option<BTreeMap<String, Bytes>> {
     }
     Some(retained)
 }
+
+/// How long the fleeting session outlives its connection.
+pub const FLEETING_EXPIRY_SECS: u32 = 3;
+
+/// A 5.0 session with a short expiry that goes offline for good at `leave`;
+/// at `look` it comes back and must find it gone, however often the broker
+/// restarted in between: its deadline is wall-clock time. Returns whether
+/// the session was present then (`None`: it never got in to look).
+pub async fn fleeting(leave: Duration, look: Duration) -> Option<bool> {
+    let open = |expiry| async move {
+        let stream = TcpStream::connect(("broker", BROKER_PORT)).await.ok()?;
+        let mut conn = Conn {
+            stream,
+            rbuf: BytesMut::new(),
+            version: ProtocolVersion::V5,
+        };
+        let connect = Connect {
+            version: ProtocolVersion::V5,
+            clean_session: false,
+            keep_alive: 30,
+            client_id: "fleeting".to_owned(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::from(vec![Property::SessionExpiryInterval(expiry)]),
+        };
+        conn.send(&Packet::Connect(connect.into())).await.ok()?;
+        match timeout(Duration::from_secs(5), conn.recv()).await {
+            Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
+                Some((conn, ack.session_present))
+            }
+            _ => None,
+        }
+    };
+    // Online until `leave` (again after any restart), then away for good.
+    while now() < leave {
+        match open(FLEETING_EXPIRY_SECS).await {
+            Some((mut conn, _)) => {
+                let _ = timeout(leave.saturating_sub(now()), conn.recv()).await;
+                let disconnect = codec::Disconnect::new(codec::ReasonCode::SUCCESS);
+                let _ = conn.send(&Packet::Disconnect(disconnect)).await;
+            }
+            None => sleep(Duration::from_millis(100)).await,
+        }
+    }
+    sleep(look.saturating_sub(now())).await;
+    for _ in 0..100 {
+        // Expiry 0: looking must not keep it alive.
+        if let Some((_, present)) = open(0).await {
+            return Some(present);
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    None
+}

@@ -172,6 +172,16 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
             me
         })
         .collect();
+    // Leaves within the crashes; looks once its expiry, and the longest a
+    // crash can delay its going offline (down 1.5 s), are well past.
+    let leave = Duration::from_millis(rng.random_range(3000..10000));
+    let look = leave + Duration::from_secs(u64::from(client::FLEETING_EXPIRY_SECS) + 5);
+    let fleeting = Rc::new(RefCell::new(None));
+    let seen = fleeting.clone();
+    sim.client("fleeting", async move {
+        *seen.borrow_mut() = Some(client::fleeting(leave, look).await);
+        Ok(())
+    });
     let retained = Rc::new(RefCell::new(None));
     let reader = retained.clone();
     sim.client("reader", async move {
@@ -241,6 +251,17 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let mut problems = check_deliveries(&subscribers, &publishers);
     problems.extend(check_retained(&publishers, &retained));
     problems.extend(opens_failed.borrow().iter().cloned());
+    match *fleeting.borrow() {
+        Some(Some(false)) => {}
+        Some(Some(true)) => problems.push(format!(
+            "the fleeting session (expiry {} s) left at {leave:?} and was still there at {look:?}",
+            client::FLEETING_EXPIRY_SECS
+        )),
+        Some(None) => problems.push("the fleeting client never got back in to look".into()),
+        None => problems.push(format!(
+            "the fleeting client had not looked by the end ({look:?})"
+        )),
+    }
     if !problems.is_empty() {
         return Err(fail(problems));
     }
