@@ -58,13 +58,7 @@ impl Store {
             .map_err(|e| format!("data directory {}: {e}", dir.display()))?;
         let lock = lock(dir)?;
         let path = dir.join(FILE_NAME);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = open_or_create(&path)?;
         // A new file's directory entry is durable only once its directory
         // is synced: without this, a power cut could lose the whole file.
         std::fs::File::open(dir)
@@ -273,16 +267,21 @@ impl Store {
     }
 }
 
-/// The directory's lock file, locked; an error if another holds it.
-fn lock(dir: &Path) -> Result<std::fs::File, String> {
-    let path = dir.join(LOCK_NAME);
-    let file = std::fs::OpenOptions::new()
+/// `path` for reading and writing, made if missing, never truncated.
+fn open_or_create(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The directory's lock file, locked; an error if another holds it.
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join(LOCK_NAME);
+    let file = open_or_create(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(describe(
