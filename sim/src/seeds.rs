@@ -168,3 +168,30 @@ pub fn init_logging() {
             .try_init();
     }
 }
+
+/// Runs `run` over the seeds of `test` (from 0 below `max_seeds`, or
+/// `SIM_SEED` alone) until one fails saying `needle`; prints it with its
+/// replay line and returns its text. Panics, naming `bug`, if none does:
+/// the planted-bug tests' search, for any scenario runner.
+pub fn find_failure(
+    test: &str,
+    bug: &str,
+    max_seeds: u64,
+    needle: &str,
+    run: impl Fn(u64) -> Result<(), Failure>,
+) -> String {
+    for seed in seeds_for(test, 0..max_seeds) {
+        if let Err(failure) = run(seed) {
+            let text = failure.to_string();
+            if !text.contains(needle) {
+                continue;
+            }
+            eprintln!(
+                "{bug} found by seed {seed}:\n{text}\n{}",
+                test_replay_line(test, seed)
+            );
+            return text;
+        }
+    }
+    panic!("{bug} was not found in {max_seeds} seeds");
+}

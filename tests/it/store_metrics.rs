@@ -2,7 +2,7 @@
 //! what a benchmark divides to report messages per fsync and fsyncs per
 //! second (README, "Benchmarks").
 
-use tern::codec::{ConnectCode, Packet, QoS};
+use tern::codec::{Packet, QoS};
 use tern::store::{Clock, Committer, Store};
 use tern::{Endpoint, Server};
 
@@ -33,18 +33,7 @@ async fn store_commits_and_the_changes_they_carried_are_counted() {
         .expect("a broker with a store counts its commits");
     assert_eq!((zero.commits, zero.changes, zero.commit_nanos), (0, 0, 0));
 
-    let keeper = tern::codec::Connect {
-        clean_session: false,
-        ..raw::connect_packet("keeper")
-    };
-    let (mut keeper, connack) = Raw::connect(broker.addr, keeper).await;
-    assert_eq!(connack.code, ConnectCode::Accepted);
-    keeper
-        .send(&raw::subscribe(1, "k/#", QoS::AtLeastOnce))
-        .await;
-    assert!(matches!(keeper.recv().await, Packet::SubAck(_)));
-    keeper.send(&raw::disconnect()).await;
-    keeper.expect_closed().await;
+    Raw::subscribe_then_leave(broker.addr, "keeper", "k/#").await;
     broker.wait_connections(0).await;
 
     let mut publisher = Raw::connected(broker.addr, "publisher").await;

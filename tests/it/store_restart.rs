@@ -21,13 +21,6 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn persistent(client_id: &str) -> tern::codec::Connect {
-    tern::codec::Connect {
-        clean_session: false,
-        ..raw::connect_packet(client_id)
-    }
-}
-
 #[tokio::test]
 async fn qos1_messages_acknowledged_before_a_kill_reach_the_offline_subscriber_after_restart() {
     let dir = data_dir("kill");
@@ -38,14 +31,7 @@ async fn qos1_messages_acknowledged_before_a_kill_reach_the_offline_subscriber_a
     );
     let tern = Binary::start_on(&config, addr).await;
 
-    let (mut keeper, connack) = Raw::connect(addr, persistent("keeper")).await;
-    assert_eq!(connack.code, ConnectCode::Accepted);
-    keeper
-        .send(&raw::subscribe(1, "k/#", QoS::AtLeastOnce))
-        .await;
-    assert!(matches!(keeper.recv().await, Packet::SubAck(_)));
-    keeper.send(&raw::disconnect()).await;
-    keeper.expect_closed().await;
+    Raw::subscribe_then_leave(addr, "keeper", "k/#").await;
 
     // Publishes with AHEAD in flight until ACKED_BEFORE_KILL are
     // acknowledged, then kills the broker with the rest still flowing.
@@ -68,7 +54,7 @@ async fn qos1_messages_acknowledged_before_a_kill_reach_the_offline_subscriber_a
     drop(publisher);
 
     let _tern = Binary::start_on(&config, addr).await;
-    let (mut keeper, connack) = Raw::connect(addr, persistent("keeper")).await;
+    let (mut keeper, connack) = Raw::connect(addr, raw::persistent("keeper")).await;
     assert_eq!(connack.code, ConnectCode::Accepted);
     assert!(connack.session_present, "the session was kept");
     let mut received = BTreeSet::new();

@@ -4,7 +4,7 @@
 
 use tern::config::PlantedBug;
 use tern_sim::durable;
-use tern_sim::seeds::{seeds_for, test_replay_line};
+use tern_sim::seeds::{find_failure, seeds_for, test_replay_line};
 
 fn check(test: &str, seeds: Vec<u64>) {
     tern_sim::seeds::init_logging();
@@ -35,20 +35,9 @@ fn nothing_acknowledged_is_lost_across_crashes() {
 /// Runs seeds from 0 until one fails; returns the failure's text.
 fn find(bug: PlantedBug, max_seeds: u64) -> String {
     let test = format!("durable::{}", bug.name());
-    for seed in seeds_for(&test, 0..max_seeds) {
-        if let Err(failure) = durable::run(seed, Some(bug)) {
-            let text = failure.to_string();
-            eprintln!(
-                "{bug:?} found by seed {seed}:\n{text}\n{}",
-                test_replay_line(&test, seed)
-            );
-            return text;
-        }
-    }
-    panic!(
-        "{bug:?} was not found in {max_seeds} seeds of {}",
-        durable::NAME
-    );
+    find_failure(&test, &format!("{bug:?}"), max_seeds, "", |seed| {
+        durable::run(seed, Some(bug)).map(drop)
+    })
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tern::config::PlantedBug;
 use tern_sim::run;
 use tern_sim::scenarios;
-use tern_sim::seeds::{seeds_for, test_replay_line};
+use tern_sim::seeds::find_failure;
 use tern_sim::workload::Scenario;
 
 /// Runs seeds from 0 until one fails; returns the failure's text.
@@ -20,23 +20,10 @@ fn find(bug: PlantedBug, scenario: Scenario, max_seeds: u64) -> String {
 fn find_saying(bug: PlantedBug, mut scenario: Scenario, max_seeds: u64, needle: &str) -> String {
     scenario.config.planted_bug = Some(bug);
     let test = format!("planted_bugs::{}", bug.name());
-    for seed in seeds_for(&test, 0..max_seeds) {
-        if let Err(failure) = run::run(&scenario, seed) {
-            let text = failure.to_string();
-            if !text.contains(needle) {
-                continue;
-            }
-            eprintln!(
-                "{bug:?} found by seed {seed}:\n{text}\n{}",
-                test_replay_line(&test, seed)
-            );
-            return text;
-        }
-    }
-    panic!(
-        "{bug:?} was not found in {max_seeds} seeds of {}",
-        scenario.name
-    );
+    let name = format!("{bug:?} in {}", scenario.name);
+    find_failure(&test, &name, max_seeds, needle, |seed| {
+        run::run(&scenario, seed).map(drop)
+    })
 }
 
 /// A short mix of everything, so that each search is quick.

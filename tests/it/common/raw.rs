@@ -80,6 +80,18 @@ impl Raw {
         raw
     }
 
+    /// A 3.1.1 persistent session (clean session 0) that subscribes to
+    /// `filter` at QoS 1 and goes offline with DISCONNECT: messages for it
+    /// are queued from then on.
+    pub async fn subscribe_then_leave(addr: SocketAddr, client_id: &str, filter: &str) {
+        let (mut raw, connack) = Raw::connect(addr, persistent(client_id)).await;
+        assert_eq!(connack.code, codec::ConnectCode::Accepted);
+        raw.send(&subscribe(1, filter, QoS::AtLeastOnce)).await;
+        assert!(matches!(raw.recv().await, Packet::SubAck(_)));
+        raw.send(&disconnect()).await;
+        raw.expect_closed().await;
+    }
+
     /// Connects a 5.0 client with a clean start and `properties`; panics
     /// unless the broker accepts. Returns the CONNACK for its properties.
     pub async fn connected_v5(
@@ -231,6 +243,14 @@ pub fn connect_packet(client_id: &str) -> Connect {
         username: None,
         password: None,
         properties: Default::default(),
+    }
+}
+
+/// `connect_packet` with clean session 0: a session that outlives it.
+pub fn persistent(client_id: &str) -> Connect {
+    Connect {
+        clean_session: false,
+        ..connect_packet(client_id)
     }
 }
 
