@@ -83,6 +83,7 @@ fn adversary(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         session_expiry: 0,
         adversary: true,
         login: Login::default(),
+        wire: crate::workload::Wire::Plain,
     }
 }
 

@@ -53,6 +53,7 @@ fn client(name: &str, v5: bool, start: Duration, connections: Vec<ConnectionPlan
         session_expiry: 0,
         adversary: false,
         login: Login::default(),
+        wire: crate::workload::Wire::Plain,
     }
 }
 

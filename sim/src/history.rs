@@ -76,6 +76,15 @@ pub enum Event {
         user: Option<String>,
         password: Option<String>,
     },
+    /// The connection is not plain TCP to the plain port (recorded only
+    /// then, after its `ConnectSent`).
+    Wire {
+        client: ClientName,
+        conn: u32,
+        wire: crate::workload::Wire,
+    },
+    /// A TLS client's handshake failed or timed out; it tries again.
+    HandshakeFailed { client: ClientName, error: String },
     /// CONNACK refused, with its code as the codec names it.
     Refused {
         client: ClientName,

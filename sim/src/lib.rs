@@ -18,6 +18,7 @@
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
 //! - [`secured`]: users, an ACL, and clients that try them.
+//! - [`tls`]: a TLS port beside the plain one, and the clients that use it.
 //! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
@@ -32,4 +33,5 @@ pub mod run;
 pub mod scenarios;
 pub mod secured;
 pub mod seeds;
+pub mod tls;
 pub mod workload;

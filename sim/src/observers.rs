@@ -82,6 +82,7 @@ fn client(name: String, start: Duration, connections: Vec<ConnectionPlan>) -> Cl
         session_expiry: 0,
         adversary: false,
         login: Login::default(),
+        wire: crate::workload::Wire::Plain,
     }
 }
 

@@ -6,14 +6,16 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tern::{Server, ShutdownReport};
+use tern::{Endpoint, Server, ShutdownReport};
 
 use crate::check::{self, BoundsWatch};
 use crate::client::{self, ClientState, BROKER_PORT};
 use crate::history::{Ending, Event, History};
 pub use crate::outcome::Outcome;
+use crate::tls::{RunTls, BROKER_TLS_PORT};
 use crate::workload::{self, ClientPlan, Fault, Plan, Scenario};
 
 /// A run that broke an invariant, with what is needed to replay it.
@@ -76,9 +78,11 @@ pub fn run_plan(
         .build();
     let history = History::default();
     let slot = Rc::new(RefCell::new(BrokerSlot::default()));
-    add_broker(&mut sim, scenario, &slot);
+    let tls = scenario.tls.as_ref().map(|_| Rc::new(RunTls::new(seed)));
+    add_broker(&mut sim, scenario, &slot, tls.clone());
     let Plan { clients, faults } = plan;
-    let (clients, host_of) = add_clients(&mut sim, clients, &faults, &history);
+    let client_tls = tls.map(|tls| tls.client.clone());
+    let (clients, host_of) = add_clients(&mut sim, clients, &faults, &history, client_tls);
     let mut faults = faults.into_iter().peekable();
     let mut releases: Vec<(Duration, String)> = Vec::new();
     let end = scenario.active + scenario.quiet;
@@ -161,9 +165,15 @@ pub fn run_plan(
     }
 }
 
-/// The broker host: a `tern::Server` on turmoil's listener, put in `slot`
-/// so that the harness can read it between steps.
-fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell<BrokerSlot>>) {
+/// The broker host: a `tern::Server` on turmoil's listener, and on a
+/// second with TLS if the scenario has it, put in `slot` so that the
+/// harness can read it between steps.
+fn add_broker(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    slot: &Rc<RefCell<BrokerSlot>>,
+    tls: Option<Rc<RunTls>>,
+) {
     let config = scenario.config.clone();
     let broker_slot = slot.clone();
     // Parsed once, before the run: nothing reads the disk while it goes.
@@ -178,16 +188,21 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell
         let slot = broker_slot.clone();
         let config = config.clone();
         let rules = rules.clone();
+        let tls = tls.clone();
         async move {
-            let listener =
-                turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
-                    .await?;
+            let bind =
+                |port| turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), port));
+            let mut listeners = vec![(bind(BROKER_PORT).await?, Endpoint::plain(&config))];
+            if let Some(tls) = tls {
+                let endpoint = Endpoint::secured(&config, tls.server());
+                listeners.push((bind(BROKER_TLS_PORT).await?, endpoint));
+            }
             let server = match rules {
                 Some((passwords, acl)) => Server::with_rules(config, Some(passwords), Some(acl)),
                 None => Server::new(config),
             };
             slot.borrow_mut().server = Some(server.clone());
-            let report = server.run(vec![listener], std::future::pending()).await;
+            let report = server.serve(listeners, std::future::pending()).await;
             slot.borrow_mut().shutdown = Some(report);
             Ok(())
         }
@@ -202,6 +217,7 @@ fn add_clients(
     plans: Vec<ClientPlan>,
     faults: &[(Duration, Fault)],
     history: &History,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> (ClientsByHost, BTreeMap<String, String>) {
     let crashed: BTreeSet<String> = faults
         .iter()
@@ -230,13 +246,16 @@ fn add_clients(
     for (host, clients) in &hosts {
         let clients = clients.clone();
         let history = history.clone();
+        let tls = tls.clone();
         sim.host(host.as_str(), move || {
             let clients = clients.clone();
             let history = history.clone();
+            let tls = tls.clone();
             async move {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (plan, state) in clients {
-                    tasks.spawn_local(client::run(plan, state, history.clone()));
+                    let run = client::run(plan, state, history.clone(), tls.clone());
+                    tasks.spawn_local(run);
                 }
                 while let Some(done) = tasks.join_next().await {
                     done??;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::check::QUEUE_NEVER_FULL;
 use crate::secured::Security;
+use crate::tls::TlsMix;
 use crate::workload::{Scenario, V5Mix};
 
 fn secs(n: u64) -> Duration {
@@ -119,7 +120,9 @@ pub fn adversary() -> Scenario {
 /// (`sim/src/secured.rs`): nobody reads what its rules deny, retained
 /// messages and wills included, no wrong login gets in, and no user
 /// takes another's session; what the rules allow is delivered as ever,
-/// through held links and a broker restart.
+/// through held links and a broker restart. A third of the clients come
+/// over TLS, beside the others on plain TCP, and probes that speak plain
+/// MQTT to the TLS port get no answer (`sim/src/tls.rs`).
 pub fn secured() -> Scenario {
     let mut scenario = roomy(Scenario::base("secured", 40, secs(30)));
     scenario.holds = 5;
@@ -127,6 +130,10 @@ pub fn secured() -> Scenario {
     scenario.retain_chance = 0.3;
     scenario.will_chance = 0.6;
     scenario.security = Some(Security::standard());
+    scenario.tls = Some(TlsMix {
+        share: 0.35,
+        plaintext_probes: 2,
+    });
     // Its ACL's model does not know the corner clients' topics.
     scenario.corners = false;
     scenario.config.allow_anonymous = Some(true);

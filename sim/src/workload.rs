@@ -51,6 +51,8 @@ pub struct Scenario {
     pub v5: V5Mix,
     /// Users and an ACL, and clients that try them (`sim/src/secured.rs`).
     pub security: Option<crate::secured::Security>,
+    /// A second broker port with TLS, and the clients that use it.
+    pub tls: Option<crate::tls::TlsMix>,
     /// Clients for the spec's corners (`sim/src/corners.rs`).
     pub corners: bool,
     pub config: tern::Config,
@@ -114,6 +116,7 @@ impl Scenario {
             publishes_per_connection: 0..8,
             v5: V5Mix::some(),
             security: None,
+            tls: None,
             corners: true,
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
@@ -151,6 +154,19 @@ pub struct ClientPlan {
     pub adversary: bool,
     /// The user name and password of every CONNECT it makes.
     pub login: Login,
+    /// How its bytes reach the broker.
+    pub wire: Wire,
+}
+
+/// How a client's bytes reach the broker (`sim/src/tls.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Wire {
+    #[default]
+    Plain,
+    /// TLS to the broker's TLS port, its certificate checked.
+    Tls,
+    /// Plain MQTT to the TLS port: a probe that must never get a CONNACK.
+    PlainToTlsPort,
 }
 
 /// What a CONNECT says of who connects; neither, for an anonymous client.
@@ -320,6 +336,9 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
     if let Some(security) = &scenario.security {
         security.apply(&mut clients, seed);
     }
+    if let Some(tls) = &scenario.tls {
+        tls.apply(&mut clients, seed);
+    }
     clients.extend(crate::corners::generate(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
@@ -359,6 +378,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         session_expiry: 0,
         adversary: false,
         login: Login::default(),
+        wire: Wire::Plain,
     }
 }
 
@@ -456,6 +476,7 @@ fn churner(
         session_expiry: 0,
         adversary: false,
         login: Login::default(),
+        wire: Wire::Plain,
     }
 }
 

@@ -240,11 +240,14 @@ pub enum PlantedBug {
     /// A takeover detaches the old connection from the session but does
     /// not close it.
     TakeoverLeavesOldOpen,
+    /// A connection skips its listener's handshakes: a TLS listener reads
+    /// MQTT from the bare socket.
+    TransportSkipped,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 35] = [
+    pub const ALL: [PlantedBug; 36] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -280,6 +283,7 @@ impl PlantedBug {
         PlantedBug::RetainedWillNotKept,
         PlantedBug::FullQueueEndsFanOut,
         PlantedBug::TakeoverLeavesOldOpen,
+        PlantedBug::TransportSkipped,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Config, ListenerConfig};
-use crate::transport::Transport;
+use crate::transport::{Tls, Transport};
 
 pub struct Endpoint {
     pub(super) transport: Transport,
@@ -40,6 +40,15 @@ impl Endpoint {
             identity_as_username: false,
             connections_max: usize::MAX,
             connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// MQTT over `tls`, otherwise as `plain`: for a listener bound by the
+    /// caller whose certificates are in memory (the simulation's).
+    pub fn secured(config: &Config, tls: Tls) -> Endpoint {
+        Endpoint {
+            transport: Transport::tls(tls),
+            ..Endpoint::plain(config)
         }
     }
 

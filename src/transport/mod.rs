@@ -59,6 +59,14 @@ impl Transport {
         }
     }
 
+    /// MQTT inside TLS made elsewhere (`Tls::from_pem`).
+    pub fn tls(tls: Tls) -> Transport {
+        Transport {
+            websocket: None,
+            tls: Some(tls),
+        }
+    }
+
     /// Reads the transport's files (TLS certificates) again for the
     /// connections to come; on an error it keeps what it had.
     pub fn reload(&self) -> Result<(), String> {

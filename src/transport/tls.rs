@@ -6,9 +6,10 @@
 //! compiled in, rustls's implicit choice panics. The server's settings
 //! sit behind a lock that a reload swaps, so a new certificate is used
 //! by the next handshake while the connections already open keep theirs.
+//! A program that holds its PEM in memory (the simulation, which must not
+//! read the disk) makes the same settings from bytes (`Tls::from_pem`).
 
 use std::io;
-use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::CryptoProvider;
@@ -23,12 +24,20 @@ use tokio_util::either::Either;
 
 use crate::config::ListenerConfig;
 
-/// A listener's TLS: where its files are, and the settings last read
-/// from them.
+/// A listener's TLS: where its files are (none, if it was made from PEM
+/// in memory), and the settings last read from them.
 #[derive(Debug)]
 pub struct Tls {
-    files: Files,
+    files: Option<Files>,
     config: RwLock<Arc<ServerConfig>>,
+}
+
+/// What each input is called in an error: a file's key and path, or the
+/// PEM's name.
+struct Names {
+    cert: String,
+    key: String,
+    ca: String,
 }
 
 #[derive(Debug, Clone)]
@@ -57,13 +66,50 @@ impl Tls {
             require_certificate: listener.require_certificate,
         };
         let config = RwLock::new(files.load()?);
-        Ok(Some(Tls { files, config }))
+        Ok(Some(Tls {
+            files: Some(files),
+            config,
+        }))
+    }
+
+    /// TLS from PEM in memory: a certificate chain, its key, and the CA
+    /// that client certificates are verified against, if any. The same
+    /// settings as from files; a reload keeps them.
+    pub fn from_pem(
+        cert: &[u8],
+        key: &[u8],
+        ca: Option<&[u8]>,
+        require_certificate: bool,
+    ) -> Result<Tls, String> {
+        let names = Names {
+            cert: "certificate PEM".into(),
+            key: "key PEM".into(),
+            ca: "CA PEM".into(),
+        };
+        let chain = certificates(&names.cert, Ok(CertificateDer::pem_slice_iter(cert)))?;
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|e| format!("{}: {}", names.key, pem_error(e, "private key")))?;
+        let ca = match ca {
+            Some(ca) => Some(certificates(
+                &names.ca,
+                Ok(CertificateDer::pem_slice_iter(ca)),
+            )?),
+            None => None,
+        };
+        let config = server_config(chain, key, ca, require_certificate, &names)?;
+        Ok(Tls {
+            files: None,
+            config: RwLock::new(config),
+        })
     }
 
     /// Reads the files again for the handshakes to come. On an error the
     /// settings in use stay, and the error is returned.
     pub fn reload(&self) -> Result<(), String> {
-        let config = self.files.load()?;
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        let config = files.load()?;
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
         Ok(())
     }
@@ -92,61 +138,82 @@ impl Tls {
 }
 
 impl Files {
-    /// The server settings these files make: TLS 1.2 and 1.3 with ring,
-    /// client certificates verified against the CA file if there is one.
+    /// The server settings these files make.
     fn load(&self) -> Result<Arc<ServerConfig>, String> {
-        let chain = certificates("cert_file", &self.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| {
-            format!(
-                "key_file {}: {}",
-                self.key.display(),
-                pem_error(e, "private key")
-            )
-        })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS: {e}"))?;
-        let builder = match &self.ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => builder.with_client_cert_verifier(self.verifier(ca, provider)?),
+        let names = Names {
+            cert: format!("cert_file {}", self.cert.display()),
+            key: format!("key_file {}", self.key.display()),
+            ca: self
+                .ca
+                .as_ref()
+                .map_or_else(String::new, |ca| format!("ca_file {}", ca.display())),
         };
-        let config = builder.with_single_cert(chain, key).map_err(|e| {
-            format!(
-                "cert_file {} with key_file {}: {e}",
-                self.cert.display(),
-                self.key.display()
-            )
-        })?;
-        Ok(Arc::new(config))
-    }
-
-    fn verifier(
-        &self,
-        ca: &Path,
-        provider: Arc<CryptoProvider>,
-    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
-        let mut roots = RootCertStore::empty();
-        for cert in certificates("ca_file", ca)? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-        }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-        let verifier = match self.require_certificate {
-            true => verifier,
-            false => verifier.allow_unauthenticated(),
+        let chain = certificates(&names.cert, CertificateDer::pem_file_iter(&self.cert))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| format!("{}: {}", names.key, pem_error(e, "private key")))?;
+        let ca = match &self.ca {
+            Some(ca) => Some(certificates(&names.ca, CertificateDer::pem_file_iter(ca))?),
+            None => None,
         };
-        verifier
-            .build()
-            .map_err(|e| format!("ca_file {}: {e}", ca.display()))
+        server_config(chain, key, ca, self.require_certificate, &names)
     }
 }
 
-/// The certificates in the PEM file at `path`: at least one.
-fn certificates(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let fail = |e| format!("{what} {}: {}", path.display(), pem_error(e, "certificate"));
-    let chain = CertificateDer::pem_file_iter(path)
+type PemResult = Result<CertificateDer<'static>, rustls_pki_types::pem::Error>;
+
+/// The server settings: TLS 1.2 and 1.3 with ring, client certificates
+/// verified against `ca` if there is one.
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    ca: Option<Vec<CertificateDer<'static>>>,
+    require_certificate: bool,
+    names: &Names,
+) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = match ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(verifier(
+            ca,
+            require_certificate,
+            provider,
+            &names.ca,
+        )?),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{} with {}: {e}", names.cert, names.key))?;
+    Ok(Arc::new(config))
+}
+
+fn verifier(
+    ca: Vec<CertificateDer<'static>>,
+    require_certificate: bool,
+    provider: Arc<CryptoProvider>,
+    name: &str,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in ca {
+        roots.add(cert).map_err(|e| format!("{name}: {e}"))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let verifier = match require_certificate {
+        true => verifier,
+        false => verifier.allow_unauthenticated(),
+    };
+    verifier.build().map_err(|e| format!("{name}: {e}"))
+}
+
+/// The certificates PEM gives: at least one; `name` says whose they are.
+fn certificates(
+    name: &str,
+    pem: Result<impl Iterator<Item = PemResult>, rustls_pki_types::pem::Error>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fail = |e| format!("{name}: {}", pem_error(e, "certificate"));
+    let chain = pem
         .map_err(fail)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(fail)?;

@@ -9,6 +9,7 @@ mod model;
 mod mqtt5;
 mod retained;
 mod timing;
+mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
         model.secure(security, scenario.config.anonymous_allowed());
     }
     let mut problems = access::all(&model);
+    problems.extend(wire::all(scenario, &model));
     problems.extend(census(scenario, &model, outcome));
     problems.extend(no_stray_deliveries(&model));
     problems.extend(exactly_once(&model));

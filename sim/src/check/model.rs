@@ -147,6 +147,10 @@ pub struct Model {
     pub logins: BTreeMap<ConnKey, (Option<String>, Option<String>)>,
     /// Each connection the broker refused, when and with which code.
     pub refused: BTreeMap<ConnKey, (Duration, String)>,
+    /// The connections not plain TCP to the plain port, and how they went.
+    pub wires: BTreeMap<ConnKey, crate::workload::Wire>,
+    /// TLS handshakes that failed: when, whose, and why.
+    pub handshakes_failed: Vec<(Duration, String, String)>,
     /// Publishes the ACL does not let their publishers write
     /// (`Model::secure`), which nobody is owed.
     pub denied: BTreeMap<MessageId, Sent>,
@@ -233,6 +237,13 @@ impl Model {
             } => {
                 let login = (user.clone(), password.clone());
                 self.logins.insert((client.clone(), *conn), login);
+            }
+            Event::Wire { client, conn, wire } => {
+                self.wires.insert((client.clone(), *conn), *wire);
+            }
+            Event::HandshakeFailed { client, error } => {
+                let failure = (at, client.clone(), error.clone());
+                self.handshakes_failed.push(failure);
             }
             Event::Refused { client, conn, code } => {
                 let refusal = (at, code.clone());

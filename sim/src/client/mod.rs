@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -13,13 +14,14 @@ use tern::codec::{
     ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, Unsubscribe,
 };
 use tern::topic::{TopicFilter, TopicName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{sleep, sleep_until, Instant};
-use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio_rustls::TlsConnector;
 use turmoil::net::TcpStream;
 
 use crate::history::{Ending, Event, History, MessageId};
-use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy, Login};
+use crate::tls::{BROKER_NAME, BROKER_TLS_PORT};
+use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Heavy, Login, Wire};
 
 mod receive;
 
@@ -54,11 +56,17 @@ struct Outgoing {
     released: bool,
 }
 
-/// The host's software: runs the plan's remaining connections in turn.
+/// A connection's two directions, over TCP or inside TLS.
+type Reader = Box<dyn AsyncRead + Unpin>;
+type Writer = Box<dyn AsyncWrite + Unpin>;
+
+/// The host's software: runs the plan's remaining connections in turn;
+/// `tls`, the run's client settings, if it has a TLS port.
 pub async fn run(
     plan: Rc<ClientPlan>,
     state: Rc<ClientState>,
     history: History,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> turmoil::Result {
     sleep(plan.start).await;
     loop {
@@ -68,7 +76,7 @@ pub async fn run(
         };
         state.next_connection.set(index + 1);
         sleep(connection.gap).await;
-        let Some(stream) = connect_with_retry().await else {
+        let Some(stream) = connect_with_retry(&plan, tls.as_ref(), &history).await else {
             continue;
         };
         let conn = state.connections_made.get() + 1;
@@ -79,11 +87,38 @@ pub async fn run(
     }
 }
 
-/// The broker may be restarting; try for a few seconds.
-async fn connect_with_retry() -> Option<TcpStream> {
+/// The broker may be restarting; try for a few seconds. A TLS client
+/// tries again after a failed handshake too: a restart can cut one short.
+async fn connect_with_retry(
+    plan: &ClientPlan,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    history: &History,
+) -> Option<(Reader, Writer)> {
+    let wire = plan.wire;
+    let port = match wire {
+        Wire::Plain => BROKER_PORT,
+        Wire::Tls | Wire::PlainToTlsPort => BROKER_TLS_PORT,
+    };
     for _ in 0..10 {
-        if let Ok(stream) = TcpStream::connect(("broker", BROKER_PORT)).await {
-            return Some(stream);
+        if let Ok(stream) = TcpStream::connect((BROKER_NAME, port)).await {
+            if wire != Wire::Tls {
+                let (reader, writer) = stream.into_split();
+                return Some((Box::new(reader), Box::new(writer)));
+            }
+            let tls = tls.expect("a scenario with TLS clients has the run's TLS");
+            let server =
+                rustls_pki_types::ServerName::try_from(BROKER_NAME).expect("a valid DNS name");
+            let handshake = TlsConnector::from(tls.clone()).connect(server, stream);
+            let error = match timeout(Duration::from_secs(5), handshake).await {
+                Ok(Ok(stream)) => {
+                    let (reader, writer) = tokio::io::split(stream);
+                    return Some((Box::new(reader), Box::new(writer)));
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(elapsed) => elapsed.to_string(),
+            };
+            let client = plan.name.clone();
+            history.record(Event::HandshakeFailed { client, error });
         }
         sleep(Duration::from_millis(500)).await;
     }
@@ -94,8 +129,11 @@ struct Session<'a> {
     plan: &'a ClientPlan,
     connection: &'a ConnectionPlan,
     conn: u32,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
+    /// Written to TLS and maybe not yet to the socket: TLS keeps what the
+    /// socket would not take until a flush (plain TCP keeps nothing).
+    unflushed: bool,
     state: &'a ClientState,
     history: &'a History,
     rbuf: BytesMut,
@@ -116,17 +154,17 @@ impl<'a> Session<'a> {
         plan: &'a ClientPlan,
         connection: &'a ConnectionPlan,
         conn: u32,
-        stream: TcpStream,
+        (reader, writer): (Reader, Writer),
         state: &'a ClientState,
         history: &'a History,
     ) -> Self {
-        let (reader, writer) = stream.into_split();
         Session {
             plan,
             connection,
             conn,
             reader,
             writer,
+            unflushed: false,
             state,
             history,
             rbuf: BytesMut::new(),
@@ -273,6 +311,13 @@ impl<'a> Session<'a> {
                 password: self.plan.login.password.clone(),
             });
         }
+        if self.plan.wire != Wire::Plain {
+            self.history.record(Event::Wire {
+                client: self.name(),
+                conn: self.conn,
+                wire: self.plan.wire,
+            });
+        }
         if self.connection.clean {
             self.state.received_qos2.borrow_mut().clear();
         }
@@ -308,7 +353,7 @@ impl<'a> Session<'a> {
 
     /// Writes CONNECT and waits for CONNACK; None if refused or closed.
     async fn connack(&mut self) -> Option<bool> {
-        if self.writer.write_all(&self.wbuf).await.is_err() {
+        if self.writer.write_all(&self.wbuf).await.is_err() || self.writer.flush().await.is_err() {
             return None;
         }
         self.wbuf.clear();
@@ -368,8 +413,12 @@ impl<'a> Session<'a> {
                     }
                     _ => return Ending::ClosedByBroker,
                 },
-                written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() && !hanging => match written {
-                    Ok(n) if n > 0 => self.wbuf.advance(n),
+                written = write_or_flush(&mut self.writer, &self.wbuf), if (!self.wbuf.is_empty() || self.unflushed) && !hanging => match written {
+                    Ok(Some(n)) if n > 0 => {
+                        self.wbuf.advance(n);
+                        self.unflushed = self.plan.wire == Wire::Tls;
+                    }
+                    Ok(None) => self.unflushed = false,
                     _ => return Ending::ClosedByBroker,
                 },
                 () = sleep_until(next_action.unwrap_or_else(far_future)), if next_action.is_some() && !hanging => {
@@ -589,4 +638,12 @@ fn user_properties(heavy: &Heavy) -> impl Iterator<Item = Property> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
+}
+
+/// Writes some of `wbuf`, or with nothing to write, flushes (None).
+async fn write_or_flush(writer: &mut Writer, wbuf: &[u8]) -> std::io::Result<Option<usize>> {
+    match wbuf.is_empty() {
+        true => writer.flush().await.map(|()| None),
+        false => writer.write(wbuf).await.map(Some),
+    }
 }
