@@ -139,7 +139,7 @@ impl TlsMix {
         let mut probes = Vec::new();
         for i in 0..self.plaintext_probes {
             let mut plan = churners[rng.random_range(0..churners.len())].clone();
-            plan.name = format!("s{i}");
+            plan.name = format!("tp{i}");
             plan.client_id = plan.name.clone();
             plan.start += Duration::from_millis(rng.random_range(0..2_000));
             plan.connections.truncate(1);

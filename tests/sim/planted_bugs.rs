@@ -184,6 +184,19 @@ fn acl_skipped_for_wills() {
 }
 
 #[test]
+fn transport_skipped() {
+    // The TLS port reads MQTT from the bare socket: the probes that speak
+    // plain MQTT to it get a CONNACK, and no TLS client gets in.
+    let text = find_saying(
+        PlantedBug::TransportSkipped,
+        scenarios::secured(),
+        5,
+        "sent plain MQTT to the TLS port",
+    );
+    assert!(text.contains("no connection over TLS got in"), "{text}");
+}
+
+#[test]
 fn cross_user_takeover() {
     // An intruder takes a live session of another user...
     let text = find_saying(

@@ -36,6 +36,7 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
         session_expiry: 0,
         adversary: false,
         login: Login::default(),
+        wire: tern_sim::workload::Wire::Plain,
     }
 }
 
