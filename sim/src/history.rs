@@ -178,6 +178,9 @@ pub enum Event {
     SilentlyCrashed { client: ClientName },
     /// The broker host was restarted; every session is gone.
     BrokerRestarted,
+    /// The broker host's clock jumped forward by `by` at once, as a
+    /// suspended VM's does when it resumes; the world's did not.
+    ClockJumped { by: Duration },
     /// The client saw the broker break a rule it can check by itself alone,
     /// such as its Receive Maximum.
     Violation {

@@ -18,11 +18,13 @@
 //! - [`seeds`]: which seeds to run, replay lines, the file of failed seeds.
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
 //! - [`secured`]: users, an ACL, and clients that try them.
+//! - [`clock`]: jumps of the broker's clock, and the clients they decide.
 //! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
 pub mod check;
 pub mod client;
+pub mod clock;
 pub mod corners;
 pub mod durable;
 pub mod history;

@@ -29,6 +29,9 @@ pub struct Failure {
 struct BrokerSlot {
     server: Option<Server>,
     shutdown: Option<ShutdownReport>,
+    /// A jump of the broker host's clock, for the host to make (only its
+    /// own runtime can move its clock).
+    clock_jump: Option<Duration>,
 }
 
 /// Steps between the broker's consistency checks: often enough to see a
@@ -166,6 +169,7 @@ pub fn run_plan(
 fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell<BrokerSlot>>) {
     let config = scenario.config.clone();
     let broker_slot = slot.clone();
+    let jumps = scenario.clock_jumps > 0;
     // Parsed once, before the run: nothing reads the disk while it goes.
     let rules = scenario.security.as_ref().map(|security| {
         let passwords = tern::auth::PasswordFile::parse(&security.password_text())
@@ -187,6 +191,11 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, slot: &Rc<RefCell
                 None => Server::new(config),
             };
             slot.borrow_mut().server = Some(server.clone());
+            if jumps {
+                tokio::task::spawn_local(crate::clock::jumper(slot.clone(), |slot| {
+                    slot.borrow_mut().clock_jump.take()
+                }));
+            }
             let report = server.run(vec![listener], std::future::pending()).await;
             slot.borrow_mut().shutdown = Some(report);
             Ok(())
@@ -318,6 +327,10 @@ fn inject(
                 );
             }
             releases.push((now + for_, host));
+        }
+        Fault::ClockJump { by } => {
+            slot.borrow_mut().clock_jump = Some(by);
+            history.record_at(now, Event::ClockJumped { by });
         }
         Fault::BounceBroker => {
             slot.borrow_mut().server = None;

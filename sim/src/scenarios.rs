@@ -133,6 +133,26 @@ pub fn secured() -> Scenario {
     scenario
 }
 
+/// The broker host's clock jumps forward by minutes mid-run, as a
+/// suspended VM's does (`sim/src/clock.rs`): expiries, delayed wills and
+/// keepalive go by the broker's clock, and nothing else changes.
+pub fn clock_jump() -> Scenario {
+    Scenario {
+        clock_jumps: 1,
+        persistent_chance: 0.5,
+        will_chance: 0.5,
+        v5: V5Mix {
+            clients: 0.8,
+            short_expiry: 0.6,
+            will_delay: 0.6,
+            receive_maximum: 0.3,
+            message_expiry: 0.3,
+            shared: 0.2,
+        },
+        ..roomy(Scenario::base("clock_jump", 30, secs(30)))
+    }
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -144,6 +164,7 @@ pub fn all() -> Vec<Scenario> {
         retained_and_wills(),
         adversary(),
         secured(),
+        clock_jump(),
     ]
 }
 

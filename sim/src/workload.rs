@@ -53,6 +53,9 @@ pub struct Scenario {
     pub security: Option<crate::secured::Security>,
     /// Clients for the spec's corners (`sim/src/corners.rs`).
     pub corners: bool,
+    /// Jumps of the broker host's clock, and the clients they must not
+    /// touch (`sim/src/clock.rs`).
+    pub clock_jumps: usize,
     pub config: tern::Config,
 }
 
@@ -115,6 +118,7 @@ impl Scenario {
             v5: V5Mix::some(),
             security: None,
             corners: true,
+            clock_jumps: 0,
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
                 inflight_messages_max: 4,
@@ -232,6 +236,10 @@ pub enum Fault {
         for_: Duration,
     },
     BounceBroker,
+    /// The broker host's clock jumps forward (`sim/src/clock.rs`).
+    ClockJump {
+        by: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +329,13 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
         security.apply(&mut clients, seed);
     }
     clients.extend(crate::corners::generate(scenario, seed));
+    let jumps = crate::clock::jumps(scenario, seed);
+    clients.extend(crate::clock::clients(scenario, seed, &jumps));
+    faults.extend(
+        jumps
+            .into_iter()
+            .map(|(at, by)| (at, Fault::ClockJump { by })),
+    );
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }

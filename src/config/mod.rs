@@ -240,11 +240,20 @@ pub enum PlantedBug {
     /// A takeover detaches the old connection from the session but does
     /// not close it.
     TakeoverLeavesOldOpen,
+    /// A step of the clock of more than ten seconds (a suspended VM
+    /// resuming) is taken for a glitch and left uncounted: sessions,
+    /// delayed wills and messages outlive their intervals by it.
+    ClockStepIgnored,
+    /// The packet timeout counts on an idle connection as if a packet were
+    /// half read (the read buffer's emptiness left out of the test): a
+    /// client with no keepalive, or a long one, is closed after
+    /// `packet_timeout_ms` of quiet.
+    PacketTimeoutWhenIdle,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 35] = [
+    pub const ALL: [PlantedBug; 37] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -280,6 +289,8 @@ impl PlantedBug {
         PlantedBug::RetainedWillNotKept,
         PlantedBug::FullQueueEndsFanOut,
         PlantedBug::TakeoverLeavesOldOpen,
+        PlantedBug::ClockStepIgnored,
+        PlantedBug::PacketTimeoutWhenIdle,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -408,7 +408,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             // Bytes left while the outbox has room are a packet not yet
             // whole; while it is full they wait on us, not on the client.
-            let partial = !self.rbuf.is_empty() && self.outbox.kept() < outbound_max;
+            let buffered =
+                !self.rbuf.is_empty() || planted!(self.shared.config, PacketTimeoutWhenIdle);
+            let partial = buffered && self.outbox.kept() < outbound_max;
             deadlines.handled(decoded, partial);
             // A big read buffer just emptied is let go now, not at the end
             // of a wake that an idle client may never cause: a publisher

@@ -520,7 +520,11 @@ fn wills(model: &Model) -> Vec<Loss> {
         }
         let delay = Duration::from_secs(u64::from(model.will_delay(key)));
         // Keepalive may take 1.5 times 5 s to notice a silent death.
-        let due = ended + Duration::from_millis(7_500) + delay + DELIVERY_WINDOW;
+        // From the latest the broker can have seen the end: a latency on,
+        // after a jump of its clock if one came meanwhile.
+        let seen_end = ended + Duration::from_millis(500);
+        let due =
+            model.after_broker(seen_end, Duration::from_millis(7_500) + delay) + DELIVERY_WINDOW;
         if model.restart_between(conn.start, due) {
             continue;
         }

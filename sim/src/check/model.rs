@@ -130,6 +130,8 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
+    /// Jumps of the broker's clock: when, and by how much.
+    pub clock_jumps: Vec<(Duration, Duration)>,
     /// When each client's host was partitioned and crashed, if it was.
     pub silent_crashes: BTreeMap<String, Duration>,
     /// Connections whose CONNECT went out, by client, with the clean flag
@@ -239,6 +241,7 @@ impl Model {
                 self.refused.insert((client.clone(), *conn), refusal);
             }
             Event::BrokerRestarted => self.restarts.push(at),
+            Event::ClockJumped { by } => self.clock_jumps.push((at, *by)),
             Event::SilentlyCrashed { client } => {
                 self.silent_crashes.insert(client.clone(), at);
             }
@@ -513,7 +516,10 @@ impl Model {
         let expiry_end = match self.session_expiry(session) {
             0 => last.end_at(self.run_end),
             secs if secs >= crate::workload::EXPIRY_OUTLIVES_RUN => Duration::MAX,
-            secs => last.end_at(self.run_end) + Duration::from_secs(u64::from(secs)) + EXPIRY_LATE,
+            secs => {
+                let end = last.end_at(self.run_end);
+                self.after_broker(end, Duration::from_secs(u64::from(secs))) + EXPIRY_LATE
+            }
         };
         // A clean CONNECT with its client id ends it [MQTT-3.1.2-4]: by the
         // CONNACK at the latest.
@@ -546,6 +552,27 @@ impl Model {
         self.client_ids.iter().any(|(other, (other_id, sent))| {
             other != key && other_id == id && *sent >= start && *sent <= until
         })
+    }
+
+    /// When, in the world's time, the broker's clock has moved on by
+    /// `interval` since `from`: MQTT's intervals run on the broker's clock,
+    /// which a jump puts ahead (`sim/src/clock.rs`). Without jumps,
+    /// `from + interval`.
+    pub fn after_broker(&self, from: Duration, interval: Duration) -> Duration {
+        let mut at = from;
+        let mut left = interval;
+        for &(jump, by) in self.clock_jumps.iter().filter(|(jump, _)| *jump >= from) {
+            if jump - at >= left {
+                break;
+            }
+            left -= jump - at;
+            at = jump;
+            if by >= left {
+                return at;
+            }
+            left -= by;
+        }
+        at + left
     }
 
     pub fn restart_after(&self, at: Duration) -> Option<Duration> {

@@ -14,6 +14,7 @@ const CLOSE_MARGIN: Duration = Duration::from_secs(1);
 pub fn all(model: &Model) -> Vec<String> {
     let mut problems = takeovers_close(model);
     problems.extend(silent_closed(model));
+    problems.extend(not_due_kept(model));
     problems
 }
 
@@ -81,6 +82,50 @@ fn silent_closed(model: &Model) -> Vec<String> {
                 "{key:?} fell silent at {silent:?} with a keepalive of {} s, but was still open at {:?}, past 1.5 times its keepalive",
                 conn.keep_alive,
                 conn.end_at(model.run_end)
+            ));
+        }
+    }
+    problems
+}
+
+/// A connection that keepalive has no cause to close is not closed: one
+/// with no keepalive, or one whose grace (1.5 times it) outlasts the
+/// longest the broker can go without a packet from it (its pings come every
+/// half keepalive, and a jump of the broker's clock adds to the silence
+/// the broker sees) [MQTT-3.1.2-24 of 5.0, "the Server MUST NOT
+/// disconnect the Client on the grounds of" a keepalive of 0]. Only a
+/// healthy connection, never held nor taken over, with no restart of the
+/// broker meanwhile, and of the keepalives the clock's clients ask for
+/// (`sim/src/clock.rs`).
+fn not_due_kept(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let Some((ended, crate::history::Ending::ClosedByBroker)) = conn.end else {
+            continue;
+        };
+        let jumped: Duration = model
+            .clock_jumps
+            .iter()
+            .filter(|(at, _)| *at >= conn.start && *at <= ended)
+            .map(|(_, by)| *by)
+            .sum();
+        let ping_every = Duration::from_millis(u64::from(conn.keep_alive) * 500);
+        let silence = ping_every + jumped + CLOSE_MARGIN;
+        let grace = Duration::from_millis(u64::from(conn.keep_alive) * 1500);
+        // Only the keepalives the clock's clients ask for (the others'
+        // closes have causes this check does not see: a 3.1.1 client's
+        // refused PUBLISH, a window over its limit).
+        let watched = conn.keep_alive == 0 || conn.keep_alive >= crate::clock::KEEP_ALIVE_LONG;
+        let due = !watched || (conn.keep_alive > 0 && grace <= silence);
+        let other_cause = conn.held
+            || conn.adversary
+            || conn.impaired_from.is_some_and(|at| at <= ended)
+            || model.taken_over(key, ended)
+            || model.restart_between(conn.start, ended);
+        if !due && !other_cause {
+            problems.push(format!(
+                "{key:?} was closed by the broker at {ended:?}, though its keepalive of {} s was never due",
+                conn.keep_alive
             ));
         }
     }
