@@ -137,7 +137,7 @@ pub fn secured() -> Scenario {
 /// suspended VM's does (`sim/src/clock.rs`): expiries, delayed wills and
 /// keepalive go by the broker's clock, and nothing else changes.
 pub fn clock_jump() -> Scenario {
-    Scenario {
+    let mut scenario = Scenario {
         clock_jumps: 1,
         persistent_chance: 0.5,
         will_chance: 0.5,
@@ -150,7 +150,14 @@ pub fn clock_jump() -> Scenario {
             shared: 0.2,
         },
         ..roomy(Scenario::base("clock_jump", 30, secs(30)))
-    }
+    };
+    // No maximum, so that a 3.1.1 client may ask for no keepalive at all
+    // (with one, mosquitto's rule refuses it).
+    scenario.config.keep_alive_max_secs = 0;
+    // `$SYS` on, every 2 s through the jump; the corner clients watch
+    // `$SYS/#`.
+    scenario.config.sys_interval_secs = 2;
+    scenario
 }
 
 pub fn all() -> Vec<Scenario> {
