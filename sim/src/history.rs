@@ -172,6 +172,8 @@ pub enum Event {
     /// a hold longer than 1.5 keepalives lets the broker close the
     /// connection before a DISCONNECT gets through.
     Held { client: ClientName },
+    /// The harness released the held link: what waited on it goes on.
+    Released { client: ClientName },
     /// The harness partitioned the client's host from the broker and
     /// crashed it: what the client had written and the broker had not yet
     /// read (a DISCONNECT just sent) is lost with it.

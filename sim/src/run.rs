@@ -75,7 +75,7 @@ pub fn run_plan(
         .simulation_duration(scenario.active + scenario.quiet + Duration::from_secs(60))
         .tick_duration(Duration::from_millis(10))
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(20))
+        .max_message_latency(crate::network::USUAL_LATENCY)
         .build();
     let history = History::default();
     let slot = Rc::new(RefCell::new(BrokerSlot::default()));
@@ -83,6 +83,7 @@ pub fn run_plan(
     let Plan { clients, faults } = plan;
     let (clients, host_of) = add_clients(&mut sim, clients, &faults, &history);
     let mut faults = faults.into_iter().peekable();
+    // Held links to release, and (with no host) the end of a slow spell.
     let mut releases: Vec<(Duration, String)> = Vec::new();
     let end = scenario.active + scenario.quiet;
     let mut steps = 0u64;
@@ -96,11 +97,20 @@ pub fn run_plan(
             inject(&mut sim, fault, &clients, &history, &slot, &mut releases);
         }
         releases.retain(|(at, host)| {
-            if *at <= now {
-                sim.release("broker", host.as_str());
+            if *at > now {
+                return true;
+            }
+            if host.is_empty() {
+                // The end of a slow spell.
+                sim.set_max_message_latency(crate::network::USUAL_LATENCY);
                 return false;
             }
-            true
+            sim.release("broker", host.as_str());
+            for (client, _) in &clients[host] {
+                let client = client.clone();
+                history.record_at(now, Event::Released { client });
+            }
+            false
         });
         step(&mut sim).map_err(|e| fail(vec![e]))?;
         steps += 1;
@@ -327,6 +337,11 @@ fn inject(
                 );
             }
             releases.push((now + for_, host));
+        }
+        Fault::Slow { for_, latency } => {
+            sim.set_max_message_latency(latency);
+            // No host: the end of the spell.
+            releases.push((now + for_, String::new()));
         }
         Fault::ClockJump { by } => {
             slot.borrow_mut().clock_jump = Some(by);

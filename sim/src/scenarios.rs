@@ -160,6 +160,19 @@ pub fn clock_jump() -> Scenario {
     scenario
 }
 
+/// Partitions that heal: links held for up to 9 s, longer than most
+/// keepalives' grace and shorter than some, so that some connections
+/// survive them and others are closed; and spells of a network that
+/// delivers slowly for seconds (`sim/src/network.rs`).
+pub fn partition_heal() -> Scenario {
+    Scenario {
+        holds: 12,
+        hold_ms: 2_000..9_000,
+        slow_spells: 2,
+        ..roomy(Scenario::base("partition_heal", 30, secs(30)))
+    }
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -172,6 +185,7 @@ pub fn all() -> Vec<Scenario> {
         adversary(),
         secured(),
         clock_jump(),
+        partition_heal(),
     ]
 }
 

@@ -36,6 +36,10 @@ pub struct Scenario {
     pub bounces: usize,
     /// Extra latency and held links between clients and the broker.
     pub holds: usize,
+    /// How long a link is held, in milliseconds.
+    pub hold_ms: std::ops::Range<u64>,
+    /// Spells of a slow network (`sim/src/network.rs`).
+    pub slow_spells: usize,
     /// Clients that stay connected and subscribed from start to end, so that
     /// every delivery guarantee has someone to hold for.
     pub observers: usize,
@@ -111,6 +115,8 @@ impl Scenario {
             twins: 0,
             bounces: 0,
             holds: 0,
+            hold_ms: 100..2_000,
+            slow_spells: 0,
             observers: 3,
             long_lived: LongLived::default(),
             adversaries: 0,
@@ -236,6 +242,11 @@ pub enum Fault {
         for_: Duration,
     },
     BounceBroker,
+    /// Every message takes up to `latency` (`sim/src/network.rs`).
+    Slow {
+        for_: Duration,
+        latency: Duration,
+    },
     /// The broker host's clock jumps forward (`sim/src/clock.rs`).
     ClockJump {
         by: Duration,
@@ -311,7 +322,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             at,
             Fault::Hold {
                 host,
-                for_: millis(&mut rng, 100..2_000),
+                for_: millis(&mut rng, scenario.hold_ms.clone()),
             },
         ));
     }
@@ -336,6 +347,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             .into_iter()
             .map(|(at, by)| (at, Fault::ClockJump { by })),
     );
+    faults.extend(crate::network::slow_spells(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }

@@ -249,11 +249,15 @@ pub enum PlantedBug {
     /// client with no keepalive, or a long one, is closed after
     /// `packet_timeout_ms` of quiet.
     PacketTimeoutWhenIdle,
+    /// Keepalive is enforced at the interval itself, without the half
+    /// again the spec allows: a client whose link was held for longer
+    /// than half its keepalive is closed.
+    KeepAliveWithoutGrace,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 37] = [
+    pub const ALL: [PlantedBug; 38] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -291,6 +295,7 @@ impl PlantedBug {
         PlantedBug::TakeoverLeavesOldOpen,
         PlantedBug::ClockStepIgnored,
         PlantedBug::PacketTimeoutWhenIdle,
+        PlantedBug::KeepAliveWithoutGrace,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -390,6 +390,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn session(&mut self, keep_alive: u16) -> End {
         let per_second = if planted!(self.shared.config, KeepAliveSlack) {
             3000
+        } else if planted!(self.shared.config, KeepAliveWithoutGrace) {
+            1000
         } else {
             1500
         };

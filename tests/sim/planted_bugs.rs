@@ -344,3 +344,13 @@ fn packet_timeout_when_idle() {
     );
     assert!(text.contains("was never due"), "{text}");
 }
+
+#[test]
+fn keep_alive_without_grace() {
+    let text = find(
+        PlantedBug::KeepAliveWithoutGrace,
+        scenarios::partition_heal(),
+        5,
+    );
+    assert!(text.contains("was never due"), "{text}");
+}

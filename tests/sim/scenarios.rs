@@ -60,3 +60,8 @@ fn secured() {
 fn clock_jump() {
     run(scenarios::clock_jump(), 0..3);
 }
+
+#[test]
+fn partition_heal() {
+    run(scenarios::partition_heal(), 0..3);
+}

@@ -130,6 +130,8 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
+    /// Each held link's client, and when the hold began and ended.
+    pub holds: Vec<(String, Duration, Duration)>,
     /// Jumps of the broker's clock: when, and by how much.
     pub clock_jumps: Vec<(Duration, Duration)>,
     /// When each client's host was partitioned and crashed, if it was.
@@ -242,6 +244,16 @@ impl Model {
             }
             Event::BrokerRestarted => self.restarts.push(at),
             Event::ClockJumped { by } => self.clock_jumps.push((at, *by)),
+            Event::Released { client } => {
+                let open = self
+                    .holds
+                    .iter_mut()
+                    .rev()
+                    .find(|(c, _, end)| c == client && *end == Duration::MAX);
+                if let Some((_, _, end)) = open {
+                    *end = at;
+                }
+            }
             Event::SilentlyCrashed { client } => {
                 self.silent_crashes.insert(client.clone(), at);
             }
@@ -331,6 +343,7 @@ impl Model {
                 }
             }
             Event::Held { client } => {
+                self.holds.push((client.clone(), at, Duration::MAX));
                 for ((c, _), conn) in self.conns.iter_mut() {
                     if c == client && conn.end.is_none() {
                         conn.held = true;

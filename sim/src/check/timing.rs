@@ -15,6 +15,7 @@ pub fn all(model: &Model) -> Vec<String> {
     let mut problems = takeovers_close(model);
     problems.extend(silent_closed(model));
     problems.extend(not_due_kept(model));
+    problems.extend(held_survive(model));
     problems
 }
 
@@ -125,6 +126,50 @@ fn not_due_kept(model: &Model) -> Vec<String> {
         if !due && !other_cause {
             problems.push(format!(
                 "{key:?} was closed by the broker at {ended:?}, though its keepalive of {} s was never due",
+                conn.keep_alive
+            ));
+        }
+    }
+    problems
+}
+
+/// A connection whose link was held (a partition that healed: turmoil
+/// does not retransmit, so a hold stands for one) for less than its
+/// keepalive's grace survives it: the broker's longest silence from it is
+/// its ping interval (half its keepalive), the longest hold, and a margin,
+/// and under 1.5 times its keepalive the broker has no cause to close it
+/// [MQTT-3.1.2-24]. Only for a healthy connection, not taken over, with no
+/// restart or clock jump meanwhile.
+fn held_survive(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let Some((ended, crate::history::Ending::ClosedByBroker)) = conn.end else {
+            continue;
+        };
+        if !conn.held || conn.keep_alive == 0 {
+            continue;
+        }
+        let longest = model
+            .holds
+            .iter()
+            .filter(|(client, from, to)| *client == key.0 && *to >= conn.start && *from <= ended)
+            .map(|(_, from, to)| to.saturating_sub(*from))
+            .max()
+            .unwrap_or_default();
+        let ping_every = Duration::from_millis(u64::from(conn.keep_alive) * 500);
+        let grace = Duration::from_millis(u64::from(conn.keep_alive) * 1500);
+        let other_cause = conn.adversary
+            || conn.impaired_from.is_some_and(|at| at <= ended)
+            || model.taken_over(key, ended)
+            || model.restart_between(conn.start, ended)
+            || model
+                .clock_jumps
+                .iter()
+                .any(|(at, _)| *at >= conn.start && *at <= ended);
+        if ping_every + longest + CLOSE_MARGIN < grace && !other_cause {
+            problems.push(format!(
+                "{key:?} was closed by the broker at {ended:?} after a hold of {longest:?}, \
+                 though with pings every {ping_every:?} its keepalive of {} s was never due",
                 conn.keep_alive
             ));
         }
