@@ -76,7 +76,7 @@ pub fn clients(scenario: &Scenario, seed: u64, jumps: &[(Duration, Duration)]) -
         return Vec::new();
     };
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5ee9_5ee9_5ee9_5ee9);
-    let stay = scenario.active + scenario.quiet - Duration::from_secs(2);
+    let stay = scenario.stay_until();
     let mut clients = vec![
         sleeper("j0", 0, &["#"], false, stay, &mut rng),
         sleeper(

@@ -169,6 +169,9 @@ pub fn partition_heal() -> Scenario {
         holds: 12,
         hold_ms: 2_000..9_000,
         slow_spells: 2,
+        // The long-lived clients' plans may be set back by two holds of
+        // 9 s (`Scenario::stay_until`): time to finish them.
+        quiet: secs(38),
         ..roomy(Scenario::base("partition_heal", 30, secs(30)))
     }
 }

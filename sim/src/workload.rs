@@ -99,6 +99,17 @@ impl V5Mix {
 pub const EXPIRY_OUTLIVES_RUN: u32 = 3600;
 
 impl Scenario {
+    /// Until when the long-lived clients stay: near the end, less what
+    /// long holds of their links may set their plans back by (each action
+    /// waits for the one before, so a hold delays all that follow).
+    pub fn stay_until(&self) -> Duration {
+        let slack = match self.hold_ms.end {
+            ms if ms > 2_000 => Duration::from_millis(2 * ms),
+            _ => Duration::ZERO,
+        };
+        (self.active + self.quiet - Duration::from_secs(2)).saturating_sub(slack)
+    }
+
     /// A mix of everything, for a given number of clients and duration.
     pub fn base(name: &'static str, clients: usize, active: Duration) -> Scenario {
         Scenario {
@@ -363,7 +374,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         .map(|f| (Duration::ZERO, Action::Subscribe(f.to_string(), qos(rng))))
         .collect();
     // Stay until the quiet phase is nearly over.
-    let stay = scenario.active + scenario.quiet - Duration::from_secs(2);
+    let stay = scenario.stay_until();
     actions.push((stay, Action::StopReading(Duration::ZERO)));
     ClientPlan {
         name: format!("o{i}"),
