@@ -160,7 +160,7 @@ pub fn clock_jump() -> Scenario {
     scenario
 }
 
-/// Partitions that heal: links held for up to 9 s, longer than most
+/// Partitions that heal: links held for 2 to 9 s, longer than most
 /// keepalives' grace and shorter than some, so that some connections
 /// survive them and others are closed; and spells of a network that
 /// delivers slowly for seconds (`sim/src/network.rs`).

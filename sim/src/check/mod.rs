@@ -510,9 +510,7 @@ fn wills(model: &Model) -> Vec<Loss> {
                 .any(|(at, _)| at.abs_diff(ended) <= Duration::from_secs(1));
             // A hold just after holds the DISCONNECT on its way, maybe past
             // the keepalive.
-            let held_after = model.holds.iter().any(|(client, from, _)| {
-                *client == key.0 && *from >= ended && *from <= ended + Duration::from_secs(1)
-            });
+            let held_after = model.held_soon_after(&key.0, ended);
             if model.taken_over(key, ended) || conn.held || cut_off || jumped || held_after {
                 continue;
             }

@@ -588,6 +588,14 @@ impl Model {
         at + left
     }
 
+    /// Whether the client's link was held within a second after `at`: what
+    /// it sent just before (a DISCONNECT) reached the broker only later.
+    pub fn held_soon_after(&self, client: &str, at: Duration) -> bool {
+        self.holds.iter().any(|(held, from, _)| {
+            held == client && *from >= at && *from <= at + Duration::from_secs(1)
+        })
+    }
+
     pub fn restart_after(&self, at: Duration) -> Option<Duration> {
         self.restarts.iter().copied().find(|r| *r >= at)
     }

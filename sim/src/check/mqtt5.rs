@@ -302,7 +302,9 @@ fn session_expiry(model: &Model) -> Vec<String> {
         let expiry = conn.expiry;
         // Only ends whose moment the broker shares with the client.
         let exact_end = matches!(how, Ending::Disconnect | Ending::Dropped);
-        if !conn.v5 || expiry == 0 || expiry >= EXPIRY_OUTLIVES_RUN || !exact_end || conn.held {
+        // A hold just after the end delays the broker's view of it.
+        let held = conn.held || model.held_soon_after(&key.0, ended);
+        if !conn.v5 || expiry == 0 || expiry >= EXPIRY_OUTLIVES_RUN || !exact_end || held {
             continue;
         }
         let next = (key.0.clone(), key.1 + 1);
