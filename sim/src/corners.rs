@@ -38,7 +38,7 @@ fn qos12(rng: &mut StdRng) -> QoS {
 }
 
 fn stay_until(scenario: &Scenario) -> Duration {
-    scenario.active + scenario.quiet - Duration::from_secs(2)
+    scenario.stay_until()
 }
 
 fn client(name: &str, v5: bool, start: Duration, connections: Vec<ConnectionPlan>) -> ClientPlan {

@@ -181,12 +181,17 @@ pub enum Event {
     /// a hold longer than 1.5 keepalives lets the broker close the
     /// connection before a DISCONNECT gets through.
     Held { client: ClientName },
+    /// The harness released the held link: what waited on it goes on.
+    Released { client: ClientName },
     /// The harness partitioned the client's host from the broker and
     /// crashed it: what the client had written and the broker had not yet
     /// read (a DISCONNECT just sent) is lost with it.
     SilentlyCrashed { client: ClientName },
     /// The broker host was restarted; every session is gone.
     BrokerRestarted,
+    /// The broker host's clock jumped forward by `by` at once, as a
+    /// suspended VM's does when it resumes; the world's did not.
+    ClockJumped { by: Duration },
     /// The client saw the broker break a rule it can check by itself alone,
     /// such as its Receive Maximum.
     Violation {

@@ -19,14 +19,18 @@
 //! - [`scenarios`]: the named scenarios that `cargo test` runs.
 //! - [`secured`]: users, an ACL, and clients that try them.
 //! - [`tls`]: a TLS port beside the plain one, and the clients that use it.
+//! - [`clock`]: jumps of the broker's clock, and the clients they decide.
+//! - [`network`]: spells of a slow network.
 //! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
 pub mod check;
 pub mod client;
+pub mod clock;
 pub mod corners;
 pub mod durable;
 pub mod history;
+pub mod network;
 pub mod observers;
 pub mod outcome;
 pub mod run;

@@ -157,6 +157,7 @@ fn seeds_per_second_per_thread(scenario: &str) -> f64 {
         "takeover" => 19.0,
         "broker_bounce" => 19.0,
         "retained_and_wills" => 16.0,
+        "clock_jump" | "partition_heal" => 5.0,
         _ => 27.0,
     };
     both_cores / 2.0

@@ -41,7 +41,7 @@ impl Default for LongLived {
 
 /// Everyone stays until shortly before the run ends.
 fn stay_until(scenario: &Scenario) -> Duration {
-    scenario.active + scenario.quiet - Duration::from_secs(2)
+    scenario.stay_until()
 }
 
 fn qos12(rng: &mut StdRng) -> QoS {

@@ -31,6 +31,9 @@ pub struct Failure {
 struct BrokerSlot {
     server: Option<Server>,
     shutdown: Option<ShutdownReport>,
+    /// A jump of the broker host's clock, for the host to make (only its
+    /// own runtime can move its clock).
+    clock_jump: Option<Duration>,
 }
 
 /// Steps between the broker's consistency checks: often enough to see a
@@ -74,7 +77,7 @@ pub fn run_plan(
         .simulation_duration(scenario.active + scenario.quiet + Duration::from_secs(60))
         .tick_duration(Duration::from_millis(10))
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(20))
+        .max_message_latency(crate::network::USUAL_LATENCY)
         .build();
     let history = History::default();
     let slot = Rc::new(RefCell::new(BrokerSlot::default()));
@@ -84,6 +87,7 @@ pub fn run_plan(
     let client_tls = tls.map(|tls| tls.client.clone());
     let (clients, host_of) = add_clients(&mut sim, clients, &faults, &history, client_tls);
     let mut faults = faults.into_iter().peekable();
+    // Held links to release, and (with no host) the end of a slow spell.
     let mut releases: Vec<(Duration, String)> = Vec::new();
     let end = scenario.active + scenario.quiet;
     let mut steps = 0u64;
@@ -97,11 +101,20 @@ pub fn run_plan(
             inject(&mut sim, fault, &clients, &history, &slot, &mut releases);
         }
         releases.retain(|(at, host)| {
-            if *at <= now {
-                sim.release("broker", host.as_str());
+            if *at > now {
+                return true;
+            }
+            if host.is_empty() {
+                // The end of a slow spell.
+                sim.set_max_message_latency(crate::network::USUAL_LATENCY);
                 return false;
             }
-            true
+            sim.release("broker", host.as_str());
+            for (client, _) in &clients[host] {
+                let client = client.clone();
+                history.record_at(now, Event::Released { client });
+            }
+            false
         });
         step(&mut sim).map_err(|e| fail(vec![e]))?;
         steps += 1;
@@ -176,6 +189,7 @@ fn add_broker(
 ) {
     let config = scenario.config.clone();
     let broker_slot = slot.clone();
+    let jumps = scenario.clock_jumps > 0;
     // Parsed once, before the run: nothing reads the disk while it goes.
     let rules = scenario.security.as_ref().map(|security| {
         let passwords = tern::auth::PasswordFile::parse(&security.password_text())
@@ -202,6 +216,11 @@ fn add_broker(
                 None => Server::new(config),
             };
             slot.borrow_mut().server = Some(server.clone());
+            if jumps {
+                tokio::task::spawn_local(crate::clock::jumper(slot.clone(), |slot| {
+                    slot.borrow_mut().clock_jump.take()
+                }));
+            }
             let report = server.serve(listeners, std::future::pending()).await;
             slot.borrow_mut().shutdown = Some(report);
             Ok(())
@@ -337,6 +356,15 @@ fn inject(
                 );
             }
             releases.push((now + for_, host));
+        }
+        Fault::Slow { for_, latency } => {
+            sim.set_max_message_latency(latency);
+            // No host: the end of the spell.
+            releases.push((now + for_, String::new()));
+        }
+        Fault::ClockJump { by } => {
+            slot.borrow_mut().clock_jump = Some(by);
+            history.record_at(now, Event::ClockJumped { by });
         }
         Fault::BounceBroker => {
             slot.borrow_mut().server = None;

@@ -140,6 +140,49 @@ pub fn secured() -> Scenario {
     scenario
 }
 
+/// The broker host's clock jumps forward by minutes mid-run, as a
+/// suspended VM's does (`sim/src/clock.rs`): expiries, delayed wills and
+/// keepalive go by the broker's clock, and nothing else changes.
+pub fn clock_jump() -> Scenario {
+    let mut scenario = Scenario {
+        clock_jumps: 1,
+        persistent_chance: 0.5,
+        will_chance: 0.5,
+        v5: V5Mix {
+            clients: 0.8,
+            short_expiry: 0.6,
+            will_delay: 0.6,
+            receive_maximum: 0.3,
+            message_expiry: 0.3,
+            shared: 0.2,
+        },
+        ..roomy(Scenario::base("clock_jump", 30, secs(30)))
+    };
+    // No maximum, so that a 3.1.1 client may ask for no keepalive at all
+    // (with one, mosquitto's rule refuses it).
+    scenario.config.keep_alive_max_secs = 0;
+    // `$SYS` on, every 2 s through the jump; the corner clients watch
+    // `$SYS/#`.
+    scenario.config.sys_interval_secs = 2;
+    scenario
+}
+
+/// Partitions that heal: links held for 2 to 9 s, longer than most
+/// keepalives' grace and shorter than some, so that some connections
+/// survive them and others are closed; and spells of a network that
+/// delivers slowly for seconds (`sim/src/network.rs`).
+pub fn partition_heal() -> Scenario {
+    Scenario {
+        holds: 12,
+        hold_ms: 2_000..9_000,
+        slow_spells: 2,
+        // The long-lived clients' plans may be set back by two holds of
+        // 9 s (`Scenario::stay_until`): time to finish them.
+        quiet: secs(38),
+        ..roomy(Scenario::base("partition_heal", 30, secs(30)))
+    }
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -151,6 +194,8 @@ pub fn all() -> Vec<Scenario> {
         retained_and_wills(),
         adversary(),
         secured(),
+        clock_jump(),
+        partition_heal(),
     ]
 }
 

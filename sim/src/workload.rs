@@ -36,6 +36,10 @@ pub struct Scenario {
     pub bounces: usize,
     /// Extra latency and held links between clients and the broker.
     pub holds: usize,
+    /// How long a link is held, in milliseconds.
+    pub hold_ms: std::ops::Range<u64>,
+    /// Spells of a slow network (`sim/src/network.rs`).
+    pub slow_spells: usize,
     /// Clients that stay connected and subscribed from start to end, so that
     /// every delivery guarantee has someone to hold for.
     pub observers: usize,
@@ -55,6 +59,9 @@ pub struct Scenario {
     pub tls: Option<crate::tls::TlsMix>,
     /// Clients for the spec's corners (`sim/src/corners.rs`).
     pub corners: bool,
+    /// Jumps of the broker host's clock, and the clients they must not
+    /// touch (`sim/src/clock.rs`).
+    pub clock_jumps: usize,
     pub config: tern::Config,
 }
 
@@ -94,6 +101,17 @@ impl V5Mix {
 pub const EXPIRY_OUTLIVES_RUN: u32 = 3600;
 
 impl Scenario {
+    /// Until when the long-lived clients stay: near the end, less what
+    /// long holds of their links may set their plans back by (each action
+    /// waits for the one before, so a hold delays all that follow).
+    pub fn stay_until(&self) -> Duration {
+        let slack = match self.hold_ms.end {
+            ms if ms > 2_000 => Duration::from_millis(2 * ms),
+            _ => Duration::ZERO,
+        };
+        (self.active + self.quiet - Duration::from_secs(2)).saturating_sub(slack)
+    }
+
     /// A mix of everything, for a given number of clients and duration.
     pub fn base(name: &'static str, clients: usize, active: Duration) -> Scenario {
         Scenario {
@@ -110,6 +128,8 @@ impl Scenario {
             twins: 0,
             bounces: 0,
             holds: 0,
+            hold_ms: 100..2_000,
+            slow_spells: 0,
             observers: 3,
             long_lived: LongLived::default(),
             adversaries: 0,
@@ -118,6 +138,7 @@ impl Scenario {
             security: None,
             tls: None,
             corners: true,
+            clock_jumps: 0,
             config: tern::Config {
                 // Small windows and queues, so that they fill in a short run.
                 inflight_messages_max: 4,
@@ -248,6 +269,15 @@ pub enum Fault {
         for_: Duration,
     },
     BounceBroker,
+    /// Every message takes up to `latency` (`sim/src/network.rs`).
+    Slow {
+        for_: Duration,
+        latency: Duration,
+    },
+    /// The broker host's clock jumps forward (`sim/src/clock.rs`).
+    ClockJump {
+        by: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -319,7 +349,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             at,
             Fault::Hold {
                 host,
-                for_: millis(&mut rng, 100..2_000),
+                for_: millis(&mut rng, scenario.hold_ms.clone()),
             },
         ));
     }
@@ -340,6 +370,14 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
         tls.apply(&mut clients, seed);
     }
     clients.extend(crate::corners::generate(scenario, seed));
+    let jumps = crate::clock::jumps(scenario, seed);
+    clients.extend(crate::clock::clients(scenario, seed, &jumps));
+    faults.extend(
+        jumps
+            .into_iter()
+            .map(|(at, by)| (at, Fault::ClockJump { by })),
+    );
+    faults.extend(crate::network::slow_spells(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
 }
@@ -355,7 +393,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
         .map(|f| (Duration::ZERO, Action::Subscribe(f.to_string(), qos(rng))))
         .collect();
     // Stay until the quiet phase is nearly over.
-    let stay = scenario.active + scenario.quiet - Duration::from_secs(2);
+    let stay = scenario.stay_until();
     actions.push((stay, Action::StopReading(Duration::ZERO)));
     ClientPlan {
         name: format!("o{i}"),

@@ -233,6 +233,9 @@ pub struct Broker {
     /// `None`: every client may read and write every topic, unchecked.
     acl: Option<AclFile>,
     now: Millis,
+    /// Clock steps the planted `ClockStepIgnored` does not count.
+    #[cfg(feature = "planted-bugs")]
+    unseen: Millis,
     sessions: Sessions,
     /// Subscriptions that are not shared, by filter.
     index: SubscriptionIndex<SessionId, Granted>,
@@ -287,6 +290,8 @@ impl Broker {
             config,
             acl,
             now: 0,
+            #[cfg(feature = "planted-bugs")]
+            unseen: 0,
             sessions: Sessions::default(),
             index,
             shared: SharedGroups::default(),
@@ -312,7 +317,20 @@ impl Broker {
 
     /// The runtime's clock, read before each call. It never goes back.
     pub fn set_now(&mut self, now: Millis) {
+        #[cfg(feature = "planted-bugs")]
+        let now = self.planted_clock(now);
         self.now = self.now.max(now);
+    }
+
+    /// The planted `ClockStepIgnored`: steps of more than ten seconds are
+    /// kept in `unseen` and taken off every later reading.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_clock(&mut self, now: Millis) -> Millis {
+        let seen = now.saturating_sub(self.unseen);
+        if crate::config::planted!(self.config, ClockStepIgnored) && seen > self.now + 10_000 {
+            self.unseen += seen - self.now;
+        }
+        now.saturating_sub(self.unseen)
     }
 
     pub fn memory_full(&self) -> bool {

@@ -243,11 +243,24 @@ pub enum PlantedBug {
     /// A connection skips its listener's handshakes: a TLS listener reads
     /// MQTT from the bare socket.
     TransportSkipped,
+    /// A step of the clock of more than ten seconds (a suspended VM
+    /// resuming) is taken for a glitch and left uncounted: sessions,
+    /// delayed wills and messages outlive their intervals by it.
+    ClockStepIgnored,
+    /// The packet timeout counts on an idle connection as if a packet were
+    /// half read (the read buffer's emptiness left out of the test): a
+    /// client with no keepalive, or a long one, is closed after
+    /// `packet_timeout_ms` of quiet.
+    PacketTimeoutWhenIdle,
+    /// Keepalive is enforced at the interval itself, without the half
+    /// again the spec allows: a client whose link was held for longer
+    /// than half its keepalive is closed.
+    KeepAliveWithoutGrace,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 36] = [
+    pub const ALL: [PlantedBug; 39] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -284,6 +297,9 @@ impl PlantedBug {
         PlantedBug::FullQueueEndsFanOut,
         PlantedBug::TakeoverLeavesOldOpen,
         PlantedBug::TransportSkipped,
+        PlantedBug::ClockStepIgnored,
+        PlantedBug::PacketTimeoutWhenIdle,
+        PlantedBug::KeepAliveWithoutGrace,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -398,6 +398,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn session(&mut self, keep_alive: u16) -> End {
         let per_second = if planted!(self.shared.config, KeepAliveSlack) {
             3000
+        } else if planted!(self.shared.config, KeepAliveWithoutGrace) {
+            1000
         } else {
             1500
         };
@@ -416,7 +418,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             // Bytes left while the outbox has room are a packet not yet
             // whole; while it is full they wait on us, not on the client.
-            let partial = !self.rbuf.is_empty() && self.outbox.kept() < outbound_max;
+            let buffered =
+                !self.rbuf.is_empty() || planted!(self.shared.config, PacketTimeoutWhenIdle);
+            let partial = buffered && self.outbox.kept() < outbound_max;
             deadlines.handled(decoded, partial);
             // A big read buffer just emptied is let go now, not at the end
             // of a wake that an idle client may never cause: a publisher

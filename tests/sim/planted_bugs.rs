@@ -334,3 +334,36 @@ fn keep_alive_slack_seen_by_the_silent_client() {
     );
     assert!(text.contains("past 1.5 times its keepalive"), "{text}");
 }
+
+#[test]
+fn clock_step_ignored() {
+    // The session that left just before the jump, with a short expiry,
+    // is still there just after it.
+    let text = find_saying(
+        PlantedBug::ClockStepIgnored,
+        scenarios::clock_jump(),
+        5,
+        "found its session present",
+    );
+    assert!(text.contains("(\"j2\", 2)"), "{text}");
+}
+
+#[test]
+fn packet_timeout_when_idle() {
+    let text = find(
+        PlantedBug::PacketTimeoutWhenIdle,
+        scenarios::clock_jump(),
+        5,
+    );
+    assert!(text.contains("was never due"), "{text}");
+}
+
+#[test]
+fn keep_alive_without_grace() {
+    let text = find(
+        PlantedBug::KeepAliveWithoutGrace,
+        scenarios::partition_heal(),
+        5,
+    );
+    assert!(text.contains("was never due"), "{text}");
+}

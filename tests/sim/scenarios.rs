@@ -55,3 +55,13 @@ fn adversary() {
 fn secured() {
     run(scenarios::secured(), 0..3);
 }
+
+#[test]
+fn clock_jump() {
+    run(scenarios::clock_jump(), 0..3);
+}
+
+#[test]
+fn partition_heal() {
+    run(scenarios::partition_heal(), 0..3);
+}

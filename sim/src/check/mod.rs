@@ -504,7 +504,16 @@ fn wills(model: &Model) -> Vec<Loss> {
                 .silent_crashes
                 .get(&key.0)
                 .is_some_and(|at| *at >= ended && *at <= ended + Duration::from_secs(1));
-            if model.taken_over(key, ended) || conn.held || cut_off {
+            // So may a jump of the broker's clock, which makes every
+            // keepalive due at once.
+            let jumped = model
+                .clock_jumps
+                .iter()
+                .any(|(at, _)| at.abs_diff(ended) <= Duration::from_secs(1));
+            // A hold just after holds the DISCONNECT on its way, maybe past
+            // the keepalive.
+            let held_after = model.held_soon_after(&key.0, ended);
+            if model.taken_over(key, ended) || conn.held || cut_off || jumped || held_after {
                 continue;
             }
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
@@ -522,7 +531,11 @@ fn wills(model: &Model) -> Vec<Loss> {
         }
         let delay = Duration::from_secs(u64::from(model.will_delay(key)));
         // Keepalive may take 1.5 times 5 s to notice a silent death.
-        let due = ended + Duration::from_millis(7_500) + delay + DELIVERY_WINDOW;
+        // From the latest the broker can have seen the end: a latency on,
+        // after a jump of its clock if one came meanwhile.
+        let seen_end = ended + Duration::from_millis(500);
+        let due =
+            model.after_broker(seen_end, Duration::from_millis(7_500) + delay) + DELIVERY_WINDOW;
         if model.restart_between(conn.start, due) {
             continue;
         }

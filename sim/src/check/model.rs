@@ -130,6 +130,10 @@ pub struct Model {
     pub published: BTreeMap<MessageId, Sent>,
     pub received: Vec<Received>,
     pub restarts: Vec<Duration>,
+    /// Each held link's client, and when the hold began and ended.
+    pub holds: Vec<(String, Duration, Duration)>,
+    /// Jumps of the broker's clock: when, and by how much.
+    pub clock_jumps: Vec<(Duration, Duration)>,
     /// When each client's host was partitioned and crashed, if it was.
     pub silent_crashes: BTreeMap<String, Duration>,
     /// Connections whose CONNECT went out, by client, with the clean flag
@@ -250,6 +254,17 @@ impl Model {
                 self.refused.insert((client.clone(), *conn), refusal);
             }
             Event::BrokerRestarted => self.restarts.push(at),
+            Event::ClockJumped { by } => self.clock_jumps.push((at, *by)),
+            Event::Released { client } => {
+                let open = self
+                    .holds
+                    .iter_mut()
+                    .rev()
+                    .find(|(c, _, end)| c == client && *end == Duration::MAX);
+                if let Some((_, _, end)) = open {
+                    *end = at;
+                }
+            }
             Event::SilentlyCrashed { client } => {
                 self.silent_crashes.insert(client.clone(), at);
             }
@@ -339,6 +354,7 @@ impl Model {
                 }
             }
             Event::Held { client } => {
+                self.holds.push((client.clone(), at, Duration::MAX));
                 for ((c, _), conn) in self.conns.iter_mut() {
                     if c == client && conn.end.is_none() {
                         conn.held = true;
@@ -524,7 +540,10 @@ impl Model {
         let expiry_end = match self.session_expiry(session) {
             0 => last.end_at(self.run_end),
             secs if secs >= crate::workload::EXPIRY_OUTLIVES_RUN => Duration::MAX,
-            secs => last.end_at(self.run_end) + Duration::from_secs(u64::from(secs)) + EXPIRY_LATE,
+            secs => {
+                let end = last.end_at(self.run_end);
+                self.after_broker(end, Duration::from_secs(u64::from(secs))) + EXPIRY_LATE
+            }
         };
         // A clean CONNECT with its client id ends it [MQTT-3.1.2-4]: by the
         // CONNACK at the latest.
@@ -556,6 +575,35 @@ impl Model {
         let start = self.conns[key].start;
         self.client_ids.iter().any(|(other, (other_id, sent))| {
             other != key && other_id == id && *sent >= start && *sent <= until
+        })
+    }
+
+    /// When, in the world's time, the broker's clock has moved on by
+    /// `interval` since `from`: MQTT's intervals run on the broker's clock,
+    /// which a jump puts ahead (`sim/src/clock.rs`). Without jumps,
+    /// `from + interval`.
+    pub fn after_broker(&self, from: Duration, interval: Duration) -> Duration {
+        let mut at = from;
+        let mut left = interval;
+        for &(jump, by) in self.clock_jumps.iter().filter(|(jump, _)| *jump >= from) {
+            if jump - at >= left {
+                break;
+            }
+            left -= jump - at;
+            at = jump;
+            if by >= left {
+                return at;
+            }
+            left -= by;
+        }
+        at + left
+    }
+
+    /// Whether the client's link was held within a second after `at`: what
+    /// it sent just before (a DISCONNECT) reached the broker only later.
+    pub fn held_soon_after(&self, client: &str, at: Duration) -> bool {
+        self.holds.iter().any(|(held, from, _)| {
+            held == client && *from >= at && *from <= at + Duration::from_secs(1)
         })
     }
 

@@ -62,7 +62,7 @@ fn message_expiry(model: &Model) -> Vec<String> {
         if r.dup || conn.held || conn.healthy_until(model.run_end) < r.at {
             continue;
         }
-        let expired = acked + Duration::from_secs(u64::from(expiry)) + MARGIN;
+        let expired = model.after_broker(acked, Duration::from_secs(u64::from(expiry))) + MARGIN;
         if r.at > expired {
             problems.push(format!(
                 "{:?} received {id:?} at {:?}, after it expired ({expiry} s from its acknowledgement at {acked:?})",
@@ -268,10 +268,9 @@ fn will_delay(model: &Model) -> Vec<String> {
         {
             continue;
         }
-        if let Some(r) = received
-            .iter()
-            .find(|r| !r.retain && r.at + MARGIN < ended + delay)
-        {
+        // The delay runs on the broker's clock, which a jump puts ahead.
+        let due = model.after_broker(ended, delay);
+        if let Some(r) = received.iter().find(|r| !r.retain && r.at + MARGIN < due) {
             problems.push(format!(
                 "{key:?} ended at {ended:?} with a will delayed {delay:?}, yet its will reached {:?} at {:?}",
                 r.conn, r.at
@@ -279,8 +278,8 @@ fn will_delay(model: &Model) -> Vec<String> {
         }
         let resumed_in_time = model
             .resumed_by(key)
-            .is_some_and(|(next, sent)| !next.held && sent + MARGIN < ended + delay);
-        if resumed_in_time && !model.restart_between(conn.start, ended + delay) {
+            .is_some_and(|(next, sent)| !next.held && sent + MARGIN < due);
+        if resumed_in_time && !model.restart_between(conn.start, due) {
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
                 problems.push(format!(
                     "{key:?} resumed its session within its will's delay, yet its will reached {:?} at {:?}",
@@ -303,7 +302,9 @@ fn session_expiry(model: &Model) -> Vec<String> {
         let expiry = conn.expiry;
         // Only ends whose moment the broker shares with the client.
         let exact_end = matches!(how, Ending::Disconnect | Ending::Dropped);
-        if !conn.v5 || expiry == 0 || expiry >= EXPIRY_OUTLIVES_RUN || !exact_end || conn.held {
+        // A hold just after the end delays the broker's view of it.
+        let held = conn.held || model.held_soon_after(&key.0, ended);
+        if !conn.v5 || expiry == 0 || expiry >= EXPIRY_OUTLIVES_RUN || !exact_end || held {
             continue;
         }
         let next = (key.0.clone(), key.1 + 1);
@@ -321,8 +322,19 @@ fn session_expiry(model: &Model) -> Vec<String> {
             continue;
         }
         let present = next_conn.session == conn.session;
-        let expires = ended + Duration::from_secs(u64::from(expiry));
-        if present && sent > expires + MARGIN {
+        let interval = Duration::from_secs(u64::from(expiry));
+        let expires = model.after_broker(ended, interval);
+        // The broker saw the end up to a latency later: after a jump of its
+        // clock, if one came meanwhile.
+        let jumped = model
+            .clock_jumps
+            .iter()
+            .any(|(at, _)| *at >= ended && *at <= ended + MARGIN);
+        let expires_latest = match jumped {
+            true => model.after_broker(ended + MARGIN, interval),
+            false => expires,
+        };
+        if present && sent > expires_latest + MARGIN {
             problems.push(format!(
                 "{next:?} found its session present at {sent:?}; it expired at {expires:?} ({expiry} s after {key:?} ended)"
             ));
