@@ -55,6 +55,11 @@ impl Broker {
                 },
             );
         }
+        if self.store_failed && self.touches_durable(&client_id, &connect) {
+            // Its CONNACK would wait for a commit that will never come.
+            self.connects_refused_store += 1;
+            return self.refuse(conn, ConnectCode::ServerUnavailable);
+        }
         self.take_over(conn, &client_id, connect.clean_session);
         let owner = connect.username.as_deref();
         let (sid, resumed) = match self.find_or_create(&client_id, owner, v5) {
@@ -194,6 +199,23 @@ impl Broker {
             });
         }
         Ok((self.sessions.create(client_id, owner), false))
+    }
+
+    /// Whether the CONNECT would make, resume or end a session the store
+    /// keeps.
+    fn touches_durable(&self, client_id: &str, connect: &Connect) -> bool {
+        let asks_durable = match connect.version {
+            ProtocolVersion::V5 => {
+                connect.properties.session_expiry_interval().unwrap_or(0) > 0
+                    && self.config.session_expiry_max_secs > 0
+            }
+            _ => !connect.clean_session && self.config.persistent_session_expiry_secs > 0,
+        };
+        let has_durable = self
+            .sessions
+            .by_client(client_id)
+            .is_some_and(|sid| self.sessions.get(sid).is_durable());
+        asks_durable || has_durable
     }
 
     /// Attaches `conn` to the session, with what its CONNECT settles.

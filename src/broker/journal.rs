@@ -93,7 +93,9 @@ impl Broker {
                 .contains(sid)
                 .then(|| self.sessions.get(sid).record())
                 .flatten();
-            changes.push(Change::Session(sid, record));
+            if self.sessions.tell_store(sid, record.is_some()) {
+                changes.push(Change::Session(sid, record));
+            }
         }
         let durable = |sid| self.sessions.contains(sid) && self.sessions.get(sid).is_durable();
         for (sid, seq, stored) in self.counts.take_changes() {

@@ -112,6 +112,10 @@ pub enum BrokerError {
     PayloadFormatInvalid,
     #[error("protocol error: {0}")]
     Protocol(&'static str),
+    /// 3.1.1 has no way to refuse a QoS 1/2 message: the connection is
+    /// closed, unacknowledged, so the client keeps it.
+    #[error("the data store failed: messages of QoS 1 and 2 cannot be kept")]
+    StoreFailed,
 }
 
 impl BrokerError {
@@ -121,6 +125,7 @@ impl BrokerError {
             BrokerError::ReceiveMaximumExceeded { .. } => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
             BrokerError::PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
             BrokerError::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
+            BrokerError::StoreFailed => ReasonCode::UNSPECIFIED_ERROR,
         }
     }
 }
@@ -149,6 +154,9 @@ pub struct Dropped {
     /// Messages refused while the broker's memory was over
     /// `memory_max_bytes` (5.0 QoS 1/2 told 0x97; 3.1.1 not acknowledged).
     pub memory_full: u64,
+    /// QoS 1/2 messages refused after the data store failed a commit
+    /// (5.0 told 0x80; 3.1.1 closed without an acknowledgement).
+    pub store_failed: u64,
 }
 
 impl Dropped {
@@ -161,6 +169,7 @@ impl Dropped {
             + self.shared_undeliverable
             + self.not_authorized
             + self.memory_full
+            + self.store_failed
     }
 }
 
@@ -195,6 +204,11 @@ pub struct BrokerStats {
     pub memory_full: bool,
     /// CONNECTs refused for that since the start.
     pub connects_refused_memory: u64,
+    /// Whether the data store failed a commit: nothing durable is promised
+    /// again until a restart.
+    pub store_failed: bool,
+    /// CONNECTs of durable sessions refused for that since the start.
+    pub connects_refused_store: u64,
     /// CONNECTs refused since the start because a new session would have
     /// been one over `sessions_max`.
     pub connects_refused_sessions_max: u64,
@@ -249,6 +263,10 @@ pub struct Broker {
     /// until it is not (set by the runtime, which measures it).
     memory_full: bool,
     connects_refused_memory: u64,
+    /// The store failed a commit (set by the runtime): what would need a
+    /// durable promise is refused until a restart.
+    store_failed: bool,
+    connects_refused_store: u64,
     connects_refused_sessions_max: u64,
     connects_refused_not_owner: u64,
     effects: Vec<Effect>,
@@ -301,6 +319,8 @@ impl Broker {
             dropped: Dropped::default(),
             memory_full: false,
             connects_refused_memory: 0,
+            store_failed: false,
+            connects_refused_store: 0,
             connects_refused_sessions_max: 0,
             connects_refused_not_owner: 0,
             effects: Vec::new(),
@@ -344,6 +364,12 @@ impl Broker {
             self.notices.note(Notice::Memory { full });
         }
         self.memory_full = full;
+    }
+
+    /// The store failed a commit: from now on QoS 1/2 messages and durable
+    /// sessions are refused. The runtime logs the failure itself, once.
+    pub fn set_store_failed(&mut self) {
+        self.store_failed = true;
     }
 
     /// Hands over what the last calls asked for, in order.
@@ -399,6 +425,8 @@ impl Broker {
             dropped: self.dropped,
             memory_full: self.memory_full,
             connects_refused_memory: self.connects_refused_memory,
+            store_failed: self.store_failed,
+            connects_refused_store: self.connects_refused_store,
             connects_refused_sessions_max: self.connects_refused_sessions_max,
             connects_refused_not_owner: self.connects_refused_not_owner,
         }

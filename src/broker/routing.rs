@@ -65,6 +65,14 @@ impl Broker {
                 topic: publish.topic.clone(),
             });
             Some(ReasonCode::NOT_AUTHORIZED)
+        } else if self.store_failed && publish.qos != QoS::AtMostOnce {
+            // Even a QoS 2 resend: its PUBREC would promise what may not
+            // have been written.
+            self.dropped.store_failed += 1;
+            if !v5 {
+                return Err(BrokerError::StoreFailed);
+            }
+            Some(ReasonCode::UNSPECIFIED_ERROR)
         } else if self.memory_full && !self.is_qos2_resend(sid, &publish) {
             self.dropped.memory_full += 1;
             if !v5 {

@@ -185,6 +185,10 @@ pub struct Sessions {
     /// With a store: sessions whose record may have changed since the last
     /// `take_changed`, each looked at anew then.
     changed: Option<Vec<SessionId>>,
+    /// With a store: the sessions whose record it holds, as last reported.
+    /// The end of a session it never held is nothing to write, and must
+    /// not hold a reply behind a commit that may never come.
+    stored: BTreeSet<SessionId>,
 }
 
 impl Sessions {
@@ -261,6 +265,17 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Whether the store must hear of `sid`'s record, now `present` or
+    /// not: a session it holds, or one it is to hold.
+    pub fn tell_store(&mut self, sid: SessionId, present: bool) -> bool {
+        if present {
+            self.stored.insert(sid);
+            true
+        } else {
+            self.stored.remove(&sid)
+        }
+    }
+
     /// Notes that the session's record must be written again.
     pub fn mark_changed(&mut self, sid: SessionId) {
         self.note(sid);
@@ -290,6 +305,7 @@ impl Sessions {
         session.expiry_secs = record.expiry_secs;
         session.asked_no_expiry = record.asked_no_expiry;
         session.outbox.set_durable(true);
+        self.stored.insert(sid);
         self.by_client.insert(session.client_id.clone(), sid);
         self.sessions.insert(sid, session);
         let expires_at = record.expires_at.or_else(|| {

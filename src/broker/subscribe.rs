@@ -10,8 +10,8 @@ use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
 use crate::codec::{
-    Packet, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
-    Unsubscribe,
+    Packet, ProtocolVersion, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
 };
 use crate::config::planted;
 use crate::topic::TopicFilter;
@@ -149,16 +149,32 @@ impl Broker {
             Some(ReasonCode::NOT_AUTHORIZED)
         } else if is_new && session.subscriptions.len() >= c.subscriptions_per_client_max {
             Some(ReasonCode::QUOTA_EXCEEDED)
+        } else if self.store_failed && session.is_durable() {
+            // Its SUBACK would promise what the store can no longer keep.
+            Some(ReasonCode::UNSPECIFIED_ERROR)
         } else {
             None
         }
     }
 
-    pub fn unsubscribe(&mut self, conn: ConnId, unsubscribe: Unsubscribe) {
+    pub fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        unsubscribe: Unsubscribe,
+    ) -> Result<(), BrokerError> {
         let sid = self.sessions.sid_of(conn);
+        let session = self.sessions.get(sid);
+        // Its UNSUBACK would promise what the store can no longer keep:
+        // 5.0 says so per filter, 3.1.1 has no way but to close.
+        let refused = self.store_failed && session.is_durable();
+        if refused && session.version() != ProtocolVersion::V5 {
+            return Err(BrokerError::StoreFailed);
+        }
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
-            if self
+            if refused {
+                codes.push(ReasonCode::UNSPECIFIED_ERROR);
+            } else if self
                 .sessions
                 .get_mut(sid)
                 .subscriptions
@@ -182,6 +198,7 @@ impl Broker {
         };
         self.effects
             .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
+        Ok(())
     }
 
     /// A subscription read back from the store: held, indexed, and owed no

@@ -73,6 +73,17 @@ fn drain_effects(broker: &mut Broker) -> Vec<Effect> {
         .collect()
 }
 
+/// The connect effects, for their CONNACK code.
+fn connack_code(effects: &[Effect]) -> ConnectCode {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(_, Packet::ConnAck(ack)) => Some(ack.code),
+            _ => None,
+        })
+        .expect("a CONNACK")
+}
+
 fn id(n: u16) -> PacketId {
     PacketId::new(n).unwrap()
 }
@@ -478,6 +489,7 @@ fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
 mod memory;
 mod mqtt5;
 mod reaping;
+mod store_failed;
 
 #[test]
 fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {

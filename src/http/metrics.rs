@@ -85,7 +85,7 @@ const LOCK_HOLD_BOUNDS_NANOS: [u64; 19] = [
 ];
 
 fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) -> fmt::Result {
-    let plain: [(&str, &str, u64); 8] = [
+    let plain: [(&str, &str, u64); 9] = [
         (
             "connections",
             "Connections open, before or after CONNECT.",
@@ -125,6 +125,12 @@ fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) 
             "memory_full",
             "1 while the heap is over memory_max_bytes: new sessions and messages are refused.",
             u64::from(census.memory_full),
+        ),
+        (
+            "store_failed",
+            "1 once the data store failed a commit: QoS 1/2 messages and durable sessions \
+             are refused until a restart.",
+            u64::from(census.store_failed),
         ),
     ];
     for (name, help, value) in plain {
@@ -248,6 +254,7 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
             ("auth", census.connects_refused_auth),
             ("not_owner", census.connects_refused_not_owner),
             ("memory", census.connects_refused_memory),
+            ("store_failed", census.connects_refused_store),
             ("sessions_max", census.connects_refused_sessions_max),
         ],
     )?;
@@ -269,6 +276,7 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
             ("shared_undeliverable", dropped.shared_undeliverable),
             ("not_authorized", dropped.not_authorized),
             ("memory_full", dropped.memory_full),
+            ("store_failed", dropped.store_failed),
         ],
     )
 }

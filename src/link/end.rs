@@ -35,6 +35,10 @@ pub enum End {
     TakenOver,
     #[error("server shutting down")]
     Shutdown,
+    /// Replies held for a commit of the data store that failed: they can
+    /// never be sent, and the client is owed them, so it must start again.
+    #[error("the data store failed; what was held for it cannot be acknowledged")]
+    StoreFailed,
 }
 
 impl End {
@@ -54,6 +58,7 @@ impl End {
             End::ConnectRefused => "connect refused",
             End::TakenOver => "taken over",
             End::Shutdown => "shutdown",
+            End::StoreFailed => "store failed",
         }
     }
 
@@ -89,6 +94,7 @@ impl End {
             End::KeepAlive(_) | End::PacketTimeout(_) => ReasonCode::KEEP_ALIVE_TIMEOUT,
             End::TakenOver => ReasonCode::SESSION_TAKEN_OVER,
             End::Shutdown => ReasonCode::SERVER_SHUTTING_DOWN,
+            End::StoreFailed => ReasonCode::UNSPECIFIED_ERROR,
         })
     }
 }

@@ -143,7 +143,7 @@ impl Link {
             Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
             Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
             Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe)?,
-            Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe),
+            Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe)?,
             Packet::Disconnect(disconnect) => {
                 // Detached here, under the caller's lock: a takeover racing
                 // in must not find it attached and send its will.

@@ -369,7 +369,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Encodes what the outbox holds into the write buffer.
     fn drain_outbox(&mut self) -> Drained {
         let committed = self.shared.committed();
-        let drained = self.outbox.drain(&mut self.draining, committed);
+        let mut drained = self.outbox.drain(&mut self.draining, committed);
+        if drained == Drained::Open && self.shared.commit_failed() && self.outbox.gated() {
+            drained = Drained::StoreFailed;
+        }
         let mut publishes = 0;
         for outbound in self.draining.drain(..) {
             match outbound {
@@ -434,8 +437,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     .with_broker(|state| state.send_retained(conn, outbound_max));
             }
             let may_read = self.outbox.kept() < outbound_max;
-            if self.wbuf.is_empty() && self.drain_outbox() == Drained::TakenOver {
-                return End::TakenOver;
+            if self.wbuf.is_empty() {
+                match self.drain_outbox() {
+                    Drained::TakenOver => return End::TakenOver,
+                    // What was released before the failure goes first.
+                    Drained::StoreFailed if self.wbuf.is_empty() => return End::StoreFailed,
+                    Drained::StoreFailed | Drained::Open => {}
+                }
             }
             match self.read_before_write(may_read, &mut reads_ahead).await {
                 Ok(true) => continue,

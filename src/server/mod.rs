@@ -124,14 +124,13 @@ impl Shared {
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
         state.broker.set_now(now);
-        let store_failed = self.persist.get().is_some_and(|p| p.commits.failed());
+        let store_failed = self.commit_failed();
         if let Some(memory) = self.memory.get() {
             let was_full = state.broker.memory_full();
-            state
-                .broker
-                .set_memory_full(memory.is_full(was_full) || store_failed);
-        } else if store_failed {
-            state.broker.set_memory_full(true);
+            state.broker.set_memory_full(memory.is_full(was_full));
+        }
+        if store_failed {
+            state.broker.set_store_failed();
         }
         let result = work(&mut state);
         let persist = self.persist.get();
@@ -160,6 +159,14 @@ impl Shared {
         self.persist
             .get()
             .map_or(u64::MAX, |persist| persist.commits.committed())
+    }
+
+    /// Whether the store failed a commit: nothing waiting for one will be
+    /// released.
+    fn commit_failed(&self) -> bool {
+        self.persist
+            .get()
+            .is_some_and(|persist| persist.commits.failed())
     }
 
     /// Ends a connection in the broker: its will, its clean session, what

@@ -100,6 +100,9 @@ struct State {
 pub enum Drained {
     Open,
     TakenOver,
+    /// Packets still wait for a commit, and the store has failed: they
+    /// will never be released (`Connection::drain_outbox` says so).
+    StoreFailed,
 }
 
 impl Outbox {
@@ -268,6 +271,18 @@ impl Outbox {
         if owing == Owing::More {
             self.notify.notify_one();
         }
+    }
+
+    /// Whether packets wait for a commit.
+    pub fn gated(&self) -> bool {
+        !self.state().gates.is_empty()
+    }
+
+    /// The store failed: wakes the connection to see that what it holds
+    /// for a commit will never be released.
+    pub fn commit_failed(&self) {
+        self.state().registered = false;
+        self.notify.notify_one();
     }
 
     /// Notes that the committer is to wake it; false if it already was.

@@ -81,6 +81,11 @@ impl Persist {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(outbox.clone());
         }
+        // After the push: a commit that fails sets the flag before it
+        // takes the list, so one of the two wakes the outbox.
+        if self.commits.failed() {
+            outbox.commit_failed();
+        }
     }
 
     /// Commits what waits, if anything does.
@@ -118,11 +123,16 @@ impl Persist {
                 // Once: what follows is refused, not logged again.
                 tracing::error!(
                     %error,
-                    "the data store failed a commit; QoS 1/2 messages and new sessions \
-                     are refused, and what waited for the commit is not acknowledged, \
-                     until the broker is restarted"
+                    "the data store failed a commit; until the broker is restarted, QoS 1/2 \
+                     messages and durable sessions are refused, and connections whose \
+                     replies waited for a commit are closed unacknowledged"
                 );
                 self.commits.set_failed();
+                let gated =
+                    std::mem::take(&mut *self.gated.lock().unwrap_or_else(PoisonError::into_inner));
+                for outbox in gated {
+                    outbox.commit_failed();
+                }
             }
         }
     }

@@ -67,6 +67,7 @@ fn topics(census: &Census, uptime: u64) -> Vec<(String, String)> {
         ("/shared undeliverable", dropped.shared_undeliverable),
         ("/not authorized", dropped.not_authorized),
         ("/memory full", dropped.memory_full),
+        ("/store failed", dropped.store_failed),
     ];
     let mut topics: Vec<(String, String)> = counts
         .into_iter()

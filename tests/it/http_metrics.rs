@@ -144,17 +144,24 @@ async fn metrics_show_what_three_clients_and_five_publishes_did() {
         "too_large",
         "expired",
         "memory_full",
+        "store_failed",
     ] {
         assert_eq!(dropped(reason), 0.0, "{reason}");
     }
-    assert_eq!(scrape.all("tern_messages_dropped_total").len(), 8);
+    assert_eq!(scrape.all("tern_messages_dropped_total").len(), 9);
     let tasks = |kind| scrape.value("tern_tasks", &[("kind", kind)]);
     assert_eq!((tasks("acceptor"), tasks("connection")), (1.0, 3.0));
     assert!(
         tasks("http") >= 2.0,
         "the acceptor and this scrape's connection"
     );
-    for reason in ["auth", "not_owner", "memory", "sessions_max"] {
+    for reason in [
+        "auth",
+        "not_owner",
+        "memory",
+        "store_failed",
+        "sessions_max",
+    ] {
         let refused = scrape.value("tern_connects_refused_total", &[("reason", reason)]);
         assert_eq!(refused, 0.0, "{reason}");
     }

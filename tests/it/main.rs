@@ -13,6 +13,7 @@ mod codec_snapshots;
 mod http_metrics;
 mod http_page;
 mod seed_story;
+mod store_failure;
 mod store_metrics;
 mod store_restart;
 mod tcp5_auth;

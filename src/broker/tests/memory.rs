@@ -3,17 +3,6 @@
 
 use super::*;
 
-/// The connect effects, for their CONNACK code.
-fn connack_code(effects: &[Effect]) -> ConnectCode {
-    effects
-        .iter()
-        .find_map(|e| match e {
-            Effect::Send(_, Packet::ConnAck(ack)) => Some(ack.code),
-            _ => None,
-        })
-        .expect("a CONNACK")
-}
-
 #[test]
 fn memory_full_refuses_new_messages_and_sessions_but_not_a_resume() {
     let mut broker = Broker::new(config());

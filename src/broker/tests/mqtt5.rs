@@ -4,7 +4,13 @@
 use super::*;
 use crate::codec::{Properties, Property};
 
-fn connect5(broker: &mut Broker, conn: u64, client_id: &str, expiry: u32, props: Vec<Property>) {
+pub(super) fn connect5(
+    broker: &mut Broker,
+    conn: u64,
+    client_id: &str,
+    expiry: u32,
+    props: Vec<Property>,
+) {
     let mut properties = Properties::from(props);
     if expiry > 0 {
         properties.push(Property::SessionExpiryInterval(expiry));
