@@ -256,11 +256,15 @@ pub enum PlantedBug {
     /// again the spec allows: a client whose link was held for longer
     /// than half its keepalive is closed.
     KeepAliveWithoutGrace,
+    /// A commit that failed (an I/O error, a full disk) is taken for one
+    /// that succeeded: what waited for it is acknowledged, and nothing is
+    /// refused.
+    CommitErrorIgnored,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 39] = [
+    pub const ALL: [PlantedBug; 40] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -300,6 +304,7 @@ impl PlantedBug {
         PlantedBug::ClockStepIgnored,
         PlantedBug::PacketTimeoutWhenIdle,
         PlantedBug::KeepAliveWithoutGrace,
+        PlantedBug::CommitErrorIgnored,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -389,7 +389,8 @@ impl Server {
         // Noting first: restoring notes the deadlines it gives sessions.
         state.broker.keep_changes();
         state.broker.restore(restored)?;
-        let persist = persist::Persist::new(committer, periodic);
+        let errors_ignored = planted!(self.shared.config, CommitErrorIgnored);
+        let persist = persist::Persist::new(committer, periodic, errors_ignored);
         if self.shared.persist.set(persist).is_err() {
             return Err("the server already has a store".into());
         }

@@ -25,6 +25,8 @@ pub(super) struct Persist {
     commits_done: AtomicU64,
     changes_committed: AtomicU64,
     commit_nanos: AtomicU64,
+    /// Planted bug `CommitErrorIgnored`: a failed commit counts as done.
+    errors_ignored: bool,
 }
 
 /// The store's commits since the start (`Census::store`).
@@ -41,7 +43,7 @@ pub struct StoreCounts {
 }
 
 impl Persist {
-    pub fn new(committer: Committer, periodic: Option<Duration>) -> Persist {
+    pub fn new(committer: Committer, periodic: Option<Duration>, errors_ignored: bool) -> Persist {
         Persist {
             commits: Commits::default(),
             committer: tokio::sync::Mutex::new(committer),
@@ -50,6 +52,7 @@ impl Persist {
             commits_done: AtomicU64::new(0),
             changes_committed: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
+            errors_ignored,
         }
     }
 
@@ -100,7 +103,10 @@ impl Persist {
         let changes = batch.changes() as u64;
         // tokio's clock: in the simulation a commit takes no time.
         let started = tokio::time::Instant::now();
-        let result = committer.commit(batch).await;
+        let result = match committer.commit(batch).await {
+            Err(_) if self.errors_ignored => Ok(()),
+            result => result,
+        };
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         match result {
             Ok(()) => {

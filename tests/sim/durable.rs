@@ -71,10 +71,21 @@ fn inflight_ids_not_restored() {
 fn unsubscribe_not_stored() {
     let text = find(PlantedBug::UnsubscribeNotStored, 20);
     assert!(text.contains("after its UNSUBSCRIBE"), "{text}");
+    // The census of the recovered broker counts the filter come back.
+    assert!(text.contains("the census after recovery counts"), "{text}");
 }
 
 #[test]
 fn expiry_restarted_at_boot() {
     let text = find(PlantedBug::ExpiryRestartedAtBoot, 30);
     assert!(text.contains("still there"), "{text}");
+}
+
+#[test]
+fn commit_error_ignored() {
+    let text = find(PlantedBug::CommitErrorIgnored, 20);
+    assert!(
+        text.contains("never got") || text.contains("holds"),
+        "{text}"
+    );
 }

@@ -201,11 +201,13 @@ pub async fn subscribe(me: Rc<RefCell<Subscriber>>, mut rng: StdRng, settle: Dur
 async fn read(me: &RefCell<Subscriber>, conn: &mut Conn) {
     while let Some(packet) = conn.recv().await {
         let reply = match packet {
-            Packet::SubAck(_) => {
+            // Refused (0x80, the store failed): not subscribed, and it
+            // asks again when it next connects.
+            Packet::SubAck(ack) if ack.codes.iter().all(|code| !code.is_error()) => {
                 me.borrow_mut().subscribed_at.get_or_insert_with(now);
                 None
             }
-            Packet::UnsubAck(_) => {
+            Packet::UnsubAck(ack) if ack.codes.iter().all(|code| !code.is_error()) => {
                 me.borrow_mut().unsubscribed_at.get_or_insert_with(now);
                 None
             }

@@ -5,12 +5,17 @@
 //! flight are torn at a 4 KiB block), others kill the process (what was
 //! written stays); a commit takes simulated time, so crashes land between
 //! a reply and its commit if the broker ever lets one out early.
+//! Spells of disk faults come too: writes and syncs that fail now and then,
+//! and a full disk. A failed commit must stop the broker acknowledging;
+//! a supervisor (as systemd would) restarts it once its census says so,
+//! and again while the store cannot open for the fault.
 //!
 //! Checked at the end: every message the broker acknowledged reached every
 //! subscriber whose SUBACK came before it was sent (QoS 2 to a QoS 2
 //! subscription exactly once); every subscriber found its session each
 //! time it came back; each retained topic holds its last acknowledged
-//! value or a later one, and a cleared one stays cleared.
+//! value or a later one, and a cleared one stays cleared; the census of
+//! the broker that recovered counts what the clients were promised.
 
 mod client;
 pub mod disk;
@@ -32,7 +37,7 @@ use tern::{Config, Server};
 use crate::client::BROKER_PORT;
 use crate::run::Failure;
 use client::{Publisher, Subscriber};
-use disk::{Power, SimDisk};
+use disk::{Fault, Faults, Power, SimDisk};
 
 pub const NAME: &str = "durable";
 
@@ -81,6 +86,27 @@ fn crashes(rng: &mut StdRng) -> Vec<(Duration, Crash, Duration)> {
     }
 }
 
+/// Spells of disk faults, drawn from the seed: when, how long, and which.
+/// None starts after `ACTIVE` less 4 s, so that the broker is back, and
+/// its clients with it, well before the end.
+fn fault_spells(rng: &mut StdRng) -> Vec<(Duration, Duration, Fault)> {
+    let mut at = START;
+    let mut spells = Vec::new();
+    loop {
+        at += Duration::from_millis(rng.random_range(1000..8000));
+        let lasts = Duration::from_millis(rng.random_range(200..3000));
+        if at + lasts >= ACTIVE - Duration::from_secs(4) {
+            return spells;
+        }
+        let fault = match rng.random_bool(0.5) {
+            true => Fault::IoErrors(rng.random_range(0.02..0.5)),
+            false => Fault::Full,
+        };
+        spells.push((at, lasts, fault));
+        at += lasts;
+    }
+}
+
 fn config(planted: Option<PlantedBug>) -> Config {
     Config {
         queued_messages_max: crate::check::QUEUE_NEVER_FULL,
@@ -109,6 +135,9 @@ pub struct Report {
     /// went otherwise would differ here.
     pub deliveries: u64,
     pub last_ack_ms: u128,
+    /// Spells of disk faults, and restarts the supervisor made for them.
+    pub fault_spells: usize,
+    pub supervised: usize,
 }
 
 pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
@@ -132,14 +161,20 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let server: Rc<RefCell<Option<Server>>> = Rc::default();
     let opens_failed = Rc::new(RefCell::new(Vec::new()));
     let latency_seed = rng.random();
-    add_broker(
-        &mut sim,
-        config(planted),
-        &power,
-        &server,
-        &opens_failed,
+    // Drawn apart from the plan below, so that plans stay as they were.
+    let mut faults_rng = StdRng::seed_from_u64(rng.random());
+    let faults = Faults::new(faults_rng.random());
+    let open_refused = Rc::new(RefCell::new(false));
+    let host = BrokerHost {
+        config: config(planted),
+        power: power.clone(),
+        faults: faults.clone(),
+        slot: server.clone(),
+        opens_failed: opens_failed.clone(),
+        open_refused: open_refused.clone(),
         latency_seed,
-    );
+    };
+    add_broker(&mut sim, host);
 
     let subscribers: Vec<_> = (0..SUBSCRIBERS)
         .map(|i| {
@@ -204,10 +239,35 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     }
     planned.sort_by_key(|(at, _, _)| *at);
     let mut pending = planned.iter().peekable();
+    let spells = fault_spells(&mut faults_rng);
+    let mut spell_edges: Vec<(Duration, Option<Fault>)> = spells
+        .iter()
+        .flat_map(|&(at, lasts, fault)| [(at, Some(fault)), (at + lasts, None)])
+        .collect();
+    spell_edges.reverse();
     let mut restarts: Vec<Duration> = Vec::new();
-    while sim.elapsed() < END + Duration::from_secs(5) && retained.borrow().is_none() {
+    let mut supervisor = Supervisor::default();
+    let mut census = None;
+    while sim.elapsed() < END + Duration::from_secs(5) && census.is_none() {
         let now = sim.elapsed();
+        if retained.borrow().is_some() {
+            census = server.borrow().as_ref().map(Server::census);
+            if census.is_some() {
+                break;
+            }
+        }
+        while let Some(&(_, fault)) = spell_edges.last().filter(|(at, _)| *at <= now) {
+            faults.set(fault);
+            spell_edges.pop();
+        }
+        if supervisor.restart_due(now, &server, &open_refused, &mut faults_rng) {
+            power.off();
+            server.borrow_mut().take();
+            sim.bounce("broker");
+        }
         while let Some((_, kind, down)) = pending.next_if(|(at, _, _)| *at <= now) {
+            // A crash overtakes the supervisor's restart.
+            supervisor.due = None;
             // Off first: what the dying broker's `Drop` writes is lost.
             power.off();
             match kind {
@@ -241,7 +301,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     // `Drop` touches the disk, which only a running simulation has.
     power.off();
     sim.crash("broker");
-    let Some(Some(retained)) = retained.borrow_mut().take() else {
+    let (Some(Some(retained)), Some(census)) = (retained.borrow_mut().take(), census) else {
         return Err(fail(vec![
             "the broker did not come back for the final read".into(),
         ]));
@@ -250,6 +310,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let publishers: Vec<_> = publishers.iter().map(|p| p.borrow()).collect();
     let mut problems = check_deliveries(&subscribers, &publishers);
     problems.extend(check_retained(&publishers, &retained));
+    problems.extend(check_census(&census.broker, &subscribers, &retained));
     problems.extend(opens_failed.borrow().iter().cloned());
     match *fleeting.borrow() {
         Some(Some(false)) => {}
@@ -301,6 +362,8 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
             .max()
             .unwrap_or_default()
             .as_millis(),
+        fault_spells: spells.len(),
+        supervised: supervisor.restarts,
     })
 }
 
@@ -314,41 +377,88 @@ impl std::fmt::Debug for Trace {
     }
 }
 
+/// Restarts the broker, as systemd would, a moment after its store failed
+/// a commit (it then refuses what needs the store, and says so in its
+/// census) or after it could not open the store and stopped.
+#[derive(Default)]
+struct Supervisor {
+    due: Option<Duration>,
+    restarts: usize,
+}
+
+impl Supervisor {
+    fn restart_due(
+        &mut self,
+        now: Duration,
+        server: &RefCell<Option<Server>>,
+        open_refused: &RefCell<bool>,
+        rng: &mut StdRng,
+    ) -> bool {
+        if self.due.is_none() {
+            let failed = server
+                .borrow()
+                .as_ref()
+                .is_some_and(|server| server.census().broker.store_failed);
+            if failed || std::mem::take(&mut *open_refused.borrow_mut()) {
+                self.due = Some(now + Duration::from_millis(rng.random_range(100..1000)));
+            }
+        }
+        if self.due.is_some_and(|due| due <= now) {
+            self.due = None;
+            self.restarts += 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// What the broker host needs, shared by all its incarnations.
+struct BrokerHost {
+    config: Config,
+    power: Power,
+    faults: Faults,
+    slot: Rc<RefCell<Option<Server>>>,
+    /// Opens that failed with no fault to explain it: the run fails.
+    opens_failed: Rc<RefCell<Vec<String>>>,
+    /// An open failed in a spell of faults: the broker stopped, and the
+    /// supervisor is to start it again.
+    open_refused: Rc<RefCell<bool>>,
+    latency_seed: u64,
+}
+
 /// The broker host: opens the store on its disk (power back on), reads it
 /// back into the server, and serves.
-fn add_broker(
-    sim: &mut turmoil::Sim<'_>,
-    config: Config,
-    power: &Power,
-    slot: &Rc<RefCell<Option<Server>>>,
-    opens_failed: &Rc<RefCell<Vec<String>>>,
-    latency_seed: u64,
-) {
-    let (power, slot, opens_failed) = (power.clone(), slot.clone(), opens_failed.clone());
+fn add_broker(sim: &mut turmoil::Sim<'_>, host: BrokerHost) {
+    let host = Rc::new(host);
     sim.host("broker", move || {
-        let (power, slot, config) = (power.clone(), slot.clone(), config.clone());
-        let opens_failed = opens_failed.clone();
+        let host = host.clone();
         async move {
             // Each incarnation draws anew; a seed's run replays the same.
-            let seed = latency_seed ^ client::now().as_millis() as u64;
-            power.on();
+            let seed = host.latency_seed ^ client::now().as_millis() as u64;
+            host.power.on();
             let listener =
                 turmoil::net::TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), BROKER_PORT))
                     .await?;
-            let server = Server::new(config);
+            let server = Server::new(host.config.clone());
             let epoch = turmoil::since_epoch().unwrap_or_default() - server.uptime();
             let clock = Clock {
                 epoch_ms: u64::try_from(epoch.as_millis()).unwrap_or(u64::MAX),
             };
-            let opened = SimDisk::open(power.clone())
+            let opened = SimDisk::open(host.power.clone(), host.faults.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|disk| Store::open(disk, clock));
             let (store, restored) = match opened {
                 Ok(opened) => opened,
+                // The broker stops, as it would with one line; never
+                // starts empty.
+                Err(_) if host.faults.on() => {
+                    *host.open_refused.borrow_mut() = true;
+                    return Ok(());
+                }
                 Err(error) => {
-                    // Never start empty: the run fails, saying why.
+                    // With no fault to explain it: the run fails, saying why.
                     let at = client::now();
-                    opens_failed
+                    host.opens_failed
                         .borrow_mut()
                         .push(format!("at {at:?} the store did not open: {error}"));
                     return Err(error.into());
@@ -358,11 +468,55 @@ fn add_broker(
             let latency =
                 Box::new(move || Duration::from_millis(draws.random_range(COMMIT_MILLIS)));
             server.use_store(Committer::inline(store, latency), restored, None)?;
-            *slot.borrow_mut() = Some(server.clone());
+            *host.slot.borrow_mut() = Some(server.clone());
             server.run(vec![listener], std::future::pending()).await;
             Ok(())
         }
     });
+}
+
+/// The census of the broker that served the final read against what the
+/// clients were promised: their sessions (the fleeting one long gone), the
+/// filters whose SUBACK came and whose UNSUBACK did not, the retained
+/// topics the reader found; and nothing left queued or in flight, since
+/// every subscriber has read to the end.
+fn check_census(
+    census: &tern::broker::BrokerStats,
+    subscribers: &[std::cell::Ref<Subscriber>],
+    retained: &BTreeMap<String, Bytes>,
+) -> Vec<String> {
+    // The subscribers, the publishers, and the reader of retained messages.
+    let sessions = SUBSCRIBERS + PUBLISHERS + 1;
+    let filters: usize = subscribers
+        .iter()
+        .map(|s| match (s.subscribed_at, s.unsubscribed_at) {
+            (None, _) => 0,
+            (Some(_), Some(_)) => 1,
+            (Some(_), None) => 2,
+        })
+        .sum::<usize>()
+        + 1;
+    let counted = [
+        (
+            "sessions",
+            census.sessions_connected + census.sessions_offline,
+            sessions,
+        ),
+        ("subscriptions", census.subscriptions, filters),
+        ("retained", census.retained, retained.len()),
+        ("queued", census.queued, 0),
+        ("inflight", census.inflight, 0),
+        ("store failed", usize::from(census.store_failed), 0),
+    ];
+    counted
+        .into_iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| {
+            format!(
+                "the census after recovery counts {got} {what}, the clients were promised {want}"
+            )
+        })
+        .collect()
 }
 
 /// Every acknowledged message reached every subscriber subscribed before
