@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
 use crate::observers::connection;
-use crate::workload::{millis, Action, ClientPlan, End, Login, Scenario, EXPIRY_OUTLIVES_RUN};
+use crate::workload::{millis, Action, ClientPlan, End, Scenario, EXPIRY_OUTLIVES_RUN};
 
 /// How far the broker's clock jumps: past the packet timeout (60 s), the
 /// longest keepalive grace of the churners and observers (15 s), and the
@@ -189,19 +189,7 @@ fn plan(
     start: Duration,
     connections: Vec<crate::workload::ConnectionPlan>,
 ) -> ClientPlan {
-    ClientPlan {
-        name: name.into(),
-        client_id: name.into(),
-        start,
-        connections,
-        observer: true,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: crate::workload::Wire::Plain,
-    }
+    crate::observers::client(name.into(), start, connections)
 }
 
 fn qos12(rng: &mut StdRng) -> QoS {

@@ -70,7 +70,12 @@ pub(crate) fn connection(
     }
 }
 
-fn client(name: String, start: Duration, connections: Vec<ConnectionPlan>) -> ClientPlan {
+/// An observer's plan: a clean 3.1.1 session, plain TCP, no login.
+pub(crate) fn client(
+    name: String,
+    start: Duration,
+    connections: Vec<ConnectionPlan>,
+) -> ClientPlan {
     ClientPlan {
         client_id: name.clone(),
         name,
