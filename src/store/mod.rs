@@ -8,6 +8,7 @@
 //! group commit that lets one fsync serve every message that arrived while
 //! the last one ran. Recovery reads everything back (`Store::open`).
 
+mod backend;
 mod batch;
 mod records;
 mod worker;
@@ -77,7 +78,7 @@ impl Store {
         clock: Clock,
     ) -> Result<(Store, Restored), String> {
         let db = Database::builder()
-            .create_with_backend(backend)
+            .create_with_backend(backend::ZerosPastEnd(backend))
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
                     "in use by another running broker".to_owned()

@@ -224,3 +224,5 @@ mod through_the_broker {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+mod full_disk;

@@ -294,7 +294,9 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
             true
         });
         if let Err(error) = sim.step() {
-            return Err(fail(vec![format!("a host failed: {error}")]));
+            let mut problems = vec![format!("a host failed at {:?}: {error}", sim.elapsed())];
+            problems.extend(opens_failed.borrow().iter().cloned());
+            return Err(fail(problems));
         }
     }
     // Down before the simulation is dropped, inside it: the store's own
