@@ -14,6 +14,7 @@ mod http_metrics;
 mod http_page;
 mod seed_story;
 mod store_failure;
+mod store_full_disk;
 mod store_metrics;
 mod store_restart;
 mod tcp5_auth;
