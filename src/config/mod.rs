@@ -243,11 +243,25 @@ pub enum PlantedBug {
     /// A connection skips its listener's handshakes: a TLS listener reads
     /// MQTT from the bare socket.
     TransportSkipped,
+    /// One failed handshake shuts its listener: every later connection to
+    /// it is closed as soon as accepted, as if over the listener's limit.
+    /// A client that sends a TLS port plain bytes takes the port down for
+    /// everyone after it.
+    HandshakeFailureShutsListener,
+    /// A first packet that does not decode is answered with CONNACK 0x01
+    /// (unacceptable protocol version), as an unknown protocol level is,
+    /// before the close: a TLS ClientHello to the plain port gets a CONNACK.
+    MalformedConnectAnswered,
+    /// What the client sent right behind its TLS handshake, and rustls
+    /// read with the handshake's last bytes, is thrown away: a CONNECT
+    /// written the moment the handshake is done is lost, and its client
+    /// waits for a CONNACK that never comes.
+    TlsReadAheadLost,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 36] = [
+    pub const ALL: [PlantedBug; 39] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -284,6 +298,9 @@ impl PlantedBug {
         PlantedBug::FullQueueEndsFanOut,
         PlantedBug::TakeoverLeavesOldOpen,
         PlantedBug::TransportSkipped,
+        PlantedBug::HandshakeFailureShutsListener,
+        PlantedBug::MalformedConnectAnswered,
+        PlantedBug::TlsReadAheadLost,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
