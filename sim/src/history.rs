@@ -98,12 +98,12 @@ pub enum Event {
         closed: bool,
     },
     /// A probe's TLS ClientHello to the plain port: the first bytes the
-    /// broker sent back, if any, and whether it closed the connection
-    /// within 5 s.
+    /// broker sent back, if any, and how long after the ClientHello it
+    /// closed the connection, if it did within 5 s.
     HelloAnswered {
         client: ClientName,
         answer: Vec<u8>,
-        closed: bool,
+        closed_after: Option<Duration>,
     },
     /// CONNACK refused, with its code as the codec names it.
     Refused {

@@ -257,11 +257,15 @@ pub enum PlantedBug {
     /// written the moment the handshake is done is lost, and its client
     /// waits for a CONNACK that never comes.
     TlsReadAheadLost,
+    /// A first packet that does not decode leaves its connection open,
+    /// unanswered, until the connect timeout: bytes that can never be a
+    /// CONNECT (a TLS ClientHello on the plain port) hold a connection.
+    MalformedConnectKeptOpen,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 39] = [
+    pub const ALL: [PlantedBug; 40] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -301,6 +305,7 @@ impl PlantedBug {
         PlantedBug::HandshakeFailureShutsListener,
         PlantedBug::MalformedConnectAnswered,
         PlantedBug::TlsReadAheadLost,
+        PlantedBug::MalformedConnectKeptOpen,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -333,6 +333,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     reply => reply,
                 };
+                if planted!(self.shared.config, MalformedConnectKeptOpen)
+                    && matches!(end, End::Decode(_))
+                {
+                    // Until the connect timeout around the handshake.
+                    std::future::pending::<()>().await;
+                }
                 if let Some(reply) = reply {
                     codec::encode(&reply, self.link.version(), &mut self.wbuf);
                     self.flush().await?;

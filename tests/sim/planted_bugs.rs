@@ -224,6 +224,23 @@ fn tls_read_ahead_lost() {
 }
 
 #[test]
+fn malformed_connect_kept_open() {
+    // A TLS ClientHello to the plain port leaves the connection open
+    // until the connect timeout (2 s here), unanswered: closed, but not
+    // for the bytes.
+    let text = find(
+        PlantedBug::MalformedConnectKeptOpen,
+        scenarios::secured(),
+        5,
+    );
+    assert!(
+        text.contains("ClientHello to the plain port and the broker closed the connection only")
+            && text.contains("near its connect timeout"),
+        "{text}"
+    );
+}
+
+#[test]
 fn malformed_connect_answered() {
     // A TLS ClientHello to the plain port is a CONNECT with wrong flags
     // to the broker, and gets CONNACK 0x01.

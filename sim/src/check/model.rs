@@ -158,8 +158,10 @@ pub struct Model {
     /// stopped waiting, and whether the broker had closed the connection.
     pub unanswered: BTreeMap<ConnKey, (Duration, bool)>,
     /// What each probe's TLS ClientHello to the plain port got back, and
-    /// whether the broker closed the connection.
-    pub hello_answers: BTreeMap<String, (Duration, Vec<u8>, bool)>,
+    /// how long after it the broker closed the connection, if it did.
+    pub hello_answers: BTreeMap<String, (Duration, Vec<u8>, Option<Duration>)>,
+    /// When the harness held each client's link.
+    pub holds: BTreeMap<String, Vec<Duration>>,
 
     /// Publishes the ACL does not let their publishers write
     /// (`Model::secure`), which nobody is owed.
@@ -267,9 +269,9 @@ impl Model {
             Event::HelloAnswered {
                 client,
                 answer,
-                closed,
+                closed_after,
             } => {
-                let answered = (at, answer.clone(), *closed);
+                let answered = (at, answer.clone(), *closed_after);
                 self.hello_answers.insert(client.clone(), answered);
             }
             Event::Refused { client, conn, code } => {
@@ -366,6 +368,7 @@ impl Model {
                 }
             }
             Event::Held { client } => {
+                self.holds.entry(client.clone()).or_default().push(at);
                 for ((c, _), conn) in self.conns.iter_mut() {
                     if c == client && conn.end.is_none() {
                         conn.held = true;

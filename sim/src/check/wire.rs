@@ -30,7 +30,10 @@ pub fn all(scenario: &Scenario, model: &Model) -> Vec<String> {
     };
     let mut problems = plain_to_tls_port(model);
     problems.extend(tls_gets_in(model));
-    problems.extend(hello_to_plain_port(model));
+    problems.extend(hello_to_plain_port(
+        model,
+        scenario.config.connect_timeout(),
+    ));
     for (prefix, count) in [("tp", tls.plaintext_probes), ("th", tls.hello_probes)] {
         for name in (0..count).map(|i| format!("{prefix}{i}")) {
             if !left_a_record(model, &name) {
@@ -136,10 +139,12 @@ fn summary(what: &str, cases: Vec<String>) -> Option<String> {
 }
 
 /// A TLS ClientHello to the plain port gets nothing back, and the broker
-/// closes the connection.
-fn hello_to_plain_port(model: &Model) -> Vec<String> {
+/// closes the connection for it: well before its connect timeout would
+/// have, unless the probe's link was held meanwhile (for at most 2 s, as
+/// long as the simulation's connect timeout).
+fn hello_to_plain_port(model: &Model, connect_timeout: Duration) -> Vec<String> {
     let mut problems = Vec::new();
-    for (client, (at, answer, closed)) in &model.hello_answers {
+    for (client, (at, answer, closed_after)) in &model.hello_answers {
         if !answer.is_empty() {
             let connack = match answer[0] >> 4 {
                 2 => " (a CONNACK)",
@@ -150,11 +155,28 @@ fn hello_to_plain_port(model: &Model) -> Vec<String> {
                  back by {at:?}"
             ));
         }
-        if !closed && !excused(model, at.saturating_sub(ANSWER_WAIT), *at) {
-            problems.push(format!(
+        // From the ClientHello: a restart before it cuts nothing short.
+        let from = at.saturating_sub(closed_after.unwrap_or(ANSWER_WAIT));
+        let held = model
+            .holds
+            .get(client)
+            .is_some_and(|holds| holds.iter().any(|h| (from..=*at).contains(h)));
+        if held || excused(model, from, *at) {
+            continue;
+        }
+        match closed_after {
+            None => problems.push(format!(
                 "{client} sent a TLS ClientHello to the plain port and the broker had not closed \
                  the connection at {at:?}"
-            ));
+            )),
+            // Two trips of 20 ms at most; the timeout runs from the
+            // accept, a little before the ClientHello went.
+            Some(after) if *after >= connect_timeout / 2 => problems.push(format!(
+                "{client} sent a TLS ClientHello to the plain port and the broker closed the \
+                 connection only {after:?} later, at {at:?}: near its connect timeout, not for \
+                 the bytes"
+            )),
+            Some(_) => {}
         }
     }
     problems

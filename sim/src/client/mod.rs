@@ -154,6 +154,7 @@ async fn hello_to_plain_port(
     }
     let _ = writer.write_all(&hello).await;
     let _ = writer.flush().await;
+    let sent = Instant::now();
     let mut answer = Vec::new();
     let read_all = async {
         let mut buf = [0u8; 256];
@@ -165,12 +166,13 @@ async fn hello_to_plain_port(
         }
     };
     let closed = timeout(ANSWER_WAIT, read_all).await.is_ok();
+    let closed_after = closed.then(|| sent.elapsed());
     // Enough to name it: a CONNACK is four bytes (3.1.1).
     answer.truncate(16);
     history.record(Event::HelloAnswered {
         client: plan.name.clone(),
         answer,
-        closed,
+        closed_after,
     });
 }
 
