@@ -3,7 +3,8 @@
 # would: QoS 2 through a wildcard, a retained message, a will on a kill, and
 # MQTT 5.0 properties to a 5.0 subscriber and stripped for a 3.1.1 one;
 # messages queued for an offline session kept across a kill -9; then TLS,
-# with and without a client certificate.
+# with and without a client certificate; then users with passwords, and a
+# listener per interface.
 set -euo pipefail
 tern=${1:?usage: mosquitto-clients.sh PATH-TO-TERN}
 port=$((20000 + RANDOM % 20000))
@@ -138,4 +139,51 @@ fi
 
 kill -TERM $tern_pid
 wait $tern_pid || fail "tern (TLS) exited non-zero on SIGTERM"
-echo "mosquitto-clients: 6 passed, 0 failed"
+
+# Users with passwords (-u/-P) and a listener per interface, as the
+# README's "Securing tern" has them: anyone on the loopback listener, only
+# the password file's users on the one on every interface, where
+# allow_anonymous defaults to false; the ACL judges them all.
+lo_port=$((port + 3))
+all_port=$((port + 4))
+echo 'alice-pw' | "$tern" passwd "$work/passwords" alice --stdin >/dev/null
+printf 'topic read sensors/#\nuser alice\ntopic readwrite sensors/#\n' >"$work/sec-acl"
+cat >"$work/sec.toml" <<TOML
+password_file = "$work/passwords"
+acl_file = "$work/sec-acl"
+[[listener]]
+address = "127.0.0.1:$lo_port"
+[[listener]]
+address = "0.0.0.0:$all_port"
+TOML
+"$tern" --config "$work/sec.toml" --in-memory >"$work/tern.log" 2>&1 &
+tern_pid=$!
+for _ in $(seq 50); do
+    mosquitto_pub -p "$lo_port" -t ready -m x 2>/dev/null && break
+    sleep 0.1
+done
+alice_login=(-u alice -P alice-pw)
+timeout 10 mosquitto_sub -p "$all_port" "${alice_login[@]}" -t 'sensors/#' -C 1 -v >"$work/alice" &
+alice_sub=$!
+timeout 10 mosquitto_sub -p "$lo_port" -t 'sensors/#' -C 1 -v >"$work/anon" &
+anon_sub=$!
+sleep 0.5
+mosquitto_pub -p "$all_port" "${alice_login[@]}" -t sensors/t1 -m 21.5 ||
+    fail "alice's good password refused"
+wait $alice_sub || fail "no message to alice"
+wait $anon_sub || fail "no message to the anonymous subscriber on loopback"
+[ "$(cat "$work/alice")" = "sensors/t1 21.5" ] || fail "-u/-P: got '$(cat "$work/alice")'"
+[ "$(cat "$work/anon")" = "sensors/t1 21.5" ] || fail "loopback: got '$(cat "$work/anon")'"
+if mosquitto_pub -p "$all_port" -u alice -P wrong -t sensors/t1 -m x 2>/dev/null; then
+    fail "a wrong password accepted"
+fi
+if mosquitto_pub -p "$all_port" -u mallory -P alice-pw -t sensors/t1 -m x 2>/dev/null; then
+    fail "an unknown user accepted"
+fi
+if mosquitto_pub -p "$all_port" -t sensors/t1 -m x 2>/dev/null; then
+    fail "an anonymous client accepted on the listener on every interface"
+fi
+
+kill -TERM $tern_pid
+wait $tern_pid || fail "tern (passwords) exited non-zero on SIGTERM"
+echo "mosquitto-clients: 7 passed, 0 failed"

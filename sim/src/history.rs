@@ -85,6 +85,26 @@ pub enum Event {
     },
     /// A TLS client's handshake failed or timed out; it tries again.
     HandshakeFailed { client: ClientName, error: String },
+    /// A client not on plain TCP to the plain port found no broker to
+    /// connect to in all its tries, and skipped its connection.
+    GaveUp { client: ClientName },
+    /// A CONNECT over a wire other than plain TCP to the plain port got no
+    /// CONNACK: the broker closed the connection (`closed`, maybe after
+    /// bytes that were not MQTT, such as a TLS alert), or 5 s passed
+    /// without the close.
+    Unanswered {
+        client: ClientName,
+        conn: u32,
+        closed: bool,
+    },
+    /// A probe's TLS ClientHello to the plain port: the first bytes the
+    /// broker sent back, if any, and how long after the ClientHello it
+    /// closed the connection, if it did within 5 s.
+    HelloAnswered {
+        client: ClientName,
+        answer: Vec<u8>,
+        closed_after: Option<Duration>,
+    },
     /// CONNACK refused, with its code as the codec names it.
     Refused {
         client: ClientName,

@@ -121,8 +121,9 @@ pub fn adversary() -> Scenario {
 /// messages and wills included, no wrong login gets in, and no user
 /// takes another's session; what the rules allow is delivered as ever,
 /// through held links and a broker restart. A third of the clients come
-/// over TLS, beside the others on plain TCP, and probes that speak plain
-/// MQTT to the TLS port get no answer (`sim/src/tls.rs`).
+/// over TLS, beside the others on plain TCP, and every one gets its
+/// CONNACK; probes that speak plain MQTT to the TLS port, or TLS to the
+/// plain port, get no answer but the close (`sim/src/tls.rs`).
 pub fn secured() -> Scenario {
     let mut scenario = roomy(Scenario::base("secured", 40, secs(30)));
     scenario.holds = 5;
@@ -133,6 +134,7 @@ pub fn secured() -> Scenario {
     scenario.tls = Some(TlsMix {
         share: 0.35,
         plaintext_probes: 2,
+        hello_probes: 2,
     });
     // Its ACL's model does not know the corner clients' topics.
     scenario.corners = false;

@@ -1,8 +1,9 @@
 //! TLS beside plain TCP: the broker serves a second port with TLS, through
 //! the same code as the binary's (`tern::transport::Tls`, `Endpoint`), and
 //! a share of the clients connect to it and check its certificate against
-//! the run's CA. A few probes speak plain MQTT to the TLS port: the broker
-//! must never answer them with a CONNACK.
+//! the run's CA. A few probes speak plain MQTT to the TLS port, and a few
+//! open a TLS handshake on the plain port: the broker must never answer
+//! either with a CONNACK, and must close both.
 //!
 //! The certificates are made for each run from its seed, never kept on
 //! disk: Ed25519 keys from seeded bytes, and Ed25519 signatures, which
@@ -37,6 +38,8 @@ pub struct TlsMix {
     pub share: f64,
     /// Clients that send plain MQTT to the TLS port.
     pub plaintext_probes: usize,
+    /// Clients that open a TLS handshake on the plain port.
+    pub hello_probes: usize,
 }
 
 /// One run's certificates: a CA, and the broker's certificate and key,
@@ -136,21 +139,27 @@ impl TlsMix {
             .find(|c| c.observer)
             .map(|c| c.login.clone())
             .unwrap_or_default();
+        let kinds = [
+            ("tp", self.plaintext_probes, Wire::PlainToTlsPort),
+            ("th", self.hello_probes, Wire::TlsToPlainPort),
+        ];
         let mut probes = Vec::new();
-        for i in 0..self.plaintext_probes {
-            let mut plan = churners[rng.random_range(0..churners.len())].clone();
-            plan.name = format!("tp{i}");
-            plan.client_id = plan.name.clone();
-            plan.start += Duration::from_millis(rng.random_range(0..2_000));
-            plan.connections.truncate(1);
-            plan.session_expiry = 0;
-            plan.login = login.clone();
-            plan.wire = Wire::PlainToTlsPort;
-            for connection in &mut plan.connections {
-                connection.clean = true;
-                connection.will = None;
+        for (prefix, count, wire) in kinds {
+            for i in 0..count {
+                let mut plan = churners[rng.random_range(0..churners.len())].clone();
+                plan.name = format!("{prefix}{i}");
+                plan.client_id = plan.name.clone();
+                plan.start += Duration::from_millis(rng.random_range(0..2_000));
+                plan.connections.truncate(1);
+                plan.session_expiry = 0;
+                plan.login = login.clone();
+                plan.wire = wire;
+                for connection in &mut plan.connections {
+                    connection.clean = true;
+                    connection.will = None;
+                }
+                probes.push(plan);
             }
-            probes.push(plan);
         }
         clients.extend(probes);
     }

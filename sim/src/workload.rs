@@ -188,6 +188,9 @@ pub enum Wire {
     Tls,
     /// Plain MQTT to the TLS port: a probe that must never get a CONNACK.
     PlainToTlsPort,
+    /// A TLS ClientHello to the plain port: a probe that must get no
+    /// answer but the close.
+    TlsToPlainPort,
 }
 
 /// What a CONNECT says of who connects; neither, for an anonymous client.

@@ -112,6 +112,9 @@ impl Hash {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PasswordFile {
     users: BTreeMap<String, Hash>,
+    /// What an unknown user's password is checked against (`decoy`);
+    /// none while there are no users.
+    decoy: Option<Hash>,
 }
 
 impl PasswordFile {
@@ -135,7 +138,8 @@ impl PasswordFile {
             let hash = Hash::parse(hash).map_err(|e| (i + 1, e))?;
             users.insert(user.to_owned(), hash);
         }
-        Ok(PasswordFile { users })
+        let decoy = decoy(&users);
+        Ok(PasswordFile { users, decoy })
     }
 
     /// Whether `password` is `user`'s. An unknown user costs a hash too, so
@@ -144,12 +148,9 @@ impl PasswordFile {
         match self.users.get(user) {
             Some(hash) => hash.matches(password),
             None => {
-                let decoy = Hash::Pbkdf2 {
-                    iterations: NEW_ITERATIONS,
-                    salt: vec![0; SALT_BYTES],
-                    hash: vec![0; HASH_BYTES],
-                };
-                let _ = decoy.matches(password);
+                if let Some(decoy) = &self.decoy {
+                    let _ = decoy.matches(password);
+                }
                 false
             }
         }
@@ -161,6 +162,7 @@ impl PasswordFile {
         rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
         self.users
             .insert(user.to_owned(), Hash::new(password, salt));
+        self.decoy = decoy(&self.users);
     }
 
     /// The file's text, one user a line, sorted.
@@ -170,6 +172,32 @@ impl PasswordFile {
             .map(|(user, hash)| format!("{user}:{}\n", hash.to_line()))
             .collect()
     }
+}
+
+/// A hash that costs what most of `users`' cost to check, so that an
+/// unknown user takes as long as a wrong password: files that
+/// mosquitto_passwd wrote have 101 iterations, `tern passwd`'s 1,000, and
+/// a decoy of either kind for the other's users would tell them apart
+/// (the most common kind wins; of as many, the costlier).
+fn decoy(users: &BTreeMap<String, Hash>) -> Option<Hash> {
+    let mut kinds: BTreeMap<Option<u32>, usize> = BTreeMap::new();
+    for hash in users.values() {
+        let iterations = match hash {
+            Hash::Sha512 { .. } => None,
+            Hash::Pbkdf2 { iterations, .. } => Some(*iterations),
+        };
+        *kinds.entry(iterations).or_default() += 1;
+    }
+    let (kind, _) = kinds.into_iter().max_by_key(|(kind, n)| (*n, *kind))?;
+    let (salt, hash) = (vec![0; SALT_BYTES], vec![0; HASH_BYTES]);
+    Some(match kind {
+        None => Hash::Sha512 { salt, hash },
+        Some(iterations) => Hash::Pbkdf2 {
+            iterations,
+            salt,
+            hash,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +224,29 @@ mod tests {
         assert!(again.verify("bob", b"hunter2"));
         assert!(!again.verify("bob", b"hunter3"));
         assert!(!again.verify("eve", b"hunter2"));
+    }
+
+    #[test]
+    fn an_unknown_user_costs_what_a_known_one_does() {
+        let iterations = |file: &PasswordFile| match &file.decoy {
+            Some(Hash::Pbkdf2 { iterations, .. }) => Some(*iterations),
+            _ => None,
+        };
+        let mosquitto = PasswordFile::parse(MOSQUITTO).unwrap();
+        assert_eq!(iterations(&mosquitto), Some(101));
+        let mut ours = PasswordFile::default();
+        assert_eq!(ours.decoy, None);
+        ours.set("bob", b"b");
+        assert_eq!(iterations(&ours), Some(NEW_ITERATIONS));
+        // Two of mosquitto's beside one of ours: mosquitto's cost.
+        let mut mixed = PasswordFile::parse(&format!(
+            "{MOSQUITTO}{}",
+            MOSQUITTO.replacen("alice", "carol", 1)
+        ))
+        .unwrap();
+        mixed.set("bob", b"b");
+        assert_eq!(iterations(&mixed), Some(101));
+        assert!(!mixed.verify("eve", b"secret"));
     }
 
     #[test]

@@ -260,11 +260,29 @@ pub enum PlantedBug {
     /// that succeeded: what waited for it is acknowledged, and nothing is
     /// refused.
     CommitErrorIgnored,
+    /// One failed handshake shuts its listener: every later connection to
+    /// it is closed as soon as accepted, as if over the listener's limit.
+    /// A client that sends a TLS port plain bytes takes the port down for
+    /// everyone after it.
+    HandshakeFailureShutsListener,
+    /// A first packet that does not decode is answered with CONNACK 0x01
+    /// (unacceptable protocol version), as an unknown protocol level is,
+    /// before the close: a TLS ClientHello to the plain port gets a CONNACK.
+    MalformedConnectAnswered,
+    /// What the client sent right behind its TLS handshake, and rustls
+    /// read with the handshake's last bytes, is thrown away: a CONNECT
+    /// written the moment the handshake is done is lost, and its client
+    /// waits for a CONNACK that never comes.
+    TlsReadAheadLost,
+    /// A first packet that does not decode leaves its connection open,
+    /// unanswered, until the connect timeout: bytes that can never be a
+    /// CONNECT (a TLS ClientHello on the plain port) hold a connection.
+    MalformedConnectKeptOpen,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 40] = [
+    pub const ALL: [PlantedBug; 44] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -305,6 +323,10 @@ impl PlantedBug {
         PlantedBug::PacketTimeoutWhenIdle,
         PlantedBug::KeepAliveWithoutGrace,
         PlantedBug::CommitErrorIgnored,
+        PlantedBug::HandshakeFailureShutsListener,
+        PlantedBug::MalformedConnectAnswered,
+        PlantedBug::TlsReadAheadLost,
+        PlantedBug::MalformedConnectKeptOpen,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -125,8 +125,21 @@ where
         () = shared.cancel.cancelled() => Err(End::Shutdown),
         opened = opening => match opened {
             Err(_) => Err(End::ConnectTimeout(shared.config.connect_timeout())),
-            Ok(Err(error)) => Err(End::Transport(error)),
-            Ok(Ok(opened)) => Ok(opened),
+            Ok(Err(error)) => {
+                if planted!(shared.config, HandshakeFailureShutsListener) {
+                    slot.endpoint().shut();
+                }
+                Err(End::Transport(error))
+            }
+            Ok(Ok(mut opened)) => {
+                if planted!(shared.config, TlsReadAheadLost) {
+                    if let Either::Left(Either::Right(tls)) = &mut opened.stream {
+                        let mut lost = [0; 4096];
+                        let _ = std::io::Read::read(&mut tls.get_mut().1.reader(), &mut lost);
+                    }
+                }
+                Ok(opened)
+            }
         },
     }
 }
@@ -308,6 +321,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut connect = match self.link.first(decoded) {
             Ok(connect) => connect,
             Err((end, reply)) => {
+                let reply = match reply {
+                    None if planted!(self.shared.config, MalformedConnectAnswered)
+                        && matches!(end, End::Decode(_)) =>
+                    {
+                        Some(Box::new(Packet::ConnAck(codec::ConnAck {
+                            session_present: false,
+                            code: codec::ConnectCode::UnacceptableProtocolVersion,
+                            properties: Default::default(),
+                        })))
+                    }
+                    reply => reply,
+                };
+                if planted!(self.shared.config, MalformedConnectKeptOpen)
+                    && matches!(end, End::Decode(_))
+                {
+                    // Until the connect timeout around the handshake.
+                    std::future::pending::<()>().await;
+                }
                 if let Some(reply) = reply {
                     codec::encode(&reply, self.link.version(), &mut self.wbuf);
                     self.flush().await?;

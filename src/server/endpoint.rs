@@ -14,6 +14,9 @@ pub struct Endpoint {
     pub(super) identity_as_username: bool,
     connections_max: usize,
     connections: AtomicUsize,
+    /// Planted `HandshakeFailureShutsListener`: a handshake failed here.
+    #[cfg(feature = "planted-bugs")]
+    shut: std::sync::atomic::AtomicBool,
 }
 
 impl Endpoint {
@@ -28,6 +31,8 @@ impl Endpoint {
             identity_as_username: listener.use_identity_as_username,
             connections_max: listener.connections_max.unwrap_or(usize::MAX),
             connections: AtomicUsize::new(0),
+            #[cfg(feature = "planted-bugs")]
+            shut: Default::default(),
         })
     }
 
@@ -40,6 +45,8 @@ impl Endpoint {
             identity_as_username: false,
             connections_max: usize::MAX,
             connections: AtomicUsize::new(0),
+            #[cfg(feature = "planted-bugs")]
+            shut: Default::default(),
         }
     }
 
@@ -59,9 +66,20 @@ impl Endpoint {
         self.transport.reload()
     }
 
+    /// Planted `HandshakeFailureShutsListener`: no connection is admitted
+    /// from now on. Without the feature it does nothing.
+    pub(super) fn shut(&self) {
+        #[cfg(feature = "planted-bugs")]
+        self.shut.store(true, Ordering::Relaxed);
+    }
+
     /// A place for one more connection, if the listener has room; the
     /// place is freed when the slot drops with its connection's task.
     pub(super) fn admit(self: &Arc<Self>) -> Option<Slot> {
+        #[cfg(feature = "planted-bugs")]
+        if self.shut.load(Ordering::Relaxed) {
+            return None;
+        }
         self.connections
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < self.connections_max).then_some(n + 1)

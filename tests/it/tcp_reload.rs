@@ -105,3 +105,37 @@ async fn sighup_swaps_the_password_file() {
     let (_, connack) = Raw::connect(tern.addr, login("a4", "alice", "new")).await;
     assert_eq!(connack.code, ConnectCode::Accepted);
 }
+
+/// What `sighup_swaps_the_password_file` cannot wait for (the signal is
+/// handled in its own time), through `Server::reload` itself: a password
+/// file that no longer parses, or is gone, leaves the old passwords in
+/// force, and says why in one line.
+#[tokio::test]
+async fn a_broken_password_file_keeps_the_old_passwords() {
+    let passwords = temp("broken-passwords");
+    write_passwords(&passwords, "alice", "old");
+    let broker = TestBroker::start(Config {
+        password_file: Some(passwords.clone()),
+        allow_anonymous: Some(false),
+        ..config()
+    })
+    .await;
+    write_passwords(&passwords, "alice", "new");
+    assert_eq!(broker.server.reload(), Vec::<String>::new());
+    for (i, broken) in ["alice\n", ""].into_iter().enumerate() {
+        match broken {
+            "" => std::fs::remove_file(&passwords).expect("remove"),
+            text => std::fs::write(&passwords, text).expect("write"),
+        }
+        let errors = broker.server.reload();
+        assert!(
+            matches!(&errors[..], [e] if e.contains("password file") && !e.contains('\n')),
+            "{errors:?}"
+        );
+        let (_, connack) = Raw::connect(broker.addr, login(&format!("n{i}"), "alice", "new")).await;
+        assert_eq!(connack.code, ConnectCode::Accepted, "after {broken:?}");
+        let (_, connack) = Raw::connect(broker.addr, login(&format!("o{i}"), "alice", "old")).await;
+        assert_eq!(connack.code, ConnectCode::BadUsernameOrPassword);
+    }
+    broker.stop().await;
+}

@@ -197,6 +197,65 @@ fn transport_skipped() {
 }
 
 #[test]
+fn handshake_failure_shuts_listener() {
+    // A probe's plain MQTT fails its handshake and shuts the TLS port:
+    // the TLS clients that come after it fail theirs, while those that
+    // came before got in (which is all the old check asked).
+    let text = find_saying(
+        PlantedBug::HandshakeFailureShutsListener,
+        scenarios::secured(),
+        5,
+        "TLS handshakes failed with no broker restart to explain them",
+    );
+    assert!(!text.contains("no connection over TLS got in"), "{text}");
+}
+
+#[test]
+fn tls_read_ahead_lost() {
+    // A CONNECT read with the handshake's last bytes is lost: its client
+    // gets no CONNACK, while others whose CONNECT came later get in.
+    let text = find_saying(
+        PlantedBug::TlsReadAheadLost,
+        scenarios::secured(),
+        5,
+        "CONNECTs over TLS got no CONNACK with no broker restart",
+    );
+    assert!(!text.contains("no connection over TLS got in"), "{text}");
+}
+
+#[test]
+fn malformed_connect_kept_open() {
+    // A TLS ClientHello to the plain port leaves the connection open
+    // until the connect timeout (2 s here), unanswered: closed, but not
+    // for the bytes.
+    let text = find(
+        PlantedBug::MalformedConnectKeptOpen,
+        scenarios::secured(),
+        5,
+    );
+    assert!(
+        text.contains("ClientHello to the plain port and the broker closed the connection only")
+            && text.contains("near its connect timeout"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_connect_answered() {
+    // A TLS ClientHello to the plain port is a CONNECT with wrong flags
+    // to the broker, and gets CONNACK 0x01.
+    let text = find(
+        PlantedBug::MalformedConnectAnswered,
+        scenarios::secured(),
+        5,
+    );
+    assert!(
+        text.contains("TLS ClientHello to the plain port and got [20, 02, 00, 01] (a CONNACK)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cross_user_takeover() {
     // An intruder takes a live session of another user...
     let text = find_saying(

@@ -155,6 +155,16 @@ pub struct Model {
     pub wires: BTreeMap<ConnKey, crate::workload::Wire>,
     /// TLS handshakes that failed: when, whose, and why.
     pub handshakes_failed: Vec<(Duration, String, String)>,
+    /// Clients off the plain wire that found no port to connect to, and
+    /// when they gave up.
+    pub gave_up: Vec<(Duration, String)>,
+    /// CONNECTs off the plain wire that got no CONNACK: when the client
+    /// stopped waiting, and whether the broker had closed the connection.
+    pub unanswered: BTreeMap<ConnKey, (Duration, bool)>,
+    /// What each probe's TLS ClientHello to the plain port got back, and
+    /// how long after it the broker closed the connection, if it did.
+    pub hello_answers: BTreeMap<String, (Duration, Vec<u8>, Option<Duration>)>,
+
     /// Publishes the ACL does not let their publishers write
     /// (`Model::secure`), which nobody is owed.
     pub denied: BTreeMap<MessageId, Sent>,
@@ -248,6 +258,23 @@ impl Model {
             Event::HandshakeFailed { client, error } => {
                 let failure = (at, client.clone(), error.clone());
                 self.handshakes_failed.push(failure);
+            }
+            Event::GaveUp { client } => self.gave_up.push((at, client.clone())),
+            Event::Unanswered {
+                client,
+                conn,
+                closed,
+            } => {
+                self.unanswered
+                    .insert((client.clone(), *conn), (at, *closed));
+            }
+            Event::HelloAnswered {
+                client,
+                answer,
+                closed_after,
+            } => {
+                let answered = (at, answer.clone(), *closed_after);
+                self.hello_answers.insert(client.clone(), answered);
             }
             Event::Refused { client, conn, code } => {
                 let refusal = (at, code.clone());

@@ -15,7 +15,7 @@ use tern::codec::{
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout, timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 use turmoil::net::TcpStream;
 
@@ -77,8 +77,17 @@ pub async fn run(
         state.next_connection.set(index + 1);
         sleep(connection.gap).await;
         let Some(stream) = connect_with_retry(&plan, tls.as_ref(), &history).await else {
+            if plan.wire != Wire::Plain {
+                let client = plan.name.clone();
+                history.record(Event::GaveUp { client });
+            }
             continue;
         };
+        if plan.wire == Wire::TlsToPlainPort {
+            let tls = tls.expect("a scenario with TLS probes has the run's TLS");
+            hello_to_plain_port(&plan, stream, &tls, &history).await;
+            return Ok(());
+        }
         let conn = state.connections_made.get() + 1;
         state.connections_made.set(conn);
         let mut session = Session::new(&plan, connection, conn, stream, &state, &history);
@@ -96,7 +105,7 @@ async fn connect_with_retry(
 ) -> Option<(Reader, Writer)> {
     let wire = plan.wire;
     let port = match wire {
-        Wire::Plain => BROKER_PORT,
+        Wire::Plain | Wire::TlsToPlainPort => BROKER_PORT,
         Wire::Tls | Wire::PlainToTlsPort => BROKER_TLS_PORT,
     };
     for _ in 0..10 {
@@ -109,7 +118,7 @@ async fn connect_with_retry(
             let server =
                 rustls_pki_types::ServerName::try_from(BROKER_NAME).expect("a valid DNS name");
             let handshake = TlsConnector::from(tls.clone()).connect(server, stream);
-            let error = match timeout(Duration::from_secs(5), handshake).await {
+            let error = match timeout(ANSWER_WAIT, handshake).await {
                 Ok(Ok(stream)) => {
                     let (reader, writer) = tokio::io::split(stream);
                     return Some((Box::new(reader), Box::new(writer)));
@@ -123,6 +132,48 @@ async fn connect_with_retry(
         sleep(Duration::from_millis(500)).await;
     }
     None
+}
+
+/// How long a probe or a CONNECT waits for the broker's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// A probe (`Wire::TlsToPlainPort`): the opening of a TLS handshake,
+/// as rustls writes it, on the plain port; then whatever the broker
+/// sends back until it closes the connection or `ANSWER_WAIT` passes.
+async fn hello_to_plain_port(
+    plan: &ClientPlan,
+    (mut reader, mut writer): (Reader, Writer),
+    tls: &Arc<rustls::ClientConfig>,
+    history: &History,
+) {
+    let server = rustls_pki_types::ServerName::try_from(BROKER_NAME).expect("a valid DNS name");
+    let mut hello = Vec::new();
+    let mut tls = rustls::ClientConnection::new(tls.clone(), server).expect("a client session");
+    while tls.wants_write() {
+        tls.write_tls(&mut hello).expect("writing to memory");
+    }
+    let _ = writer.write_all(&hello).await;
+    let _ = writer.flush().await;
+    let sent = Instant::now();
+    let mut answer = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 256];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(n) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+    };
+    let closed = timeout(ANSWER_WAIT, read_all).await.is_ok();
+    let closed_after = closed.then(|| sent.elapsed());
+    // Enough to name it: a CONNACK is four bytes (3.1.1).
+    answer.truncate(16);
+    history.record(Event::HelloAnswered {
+        client: plan.name.clone(),
+        answer,
+        closed_after,
+    });
 }
 
 struct Session<'a> {
@@ -351,18 +402,52 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Writes CONNECT and waits for CONNACK; None if refused or closed.
+    /// Writes CONNECT and waits for CONNACK; None if refused, closed or
+    /// unanswered. Off plain TCP to the plain port, a CONNECT that got no
+    /// CONNACK is recorded.
     async fn connack(&mut self) -> Option<bool> {
+        let deadline = Instant::now() + ANSWER_WAIT;
+        let mut answer = self.await_connack(deadline).await;
+        if self.plan.wire != Wire::Plain && answer == Answer::Garbage {
+            // A TLS port's alert to plain MQTT, say: whether the broker
+            // then closes is what matters.
+            let mut sink = BytesMut::new();
+            let closed = timeout_at(deadline, async {
+                while matches!(self.reader.read_buf(&mut sink).await, Ok(n) if n > 0) {
+                    sink.clear();
+                }
+            });
+            if closed.await.is_ok() {
+                answer = Answer::Closed;
+            }
+        }
+        if let Answer::Closed | Answer::Silent | Answer::Garbage = answer {
+            if self.plan.wire != Wire::Plain {
+                self.history.record(Event::Unanswered {
+                    client: self.name(),
+                    conn: self.conn,
+                    closed: answer == Answer::Closed,
+                });
+            }
+        }
+        match answer {
+            Answer::Accepted { session_present } => Some(session_present),
+            _ => None,
+        }
+    }
+
+    async fn await_connack(&mut self, deadline: Instant) -> Answer {
         if self.writer.write_all(&self.wbuf).await.is_err() || self.writer.flush().await.is_err() {
-            return None;
+            return Answer::Closed;
         }
         self.wbuf.clear();
-        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let options = self.decode_options();
             match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
-                    return Some(ack.session_present)
+                    return Answer::Accepted {
+                        session_present: ack.session_present,
+                    };
                 }
                 Ok(Some(Packet::ConnAck(ack))) => {
                     self.history.record(Event::Refused {
@@ -370,17 +455,17 @@ impl<'a> Session<'a> {
                         conn: self.conn,
                         code: format!("{:?}", ack.code),
                     });
-                    return None;
+                    return Answer::Refused;
                 }
-                Ok(Some(_)) | Err(_) => return None,
+                Ok(Some(_)) | Err(_) => return Answer::Garbage,
                 Ok(None) => {}
             }
             tokio::select! {
                 read = self.reader.read_buf(&mut self.rbuf) => match read {
                     Ok(n) if n > 0 => {}
-                    _ => return None,
+                    _ => return Answer::Closed,
                 },
-                () = sleep_until(deadline) => return None,
+                () = sleep_until(deadline) => return Answer::Silent,
             }
         }
     }
@@ -623,6 +708,21 @@ impl<'a> Session<'a> {
         }
         self.send(&Packet::Publish(publish));
     }
+}
+
+/// What a CONNECT got back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Accepted {
+        session_present: bool,
+    },
+    Refused,
+    /// The broker closed the connection, or a write failed.
+    Closed,
+    /// Nothing within `ANSWER_WAIT`.
+    Silent,
+    /// A packet that is not a CONNACK, or bytes that do not decode.
+    Garbage,
 }
 
 /// `heavy.count` User Properties whose encoding is `heavy.bytes` long, near
