@@ -39,7 +39,7 @@ impl Committer {
             .name("tern-store".into())
             .spawn(move || {
                 for (batch, done) in receiver {
-                    let _ = done.send(store.commit(&batch));
+                    let _ = done.send(store.commit(&batch).map(drop));
                 }
             })
             .expect("a thread for the store");
@@ -62,7 +62,7 @@ impl Committer {
         match self {
             Committer::Inline { store, latency } => {
                 tokio::time::sleep(latency()).await;
-                store.commit(&batch)
+                store.commit(&batch).map(drop)
             }
             Committer::Thread { jobs, .. } => {
                 let (done, result) = oneshot::channel();
