@@ -24,6 +24,7 @@ pub(super) struct Persist {
     /// took: what one fsync serves, and how often one runs.
     commits_done: AtomicU64,
     changes_committed: AtomicU64,
+    keys_written: AtomicU64,
     commit_nanos: AtomicU64,
 }
 
@@ -36,6 +37,10 @@ pub struct StoreCounts {
     /// Changes those commits carried, counted as the broker noted them,
     /// before the last value of each key won (`Batch::changes`).
     pub changes: u64,
+    /// Keys those commits wrote or removed: what is left of `changes`
+    /// once the last value of each key won and a key made and removed
+    /// within one batch was dropped.
+    pub writes: u64,
     /// Time from handing a batch to the store to its return, summed.
     pub commit_nanos: u64,
 }
@@ -49,6 +54,7 @@ impl Persist {
             gated: Mutex::new(Vec::new()),
             commits_done: AtomicU64::new(0),
             changes_committed: AtomicU64::new(0),
+            keys_written: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
         }
     }
@@ -57,6 +63,7 @@ impl Persist {
         StoreCounts {
             commits: self.commits_done.load(Ordering::Relaxed),
             changes: self.changes_committed.load(Ordering::Relaxed),
+            writes: self.keys_written.load(Ordering::Relaxed),
             commit_nanos: self.commit_nanos.load(Ordering::Relaxed),
         }
     }
@@ -103,9 +110,11 @@ impl Persist {
         let result = committer.commit(batch).await;
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         match result {
-            Ok(()) => {
+            Ok(writes) => {
                 self.commits_done.fetch_add(1, Ordering::Relaxed);
                 self.changes_committed.fetch_add(changes, Ordering::Relaxed);
+                self.keys_written
+                    .fetch_add(writes as u64, Ordering::Relaxed);
                 self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.commits.set_committed(number);
                 let gated =

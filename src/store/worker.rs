@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, Notify};
 use super::{Batch, Store};
 use crate::broker::Change;
 
-type Job = (Batch, oneshot::Sender<Result<(), String>>);
+type Job = (Batch, oneshot::Sender<Result<usize, String>>);
 
 /// How long each simulated commit takes, drawn by the simulation.
 pub type Latency = Box<dyn FnMut() -> std::time::Duration + Send>;
@@ -39,7 +39,7 @@ impl Committer {
             .name("tern-store".into())
             .spawn(move || {
                 for (batch, done) in receiver {
-                    let _ = done.send(store.commit(&batch).map(drop));
+                    let _ = done.send(store.commit(&batch));
                 }
             })
             .expect("a thread for the store");
@@ -58,11 +58,12 @@ impl Committer {
         }
     }
 
-    pub async fn commit(&mut self, batch: Batch) -> Result<(), String> {
+    /// Commits `batch`; returns the keys it wrote (`Store::commit`).
+    pub async fn commit(&mut self, batch: Batch) -> Result<usize, String> {
         match self {
             Committer::Inline { store, latency } => {
                 tokio::time::sleep(latency()).await;
-                store.commit(&batch).map(drop)
+                store.commit(&batch)
             }
             Committer::Thread { jobs, .. } => {
                 let (done, result) = oneshot::channel();
