@@ -217,6 +217,7 @@ def run(kind, tern, port, work, total, window, inflight):
             delta = lambda name: after.get(name, 0) - metrics.get(name, 0)
             row.update(commits=delta('tern_store_commits_total'),
                        changes=delta('tern_store_changes_total'),
+                       writes=delta('tern_store_writes_total'),
                        commit_secs=delta('tern_store_commit_seconds_total'),
                        received=delta('tern_messages_received_total'))
         for sock in socks: sock.close()
@@ -236,7 +237,9 @@ def describe(row):
             f"{row['broker_cpu']:.2f} s, clients {row['client_cpu']:.2f} s)")
     if row.get('commits'):
         line += (f"; {row['commits']:.0f} commits, {row['received'] / row['commits']:.1f} msgs "
-                 f"and {row['changes'] / row['commits']:.1f} changes a commit, "
+                 f"and {row['changes'] / row['commits']:.1f} changes "
+                 + (f"({row['writes'] / row['commits']:.1f} keys written) " if row['writes'] else '')
+                 + f"a commit, "
                  f"{row['commits'] / row['secs']:.0f} commits/s, "
                  f"{row['commit_secs'] / row['commits'] * 1e3:.2f} ms a commit, "
                  f"committing {row['commit_secs'] / row['secs']:.0%} of the time")

@@ -45,19 +45,32 @@ pub struct SessionRecord {
 pub enum Change {
     /// The session is durable now; `None`: it is not (ended, or no longer
     /// outlives its connection), and nothing of it may stay stored.
-    Session(SessionId, Option<SessionRecord>),
-    Filter(SessionId, TopicFilter, Option<Subscription>),
-    Message(SessionId, u64, Option<Stored>),
-    /// A QoS 2 message's id that the session's client must release: held,
-    /// or released.
+    Session(SessionId, Option<SessionRecord>, Key),
+    Filter(SessionId, TopicFilter, Option<Subscription>, Key),
+    Message(SessionId, u64, Option<Stored>, Key),
+    /// A QoS 2 message's id that the session's client must release: held
+    /// (always a new key: an id is held only if it was not), or released.
     AwaitingRelease(SessionId, PacketId, bool),
     Retained(TopicName, Option<Retained>),
+}
+
+/// Whether the store can hold a change's key from before it. A key made
+/// and removed within one batch is then written not at all: most messages
+/// of a subscriber that keeps up are queued, sent and acknowledged between
+/// two commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Made by this change: absent in the broker just before it, so absent
+    /// from the store once every earlier change is written.
+    New,
+    /// Perhaps written before.
+    Seen,
 }
 
 /// Changes noted by the parts that have no other way to note them.
 #[derive(Debug)]
 pub(super) enum Noted {
-    Filter(SessionId, TopicFilter),
+    Filter(SessionId, TopicFilter, Key),
     AwaitingRelease(SessionId, PacketId, bool),
     Retained(TopicName),
 }
@@ -93,22 +106,22 @@ impl Broker {
                 .contains(sid)
                 .then(|| self.sessions.get(sid).record())
                 .flatten();
-            if self.sessions.tell_store(sid, record.is_some()) {
-                changes.push(Change::Session(sid, record));
+            if let Some(key) = self.sessions.tell_store(sid, record.is_some()) {
+                changes.push(Change::Session(sid, record, key));
             }
         }
         let durable = |sid| self.sessions.contains(sid) && self.sessions.get(sid).is_durable();
-        for (sid, seq, stored) in self.counts.take_changes() {
+        for (sid, seq, stored, key) in self.counts.take_changes() {
             // Noted while durable; a session that ended since is gone whole.
             if durable(sid) {
-                changes.push(Change::Message(sid, seq, stored));
+                changes.push(Change::Message(sid, seq, stored, key));
             }
         }
         for noted in journal {
             match noted {
-                Noted::Filter(sid, filter) if durable(sid) => {
+                Noted::Filter(sid, filter, key) if durable(sid) => {
                     let subscription = self.sessions.get(sid).subscriptions.get(&filter);
-                    changes.push(Change::Filter(sid, filter, subscription.copied()));
+                    changes.push(Change::Filter(sid, filter, subscription.copied(), key));
                 }
                 Noted::AwaitingRelease(sid, id, held) if durable(sid) => {
                     changes.push(Change::AwaitingRelease(sid, id, held));

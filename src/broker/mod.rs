@@ -52,7 +52,7 @@ use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::SubscriptionIndex;
-pub use journal::{Change, Restored, RestoredSession, SessionRecord, Stored};
+pub use journal::{Change, Key, Restored, RestoredSession, SessionRecord, Stored};
 pub use notice::Notice;
 use outbox::Counts;
 pub use outbox::{Message, Published};

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::journal::Stored;
+use super::journal::{Key, Stored};
 use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
 
@@ -218,6 +218,9 @@ pub enum PubRec {
     Released,
 }
 
+/// A change to a durable session's message, noted for the store.
+pub type Noted = (SessionId, u64, Option<Stored>, Key);
+
 /// QoS 1/2 messages waiting in all sessions (`queued`) and sent and not yet
 /// acknowledged (`inflight`): changed only together with an `Outbox`.
 ///
@@ -227,7 +230,7 @@ pub enum PubRec {
 pub struct Counts {
     queued: usize,
     inflight: usize,
-    changes: Option<Vec<(SessionId, u64, Option<Stored>)>>,
+    changes: Option<Vec<Noted>>,
 }
 
 impl Counts {
@@ -245,7 +248,7 @@ impl Counts {
     }
 
     /// The changes noted since the last call, in order.
-    pub fn take_changes(&mut self) -> Vec<(SessionId, u64, Option<Stored>)> {
+    pub fn take_changes(&mut self) -> Vec<Noted> {
         self.changes
             .as_mut()
             .map(std::mem::take)
@@ -253,22 +256,37 @@ impl Counts {
     }
 
     fn note(&mut self, out: &Outbox, seq: u64, stored: impl FnOnce() -> Option<Stored>) {
+        self.note_key(out, seq, Key::Seen, stored);
+    }
+
+    fn note_key(
+        &mut self,
+        out: &Outbox,
+        seq: u64,
+        key: Key,
+        stored: impl FnOnce() -> Option<Stored>,
+    ) {
         if let (Some(changes), true) = (&mut self.changes, out.durable) {
-            changes.push((out.sid, seq, stored()));
+            changes.push((out.sid, seq, stored(), key));
         }
     }
 
-    /// Numbers a message that enters the outbox for the first time.
-    fn number(out: &mut Outbox, message: &mut Message) {
-        if message.seq == 0 {
-            out.last_seq += 1;
-            message.seq = out.last_seq;
+    /// Numbers a message that enters the outbox for the first time: its
+    /// `seq` is then one no message of the session had, a new key.
+    fn number(out: &mut Outbox, message: &mut Message) -> Key {
+        if message.seq != 0 {
+            return Key::Seen;
         }
+        out.last_seq += 1;
+        message.seq = out.last_seq;
+        Key::New
     }
 
     pub fn queue(&mut self, out: &mut Outbox, mut message: Message) {
-        Self::number(out, &mut message);
-        self.note(out, message.seq, || Some(Stored::Queued(message.clone())));
+        let key = Self::number(out, &mut message);
+        self.note_key(out, message.seq, key, || {
+            Some(Stored::Queued(message.clone()))
+        });
         out.push_pending(message);
         self.queued += 1;
     }
@@ -287,9 +305,11 @@ impl Counts {
 
     /// `message` was sent as `packet_id` and awaits its acknowledgement.
     pub fn sent(&mut self, out: &mut Outbox, packet_id: PacketId, mut message: Message) {
-        Self::number(out, &mut message);
+        let key = Self::number(out, &mut message);
         let seq = message.seq;
-        self.note(out, seq, || Some(Stored::Sent(packet_id, message.clone())));
+        self.note_key(out, seq, key, || {
+            Some(Stored::Sent(packet_id, message.clone()))
+        });
         self.keep_inflight(
             out,
             Inflight {

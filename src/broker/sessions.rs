@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backlog::Backlog;
-use super::journal::SessionRecord;
+use super::journal::{Key, SessionRecord};
 use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
 use super::subscribe::Filters;
@@ -266,13 +266,16 @@ impl Sessions {
     }
 
     /// Whether the store must hear of `sid`'s record, now `present` or
-    /// not: a session it holds, or one it is to hold.
-    pub fn tell_store(&mut self, sid: SessionId, present: bool) -> bool {
+    /// not: a session it holds, or one it is to hold; `Key::New` if it is
+    /// to hold one it did not.
+    pub fn tell_store(&mut self, sid: SessionId, present: bool) -> Option<Key> {
         if present {
-            self.stored.insert(sid);
-            true
+            Some(match self.stored.insert(sid) {
+                true => Key::New,
+                false => Key::Seen,
+            })
         } else {
-            self.stored.remove(&sid)
+            self.stored.remove(&sid).then_some(Key::Seen)
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::journal::Noted;
+use super::journal::{Key, Noted};
 use super::reaping::{levels, LEVELS_PER_SLICE};
 use super::sessions::Session;
 use super::shared::parse_shared;
@@ -42,8 +42,9 @@ impl Filters {
         self.0.get(filter)
     }
 
-    fn insert(&mut self, filter: TopicFilter, subscription: Subscription) {
-        self.0.insert(filter, subscription);
+    /// The filter's subscription before, if it had one.
+    fn insert(&mut self, filter: TopicFilter, subscription: Subscription) -> Option<Subscription> {
+        self.0.insert(filter, subscription)
     }
 
     fn remove(&mut self, filter: &TopicFilter) -> Option<Subscription> {
@@ -87,11 +88,16 @@ impl Broker {
                 subscription.options.qos =
                     old.map_or(options.qos, |o| o.options.qos.max(options.qos));
             }
-            self.sessions
+            let key = match self
+                .sessions
                 .get_mut(sid)
                 .subscriptions
-                .insert(filter.clone(), subscription);
-            self.note(|| Noted::Filter(sid, filter.clone()));
+                .insert(filter.clone(), subscription)
+            {
+                None => Key::New,
+                Some(_) => Key::Seen,
+            };
+            self.note(|| Noted::Filter(sid, filter.clone(), key));
             self.levels_indexed += levels(&filter);
             match shared {
                 Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
@@ -182,7 +188,7 @@ impl Broker {
                 .is_some()
             {
                 if !planted!(self.config, UnsubscribeNotStored) {
-                    self.note(|| Noted::Filter(sid, filter.clone()));
+                    self.note(|| Noted::Filter(sid, filter.clone(), Key::Seen));
                 }
                 self.drop_subscription(sid, filter);
                 self.forget_owed(sid, filter);

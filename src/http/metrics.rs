@@ -284,7 +284,7 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
 /// The data store's commits: `changes / commits` is what one fsync
 /// serves (durability = "sync"), `commits` per second how often one runs.
 fn encode_store(encoder: &mut DescriptorEncoder, store: &StoreCounts) -> fmt::Result {
-    let plain: [(&str, &str, u64); 2] = [
+    let plain: [(&str, &str, u64); 3] = [
         (
             "store_commits",
             "Commits of the data store that returned; one fsync each with durability = sync.",
@@ -294,6 +294,11 @@ fn encode_store(encoder: &mut DescriptorEncoder, store: &StoreCounts) -> fmt::Re
             "store_changes",
             "Changes to durable state those commits carried (a message queued, then acknowledged, is two).",
             store.changes,
+        ),
+        (
+            "store_writes",
+            "Keys those commits wrote or removed: a message queued and acknowledged within one commit is none.",
+            store.writes,
         ),
     ];
     for (name, help, value) in plain {

@@ -24,6 +24,7 @@ pub(super) struct Persist {
     /// took: what one fsync serves, and how often one runs.
     commits_done: AtomicU64,
     changes_committed: AtomicU64,
+    keys_written: AtomicU64,
     commit_nanos: AtomicU64,
     /// Planted bug `CommitErrorIgnored`: a failed commit counts as done.
     errors_ignored: bool,
@@ -38,6 +39,10 @@ pub struct StoreCounts {
     /// Changes those commits carried, counted as the broker noted them,
     /// before the last value of each key won (`Batch::changes`).
     pub changes: u64,
+    /// Keys those commits wrote or removed: what is left of `changes`
+    /// once the last value of each key won and a key made and removed
+    /// within one batch was dropped.
+    pub writes: u64,
     /// Time from handing a batch to the store to its return, summed.
     pub commit_nanos: u64,
 }
@@ -51,6 +56,7 @@ impl Persist {
             gated: Mutex::new(Vec::new()),
             commits_done: AtomicU64::new(0),
             changes_committed: AtomicU64::new(0),
+            keys_written: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
             errors_ignored,
         }
@@ -60,6 +66,7 @@ impl Persist {
         StoreCounts {
             commits: self.commits_done.load(Ordering::Relaxed),
             changes: self.changes_committed.load(Ordering::Relaxed),
+            writes: self.keys_written.load(Ordering::Relaxed),
             commit_nanos: self.commit_nanos.load(Ordering::Relaxed),
         }
     }
@@ -104,14 +111,16 @@ impl Persist {
         // tokio's clock: in the simulation a commit takes no time.
         let started = tokio::time::Instant::now();
         let result = match committer.commit(batch).await {
-            Err(_) if self.errors_ignored => Ok(()),
+            Err(_) if self.errors_ignored => Ok(0),
             result => result,
         };
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         match result {
-            Ok(()) => {
+            Ok(writes) => {
                 self.commits_done.fetch_add(1, Ordering::Relaxed);
                 self.changes_committed.fetch_add(changes, Ordering::Relaxed);
+                self.keys_written
+                    .fetch_add(writes as u64, Ordering::Relaxed);
                 self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.commits.set_committed(number);
                 let gated =

@@ -190,12 +190,15 @@ impl Store {
     }
 
     /// Writes `batch` in one transaction, durable when this returns (with
-    /// `Durability::Immediate`). An error leaves the store as it was.
-    pub fn commit(&mut self, batch: &Batch) -> Result<(), String> {
+    /// `Durability::Immediate`), and says how many keys it wrote or
+    /// removed (a session's rows gone counted as one). An error leaves the
+    /// store as it was.
+    pub fn commit(&mut self, batch: &Batch) -> Result<usize, String> {
         self.write(batch).map_err(|e| e.to_string())
     }
 
-    fn write(&mut self, batch: &Batch) -> Result<(), Box<dyn std::error::Error>> {
+    fn write(&mut self, batch: &Batch) -> Result<usize, Box<dyn std::error::Error>> {
+        let mut writes = 0;
         let clock = self.clock;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(self.durability)?;
@@ -205,8 +208,18 @@ impl Store {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut awaiting = txn.open_table(AWAITING)?;
             let mut retained = txn.open_table(RETAINED)?;
-            for (sid, record) in &batch.sessions {
-                match record {
+            // First: a session that ended leaves nothing behind, and what
+            // this batch holds of it came after its end.
+            for (sid, _) in batch.sessions.iter().filter(|(_, s)| s.gone) {
+                let sid = sid.0;
+                filters.retain_in((sid, "")..(sid + 1, ""), |_, _| false)?;
+                messages.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
+                awaiting.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
+                writes += 1;
+            }
+            writes += batch.sessions.len() + batch.retained.len();
+            for (sid, session) in &batch.sessions {
+                match &session.record {
                     Some(record) => {
                         sessions.insert(sid.0, records::session(record, clock).as_slice())?;
                     }
@@ -215,41 +228,42 @@ impl Store {
                     }
                 }
             }
-            for ((sid, filter), granted) in &batch.filters {
-                let key = (sid.0, filter.as_str());
-                match granted {
-                    Some(granted) => {
-                        filters.insert(key, records::subscription(granted).as_slice())?;
-                    }
-                    None => {
-                        filters.remove(key)?;
-                    }
-                }
-            }
-            for ((sid, seq), stored) in &batch.messages {
-                match stored {
-                    Some(stored) => {
-                        let value = records::message(stored, clock);
-                        messages.insert((sid.0, *seq), value.as_slice())?;
-                    }
-                    None => {
-                        messages.remove((sid.0, *seq))?;
-                    }
-                }
-            }
-            for (&(sid, id), &held) in &batch.awaiting_release {
-                match held {
-                    true => awaiting.insert((sid.0, id.get()), ())?,
-                    false => awaiting.remove((sid.0, id.get()))?,
-                };
-            }
-            // After the puts: a session that ended leaves nothing behind,
-            // whatever this batch wrote for it before it ended.
-            for sid in batch.sessions_gone() {
+            for (sid, rows) in &batch.rows {
                 let sid = sid.0;
-                filters.retain_in((sid, "")..(sid + 1, ""), |_, _| false)?;
-                messages.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
-                awaiting.retain_in((sid, 0)..(sid + 1, 0), |_, _| false)?;
+                for (filter, entry) in &rows.filters {
+                    let key = (sid, filter.as_str());
+                    match &entry.value {
+                        _ if entry.is_nothing() => continue,
+                        Some(granted) => {
+                            filters.insert(key, records::subscription(granted).as_slice())?;
+                        }
+                        None => {
+                            filters.remove(key)?;
+                        }
+                    }
+                    writes += 1;
+                }
+                for (&seq, entry) in &rows.messages {
+                    match &entry.value {
+                        _ if entry.is_nothing() => continue,
+                        Some(stored) => {
+                            let value = records::message(stored, clock);
+                            messages.insert((sid, seq), value.as_slice())?;
+                        }
+                        None => {
+                            messages.remove((sid, seq))?;
+                        }
+                    }
+                    writes += 1;
+                }
+                for (id, entry) in &rows.awaiting_release {
+                    match entry.value {
+                        _ if entry.is_nothing() => continue,
+                        true => drop(awaiting.insert((sid, id.get()), ())?),
+                        false => drop(awaiting.remove((sid, id.get()))?),
+                    }
+                    writes += 1;
+                }
             }
             for (topic, value) in &batch.retained {
                 match value {
@@ -264,7 +278,7 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(())
+        Ok(writes)
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::broker::{Change, Granted, SessionRecord};
+use crate::broker::{Change, Granted, Key, SessionRecord, Stored};
 use crate::codec::{ProtocolVersion, QoS, SubscriptionOptions};
 
 const CLOCK: Clock = Clock {
@@ -50,11 +50,11 @@ fn what_is_committed_is_read_back_and_an_ended_session_leaves_nothing() {
     commit(
         &mut store,
         vec![
-            Change::Session(one, Some(record("one"))),
-            Change::Session(two, Some(record("two"))),
-            Change::Filter(one, filter("a/#"), granted()),
-            Change::Filter(one, filter("b"), granted()),
-            Change::Filter(two, filter("c"), granted()),
+            Change::Session(one, Some(record("one")), Key::New),
+            Change::Session(two, Some(record("two")), Key::New),
+            Change::Filter(one, filter("a/#"), granted(), Key::New),
+            Change::Filter(one, filter("b"), granted(), Key::New),
+            Change::Filter(two, filter("c"), granted(), Key::New),
             Change::AwaitingRelease(two, PacketId::new(4).unwrap(), true),
         ],
     );
@@ -62,9 +62,9 @@ fn what_is_committed_is_read_back_and_an_ended_session_leaves_nothing() {
     commit(
         &mut store,
         vec![
-            Change::Filter(one, filter("b"), None),
-            Change::Session(two, None),
-            Change::Session(one, Some(record("one again"))),
+            Change::Filter(one, filter("b"), None, Key::Seen),
+            Change::Session(two, None, Key::Seen),
+            Change::Session(one, Some(record("one again")), Key::Seen),
         ],
     );
     drop(store);
@@ -78,6 +78,95 @@ fn what_is_committed_is_read_back_and_an_ended_session_leaves_nothing() {
     let filters: Vec<_> = session.filters.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(filters, ["a/#"]);
     assert!(session.awaiting_release.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn released(sid: SessionId, seq: u64, stored: bool, key: Key) -> Change {
+    let stored = stored.then(|| Stored::Released(PacketId::new(1).unwrap()));
+    Change::Message(sid, seq, stored, key)
+}
+
+#[test]
+fn a_key_made_and_removed_in_one_batch_is_not_written_one_written_before_is_removed() {
+    let dir = dir("cancel");
+    let (mut store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (one, two) = (SessionId(1), SessionId(2));
+    let id = PacketId::new(7).unwrap();
+    commit(
+        &mut store,
+        vec![
+            Change::Session(one, Some(record("one")), Key::New),
+            Change::Filter(one, filter("kept"), granted(), Key::New),
+            Change::Filter(one, filter("old"), granted(), Key::New),
+            released(one, 1, true, Key::New),
+            Change::AwaitingRelease(one, id, true),
+        ],
+    );
+    let mut batch = Batch::default();
+    batch.add(vec![
+        // Written by the commit before: removed.
+        released(one, 1, false, Key::Seen),
+        Change::Filter(one, filter("old"), None, Key::Seen),
+        Change::AwaitingRelease(one, id, false),
+        // Made here and removed here, a message twice over (taken from
+        // the queue, then sent): nothing to write.
+        released(one, 2, true, Key::New),
+        released(one, 2, false, Key::Seen),
+        released(one, 2, true, Key::Seen),
+        released(one, 2, false, Key::Seen),
+        Change::Filter(one, filter("brief"), granted(), Key::New),
+        Change::Filter(one, filter("brief"), None, Key::Seen),
+        Change::AwaitingRelease(one, PacketId::new(8).unwrap(), true),
+        Change::AwaitingRelease(one, PacketId::new(8).unwrap(), false),
+        // A session made and ended here, with its rows: nothing at all.
+        Change::Session(two, Some(record("two")), Key::New),
+        Change::Filter(two, filter("c"), granted(), Key::New),
+        released(two, 1, true, Key::New),
+        Change::Session(two, None, Key::Seen),
+    ]);
+    let writes = store.commit(&batch).unwrap();
+    assert_eq!(writes, 3, "only the three removals: {batch:?}");
+    drop(store);
+    let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    assert_eq!(restored.sessions.len(), 1);
+    let session = &restored.sessions[0];
+    let filters: Vec<_> = session.filters.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(filters, ["kept"]);
+    assert!(session.messages.is_empty() && session.awaiting_release.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_session_ended_and_made_again_in_one_batch_keeps_only_what_came_after() {
+    let dir = dir("again");
+    let (mut store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+    let one = SessionId(1);
+    commit(
+        &mut store,
+        vec![
+            Change::Session(one, Some(record("one")), Key::New),
+            Change::Filter(one, filter("before"), granted(), Key::New),
+            released(one, 1, true, Key::New),
+        ],
+    );
+    // It stops outliving its connection, then outlives it again.
+    commit(
+        &mut store,
+        vec![
+            released(one, 2, true, Key::New),
+            Change::Session(one, None, Key::Seen),
+            Change::Session(one, Some(record("one")), Key::New),
+            Change::Filter(one, filter("after"), granted(), Key::New),
+            released(one, 3, true, Key::New),
+        ],
+    );
+    drop(store);
+    let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    let session = &restored.sessions[0];
+    let filters: Vec<_> = session.filters.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(filters, ["after"]);
+    let seqs: Vec<_> = session.messages.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [3]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

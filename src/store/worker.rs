@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, Notify};
 use super::{Batch, Store};
 use crate::broker::Change;
 
-type Job = (Batch, oneshot::Sender<Result<(), String>>);
+type Job = (Batch, oneshot::Sender<Result<usize, String>>);
 
 /// How long each simulated commit takes, drawn by the simulation.
 pub type Latency = Box<dyn FnMut() -> std::time::Duration + Send>;
@@ -58,7 +58,8 @@ impl Committer {
         }
     }
 
-    pub async fn commit(&mut self, batch: Batch) -> Result<(), String> {
+    /// Commits `batch`; returns the keys it wrote (`Store::commit`).
+    pub async fn commit(&mut self, batch: Batch) -> Result<usize, String> {
         match self {
             Committer::Inline { store, latency } => {
                 tokio::time::sleep(latency()).await;

@@ -31,7 +31,8 @@ async fn store_commits_and_the_changes_they_carried_are_counted() {
         .census()
         .store
         .expect("a broker with a store counts its commits");
-    assert_eq!((zero.commits, zero.changes, zero.commit_nanos), (0, 0, 0));
+    let zero_counts = (zero.commits, zero.changes, zero.writes, zero.commit_nanos);
+    assert_eq!(zero_counts, (0, 0, 0, 0));
 
     Raw::subscribe_then_leave(broker.addr, "keeper", "k/#").await;
     broker.wait_connections(0).await;
@@ -51,6 +52,11 @@ async fn store_commits_and_the_changes_they_carried_are_counted() {
         "each queued message is a change: {counted:?}"
     );
     assert!(counted.commits <= counted.changes, "{counted:?}");
+    // Each message stays queued for the keeper, who is offline: written.
+    assert!(
+        (u64::from(MESSAGES)..=counted.changes).contains(&counted.writes),
+        "{counted:?}"
+    );
     assert!(counted.commit_nanos > 0, "{counted:?}");
 
     let scrape = Scrape::parse(&http::get(http_addr, "/metrics").await.body);

@@ -74,7 +74,7 @@ impl redb::StorageBackend for FillingDisk {
 fn sessions(from: u64, count: u64) -> Vec<Change> {
     // Long client ids: enough bytes that the file must grow.
     (from..from + count)
-        .map(|i| Change::Session(SessionId(i), Some(record(&format!("{i:0>200}")))))
+        .map(|i| Change::Session(SessionId(i), Some(record(&format!("{i:0>200}"))), Key::New))
         .collect()
 }
 
@@ -98,7 +98,7 @@ fn a_store_whose_disk_filled_mid_commit_opens_with_what_was_committed() {
     commit(
         &mut store,
         (1..=150)
-            .map(|i| Change::Session(SessionId(i), None))
+            .map(|i| Change::Session(SessionId(i), None, Key::Seen))
             .collect(),
     );
     // Each time: the disk fills, the broker is restarted once it has room.
