@@ -406,3 +406,6 @@ fn remove_at<K: Ord + Copy, V: Copy>(node: &mut Node<K, V>, levels: &[&str], ses
 
 #[cfg(test)]
 mod tests;
+mod walk;
+
+pub use walk::WalkCursor;

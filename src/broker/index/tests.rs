@@ -160,3 +160,78 @@ fn levels_either_side_of_the_inline_size_match_only_themselves() {
         }
     }
 }
+
+/// `matches_from` in slices of `budget`: what it found, and the work of
+/// each slice.
+fn walk_in_slices(index: &SubscriptionIndex, topic: &str, budget: u64) -> (Vec<u64>, Vec<u64>) {
+    let topic = TopicName::new(topic).unwrap();
+    let (mut cursor, mut out, mut slices) = (WalkCursor::default(), Vec::new(), Vec::new());
+    while !cursor.is_done() {
+        slices.push(index.matches_from(&topic, &mut cursor, budget, &mut out));
+        assert!(slices.len() < 10_000, "the walk makes progress");
+    }
+    let mut ids: Vec<u64> = out.into_iter().map(|(s, _)| s.0).collect();
+    ids.sort();
+    (ids, slices)
+}
+
+#[test]
+fn a_walk_in_slices_finds_what_one_walk_finds_within_each_budget() {
+    // Each filter twice (two subscribers to a node) and once alone.
+    let mut filters: Vec<(&str, u64)> = Vec::new();
+    for (i, filter) in FILTERS.iter().enumerate() {
+        filters.extend([(*filter, i as u64), (*filter, 100 + i as u64)]);
+    }
+    filters.push(("a/b/c", 200));
+    let index = index(&filters);
+    for topic in TOPICS {
+        let mut out = Vec::new();
+        let whole = index.matches(&TopicName::new(topic).unwrap(), &mut out);
+        for budget in [1, 2, 3, 5, 1000] {
+            let (found, slices) = walk_in_slices(&index, topic, budget);
+            assert_eq!(
+                found,
+                sessions(&index, topic),
+                "topic {topic}, budget {budget}"
+            );
+            assert!(slices.iter().all(|&w| w <= budget), "{topic}: {slices:?}");
+            assert_eq!(slices.iter().sum::<u64>(), whole, "{topic}: the same work");
+        }
+    }
+}
+
+#[test]
+fn a_walk_resumed_after_the_trie_changed_finds_what_stayed() {
+    // 2^4 overlapping filters of session 1; the walk stops after each
+    // step, and between steps a filter of session 2 that it has passed or
+    // not comes and goes, taking nodes on the walk's path with it.
+    let mut index = SubscriptionIndex::default();
+    for mask in 0..16u32 {
+        let levels: Vec<&str> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
+            .collect();
+        let filter = TopicFilter::new(&levels.join("/")).unwrap();
+        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
+    }
+    let topic = TopicName::new("a/b/c/d").unwrap();
+    let churn = [
+        TopicFilter::new("a/b/x/y").unwrap(),
+        TopicFilter::new("+/+/c/d/#").unwrap(),
+        TopicFilter::new("a/+/c/+/e").unwrap(),
+    ];
+    let (mut cursor, mut out, mut steps) = (WalkCursor::default(), Vec::new(), 0);
+    while !cursor.is_done() {
+        let filter = &churn[steps % churn.len()];
+        if steps % 2 == 0 {
+            index.insert(filter, SessionId(2), QoS::AtMostOnce);
+        } else {
+            index.remove(filter, SessionId(2));
+        }
+        steps += 1;
+        index.matches_from(&topic, &mut cursor, 1, &mut out);
+    }
+    let ones = out.iter().filter(|(s, _)| *s == SessionId(1)).count();
+    assert_eq!(ones, 16, "every filter that stayed, once each");
+}
