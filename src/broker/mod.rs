@@ -15,8 +15,9 @@
 //! - `outbox`: a session's queue, window and in-flight messages, and the
 //!   broker-wide counts of them;
 //! - `delivery`: one copy to one session, and its QoS 1/2 flow;
-//! - `routing`: a PUBLISH fanned out to the subscribers, and the
-//!   publisher's side of QoS 1/2;
+//! - `routing`: a client's PUBLISH, and the publisher's side of QoS 1/2;
+//! - `fanout`: a message fanned out to the subscribers, in slices of
+//!   bounded work;
 //! - `subscribe`: SUBSCRIBE and UNSUBSCRIBE, and a session's filters;
 //! - `shared`, `index`, `retained`: shared groups, the topic trie and the
 //!   retained store;
@@ -31,6 +32,7 @@ mod backlog;
 mod check;
 mod connect;
 mod delivery;
+mod fanout;
 mod index;
 mod journal;
 mod lifecycle;
@@ -251,8 +253,13 @@ pub struct Broker {
     effects: Vec<Effect>,
     /// What to log once the lock is let go.
     notices: notice::Notices,
-    /// Reused by `route` so that a fan-out allocates nothing per message.
+    /// Reused by routes so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Granted)>,
+    /// Messages being routed a slice at a time, by the session that sent
+    /// them (or whose will they are), oldest first (`fanout.rs`).
+    routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
+    /// A route in slices acknowledged its publisher (`take_split_acks`).
+    split_acks: bool,
     /// For the census, and for the runtime's budget of work per lock hold.
     subscriptions_visited: u64,
     /// Levels of filters put into or taken out of the index since the
@@ -301,6 +308,8 @@ impl Broker {
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
+            routes: Default::default(),
+            split_acks: false,
             subscriptions_visited: 0,
             levels_indexed: 0,
             reaping: reaping::Reaping::default(),

@@ -240,11 +240,17 @@ pub enum PlantedBug {
     /// A takeover detaches the old connection from the session but does
     /// not close it.
     TakeoverLeavesOldOpen,
+    /// A route's walk over the subscription index is done whole in its
+    /// first slice, however much work it is (the lock held 4 to 7 ms for
+    /// one client's 65,536 overlapping filters). Caught by the broker's
+    /// test of the work per slice, not by the simulation, which sees no
+    /// time.
+    RouteWalkUnbounded,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 35] = [
+    pub const ALL: [PlantedBug; 36] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -280,6 +286,7 @@ impl PlantedBug {
         PlantedBug::RetainedWillNotKept,
         PlantedBug::FullQueueEndsFanOut,
         PlantedBug::TakeoverLeavesOldOpen,
+        PlantedBug::RouteWalkUnbounded,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
