@@ -283,9 +283,11 @@ impl Broker {
     /// Whether the connection's session has a message still being routed:
     /// its next packets wait for it.
     pub fn route_pending(&self, conn: ConnId) -> bool {
-        self.sessions
-            .by_conn(conn)
-            .is_some_and(|sid| self.routes.contains_key(&sid))
+        !self.routes.is_empty()
+            && self
+                .sessions
+                .by_conn(conn)
+                .is_some_and(|sid| self.routes.contains_key(&sid))
     }
 
     /// One slice of the oldest route of the connection's session; returns

@@ -334,14 +334,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let conn = self.conn;
         let outbound_max = self.shared.config.outbound_packets_max;
-        let accepted = self.shared.with_broker(|state| {
+        let (accepted, routing) = self.shared.with_broker(|state| {
             let accepted = state.broker.connect(conn, *connect);
             // A resumed session may still owe retained messages.
             if accepted.is_some() {
                 state.send_retained(conn, outbound_max);
             }
-            accepted
+            (accepted, state.broker.route_pending(conn))
         });
+        // A message the session's last connection left routing goes on
+        // before this one's packets.
+        self.routing = routing;
         match accepted {
             Some(accepted) => {
                 tracing::Span::current().record("client_id", accepted.client_id.as_str());
