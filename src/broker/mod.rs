@@ -435,7 +435,8 @@ impl Broker {
 
     fn check_levels(&self, topic: &str) -> Result<(), BrokerError> {
         let max = self.config.topic_levels_max;
-        if topic.split('/').count() > max {
+        // Separators counted, not levels split out (`reaping::levels`).
+        if topic.bytes().filter(|&b| b == b'/').count() + 1 > max {
             return Err(BrokerError::TooManyLevels { max });
         }
         Ok(())
