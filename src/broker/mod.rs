@@ -53,7 +53,7 @@ pub use backlog::Owing;
 use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
-pub use index::SubscriptionIndex;
+pub use index::{SubscriptionIndex, WalkCursor};
 pub use journal::{Change, Restored, RestoredSession, SessionRecord, Stored};
 pub use notice::Notice;
 use outbox::Counts;

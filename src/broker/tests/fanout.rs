@@ -91,11 +91,11 @@ fn one_publish_over_overlapping_filters(config: Config) -> Result<(), String> {
         message(&topic(), QoS::AtLeastOnce, Some(7), "first"),
     )?;
     let walk = (1u64 << (LEVELS + 1)) - 1 + (1 << LEVELS);
-    assert_eq!(
-        broker.subscriptions_visited() - before,
-        walk,
-        "the whole walk"
-    );
+    // The whole walk, and a first try of it cut short at a sixteenth of a
+    // slice (`index/walk.rs`).
+    let visited = broker.subscriptions_visited() - before;
+    let tried = WALK_WORK_PER_SLICE / 16;
+    assert!(visited == walk + tried, "the whole walk: {visited}");
     assert!(first.len() >= 3, "{} holds for {walk} work", first.len());
     // Nothing before the last hold; then the copy, then the answer.
     for hold in &first[..first.len() - 1] {
