@@ -309,3 +309,11 @@ fn weights_follow_inserts_replacements_and_removals() {
     }
     assert!(index.root.is_empty() && index.root.weight == 0);
 }
+
+#[test]
+fn a_node_with_its_weight_is_96_bytes() {
+    // 88 without the weight (see `Subscribers`); what a filter level costs
+    // follows from it.
+    let size = std::mem::size_of::<Node<SessionId, crate::broker::Granted>>();
+    assert_eq!(size, 96);
+}
