@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
-use tern::broker::{SessionId, SubscriptionIndex};
+use tern::broker::{SessionId, SubscriptionIndex, WalkCursor};
 use tern::codec::QoS;
 use tern::topic::{TopicFilter, TopicName};
 
@@ -56,6 +56,10 @@ fn matching_benches(c: &mut Criterion) {
                     black_box(out.len())
                 })
             });
+            let sliced = format!("{name}-sliced");
+            group.bench_with_input(BenchmarkId::new(sliced, size), &size, |b, _| {
+                b.iter(|| black_box(sliced_walk(&index, black_box(topic), &mut out)))
+            });
         }
     }
     group.finish();
@@ -87,6 +91,26 @@ fn overlap_benches(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    c.bench_function("overlap/65536-sliced", |b| {
+        b.iter(|| black_box(sliced_walk(&index, black_box(&topic), &mut out)))
+    });
+}
+
+/// The walk as the broker does it, in slices of the work it allows a hold
+/// (`broker::WALK_WORK_PER_SLICE`); returns how many slices it took.
+fn sliced_walk(
+    index: &SubscriptionIndex,
+    topic: &TopicName,
+    out: &mut Vec<(SessionId, QoS)>,
+) -> usize {
+    out.clear();
+    let mut cursor = WalkCursor::default();
+    let mut slices = 0;
+    while !cursor.is_done() {
+        index.matches_from(topic, &mut cursor, 16_384, out);
+        slices += 1;
+    }
+    slices
 }
 
 criterion_group!(benches, matching_benches, overlap_benches);

@@ -55,7 +55,7 @@ impl Broker {
                 self.sessions.delay_will(sid, due, *will);
             } else if self.may_write(sid, &will.topic) || planted!(self.config, AclSkippedForWills)
             {
-                self.publish_will(*will);
+                self.publish_will(sid, *will);
             }
         }
         let never = planted!(self.config, SessionNeverExpires);
@@ -71,13 +71,14 @@ impl Broker {
     /// calls it from a timer; `next_timer` says when it is next needed.
     pub fn tick(&mut self) {
         self.reap();
+        self.resume_orphan_routes();
         while let Some(due) = self.sessions.pop_due(self.now) {
             let Some((due, sid)) = due else {
                 continue;
             };
             let will = self.sessions.take_due_will(sid, due);
             if let Some(will) = will.filter(|w| self.may_write(sid, &w.topic)) {
-                self.publish_will(will);
+                self.publish_will(sid, will);
             }
             if self.sessions.expired(sid, due) {
                 self.notices.debug(|| Notice::SessionExpired {
@@ -90,7 +91,7 @@ impl Broker {
 
     /// When `tick` next has something to do.
     pub fn next_timer(&self) -> Option<super::Millis> {
-        if !self.reaping.is_empty() {
+        if !self.reaping.is_empty() || self.has_orphan_routes() {
             return Some(self.now);
         }
         self.sessions.next_timer()
@@ -106,14 +107,15 @@ impl Broker {
         let will = delayed_will.filter(|w| self.may(&session, &w.topic, Access::Write));
         let undelivered = self.counts.close(session.outbox);
         if let Some(will) = will {
-            self.publish_will(will);
+            self.publish_will(sid, will);
         }
         self.reroute_shared(undelivered);
     }
 
     /// Publishes a will its client may write: the callers ask when it is
-    /// due, as mosquitto does, not at CONNECT.
-    fn publish_will(&mut self, will: LastWill) {
+    /// due, as mosquitto does, not at CONNECT. It follows what its
+    /// session's client published before it.
+    fn publish_will(&mut self, sid: SessionId, will: LastWill) {
         let LastWill {
             topic,
             payload,
@@ -131,6 +133,6 @@ impl Broker {
             payload,
             properties,
         };
-        self.route_from(None, &publish);
+        self.route_will(sid, &publish);
     }
 }

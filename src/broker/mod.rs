@@ -15,8 +15,9 @@
 //! - `outbox`: a session's queue, window and in-flight messages, and the
 //!   broker-wide counts of them;
 //! - `delivery`: one copy to one session, and its QoS 1/2 flow;
-//! - `routing`: a PUBLISH fanned out to the subscribers, and the
-//!   publisher's side of QoS 1/2;
+//! - `routing`: a client's PUBLISH, and the publisher's side of QoS 1/2;
+//! - `fanout`: a message fanned out to the subscribers, in slices of
+//!   bounded work;
 //! - `subscribe`: SUBSCRIBE and UNSUBSCRIBE, and a session's filters;
 //! - `shared`, `index`, `retained`: shared groups, the topic trie and the
 //!   retained store;
@@ -31,6 +32,7 @@ mod backlog;
 mod check;
 mod connect;
 mod delivery;
+mod fanout;
 mod index;
 mod journal;
 mod lifecycle;
@@ -51,7 +53,7 @@ pub use backlog::Owing;
 use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
-pub use index::SubscriptionIndex;
+pub use index::{SubscriptionIndex, WalkCursor};
 pub use journal::{Change, Key, Restored, RestoredSession, SessionRecord, Stored};
 pub use notice::Notice;
 use outbox::Counts;
@@ -272,8 +274,13 @@ pub struct Broker {
     effects: Vec<Effect>,
     /// What to log once the lock is let go.
     notices: notice::Notices,
-    /// Reused by `route` so that a fan-out allocates nothing per message.
+    /// Reused by routes so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Granted)>,
+    /// Messages being routed a slice at a time, by the session that sent
+    /// them (or whose will they are), oldest first (`fanout.rs`).
+    routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
+    /// A route in slices acknowledged its publisher (`take_split_acks`).
+    split_acks: bool,
     /// For the census, and for the runtime's budget of work per lock hold.
     subscriptions_visited: u64,
     /// Levels of filters put into or taken out of the index since the
@@ -326,6 +333,8 @@ impl Broker {
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
+            routes: Default::default(),
+            split_acks: false,
             subscriptions_visited: 0,
             levels_indexed: 0,
             reaping: reaping::Reaping::default(),
@@ -472,7 +481,8 @@ impl Broker {
 
     fn check_levels(&self, topic: &str) -> Result<(), BrokerError> {
         let max = self.config.topic_levels_max;
-        if topic.split('/').count() > max {
+        // Separators counted, not levels split out (`reaping::levels`).
+        if topic.bytes().filter(|&b| b == b'/').count() + 1 > max {
             return Err(BrokerError::TooManyLevels { max });
         }
         Ok(())

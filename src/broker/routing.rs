@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::access::may_read_in;
+use super::fanout::RouteAck;
 use super::journal::Noted;
 use super::outbox::{Message, Published};
 use super::subscribe::Subscription;
@@ -38,6 +39,9 @@ impl Broker {
     pub fn publish(&mut self, conn: ConnId, mut publish: Publish) -> Result<(), BrokerError> {
         self.check_levels(publish.topic.as_str())?;
         let sid = self.sessions.sid_of(conn);
+        // The runtime resumes a route before the next packet; a caller
+        // that does not has it finished here, to keep the client's order.
+        self.finish_routes(sid);
         let v5 = self.sessions.get(sid).version() == ProtocolVersion::V5;
         if publish
             .properties
@@ -87,14 +91,19 @@ impl Broker {
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) if !utf8_ok => return Err(BrokerError::PayloadFormatInvalid),
             (QoS::AtMostOnce, _) if refusal.is_some() => {}
-            (QoS::AtMostOnce, _) => {
-                self.route_from(Some(sid), &publish);
-            }
+            (QoS::AtMostOnce, _) => self.route_publish(sid, &publish, None),
             (QoS::AtLeastOnce, Some(id)) => {
-                let reason =
-                    refusal.unwrap_or_else(|| matched_reason(self.route_from(Some(sid), &publish)));
-                let ack = Ack::with_reason(id, reason);
-                self.effects.push(Effect::Send(conn, Packet::PubAck(ack)));
+                if let Some(reason) = refusal {
+                    let ack = Ack::with_reason(id, reason);
+                    self.effects.push(Effect::Send(conn, Packet::PubAck(ack)));
+                } else {
+                    let ack = RouteAck {
+                        conn,
+                        id,
+                        received: false,
+                    };
+                    self.route_publish(sid, &publish, Some(ack));
+                }
             }
             (QoS::ExactlyOnce, Some(id)) => {
                 // Method B of [MQTT-4.3.3]: route now, remember the id until
@@ -114,7 +123,13 @@ impl Broker {
                     if !planted!(self.config, AwaitingReleaseNotStored) {
                         self.note(|| Noted::AwaitingRelease(sid, id, true));
                     }
-                    matched_reason(self.route_from(Some(sid), &publish))
+                    let ack = RouteAck {
+                        conn,
+                        id,
+                        received: true,
+                    };
+                    self.route_publish(sid, &publish, Some(ack));
+                    return Ok(());
                 };
                 let ack = Ack::with_reason(id, reason);
                 self.effects.push(Effect::Send(conn, Packet::PubRec(ack)));
@@ -155,98 +170,7 @@ impl Broker {
         self.route_from(None, &publish);
     }
 
-    /// Routes a message that `origin` published (none for wills and the
-    /// broker's own); returns how many sessions it went to.
-    pub(super) fn route_from(&mut self, origin: Option<SessionId>, publish: &Publish) -> usize {
-        let expires_at = publish
-            .properties
-            .message_expiry_interval()
-            .map(|secs| self.now + u64::from(secs) * 1000);
-        // Forwarded as published [MQTT-3.3.2-*], but for the interval, which
-        // is worked out again when each copy is sent.
-        let mut forwarded = publish.clone();
-        forwarded
-            .properties
-            .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
-        // What a subscription owed retained messages on this topic gets
-        // before this one (backlog.rs): read before it is replaced.
-        let previous = (self.owed > 0)
-            .then(|| self.retained.get(&publish.topic).cloned())
-            .flatten();
-        if publish.retain {
-            self.retain(&forwarded, expires_at);
-        }
-        let mut matches = std::mem::take(&mut self.matches);
-        matches.clear();
-        // The walk is done whole, in this hold, however much it visits: the
-        // runtime splits batches by this work, not one publish, and as in
-        // mosquitto and EMQX nothing caps it. A cap would cut the walk and
-        // whoever's subscriptions lay beyond it (anyone's) would miss an
-        // acknowledged message; a lower `subscriptions_per_client_max` would
-        // refuse bridges' literal filters, which never overlap, and not bound
-        // deep ones (a walk grows with filters times levels). The trie's
-        // size bounds it: 6.5 ms for a topic that one client's 65,536
-        // 16-level filters all match. Resuming a walk across holds, as the
-        // retained walk does, would bound it further.
-        self.subscriptions_visited += self.index.matches(&publish.topic, &mut matches);
-        if !self.reaping.is_empty() {
-            matches.retain(|(sid, _)| !self.reaping.holds(*sid));
-        }
-        matches.sort_unstable_by_key(|m| m.0);
-        let mut delivered = 0;
-        let mut frames = Frames::default();
-        // One copy per session [MQTT-3.3.4-2 of 5.0]: at the highest QoS its
-        // filters grant, with every Subscription Identifier among them.
-        for run in matches.chunk_by(|a, b| a.0 == b.0) {
-            let sid = run[0].0;
-            if !self.may_read(sid, &publish.topic) {
-                continue;
-            }
-            if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
-                self.settle_owed(sid, &publish.topic, previous.as_ref());
-            }
-            let subscriptions = run.iter().map(|(_, s)| s).filter(|s| {
-                let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
-                !(no_local && origin == Some(sid))
-            });
-            if is_plain_qos0(&forwarded, subscriptions.clone()) {
-                delivered += 1;
-                self.send_frame(sid, &forwarded, expires_at, &mut frames);
-                continue;
-            }
-            let Some(mut message) = copy_for(&forwarded, subscriptions) else {
-                continue;
-            };
-            if planted!(self.config, RetainAsPublishedIgnored) {
-                message.retain = false;
-            }
-            delivered += 1;
-            let dropped_before = self.dropped.queue_full;
-            self.deliver(
-                sid,
-                Message {
-                    publish: message,
-                    expires_at,
-                    group: None,
-                    resend_id: None,
-                    seq: 0,
-                    published: Published {
-                        qos: forwarded.qos,
-                        retain: forwarded.retain,
-                    },
-                },
-            );
-            if planted!(self.config, FullQueueEndsFanOut)
-                && self.dropped.queue_full > dropped_before
-            {
-                break;
-            }
-        }
-        self.matches = matches;
-        delivered + self.route_shared(&forwarded, expires_at)
-    }
-
-    fn retain(&mut self, publish: &Publish, expires_at: Option<Millis>) {
+    pub(super) fn retain(&mut self, publish: &Publish, expires_at: Option<Millis>) {
         let max = self.config.retained_messages_max;
         // Only a will can get here with more levels than a PUBLISH may
         // have; the store's walks recurse once per level.
@@ -276,7 +200,7 @@ impl Broker {
     /// online (QoS 0 is not queued for offline clients, as in mosquitto), as
     /// the frame `frames` holds for its version, built on first need (and
     /// encoded by the first connection that writes it).
-    fn send_frame(
+    pub(super) fn send_frame(
         &mut self,
         sid: SessionId,
         forwarded: &Publish,
@@ -385,7 +309,7 @@ impl Broker {
 
     /// Sends a message to one member of each shared group whose filter
     /// matches; returns how many groups it went to.
-    fn route_shared(&mut self, publish: &Publish, expires_at: Option<Millis>) -> usize {
+    pub(super) fn route_shared(&mut self, publish: &Publish, expires_at: Option<Millis>) -> usize {
         if self.shared.is_empty() {
             return 0;
         }
@@ -433,7 +357,7 @@ impl Broker {
 
 /// 5.0 tells a publisher that nobody received its message (0x10); 3.1.1
 /// acks carry no reason and the encoder leaves it out.
-fn matched_reason(matched: usize) -> ReasonCode {
+pub(super) fn matched_reason(matched: usize) -> ReasonCode {
     if matched == 0 {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
@@ -442,13 +366,13 @@ fn matched_reason(matched: usize) -> ReasonCode {
 }
 
 /// One message's QoS 0 PUBLISH as encoded for 3.1.1 and for 5.0 clients.
-type Frames = [Option<Arc<SharedFrame>>; 2];
+pub(super) type Frames = [Option<Arc<SharedFrame>>; 2];
 
 /// Whether the copy of `publish` for a session with these matching
 /// subscriptions is a QoS 0 PUBLISH with nothing of the session's own (no
 /// Subscription Identifier, retain cleared): then it is the same bytes for
 /// every session of a protocol version.
-fn is_plain_qos0<'a>(
+pub(super) fn is_plain_qos0<'a>(
     publish: &Publish,
     subscriptions: impl Iterator<Item = &'a Subscription>,
 ) -> bool {
@@ -465,7 +389,7 @@ fn is_plain_qos0<'a>(
 
 /// The copy of `publish` that a session whose matching subscriptions are
 /// `subscriptions` receives; `None` if there are none.
-fn copy_for<'a>(
+pub(super) fn copy_for<'a>(
     publish: &Publish,
     subscriptions: impl Iterator<Item = &'a Subscription>,
 ) -> Option<Publish> {

@@ -486,6 +486,7 @@ fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
 }
 
 /// MQTT 5.0 transcripts, each for a defect a review found.
+mod fanout;
 mod memory;
 mod mqtt5;
 mod reaping;

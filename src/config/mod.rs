@@ -278,11 +278,17 @@ pub enum PlantedBug {
     /// unanswered, until the connect timeout: bytes that can never be a
     /// CONNECT (a TLS ClientHello on the plain port) hold a connection.
     MalformedConnectKeptOpen,
+    /// A route's walk over the subscription index is done whole in its
+    /// first slice, however much work it is (the lock held 4 to 7 ms for
+    /// one client's 65,536 overlapping filters). Caught by the broker's
+    /// test of the work per slice, not by the simulation, which sees no
+    /// time.
+    RouteWalkUnbounded,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 44] = [
+    pub const ALL: [PlantedBug; 45] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -327,6 +333,7 @@ impl PlantedBug {
         PlantedBug::MalformedConnectAnswered,
         PlantedBug::TlsReadAheadLost,
         PlantedBug::MalformedConnectKeptOpen,
+        PlantedBug::RouteWalkUnbounded,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

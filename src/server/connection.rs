@@ -69,6 +69,7 @@ pub(super) async fn run<S>(
             draining: VecDeque::new(),
             inbound: Vec::new(),
             dispatching: VecDeque::new(),
+            routing: false,
             link: Link::new(&shared.config),
             identity,
             conn,
@@ -217,6 +218,9 @@ struct Connection<S> {
     /// their work allows; what a hold's budget left waits here for the
     /// connection's next turn.
     dispatching: VecDeque<Packet>,
+    /// The session's last message is still being routed, a slice a hold
+    /// (`broker/fanout.rs`): it goes on before anything else is dispatched.
+    routing: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     /// The verified client certificate's subject CN, if any.
@@ -369,14 +373,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let conn = self.conn;
         let outbound_max = self.shared.config.outbound_packets_max;
-        let accepted = self.shared.with_broker(|state| {
+        let (accepted, routing) = self.shared.with_broker(|state| {
             let accepted = state.broker.connect(conn, *connect);
             // A resumed session may still owe retained messages.
             if accepted.is_some() {
                 state.send_retained(conn, outbound_max);
             }
-            accepted
+            (accepted, state.broker.route_pending(conn))
         });
+        // A message the session's last connection left routing goes on
+        // before this one's packets.
+        self.routing = routing;
         match accepted {
             Some(accepted) => {
                 tracing::Span::current().record("client_id", accepted.client_id.as_str());
@@ -508,7 +515,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 // Packets a hold's budget left waiting: the other tasks on
                 // this thread run first, then they go on.
-                () = tokio::task::yield_now(), if !self.dispatching.is_empty() => {}
+                () = tokio::task::yield_now(), if self.has_work_waiting() => {}
                 () = &mut deadline => match deadlines.fired() {
                     Ok(next) => deadline.as_mut().reset(next),
                     Err(end) => return end,
@@ -554,7 +561,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let handled = self.handle_batch(batch)?;
             decoded |= handled > 0;
             // A batch cut short between holds waits for the next turn.
-            if handled < batch || !self.dispatching.is_empty() {
+            if handled < batch || self.has_work_waiting() {
                 return Ok(decoded);
             }
         }
@@ -656,9 +663,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// in a turn of its own while a hold's share does not take it all
     /// (then `max` is returned, as if the batch were full).
     fn handle_batch(&mut self, max: usize) -> Result<usize, End> {
-        if !self.dispatching.is_empty() {
+        if self.has_work_waiting() {
             self.dispatch_hold()?;
-            if !self.dispatching.is_empty() {
+            if self.has_work_waiting() {
                 return Ok(max);
             }
         }
@@ -715,10 +722,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // decode): what came before is still the broker's, and there is no
         // later turn for it.
         let ending = ending || refused.is_err();
-        while ending && dispatched.is_ok() && !self.dispatching.is_empty() {
+        while ending && dispatched.is_ok() && self.has_work_waiting() {
             dispatched = self.dispatch_hold();
         }
         dispatched.and(refused)
+    }
+
+    /// Whether a hold's budget left work for the next turn: packets, or a
+    /// message still being routed.
+    fn has_work_waiting(&self) -> bool {
+        self.routing || !self.dispatching.is_empty()
     }
 
     /// Dispatches the packets waiting for the broker, in order, under one
@@ -731,12 +744,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// thread run between holds too.
     fn dispatch_hold(&mut self) -> Result<(), End> {
         // A batch of pings, or of nothing, costs no hold.
-        if self.dispatching.is_empty() {
+        if !self.has_work_waiting() {
             return Ok(());
         }
         let (conn, shared) = (self.conn, &self.shared);
         let outbound_max = shared.config.outbound_packets_max;
         let waiting = &mut self.dispatching;
+        let routing = self.routing;
         // A hold ended by fan-out is followed by the next at once: others
         // on other threads take the lock between them, and the batch's
         // deliveries still go out in few writes (yielding here halved
@@ -745,8 +759,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let dispatched = loop {
             let held = shared.with_broker(|state| {
                 let work = state.broker.index_work();
+                // A message in slices goes on first; what follows it waits.
+                if routing && state.broker.resume_route(conn) {
+                    return Ok(Hold::Routing);
+                }
                 while let Some(packet) = waiting.pop_front() {
                     Link::dispatch(&mut state.broker, conn, packet)?;
+                    if state.broker.route_pending(conn) {
+                        return Ok(Hold::Routing);
+                    }
                     if waiting.is_empty() {
                         break;
                     }
@@ -766,9 +787,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             });
             match held {
                 Ok(Hold::FannedOut) => {}
-                other => break other.map(drop),
+                other => break other,
             }
         };
+        self.routing = matches!(dispatched, Ok(Hold::Routing));
+        let dispatched = dispatched.map(drop);
         // What an error left undispatched is dropped with the connection.
         if dispatched.is_err() {
             self.dispatching.clear();
@@ -790,6 +813,9 @@ enum Hold {
     FannedOut,
     /// At `WORK_PER_HOLD`: the next waits for the connection's next turn.
     WorkDone,
+    /// A message is still being routed: its next slice, and the packets
+    /// after it, wait for the connection's next turn.
+    Routing,
 }
 
 /// How long a connection whose write failed keeps reading for a DISCONNECT,
@@ -812,8 +838,8 @@ const EFFECTS_PER_HOLD: usize = 1024;
 /// again for the rest: about half a millisecond where the trie is out of cache (a topic
 /// that 65,536 overlapping filters match, 196,607 of them, took 6.5 ms),
 /// while a batch of ordinary publishes, a few dozen each, stays in one
-/// hold. One publish that visits more is still done whole, in one hold:
-/// see `Broker::route_from` for why.
+/// hold. One publish that visits more is routed in slices of its own
+/// (`broker/fanout.rs`), a hold each.
 const WORK_PER_HOLD: u64 = 16_384;
 
 /// Packet queues of at most this capacity are released once drained: an

@@ -135,6 +135,12 @@ impl Shared {
         let result = work(&mut state);
         let persist = self.persist.get();
         let mut gate = persist.map_or(0, |p| p.gate(state.broker.take_changes()));
+        // A message routed in slices is answered in the last: after the
+        // commit of every earlier slice's changes too, which the holds
+        // since may have numbered (a later commit is a safe wait).
+        if let (Some(p), true) = (persist, state.broker.take_split_acks()) {
+            gate = gate.max(p.last_gate());
+        }
         if planted!(self.config, AckBeforeCommit) {
             gate = 0;
         }

@@ -83,6 +83,15 @@ impl Persist {
         }
     }
 
+    /// The commit that the packets of the last hold with changes wait for
+    /// (0: none, or `periodic`).
+    pub fn last_gate(&self) -> u64 {
+        match self.periodic {
+            Some(_) => 0,
+            None => self.commits.last_numbered(),
+        }
+    }
+
     /// `outbox` holds packets for a commit: wake it after.
     pub fn hold(&self, outbox: &Arc<Outbox>) {
         if outbox.register_gate() {

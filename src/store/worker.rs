@@ -127,6 +127,14 @@ impl Commits {
         pending.last
     }
 
+    /// The number the last hold with changes was given (0: none yet).
+    pub fn last_numbered(&self) -> u64 {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .numbered
+    }
+
     /// Takes what waits, and the number a commit of it reaches.
     pub fn take(&self) -> Option<(Batch, u64)> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use super::SessionId;
 use crate::codec::QoS;
-use crate::config::planted;
-use crate::topic::{TopicFilter, TopicName};
+use crate::topic::TopicFilter;
 
 /// Subscribers `K` (sessions, or shared-subscription groups) by filter, each
 /// with what it asked for, `V`.
@@ -47,6 +46,20 @@ struct Node<K, V> {
     /// Filters that end here with `/#` (or are `#`): they match this level
     /// and everything below it.
     rest: Subscribers<K, V>,
+    /// At least the work a match walk can do in this subtree (`weigh`):
+    /// a sliced walk takes a subtree that fits its budget in one
+    /// breadth-first pass (`walk.rs`).
+    weight: u64,
+}
+
+/// What a subscription to a filter with `levels` levels (not counting a
+/// `#`) below a node adds to that node's weight: a walk from the node
+/// visits at most each node on its path and appends it once. A node's
+/// weight is the sum over the subscriptions below it, an upper bound on
+/// its nodes and subscriptions together (shared nodes are counted once
+/// per filter through them), kept without knowing which nodes are new.
+fn weigh(levels: usize) -> u64 {
+    levels as u64 + 2
 }
 
 /// A node's literal children. Most levels of most filters have one child,
@@ -127,6 +140,7 @@ fn padded(level: &str) -> Option<(u8, [u8; LEVEL_INLINE_BYTES])> {
 
 /// A topic's level as the walk looks for it, padded once as a short
 /// `Level` is.
+#[derive(Clone, Copy)]
 struct Probe<'a> {
     text: &'a str,
     padded: Option<(u8, [u8; LEVEL_INLINE_BYTES])>,
@@ -143,7 +157,8 @@ impl Probe<'_> {
 
 /// Who subscribed with a filter: mostly one subscriber, kept in place;
 /// more in a map boxed apart, so that a node costs 88 bytes, not 104 (a
-/// filter level, with its allocation, 99 bytes, where it was 132).
+/// filter level, with its allocation, 99 bytes, where it was 132). The
+/// node's weight, for sliced walks, made it 96.
 #[derive(Debug)]
 #[expect(
     clippy::box_collection,
@@ -192,18 +207,20 @@ impl<K: Ord + Copy, V: Copy> Subscribers<K, V> {
         true
     }
 
-    /// Appends them in key order; returns how many.
-    fn extend_into(&self, out: &mut Vec<(K, V)>) -> usize {
+    fn len(&self) -> usize {
         match self {
             Subscribers::None => 0,
-            Subscribers::One(k, v) => {
-                out.push((*k, *v));
-                1
-            }
-            Subscribers::Many(map) => {
-                out.extend(map.iter().map(|(k, v)| (*k, *v)));
-                map.len()
-            }
+            Subscribers::One(..) => 1,
+            Subscribers::Many(map) => map.len(),
+        }
+    }
+
+    /// Appends them in key order.
+    fn extend_into(&self, out: &mut Vec<(K, V)>) {
+        match self {
+            Subscribers::None => {}
+            Subscribers::One(k, v) => out.push((*k, *v)),
+            Subscribers::Many(map) => out.extend(map.iter().map(|(k, v)| (*k, *v))),
         }
     }
 }
@@ -269,6 +286,7 @@ impl<K, V> Default for Node<K, V> {
             children: Children::None,
             exact: Subscribers::None,
             rest: Subscribers::None,
+            weight: 0,
         }
     }
 }
@@ -316,23 +334,35 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
 
     /// Adds or replaces the subscription of `session` to `filter`.
     pub fn insert(&mut self, filter: &TopicFilter, session: K, qos: V) {
+        let levels = filter.levels().take_while(|&level| level != "#").count();
+        // Weighed on the way down as new, and undone if it was not: a
+        // second walk only for a subscription replaced.
         let mut node = &mut self.root;
-        let mut is_rest = false;
-        for level in filter.levels() {
-            if level == "#" {
-                is_rest = true;
-                break;
-            }
+        for (depth, level) in filter.levels().take(levels).enumerate() {
+            node.weight += weigh(levels - depth);
             node = node.child_or_insert(level);
         }
-        let slot = if is_rest {
+        node.weight += weigh(0);
+        let slot = if filter.levels().nth(levels).is_some() {
             &mut node.rest
         } else {
             &mut node.exact
         };
         if slot.insert(session, qos) {
             self.len += 1;
+        } else {
+            self.unweigh(filter, levels);
         }
+    }
+
+    /// Takes back what `insert` weighed on the nodes of `filter`, all there.
+    fn unweigh(&mut self, filter: &TopicFilter, levels: usize) {
+        let mut node = &mut self.root;
+        for (depth, level) in filter.levels().take(levels).enumerate() {
+            node.weight -= weigh(levels - depth);
+            node = node.child_mut(level).expect("made by insert");
+        }
+        node.weight -= weigh(0);
     }
 
     /// Removes the subscription; returns whether there was one.
@@ -344,50 +374,22 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
         }
         removed
     }
-
-    /// Appends every (session, granted QoS) whose filter matches `topic`. A
-    /// session with overlapping filters appears once per filter; the caller
-    /// merges them. Returns the work it took: trie nodes walked and
-    /// subscriptions appended, which the caller counts against its budget.
-    ///
-    /// The walk goes level by level over every node the topic's prefix
-    /// reaches, not depth first: the nodes of one level do not depend on
-    /// each other, so the processor fetches several at once, where a depth
-    /// first walk waited for each in turn (a topic that one client's 65,536
-    /// overlapping filters match walks 131,071 nodes, mostly not in cache).
-    pub fn matches(&self, topic: &TopicName, out: &mut Vec<(K, V)>) -> u64 {
-        let mut reached = vec![&self.root];
-        let mut next = Vec::new();
-        let mut work = 0;
-        // A leading wildcard does not match a `$` topic's first level
-        // [MQTT-4.7.2-1].
-        let mut wildcards = !topic.is_dollar() || planted!(self, WildcardsMatchDollar);
-        for level in topic.levels() {
-            let level = Probe::new(level);
-            for node in reached.drain(..) {
-                work += 1;
-                if wildcards {
-                    work += node.rest.extend_into(out) as u64;
-                    next.extend(node.plus.as_deref());
-                }
-                next.extend(node.children.get(&level));
-            }
-            std::mem::swap(&mut reached, &mut next);
-            wildcards = true;
-        }
-        for node in reached {
-            work += 1;
-            // `t/#` matches `t` [MQTT-4.7.1-2].
-            if !planted!(self, HashMissesParent) {
-                work += node.rest.extend_into(out) as u64;
-            }
-            work += node.exact.extend_into(out) as u64;
-        }
-        work
-    }
 }
 
 fn remove_at<K: Ord + Copy, V: Copy>(node: &mut Node<K, V>, levels: &[&str], session: K) -> bool {
+    let removed = remove_below(node, levels, session);
+    if removed {
+        let below = levels.len() - usize::from(levels.last() == Some(&"#"));
+        node.weight -= weigh(below);
+    }
+    removed
+}
+
+fn remove_below<K: Ord + Copy, V: Copy>(
+    node: &mut Node<K, V>,
+    levels: &[&str],
+    session: K,
+) -> bool {
     match levels {
         [] => node.exact.remove(session),
         ["#"] => node.rest.remove(session),
@@ -404,5 +406,9 @@ fn remove_at<K: Ord + Copy, V: Copy>(node: &mut Node<K, V>, levels: &[&str], ses
     }
 }
 
+mod breadth;
 #[cfg(test)]
 mod tests;
+mod walk;
+
+pub use walk::WalkCursor;

@@ -2,6 +2,7 @@
 //! nodes take as filters come and go.
 
 use super::*;
+use crate::topic::TopicName;
 
 fn index(filters: &[(&str, u64)]) -> SubscriptionIndex {
     let mut index = SubscriptionIndex::default();
@@ -159,4 +160,160 @@ fn levels_either_side_of_the_inline_size_match_only_themselves() {
             assert_eq!(sessions(&index, &format!("{topic}/a")), expected, "{kind}");
         }
     }
+}
+
+/// `matches_from` in slices of `budget`: what it found, and the work of
+/// each slice.
+fn walk_in_slices(index: &SubscriptionIndex, topic: &str, budget: u64) -> (Vec<u64>, Vec<u64>) {
+    let topic = TopicName::new(topic).unwrap();
+    let (mut cursor, mut out, mut slices) = (WalkCursor::default(), Vec::new(), Vec::new());
+    while !cursor.is_done() {
+        slices.push(index.matches_from(&topic, &mut cursor, budget, &mut out));
+        assert!(slices.len() < 10_000, "the walk makes progress");
+    }
+    let mut ids: Vec<u64> = out.into_iter().map(|(s, _)| s.0).collect();
+    ids.sort();
+    (ids, slices)
+}
+
+#[test]
+fn a_walk_in_slices_finds_what_one_walk_finds_within_each_budget() {
+    // Each filter twice (two subscribers to a node) and once alone.
+    let mut filters: Vec<(&str, u64)> = Vec::new();
+    for (i, filter) in FILTERS.iter().enumerate() {
+        filters.extend([(*filter, i as u64), (*filter, 100 + i as u64)]);
+    }
+    filters.push(("a/b/c", 200));
+    let index = index(&filters);
+    for topic in TOPICS {
+        let mut out = Vec::new();
+        let whole = index.matches(&TopicName::new(topic).unwrap(), &mut out);
+        for budget in [1, 2, 3, 5, 8, 13, 40, 1000] {
+            let (found, slices) = walk_in_slices(&index, topic, budget);
+            assert_eq!(
+                found,
+                sessions(&index, topic),
+                "topic {topic}, budget {budget}"
+            );
+            assert!(slices.iter().all(|&w| w <= budget), "{topic}: {slices:?}");
+            // The same work, but for a first try cut short (`TRIAL_SHARE`).
+            let sum = slices.iter().sum::<u64>();
+            assert!(sum >= whole && sum <= whole + budget / 16, "{topic}: {sum}");
+        }
+    }
+}
+
+#[test]
+fn a_walk_resumed_after_the_trie_changed_finds_what_stayed() {
+    // Budget 1: a step a slice. Larger: subtrees walked whole between
+    // steps.
+    for budget in [1, 4, 9, 20] {
+        walk_resumed_after_changes(budget);
+    }
+}
+
+fn walk_resumed_after_changes(budget: u64) {
+    // 2^4 overlapping filters of session 1; the walk stops after each
+    // slice, and between slices a filter of session 2 that it has passed
+    // or not comes and goes, taking nodes on the walk's path with it.
+    let mut index = SubscriptionIndex::default();
+    for mask in 0..16u32 {
+        let levels: Vec<&str> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
+            .collect();
+        let filter = TopicFilter::new(&levels.join("/")).unwrap();
+        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
+    }
+    let topic = TopicName::new("a/b/c/d").unwrap();
+    let churn = [
+        TopicFilter::new("a/b/x/y").unwrap(),
+        TopicFilter::new("+/+/c/d/#").unwrap(),
+        TopicFilter::new("a/+/c/+/e").unwrap(),
+    ];
+    let (mut cursor, mut out, mut steps) = (WalkCursor::default(), Vec::new(), 0);
+    while !cursor.is_done() {
+        let filter = &churn[steps % churn.len()];
+        if steps % 2 == 0 {
+            index.insert(filter, SessionId(2), QoS::AtMostOnce);
+        } else {
+            index.remove(filter, SessionId(2));
+        }
+        steps += 1;
+        check_weights(&index.root);
+        let work = index.matches_from(&topic, &mut cursor, budget, &mut out);
+        assert!(work <= budget, "budget {budget}: {work}");
+    }
+    let ones = out.iter().filter(|(s, _)| *s == SessionId(1)).count();
+    assert_eq!(
+        ones, 16,
+        "budget {budget}: every filter that stayed, once each"
+    );
+}
+
+/// Checks that each node's weight is what its subscriptions weigh, and at
+/// least its nodes and subscriptions; returns (weight, subscriptions,
+/// nodes) of the subtree.
+fn check_weights<K: Ord + Copy, V: Copy>(node: &Node<K, V>) -> (u64, u64, u64) {
+    let own = |s: &Subscribers<K, V>| match s {
+        Subscribers::None => 0,
+        Subscribers::One(..) => 1,
+        Subscribers::Many(map) => map.len() as u64,
+    };
+    let own = own(&node.exact) + own(&node.rest);
+    let (mut weight, mut subscriptions, mut nodes) = (2 * own, own, 1);
+    let children: Vec<&Node<K, V>> = match &node.children {
+        Children::None => vec![],
+        Children::One(_, child) => vec![child],
+        Children::Many(map) => map.values().collect(),
+    };
+    for child in children.into_iter().chain(node.plus.as_deref()) {
+        let (w, s, n) = check_weights(child);
+        // Each subscription below weighs a level more from here.
+        (weight, subscriptions, nodes) = (weight + w + s, subscriptions + s, nodes + n);
+    }
+    assert_eq!(node.weight, weight, "the weight kept is the weight there");
+    assert!(weight >= subscriptions + nodes || subscriptions == 0);
+    (weight, subscriptions, nodes)
+}
+
+#[test]
+fn weights_follow_inserts_replacements_and_removals() {
+    let filters: Vec<TopicFilter> = FILTERS
+        .iter()
+        .chain(&["a/b/c/d/e", "a/+/c/d/#", "x"])
+        .map(|f| TopicFilter::new(f).unwrap())
+        .collect();
+    let mut index = SubscriptionIndex::default();
+    // A fixed sequence from a small LCG: inserts (new and replacing) and
+    // removals (there or not), over three sessions.
+    let mut state: u64 = 7;
+    for _ in 0..2000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let filter = &filters[(state >> 33) as usize % filters.len()];
+        let session = SessionId((state >> 20) % 3);
+        if (state >> 40).is_multiple_of(3) {
+            index.remove(filter, session);
+        } else {
+            index.insert(filter, session, QoS::AtMostOnce);
+        }
+        check_weights(&index.root);
+    }
+    for filter in &filters {
+        for session in 0..3 {
+            index.remove(filter, SessionId(session));
+        }
+    }
+    assert!(index.root.is_empty() && index.root.weight == 0);
+}
+
+#[test]
+fn a_node_with_its_weight_is_96_bytes() {
+    // 88 without the weight (see `Subscribers`); what a filter level costs
+    // follows from it.
+    let size = std::mem::size_of::<Node<SessionId, crate::broker::Granted>>();
+    assert_eq!(size, 96);
 }

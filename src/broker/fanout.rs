@@ -1,0 +1,363 @@
+//! A message's fan-out, done in slices of bounded work, so that no publish
+//! holds the broker lock for however long its matches take: one client's
+//! 65,536 overlapping filters made one publish's walk 4 to 7 ms, and a
+//! publish to a million subscribers is a million copies. A slice walks the
+//! index for at most `WALK_WORK_PER_SLICE` (`index/walk.rs`), or delivers
+//! to at most `SESSIONS_PER_SLICE` sessions; the route keeps its place
+//! between slices, and the lock is let go between them.
+//!
+//! What holds while a route is in slices:
+//! - its publisher's next packet waits for it (the connection resumes the
+//!   route before it dispatches anything else, `resume_route`), so a
+//!   publisher's messages reach each subscriber in the order sent; a will
+//!   waits behind the routes of its session;
+//! - the PUBACK or PUBREC goes only when the last slice is done, with the
+//!   count of sessions reached (0x10 when none), and with a store it waits
+//!   for the commit of every slice's changes (`take_split_acks`);
+//! - a session gets one copy whatever the number of its filters that match
+//!   [MQTT-3.3.4-2 of 5.0]: matches are gathered over the walk's slices
+//!   and merged per session before any is delivered;
+//! - a session that ends before its copy is delivered gets none (as if it
+//!   had ended before the publish); one that subscribes meanwhile gets the
+//!   message if the walk had not passed its filter yet.
+//!
+//! A route whose session has no connection (ended, taken over, or lost) is
+//! carried on by the timers task (`tick`), a slice a time.
+
+use std::collections::VecDeque;
+
+use super::index::WalkCursor;
+use super::outbox::{Message, Published};
+use super::routing::{copy_for, is_plain_qos0, Frames};
+use super::subscribe::Subscription;
+use super::{Broker, ConnId, Effect, Millis, Retained, SessionId};
+use crate::codec::{Ack, Packet, PacketId, Property, Publish};
+use crate::config::planted;
+
+/// Work on the subscription index (trie nodes and subscriptions looked at)
+/// that one slice of a route does at most: about half a millisecond with
+/// the trie in cache, a millisecond or two out of it.
+pub const WALK_WORK_PER_SLICE: u64 = 16_384;
+
+/// Sessions that one slice delivers a route's message to at most: each
+/// is a copy queued, and a packet for the runtime to write.
+pub const SESSIONS_PER_SLICE: usize = 1024;
+
+/// A message on its way to its subscribers.
+#[derive(Debug)]
+pub(super) struct Route {
+    /// Who published it: none for wills and the broker's own.
+    origin: Option<SessionId>,
+    /// As forwarded: the expiry interval taken out, worked out again for
+    /// each copy from `expires_at`.
+    forwarded: Publish,
+    expires_at: Option<Millis>,
+    /// The retained message its topic had before this one (`backlog.rs`).
+    previous: Option<Retained>,
+    cursor: WalkCursor<SessionId>,
+    /// Every (session, subscription) the walk found, sorted by session
+    /// once the walk is done.
+    matches: Vec<(SessionId, Subscription)>,
+    /// The first of `matches` not yet delivered, once sorted.
+    next: usize,
+    delivered: usize,
+    frames: Frames,
+    /// The publisher's acknowledgement, sent once it is routed.
+    ack: Option<RouteAck>,
+    /// Whether it took more than one slice.
+    split: bool,
+}
+
+/// A QoS 1 or 2 PUBLISH's answer, given when its route is done.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RouteAck {
+    pub conn: ConnId,
+    pub id: PacketId,
+    /// PUBREC (QoS 2), else PUBACK.
+    pub received: bool,
+}
+
+/// The routes of one session not yet done, oldest first.
+pub(super) type Routes = VecDeque<Route>;
+
+impl Broker {
+    /// A route for `publish`, not yet walked. A retained message is stored
+    /// now: a subscription made while the route is in slices then gets it
+    /// from the store if the walk has passed its filter.
+    pub(super) fn start_route(&mut self, origin: Option<SessionId>, publish: &Publish) -> Route {
+        let expires_at = publish
+            .properties
+            .message_expiry_interval()
+            .map(|secs| self.now + u64::from(secs) * 1000);
+        // Forwarded as published [MQTT-3.3.2-*], but for the interval, which
+        // is worked out again when each copy is sent.
+        let mut forwarded = publish.clone();
+        forwarded
+            .properties
+            .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
+        // What a subscription owed retained messages on this topic gets
+        // before this one (backlog.rs): read before it is replaced.
+        let previous = (self.owed > 0)
+            .then(|| self.retained.get(&publish.topic).cloned())
+            .flatten();
+        if publish.retain {
+            self.retain(&forwarded, expires_at);
+        }
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        Route {
+            origin,
+            forwarded,
+            expires_at,
+            previous,
+            cursor: WalkCursor::default(),
+            matches,
+            next: 0,
+            delivered: 0,
+            frames: Frames::default(),
+            ack: None,
+            split: false,
+        }
+    }
+
+    /// One slice of `route`: its walk, then its deliveries, each within
+    /// its bound. Returns whether it is done.
+    pub(super) fn run_route(&mut self, route: &mut Route) -> bool {
+        if !route.cursor.is_done() {
+            let budget = if planted!(self.config, RouteWalkUnbounded) {
+                u64::MAX
+            } else {
+                WALK_WORK_PER_SLICE
+            };
+            self.subscriptions_visited += self.index.matches_from(
+                &route.forwarded.topic,
+                &mut route.cursor,
+                budget,
+                &mut route.matches,
+            );
+            if !route.cursor.is_done() {
+                route.split = true;
+                return false;
+            }
+            // By session, then identifier: a copy's identifiers in one order
+            // whatever order the walk found them in.
+            route.matches.sort_unstable_by_key(|(sid, s)| (*sid, s.id));
+        }
+        let mut sessions = 0;
+        while route.next < route.matches.len() {
+            if sessions == SESSIONS_PER_SLICE {
+                route.split = true;
+                return false;
+            }
+            sessions += 1;
+            let sid = route.matches[route.next].0;
+            let run = route.matches[route.next..]
+                .iter()
+                .take_while(|(s, _)| *s == sid)
+                .count();
+            let (start, end) = (route.next, route.next + run);
+            route.next = end;
+            if self.deliver_routed(route, start..end) == Delivered::QueueFullEndsFanOut {
+                route.next = route.matches.len();
+            }
+        }
+        true
+    }
+
+    /// The route's message to the session of `matches[range]`, one copy at
+    /// the highest QoS its filters grant, with every Subscription Identifier
+    /// among them [MQTT-3.3.4-2 of 5.0].
+    fn deliver_routed(&mut self, route: &mut Route, range: std::ops::Range<usize>) -> Delivered {
+        let run = &route.matches[range];
+        let sid = run[0].0;
+        // Ended since the walk found it, or ending a slice at a time.
+        if !self.sessions.contains(sid) || self.reaping.holds(sid) {
+            return Delivered::Not;
+        }
+        let forwarded = &route.forwarded;
+        if !self.may_read(sid, &forwarded.topic) {
+            return Delivered::Not;
+        }
+        if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
+            self.settle_owed(sid, &forwarded.topic, route.previous.as_ref());
+        }
+        let origin = route.origin;
+        let subscriptions = run.iter().map(|(_, s)| s).filter(|s| {
+            let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
+            !(no_local && origin == Some(sid))
+        });
+        if is_plain_qos0(forwarded, subscriptions.clone()) {
+            route.delivered += 1;
+            self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
+            return Delivered::Sent;
+        }
+        let Some(mut message) = copy_for(forwarded, subscriptions) else {
+            return Delivered::Not;
+        };
+        if planted!(self.config, RetainAsPublishedIgnored) {
+            message.retain = false;
+        }
+        route.delivered += 1;
+        let dropped_before = self.dropped.queue_full;
+        let published = Published {
+            qos: forwarded.qos,
+            retain: forwarded.retain,
+        };
+        self.deliver(
+            sid,
+            Message {
+                publish: message,
+                expires_at: route.expires_at,
+                group: None,
+                resend_id: None,
+                seq: 0,
+                published,
+            },
+        );
+        if planted!(self.config, FullQueueEndsFanOut) && self.dropped.queue_full > dropped_before {
+            return Delivered::QueueFullEndsFanOut;
+        }
+        Delivered::Sent
+    }
+
+    /// A route all of whose slices are done: its shared groups (few, and
+    /// done whole), its acknowledgement; returns how many sessions and
+    /// groups it went to.
+    pub(super) fn finish_route(&mut self, mut route: Route) -> usize {
+        let delivered = route.delivered + self.route_shared(&route.forwarded, route.expires_at);
+        if let Some(ack) = route.ack {
+            let ack_packet = Ack::with_reason(ack.id, super::routing::matched_reason(delivered));
+            let packet = if ack.received {
+                Packet::PubRec(ack_packet)
+            } else {
+                Packet::PubAck(ack_packet)
+            };
+            self.effects.push(Effect::Send(ack.conn, packet));
+            // Its earlier slices' changes were committed under gates of
+            // their own holds: the answer waits for them too.
+            self.split_acks |= route.split;
+        }
+        // The buffer back for the next route, unless a big one made it big.
+        route.matches.clear();
+        if route.matches.capacity() <= MATCHES_KEPT {
+            self.matches = std::mem::take(&mut route.matches);
+        }
+        delivered
+    }
+
+    /// Routes `publish` whole, in this hold: wills and the broker's own.
+    pub(super) fn route_from(&mut self, origin: Option<SessionId>, publish: &Publish) -> usize {
+        let mut route = self.start_route(origin, publish);
+        while !self.run_route(&mut route) {}
+        self.finish_route(route)
+    }
+
+    /// Routes a client's `publish`, answered with `ack` once done: the
+    /// first slice now, the rest as the runtime resumes it.
+    pub(super) fn route_publish(
+        &mut self,
+        sid: SessionId,
+        publish: &Publish,
+        ack: Option<RouteAck>,
+    ) {
+        let mut route = self.start_route(Some(sid), publish);
+        route.ack = ack;
+        if self.run_route(&mut route) {
+            self.finish_route(route);
+        } else {
+            self.routes.entry(sid).or_default().push_back(route);
+        }
+    }
+
+    /// A will of session `sid`: behind its routes if it has any, else
+    /// routed whole now.
+    pub(super) fn route_will(&mut self, sid: SessionId, publish: &Publish) {
+        if !self.routes.contains_key(&sid) {
+            self.route_from(None, publish);
+            return;
+        }
+        let route = self.start_route(None, publish);
+        self.routes.entry(sid).or_default().push_back(route);
+    }
+
+    /// Whether the connection's session has a message still being routed:
+    /// its next packets wait for it.
+    pub fn route_pending(&self, conn: ConnId) -> bool {
+        !self.routes.is_empty()
+            && self
+                .sessions
+                .by_conn(conn)
+                .is_some_and(|sid| self.routes.contains_key(&sid))
+    }
+
+    /// One slice of the oldest route of the connection's session; returns
+    /// whether any is left.
+    pub fn resume_route(&mut self, conn: ConnId) -> bool {
+        match self.sessions.by_conn(conn) {
+            Some(sid) => self.resume_session_route(sid),
+            None => false,
+        }
+    }
+
+    /// Finishes the session's routes, whole: for a caller that goes on
+    /// without resuming them (the runtime resumes them between holds).
+    pub(super) fn finish_routes(&mut self, sid: SessionId) {
+        while self.resume_session_route(sid) {}
+    }
+
+    fn resume_session_route(&mut self, sid: SessionId) -> bool {
+        let Some(routes) = self.routes.get_mut(&sid) else {
+            return false;
+        };
+        let mut route = routes.pop_front().expect("no empty entries are kept");
+        let done = self.run_route(&mut route);
+        let routes = self.routes.get_mut(&sid).expect("still there");
+        if !done {
+            routes.push_front(route);
+            return true;
+        }
+        if routes.is_empty() {
+            self.routes.remove(&sid);
+        }
+        self.finish_route(route);
+        self.routes.contains_key(&sid)
+    }
+
+    /// A slice of each route whose session no connection resumes (ended,
+    /// or offline); whether any is left.
+    pub(super) fn resume_orphan_routes(&mut self) -> bool {
+        let orphans: Vec<SessionId> = (self.routes.keys())
+            .filter(|&&sid| !self.sessions.contains(sid) || self.sessions.get(sid).conn().is_none())
+            .copied()
+            .collect();
+        for sid in orphans {
+            self.resume_session_route(sid);
+        }
+        self.has_orphan_routes()
+    }
+
+    pub(super) fn has_orphan_routes(&self) -> bool {
+        (self.routes.keys())
+            .any(|&sid| !self.sessions.contains(sid) || self.sessions.get(sid).conn().is_none())
+    }
+
+    /// Whether a route in slices acknowledged its publisher since the last
+    /// call: that hold's answer must wait for the commit of the changes
+    /// of every hold before it, not only its own.
+    pub fn take_split_acks(&mut self) -> bool {
+        std::mem::take(&mut self.split_acks)
+    }
+}
+
+/// What became of one session's copy.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivered {
+    Not,
+    Sent,
+    /// `FullQueueEndsFanOut`: the rest get nothing.
+    QueueFullEndsFanOut,
+}
+
+/// The matches buffer kept between routes, at most: a route to a hundred
+/// thousand sessions does not pin its room for good.
+const MATCHES_KEPT: usize = 4096;

@@ -1,0 +1,104 @@
+//! The match walk level by level: every node the topic's prefix reaches,
+//! one level after the other. The nodes of one level do not depend on each
+//! other, so the processor fetches several at once, where a depth-first
+//! walk waits for each in turn (a topic that one client's 65,536
+//! overlapping filters match walks 131,071 nodes, mostly not in cache).
+
+use super::{Node, Probe, SubscriptionIndex};
+use crate::config::planted;
+use crate::topic::TopicName;
+
+/// The nodes of the level a walk is at and of the next, kept by a sliced
+/// walk so that its subtrees' walks allocate once.
+pub(super) struct Frontier<'a, K, V> {
+    reached: Vec<&'a Node<K, V>>,
+    next: Vec<&'a Node<K, V>>,
+}
+
+impl<K, V> Default for Frontier<'_, K, V> {
+    fn default() -> Self {
+        Frontier {
+            reached: Vec::new(),
+            next: Vec::new(),
+        }
+    }
+}
+
+/// A walk that would have passed its cap: the work it did, and what it
+/// appended is the caller's to take back.
+pub(super) struct Capped(pub u64);
+
+impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
+    /// Appends every (session, granted QoS) whose filter matches `topic`. A
+    /// session with overlapping filters appears once per filter; the caller
+    /// merges them. Returns the work it took: trie nodes walked and
+    /// subscriptions appended, which the caller counts against its budget.
+    pub fn matches(&self, topic: &TopicName, out: &mut Vec<(K, V)>) -> u64 {
+        let levels = topic.levels().map(Probe::new);
+        let uncapped = self.matches_below(
+            &self.root,
+            levels,
+            self.wildcards_at_root(topic),
+            u64::MAX,
+            &mut Frontier::default(),
+            out,
+        );
+        uncapped.unwrap_or_else(|Capped(work)| work)
+    }
+
+    /// A leading wildcard does not match a `$` topic's first level
+    /// [MQTT-4.7.2-1].
+    pub(super) fn wildcards_at_root(&self, topic: &TopicName) -> bool {
+        !topic.is_dollar() || planted!(self, WildcardsMatchDollar)
+    }
+
+    /// `matches` in the subtree of `start`, for the topic's `levels` below
+    /// it (`wildcards`: whether `start`'s own `+` and `#` filters match),
+    /// stopped before its work would pass `cap`.
+    pub(super) fn matches_below<'a, 'p>(
+        &self,
+        start: &'a Node<K, V>,
+        levels: impl Iterator<Item = Probe<'p>>,
+        mut wildcards: bool,
+        cap: u64,
+        frontier: &mut Frontier<'a, K, V>,
+        out: &mut Vec<(K, V)>,
+    ) -> Result<u64, Capped> {
+        let Frontier { reached, next } = frontier;
+        reached.clear();
+        next.clear();
+        reached.push(start);
+        let mut work = 0;
+        for level in levels {
+            for node in reached.drain(..) {
+                let rest = if wildcards { node.rest.len() as u64 } else { 0 };
+                if work + 1 + rest > cap {
+                    return Err(Capped(work));
+                }
+                work += 1 + rest;
+                if wildcards {
+                    node.rest.extend_into(out);
+                    next.extend(node.plus.as_deref());
+                }
+                next.extend(node.children.get(&level));
+            }
+            std::mem::swap(reached, next);
+            wildcards = true;
+        }
+        // `t/#` matches `t` [MQTT-4.7.1-2].
+        let parent = !planted!(self, HashMissesParent);
+        for node in reached.drain(..) {
+            let rest = if parent { node.rest.len() as u64 } else { 0 };
+            let found = rest + node.exact.len() as u64;
+            if work + 1 + found > cap {
+                return Err(Capped(work));
+            }
+            work += 1 + found;
+            if parent {
+                node.rest.extend_into(out);
+            }
+            node.exact.extend_into(out);
+        }
+        Ok(work)
+    }
+}
