@@ -141,9 +141,10 @@ kill -TERM $tern_pid
 wait $tern_pid || fail "tern (TLS) exited non-zero on SIGTERM"
 
 # Users with passwords (-u/-P) and a listener per interface, as the
-# README's "Securing tern" has them: anyone on the loopback listener, only
-# the password file's users on the one on every interface, where
-# allow_anonymous defaults to false; the ACL judges them all.
+# README's "Securing tern" has them: anyone on the loopback listener (said
+# so: with a listener on every interface, allow_anonymous defaults to false
+# on all), only the password file's users on the one on every interface;
+# the ACL judges them all.
 lo_port=$((port + 3))
 all_port=$((port + 4))
 echo 'alice-pw' | "$tern" passwd "$work/passwords" alice --stdin >/dev/null
@@ -153,6 +154,7 @@ password_file = "$work/passwords"
 acl_file = "$work/sec-acl"
 [[listener]]
 address = "127.0.0.1:$lo_port"
+allow_anonymous = true
 [[listener]]
 address = "0.0.0.0:$all_port"
 TOML

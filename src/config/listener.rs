@@ -155,12 +155,15 @@ impl Config {
         all
     }
 
-    /// Whether anonymous clients may connect on `listener`.
+    /// Whether anonymous clients may connect on `listener`: as its own
+    /// setting or the broker's says; unset, only if the broker listens on
+    /// loopback alone (as mosquitto 2 does). A loopback listener beside a
+    /// public one is no proof that its clients are local: a proxy or a
+    /// port forward on the host may carry anyone there.
     pub fn anonymous_allowed_on(&self, listener: &ListenerConfig) -> bool {
         listener
             .allow_anonymous
-            .or(self.allow_anonymous)
-            .unwrap_or_else(|| listener.address.ip().is_loopback())
+            .unwrap_or_else(|| self.anonymous_allowed())
     }
 }
 
@@ -187,8 +190,17 @@ mod tests {
         .unwrap();
         let listeners = both.listeners();
         assert_eq!(listeners.len(), 2);
-        assert!(both.anonymous_allowed_on(&listeners[0]));
+        // Not on loopback alone: credentials on both, as in mosquitto 2.
+        assert!(!both.anonymous_allowed_on(&listeners[0]));
         assert!(!both.anonymous_allowed_on(&listeners[1]));
+        let local = Config::from_toml(
+            "listen = [\"127.0.0.1:1883\"]\n[[listener]]\naddress = \"[::1]:1884\"\n",
+        )
+        .unwrap();
+        assert!(local
+            .listeners()
+            .iter()
+            .all(|listener| local.anonymous_allowed_on(listener)));
         assert_eq!(
             Config::default().listeners(),
             vec![ListenerConfig::plain(super::super::DEFAULT_LISTEN)]
