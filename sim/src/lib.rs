@@ -21,6 +21,8 @@
 //! - [`tls`]: a TLS port beside the plain one, and the clients that use it.
 //! - [`clock`]: jumps of the broker's clock, and the clients they decide.
 //! - [`network`]: spells of a slow network.
+//! - [`session_corners`]: empty client ids, a DISCONNECT's session expiry,
+//!   a client's Maximum Packet Size.
 //! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
@@ -37,5 +39,6 @@ pub mod run;
 pub mod scenarios;
 pub mod secured;
 pub mod seeds;
+pub mod session_corners;
 pub mod tls;
 pub mod workload;

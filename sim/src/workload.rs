@@ -210,6 +210,11 @@ pub struct ConnectionPlan {
     pub will_delay: u32,
     /// How long this client waits before acknowledging a QoS 1/2 message.
     pub ack_delay: Duration,
+    /// The Maximum Packet Size a 5.0 client asks for: the broker must send
+    /// it nothing larger [MQTT-3.1.2-24].
+    pub packet_size_max: Option<u32>,
+    /// The Session Expiry Interval its DISCONNECT sets (5.0), if any.
+    pub disconnect_expiry: Option<u32>,
     /// Each action after the pause before it.
     pub actions: Vec<(Duration, Action)>,
     pub end: End,
@@ -407,6 +412,8 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             receive_maximum: None,
             will_delay: 0,
             ack_delay: millis(rng, 0..100),
+            packet_size_max: None,
+            disconnect_expiry: None,
             actions,
             end: End::Disconnect,
         }],
@@ -542,6 +549,8 @@ fn plan_connection(
         receive_maximum: None,
         will_delay: 0,
         ack_delay: millis(rng, 0..300),
+        packet_size_max: None,
+        disconnect_expiry: None,
         actions,
         end,
     }

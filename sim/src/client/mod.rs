@@ -282,6 +282,9 @@ impl<'a> Session<'a> {
         if let Some(max) = self.connection.receive_maximum {
             properties.push(Property::ReceiveMaximum(max));
         }
+        if let Some(max) = self.connection.packet_size_max {
+            properties.push(Property::MaximumPacketSize(max));
+        }
         let connect = Connect {
             version: self.version,
             clean_session: self.connection.clean,
@@ -322,7 +325,7 @@ impl<'a> Session<'a> {
             self.state.received_qos2.borrow_mut().clear();
         }
         match self.connack().await {
-            Some(session_present) => {
+            Some((session_present, assigned)) => {
                 self.resume(session_present);
                 self.state.connected.set(Some(self.conn));
                 self.history.record(Event::Connected {
@@ -333,6 +336,13 @@ impl<'a> Session<'a> {
                     will: will.map(|w| (w.topic.as_str().to_owned(), w.qos, w.retain)),
                     will_delay: self.connection.will_delay,
                 });
+                if self.plan.client_id.is_empty() {
+                    self.history.record(Event::AssignedId {
+                        client: self.name(),
+                        conn: self.conn,
+                        id: assigned,
+                    });
+                }
             }
             None => return,
         }
@@ -351,8 +361,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Writes CONNECT and waits for CONNACK; None if refused or closed.
-    async fn connack(&mut self) -> Option<bool> {
+    /// Writes CONNECT and waits for CONNACK: whether a session was
+    /// present, and the client id it assigned if any; None if refused or
+    /// closed.
+    async fn connack(&mut self) -> Option<(bool, Option<String>)> {
         if self.writer.write_all(&self.wbuf).await.is_err() || self.writer.flush().await.is_err() {
             return None;
         }
@@ -362,7 +374,8 @@ impl<'a> Session<'a> {
             let options = self.decode_options();
             match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
-                    return Some(ack.session_present)
+                    let assigned = ack.properties.assigned_client_identifier();
+                    return Some((ack.session_present, assigned.map(str::to_owned)));
                 }
                 Ok(Some(Packet::ConnAck(ack))) => {
                     self.history.record(Event::Refused {
@@ -426,7 +439,7 @@ impl<'a> Session<'a> {
                     if !self.act(action) {
                         match self.connection.end {
                             End::Disconnect => {
-                                self.send(&Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS)));
+                                self.say_disconnect();
                                 self.write_and_shut_down().await;
                                 return Ending::Disconnect;
                             }
@@ -452,6 +465,22 @@ impl<'a> Session<'a> {
                 },
             }
         }
+    }
+
+    /// DISCONNECT, with the session expiry the plan sets in it, if any.
+    fn say_disconnect(&mut self) {
+        let mut disconnect = codec::Disconnect::new(codec::ReasonCode::SUCCESS);
+        if let Some(expiry) = self.connection.disconnect_expiry.filter(|_| self.v5()) {
+            disconnect
+                .properties
+                .push(Property::SessionExpiryInterval(expiry));
+            self.history.record(Event::ExpiryOnDisconnect {
+                client: self.name(),
+                conn: self.conn,
+                expiry,
+            });
+        }
+        self.send(&Packet::Disconnect(disconnect));
     }
 
     /// Writes what is buffered (the DISCONNECT), then half-closes.
