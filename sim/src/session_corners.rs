@@ -64,20 +64,20 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Vec<ClientPlan> {
     clients
 }
 
-/// `a1` holds the id the broker would assign first, from the start to the
-/// end; `a0` (5.0) and `a2` (3.1.1, clean) connect twice with none, and
-/// `a3` (3.1.1, persistent) once, to be refused.
+/// `i1` holds the id the broker would assign first, from the start to the
+/// end; `i0` (5.0) and `i2` (3.1.1, clean) connect twice with none, and
+/// `i3` (3.1.1, persistent) once, to be refused.
 fn empty_ids(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
     let active_ms = scenario.active.as_millis() as u64;
-    let mut holder = plan("a1", FIRST_ASSIGNED_ID, false, Duration::ZERO);
+    let mut holder = plan("i1", FIRST_ASSIGNED_ID, false, Duration::ZERO);
     let stay = vec![(scenario.stay_until(), Action::StopReading(Duration::ZERO))];
     holder.connections = vec![connection(true, stay, End::Disconnect)];
     holder.observer = true;
     let mut clients = vec![holder];
     let v5 = scenario.v5.clients > 0.0;
-    // `a2` (whose id no one is told) after `a0`, which names the id it
-    // gets: the first assigned goes to `a0` unless the broker restarted.
-    for (name, v5, from) in [("a0", v5, 500), ("a2", false, active_ms / 2)] {
+    // `i2` (whose id no one is told) after `i0`, which names the id it
+    // gets: the first assigned goes to `i0` unless the broker restarted.
+    for (name, v5, from) in [("i0", v5, 500), ("i2", false, active_ms / 2)] {
         let start = millis(rng, from..from + active_ms / 4);
         let mut client = plan(name, "", v5, start);
         for _ in 0..2 {
@@ -88,24 +88,24 @@ fn empty_ids(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
         }
         clients.push(client);
     }
-    let mut refused = plan("a3", "", false, millis(rng, 0..active_ms / 2));
+    let mut refused = plan("i3", "", false, millis(rng, 0..active_ms / 2));
     refused.connections = vec![short_stay(rng, false, "u/#", Duration::from_secs(1))];
     clients.push(refused);
     clients
 }
 
 /// Persistent 5.0 sessions whose first DISCONNECT changes their expiry,
-/// each back at a time the change decides: `x0` from 6 s to 1 s (gone
-/// when it returns), `x1` from 1 s to 6 s (present), `x2` from none to
+/// each back at a time the change decides: `z0` from 6 s to 1 s (gone
+/// when it returns), `z1` from 1 s to 6 s (present), `z2` from none to
 /// 3 s (a protocol error: gone). Each ends before the run does by more
 /// than its expiry, so the census at the end finds none of them.
 fn expiry_on_disconnect(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
     let active_ms = scenario.active.as_millis() as u64;
     let mut clients = Vec::new();
     for (name, asked, set, back_ms) in [
-        ("x0", 6, 1, 2_500..3_500),
-        ("x1", 1, 6, 2_000..3_000),
-        ("x2", 0, 3, 1_000..1_800),
+        ("z0", 6, 1, 2_500..3_500),
+        ("z1", 1, 6, 2_000..3_000),
+        ("z2", 0, 3, 1_000..1_800),
     ] {
         let mut client = plan(name, name, true, millis(rng, 0..active_ms / 2));
         client.session_expiry = asked;

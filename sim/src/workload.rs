@@ -38,6 +38,9 @@ pub struct Scenario {
     pub holds: usize,
     /// How long a link is held, in milliseconds.
     pub hold_ms: std::ops::Range<u64>,
+    /// Clients that only ping, whose links are held for just less than
+    /// their keepalive's grace (`sim/src/grace.rs`).
+    pub grace_probes: usize,
     /// Spells of a slow network (`sim/src/network.rs`).
     pub slow_spells: usize,
     /// Clients that stay connected and subscribed from start to end, so that
@@ -129,6 +132,7 @@ impl Scenario {
             bounces: 0,
             holds: 0,
             hold_ms: 100..2_000,
+            grace_probes: 0,
             slow_spells: 0,
             observers: 3,
             long_lived: LongLived::default(),
@@ -382,6 +386,9 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             .into_iter()
             .map(|(at, by)| (at, Fault::ClockJump { by })),
     );
+    let (probes, holds) = crate::grace::generate(scenario, seed);
+    clients.extend(probes);
+    faults.extend(holds);
     faults.extend(crate::network::slow_spells(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }

@@ -370,10 +370,10 @@ fn keep_alive_without_grace() {
 
 #[test]
 fn assigned_id_taken() {
-    // `a0` asks for an id and is given `a1`'s, which it takes over.
+    // `i0` asks for an id and is given `i1`'s, which it takes over.
     let text = find(PlantedBug::AssignedIdTaken, short("assigned_id"), 5);
     assert!(
-        text.contains("(\"a0\", 1) was assigned client id tern-1"),
+        text.contains("(\"i0\", 1) was assigned client id tern-1"),
         "{text}"
     );
 }
@@ -392,12 +392,12 @@ fn client_packet_size_ignored() {
 
 #[test]
 fn disconnect_expiry_ignored() {
-    // `x0` shortened its expiry and finds its session; `x1` lengthened
+    // `z0` shortened its expiry and finds its session; `z1` lengthened
     // it and finds none.
     let text = find(PlantedBug::DisconnectExpiryIgnored, scenarios::mqtt5(), 5);
     assert!(
-        text.contains("(\"x0\", 2) found its session present")
-            || text.contains("(\"x1\", 2) found no session"),
+        text.contains("(\"z0\", 2) found its session present")
+            || text.contains("(\"z1\", 2) found no session"),
         "{text}"
     );
 }

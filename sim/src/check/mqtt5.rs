@@ -299,8 +299,18 @@ fn session_expiry(model: &Model) -> Vec<String> {
         let Some((ended, how)) = conn.end else {
             continue;
         };
-        // A DISCONNECT may change it, but not from 0 [MQTT-3.14.2-2].
+        // A DISCONNECT may change it, but not from 0 [MQTT-3.14.2-2]. A
+        // jump of the broker's clock while it went (`sim/src/clock.rs`) may
+        // have closed the connection for keepalive before it arrived.
         let expiry = match (how, conn.disconnect_expiry) {
+            (Ending::Disconnect, Some(_))
+                if model
+                    .clock_jumps
+                    .iter()
+                    .any(|(at, _)| *at >= conn.start && *at <= ended + MARGIN) =>
+            {
+                continue
+            }
             (Ending::Disconnect, Some(set)) if conn.expiry != 0 => set,
             _ => conn.expiry,
         };
