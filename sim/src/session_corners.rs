@@ -66,7 +66,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Vec<ClientPlan> {
 
 /// `i1` holds the id the broker would assign first, from the start to the
 /// end; `i0` (5.0) and `i2` (3.1.1, clean) connect twice with none, and
-/// `i3` (3.1.1, persistent) once, to be refused.
+/// `i3` (3.1.1, persistent) once, to be refused; and keepalive 0.
 fn empty_ids(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
     let active_ms = scenario.active.as_millis() as u64;
     let mut holder = plan("i1", FIRST_ASSIGNED_ID, false, Duration::ZERO);
@@ -88,6 +88,17 @@ fn empty_ids(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
         }
         clients.push(client);
     }
+    // Keepalive 0 (none) is over any maximum (mosquitto's rule): `i0`'s
+    // second CONNECT is told the Server Keep Alive (5.0), and `i4`'s
+    // (3.1.1) is refused, unless the scenario sets no maximum.
+    if let Some(second) = clients[1].connections.get_mut(1) {
+        second.keep_alive = 0;
+    }
+    let mut none = plan("i4", "i4", false, millis(rng, 0..active_ms / 2));
+    let mut only = short_stay(rng, true, "u/#", Duration::from_secs(1));
+    only.keep_alive = 0;
+    none.connections = vec![only];
+    clients.push(none);
     let mut refused = plan("i3", "", false, millis(rng, 0..active_ms / 2));
     refused.connections = vec![short_stay(rng, false, "u/#", Duration::from_secs(1))];
     clients.push(refused);
@@ -130,7 +141,8 @@ fn packet_size(scenario: &Scenario, rng: &mut StdRng) -> Vec<ClientPlan> {
     } else {
         QoS::ExactlyOnce
     };
-    let mut limited = plan("m0", "m0", true, Duration::ZERO);
+    // After `m1`, so that a frame made for `m1` reaches `m0` too.
+    let mut limited = plan("m0", "m0", true, Duration::from_millis(500));
     limited.observer = true;
     let actions = vec![
         (Duration::ZERO, Action::Subscribe("m/#".into(), qos12)),
