@@ -67,6 +67,8 @@ fn adversary(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             ConnectionPlan {
                 gap,
                 ack_delay,
+                packet_size_max: None,
+                disconnect_expiry: None,
                 ..connection(true, actions, end)
             }
         })

@@ -74,6 +74,7 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Vec<ClientPlan> {
         clients.push(retained_will("w1", true, scenario, &mut rng));
         clients.push(options_user(scenario, &mut rng));
     }
+    clients.extend(crate::session_corners::generate(scenario, seed));
     clients
 }
 

@@ -123,6 +123,20 @@ pub enum Event {
         /// Seconds the broker waits before sending the will (5.0).
         will_delay: u32,
     },
+    /// The CONNECT had an empty client id and was accepted: the id its
+    /// CONNACK assigned (5.0), or None (3.1.1 does not say).
+    AssignedId {
+        client: ClientName,
+        conn: u32,
+        id: Option<String>,
+    },
+    /// The client's DISCONNECT set its session's expiry to `expiry`
+    /// seconds (5.0), recorded before its `Ended`.
+    ExpiryOnDisconnect {
+        client: ClientName,
+        conn: u32,
+        expiry: u32,
+    },
     SubscribeSent {
         client: ClientName,
         conn: u32,

@@ -21,6 +21,9 @@
 //! - [`tls`]: a TLS port beside the plain one, and the clients that use it.
 //! - [`clock`]: jumps of the broker's clock, and the clients they decide.
 //! - [`network`]: spells of a slow network.
+//! - [`grace`]: holds just inside a keepalive's grace.
+//! - [`session_corners`]: empty client ids, a DISCONNECT's session expiry,
+//!   a client's Maximum Packet Size.
 //! - [`durable`]: the broker's store on a simulated disk, crashed often.
 
 pub mod adversary;
@@ -29,6 +32,7 @@ pub mod client;
 pub mod clock;
 pub mod corners;
 pub mod durable;
+pub mod grace;
 pub mod history;
 pub mod network;
 pub mod observers;
@@ -37,5 +41,6 @@ pub mod run;
 pub mod scenarios;
 pub mod secured;
 pub mod seeds;
+pub mod session_corners;
 pub mod tls;
 pub mod workload;

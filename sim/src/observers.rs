@@ -65,6 +65,8 @@ pub(crate) fn connection(
         receive_maximum: None,
         will_delay: 0,
         ack_delay: Duration::ZERO,
+        packet_size_max: None,
+        disconnect_expiry: None,
         actions,
         end,
     }

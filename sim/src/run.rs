@@ -251,7 +251,8 @@ fn add_clients(
         // Every running host's runtime is ticked every step, a good part of
         // a step's cost: clients that are never crashed share hosts, a few
         // to each.
-        let host = if crashed.contains(&client_plan.name) {
+        let own = crashed.contains(&client_plan.name) || crate::grace::is_probe(&client_plan.name);
+        let host = if own {
             client_plan.name.clone()
         } else {
             format!("h{}", i / CLIENTS_PER_SHARED_HOST)

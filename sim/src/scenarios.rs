@@ -171,12 +171,14 @@ pub fn clock_jump() -> Scenario {
 
 /// Partitions that heal: links held for 2 to 9 s, longer than most
 /// keepalives' grace and shorter than some, so that some connections
-/// survive them and others are closed; and spells of a network that
+/// survive them and others are closed; holds just inside the grace of
+/// clients that only ping (`sim/src/grace.rs`); and spells of a network that
 /// delivers slowly for seconds (`sim/src/network.rs`).
 pub fn partition_heal() -> Scenario {
     Scenario {
         holds: 12,
         hold_ms: 2_000..9_000,
+        grace_probes: 2,
         slow_spells: 2,
         // The long-lived clients' plans may be set back by two holds of
         // 9 s (`Scenario::stay_until`): time to finish them.

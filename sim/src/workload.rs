@@ -38,6 +38,9 @@ pub struct Scenario {
     pub holds: usize,
     /// How long a link is held, in milliseconds.
     pub hold_ms: std::ops::Range<u64>,
+    /// Clients that only ping, whose links are held for just less than
+    /// their keepalive's grace (`sim/src/grace.rs`).
+    pub grace_probes: usize,
     /// Spells of a slow network (`sim/src/network.rs`).
     pub slow_spells: usize,
     /// Clients that stay connected and subscribed from start to end, so that
@@ -129,6 +132,7 @@ impl Scenario {
             bounces: 0,
             holds: 0,
             hold_ms: 100..2_000,
+            grace_probes: 0,
             slow_spells: 0,
             observers: 3,
             long_lived: LongLived::default(),
@@ -213,6 +217,11 @@ pub struct ConnectionPlan {
     pub will_delay: u32,
     /// How long this client waits before acknowledging a QoS 1/2 message.
     pub ack_delay: Duration,
+    /// The Maximum Packet Size a 5.0 client asks for: the broker must send
+    /// it nothing larger [MQTT-3.1.2-24].
+    pub packet_size_max: Option<u32>,
+    /// The Session Expiry Interval its DISCONNECT sets (5.0), if any.
+    pub disconnect_expiry: Option<u32>,
     /// Each action after the pause before it.
     pub actions: Vec<(Duration, Action)>,
     pub end: End,
@@ -380,6 +389,9 @@ pub fn generate(scenario: &Scenario, seed: u64) -> Plan {
             .into_iter()
             .map(|(at, by)| (at, Fault::ClockJump { by })),
     );
+    let (probes, holds) = crate::grace::generate(scenario, seed);
+    clients.extend(probes);
+    faults.extend(holds);
     faults.extend(crate::network::slow_spells(scenario, seed));
     faults.sort_by_key(|(at, _)| *at);
     Plan { clients, faults }
@@ -410,6 +422,8 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             receive_maximum: None,
             will_delay: 0,
             ack_delay: millis(rng, 0..100),
+            packet_size_max: None,
+            disconnect_expiry: None,
             actions,
             end: End::Disconnect,
         }],
@@ -545,6 +559,8 @@ fn plan_connection(
         receive_maximum: None,
         will_delay: 0,
         ack_delay: millis(rng, 0..300),
+        packet_size_max: None,
+        disconnect_expiry: None,
         actions,
         end,
     }

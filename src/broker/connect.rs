@@ -136,8 +136,15 @@ impl Broker {
                 // [MQTT-3.1.3-8]
                 return Err(ConnectCode::IdentifierRejected);
             }
-            let id = self.sessions.assign_client_id();
-            if v5 {
+            // One no session has [MQTT-3.1.3-6].
+            let id = loop {
+                let id = self.sessions.next_assigned_id();
+                if self.sessions.by_client(&id).is_none() || planted!(self.config, AssignedIdTaken)
+                {
+                    break id;
+                }
+            };
+            if v5 && !planted!(self.config, AssignedIdNotReturned) {
                 connack.push(Property::AssignedClientIdentifier(id.clone()));
             }
             id
@@ -264,6 +271,7 @@ impl Broker {
             packet_size_max: connect
                 .properties
                 .maximum_packet_size()
+                .filter(|_| !planted!(self.config, ClientPacketSizeIgnored))
                 .map_or(usize::MAX, |max| max as usize),
             window,
         };

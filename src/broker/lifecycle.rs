@@ -19,12 +19,15 @@ impl Broker {
             let sid = self.sessions.sid_of(conn);
             let max = self.config.session_expiry_max_secs;
             let session = self.sessions.get_mut(sid);
-            if session.asked_no_expiry() && expiry != 0 {
+            let from_zero = session.asked_no_expiry() && expiry != 0;
+            if from_zero && !planted!(self.config, DisconnectExpiryFromZero) {
                 return Err(BrokerError::Protocol(
                     "DISCONNECT sets a session expiry after CONNECT set none",
                 ));
             }
-            session.set_expiry_secs(expiry.min(max));
+            if !planted!(self.config, DisconnectExpiryIgnored) {
+                session.set_expiry_secs(expiry.min(max));
+            }
         }
         let graceful = disconnect.reason != ReasonCode::DISCONNECT_WITH_WILL;
         self.connection_lost(conn, graceful);

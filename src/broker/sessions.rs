@@ -241,15 +241,11 @@ impl Sessions {
         self.by_conn.keys().copied()
     }
 
-    /// A client id no session has.
-    pub fn assign_client_id(&mut self) -> String {
-        loop {
-            self.next_assigned_id += 1;
-            let id = format!("tern-{}", self.next_assigned_id);
-            if !self.by_client.contains_key(&id) {
-                return id;
-            }
-        }
+    /// The next client id of the broker's numbering, which a client may
+    /// have chosen for itself: `Broker::admit` skips those.
+    pub fn next_assigned_id(&mut self) -> String {
+        self.next_assigned_id += 1;
+        format!("tern-{}", self.next_assigned_id)
     }
 
     /// Starts noting which sessions change, for the store.

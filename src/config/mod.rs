@@ -284,11 +284,26 @@ pub enum PlantedBug {
     /// test of the work per slice, not by the simulation, which sees no
     /// time.
     RouteWalkUnbounded,
+    /// A client id the broker assigns is not checked against the sessions:
+    /// a CONNECT with an empty id takes over the client that chose the
+    /// same one.
+    AssignedIdTaken,
+    /// A 5.0 CONNACK leaves out the client id the broker assigned.
+    AssignedIdNotReturned,
+    /// A 5.0 client's Maximum Packet Size is ignored: it is sent packets
+    /// larger than it.
+    ClientPacketSizeIgnored,
+    /// The session expiry a 5.0 DISCONNECT sets is ignored: the session
+    /// ends as its CONNECT said.
+    DisconnectExpiryIgnored,
+    /// A 5.0 DISCONNECT may give a session an expiry its CONNECT did not
+    /// ask for, which the spec calls a protocol error [MQTT-3.14.2-2].
+    DisconnectExpiryFromZero,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 45] = [
+    pub const ALL: [PlantedBug; 50] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -334,6 +349,11 @@ impl PlantedBug {
         PlantedBug::TlsReadAheadLost,
         PlantedBug::MalformedConnectKeptOpen,
         PlantedBug::RouteWalkUnbounded,
+        PlantedBug::AssignedIdTaken,
+        PlantedBug::AssignedIdNotReturned,
+        PlantedBug::ClientPacketSizeIgnored,
+        PlantedBug::DisconnectExpiryIgnored,
+        PlantedBug::DisconnectExpiryFromZero,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -426,3 +426,43 @@ fn keep_alive_without_grace() {
     );
     assert!(text.contains("was never due"), "{text}");
 }
+
+#[test]
+fn assigned_id_taken() {
+    // `i0` asks for an id and is given `i1`'s, which it takes over.
+    let text = find(PlantedBug::AssignedIdTaken, short("assigned_id"), 5);
+    assert!(
+        text.contains("(\"i0\", 1) was assigned client id tern-1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn assigned_id_not_returned() {
+    let text = find(PlantedBug::AssignedIdNotReturned, short("assigned_id"), 5);
+    assert!(text.contains("its CONNACK assigned none"), "{text}");
+}
+
+#[test]
+fn client_packet_size_ignored() {
+    let text = find(PlantedBug::ClientPacketSizeIgnored, short("packet_size"), 5);
+    assert!(text.contains("over our Maximum Packet Size"), "{text}");
+}
+
+#[test]
+fn disconnect_expiry_ignored() {
+    // `z0` shortened its expiry and finds its session; `z1` lengthened
+    // it and finds none.
+    let text = find(PlantedBug::DisconnectExpiryIgnored, scenarios::mqtt5(), 5);
+    assert!(
+        text.contains("(\"z0\", 2) found its session present")
+            || text.contains("(\"z1\", 2) found no session"),
+        "{text}"
+    );
+}
+
+#[test]
+fn disconnect_expiry_from_zero() {
+    let text = find(PlantedBug::DisconnectExpiryFromZero, scenarios::mqtt5(), 5);
+    assert!(text.contains("which may not change it"), "{text}");
+}

@@ -27,6 +27,8 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
             receive_maximum: None,
             will_delay: 0,
             ack_delay: Duration::ZERO,
+            packet_size_max: None,
+            disconnect_expiry: None,
             actions,
             end,
         }],

@@ -1,5 +1,5 @@
 //! The invariants of the spec's corners that `sim/src/corners.rs` visits:
-//! clean starts, `$SYS`, the retain flag of what is forwarded (Retain As
+//! clean starts, assigned client ids, `$SYS`, the retain flag of what is forwarded (Retain As
 //! Published), Retain Handling, No Local, and retained wills.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ pub fn all(model: &Model, store_max: usize) -> (Vec<String>, Vec<Loss>) {
     problems.extend(sys_from_clients(model));
     problems.extend(retain_flags(model));
     problems.extend(retain_handling(model));
+    problems.extend(assigned_ids(model));
     let full_from = super::retained::store_full_from(model, store_max);
     (problems, retained_wills(model, full_from))
 }
@@ -35,6 +36,49 @@ fn clean_starts(model: &Model) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A CONNECT with an empty client id gets one of the broker's choosing,
+/// which a 5.0 CONNACK names [MQTT-3.2.2-16 of 5.0] and which is unique:
+/// no other connection live when it was given holds it [MQTT-3.1.3-6].
+/// 3.1.1 allows it only with a clean session [MQTT-3.1.3-8].
+fn assigned_ids(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, assigned) in &model.assigned {
+        let conn = &model.conns[key];
+        let Some(id) = assigned else {
+            if conn.v5 {
+                problems.push(format!(
+                    "{key:?} connected with an empty client id at {:?}, and its CONNACK assigned none",
+                    conn.start
+                ));
+            } else if !conn.clean {
+                problems.push(format!(
+                    "{key:?} connected with an empty client id and no clean session at {:?}; it should have been refused",
+                    conn.start
+                ));
+            }
+            continue;
+        };
+        // Live at the broker when the CONNECT went out: a restart since
+        // ended it there, whatever its client has heard yet.
+        let sent = model.client_ids[key].1;
+        let holder = model.client_ids.iter().find(|(other, (other_id, _))| {
+            *other != key
+                && other_id == id
+                && model.conns.get(*other).is_some_and(|o| {
+                    o.start <= sent
+                        && o.end_at(model.run_end) > sent
+                        && !model.restart_between(o.start, sent)
+                })
+        });
+        if let Some((other, _)) = holder {
+            problems.push(format!(
+                "{key:?} was assigned client id {id} for its CONNECT at {sent:?}, which {other:?} held then"
+            ));
+        }
+    }
+    problems
 }
 
 /// `$SYS` is the broker's: what a client publishes there reaches nobody.

@@ -188,8 +188,14 @@ fn expected_offline(
     // with a long expiry; a short one has run out by the end. The client's
     // last CONNECT tells: a clean 3.1.1 one ends what came before.
     let mut last: BTreeMap<&String, u32> = BTreeMap::new();
+    // A refused CONNECT made no session.
+    let refused: BTreeSet<(&String, Duration)> = model
+        .refused
+        .keys()
+        .filter_map(|key| Some((&key.0, model.client_ids.get(key)?.1)))
+        .collect();
     for (at, client, _, expiry) in &model.connects_sent {
-        if *at >= since {
+        if *at >= since && !refused.contains(&(client, *at)) {
             last.insert(client, *expiry);
         }
     }

@@ -43,6 +43,8 @@ pub struct Conn {
     pub keep_alive: u16,
     /// A hostile client's: the broker may drop what is for it.
     pub adversary: bool,
+    /// The session expiry its DISCONNECT set (5.0), if it set one.
+    pub disconnect_expiry: Option<u32>,
 }
 
 impl Conn {
@@ -145,8 +147,13 @@ pub struct Model {
     /// What clients saw the broker do wrong by themselves.
     pub violations: Vec<String>,
     pub run_end: Duration,
-    /// Each connection's client id and when its CONNECT went out.
+    /// Each connection's client id and when its CONNECT went out: for a
+    /// CONNECT with an empty one, the id the broker assigned, or one
+    /// unique to the connection if it did not say (3.1.1).
     pub client_ids: BTreeMap<ConnKey, (String, Duration)>,
+    /// The connections whose CONNECT had an empty client id, and the id
+    /// their CONNACK assigned.
+    pub assigned: BTreeMap<ConnKey, Option<String>>,
     /// The user name and password of each connection that gave either.
     pub logins: BTreeMap<ConnKey, (Option<String>, Option<String>)>,
     /// Each connection the broker refused, when and with which code.
@@ -276,6 +283,23 @@ impl Model {
                 let answered = (at, answer.clone(), *closed_after);
                 self.hello_answers.insert(client.clone(), answered);
             }
+            Event::AssignedId { client, conn, id } => {
+                let key = (client.clone(), *conn);
+                let named = id.clone().unwrap_or_else(|| format!("(unnamed {key:?})"));
+                if let Some((client_id, _)) = self.client_ids.get_mut(&key) {
+                    *client_id = named;
+                }
+                self.assigned.insert(key, id.clone());
+            }
+            Event::ExpiryOnDisconnect {
+                client,
+                conn,
+                expiry,
+            } => {
+                if let Some(c) = self.conns.get_mut(&(client.clone(), *conn)) {
+                    c.disconnect_expiry = Some(*expiry);
+                }
+            }
             Event::Refused { client, conn, code } => {
                 let refusal = (at, code.clone());
                 self.refused.insert((client.clone(), *conn), refusal);
@@ -361,6 +385,7 @@ impl Model {
                     expiry,
                     keep_alive,
                     adversary,
+                    disconnect_expiry: None,
                 };
                 self.conns.insert(key, conn);
             }
@@ -564,7 +589,7 @@ impl Model {
         let first = &self.conns[&conns[0]];
         let last = &self.conns[conns.last().expect("sessions have a connection")];
         let restart = self.restart_after(first.start).unwrap_or(Duration::MAX);
-        let expiry_end = match self.session_expiry(session) {
+        let expiry_end = match self.expiry_at_end(session) {
             0 => last.end_at(self.run_end),
             secs if secs >= crate::workload::EXPIRY_OUTLIVES_RUN => Duration::MAX,
             secs => {
@@ -589,6 +614,21 @@ impl Model {
     pub fn session_expiry(&self, session: usize) -> u32 {
         let first = &self.sessions[session].1[0];
         self.connect_info.get(first).map_or(0, |info| info.1)
+    }
+
+    /// The session's expiry once its last connection ended: what its
+    /// DISCONNECT set, if it set one the broker must take (not from 0:
+    /// [MQTT-3.14.2-2]), else what its first connection asked.
+    pub fn expiry_at_end(&self, session: usize) -> u32 {
+        let asked = self.session_expiry(session);
+        let last = self.sessions[session]
+            .1
+            .last()
+            .expect("sessions have a connection");
+        match self.conns[last].disconnect_expiry {
+            Some(set) if asked != 0 => set,
+            _ => asked,
+        }
     }
 
     /// Whether another connection with the same client id sent CONNECT

@@ -299,7 +299,21 @@ fn session_expiry(model: &Model) -> Vec<String> {
         let Some((ended, how)) = conn.end else {
             continue;
         };
-        let expiry = conn.expiry;
+        // A DISCONNECT may change it, but not from 0 [MQTT-3.14.2-2]. A
+        // jump of the broker's clock while it went (`sim/src/clock.rs`) may
+        // have closed the connection for keepalive before it arrived.
+        let expiry = match (how, conn.disconnect_expiry) {
+            (Ending::Disconnect, Some(_))
+                if model
+                    .clock_jumps
+                    .iter()
+                    .any(|(at, _)| *at >= conn.start && *at <= ended + MARGIN) =>
+            {
+                continue
+            }
+            (Ending::Disconnect, Some(set)) if conn.expiry != 0 => set,
+            _ => conn.expiry,
+        };
         // Only ends whose moment the broker shares with the client.
         let exact_end = matches!(how, Ending::Disconnect | Ending::Dropped);
         // A hold just after the end delays the broker's view of it.
@@ -342,6 +356,30 @@ fn session_expiry(model: &Model) -> Vec<String> {
         if !present && sent + MARGIN < expires {
             problems.push(format!(
                 "{next:?} found no session at {sent:?}; it should have lived until {expires:?} ({expiry} s after {key:?} ended)"
+            ));
+        }
+    }
+    problems.extend(expiry_not_from_zero(model));
+    problems
+}
+
+/// A DISCONNECT that gives an expiry to a session whose CONNECT asked for
+/// none is a protocol error [MQTT-3.14.2-2]: the session still ends with
+/// its connection, and the client's next CONNECT finds none.
+fn expiry_not_from_zero(model: &Model) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, conn) in &model.conns {
+        let Some(set) = conn.disconnect_expiry.filter(|&set| set != 0) else {
+            continue;
+        };
+        let next = (key.0.clone(), key.1 + 1);
+        let Some(next_conn) = model.conns.get(&next) else {
+            continue;
+        };
+        if conn.v5 && conn.expiry == 0 && next_conn.session_present {
+            problems.push(format!(
+                "{next:?} found its session present at {:?}; {key:?} asked for no expiry and its DISCONNECT set {set} s, which may not change it",
+                next_conn.start
             ));
         }
     }

@@ -333,6 +333,9 @@ impl<'a> Session<'a> {
         if let Some(max) = self.connection.receive_maximum {
             properties.push(Property::ReceiveMaximum(max));
         }
+        if let Some(max) = self.connection.packet_size_max {
+            properties.push(Property::MaximumPacketSize(max));
+        }
         let connect = Connect {
             version: self.version,
             clean_session: self.connection.clean,
@@ -373,7 +376,7 @@ impl<'a> Session<'a> {
             self.state.received_qos2.borrow_mut().clear();
         }
         match self.connack().await {
-            Some(session_present) => {
+            Some((session_present, assigned)) => {
                 self.resume(session_present);
                 self.state.connected.set(Some(self.conn));
                 self.history.record(Event::Connected {
@@ -384,6 +387,13 @@ impl<'a> Session<'a> {
                     will: will.map(|w| (w.topic.as_str().to_owned(), w.qos, w.retain)),
                     will_delay: self.connection.will_delay,
                 });
+                if self.plan.client_id.is_empty() {
+                    self.history.record(Event::AssignedId {
+                        client: self.name(),
+                        conn: self.conn,
+                        id: assigned,
+                    });
+                }
             }
             None => return,
         }
@@ -402,10 +412,11 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Writes CONNECT and waits for CONNACK; None if refused, closed or
-    /// unanswered. Off plain TCP to the plain port, a CONNECT that got no
+    /// Writes CONNECT and waits for CONNACK: whether a session was
+    /// present, and the client id it assigned if any; None if refused,
+    /// closed or unanswered. Off plain TCP to the plain port, a CONNECT that got no
     /// CONNACK is recorded.
-    async fn connack(&mut self) -> Option<bool> {
+    async fn connack(&mut self) -> Option<(bool, Option<String>)> {
         let deadline = Instant::now() + ANSWER_WAIT;
         let mut answer = self.await_connack(deadline).await;
         if self.plan.wire != Wire::Plain && answer == Answer::Garbage {
@@ -431,7 +442,10 @@ impl<'a> Session<'a> {
             }
         }
         match answer {
-            Answer::Accepted { session_present } => Some(session_present),
+            Answer::Accepted {
+                session_present,
+                assigned,
+            } => Some((session_present, assigned)),
             _ => None,
         }
     }
@@ -445,8 +459,10 @@ impl<'a> Session<'a> {
             let options = self.decode_options();
             match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(Packet::ConnAck(ack))) if ack.code == codec::ConnectCode::Accepted => {
+                    let assigned = ack.properties.assigned_client_identifier();
                     return Answer::Accepted {
                         session_present: ack.session_present,
+                        assigned: assigned.map(str::to_owned),
                     };
                 }
                 Ok(Some(Packet::ConnAck(ack))) => {
@@ -511,7 +527,7 @@ impl<'a> Session<'a> {
                     if !self.act(action) {
                         match self.connection.end {
                             End::Disconnect => {
-                                self.send(&Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS)));
+                                self.say_disconnect();
                                 self.write_and_shut_down().await;
                                 return Ending::Disconnect;
                             }
@@ -537,6 +553,22 @@ impl<'a> Session<'a> {
                 },
             }
         }
+    }
+
+    /// DISCONNECT, with the session expiry the plan sets in it, if any.
+    fn say_disconnect(&mut self) {
+        let mut disconnect = codec::Disconnect::new(codec::ReasonCode::SUCCESS);
+        if let Some(expiry) = self.connection.disconnect_expiry.filter(|_| self.v5()) {
+            disconnect
+                .properties
+                .push(Property::SessionExpiryInterval(expiry));
+            self.history.record(Event::ExpiryOnDisconnect {
+                client: self.name(),
+                conn: self.conn,
+                expiry,
+            });
+        }
+        self.send(&Packet::Disconnect(disconnect));
     }
 
     /// Writes what is buffered (the DISCONNECT), then half-closes.
@@ -711,10 +743,11 @@ impl<'a> Session<'a> {
 }
 
 /// What a CONNECT got back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
     Accepted {
         session_present: bool,
+        assigned: Option<String>,
     },
     Refused,
     /// The broker closed the connection, or a write failed.

@@ -14,8 +14,10 @@ impl Session<'_> {
     pub(super) fn on_bytes(&mut self, hanging: bool) -> bool {
         loop {
             let options = self.decode_options();
+            let before = self.rbuf.len();
             match codec::decode(&mut self.rbuf, &options) {
                 Ok(Some(packet)) => {
+                    self.check_size(&packet, before - self.rbuf.len());
                     if !self.on_packet(packet, hanging) {
                         return false;
                     }
@@ -28,6 +30,24 @@ impl Session<'_> {
                     );
                 }
             }
+        }
+    }
+
+    /// Nothing larger than our Maximum Packet Size may reach us
+    /// [MQTT-3.1.2-24]: the broker drops what would be.
+    fn check_size(&self, packet: &Packet, size: usize) {
+        let Some(max) = self.connection.packet_size_max else {
+            return;
+        };
+        if size > max as usize {
+            self.history.record(Event::Violation {
+                client: self.name(),
+                conn: self.conn,
+                what: format!(
+                    "a {} of {size} bytes, over our Maximum Packet Size of {max}",
+                    packet.kind()
+                ),
+            });
         }
     }
 
