@@ -120,7 +120,8 @@ impl Broker {
         let keep_alive_max = self.config.keep_alive_max_secs;
         // As in mosquitto 2: keepalive 0 (none at all) is over any maximum,
         // and a maximum of 0 allows everything.
-        if keep_alive_max > 0 && (keep_alive > keep_alive_max || keep_alive == 0) {
+        let over = keep_alive > keep_alive_max || keep_alive == 0;
+        if (keep_alive_max > 0 || planted!(self.config, KeepAliveZeroRefused)) && over {
             if !v5 {
                 return Err(ConnectCode::IdentifierRejected);
             }

@@ -299,11 +299,15 @@ pub enum PlantedBug {
     /// A 5.0 DISCONNECT may give a session an expiry its CONNECT did not
     /// ask for, which the spec calls a protocol error [MQTT-3.14.2-2].
     DisconnectExpiryFromZero,
+    /// mosquitto 2's rule that keepalive 0 is over any maximum, applied
+    /// with no maximum set: a 3.1.1 client that asks for no keepalive is
+    /// refused (and a 5.0 one told to use 0), though nothing forbids it.
+    KeepAliveZeroRefused,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 50] = [
+    pub const ALL: [PlantedBug; 51] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -354,6 +358,7 @@ impl PlantedBug {
         PlantedBug::ClientPacketSizeIgnored,
         PlantedBug::DisconnectExpiryIgnored,
         PlantedBug::DisconnectExpiryFromZero,
+        PlantedBug::KeepAliveZeroRefused,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

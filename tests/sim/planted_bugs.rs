@@ -466,3 +466,14 @@ fn disconnect_expiry_from_zero() {
     let text = find(PlantedBug::DisconnectExpiryFromZero, scenarios::mqtt5(), 5);
     assert!(text.contains("which may not change it"), "{text}");
 }
+
+#[test]
+fn keep_alive_zero_refused() {
+    // clock_jump sets no keepalive maximum: its 3.1.1 clients that ask for
+    // no keepalive (`i4`, and the ones the jump must not close) are let in.
+    let text = find(PlantedBug::KeepAliveZeroRefused, scenarios::clock_jump(), 5);
+    assert!(
+        text.contains("(IdentifierRejected) for no reason the run gives"),
+        "{text}"
+    );
+}

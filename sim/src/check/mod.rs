@@ -35,6 +35,7 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
         model.secure(security, scenario.config.anonymous_allowed());
     }
     let mut problems = access::all(&model);
+    problems.extend(refusals(scenario, &model));
     problems.extend(wire::all(scenario, &model));
     problems.extend(census(scenario, &model, outcome));
     problems.extend(no_stray_deliveries(&model));
@@ -62,6 +63,43 @@ pub fn all(scenario: &Scenario, outcome: &Outcome) -> Vec<String> {
         problems.extend(unexcused(&model, losses, outcome));
     }
     problems.truncate(20);
+    problems
+}
+
+/// Every CONNECT the broker refused, refused for a reason the run gives:
+/// a login (judged in `access.rs`) where the scenario has users; or a
+/// 3.1.1 CONNECT the spec or a limit of the configuration rejects (an empty
+/// client id with a persistent session [MQTT-3.1.3-8], a keepalive over
+/// the maximum, 0 counting as over one, as in mosquitto 2; an id over its
+/// limit). An adversary's are not judged. Any other is the broker's mistake.
+fn refusals(scenario: &Scenario, model: &Model) -> Vec<String> {
+    let logins = ["BadUsernameOrPassword", "NotAuthorized"];
+    let config = &scenario.config;
+    let rejected = |key: &ConnKey| {
+        let Some(&(v5, expiry, keep_alive, _)) = model.connect_info.get(key) else {
+            return false;
+        };
+        let id = model.client_ids.get(key).map_or("", |(id, _)| id.as_str());
+        let max = config.keep_alive_max_secs;
+        !v5 && ((id.is_empty() && expiry > 0)
+            || (max > 0 && (keep_alive == 0 || keep_alive > max))
+            || id.len() > config.client_id_max_bytes)
+    };
+    let mut problems = Vec::new();
+    for (key, (at, code)) in &model.refused {
+        let adversary = model.connect_info.get(key).is_some_and(|info| info.3);
+        let explained = match code.as_str() {
+            _ if adversary => true,
+            code if logins.contains(&code) => scenario.security.is_some(),
+            "IdentifierRejected" => rejected(key),
+            _ => false,
+        };
+        if !explained {
+            problems.push(format!(
+                "{key:?} was refused at {at:?} ({code}) for no reason the run gives"
+            ));
+        }
+    }
     problems
 }
 
