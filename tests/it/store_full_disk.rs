@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use tern::codec::{ConnectCode, Packet, QoS, ReasonCode};
 
@@ -125,26 +124,7 @@ async fn a_full_disk_stops_acknowledgements_and_a_restart_with_room_loses_none()
     drop(tern);
     disk.resize("16m");
     let _tern = Binary::start_on(&config, addr).await;
-    let (mut keeper, connack) = Raw::connect(addr, raw::persistent("keeper")).await;
-    assert_eq!(connack.code, ConnectCode::Accepted);
-    assert!(connack.session_present, "the session was kept");
-    let mut received = Vec::new();
-    while let Ok(read) = tokio::time::timeout(Duration::from_secs(1), keeper.read()).await {
-        match read {
-            Read::Packet(Packet::Publish(publish)) => {
-                let id = publish.packet_id.expect("QoS 1");
-                keeper.send(&raw::puback(id.get())).await;
-                let text = String::from_utf8_lossy(&publish.payload).into_owned();
-                let n: u16 = text
-                    .split(':')
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .expect("n:");
-                received.push(n);
-            }
-            other => panic!("expected PUBLISH, got {other:?}"),
-        }
-    }
+    let received = Raw::numbers_kept_for(addr, "keeper").await;
     let lost: Vec<_> = acked.iter().filter(|n| !received.contains(n)).collect();
     assert!(
         lost.is_empty(),

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tern::codec::{ConnectCode, Packet, QoS};
+use tern::codec::{Packet, QoS};
 
 use crate::common::binary::{free_addr, Binary};
-use crate::common::raw::{self, Raw, Read};
+use crate::common::raw::{self, Raw};
 
 /// Messages the publisher keeps in flight: the kill comes while they flow.
 const AHEAD: u16 = 100;
@@ -54,25 +54,7 @@ async fn qos1_messages_acknowledged_before_a_kill_reach_the_offline_subscriber_a
     drop(publisher);
 
     let _tern = Binary::start_on(&config, addr).await;
-    let (mut keeper, connack) = Raw::connect(addr, raw::persistent("keeper")).await;
-    assert_eq!(connack.code, ConnectCode::Accepted);
-    assert!(connack.session_present, "the session was kept");
-    let mut received = BTreeSet::new();
-    // Until the queue is empty: a second of silence after the last one.
-    while let Ok(read) = tokio::time::timeout(Duration::from_secs(1), keeper.read()).await {
-        match read {
-            Read::Packet(Packet::Publish(publish)) => {
-                let id = publish.packet_id.expect("QoS 1");
-                keeper.send(&raw::puback(id.get())).await;
-                let n: u16 = std::str::from_utf8(&publish.payload)
-                    .expect("UTF-8")
-                    .parse()
-                    .expect("a number");
-                received.insert(n);
-            }
-            other => panic!("expected PUBLISH, got {other:?}"),
-        }
-    }
+    let received = Raw::numbers_kept_for(addr, "keeper").await;
     let lost: Vec<_> = acked.difference(&received).collect();
     assert!(
         lost.is_empty(),

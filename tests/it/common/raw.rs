@@ -3,6 +3,7 @@
 //! or silence), which no well-behaved client library will do. It speaks
 //! 3.1.1 or 5.0, whichever its CONNECT asked for.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 
@@ -90,6 +91,29 @@ impl Raw {
         assert!(matches!(raw.recv().await, Packet::SubAck(_)));
         raw.send(&disconnect()).await;
         raw.expect_closed().await;
+    }
+
+    /// Comes back to the persistent session of `subscribe_then_leave`,
+    /// which must be there, and reads its queue to the end (a second of
+    /// silence after the last PUBLISH), acknowledging each: the number
+    /// each payload begins with (`N`, or `N:` and padding).
+    pub async fn numbers_kept_for(addr: SocketAddr, client_id: &str) -> BTreeSet<u16> {
+        let (mut raw, connack) = Raw::connect(addr, persistent(client_id)).await;
+        assert_eq!(connack.code, codec::ConnectCode::Accepted);
+        assert!(connack.session_present, "the session was kept");
+        let mut numbers = BTreeSet::new();
+        let quiet = std::time::Duration::from_secs(1);
+        while let Ok(read) = tokio::time::timeout(quiet, raw.read()).await {
+            let Read::Packet(Packet::Publish(publish)) = read else {
+                panic!("expected PUBLISH, got {read:?}");
+            };
+            let id = publish.packet_id.expect("QoS 1");
+            raw.send(&puback(id.get())).await;
+            let text = std::str::from_utf8(&publish.payload).expect("UTF-8");
+            let number = text.split(':').next().and_then(|n| n.parse().ok());
+            numbers.insert(number.expect("a payload that begins with a number"));
+        }
+        numbers
     }
 
     /// Connects a 5.0 client with a clean start and `properties`; panics
