@@ -84,6 +84,11 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                     let until = window_end.min(end(|s| s.sent_at, Some(topic)));
                     r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= until
                 })
+                // Above this subscription's grant, a copy is an earlier
+                // one's: retained messages are sent as the connection has
+                // room, so a slow reader may get them after a later
+                // SUBSCRIBE went out (slow_subscriber seed 9204).
+                .filter(|r| sub.granted.is_none_or(|granted| r.qos <= granted))
                 .map(|r| r.payload.as_str())
                 .collect();
             let text = format!(
