@@ -103,16 +103,7 @@ fn the_work_follows_the_walk() {
     // One session's 2^4 filters, `+` or the literal in each level: the
     // topic walks every prefix of them, root included, 2^5 - 1 nodes,
     // and appends all 2^4.
-    let mut index = SubscriptionIndex::default();
-    for mask in 0..16u32 {
-        let levels: Vec<&str> = ["a", "b", "c", "d"]
-            .iter()
-            .enumerate()
-            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
-            .collect();
-        let filter = TopicFilter::new(&levels.join("/")).unwrap();
-        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
-    }
+    let index = overlapping_filters();
     let mut out = Vec::new();
     assert_eq!(
         index.matches(&TopicName::new("a/b/c/d").unwrap(), &mut out),
@@ -216,16 +207,7 @@ fn walk_resumed_after_changes(budget: u64) {
     // 2^4 overlapping filters of session 1; the walk stops after each
     // slice, and between slices a filter of session 2 that it has passed
     // or not comes and goes, taking nodes on the walk's path with it.
-    let mut index = SubscriptionIndex::default();
-    for mask in 0..16u32 {
-        let levels: Vec<&str> = ["a", "b", "c", "d"]
-            .iter()
-            .enumerate()
-            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
-            .collect();
-        let filter = TopicFilter::new(&levels.join("/")).unwrap();
-        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
-    }
+    let mut index = overlapping_filters();
     let topic = TopicName::new("a/b/c/d").unwrap();
     let churn = [
         TopicFilter::new("a/b/x/y").unwrap(),
@@ -316,4 +298,20 @@ fn a_node_with_its_weight_is_96_bytes() {
     // follows from it.
     let size = std::mem::size_of::<Node<SessionId, crate::broker::Granted>>();
     assert_eq!(size, 96);
+}
+
+/// Session 1's 2^4 filters that all match `a/b/c/d`: `+` or the literal
+/// in each of its four levels.
+fn overlapping_filters() -> SubscriptionIndex {
+    let mut index = SubscriptionIndex::default();
+    for mask in 0..16u32 {
+        let levels: Vec<&str> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, level)| if mask >> i & 1 == 1 { "+" } else { level })
+            .collect();
+        let filter = TopicFilter::new(&levels.join("/")).unwrap();
+        index.insert(&filter, SessionId(1), QoS::AtMostOnce);
+    }
+    index
 }
