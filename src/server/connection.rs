@@ -49,7 +49,11 @@ pub(super) async fn run<S>(
         // One deadline for the transport's handshake and CONNECT together,
         // so that a slow client cannot hold its place for twice the timeout.
         let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
-        let Opened { stream, identity } = match open(&slot, stream, connect_by, &shared).await {
+        // Boxed: a TLS or WebSocket handshake's state is larger than all a
+        // connection keeps while it serves (1,800 bytes against 1,200), and
+        // awaited in place it would size every connection's task for good.
+        let opening = Box::pin(open(&slot, stream, connect_by, &shared));
+        let Opened { stream, identity } = match opening.await {
             Ok(opened) => opened,
             Err(end) => {
                 log_end(&end, &shared);
