@@ -68,6 +68,11 @@ pub enum Stage {
 #[derive(Debug)]
 pub struct Outbox {
     inflight: VecDeque<Inflight>,
+    /// The packet id of each entry of `inflight`, in the same order: a
+    /// search for a free id or an acknowledged one reads 2 bytes an entry
+    /// here rather than a 190-byte entry there (fan-out to 1,000 sessions
+    /// searched 1,000 windows a message).
+    ids: VecDeque<PacketId>,
     pending: VecDeque<Message>,
     /// The weight of the messages in `pending` (`Message::weight`).
     pending_bytes: usize,
@@ -89,6 +94,7 @@ impl Outbox {
     pub fn new(sid: SessionId) -> Outbox {
         Outbox {
             inflight: VecDeque::new(),
+            ids: VecDeque::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             pending_with_ids: 0,
@@ -166,7 +172,7 @@ impl Outbox {
             .last_id
             .map_or(PacketId::new(1).expect("1 is non-zero"), PacketId::next);
         let taken = |id: PacketId| {
-            self.inflight.iter().any(|m| m.packet_id == id)
+            self.ids.contains(&id)
                 || (self.pending_with_ids > 0
                     && self.pending.iter().any(|m| m.resend_id == Some(id)))
         };
@@ -178,7 +184,22 @@ impl Outbox {
     }
 
     fn position(&self, packet_id: PacketId) -> Option<usize> {
-        self.inflight.iter().position(|m| m.packet_id == packet_id)
+        self.ids.iter().position(|&id| id == packet_id)
+    }
+
+    fn push_inflight(&mut self, entry: Inflight) {
+        self.ids.push_back(entry.packet_id);
+        self.inflight.push_back(entry);
+    }
+
+    fn remove_inflight(&mut self, i: usize) {
+        self.ids.remove(i);
+        self.inflight.remove(i);
+    }
+
+    fn take_inflight(&mut self) -> VecDeque<Inflight> {
+        self.ids.clear();
+        std::mem::take(&mut self.inflight)
     }
 
     fn push_pending(&mut self, message: Message) {
@@ -321,7 +342,7 @@ impl Counts {
     }
 
     fn keep_inflight(&mut self, out: &mut Outbox, entry: Inflight) {
-        out.inflight.push_back(entry);
+        out.push_inflight(entry);
         self.inflight += 1;
     }
 
@@ -336,7 +357,7 @@ impl Counts {
         match out.position(packet_id) {
             Some(i) if expected(&out.inflight[i].stage) => {
                 let seq = out.inflight[i].seq;
-                out.inflight.remove(i);
+                out.remove_inflight(i);
                 self.inflight -= 1;
                 self.note(out, seq, || None);
                 true
@@ -354,7 +375,7 @@ impl Counts {
         let outcome = match &mut out.inflight[i].stage {
             Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => return PubRec::NotQos2,
             Stage::Unacked(_) if error => {
-                out.inflight.remove(i);
+                out.remove_inflight(i);
                 self.inflight -= 1;
                 PubRec::Ended
             }
@@ -376,7 +397,7 @@ impl Counts {
     /// has room for; the rest go back to the head of the queue, keeping
     /// their ids. Each one sent again is handed back with `resent`.
     pub fn take_for_resend(&mut self, out: &mut Outbox) -> VecDeque<Inflight> {
-        let mut inflight = std::mem::take(&mut out.inflight);
+        let mut inflight = out.take_inflight();
         self.inflight -= inflight.len();
         // Released messages stay in flight: their PUBLISH is done with.
         let mut room = out.window.saturating_sub(
