@@ -33,6 +33,7 @@ mod check;
 mod connect;
 mod delivery;
 mod fanout;
+mod filters;
 mod index;
 mod journal;
 mod lifecycle;

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backlog::Backlog;
+use super::filters::Filters;
 use super::journal::{Key, SessionRecord};
 use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
-use super::subscribe::Filters;
 use super::{ConnId, Millis, SessionId};
 use crate::auth::ClientAcl;
 use crate::codec::{LastWill, ProtocolVersion};

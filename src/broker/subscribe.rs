@@ -2,7 +2,7 @@
 //! why, and the retained messages a new subscription receives. A session's
 //! subscriptions and the indexes that find them change together, here.
 
-use std::collections::BTreeMap;
+use super::filters::Filters;
 
 use super::journal::{Key, Noted};
 use super::reaping::{levels, LEVELS_PER_SLICE};
@@ -22,34 +22,6 @@ pub struct Subscription {
     pub options: SubscriptionOptions,
     /// The Subscription Identifier its SUBSCRIBE carried (5.0).
     pub id: Option<u32>,
-}
-
-/// A session's subscriptions, by filter. Read anywhere; changed only in
-/// this file, each time together with the index or group that finds it.
-#[derive(Debug, Default)]
-pub struct Filters(BTreeMap<TopicFilter, Subscription>);
-
-impl Filters {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn contains(&self, filter: &TopicFilter) -> bool {
-        self.0.contains_key(filter)
-    }
-
-    pub(super) fn get(&self, filter: &TopicFilter) -> Option<&Subscription> {
-        self.0.get(filter)
-    }
-
-    /// The filter's subscription before, if it had one.
-    fn insert(&mut self, filter: TopicFilter, subscription: Subscription) -> Option<Subscription> {
-        self.0.insert(filter, subscription)
-    }
-
-    fn remove(&mut self, filter: &TopicFilter) -> Option<Subscription> {
-        self.0.remove(filter)
-    }
 }
 
 impl Broker {
@@ -226,23 +198,23 @@ impl Broker {
     /// Takes all of an ending session's subscriptions out of the index and
     /// their groups.
     pub(super) fn drop_subscriptions(&mut self, sid: SessionId, filters: &mut Filters) {
-        let filters = std::mem::take(&mut filters.0);
+        let filters = filters.take();
         // Counted only as far as the bound: the count of a big session's
         // filters is work of the size the slices avoid.
-        let few = (filters.keys())
+        let few = (filters.iter())
             .try_fold(0, |sum, filter| {
                 Some(sum + levels(filter)).filter(|&sum| sum <= LEVELS_PER_SLICE)
             })
             .is_some();
         if few {
-            for filter in filters.keys() {
+            for filter in &filters {
                 self.drop_subscription(sid, filter);
             }
             return;
         }
         // Too many for one hold: groups are left now, the index later.
         let mut unshared = Vec::new();
-        for (filter, _) in filters {
+        for filter in filters {
             match parse_shared(&filter) {
                 Some(Ok((group, inner))) => self.shared.leave(sid, group, inner),
                 _ => unshared.push(filter),
