@@ -94,6 +94,7 @@ impl Store {
         memory_max_bytes: usize,
     ) -> Result<(Store, Restored), String> {
         let db = Database::builder()
+            .set_cache_size(cache_bytes(memory_max_bytes))
             .create_with_backend(backend::ZerosPastEnd(backend))
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -312,6 +313,15 @@ impl Store {
         txn.commit()?;
         Ok(writes)
     }
+}
+
+/// redb's page cache for a budget of queued messages in memory: a
+/// quarter of it, from 16 MiB to redb's own default of 1 GiB. At that
+/// default the cache, not the queues, held the memory: 50 MB queued for
+/// an offline session with a budget of 16 MiB left 17 MB of messages in
+/// memory and an RSS of 111 MB (50 MB with this).
+fn cache_bytes(memory_max_bytes: usize) -> usize {
+    (memory_max_bytes / 4).clamp(16 << 20, 1 << 30)
 }
 
 /// `path` for reading and writing, made if missing, never truncated.
