@@ -6,7 +6,8 @@
 # mode: the broker's RSS idle, once everything is queued (with the
 # census's bytes in memory and messages on disk), and its peak (VmHWM)
 # while the session comes back and reads every message, in order (checked),
-# with the time that took. Modes: `in-memory` (--in-memory, mosquitto's
+# with the time that took (with --restart, after a restart, timed to its
+# first CONNACK, with its RSS then). Modes: `in-memory` (--in-memory, mosquitto's
 # way: every message in RAM) and `sync:BUDGET` (durability sync,
 # offline_memory_max_bytes BUDGET). Uses PORT (MQTT) and PORT+1 (HTTP).
 import argparse, os, shutil, socket, struct, subprocess, sys, tempfile, time
@@ -75,7 +76,18 @@ def status(pid, key):
         if line.startswith(key): return int(line.split()[1]) / 1024
 
 
-def run(tern, port, work, mode, count, payload):
+def start(args, port):
+    """The binary, once it answers a CONNECT (it reads its store first)."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(30000):
+        try:
+            open_client(port, 'probe', clean=True)[0].close(); return proc
+        except (OSError, EOFError, AssertionError):
+            time.sleep(0.01)
+    sys.exit('tern did not answer')
+
+
+def run(tern, port, work, mode, count, payload, restarts):
     data = os.path.join(work, 'data')
     shutil.rmtree(data, ignore_errors=True)
     conf = os.path.join(work, 'tern.conf')
@@ -89,13 +101,8 @@ def run(tern, port, work, mode, count, payload):
         budget = int(mode.split(':')[1])
         text += f'data_dir = "{data}"\ndurability = "sync"\noffline_memory_max_bytes = {budget}\n'
     open(conf, 'w').write(text)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start(args, port)
     try:
-        for _ in range(500):
-            try:
-                socket.create_connection(('127.0.0.1', port)).close(); break
-            except OSError:
-                time.sleep(0.02)
         time.sleep(0.3)
         idle = status(proc.pid, 'VmRSS')
         sock, reader, _ = open_client(port, 'keeper', clean=False)
@@ -126,6 +133,16 @@ def run(tern, port, work, mode, count, payload):
         on_disk = metric(port + 1, 'tern_queued_on_disk_messages')
         size = sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data)) if os.path.isdir(data) else 0
         load = open('/proc/loadavg').read().split()[0]
+        restart = ''
+        if restarts and mode != 'in-memory':
+            proc.terminate(); proc.wait(600)
+            t = time.monotonic()
+            proc = start(args, port)
+            started = time.monotonic() - t
+            while metric(port + 1, 'tern_queued_messages') < count:
+                time.sleep(0.1)
+            restart = (f'; restarted in {started:.1f} s to RSS {status(proc.pid, "VmRSS"):.0f} MB '
+                       f'({metric(port + 1, "tern_queued_on_disk_messages"):.0f} on disk only)')
         sock, reader, present = open_client(port, 'keeper', clean=False)
         assert present, 'the session was kept'
         t = time.monotonic()
@@ -143,7 +160,8 @@ def run(tern, port, work, mode, count, payload):
         print(f'{mode}: {count} x {payload} B queued in {queued_s:.1f} s; RSS idle {idle:.0f} MB, '
               f'queued {queued_rss:.0f} MB (census: {in_memory / 1e6:.1f} MB in memory, {on_disk:.0f} '
               f'messages on disk only; data dir {size / 1e6:.0f} MB); read back in order in '
-              f'{read_s:.1f} s, peak RSS {peak:.0f} MB, after {after:.0f} MB; load {load}', flush=True)
+              f'{read_s:.1f} s, peak RSS {peak:.0f} MB, after {after:.0f} MB; load {load}{restart}',
+              flush=True)
         sock.close(); pub.close()
     finally:
         proc.terminate(); proc.wait(600)
@@ -155,12 +173,14 @@ def main():
     ap.add_argument('--mb', type=int, default=1024)
     ap.add_argument('--payload', type=int, default=10_000)
     ap.add_argument('--modes', default='in-memory,sync:268435456,sync:16777216')
+    ap.add_argument('--restart', action='store_true',
+                    help='restart the broker (SIGTERM) once all is queued, before the read back')
     args = ap.parse_args()
     count = args.mb * 1_000_000 // args.payload
     work = tempfile.mkdtemp(prefix='offline-queue-bench-')
     try:
         for mode in args.modes.split(','):
-            run(args.tern, args.port, work, mode, count, args.payload)
+            run(args.tern, args.port, work, mode, count, args.payload, args.restart)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
