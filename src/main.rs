@@ -189,7 +189,8 @@ fn open_store(
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let clock = tern::store::Clock { epoch_ms };
-    let (store, restored) = tern::store::Store::open_dir(&config.data_dir, clock)?;
+    let (store, restored) =
+        tern::store::Store::open_dir(&config.data_dir, clock, config.offline_memory_max_bytes)?;
     tracing::info!(
         dir = %config.data_dir.display(),
         durability = ?config.durability,

@@ -201,7 +201,7 @@ impl Broker {
         let session = self.sessions.get_mut(sid);
         let out = &session.outbox;
         // QoS 1/2 only straight into the window, never into the queue.
-        budget.window = if out.pending_len() == 0 {
+        budget.window = if out.pending_len() == 0 && out.tail().is_none() {
             out.window().saturating_sub(out.inflight_len())
         } else {
             0

@@ -14,13 +14,17 @@ impl Broker {
     pub fn check(&self) -> Result<(), String> {
         let c = &self.config;
         let (mut subscriptions, mut queued, mut inflight, mut owed) = (0, 0, 0, 0);
+        let mut memory_bytes = 0;
         for (sid, session) in self.sessions.iter() {
             let out = &session.outbox;
             subscriptions += session.subscriptions.len();
             owed += session.backlog.len();
             check_backlog(session)?;
-            queued += out.pending_len();
+            let (on_disk, on_disk_bytes) = out.tail().map_or((0, 0), |t| (t.count, t.bytes));
+            queued += out.pending_len() + on_disk;
+            memory_bytes += out.pending_bytes();
             inflight += out.inflight_len();
+            check_tail(session)?;
             let name = session.client_id();
             // Released messages cannot be taken back: a session resumed with
             // a smaller Receive Maximum keeps them all in flight.
@@ -35,13 +39,16 @@ impl Broker {
             }
             // A resumed session may put back what its client's smaller
             // Receive Maximum does not let it resend yet.
-            if out.pending_len() > c.queued_messages_max + c.inflight_messages_max
-                || out.pending_bytes() > c.queued_bytes_max + out.put_back_bytes()
+            // Head and tail together, as they are held to the limits.
+            let (len, bytes) = (
+                out.pending_len() + on_disk,
+                out.pending_bytes() + on_disk_bytes,
+            );
+            if len > c.queued_messages_max + c.inflight_messages_max
+                || bytes > c.queued_bytes_max + out.put_back_bytes()
             {
                 return Err(format!(
-                    "{name}: {} queued ({} bytes), over the limit",
-                    out.pending_len(),
-                    out.pending_bytes()
+                    "{name}: {len} queued ({bytes} bytes), over the limit"
                 ));
             }
             self.sessions.check_indexed(sid, session)?;
@@ -55,6 +62,12 @@ impl Broker {
             return Err(format!(
                 "{} filters counted as owed retained messages, {owed} in the sessions",
                 self.owed
+            ));
+        }
+        if self.counts.memory_bytes() != memory_bytes {
+            return Err(format!(
+                "{} bytes counted as queued in memory, {memory_bytes} in the sessions",
+                self.counts.memory_bytes()
             ));
         }
         if counted != (subscriptions, queued, inflight) {
@@ -79,12 +92,14 @@ impl Broker {
         for (_, session) in self.sessions.iter() {
             // Messages put back from the window on resumption were let
             // into the window, not the queue: its limit is not theirs.
-            let bytes: usize = session
-                .outbox
-                .pending()
-                .filter(|m| m.resend_id.is_none())
-                .map(|m: &Message| m.publish.weight())
-                .sum();
+            let on_disk = session.outbox.tail().map_or(0, |t| t.bytes);
+            let bytes: usize = on_disk
+                + session
+                    .outbox
+                    .pending()
+                    .filter(|m| m.resend_id.is_none())
+                    .map(|m: &Message| m.publish.weight())
+                    .sum::<usize>();
             peaks.queued_bytes = peaks.queued_bytes.max(bytes);
             peaks.filters = peaks.filters.max(session.subscriptions.len());
         }
@@ -110,6 +125,30 @@ fn check_backlog(session: &Session) -> Result<(), String> {
                 owed.sent_live.len()
             ));
         }
+    }
+    Ok(())
+}
+
+/// A tail on disk holds messages, all queued after every message of the
+/// head, and only a durable session has one.
+fn check_tail(session: &Session) -> Result<(), String> {
+    let out = &session.outbox;
+    let Some(tail) = out.tail() else {
+        return Ok(());
+    };
+    let name = session.client_id();
+    if tail.count == 0 || !out.is_durable() {
+        return Err(format!(
+            "{name}: a tail of {} on disk, durable {}",
+            tail.count,
+            out.is_durable()
+        ));
+    }
+    if let Some(m) = out.pending().find(|m| m.seq >= tail.from) {
+        return Err(format!(
+            "{name}: message {} in memory is behind its tail on disk from {}",
+            m.seq, tail.from
+        ));
     }
     Ok(())
 }

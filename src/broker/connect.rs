@@ -277,6 +277,7 @@ impl Broker {
             window,
         };
         self.sessions.attach(sid, conn, terms);
+        self.lose_tail(sid);
     }
 
     /// The CONNACK properties that tell a 5.0 client this broker's limits;

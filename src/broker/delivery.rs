@@ -28,13 +28,22 @@ impl Broker {
             self.config.queued_bytes_max,
         );
         let online = session.conn().is_some();
-        if online && session.outbox.may_send_now() {
+        // Behind a tail on disk, or past the memory budget (`tail.rs`).
+        let to_tail = self.goes_to_tail(sid, &message);
+        if online && !to_tail && session.outbox.may_send_now() {
             self.send_inflight(sid, message);
-        } else if online && planted!(self.config, LoseWhenWindowFull) {
+        } else if online && !to_tail && planted!(self.config, LoseWhenWindowFull) {
             // Planted: lost without a count.
         } else if session.outbox.may_queue(&message, max_queued, max_bytes) {
             let session = self.sessions.get_mut(sid);
-            self.counts.queue(&mut session.outbox, message);
+            match to_tail {
+                true => {
+                    self.counts.spill(&mut session.outbox, message);
+                    // Online behind its tail: its head may have run dry.
+                    self.want_tail(sid);
+                }
+                false => self.counts.queue(&mut session.outbox, message),
+            }
         } else {
             self.dropped.queue_full += 1;
             self.notices.debug(|| Notice::QueueFull {
@@ -119,6 +128,7 @@ impl Broker {
     }
 
     /// Moves queued messages into the inflight window while there is room.
+    /// Then asks for the next chunk of its tail on disk if it runs low.
     pub(super) fn fill_window(&mut self, sid: SessionId) {
         loop {
             let session = self.sessions.get_mut(sid);
@@ -126,10 +136,11 @@ impl Broker {
                 return;
             }
             let Some(message) = self.counts.next_for_window(&mut session.outbox) else {
-                return;
+                break;
             };
             self.send_inflight(sid, message);
         }
+        self.want_tail(sid);
     }
 
     /// On reconnect of a persistent session: every unacknowledged message

@@ -152,5 +152,8 @@ pub struct RestoredSession {
     pub filters: Vec<(TopicFilter, Subscription)>,
     /// In `seq` order.
     pub messages: Vec<(u64, Stored)>,
+    /// The messages after them, left on disk past the memory budget, and
+    /// the last one's `seq`.
+    pub tail: Option<(super::Tail, u64)>,
     pub awaiting_release: Vec<PacketId>,
 }

@@ -46,6 +46,7 @@ mod routing;
 mod sessions;
 mod shared;
 mod subscribe;
+mod tail;
 
 use std::sync::Arc;
 
@@ -63,6 +64,9 @@ pub use retained::{RetainOutcome, Retained, RetainedStore};
 use sessions::Sessions;
 use shared::SharedGroups;
 pub use subscribe::Subscription as Granted;
+pub use tail::{
+    Tail, TailRead, CHUNK_BYTES as TAIL_CHUNK_BYTES, CHUNK_MESSAGES as TAIL_CHUNK_MESSAGES,
+};
 
 /// One TCP connection, for as long as it lives. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,6 +206,16 @@ pub struct BrokerStats {
     pub queued: usize,
     /// QoS 1/2 messages sent and not yet acknowledged.
     pub inflight: usize,
+    /// The weight (`Publish::weight`) of the queued messages held in
+    /// memory: against `offline_memory_max_bytes`.
+    pub queued_memory_bytes: usize,
+    /// Queued messages on disk only (`queued` counts them too), and their
+    /// weight.
+    pub queued_on_disk: usize,
+    pub queued_on_disk_bytes: usize,
+    /// Messages put on disk only since the start, and read back.
+    pub spilled: u64,
+    pub read_back: u64,
     pub dropped: Dropped,
     /// Whether the broker's memory is over `memory_max_bytes` now.
     pub memory_full: bool,
@@ -291,6 +305,8 @@ pub struct Broker {
     reaping: reaping::Reaping,
     /// With a store: changes noted for `take_changes`.
     journal: Option<Vec<journal::Noted>>,
+    /// Reads of tails on disk asked for, for `take_tail_reads`.
+    tail_reads: Vec<tail::TailRead>,
     /// `dropped.queue_full` and `dropped.outbound_full` by the client id
     /// of the session they were for: the simulation holds a session's
     /// missing messages against its own drops, not everyone's. Not in the
@@ -340,6 +356,7 @@ impl Broker {
             levels_indexed: 0,
             reaping: reaping::Reaping::default(),
             journal: None,
+            tail_reads: Vec::new(),
             #[cfg(feature = "sim")]
             dropped_by_client: Default::default(),
         }
@@ -432,6 +449,11 @@ impl Broker {
             retained_owed: self.owed,
             queued: self.counts.queued(),
             inflight: self.counts.inflight(),
+            queued_memory_bytes: self.counts.memory_bytes,
+            queued_on_disk: self.counts.on_disk,
+            queued_on_disk_bytes: self.counts.on_disk_bytes,
+            spilled: self.counts.spilled,
+            read_back: self.counts.read_back,
             dropped: self.dropped,
             memory_full: self.memory_full,
             connects_refused_memory: self.connects_refused_memory,

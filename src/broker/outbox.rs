@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use super::journal::{Key, Stored};
+use super::tail::Tail;
 use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
 
@@ -87,7 +88,10 @@ pub struct Outbox {
     sid: SessionId,
     durable: bool,
     /// The `seq` of the last message that entered it.
-    last_seq: u64,
+    pub(super) last_seq: u64,
+    /// Messages behind `pending` kept on disk only (`tail.rs`): counted
+    /// here, their bodies in the store.
+    pub(super) tail: Option<Tail>,
 }
 
 impl Outbox {
@@ -103,6 +107,7 @@ impl Outbox {
             sid,
             durable: false,
             last_seq: 0,
+            tail: None,
         }
     }
 
@@ -143,9 +148,21 @@ impl Outbox {
         self.pending.is_empty() && self.inflight.len() < self.window
     }
 
-    /// Whether `message` fits in the queue under these limits.
+    /// Whether `message` fits in the queue, its head and tail together,
+    /// under these limits.
     pub fn may_queue(&self, message: &Message, max_queued: usize, max_bytes: usize) -> bool {
-        self.pending.len() < max_queued && self.pending_bytes + message.weight() <= max_bytes
+        let (count, bytes) = self.tail.map_or((0, 0), |t| (t.count, t.bytes));
+        self.pending.len() + count < max_queued
+            && self.pending_bytes + bytes + message.weight() <= max_bytes
+    }
+
+    /// Messages on disk only, and their weight.
+    pub fn tail(&self) -> Option<&Tail> {
+        self.tail.as_ref()
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable
     }
 
     /// QoS 2 messages released and awaiting PUBCOMP.
@@ -202,7 +219,10 @@ impl Outbox {
         std::mem::take(&mut self.inflight)
     }
 
-    fn push_pending(&mut self, message: Message) {
+    pub(super) fn push_pending(&mut self, message: Message) {
+        if message.resend_id.is_some() {
+            self.pending_with_ids += 1;
+        }
         self.pending_bytes += message.weight();
         self.pending.push_back(message);
     }
@@ -249,9 +269,18 @@ pub type Noted = (SessionId, u64, Option<Stored>, Key);
 /// messages, in order, for `Broker::take_changes`.
 #[derive(Debug, Default)]
 pub struct Counts {
-    queued: usize,
+    /// Messages waiting, in memory and on disk.
+    pub(super) queued: usize,
     inflight: usize,
     changes: Option<Vec<Noted>>,
+    /// The weight of the messages waiting in memory (`Outbox::pending`).
+    pub(super) memory_bytes: usize,
+    /// Messages waiting on disk only, and their weight (`tail.rs`).
+    pub(super) on_disk: usize,
+    pub(super) on_disk_bytes: usize,
+    /// Messages put on disk only, and read back, since the start.
+    pub(super) spilled: u64,
+    pub(super) read_back: u64,
 }
 
 impl Counts {
@@ -261,6 +290,16 @@ impl Counts {
 
     pub fn inflight(&self) -> usize {
         self.inflight
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// Whether changes go to a store: only then may a queue's tail be on
+    /// disk alone.
+    pub fn keeps_changes(&self) -> bool {
+        self.changes.is_some()
     }
 
     /// Starts noting changes to durable sessions' messages.
@@ -280,7 +319,7 @@ impl Counts {
         self.note_key(out, seq, Key::Seen, stored);
     }
 
-    fn note_key(
+    pub(super) fn note_key(
         &mut self,
         out: &Outbox,
         seq: u64,
@@ -294,7 +333,7 @@ impl Counts {
 
     /// Numbers a message that enters the outbox for the first time: its
     /// `seq` is then one no message of the session had, a new key.
-    fn number(out: &mut Outbox, message: &mut Message) -> Key {
+    pub(super) fn number(out: &mut Outbox, message: &mut Message) -> Key {
         if message.seq != 0 {
             return Key::Seen;
         }
@@ -308,6 +347,7 @@ impl Counts {
         self.note_key(out, message.seq, key, || {
             Some(Stored::Queued(message.clone()))
         });
+        self.memory_bytes += message.weight();
         out.push_pending(message);
         self.queued += 1;
     }
@@ -319,6 +359,7 @@ impl Counts {
         }
         let message = out.pop_pending()?;
         self.queued -= 1;
+        self.memory_bytes -= message.weight();
         // Gone unless `sent` follows, which notes it again.
         self.note(out, message.seq, || None);
         Some(message)
@@ -420,6 +461,7 @@ impl Counts {
         });
         self.queued += unsent.len();
         for (message, packet_id) in unsent.into_iter().rev() {
+            self.memory_bytes += message.weight();
             out.unsend(message, packet_id);
         }
         inflight
@@ -449,9 +491,7 @@ impl Counts {
         };
         message.seq = seq;
         message.resend_id = message.resend_id.or(resend_id);
-        if message.resend_id.is_some() {
-            out.pending_with_ids += 1;
-        }
+        self.memory_bytes += message.weight();
         out.push_pending(message);
         self.queued += 1;
     }
@@ -463,8 +503,14 @@ impl Counts {
 
     /// The session has ended: its messages leave the counts. Returns those
     /// not acknowledged, in flight first, each with whether it was sent.
+    /// Messages on disk only are gone with the session's rows; a shared
+    /// group's among them are not rerouted, as after a restart.
     pub fn close(&mut self, out: Outbox) -> impl Iterator<Item = (Message, bool)> {
         self.queued -= out.pending.len();
+        self.memory_bytes -= out.pending_bytes;
+        if let Some(tail) = out.tail {
+            self.drop_tail(tail);
+        }
         self.inflight -= out.inflight.len();
         let sent = out
             .inflight

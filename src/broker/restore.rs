@@ -39,6 +39,9 @@ impl Broker {
                 }
                 self.counts.restore(&mut stored.outbox, seq, message);
             }
+            if let Some((tail, last_seq)) = session.tail {
+                self.counts.restore_tail(&mut stored.outbox, tail, last_seq);
+            }
             stored.incoming_qos2.restore(session.awaiting_release);
         }
         for (topic, retained) in restored.retained {

@@ -491,6 +491,7 @@ mod memory;
 mod mqtt5;
 mod reaping;
 mod store_failed;
+mod tail;
 
 #[test]
 fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {

@@ -44,6 +44,12 @@ pub struct Config {
     /// Payload bytes of those waiting messages (mosquitto's
     /// `max_queued_bytes`, which is unlimited there; a bound here).
     pub queued_bytes_max: usize,
+    /// With a data store: the weight of queued messages held in memory,
+    /// all sessions together, past which a new QoS 1/2 message for an
+    /// offline durable session stays on disk only, read back in chunks
+    /// when its client returns (mosquitto holds every one in memory).
+    /// Without a store (`--in-memory`) every queued message is in memory.
+    pub offline_memory_max_bytes: usize,
     /// Packets waiting to be written to one connection. A QoS 0 message
     /// beyond it is dropped and counted; the connection's own reads pause
     /// until its writes catch up.
@@ -303,11 +309,14 @@ pub enum PlantedBug {
     /// with no maximum set: a 3.1.1 client that asks for no keepalive is
     /// refused (and a 5.0 one told to use 0), though nothing forbids it.
     KeepAliveZeroRefused,
+    /// A chunk of a queue's tail read back from disk loses its first
+    /// message: counted out of the tail, never put in the head.
+    TailChunkSkipsFirst,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 51] = [
+    pub const ALL: [PlantedBug; 52] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -359,6 +368,7 @@ impl PlantedBug {
         PlantedBug::DisconnectExpiryIgnored,
         PlantedBug::DisconnectExpiryFromZero,
         PlantedBug::KeepAliveZeroRefused,
+        PlantedBug::TailChunkSkipsFirst,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
@@ -394,6 +404,10 @@ impl Default for Config {
             inflight_messages_max: 20,
             queued_messages_max: 1000,
             queued_bytes_max: 256 * 1024 * 1024,
+            // A quarter of a GiB: most brokers' offline queues stay in
+            // memory whole and are sent from it at once; 10 GB of them
+            // need no more than this.
+            offline_memory_max_bytes: 256 * 1024 * 1024,
             outbound_packets_max: 1000,
             outbound_bytes_max: 16 * 1024 * 1024,
             memory_max_bytes: 0,

@@ -85,7 +85,7 @@ const LOCK_HOLD_BOUNDS_NANOS: [u64; 19] = [
 ];
 
 fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) -> fmt::Result {
-    let plain: [(&str, &str, u64); 9] = [
+    let plain: [(&str, &str, u64); 12] = [
         (
             "connections",
             "Connections open, before or after CONNECT.",
@@ -120,6 +120,23 @@ fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) 
             "inflight_messages",
             "QoS 1 and 2 messages sent and not yet acknowledged.",
             census.inflight as u64,
+        ),
+        (
+            "queued_memory_bytes",
+            "Weight (payload, topic, properties) of the queued messages held in memory: \
+             against offline_memory_max_bytes.",
+            census.queued_memory_bytes as u64,
+        ),
+        (
+            "queued_on_disk_messages",
+            "Queued messages of offline sessions kept on disk only, read back when their \
+             clients return (queued_messages counts them too).",
+            census.queued_on_disk as u64,
+        ),
+        (
+            "queued_on_disk_bytes",
+            "Weight of the queued messages kept on disk only.",
+            census.queued_on_disk_bytes as u64,
         ),
         (
             "memory_full",
@@ -181,7 +198,7 @@ fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) 
 
 fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Result {
     let traffic = &census.traffic;
-    let plain: [(&str, &str, Option<&Unit>, u64); 7] = [
+    let plain: [(&str, &str, Option<&Unit>, u64); 9] = [
         (
             "connections_accepted",
             "Connections taken on.",
@@ -223,6 +240,18 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
             "Retained messages looked at to find those new subscriptions match.",
             None,
             census.retained_visited,
+        ),
+        (
+            "messages_spilled",
+            "Queued messages kept on disk only, past offline_memory_max_bytes.",
+            None,
+            census.spilled,
+        ),
+        (
+            "messages_read_back",
+            "Queued messages read back from disk as their clients took them.",
+            None,
+            census.read_back,
         ),
     ];
     for (name, help, unit, value) in plain {

@@ -135,6 +135,10 @@ impl Shared {
         let result = work(&mut state);
         let persist = self.persist.get();
         let mut gate = persist.map_or(0, |p| p.gate(state.broker.take_changes()));
+        // After the changes: the commit that serves them comes before.
+        if let Some(p) = persist {
+            p.ask_reads(state.broker.take_tail_reads());
+        }
         // A message routed in slices is answered in the last: after the
         // commit of every earlier slice's changes too, which the holds
         // since may have numbered (a later commit is a safe wait).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::outbox::Outbox;
 use super::Shared;
+use crate::broker::TailRead;
 use crate::store::{Commits, Committer};
 
 pub(super) struct Persist {
@@ -28,6 +29,9 @@ pub(super) struct Persist {
     commit_nanos: AtomicU64,
     /// Planted bug `CommitErrorIgnored`: a failed commit counts as done.
     errors_ignored: bool,
+    /// Reads of queues' tails on disk the broker asked for: done after
+    /// the next commit, which holds every message they may cover.
+    reads: Mutex<Vec<TailRead>>,
 }
 
 /// The store's commits since the start (`Census::store`).
@@ -59,6 +63,7 @@ impl Persist {
             keys_written: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
             errors_ignored,
+            reads: Mutex::new(Vec::new()),
         }
     }
 
@@ -104,6 +109,44 @@ impl Persist {
         // takes the list, so one of the two wakes the outbox.
         if self.commits.failed() {
             outbox.commit_failed();
+        }
+    }
+
+    /// The broker asked for these reads of tails on disk.
+    pub fn ask_reads(&self, reads: Vec<TailRead>) {
+        if reads.is_empty() {
+            return;
+        }
+        self.reads_lock().extend(reads);
+        self.commits.wake.notify_one();
+    }
+
+    fn reads_lock(&self) -> std::sync::MutexGuard<'_, Vec<TailRead>> {
+        self.reads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads each tail chunk asked for, off the broker's lock, and hands
+    /// it to the broker. Call with reads taken before the commit that came
+    /// last began: the changes of the holds that asked for them were in
+    /// it, so every message they cover is in the store. After a failed
+    /// commit none is read: nothing more is promised until a restart.
+    async fn read_tails(&self, shared: &Shared, reads: Vec<TailRead>) {
+        for read in reads {
+            if self.commits.failed() {
+                return;
+            }
+            let chunk = self
+                .committer
+                .lock()
+                .await
+                .read_tail(read.sid, read.from)
+                .await;
+            let outcome = shared.with_broker(|state| state.broker.tail_read(read, chunk));
+            if let Err(error) = outcome {
+                if shared.log_limit.admit("tail read") {
+                    tracing::error!(%error, "a queue's messages on disk could not be read back");
+                }
+            }
         }
     }
 
@@ -172,12 +215,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
             () = shared.cancel.cancelled() => return,
             () = persist.commits.wake.notified() => {}
         }
-        if let Some(period) = persist.periodic {
+        // A client waiting for its queue's tail does not wait a period.
+        let reads_waiting = !persist.reads_lock().is_empty();
+        if let (Some(period), false) = (persist.periodic, reads_waiting) {
             tokio::select! {
                 () = shared.cancel.cancelled() => return,
                 () = tokio::time::sleep(period) => {}
             }
         }
+        let reads = std::mem::take(&mut *persist.reads_lock());
         persist.commit().await;
+        persist.read_tails(&shared, reads).await;
     }
 }

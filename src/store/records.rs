@@ -282,6 +282,17 @@ pub fn message(stored: &Stored, clock: Clock) -> Vec<u8> {
     w.0
 }
 
+/// Whether a stored message is one not yet sent, from its first byte.
+pub fn is_queued(value: &[u8]) -> bool {
+    value.first() == Some(&QUEUED)
+}
+
+/// About what a stored message weighs in memory (`Publish::weight`),
+/// without decoding it: its stored bytes and the struct that holds it.
+pub fn weight_of(value: &[u8]) -> usize {
+    value.len() + std::mem::size_of::<Publish>()
+}
+
 pub fn read_message(value: &[u8], clock: Clock) -> Result<Stored, Invalid> {
     let mut r = Reader(value);
     let stage = r.u8()?;

@@ -44,7 +44,7 @@ fn commit(store: &mut Store, changes: Vec<Change>) {
 #[test]
 fn what_is_committed_is_read_back_and_an_ended_session_leaves_nothing() {
     let dir = dir("readback");
-    let (mut store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (mut store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     assert!(restored.sessions.is_empty() && restored.retained.is_empty());
     let (one, two) = (SessionId(1), SessionId(2));
     commit(
@@ -68,7 +68,7 @@ fn what_is_committed_is_read_back_and_an_ended_session_leaves_nothing() {
         ],
     );
     drop(store);
-    let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     assert_eq!(restored.sessions.len(), 1);
     let session = &restored.sessions[0];
     assert_eq!(
@@ -89,7 +89,7 @@ fn released(sid: SessionId, seq: u64, stored: bool, key: Key) -> Change {
 #[test]
 fn a_key_made_and_removed_in_one_batch_is_not_written_one_written_before_is_removed() {
     let dir = dir("cancel");
-    let (mut store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (mut store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     let (one, two) = (SessionId(1), SessionId(2));
     let id = PacketId::new(7).unwrap();
     commit(
@@ -127,7 +127,7 @@ fn a_key_made_and_removed_in_one_batch_is_not_written_one_written_before_is_remo
     let writes = store.commit(&batch).unwrap();
     assert_eq!(writes, 3, "only the three removals: {batch:?}");
     drop(store);
-    let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     assert_eq!(restored.sessions.len(), 1);
     let session = &restored.sessions[0];
     let filters: Vec<_> = session.filters.iter().map(|(f, _)| f.as_str()).collect();
@@ -139,7 +139,7 @@ fn a_key_made_and_removed_in_one_batch_is_not_written_one_written_before_is_remo
 #[test]
 fn a_session_ended_and_made_again_in_one_batch_keeps_only_what_came_after() {
     let dir = dir("again");
-    let (mut store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (mut store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     let one = SessionId(1);
     commit(
         &mut store,
@@ -161,7 +161,7 @@ fn a_session_ended_and_made_again_in_one_batch_keeps_only_what_came_after() {
         ],
     );
     drop(store);
-    let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     let session = &restored.sessions[0];
     let filters: Vec<_> = session.filters.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(filters, ["after"]);
@@ -173,7 +173,7 @@ fn a_session_ended_and_made_again_in_one_batch_keeps_only_what_came_after() {
 #[test]
 fn a_store_of_another_format_is_refused_not_emptied() {
     let dir = dir("format");
-    let (store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+    let (store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     let txn = store.db.begin_write().unwrap();
     txn.open_table(META)
         .unwrap()
@@ -181,7 +181,9 @@ fn a_store_of_another_format_is_refused_not_emptied() {
         .unwrap();
     txn.commit().unwrap();
     drop(store);
-    let error = Store::open_dir(&dir, CLOCK).err().expect("refused");
+    let error = Store::open_dir(&dir, CLOCK, usize::MAX)
+        .err()
+        .expect("refused");
     assert!(
         error.contains("tern-store-0") && error.contains(FILE_NAME) && !error.contains('\n'),
         "{error}"
@@ -243,7 +245,7 @@ mod through_the_broker {
     #[test]
     fn a_restored_broker_resends_what_the_first_would_have() {
         let dir = dir("broker");
-        let (mut store, _) = Store::open_dir(&dir, CLOCK).unwrap();
+        let (mut store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
         let mut first = Broker::new(config());
         first.keep_changes();
         connect(&mut first, 1, "keeper");
@@ -286,7 +288,7 @@ mod through_the_broker {
         save(&mut first, &mut store);
         drop(store);
 
-        let (_store, restored) = Store::open_dir(&dir, CLOCK).unwrap();
+        let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
         let mut second = Broker::new(config());
         second.restore(restored).unwrap();
         let (a, b) = (first.stats(), second.stats());

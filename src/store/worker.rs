@@ -11,10 +11,17 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::{oneshot, Notify};
 
-use super::{Batch, Store};
-use crate::broker::Change;
+use super::{Batch, Chunk, Store};
+use crate::broker::{Change, SessionId};
 
-type Job = (Batch, oneshot::Sender<Result<usize, String>>);
+/// What the store's thread does, in the order asked: a read asked for
+/// after a commit returned sees what it wrote.
+pub enum Job {
+    Commit(Batch, oneshot::Sender<Result<usize, String>>),
+    ReadTail(SessionId, u64, oneshot::Sender<Result<Chunk, String>>),
+}
+
+const THREAD_ENDED: &str = "the store's thread has ended";
 
 /// How long each simulated commit takes, drawn by the simulation.
 pub type Latency = Box<dyn FnMut() -> std::time::Duration + Send>;
@@ -38,8 +45,13 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("tern-store".into())
             .spawn(move || {
-                for (batch, done) in receiver {
-                    let _ = done.send(store.commit(&batch));
+                for job in receiver {
+                    match job {
+                        Job::Commit(batch, done) => drop(done.send(store.commit(&batch))),
+                        Job::ReadTail(sid, from, done) => {
+                            drop(done.send(store.read_tail(sid, from)));
+                        }
+                    }
                 }
             })
             .expect("a thread for the store");
@@ -69,13 +81,30 @@ impl Committer {
                 let (done, result) = oneshot::channel();
                 let sent = jobs
                     .as_ref()
-                    .is_some_and(|jobs| jobs.send((batch, done)).is_ok());
+                    .is_some_and(|jobs| jobs.send(Job::Commit(batch, done)).is_ok());
                 if !sent {
-                    return Err("the store's thread has ended".into());
+                    return Err(THREAD_ENDED.into());
                 }
-                result
-                    .await
-                    .unwrap_or_else(|_| Err("the store's thread has ended".into()))
+                result.await.unwrap_or_else(|_| Err(THREAD_ENDED.into()))
+            }
+        }
+    }
+
+    /// Reads a chunk of a session's tail (`Store::read_tail`): on the
+    /// store's thread, after the commits handed to it before; inline in
+    /// the simulation.
+    pub async fn read_tail(&mut self, sid: SessionId, from: u64) -> Result<Chunk, String> {
+        match self {
+            Committer::Inline { store, .. } => store.read_tail(sid, from),
+            Committer::Thread { jobs, .. } => {
+                let (done, result) = oneshot::channel();
+                let sent = jobs
+                    .as_ref()
+                    .is_some_and(|jobs| jobs.send(Job::ReadTail(sid, from, done)).is_ok());
+                if !sent {
+                    return Err(THREAD_ENDED.into());
+                }
+                result.await.unwrap_or_else(|_| Err(THREAD_ENDED.into()))
             }
         }
     }

@@ -17,6 +17,7 @@ mod store_failure;
 mod store_full_disk;
 mod store_metrics;
 mod store_restart;
+mod store_tail;
 mod tcp5_auth;
 mod tcp5_disconnect;
 mod tcp5_limits;

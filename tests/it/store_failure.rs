@@ -67,7 +67,8 @@ async fn broker_on_failing_disk() -> (TestBroker, Arc<AtomicBool>) {
     let config = config();
     let endpoint = Endpoint::plain(&config);
     let server = Server::new(config);
-    let (store, restored) = Store::open(disk, Clock { epoch_ms: 0 }).expect("an empty store");
+    let (store, restored) =
+        Store::open(disk, Clock { epoch_ms: 0 }, usize::MAX).expect("an empty store");
     server
         .use_store(Committer::on_thread(store), restored, None)
         .expect("the first store");

@@ -21,6 +21,7 @@ async fn store_commits_and_the_changes_they_carried_are_counted() {
     let (store, restored) = Store::open(
         redb::backends::InMemoryBackend::new(),
         Clock { epoch_ms: 0 },
+        usize::MAX,
     )
     .expect("an empty store in memory");
     server

@@ -107,8 +107,20 @@ fn fault_spells(rng: &mut StdRng) -> Vec<(Duration, Duration, Fault)> {
     }
 }
 
-fn config(planted: Option<PlantedBug>) -> Config {
+/// The memory budget of queued messages, by seed: two seeds in three
+/// keep offline sessions' queues on disk past a few messages (0: every
+/// one), so that their tails are written, read back and crashed under.
+fn offline_memory_max_bytes(seed: u64) -> usize {
+    match seed % 3 {
+        0 => 0,
+        1 => 300,
+        _ => Config::default().offline_memory_max_bytes,
+    }
+}
+
+fn config(seed: u64, planted: Option<PlantedBug>) -> Config {
     Config {
+        offline_memory_max_bytes: offline_memory_max_bytes(seed),
         queued_messages_max: crate::check::QUEUE_NEVER_FULL,
         outbound_packets_max: crate::check::QUEUE_NEVER_FULL,
         persistent_session_expiry_secs: u32::MAX,
@@ -138,6 +150,20 @@ pub struct Report {
     /// Spells of disk faults, and restarts the supervisor made for them.
     pub fault_spells: usize,
     pub supervised: usize,
+    /// Queued messages kept on disk only, and read back, over every
+    /// incarnation of the broker (`offline_memory_max_bytes`).
+    pub spilled: u64,
+    pub read_back: u64,
+}
+
+/// Takes the broker out of its slot, first adding what its census
+/// counted of queues on disk to `tails`.
+fn retire(server: &RefCell<Option<Server>>, tails: &mut (u64, u64)) {
+    if let Some(server) = server.borrow_mut().take() {
+        let census = server.census();
+        tails.0 += census.spilled;
+        tails.1 += census.read_back;
+    }
 }
 
 pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
@@ -166,7 +192,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let faults = Faults::new(faults_rng.random());
     let open_refused = Rc::new(RefCell::new(false));
     let host = BrokerHost {
-        config: config(planted),
+        config: config(seed, planted),
         power: power.clone(),
         faults: faults.clone(),
         slot: server.clone(),
@@ -248,10 +274,12 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let mut restarts: Vec<Duration> = Vec::new();
     let mut supervisor = Supervisor::default();
     let mut census = None;
+    let mut tails = (0, 0);
     while sim.elapsed() < END + Duration::from_secs(5) && census.is_none() {
         let now = sim.elapsed();
         if retained.borrow().is_some() {
-            census = server.borrow().as_ref().map(Server::census);
+            // With its own check: the counts agree with the sessions.
+            census = (server.borrow().as_ref()).map(|server| (server.census(), server.check()));
             if census.is_some() {
                 break;
             }
@@ -262,7 +290,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
         }
         if supervisor.restart_due(now, &server, &open_refused, &mut faults_rng) {
             power.off();
-            server.borrow_mut().take();
+            retire(&server, &mut tails);
             sim.bounce("broker");
         }
         while let Some((_, kind, down)) = pending.next_if(|(at, _, _)| *at <= now) {
@@ -274,14 +302,14 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
                 // Its power cut comes later.
                 Crash::DiskFails(_) => {}
                 Crash::Power => {
-                    server.borrow_mut().take();
+                    retire(&server, &mut tails);
                     sim.crash("broker");
                     restarts.push(now + *down);
                 }
                 // turmoil has no stop that keeps unsynced writes: a kill
                 // restarts at once.
                 Crash::Kill => {
-                    server.borrow_mut().take();
+                    retire(&server, &mut tails);
                     sim.bounce("broker");
                 }
             }
@@ -303,7 +331,8 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     // `Drop` touches the disk, which only a running simulation has.
     power.off();
     sim.crash("broker");
-    let (Some(Some(retained)), Some(census)) = (retained.borrow_mut().take(), census) else {
+    let (Some(Some(retained)), Some((census, checked))) = (retained.borrow_mut().take(), census)
+    else {
         return Err(fail(vec![
             "the broker did not come back for the final read".into(),
         ]));
@@ -313,6 +342,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let mut problems = check_deliveries(&subscribers, &publishers);
     problems.extend(check_retained(&publishers, &retained));
     problems.extend(check_census(&census.broker, &subscribers, &retained));
+    problems.extend(checked.err());
     problems.extend(opens_failed.borrow().iter().cloned());
     match *fleeting.borrow() {
         Some(Some(false)) => {}
@@ -366,6 +396,8 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
             .as_millis(),
         fault_spells: spells.len(),
         supervised: supervisor.restarts,
+        spilled: tails.0 + census.spilled,
+        read_back: tails.1 + census.read_back,
     })
 }
 
@@ -448,7 +480,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, host: BrokerHost) {
             };
             let opened = SimDisk::open(host.power.clone(), host.faults.clone())
                 .map_err(|e| e.to_string())
-                .and_then(|disk| Store::open(disk, clock));
+                .and_then(|disk| Store::open(disk, clock, host.config.offline_memory_max_bytes));
             let (store, restored) = match opened {
                 Ok(opened) => opened,
                 // The broker stops, as it would with one line; never

@@ -93,7 +93,7 @@ fn fill(store: &mut Store, from: u64) {
 #[test]
 fn a_store_whose_disk_filled_mid_commit_opens_with_what_was_committed() {
     let disk = FillingDisk::default();
-    let (mut store, _) = Store::open(disk.clone(), CLOCK).unwrap();
+    let (mut store, _) = Store::open(disk.clone(), CLOCK, usize::MAX).unwrap();
     commit(&mut store, sessions(1, 200));
     commit(
         &mut store,
@@ -109,7 +109,7 @@ fn a_store_whose_disk_filled_mid_commit_opens_with_what_was_committed() {
         fill(&mut store, 1000 + attempt * 100_000);
         drop(store);
         disk.full.store(false, Ordering::SeqCst);
-        let (reopened, restored) = Store::open(disk.clone(), CLOCK)
+        let (reopened, restored) = Store::open(disk.clone(), CLOCK, usize::MAX)
             .unwrap_or_else(|e| panic!("the store did not open again ({attempt}): {e}"));
         let mut ids: Vec<u64> = restored.sessions.iter().map(|s| s.sid.0).collect();
         ids.sort_unstable();

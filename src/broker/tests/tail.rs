@@ -1,0 +1,127 @@
+//! A durable session's queue past the memory budget: its tail waits on
+//! disk (here, a map standing in for the store) and comes back in order,
+//! behind what was in memory and ahead of what came meanwhile.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn budget_zero() -> Config {
+    Config {
+        inflight_messages_max: 2,
+        queued_messages_max: 100,
+        offline_memory_max_bytes: 0,
+        ..Config::default()
+    }
+}
+
+/// The messages the store would hold after a commit of what changed.
+fn commit(broker: &mut Broker, store: &mut BTreeMap<u64, Stored>) {
+    for change in broker.take_changes() {
+        if let Change::Message(_, seq, stored, _) = change {
+            match stored {
+                Some(stored) => store.insert(seq, stored),
+                None => store.remove(&seq),
+            };
+        }
+    }
+}
+
+/// What a read of the store gives from `from` on.
+fn read(store: &BTreeMap<u64, Stored>, from: u64) -> Vec<(u64, Stored)> {
+    store.range(from..).map(|(s, m)| (*s, m.clone())).collect()
+}
+
+fn payloads(effects: &[Effect]) -> Vec<String> {
+    deliveries(effects).into_iter().map(|d| d.3).collect()
+}
+
+#[test]
+fn an_offline_queue_past_the_budget_waits_on_disk_and_comes_back_in_order() {
+    let mut broker = Broker::new(budget_zero());
+    broker.keep_changes();
+    let mut store = BTreeMap::new();
+    connect(&mut broker, 1, "sub", false);
+    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
+    broker.connection_lost(ConnId(1), true);
+    connect(&mut broker, 2, "pub", true);
+    for n in 0..5 {
+        publish(
+            &mut broker,
+            2,
+            message("t", QoS::AtLeastOnce, Some(10 + n), &n.to_string()),
+        );
+    }
+    commit(&mut broker, &mut store);
+    let stats = broker.stats();
+    assert_eq!(
+        (
+            stats.queued,
+            stats.queued_on_disk,
+            stats.queued_memory_bytes
+        ),
+        (5, 5, 0)
+    );
+    assert_eq!(store.len(), 5, "each written with its body");
+    assert!(
+        broker.take_tail_reads().is_empty(),
+        "offline: nothing to read"
+    );
+    broker.check().unwrap();
+
+    let effects = connect(&mut broker, 3, "sub", false);
+    assert!(payloads(&effects).is_empty(), "its queue is on disk");
+    let reads = broker.take_tail_reads();
+    assert_eq!(reads.len(), 1);
+    // Online, behind its tail: this one waits behind the five.
+    publish(
+        &mut broker,
+        2,
+        message("t", QoS::AtLeastOnce, Some(20), "5"),
+    );
+    commit(&mut broker, &mut store);
+    assert_eq!(broker.stats().queued_on_disk, 6);
+    broker.check().unwrap();
+
+    broker
+        .tail_read(reads[0], Ok(read(&store, reads[0].from)))
+        .unwrap();
+    let mut got = payloads(&drain_effects(&mut broker));
+    assert_eq!(broker.stats().queued_on_disk, 0);
+    broker.check().unwrap();
+    for packet_id in 1..=6 {
+        broker.puback(ConnId(3), id(packet_id));
+        got.extend(payloads(&drain_effects(&mut broker)));
+    }
+    assert_eq!(got, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(broker.stats().read_back, 6);
+    assert_eq!(broker.stats().spilled, 6);
+}
+
+#[test]
+fn a_read_for_a_session_that_ended_is_dropped() {
+    let mut broker = Broker::new(budget_zero());
+    broker.keep_changes();
+    let mut store = BTreeMap::new();
+    connect(&mut broker, 1, "sub", false);
+    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
+    broker.connection_lost(ConnId(1), true);
+    connect(&mut broker, 2, "pub", true);
+    publish(
+        &mut broker,
+        2,
+        message("t", QoS::AtLeastOnce, Some(10), "0"),
+    );
+    commit(&mut broker, &mut store);
+    connect(&mut broker, 3, "sub", false);
+    let reads = broker.take_tail_reads();
+    // A clean start ends the session, and its tail with it.
+    connect(&mut broker, 4, "sub", true);
+    assert_eq!(broker.stats().queued, 0);
+    broker
+        .tail_read(reads[0], Ok(read(&store, reads[0].from)))
+        .unwrap();
+    assert!(payloads(&drain_effects(&mut broker)).is_empty());
+    assert_eq!(broker.stats().queued, 0);
+    broker.check().unwrap();
+}
