@@ -42,6 +42,7 @@ mod reaping;
 mod restore;
 mod retained;
 mod routing;
+mod runs;
 mod sessions;
 mod shared;
 mod subscribe;
@@ -276,6 +277,11 @@ pub struct Broker {
     notices: notice::Notices,
     /// Reused by routes so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Granted)>,
+    /// Reused by routes' deliveries: where one session's matches are.
+    blocks: Vec<std::ops::Range<usize>>,
+    /// Matches that routes have sorted since the start, a walk slice's at
+    /// a time: the test of the work per hold reads it.
+    matches_sorted: u64,
     /// Messages being routed a slice at a time, by the session that sent
     /// them (or whose will they are), oldest first (`fanout.rs`).
     routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
@@ -333,6 +339,8 @@ impl Broker {
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
+            blocks: Vec::new(),
+            matches_sorted: 0,
             routes: Default::default(),
             split_acks: false,
             subscriptions_visited: 0,
@@ -402,6 +410,12 @@ impl Broker {
     /// does for effects, since overlapping filters cost work but no effects.
     pub fn subscriptions_visited(&self) -> u64 {
         self.subscriptions_visited
+    }
+
+    /// Matches that routes have sorted by session since the start: each
+    /// walk slice sorts its own, so a hold sorts at most a slice's worth.
+    pub fn matches_sorted(&self) -> u64 {
+        self.matches_sorted
     }
 
     /// The work on the subscription index since the start, matching and
