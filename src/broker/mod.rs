@@ -56,7 +56,7 @@ use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::{SubscriptionIndex, WalkCursor};
 pub use journal::{Change, Key, Restored, RestoredSession, SessionRecord, Stored};
-pub use notice::Notice;
+pub use notice::{Clipped, Notice};
 use outbox::Counts;
 pub use outbox::{Message, Published};
 pub use retained::{RetainOutcome, Retained, RetainedStore};
