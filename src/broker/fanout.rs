@@ -15,8 +15,9 @@
 //!   count of sessions reached (0x10 when none), and with a store it waits
 //!   for the commit of every slice's changes (`take_split_acks`);
 //! - a session gets one copy whatever the number of its filters that match
-//!   [MQTT-3.3.4-2 of 5.0]: matches are gathered over the walk's slices
-//!   and merged per session before any is delivered;
+//!   [MQTT-3.3.4-2 of 5.0]: each walk slice sorts what it found by
+//!   session, and deliveries merge these runs, a session at a time, once
+//!   the walk is done (`runs.rs`);
 //! - a session that ends before its copy is delivered gets none (as if it
 //!   had ended before the publish); one that subscribes meanwhile gets the
 //!   message if the walk had not passed its filter yet.
@@ -25,10 +26,12 @@
 //! carried on by the timers task (`tick`), a slice a time.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use super::index::WalkCursor;
 use super::outbox::{Message, Published};
 use super::routing::{copy_for, is_plain_qos0, Frames};
+use super::runs::Runs;
 use super::subscribe::Subscription;
 use super::{Broker, ConnId, Effect, Millis, Retained, SessionId};
 use crate::codec::{Ack, Packet, PacketId, Property, Publish};
@@ -56,10 +59,10 @@ pub(super) struct Route {
     previous: Option<Retained>,
     cursor: WalkCursor<SessionId>,
     /// Every (session, subscription) the walk found, sorted by session
-    /// once the walk is done.
+    /// a walk slice at a time.
     matches: Vec<(SessionId, Subscription)>,
-    /// The first of `matches` not yet delivered, once sorted.
-    next: usize,
+    /// How `matches` is sorted, and how far deliveries have taken it.
+    runs: Runs,
     delivered: usize,
     frames: Frames,
     /// The publisher's acknowledgement, sent once it is routed.
@@ -112,7 +115,7 @@ impl Broker {
             previous,
             cursor: WalkCursor::default(),
             matches,
-            next: 0,
+            runs: Runs::default(),
             delivered: 0,
             frames: Frames::default(),
             ack: None,
@@ -135,41 +138,47 @@ impl Broker {
                 budget,
                 &mut route.matches,
             );
-            if !route.cursor.is_done() {
+            let done = route.cursor.is_done();
+            if done || !planted!(self.config, RouteSortedWhole) {
+                self.matches_sorted += route.runs.seal(&mut route.matches) as u64;
+            }
+            if !done {
                 route.split = true;
                 return false;
             }
-            // By session, then identifier: a copy's identifiers in one order
-            // whatever order the walk found them in.
-            route.matches.sort_unstable_by_key(|(sid, s)| (*sid, s.id));
         }
-        let mut sessions = 0;
-        while route.next < route.matches.len() {
-            if sessions == SESSIONS_PER_SLICE {
-                route.split = true;
-                return false;
+        let (mut sessions, mut looked_at) = (0, 0);
+        let mut blocks = std::mem::take(&mut self.blocks);
+        let done = loop {
+            if !route.runs.next_session(&route.matches, &mut blocks) {
+                break true;
             }
             sessions += 1;
-            let sid = route.matches[route.next].0;
-            let run = route.matches[route.next..]
-                .iter()
-                .take_while(|(s, _)| *s == sid)
-                .count();
-            let (start, end) = (route.next, route.next + run);
-            route.next = end;
-            if self.deliver_routed(route, start..end) == Delivered::QueueFullEndsFanOut {
-                route.next = route.matches.len();
+            // A session's own matches are looked at in one go, however
+            // many: as many as the filters its client may have.
+            looked_at += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
+            if self.deliver_routed(route, &blocks) == Delivered::QueueFullEndsFanOut {
+                route.runs.give_up();
             }
-        }
-        true
+            if !route.runs.has_more() {
+                break true;
+            }
+            if sessions == SESSIONS_PER_SLICE || looked_at >= WALK_WORK_PER_SLICE {
+                route.split = true;
+                break false;
+            }
+        };
+        self.blocks = blocks;
+        done
     }
 
-    /// The route's message to the session of `matches[range]`, one copy at
-    /// the highest QoS its filters grant, with every Subscription Identifier
-    /// among them [MQTT-3.3.4-2 of 5.0].
-    fn deliver_routed(&mut self, route: &mut Route, range: std::ops::Range<usize>) -> Delivered {
-        let run = &route.matches[range];
-        let sid = run[0].0;
+    /// The route's message to the session whose matches are `blocks` of
+    /// `route.matches`, one copy at the highest QoS its filters grant,
+    /// with every Subscription Identifier among them [MQTT-3.3.4-2 of 5.0].
+    fn deliver_routed(&mut self, route: &mut Route, blocks: &[Range<usize>]) -> Delivered {
+        let matches = &route.matches;
+        let sid = matches[blocks[0].start].0;
+        let run = blocks.iter().flat_map(|b| &matches[b.clone()]);
         // Ended since the walk found it, or ending a slice at a time.
         if !self.sessions.contains(sid) || self.reaping.holds(sid) {
             return Delivered::Not;
@@ -182,7 +191,7 @@ impl Broker {
             self.settle_owed(sid, &forwarded.topic, route.previous.as_ref());
         }
         let origin = route.origin;
-        let subscriptions = run.iter().map(|(_, s)| s).filter(|s| {
+        let subscriptions = run.map(|(_, s)| s).filter(|s| {
             let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
             !(no_local && origin == Some(sid))
         });

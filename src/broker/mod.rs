@@ -43,6 +43,7 @@ mod reaping;
 mod restore;
 mod retained;
 mod routing;
+mod runs;
 mod sessions;
 mod shared;
 mod subscribe;
@@ -57,7 +58,7 @@ use crate::codec::{Packet, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::{SubscriptionIndex, WalkCursor};
 pub use journal::{Change, Key, Restored, RestoredSession, SessionRecord, Stored};
-pub use notice::Notice;
+pub use notice::{Clipped, Notice};
 use outbox::Counts;
 pub use outbox::{Message, Published};
 pub use retained::{RetainOutcome, Retained, RetainedStore};
@@ -291,6 +292,11 @@ pub struct Broker {
     notices: notice::Notices,
     /// Reused by routes so that a fan-out allocates nothing per message.
     matches: Vec<(SessionId, Granted)>,
+    /// Reused by routes' deliveries: where one session's matches are.
+    blocks: Vec<std::ops::Range<usize>>,
+    /// Matches that routes have sorted since the start, a walk slice's at
+    /// a time: the test of the work per hold reads it.
+    matches_sorted: u64,
     /// Messages being routed a slice at a time, by the session that sent
     /// them (or whose will they are), oldest first (`fanout.rs`).
     routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
@@ -350,6 +356,8 @@ impl Broker {
             effects: Vec::new(),
             notices: notice::Notices::default(),
             matches: Vec::new(),
+            blocks: Vec::new(),
+            matches_sorted: 0,
             routes: Default::default(),
             split_acks: false,
             subscriptions_visited: 0,
@@ -420,6 +428,12 @@ impl Broker {
     /// does for effects, since overlapping filters cost work but no effects.
     pub fn subscriptions_visited(&self) -> u64 {
         self.subscriptions_visited
+    }
+
+    /// Matches that routes have sorted by session since the start: each
+    /// walk slice sorts its own, so a hold sorts at most a slice's worth.
+    pub fn matches_sorted(&self) -> u64 {
+        self.matches_sorted
     }
 
     /// The work on the subscription index since the start, matching and

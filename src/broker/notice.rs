@@ -157,7 +157,7 @@ impl Notice {
 
 /// A client's string in a log line: up to `CLIPPED_CHARS` characters and
 /// the length of the rest. Client ids, topics and filters run to 64 KB.
-struct Clipped<'a>(&'a str);
+pub struct Clipped<'a>(pub &'a str);
 
 const CLIPPED_CHARS: usize = 128;
 

@@ -405,6 +405,8 @@ pub(super) fn copy_for<'a>(
         ids.extend(subscription.id);
     }
     let granted = granted?;
+    // In one order whatever order the walk's runs gave them in.
+    ids.sort_unstable();
     let mut properties = publish.properties.clone();
     properties.extend(ids.into_iter().map(Property::SubscriptionIdentifier));
     Some(Publish {

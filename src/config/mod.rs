@@ -290,6 +290,11 @@ pub enum PlantedBug {
     /// test of the work per slice, not by the simulation, which sees no
     /// time.
     RouteWalkUnbounded,
+    /// A route's matches are sorted all at once when its walk is done, as
+    /// they were before `broker/runs.rs`: a publish matching 32,768
+    /// filters sorts them all in one hold. Caught by the broker's test of
+    /// the work per hold.
+    RouteSortedWhole,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the
     /// same one.
@@ -362,6 +367,7 @@ impl PlantedBug {
         PlantedBug::TlsReadAheadLost,
         PlantedBug::MalformedConnectKeptOpen,
         PlantedBug::RouteWalkUnbounded,
+        PlantedBug::RouteSortedWhole,
         PlantedBug::AssignedIdTaken,
         PlantedBug::AssignedIdNotReturned,
         PlantedBug::ClientPacketSizeIgnored,

@@ -390,7 +390,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.routing = routing;
         match accepted {
             Some(accepted) => {
-                tracing::Span::current().record("client_id", accepted.client_id.as_str());
+                // A client id may be 256 bytes, or more if so configured.
+                let client_id = crate::broker::Clipped(accepted.client_id.as_str());
+                tracing::Span::current().record("client_id", tracing::field::display(client_id));
                 tracing::debug!(accepted.keep_alive, version = ?self.link.version(), "connected");
                 Ok(accepted.keep_alive)
             }

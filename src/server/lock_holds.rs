@@ -12,6 +12,27 @@ pub(super) struct LockHolds {
     nanos: Histogram<u64>,
     /// Their exact sum, which the histogram does not keep.
     sum_nanos: u64,
+    /// With feature `hold-cpu`: the CPU time the holding thread ran
+    /// during each hold, and the rest of it (the wall time less that:
+    /// waiting for a core, or for a page from disk), to tell a long hold
+    /// that did long work from one whose thread was preempted.
+    #[cfg(feature = "hold-cpu")]
+    cpu: (Histogram<u64>, Histogram<u64>),
+}
+
+/// The calling thread's CPU time so far (feature `hold-cpu`): a syscall,
+/// about as long as a short hold, so not in the default build.
+#[cfg(feature = "hold-cpu")]
+pub(super) fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(read, 0, "CLOCK_THREAD_CPUTIME_ID is Linux's");
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    Duration::new(secs, u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// Lock holds by how long they took, in the buckets a reader asked for.
@@ -30,10 +51,21 @@ pub struct HoldHistogram {
 impl LockHolds {
     pub(super) fn new() -> LockHolds {
         LockHolds {
-            nanos: Histogram::new_with_bounds(1, 60_000_000_000, 2)
-                .expect("bounds are valid constants"),
+            nanos: new_histogram(),
             sum_nanos: 0,
+            #[cfg(feature = "hold-cpu")]
+            cpu: (new_histogram(), new_histogram()),
         }
+    }
+
+    /// A hold's thread CPU time, beside its wall time `held`.
+    #[cfg(feature = "hold-cpu")]
+    pub(super) fn record_cpu(&mut self, held: Duration, cpu: Duration) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.cpu.0.saturating_record(nanos(cpu));
+        self.cpu
+            .1
+            .saturating_record(nanos(held.saturating_sub(cpu)));
     }
 
     pub(super) fn record(&mut self, held: Duration) {
@@ -80,7 +112,23 @@ impl LockHolds {
             max_ns = nanos.max(),
             "broker lock held"
         );
+        #[cfg(feature = "hold-cpu")]
+        for (histogram, what) in [(&self.cpu.0, "on CPU"), (&self.cpu.1, "off CPU")] {
+            tracing::info!(
+                target: "tern::lock",
+                p50_ns = histogram.value_at_quantile(0.5),
+                p99_ns = histogram.value_at_quantile(0.99),
+                p999_ns = histogram.value_at_quantile(0.999),
+                max_ns = histogram.max(),
+                "broker lock held, {what}"
+            );
+        }
     }
+}
+
+/// Nanoseconds, to two significant digits, up to a minute.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("bounds are valid constants")
 }
 
 #[cfg(test)]

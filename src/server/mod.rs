@@ -123,6 +123,8 @@ impl Shared {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
+        #[cfg(feature = "hold-cpu")]
+        let cpu = lock_holds::thread_cpu();
         state.broker.set_now(now);
         let store_failed = self.commit_failed();
         if let Some(memory) = self.memory.get() {
@@ -151,7 +153,10 @@ impl Shared {
         let gated = persist.filter(|_| gate > 0);
         state.apply_effects(self.config.outbound_packets_max, gate, gated);
         let notices = state.broker.take_notices();
-        state.holds.record(locked.elapsed());
+        let held = locked.elapsed();
+        state.holds.record(held);
+        #[cfg(feature = "hold-cpu")]
+        state.holds.record_cpu(held, lock_holds::thread_cpu() - cpu);
         drop(state);
         for notice in &notices {
             if self.log_limit.admit(notice.kind()) {

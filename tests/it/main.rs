@@ -46,6 +46,7 @@ mod tcp_sessions;
 mod tcp_slow_subscriber;
 mod tcp_timeouts;
 mod tcp_topics;
+mod tcp_wide_filters;
 mod tcp_will;
 mod tls;
 mod tls_client_certs;

@@ -26,16 +26,32 @@ impl Write for Captured {
     }
 }
 
+impl Captured {
+    /// Captures this thread's INFO lines until the guard is dropped.
+    fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// The longest run of `c` in `log`: a client's string, in the tests' logs.
+fn longest_run(log: &str, c: char) -> usize {
+    log.split(|x| x != c).map(str::len).max().unwrap_or(0)
+}
+
 #[tokio::test]
 async fn a_flood_of_refused_subscriptions_logs_a_few_short_lines() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start();
     let broker = TestBroker::start(Config {
         topic_levels_max: 4,
         ..config()
@@ -51,7 +67,7 @@ async fn a_flood_of_refused_subscriptions_logs_a_few_short_lines() {
         assert!(matches!(client.recv().await, Packet::SubAck(_)));
     }
     broker.stop().await;
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let refused: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("subscription refused"))
@@ -62,9 +78,30 @@ async fn a_flood_of_refused_subscriptions_logs_a_few_short_lines() {
         refused.len()
     );
     // The client's part of a line: the run of its filter's x's.
-    let longest = log.split(|c| c != 'x').map(str::len).max().unwrap_or(0);
+    let longest = longest_run(&log, 'x');
     assert!(
         longest <= 200,
         "{longest} bytes of the client's filter in a line"
     );
+}
+
+/// A client id may be `client_id_max_bytes` (256) long, and each line of
+/// its connection names it: clipped there too (it was whole).
+#[tokio::test]
+async fn a_long_client_id_is_clipped_in_its_connections_lines() {
+    let (captured, _guard) = Captured::start();
+    let broker = TestBroker::start(config()).await;
+    let mut client = Raw::connected(broker.addr, &"y".repeat(256)).await;
+    // Packet type 0 is reserved: the connection ends with a line saying so.
+    client.send_bytes(&[0x00, 0x00]).await;
+    client.expect_closed().await;
+    broker.stop().await;
+    let log = captured.text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("connection closed") && l.contains("yyy")),
+        "{log}"
+    );
+    let longest = longest_run(&log, 'y');
+    assert!(longest <= 200, "{longest} bytes of the client id in a line");
 }

@@ -48,7 +48,7 @@ fn subscribe_overlapping(broker: &mut Broker, conn: u64) {
 
 /// Publishes from `conn`, then resumes its route as the runtime does, a
 /// hold each, until it is done: the effects of each hold, and an error if
-/// a hold's walk did more work than its bound.
+/// a hold's walk did more work than its bound, or sorted more matches.
 fn publish_in_slices(
     broker: &mut Broker,
     conn: u64,
@@ -56,12 +56,18 @@ fn publish_in_slices(
 ) -> Result<Vec<Vec<Effect>>, String> {
     let mut holds = Vec::new();
     let mut visited = broker.subscriptions_visited();
+    let mut sorted = broker.matches_sorted();
     broker.publish(ConnId(conn), publish).unwrap();
     loop {
         let work = broker.subscriptions_visited() - visited;
         visited = broker.subscriptions_visited();
         if work > WALK_WORK_PER_SLICE {
             return Err(format!("hold {} walked {work}", holds.len()));
+        }
+        let sort = broker.matches_sorted() - sorted;
+        sorted = broker.matches_sorted();
+        if sort > WALK_WORK_PER_SLICE {
+            return Err(format!("hold {} sorted {sort}", holds.len()));
         }
         holds.push(drain_effects(broker));
         if !broker.route_pending(ConnId(conn)) {
@@ -143,6 +149,53 @@ fn the_bound_per_slice_fails_with_the_walk_done_whole() {
     };
     let error = one_publish_over_overlapping_filters(config).unwrap_err();
     assert!(error.starts_with("hold 0 walked"), "{error}");
+}
+
+/// Two sessions' overlapping filters: 32,768 matches, found over several
+/// slices. Each slice sorts what it found and the deliveries merge them:
+/// one copy each, at the highest QoS granted. Sorted at the walk's end,
+/// all of them were sorted in its last hold.
+fn two_sessions_over_overlapping_filters(config: Config) -> Result<(), String> {
+    let mut broker = Broker::new(config);
+    connect(&mut broker, 1, "wild", true);
+    connect(&mut broker, 2, "wilder", true);
+    connect(&mut broker, 3, "pub", true);
+    subscribe_overlapping(&mut broker, 1);
+    subscribe_overlapping(&mut broker, 2);
+    let before = broker.matches_sorted();
+    let holds = publish_in_slices(
+        &mut broker,
+        3,
+        message(&topic(), QoS::AtLeastOnce, Some(7), "m"),
+    )?;
+    assert_eq!(broker.matches_sorted() - before, 2 << LEVELS, "each once");
+    let got: Vec<_> = holds.iter().flat_map(|h| deliveries(h)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, QoS::AtLeastOnce, Some(1), "m".into(), false),
+            (2, QoS::AtLeastOnce, Some(1), "m".into(), false),
+        ]
+    );
+    assert_eq!(pubacks(holds.last().unwrap()), 1);
+    broker.check().unwrap();
+    Ok(())
+}
+
+#[test]
+fn matches_found_in_slices_are_sorted_a_slice_at_a_time() {
+    two_sessions_over_overlapping_filters(config()).unwrap();
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn the_sort_bound_per_hold_fails_with_the_matches_sorted_whole() {
+    let config = Config {
+        planted_bug: Some(crate::config::PlantedBug::RouteSortedWhole),
+        ..config()
+    };
+    let error = two_sessions_over_overlapping_filters(config).unwrap_err();
+    assert!(error.contains("sorted 32768"), "{error}");
 }
 
 #[test]
