@@ -321,7 +321,7 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 52] = [
+    pub const ALL: [PlantedBug; 53] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
