@@ -72,7 +72,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    #[cfg(not(tokio_unstable))]
+    tracing::warn!(
+        "built without --cfg tokio_unstable: packets that different clients sent \
+         together may be handled out of their arrival order (see src/main.rs, runtime)"
+    );
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
     };
@@ -80,6 +85,21 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
     }
+}
+
+/// The multi-threaded runtime, its tasks run in the order they were woken.
+/// By default a worker runs the task woken last first (tokio's LIFO slot,
+/// for message passing): when one poll of the sockets found client B's
+/// SUBSCRIBE and then client A's PUBLISH, A's was routed first and B missed
+/// the message in 60-100% of such rounds (`benches/arrival.py`), where users
+/// expect arrival order. The slot can be turned off only with tokio's
+/// unstable API, which `.cargo/config.toml` turns on.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build()
 }
 
 /// glibc gives each thread that contends for the heap an arena of its own,

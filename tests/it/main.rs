@@ -28,6 +28,7 @@ mod tcp5_session;
 mod tcp5_subscribe;
 mod tcp5_will;
 mod tcp_acl;
+mod tcp_arrival_order;
 mod tcp_auth;
 mod tcp_bad_input;
 mod tcp_connect;

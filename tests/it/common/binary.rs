@@ -31,10 +31,23 @@ impl Binary {
     /// The binary with `config`, which has it listen on `addr` (and
     /// maybe elsewhere): ready once `addr` accepts.
     pub async fn start_on(config: &str, addr: SocketAddr) -> Binary {
+        Binary::start_with_env(config, addr, &[]).await
+    }
+
+    /// The binary with `config` and its runtime's `workers` threads
+    /// (tokio's `TOKIO_WORKER_THREADS`), listening on a free port.
+    pub async fn start_with_workers(config: &str, workers: usize) -> Binary {
+        let addr = free_addr();
+        let config = format!("listen = [\"{addr}\"]\n{config}");
+        let workers = workers.to_string();
+        Binary::start_with_env(&config, addr, &[("TOKIO_WORKER_THREADS", &workers)]).await
+    }
+
+    async fn start_with_env(config: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Binary {
         let path = std::env::temp_dir().join(format!("tern-it-{}.toml", addr.port()));
         std::fs::write(&path, config).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-        command.arg("--config").arg(&path);
+        command.arg("--config").arg(&path).envs(env.iter().copied());
         // Tests that keep a store say where; the others keep none, rather
         // than share ./tern-data.
         if !config.contains("data_dir") {
@@ -54,10 +67,49 @@ impl Binary {
 impl Binary {
     /// Sends it SIGHUP, which has it read its files again.
     pub fn hang_up(&self) {
+        self.signal(libc::SIGHUP);
+    }
+
+    /// Stops it (SIGSTOP), every thread, so that what clients send
+    /// meanwhile waits in its sockets for one poll to find it all.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        // A thread gone meanwhile runs no more than a stopped one.
+        let stopped = |entry: std::io::Result<std::fs::DirEntry>| {
+            let Ok(stat) = entry.and_then(|e| std::fs::read_to_string(e.path().join("stat")))
+            else {
+                return true;
+            };
+            // The state follows the command's closing parenthesis.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            matches!(state, Some("T" | "t"))
+        };
+        let all_stopped = || {
+            std::fs::read_dir(&tasks)
+                .expect("the broker's tasks")
+                .all(stopped)
+        };
+        let deadline = std::time::Instant::now() + super::WAIT;
+        while !all_stopped() {
+            assert!(std::time::Instant::now() < deadline, "tern did not stop");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Lets it run again after `pause`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
         // SAFETY: kill only sends a signal, to our own child.
-        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
-        assert_eq!(sent, 0, "SIGHUP to tern");
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} to tern");
     }
 }
 
