@@ -16,7 +16,7 @@
 import argparse, multiprocessing, os, selectors, shutil, signal, socket, statistics
 import struct, subprocess, sys, tempfile, time
 
-from mqtt_wire import pkt, s
+from mqtt_wire import pkt, s, scrape
 
 MOSQUITTO = '/usr/sbin/mosquitto'
 PUBLISHERS = 8
@@ -149,21 +149,6 @@ def wait_listening(port, proc):
             time.sleep(0.01)
     sys.exit(f'nothing listening on {port}')
 
-
-def scrape(port):
-    sock = socket.create_connection(('127.0.0.1', port))
-    sock.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-    data = b''
-    while True:
-        d = sock.recv(1 << 16)
-        if not d: break
-        data += d
-    values = {}
-    for line in data.decode().split('\r\n\r\n', 1)[1].splitlines():
-        if line and not line.startswith('#'):
-            name, value = line.rsplit(' ', 1)
-            values[name] = float(value)
-    return values
 
 
 def start(kind, tern, port, work, inflight):

@@ -5,14 +5,13 @@
 # on PORT+1). The heap figure is steadier than RSS; to see where it goes,
 # run the broker under heaptrack (`heaptrack -o out tern ...`) and read
 # `heaptrack_print -f out.zst -F folded --flamegraph-cost-type peak`.
-import os, re, resource, socket, struct, subprocess, sys, tempfile, time, urllib.request
+import os, resource, socket, struct, subprocess, sys, tempfile, time
 
-from mqtt_wire import connect, pkt, rss, s
+from mqtt_wire import connect, metric, pkt, rss, s
 
 
 def heap(port):
-    text = urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics').read().decode()
-    return int(re.search(r'^tern_heap_bytes (\d+)', text, re.M).group(1))
+    return metric(port, 'tern_heap_bytes')
 
 
 def main():

@@ -1,6 +1,6 @@
 # The few MQTT 3.1.1 bytes the Python bench scripts write, a client that
-# reads packets, and a process's resident memory; imported by overlap.py,
-# retained.py, subscriptions.py, durable.py and recovery.py.
+# reads packets, a process's resident memory and tern's /metrics; imported
+# by the bench scripts beside it.
 import socket, struct
 
 def varint(n):
@@ -40,3 +40,28 @@ class Client:
             d = self.sock.recv(1 << 20)
             if not d: raise EOFError
             self.buf += d
+
+
+def scrape(port):
+    """tern's /metrics on `port` (its HTTP listener): value by name, labels included."""
+    sock = socket.create_connection(('127.0.0.1', port))
+    sock.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    data = b''
+    while True:
+        d = sock.recv(1 << 16)
+        if not d: break
+        data += d
+    values = {}
+    for line in data.decode().split('\r\n\r\n', 1)[1].splitlines():
+        if line and not line.startswith('#'):
+            name, value = line.rsplit(' ', 1)
+            values[name] = float(value)
+    return values
+
+
+def metric(port, name):
+    """One metric: `name` as written (labels and all), or its first labelled series."""
+    values = scrape(port)
+    if name in values:
+        return values[name]
+    return next((v for k, v in values.items() if k.startswith(name + '{')), None)

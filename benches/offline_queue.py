@@ -12,7 +12,7 @@
 # offline_memory_max_bytes BUDGET). Uses PORT (MQTT) and PORT+1 (HTTP).
 import argparse, os, shutil, socket, struct, subprocess, sys, tempfile, time
 
-from mqtt_wire import pkt, s
+from mqtt_wire import metric, pkt, s
 
 TOPIC = 'q/all'
 
@@ -56,19 +56,6 @@ def open_client(port, cid, clean):
     assert first >> 4 == 2 and body[1] == 0, (first, body)
     return sock, reader, body[0] & 1
 
-
-def metric(port, name):
-    sock = socket.create_connection(('127.0.0.1', port))
-    sock.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-    data = b''
-    while True:
-        d = sock.recv(1 << 16)
-        if not d: break
-        data += d
-    for line in data.decode().splitlines():
-        if line.startswith(name + ' '):
-            return float(line.rsplit(' ', 1)[1])
-    sys.exit(f'no {name} in /metrics')
 
 
 def status(pid, key):

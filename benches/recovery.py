@@ -15,7 +15,7 @@
 import argparse, datetime, os, re, shutil, signal, socket, statistics, struct, subprocess
 import sys, tempfile, time
 
-from mqtt_wire import Client, pkt, s
+from mqtt_wire import Client, metric, pkt, s
 
 TOPIC = 'recovery/all'
 PAYLOAD = b'r' * 64
@@ -42,19 +42,6 @@ def make_sessions(port, count):
                 pass
             sock.close()
 
-
-def metric(port, name):
-    sock = socket.create_connection(('127.0.0.1', port))
-    sock.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-    data = b''
-    while True:
-        d = sock.recv(1 << 16)
-        if not d: break
-        data += d
-    for line in data.decode().splitlines():
-        if line.startswith(name + ' ') or line.startswith(name + '{'):
-            return float(line.rsplit(' ', 1)[1])
-    sys.exit(f'no {name} in /metrics')
 
 
 def port_free(port):
