@@ -119,24 +119,6 @@ async fn a_burst_over_overlapping_filters_is_counted_and_split_between_holds() {
     broker.stop().await;
 }
 
-/// SUBSCRIBE number `i` of row 1's shape: 100 filters of 200 levels.
-fn deep_subscribe(i: u64) -> Packet {
-    let filters = (0..100)
-        .map(|j| {
-            let filter = format!("{i}-{j}{}", "/l".repeat(199));
-            (
-                TopicFilter::new(&filter).unwrap(),
-                SubscriptionOptions::qos(QoS::AtMostOnce),
-            )
-        })
-        .collect();
-    Packet::Subscribe(Subscribe {
-        packet_id: raw::packet_id(u16::try_from(i + 1).unwrap()),
-        filters,
-        properties: Default::default(),
-    })
-}
-
 /// Row 1's shape: many deep filters, SUBSCRIBEs sent in one write. Each
 /// SUBSCRIBE's 100 filters of 200 levels are 20,000 levels of work on the
 /// index, over the budget of a hold, so each gets a hold of its own; in
@@ -148,7 +130,11 @@ async fn a_burst_of_deep_subscribes_is_split_between_holds() {
     let mut deep = Raw::connected(broker.addr, "deep").await;
     let mut burst = BytesMut::new();
     for i in 0..SUBSCRIBES {
-        codec::encode(&deep_subscribe(i), ProtocolVersion::V311, &mut burst);
+        codec::encode(
+            &raw::deep_subscribe(i as usize, 100, 200),
+            ProtocolVersion::V311,
+            &mut burst,
+        );
     }
     let before = broker.census();
     deep.send_bytes(&burst).await;
@@ -172,7 +158,7 @@ async fn a_session_with_many_deep_filters_ends_in_slices() {
     let broker = TestBroker::start(config()).await;
     let mut deep = Raw::connected(broker.addr, "deep").await;
     for i in 0..SUBSCRIBES {
-        deep.send(&deep_subscribe(i)).await;
+        deep.send(&raw::deep_subscribe(i as usize, 100, 200)).await;
         assert!(matches!(deep.recv().await, Packet::SubAck(_)));
     }
     let before = broker.census();

@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tern::codec::{self, Packet, ProtocolVersion, QoS, ReasonCode, Subscribe, SubscriptionOptions};
-use tern::topic::TopicFilter;
+use tern::codec::{self, Packet, ProtocolVersion, QoS, ReasonCode};
 
 use crate::common::binary::{free_addr, Binary};
 use crate::common::http;
@@ -28,24 +27,6 @@ const LEVELS: usize = 200;
 /// the filter its session keeps. A map per level cost over 1,000.
 const NODE_BYTES: u64 = 96;
 const LEVEL_BYTES_MAX: u64 = 2 * (NODE_BYTES + 2);
-
-/// Filter `j` of SUBSCRIBE `i`: a first level of its own, then `/l`s.
-fn deep_subscribe(i: usize) -> Packet {
-    let filters = (0..PER_SUBSCRIBE)
-        .map(|j| {
-            let filter = format!("{i}-{j}{}", "/l".repeat(LEVELS - 1));
-            (
-                TopicFilter::new(&filter).unwrap(),
-                SubscriptionOptions::qos(QoS::AtMostOnce),
-            )
-        })
-        .collect();
-    Packet::Subscribe(Subscribe {
-        packet_id: raw::packet_id(u16::try_from(i + 1).unwrap()),
-        filters,
-        properties: Default::default(),
-    })
-}
 
 async fn heap_bytes(http: SocketAddr) -> u64 {
     let reply = http::get(http, "/metrics").await;
@@ -81,7 +62,11 @@ async fn deep_filters_cost_about_a_trie_node_a_level_and_others_are_served() {
     let before = heap_bytes(http).await;
     let mut burst = BytesMut::new();
     for i in 0..SUBSCRIBES {
-        codec::encode(&deep_subscribe(i), ProtocolVersion::V311, &mut burst);
+        codec::encode(
+            &raw::deep_subscribe(i, PER_SUBSCRIBE, LEVELS),
+            ProtocolVersion::V311,
+            &mut burst,
+        );
     }
     deep.send_bytes(&burst).await;
     let mut subacks = Vec::new();

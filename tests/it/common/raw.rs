@@ -369,3 +369,22 @@ pub fn puback(id: u16) -> Packet {
 pub fn disconnect() -> Packet {
     Packet::Disconnect(codec::Disconnect::new(codec::ReasonCode::SUCCESS))
 }
+
+/// SUBSCRIBE number `i` of issue 12's row 1 shape: `filters` filters of
+/// `levels` levels each, a first level of their own (`{i}-{j}`), then `/l`s.
+pub fn deep_subscribe(i: usize, filters: usize, levels: usize) -> Packet {
+    let filters = (0..filters)
+        .map(|j| {
+            let filter = format!("{i}-{j}{}", "/l".repeat(levels - 1));
+            (
+                TopicFilter::new(&filter).unwrap(),
+                SubscriptionOptions::qos(QoS::AtMostOnce),
+            )
+        })
+        .collect();
+    Packet::Subscribe(Subscribe {
+        packet_id: packet_id(u16::try_from(i + 1).unwrap()),
+        filters,
+        properties: Default::default(),
+    })
+}
