@@ -15,6 +15,18 @@ fn budget_zero() -> Config {
     }
 }
 
+/// Session "sub" offline and persistent, subscribed to `t` at QoS 1, with
+/// no room in memory for its queue; "pub" connected as connection 2.
+fn offline_subscriber_and_publisher() -> Broker {
+    let mut broker = Broker::new(budget_zero());
+    broker.keep_changes();
+    connect(&mut broker, 1, "sub", false);
+    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
+    broker.connection_lost(ConnId(1), true);
+    connect(&mut broker, 2, "pub", true);
+    broker
+}
+
 /// The messages the store would hold after a commit of what changed.
 fn commit(broker: &mut Broker, store: &mut BTreeMap<u64, Stored>) {
     for change in broker.take_changes() {
@@ -38,13 +50,8 @@ fn payloads(effects: &[Effect]) -> Vec<String> {
 
 #[test]
 fn an_offline_queue_past_the_budget_waits_on_disk_and_comes_back_in_order() {
-    let mut broker = Broker::new(budget_zero());
-    broker.keep_changes();
+    let mut broker = offline_subscriber_and_publisher();
     let mut store = BTreeMap::new();
-    connect(&mut broker, 1, "sub", false);
-    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
-    broker.connection_lost(ConnId(1), true);
-    connect(&mut broker, 2, "pub", true);
     for n in 0..5 {
         publish(
             &mut broker,
@@ -100,13 +107,8 @@ fn an_offline_queue_past_the_budget_waits_on_disk_and_comes_back_in_order() {
 
 #[test]
 fn a_read_for_a_session_that_ended_is_dropped() {
-    let mut broker = Broker::new(budget_zero());
-    broker.keep_changes();
+    let mut broker = offline_subscriber_and_publisher();
     let mut store = BTreeMap::new();
-    connect(&mut broker, 1, "sub", false);
-    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
-    broker.connection_lost(ConnId(1), true);
-    connect(&mut broker, 2, "pub", true);
     publish(
         &mut broker,
         2,
