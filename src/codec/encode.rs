@@ -147,21 +147,40 @@ pub fn encode_by_alias(p: &Publish, buf: &mut BytesMut) {
     header(
         buf,
         publish_first_byte(p),
-        count(|sink| publish_to(p, "", true, sink)),
+        count(|sink| publish_to(p, "", p.packet_id, true, sink)),
     );
-    publish_to(p, "", true, buf);
+    publish_to(p, "", p.packet_id, true, buf);
+}
+
+/// Appends `p` as a 5.0 PUBLISH under `packet_id` rather than its own, with
+/// no copy of it made: how the store keeps a message, whose packet ids
+/// belong to a flow kept apart.
+pub fn encode_publish_as(p: &Publish, packet_id: Option<PacketId>, buf: &mut BytesMut) {
+    let topic = p.topic.as_str();
+    header(
+        buf,
+        publish_first_byte(p),
+        count(|sink| publish_to(p, topic, packet_id, true, sink)),
+    );
+    publish_to(p, topic, packet_id, true, buf);
 }
 
 #[inline]
 fn publish<S: Sink>(p: &Publish, v5: bool, sink: &mut S) {
-    publish_to(p, p.topic.as_str(), v5, sink);
+    publish_to(p, p.topic.as_str(), p.packet_id, v5, sink);
 }
 
 /// Every delivery is one of these: inlined so that counting it is a sum.
 #[inline]
-fn publish_to<S: Sink>(p: &Publish, topic: &str, v5: bool, sink: &mut S) {
+fn publish_to<S: Sink>(
+    p: &Publish,
+    topic: &str,
+    packet_id: Option<PacketId>,
+    v5: bool,
+    sink: &mut S,
+) {
     sink.string(topic);
-    if let Some(id) = p.packet_id {
+    if let Some(id) = packet_id {
         sink.u16(id.get());
     }
     if v5 {

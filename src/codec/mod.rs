@@ -14,7 +14,7 @@ mod user_properties;
 
 pub use aliases::TopicAliases;
 pub use decode::{decode, decode_with_aliases};
-pub use encode::{encode, encode_by_alias, encoded_len};
+pub use encode::{encode, encode_by_alias, encode_publish_as, encoded_len};
 pub use frame::SharedFrame;
 pub use packet::*;
 pub use properties::{Properties, Property, PropertyContext};

@@ -136,6 +136,47 @@ fn a_key_made_and_removed_in_one_batch_is_not_written_one_written_before_is_remo
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Removals go in runs along the leaves (`removal_runs`): a key in a
+/// run's span that the batch does not remove, or updates, stays, and a run
+/// stops at its session.
+#[test]
+fn removals_in_runs_keep_every_key_between_them_that_the_batch_does_not_remove() {
+    let dir = dir("runs");
+    let (mut store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
+    let (one, two) = (SessionId(1), SessionId(2));
+    let mut made = vec![
+        Change::Session(one, Some(record("one")), Key::New),
+        Change::Session(two, Some(record("two")), Key::New),
+    ];
+    made.extend((1..=40).map(|seq| released(one, seq, true, Key::New)));
+    made.extend((1..=5).map(|seq| released(two, seq, true, Key::New)));
+    commit(&mut store, made);
+    let kept_in_spans = [3, 15, 38, 39];
+    let mut removed: Vec<Change> = (1..=20)
+        .chain([40])
+        .filter(|seq| !kept_in_spans.contains(seq) && *seq != 7)
+        .map(|seq| released(one, seq, false, Key::Seen))
+        .collect();
+    removed.extend([
+        released(one, 7, true, Key::Seen),
+        // Made and removed here: nothing to walk past.
+        released(one, 41, true, Key::New),
+        released(one, 41, false, Key::Seen),
+        released(two, 1, false, Key::Seen),
+    ]);
+    commit(&mut store, removed);
+    drop(store);
+    let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
+    let seqs = |sid| {
+        let session = restored.sessions.iter().find(|s| s.sid == sid).unwrap();
+        session.messages.iter().map(|(seq, _)| *seq).collect::<Vec<_>>()
+    };
+    let want_one: Vec<u64> = [3, 7, 15].into_iter().chain(21..=39).collect();
+    assert_eq!(seqs(one), want_one);
+    assert_eq!(seqs(two), [2, 3, 4, 5]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_session_ended_and_made_again_in_one_batch_keeps_only_what_came_after() {
     let dir = dir("again");
