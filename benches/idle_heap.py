@@ -3,7 +3,8 @@
 # topic; prints the broker's growth per connection in resident memory and
 # in heap, as its counting allocator sees it (/metrics `tern_heap_bytes`,
 # on PORT+1). The heap figure is steadier than RSS; to see where it goes,
-# run the broker under heaptrack (`heaptrack -o out tern ...`) and read
+# run the broker built with `--features system-allocator` under heaptrack
+# (`heaptrack -o out tern ...`; it sees only malloc, not mimalloc) and read
 # `heaptrack_print -f out.zst -F folded --flamegraph-cost-type peak`.
 import os, resource, socket, struct, subprocess, sys, tempfile, time
 

@@ -50,11 +50,26 @@ enum Command {
 
 /// Counts the heap in use, which `memory_max_bytes` limits; its own limit
 /// stays off, since refusing an allocation would abort the process.
+/// mimalloc rather than glibc's malloc: with durability "sync", the store
+/// thread frees what the workers allocated, and glibc's arena lock made
+/// that a quarter of the broker's CPU a message (`benches/durable.py`).
+/// Built without transparent huge pages (`no_thp`): with them, 10,000
+/// idle connections held 5.3 KB of resident memory each, against 3.9 KB
+/// without, as with glibc (`benches/idle_heap.py`). Feature
+/// `system-allocator` puts glibc's back, for heaptrack, which sees only it.
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+static ALLOCATOR: cap::Cap<Heap> = cap::Cap::new(HEAP, usize::MAX);
+
+#[cfg(not(feature = "system-allocator"))]
+type Heap = mimalloc::MiMalloc;
+#[cfg(not(feature = "system-allocator"))]
+const HEAP: Heap = mimalloc::MiMalloc;
+#[cfg(feature = "system-allocator")]
+type Heap = std::alloc::System;
+#[cfg(feature = "system-allocator")]
+const HEAP: Heap = std::alloc::System;
 
 fn main() -> ExitCode {
-    one_malloc_arena();
     let args = Args::parse();
     if let Some(Command::Passwd { file, user, stdin }) = &args.command {
         return match passwd::run(file, user, *stdin) {
@@ -102,21 +117,6 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     builder.build()
 }
 
-/// glibc gives each thread that contends for the heap an arena of its own,
-/// and each arena keeps its free pages: after clients come and go, the two
-/// workers' arenas held 0.1-0.2 MB more than one shared arena did (the churn
-/// benchmark), at no throughput cost we could measure. Set before any
-/// thread starts.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn one_malloc_arena() {
-    // SAFETY: mallopt only changes malloc's parameters; no thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
 
 fn fail(message: String) -> ExitCode {
     eprintln!("tern: {message}");
