@@ -117,7 +117,6 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     builder.build()
 }
 
-
 fn fail(message: String) -> ExitCode {
     eprintln!("tern: {message}");
     ExitCode::FAILURE

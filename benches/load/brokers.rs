@@ -227,9 +227,13 @@ impl Broker {
         }
         // Killed with us even when we die without unwinding (Ctrl-C,
         // SIGKILL), where the Drop below never runs.
+        let cpus = BROKER_CPUS.get().cloned();
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(cpus) = &cpus {
+                    pin(cpus)?;
+                }
                 Ok(())
             });
         }
@@ -356,5 +360,31 @@ pub fn raise_fd_limit() -> u64 {
         limit.rlim_cur = limit.rlim_max.min(1 << 20);
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         limit.rlim_cur
+    }
+}
+
+/// The CPUs every broker is confined to (`--broker-cpus`), for issue 15's
+/// scaling with cores: the load generator stays free to run anywhere.
+static BROKER_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+
+pub fn pin_brokers(cpus: Vec<usize>) {
+    BROKER_CPUS.set(cpus).expect("--broker-cpus once");
+}
+
+/// In the child between fork and exec: a syscall on a set on the stack,
+/// nothing allocated. tern's runtime then starts a worker per CPU allowed
+/// (tokio asks `sched_getaffinity`), as it would on a machine that size.
+fn pin(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET bounds-checks against the set's size.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the set outlives the call, and its size is what is passed.
+    let done = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    match done {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }

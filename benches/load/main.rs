@@ -56,6 +56,11 @@ fn parse_args() -> Args {
                 // Fewer than three rounds would make a median of noise.
                 args.rounds = n.expect("--rounds takes a number").max(3);
             }
+            "--broker-cpus" => {
+                let cpus = words.next().expect("--broker-cpus takes a list: 0 or 0,1");
+                let cpus = cpus.split(',').map(|c| c.parse().expect("a CPU number"));
+                brokers::pin_brokers(cpus.collect());
+            }
             "--connections" => {
                 let n = words.next().and_then(|n| n.parse::<usize>().ok());
                 args.settings.idle_connections = n.expect("--connections takes a number");
@@ -75,7 +80,7 @@ fn parse_args() -> Args {
 
 fn print_usage() {
     println!(
-        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] \
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] \
          [--connections N] [SCENARIO...]\n\
          Runs each scenario whose name contains one of the SCENARIO words (all \
          without one) against tern, mosquitto and rumqttd, those installed, in \

@@ -169,7 +169,11 @@ fn removals_in_runs_keep_every_key_between_them_that_the_batch_does_not_remove()
     let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
     let seqs = |sid| {
         let session = restored.sessions.iter().find(|s| s.sid == sid).unwrap();
-        session.messages.iter().map(|(seq, _)| *seq).collect::<Vec<_>>()
+        session
+            .messages
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect::<Vec<_>>()
     };
     let want_one: Vec<u64> = [3, 7, 15].into_iter().chain(21..=39).collect();
     assert_eq!(seqs(one), want_one);
