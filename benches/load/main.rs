@@ -26,6 +26,10 @@ struct Args {
     rounds: usize,
     /// Substrings of scenario names; empty runs them all.
     filters: Vec<String>,
+    /// The other brokers to run beside tern (`--brokers`); all installed
+    /// without it. rumqttd's churn at about 900 connects/s would take an
+    /// hour a round of `--churn-cycles 1000000`.
+    brokers: Option<Vec<String>>,
 }
 
 fn parse_args() -> Args {
@@ -35,10 +39,12 @@ fn parse_args() -> Args {
             window: 1000,
             idle_connections: 10_000,
             churn_workers: 32,
+            churn_cycles: None,
             sustain: Duration::from_secs(60),
         },
         rounds: 3,
         filters: Vec::new(),
+        brokers: None,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -61,6 +67,16 @@ fn parse_args() -> Args {
                 let cpus = cpus.split(',').map(|c| c.parse().expect("a CPU number"));
                 brokers::pin_brokers(cpus.collect());
             }
+            "--brokers" => {
+                let names = words
+                    .next()
+                    .expect("--brokers takes a list: mosquitto,rumqttd");
+                args.brokers = Some(names.split(',').map(str::to_owned).collect());
+            }
+            "--churn-cycles" => {
+                let n = words.next().and_then(|n| n.parse::<u64>().ok());
+                args.settings.churn_cycles = Some(n.expect("--churn-cycles takes a number"));
+            }
             "--connections" => {
                 let n = words.next().and_then(|n| n.parse::<usize>().ok());
                 args.settings.idle_connections = n.expect("--connections takes a number");
@@ -80,7 +96,7 @@ fn parse_args() -> Args {
 
 fn print_usage() {
     println!(
-        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] \
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] \
          [--connections N] [SCENARIO...]\n\
          Runs each scenario whose name contains one of the SCENARIO words (all \
          without one) against tern, mosquitto and rumqttd, those installed, in \
@@ -113,7 +129,10 @@ fn main() {
             names.join(", ")
         );
     }
-    let kinds = brokers::available();
+    let mut kinds = brokers::available();
+    if let Some(names) = &args.brokers {
+        kinds.retain(|&kind| kind == Kind::Tern || names.iter().any(|n| n == kind.name()));
+    }
     let dir = scratch_dir();
     tls::files(&dir);
     // The load generator's own runtime, two workers for the two cores it

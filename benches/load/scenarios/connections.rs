@@ -20,6 +20,8 @@ use crate::stats::{Better, Outcome};
 const SETTLE: Duration = Duration::from_secs(1);
 /// Clients one churn worker makes at most, a bound besides the duration.
 const CLIENTS_PER_WORKER_MAX: u64 = 10_000_000;
+/// A run of `--churn-cycles` ends at its count, or at this if it is slower.
+const CYCLES_DURATION_MAX: Duration = Duration::from_secs(1800);
 /// How long churn waits for the descriptors to come back to the baseline.
 const RECOVER_MAX: Duration = Duration::from_secs(5);
 /// How long churn runs before its baseline is taken.
@@ -61,18 +63,17 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     // One short churn first, so that the baseline holds what serving any
     // client pages in once (the code that does it, the allocator's caches):
     // what churn must give back is what grows with the clients churned.
-    churn_for(rt, broker, settings.churn_workers, WARM_UP, "warm");
+    let workers = settings.churn_workers;
+    churn_for(rt, broker, workers, WARM_UP, CLIENTS_PER_WORKER_MAX, "warm");
     recover(broker, fds_cold);
     let fds_before = broker.fds();
     let rss_before = broker.rss_kib();
     let start = Instant::now();
-    let total = churn_for(
-        rt,
-        broker,
-        settings.churn_workers,
-        settings.duration,
-        "churn",
-    );
+    let (duration, per_worker) = match settings.churn_cycles {
+        Some(cycles) => (CYCLES_DURATION_MAX, cycles.div_ceil(workers as u64)),
+        None => (settings.duration, CLIENTS_PER_WORKER_MAX),
+    };
+    let total = churn_for(rt, broker, workers, duration, per_worker, "churn");
     let elapsed = start.elapsed();
     recover(broker, fds_before);
     let fds_after = broker.fds();
@@ -110,8 +111,16 @@ fn recover(broker: &Broker, fds: usize) {
 }
 
 /// Clients that connect, subscribe, publish and vanish, from `workers`
-/// workers for `duration`; returns how many there were.
-fn churn_for(rt: &Runtime, broker: &Broker, workers: usize, duration: Duration, tag: &str) -> u64 {
+/// workers for `duration` or until each has made `per_worker`; returns how
+/// many there were.
+fn churn_for(
+    rt: &Runtime,
+    broker: &Broker,
+    workers: usize,
+    duration: Duration,
+    per_worker: u64,
+    tag: &str,
+) -> u64 {
     let connects = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let run_id = format!("{tag}-{}", client::now_nanos());
@@ -123,7 +132,7 @@ fn churn_for(rt: &Runtime, broker: &Broker, workers: usize, duration: Duration, 
                 let addr = broker.addr;
                 tokio::spawn(async move {
                     let mut i = 0u64;
-                    while Instant::now() < deadline && i < CLIENTS_PER_WORKER_MAX {
+                    while Instant::now() < deadline && i < per_worker {
                         let id = format!("churn-{run_id}-{w}-{i}");
                         let topic = format!("churn/{w}/{i}");
                         let mut conn = match client::connect(addr, &id).await {

@@ -32,6 +32,9 @@ pub struct Settings {
     pub idle_connections: usize,
     /// Clients connecting at once in the churn scenario.
     pub churn_workers: usize,
+    /// Clients the measured churn makes, if set (`--churn-cycles`), instead
+    /// of running for `duration`: issue 15's memory after 1M cycles.
+    pub churn_cycles: Option<u64>,
     /// How long the sustained fan-in runs.
     pub sustain: Duration,
 }
