@@ -455,7 +455,7 @@ impl Broker {
         BrokerStats {
             sessions_connected: self.sessions.connected(),
             sessions_offline: self.sessions.len() - self.sessions.connected(),
-            subscriptions: self.index.len() - self.reaping.len() + self.shared.members(),
+            subscriptions: self.index.len() + self.shared.members() - self.reaping.len(),
             subscriptions_ending: self.reaping.len(),
             retained: self.retained.len(),
             retained_visited: self.retained.visited(),
