@@ -54,7 +54,7 @@ impl Broker {
             self.sessions.check_indexed(sid, session)?;
         }
         let counted = (
-            self.index.len() - self.reaping.len() + self.shared.members(),
+            self.index.len() + self.shared.members() - self.reaping.len(),
             self.counts.queued(),
             self.counts.inflight(),
         );

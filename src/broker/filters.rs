@@ -85,11 +85,13 @@ impl Filters {
         }
     }
 
-    /// Every filter, in order, leaving none.
-    pub(super) fn take(&mut self) -> Vec<TopicFilter> {
-        match std::mem::take(self) {
-            Filters::Few(few) => few.into_iter().map(|(f, _)| f).collect(),
-            Filters::Many(many) => many.into_keys().collect(),
+    /// Takes out the last filter: an ended session's are taken out one at
+    /// a time, a slice per hold of the lock, without first collecting them
+    /// all (`reaping.rs`).
+    pub(super) fn pop_last(&mut self) -> Option<TopicFilter> {
+        match self {
+            Filters::Few(few) => few.pop().map(|(f, _)| f),
+            Filters::Many(many) => many.pop_last().map(|(f, _)| f),
         }
     }
 }
@@ -129,8 +131,9 @@ mod tests {
             }
         }
         assert!(matches!(filters, Filters::Many(_)), "went past FEW");
-        let keys: Vec<_> = model.keys().cloned().collect();
-        assert_eq!(filters.take(), keys);
+        let keys: Vec<_> = model.keys().rev().cloned().collect();
+        let popped: Vec<_> = std::iter::from_fn(|| filters.pop_last()).collect();
+        assert_eq!(popped, keys);
         assert_eq!(filters.len(), 0);
     }
 }

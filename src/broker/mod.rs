@@ -188,8 +188,9 @@ pub struct BrokerStats {
     pub sessions_offline: usize,
     pub subscriptions: usize,
     pub retained: usize,
-    /// Filters of ended sessions still being taken out of the index, a
-    /// slice at a time (`subscriptions` no longer counts them).
+    /// Filters of ended sessions still being taken out of the index and
+    /// their shared groups, a slice at a time (`subscriptions` no longer
+    /// counts them).
     pub subscriptions_ending: usize,
     /// Retained entries looked at to find those a new subscription matches,
     /// since the start: the work filters cost, which should follow what
@@ -307,7 +308,8 @@ pub struct Broker {
     /// Levels of filters put into or taken out of the index since the
     /// start: the work SUBSCRIBE, UNSUBSCRIBE and a session's end cost.
     levels_indexed: u64,
-    /// Ended sessions' filters still to be taken out of the index.
+    /// Ended sessions' filters still to be taken out of the index and
+    /// their groups.
     reaping: reaping::Reaping,
     /// With a store: changes noted for `take_changes`.
     journal: Option<Vec<journal::Noted>>,
@@ -455,7 +457,7 @@ impl Broker {
         BrokerStats {
             sessions_connected: self.sessions.connected(),
             sessions_offline: self.sessions.len() - self.sessions.connected(),
-            subscriptions: self.index.len() - self.reaping.len() + self.shared.members(),
+            subscriptions: self.index.len() + self.shared.members() - self.reaping.len(),
             subscriptions_ending: self.reaping.len(),
             retained: self.retained.len(),
             retained_visited: self.retained.visited(),

@@ -11,12 +11,13 @@ use super::access::may_read_in;
 use super::fanout::RouteAck;
 use super::journal::Noted;
 use super::outbox::{Message, Published};
+use super::sessions::Sessions;
 use super::subscribe::Subscription;
 use super::{Broker, BrokerError, ConnId, Effect, Millis, Notice, SessionId};
 use crate::codec::{
     Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, ReasonCode, SharedFrame,
 };
-use crate::config::planted;
+use crate::config::{planted, Config};
 use crate::topic::TopicName;
 
 /// QoS 2 packet ids a client sent, answered with PUBREC and awaiting
@@ -275,7 +276,7 @@ impl Broker {
             let topic = &message.publish.topic;
             let member = self.shared.pick(
                 group,
-                |sid| may_read_in(checked, sessions, sid, topic),
+                |sid| may_choose(&self.config, checked, sessions, sid, topic),
                 |sid| sessions.get(sid).conn().is_some(),
             );
             let Some(member) =
@@ -325,9 +326,10 @@ impl Broker {
             };
             for _ in 0..copies {
                 let (sessions, checked) = (&self.sessions, self.acl.is_some());
-                let may_read = |sid| may_read_in(checked, sessions, sid, &publish.topic);
+                let config = &self.config;
+                let may = |sid| may_choose(config, checked, sessions, sid, &publish.topic);
                 let online = |sid| sessions.get(sid).conn().is_some();
-                let Some(member) = self.shared.pick(group, may_read, online) else {
+                let Some(member) = self.shared.pick(group, may, online) else {
                     break;
                 };
                 let subscription = self.shared.subscription(group, member);
@@ -353,6 +355,22 @@ impl Broker {
         }
         delivered
     }
+}
+
+/// Whether a shared group may choose member `sid` for a message on
+/// `topic`: its ACL lets it read, and its session is there. An ended
+/// session stays in its groups until `reap` takes its filters out, and a
+/// group's message goes to one of the sessions subscribed to it (5.0,
+/// 4.8.2): a group whose members have all ended has no one to send it to.
+fn may_choose(
+    config: &Config,
+    checked: bool,
+    sessions: &Sessions,
+    sid: SessionId,
+    topic: &TopicName,
+) -> bool {
+    let ended = !sessions.contains(sid) && !planted!(config, SharedPicksReaped);
+    !ended && may_read_in(checked, sessions, sid, topic)
 }
 
 /// 5.0 tells a publisher that nobody received its message (0x10); 3.1.1

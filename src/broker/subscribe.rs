@@ -2,10 +2,8 @@
 //! why, and the retained messages a new subscription receives. A session's
 //! subscriptions and the indexes that find them change together, here.
 
-use super::filters::Filters;
-
 use super::journal::{Key, Noted};
-use super::reaping::{levels, LEVELS_PER_SLICE};
+use super::reaping::levels;
 use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
@@ -195,42 +193,17 @@ impl Broker {
         self.sessions.get_mut(sid).subscriptions.insert(filter, sub);
     }
 
-    /// Takes all of an ending session's subscriptions out of the index and
-    /// their groups.
-    pub(super) fn drop_subscriptions(&mut self, sid: SessionId, filters: &mut Filters) {
-        let filters = filters.take();
-        // Counted only as far as the bound: the count of a big session's
-        // filters is work of the size the slices avoid.
-        let few = (filters.iter())
-            .try_fold(0, |sum, filter| {
-                Some(sum + levels(filter)).filter(|&sum| sum <= LEVELS_PER_SLICE)
-            })
-            .is_some();
-        if few {
-            for filter in &filters {
-                self.drop_subscription(sid, filter);
-            }
-            return;
-        }
-        // Too many for one hold: groups are left now, the index later.
-        let mut unshared = Vec::new();
-        for filter in filters {
-            match parse_shared(&filter) {
-                Some(Ok((group, inner))) => self.shared.leave(sid, group, inner),
-                _ => unshared.push(filter),
-            }
-        }
-        self.reaping.add(sid, unshared);
-    }
-
     /// Takes a subscription the session no longer holds out of the index or
-    /// its group.
-    fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) {
-        self.levels_indexed += levels(filter);
-        let Some(Ok((group, inner))) = parse_shared(filter) else {
-            self.index.remove(filter, sid);
-            return;
-        };
-        self.shared.leave(sid, group, inner);
+    /// its group; its levels, the work it counts.
+    pub(super) fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) -> u64 {
+        let levels = levels(filter);
+        self.levels_indexed += levels;
+        match parse_shared(filter) {
+            Some(Ok((group, inner))) => self.shared.leave(sid, group, inner),
+            _ => {
+                self.index.remove(filter, sid);
+            }
+        }
+        levels
     }
 }

@@ -295,6 +295,15 @@ pub enum PlantedBug {
     /// filters sorts them all in one hold. Caught by the broker's test of
     /// the work per hold.
     RouteSortedWhole,
+    /// An ending session's filters are all taken out of the index and
+    /// their groups in the hold that ends it, however many (8.7 ms for
+    /// 65,536). Caught by the broker's test of the work per hold.
+    SessionEndUnbounded,
+    /// A shared group may choose a member whose session has ended and
+    /// whose filters are still being taken out a slice at a time: the
+    /// message goes to no one (the broker finds no session). Caught by the
+    /// broker's test of a group with such a member.
+    SharedPicksReaped,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the
     /// same one.
@@ -321,7 +330,7 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 53] = [
+    pub const ALL: [PlantedBug; 55] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -368,6 +377,8 @@ impl PlantedBug {
         PlantedBug::MalformedConnectKeptOpen,
         PlantedBug::RouteWalkUnbounded,
         PlantedBug::RouteSortedWhole,
+        PlantedBug::SessionEndUnbounded,
+        PlantedBug::SharedPicksReaped,
         PlantedBug::AssignedIdTaken,
         PlantedBug::AssignedIdNotReturned,
         PlantedBug::ClientPacketSizeIgnored,

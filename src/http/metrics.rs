@@ -98,7 +98,7 @@ fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) 
         ),
         (
             "subscriptions_ending",
-            "Filters of ended sessions still being taken out of the index.",
+            "Filters of ended sessions still being taken out of the index and their shared groups.",
             census.subscriptions_ending as u64,
         ),
         (
