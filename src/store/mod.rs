@@ -16,10 +16,10 @@ mod records;
 mod tail;
 mod worker;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::BytesMut;
-
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use batch::Batch;
@@ -27,8 +27,6 @@ use batch::Entry;
 pub use records::Clock;
 pub use tail::Chunk;
 pub use worker::{Commits, Committer, Latency};
-
-use std::collections::BTreeMap;
 
 use crate::broker::{Restored, RestoredSession, SessionId, Stored, Tail};
 use crate::codec::PacketId;
@@ -44,6 +42,9 @@ const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 /// What this build writes; a store of another format is refused at start.
 const FORMAT: &[u8] = b"tern-store-1";
 
+/// The room for records the store keeps between commits (`Store::scratch`).
+const SCRATCH_KEPT: usize = 64 * 1024;
+
 /// The files in the data directory.
 pub const FILE_NAME: &str = "tern.redb";
 const LOCK_NAME: &str = "lock";
@@ -58,7 +59,8 @@ pub struct Store {
     /// `Durability::Immediate` (fsync at each commit) or `None` (left to
     /// the next immediate one, or to the OS): `durability = "periodic"`.
     durability: Durability,
-    /// Where each message's record is laid out before redb copies it.
+    /// Where each message's record is laid out before redb copies it;
+    /// kept from commit to commit up to `SCRATCH_KEPT` bytes.
     scratch: BytesMut,
 }
 
@@ -328,6 +330,10 @@ impl Store {
             }
         }
         txn.commit()?;
+        // One message of many MB would otherwise hold its size for good.
+        if self.scratch.capacity() > SCRATCH_KEPT {
+            self.scratch = BytesMut::new();
+        }
         Ok(writes)
     }
 }

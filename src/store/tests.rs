@@ -362,3 +362,49 @@ mod through_the_broker {
 }
 
 mod full_disk;
+
+/// A message of a megabyte is written, and the buffer it was laid out in
+/// is not kept at its size.
+#[test]
+fn a_big_record_leaves_no_big_buffer_behind() {
+    use crate::broker::{Message, Published};
+    use crate::codec::{Properties, Publish};
+    let dir = dir("scratch");
+    let (mut store, _) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
+    let one = SessionId(1);
+    let big = Message {
+        publish: Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: crate::topic::TopicName::new("a/b").unwrap(),
+            packet_id: None,
+            payload: bytes::Bytes::from(vec![7u8; 1 << 20]),
+            properties: Properties::default(),
+        },
+        expires_at: None,
+        group: None,
+        resend_id: None,
+        published: Published {
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        },
+        seq: 1,
+    };
+    commit(
+        &mut store,
+        vec![
+            Change::Session(one, Some(record("one")), Key::New),
+            Change::Message(one, 1, Some(Stored::Queued(big)), Key::New),
+        ],
+    );
+    assert!(store.scratch.capacity() <= SCRATCH_KEPT);
+    drop(store);
+    let (_store, restored) = Store::open_dir(&dir, CLOCK, usize::MAX).unwrap();
+    let (_, back) = &restored.sessions[0].messages[0];
+    let Stored::Queued(back) = back else {
+        panic!("{back:?}")
+    };
+    assert_eq!(back.publish.payload.len(), 1 << 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
