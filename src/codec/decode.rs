@@ -185,10 +185,9 @@ impl Reader {
         while !r.is_empty() {
             let start = len - r.buf.remaining();
             if r.buf.first() == Some(&USER_PROPERTY) {
-                r.u8()?;
-                r.string_slice()?;
-                r.string_slice()?;
-                user.add(&block, start..len - r.buf.remaining());
+                let run = user_property_run(&r.buf, self.kind)?;
+                r.buf.advance(run);
+                user.add(&block, start..start + run);
                 continue;
             }
             let property = r.property()?;
@@ -289,10 +288,7 @@ impl Reader {
     /// A UTF-8 string, checked, left as the bytes it came in.
     fn string_slice(&mut self) -> Result<Bytes, DecodeError> {
         let bytes = self.binary()?;
-        let s = std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-        if s.contains('\0') {
-            return Err(DecodeError::NullCharacter);
-        }
+        check_string(&bytes)?;
         Ok(bytes)
     }
 
@@ -313,6 +309,44 @@ impl Reader {
             }),
         }
     }
+}
+
+/// The length of the User Properties that `bytes` starts with, each
+/// checked. A PUBLISH may hold two million of them: they are walked as one
+/// slice, not read a string at a time as `Bytes` (a reference taken and
+/// dropped for each, once 40% of the CPU of decoding such a packet).
+fn user_property_run(bytes: &[u8], kind: &'static str) -> Result<usize, DecodeError> {
+    let mut at = 0;
+    while bytes.get(at) == Some(&USER_PROPERTY) {
+        at += 1;
+        // The name, then the value.
+        for _ in 0..2 {
+            let Some(&[hi, lo]) = bytes.get(at..at + 2) else {
+                return Err(DecodeError::Truncated { kind });
+            };
+            let end = at + 2 + usize::from(u16::from_be_bytes([hi, lo]));
+            let string = bytes
+                .get(at + 2..end)
+                .ok_or(DecodeError::Truncated { kind })?;
+            check_string(string)?;
+            at = end;
+        }
+    }
+    Ok(at)
+}
+
+/// Well-formed UTF-8 without U+0000 [MQTT-1.5.3].
+fn check_string(bytes: &[u8]) -> Result<(), DecodeError> {
+    // Most strings are ASCII: one pass finds a byte that is neither NUL
+    // nor past ASCII, and needs no UTF-8 decoding.
+    if bytes.iter().all(|&b| b.wrapping_sub(1) < 0x7f) {
+        return Ok(());
+    }
+    let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    if s.contains('\0') {
+        return Err(DecodeError::NullCharacter);
+    }
+    Ok(())
 }
 
 fn connect(r: &mut Reader) -> Result<Connect, DecodeError> {
