@@ -4,10 +4,12 @@
 //! remaining length, then written, so the length and the bytes cannot
 //! disagree.
 
-use bytes::{BufMut, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::packet::*;
-use super::sink::{count, varint_len, Sink};
+use super::sink::{count, varint_len, Sharing, Sink, SHARED_MIN_BYTES};
 
 /// Appends `packet` to `buf` as `version` lays it out; in 3.1.1 properties
 /// and reason codes are left out. CONNECT is laid out by the level it names.
@@ -16,6 +18,24 @@ use super::sink::{count, varint_len, Sink};
 pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) {
     header(buf, first_byte(packet), body_len(packet, version));
     body(packet, version, buf);
+}
+
+/// Appends `packet` as `encode` does, but a payload or User Properties of
+/// `SHARED_MIN_BYTES` or more are not copied (see `Sharing`): the packet is
+/// `parts` as they were, then what was added to them, then `buf`.
+pub fn encode_sharing(
+    packet: &Packet,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+    parts: &mut VecDeque<Bytes>,
+) {
+    let len = body_len(packet, version);
+    if len < SHARED_MIN_BYTES {
+        return encode(packet, version, buf);
+    }
+    buf.put_u8(first_byte(packet));
+    buf.varint(len);
+    body(packet, version, &mut Sharing { buf, parts });
 }
 
 /// The size of `packet` on the wire, fixed header included: what a peer's
@@ -186,7 +206,7 @@ fn publish_to<S: Sink>(
     if v5 {
         sink.properties(&p.properties);
     }
-    sink.slice(&p.payload);
+    sink.shared(&p.payload);
 }
 
 /// PUBACK, PUBREC, PUBREL and PUBCOMP share one layout.

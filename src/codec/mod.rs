@@ -14,10 +14,11 @@ mod user_properties;
 
 pub use aliases::TopicAliases;
 pub use decode::{decode, decode_with_aliases};
-pub use encode::{encode, encode_by_alias, encode_publish_as, encoded_len};
+pub use encode::{encode, encode_by_alias, encode_publish_as, encode_sharing, encoded_len};
 pub use frame::SharedFrame;
 pub use packet::*;
 pub use properties::{Properties, Property, PropertyContext};
+pub use sink::SHARED_MIN_BYTES;
 
 /// The largest packet MQTT can describe: 268,435,455 bytes of body plus the
 /// five bytes of its fixed header.

@@ -5,7 +5,9 @@
 //! Both sinks are generic parameters, not trait objects: counting compiles
 //! down to the sum of the field sizes.
 
-use bytes::{BufMut, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Properties, Property};
 
@@ -37,6 +39,13 @@ pub(super) trait Sink: Sized {
         self.binary(s.as_bytes());
     }
 
+    /// Bytes a packet shares with others (a payload, User Properties):
+    /// copied like any slice, unless the sink can keep them as they are.
+    #[inline]
+    fn shared(&mut self, bytes: &Bytes) {
+        self.slice(bytes);
+    }
+
     /// A 5.0 properties block: its length, then each property.
     #[inline]
     fn properties(&mut self, props: &Properties) {
@@ -44,7 +53,7 @@ pub(super) trait Sink: Sized {
             for p in props.others() {
                 property(sink, p);
             }
-            sink.slice(props.user_bytes());
+            sink.shared(props.user_bytes());
         });
     }
 }
@@ -132,6 +141,61 @@ impl Sink for BytesMut {
     fn prefixed(&mut self, len: usize, write: impl FnOnce(&mut Self)) {
         self.varint(len);
         write(self);
+    }
+}
+
+/// Lays a packet out in `buf`, except for shared bytes of `SHARED_MIN_BYTES`
+/// or more: what `buf` holds so far goes to `parts`, then those bytes as
+/// they are. A 16 MB payload is then written from where it already is,
+/// not copied (and paged in) once more for each connection it goes to.
+pub(super) struct Sharing<'a> {
+    pub buf: &'a mut BytesMut,
+    pub parts: &'a mut VecDeque<Bytes>,
+}
+
+/// Below this, a copy costs less than a part of its own: a write each.
+pub const SHARED_MIN_BYTES: usize = 64 * 1024;
+
+impl Sink for Sharing<'_> {
+    #[inline]
+    fn u8(&mut self, value: u8) {
+        self.buf.u8(value);
+    }
+
+    #[inline]
+    fn u16(&mut self, value: u16) {
+        self.buf.u16(value);
+    }
+
+    #[inline]
+    fn u32(&mut self, value: u32) {
+        self.buf.u32(value);
+    }
+
+    #[inline]
+    fn slice(&mut self, bytes: &[u8]) {
+        self.buf.slice(bytes);
+    }
+
+    #[inline]
+    fn varint(&mut self, value: usize) {
+        self.buf.varint(value);
+    }
+
+    #[inline]
+    fn prefixed(&mut self, len: usize, write: impl FnOnce(&mut Self)) {
+        self.buf.varint(len);
+        write(self);
+    }
+
+    fn shared(&mut self, bytes: &Bytes) {
+        if bytes.len() < SHARED_MIN_BYTES {
+            return self.buf.slice(bytes);
+        }
+        if !self.buf.is_empty() {
+            self.parts.push_back(self.buf.split().freeze());
+        }
+        self.parts.push_back(bytes.clone());
     }
 }
 

@@ -1,6 +1,6 @@
 //! One task per connection: it reads and decodes the client's packets, hands
-//! them to the broker, and drains the connection's outbox into one buffer and
-//! one write. Reading and writing share one `select!`, so a client that stops
+//! them to the broker, and drains the connection's outbox into one buffer
+//! (`writes.rs`) and one write. Reading and writing share one `select!`, so a client that stops
 //! reading never stops us from reading it, and there is no second task to
 //! leak. Whatever ends the task, its drop guard detaches it from the broker.
 
@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use tokio_util::either::Either;
@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::deadlines::Deadlines;
 use super::endpoint::Slot;
 use super::outbox::{Drained, Outbound, Outbox};
+use super::writes::Writes;
 use super::Shared;
 use crate::broker::ConnId;
 use crate::codec::{self, DecodeError, Packet};
@@ -66,10 +67,9 @@ pub(super) async fn run<S>(
             reader,
             writer,
             rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            writes: Writes::default(),
             rbuf_peak: 0,
             rbuf_busy: false,
-            wbuf_peak: 0,
             draining: VecDeque::new(),
             inbound: Vec::new(),
             dispatching: VecDeque::new(),
@@ -207,13 +207,12 @@ struct Connection<S> {
     /// Bytes read and not yet decoded; a partial packet waits here.
     rbuf: BytesMut,
     /// Encoded packets not yet written.
-    wbuf: BytesMut,
+    writes: Writes,
     /// The largest each buffer has been since it was last replaced.
     rbuf_peak: usize,
     /// A read has filled all the room there was: this client sends more
     /// than the few bytes an idle one does, and reads get `READ_ROOM_BYTES`.
     rbuf_busy: bool,
-    wbuf_peak: usize,
     /// Packets taken from the outbox, swapped with it to keep capacity.
     draining: VecDeque<Outbound>,
     /// A batch of decoded packets, decoded before the lock is taken.
@@ -273,7 +272,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.drain_outbox();
         }
         if let Some(packet) = packet {
-            codec::encode(&packet, self.link.version(), &mut self.wbuf);
+            self.writes.encode(&packet, self.link.version());
         }
         // A client silent for 1.5 keepalives is taken for gone: one try,
         // no wait (a timeout polls its future once before its deadline).
@@ -348,7 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     std::future::pending::<()>().await;
                 }
                 if let Some(reply) = reply {
-                    codec::encode(&reply, self.link.version(), &mut self.wbuf);
+                    self.writes.encode(&reply, self.link.version());
                     self.flush().await?;
                 }
                 return Err(end);
@@ -371,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 code,
                 properties: Default::default(),
             });
-            codec::encode(&refusal, self.link.version(), &mut self.wbuf);
+            self.writes.encode(&refusal, self.link.version());
             self.flush().await?;
             return Err(End::ConnectRefused);
         }
@@ -405,8 +404,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.writer.write_all(&self.wbuf).await?;
-        self.wbuf.clear();
+        while !self.writes.is_empty() {
+            match self.writer.write(self.writes.next()).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => self.writes.advance(n),
+            }
+        }
         self.writer.flush().await
     }
 
@@ -422,12 +425,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             match outbound {
                 Outbound::Packet(packet) => {
                     publishes += u64::from(matches!(packet, Packet::Publish(_)));
-                    codec::encode(&packet, self.link.version(), &mut self.wbuf)
+                    self.writes.encode(&packet, self.link.version())
                 }
                 // Frames are PUBLISHes fanned out, encoded once for all.
                 Outbound::Frame(frame) => {
                     publishes += 1;
-                    self.wbuf.extend_from_slice(&frame.bytes())
+                    self.writes.encoded(frame.bytes())
                 }
             }
         }
@@ -481,11 +484,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     .with_broker(|state| state.send_retained(conn, outbound_max));
             }
             let may_read = self.outbox.kept() < outbound_max;
-            if self.wbuf.is_empty() {
+            if self.writes.is_empty() {
                 match self.drain_outbox() {
                     Drained::TakenOver => return End::TakenOver,
                     // What was released before the failure goes first.
-                    Drained::StoreFailed if self.wbuf.is_empty() => return End::StoreFailed,
+                    Drained::StoreFailed if self.writes.is_empty() => return End::StoreFailed,
                     Drained::StoreFailed | Drained::Open => {}
                 }
             }
@@ -497,10 +500,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.make_room();
             tokio::select! {
                 () = cancel.cancelled() => return End::Shutdown,
-                written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
+                written = self.writer.write(self.writes.next()), if !self.writes.is_empty() => match written {
                     Ok(0) => return self.last_words(End::Eof).await,
                     Ok(n) => {
-                        self.wbuf.advance(n);
+                        self.writes.advance(n);
                         reads_ahead = 0;
                     }
                     Err(error) => return self.last_words(error.into()).await,
@@ -539,7 +542,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         may_read: bool,
         reads_ahead: &mut usize,
     ) -> Result<bool, End> {
-        if self.wbuf.is_empty() {
+        if self.writes.is_empty() {
             *reads_ahead = 0;
             return Ok(false);
         }
@@ -577,12 +580,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// capacity hides what it has advanced past, so the largest length seen
     /// stands for the allocation.
     fn release_idle_buffers(&mut self) {
-        self.wbuf_peak = self.wbuf_peak.max(self.wbuf.len());
+        self.writes.release_when_empty(BUFFER_KEPT_BYTES);
         self.rbuf_peak = self.rbuf_peak.max(self.rbuf.len());
-        if self.wbuf.is_empty() && self.wbuf_peak > BUFFER_KEPT_BYTES {
-            self.wbuf = BytesMut::new();
-            self.wbuf_peak = 0;
-        }
         if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
             self.rbuf = BytesMut::new();
             self.rbuf_peak = 0;

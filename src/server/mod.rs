@@ -14,6 +14,7 @@ mod registry;
 mod sys;
 mod timers;
 mod traffic;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::future::Future;

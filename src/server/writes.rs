@@ -1,0 +1,167 @@
+//! What a connection has encoded and not yet written. Packets are laid out
+//! in one buffer, so that many small ones go in one write; a large payload
+//! or block of User Properties stays the shared bytes it already is
+//! (`codec::encode_sharing`) and is written in its turn. Copying a 16 MB
+//! message into the buffer took a worker for tens of milliseconds (the
+//! copy and the fresh pages it touched), and while a worker is in one poll
+//! that long, no other connection's input is noticed.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::codec::{self, Packet, ProtocolVersion, SHARED_MIN_BYTES};
+
+#[derive(Default)]
+pub(super) struct Writes {
+    /// Written first, in order: packets cut from `buf` before a large part,
+    /// and the large parts.
+    parts: VecDeque<Bytes>,
+    /// Encoded after every part.
+    buf: BytesMut,
+    /// The largest `buf` has been since it was last replaced: a BytesMut's
+    /// capacity hides what it has advanced past.
+    buf_peak: usize,
+}
+
+impl Writes {
+    pub fn encode(&mut self, packet: &Packet, version: ProtocolVersion) {
+        codec::encode_sharing(packet, version, &mut self.buf, &mut self.parts);
+    }
+
+    /// A packet already encoded (a frame fanned out to many connections).
+    pub fn encoded(&mut self, bytes: Bytes) {
+        if bytes.len() < SHARED_MIN_BYTES {
+            return self.buf.extend_from_slice(&bytes);
+        }
+        if !self.buf.is_empty() {
+            self.parts.push_back(self.buf.split().freeze());
+        }
+        self.parts.push_back(bytes);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.buf.is_empty()
+    }
+
+    /// The bytes to write next.
+    pub fn next(&self) -> &[u8] {
+        self.parts.front().map_or(&self.buf[..], |part| &part[..])
+    }
+
+    /// `n` bytes of `next()` were written.
+    pub fn advance(&mut self, n: usize) {
+        let Some(part) = self.parts.front_mut() else {
+            self.buf_peak = self.buf_peak.max(self.buf.len());
+            return self.buf.advance(n);
+        };
+        part.advance(n);
+        if part.is_empty() {
+            self.parts.pop_front();
+        }
+    }
+
+    /// Lets go of a buffer that grew past `kept` once it is empty, so that
+    /// an idle connection does not hold a burst's capacity.
+    pub fn release_when_empty(&mut self, kept: usize) {
+        self.buf_peak = self.buf_peak.max(self.buf.len());
+        if self.is_empty() && self.buf_peak > kept {
+            self.buf = BytesMut::new();
+            self.buf_peak = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Properties, Property, Publish, QoS};
+    use crate::topic::TopicName;
+
+    fn publish(payload: Vec<u8>) -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: TopicName::new("a/b").expect("topic"),
+            packet_id: None,
+            payload: payload.into(),
+            properties: Properties::new(),
+        })
+    }
+
+    /// Everything queued, written in the pieces `next` offers.
+    fn written(writes: &mut Writes) -> (Vec<u8>, usize) {
+        let (mut out, mut pieces) = (Vec::new(), 0);
+        while !writes.is_empty() {
+            let next = writes.next();
+            out.extend_from_slice(next);
+            pieces += 1;
+            let n = next.len();
+            writes.advance(n);
+        }
+        (out, pieces)
+    }
+
+    #[test]
+    fn a_large_payload_is_written_from_its_own_bytes_in_order_with_the_rest() {
+        let small = publish(b"hi".to_vec());
+        let large = publish(vec![7; SHARED_MIN_BYTES]);
+        let Packet::Publish(p) = &large else {
+            unreachable!()
+        };
+        let payload_at = p.payload.as_ptr();
+        let mut writes = Writes::default();
+        for packet in [&small, &large, &small] {
+            writes.encode(packet, ProtocolVersion::V5);
+        }
+        assert_eq!(
+            writes.parts.iter().map(|part| part.as_ptr()).nth(1),
+            Some(payload_at),
+            "the payload is queued as it is, not copied"
+        );
+        let mut expected = BytesMut::new();
+        for packet in [&small, &large, &small] {
+            codec::encode(packet, ProtocolVersion::V5, &mut expected);
+        }
+        let (out, pieces) = written(&mut writes);
+        assert_eq!(out, expected);
+        assert_eq!(
+            pieces, 3,
+            "the first packet and the header, the payload, the last packet"
+        );
+    }
+
+    #[test]
+    fn large_user_properties_are_written_from_their_own_bytes() {
+        let mut packet = publish(b"hi".to_vec());
+        let Packet::Publish(p) = &mut packet else {
+            unreachable!()
+        };
+        for k in 0..SHARED_MIN_BYTES / 8 {
+            p.properties
+                .push(Property::UserProperty(format!("k{k}"), "v".into()));
+        }
+        p.properties
+            .push(Property::ContentType("text/plain".into()));
+        let user_at = p.properties.user_bytes().as_ptr();
+        let mut writes = Writes::default();
+        writes.encode(&packet, ProtocolVersion::V5);
+        assert_eq!(writes.parts.get(1).map(|part| part.as_ptr()), Some(user_at));
+        let mut expected = BytesMut::new();
+        codec::encode(&packet, ProtocolVersion::V5, &mut expected);
+        assert_eq!(written(&mut writes).0, expected);
+    }
+
+    #[test]
+    fn a_large_frame_is_queued_after_what_was_encoded_before_it() {
+        let mut writes = Writes::default();
+        writes.encode(&publish(b"first".to_vec()), ProtocolVersion::V311);
+        writes.encoded(Bytes::from(vec![1; SHARED_MIN_BYTES]));
+        writes.encoded(Bytes::from_static(b"small"));
+        let (out, pieces) = written(&mut writes);
+        assert_eq!(pieces, 3);
+        assert_eq!(&out[out.len() - 5..], b"small");
+        assert_eq!(out[out.len() - 6], 1);
+    }
+}
