@@ -16,7 +16,7 @@
 //! (`sent_live`), so that the subscriber sees the old then the new, as it
 //! would from mosquitto, and neither twice.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::access::allowed;
 use super::outbox::{Message, Published};
@@ -113,29 +113,39 @@ pub enum Owing {
 impl Broker {
     /// Owes `filters` their retained messages, once per filter: a SUBSCRIBE
     /// that repeats `#` must not repeat the whole store. A filter owed
-    /// already starts again, as a new subscription would.
+    /// already starts again, as a new subscription would. `again` holds
+    /// those of `filters` that the session had before (or that came twice):
+    /// only they may be owed already, so a SUBSCRIBE of new filters, a
+    /// slice of 100,000 at a time, does not search the backlog for each.
     pub(super) fn owe_retained(
         &mut self,
         sid: SessionId,
         filters: Vec<(TopicFilter, Subscription)>,
+        again: &BTreeSet<TopicFilter>,
     ) {
         // The last of each filter counts, as its subscription does.
-        let mut seen = BTreeSet::new();
-        let mut owed: Vec<Owed> = (filters.into_iter().rev())
-            .filter(|(filter, _)| seen.insert(filter.clone()))
-            .map(|(filter, subscription)| Owed {
+        let mut last = BTreeMap::new();
+        for (i, (filter, _)) in filters.iter().enumerate() {
+            if again.contains(filter) {
+                last.insert(filter.clone(), i);
+            }
+        }
+        let owed: Vec<Owed> = (filters.into_iter().enumerate())
+            .filter(|(i, (filter, _))| last.get(filter).is_none_or(|last| last == i))
+            .map(|(_, (filter, subscription))| Owed {
                 filter,
                 subscription,
                 cursor: Cursor::Start,
                 sent_live: BTreeSet::new(),
             })
             .collect();
-        owed.reverse();
-        // One pass, not one per filter: a SUBSCRIBE may carry thousands.
         let backlog = &mut self.sessions.get_mut(sid).backlog.0;
-        let before = backlog.len();
-        backlog.retain(|old| !seen.contains(&old.filter));
-        self.owed -= before - backlog.len();
+        if !again.is_empty() {
+            // One pass, not one per filter: a SUBSCRIBE may carry thousands.
+            let before = backlog.len();
+            backlog.retain(|old| !again.contains(&old.filter));
+            self.owed -= before - backlog.len();
+        }
         self.owed += owed.len();
         backlog.extend(owed);
     }
@@ -164,6 +174,11 @@ impl Broker {
         let Some(sid) = self.sessions.by_conn(conn) else {
             return Owing::Nothing;
         };
+        // They follow the SUBACK, which waits for the SUBSCRIBE's last
+        // slice; the hold that ends it sends them.
+        if self.subscribe_pending(conn) && !planted!(self.config, RetainedBeforeSubAck) {
+            return Owing::Nothing;
+        }
         let mut budget = Budget {
             room: room.min(MESSAGES_PER_SLICE),
             visits: VISITS_PER_SLICE,

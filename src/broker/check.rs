@@ -13,6 +13,12 @@ impl Broker {
     /// for tests, not for every packet.
     pub fn check(&self) -> Result<(), String> {
         let c = &self.config;
+        // Its connection resumes a SUBSCRIBE in slices: with none, it would
+        // be kept for good.
+        if let Some(conn) = (self.subscribing.keys()).find(|&&conn| self.client_id(conn).is_none())
+        {
+            return Err(format!("a SUBSCRIBE in slices outlived {conn:?}"));
+        }
         let (mut subscriptions, mut queued, mut inflight, mut owed) = (0, 0, 0, 0);
         let mut memory_bytes = 0;
         for (sid, session) in self.sessions.iter() {

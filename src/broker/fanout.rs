@@ -299,6 +299,20 @@ impl Broker {
                 .is_some_and(|sid| self.routes.contains_key(&sid))
     }
 
+    /// Whether the connection has work in slices, a route of its session's
+    /// or its SUBSCRIBE: what it sends next waits for that.
+    pub fn work_pending(&self, conn: ConnId) -> bool {
+        self.subscribe_pending(conn) || self.route_pending(conn)
+    }
+
+    /// One slice of the connection's work in slices; whether any is left.
+    pub fn resume_work(&mut self, conn: ConnId) -> bool {
+        if self.subscribe_pending(conn) {
+            return self.resume_subscribe(conn);
+        }
+        self.resume_route(conn)
+    }
+
     /// One slice of the oldest route of the connection's session; returns
     /// whether any is left.
     pub fn resume_route(&mut self, conn: ConnId) -> bool {

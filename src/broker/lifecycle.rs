@@ -39,6 +39,9 @@ impl Broker {
     /// expiry ends with it. Calling it for a connection the broker no longer
     /// knows (taken over) does nothing.
     pub fn connection_lost(&mut self, conn: ConnId, graceful: bool) {
+        // A SUBSCRIBE it left in slices gets no more of them, nor a SUBACK:
+        // the filters granted so far stay, as if it had sent only those.
+        self.subscribing.remove(&conn);
         let Some(sid) = self.sessions.detach(conn) else {
             return;
         };

@@ -301,7 +301,10 @@ pub struct Broker {
     /// Messages being routed a slice at a time, by the session that sent
     /// them (or whose will they are), oldest first (`fanout.rs`).
     routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
-    /// A route in slices acknowledged its publisher (`take_split_acks`).
+    /// SUBSCRIBEs being handled a slice at a time, by their connection
+    /// (`subscribe.rs`).
+    subscribing: std::collections::BTreeMap<ConnId, subscribe::Subscribing>,
+    /// A route or a SUBSCRIBE in slices was answered (`take_split_acks`).
     split_acks: bool,
     /// For the census, and for the runtime's budget of work per lock hold.
     subscriptions_visited: u64,
@@ -361,6 +364,7 @@ impl Broker {
             blocks: Vec::new(),
             matches_sorted: 0,
             routes: Default::default(),
+            subscribing: Default::default(),
             split_acks: false,
             subscriptions_visited: 0,
             levels_indexed: 0,

@@ -2,17 +2,42 @@
 //! why, and the retained messages a new subscription receives. A session's
 //! subscriptions and the indexes that find them change together, here.
 
+use std::collections::BTreeSet;
+
 use super::journal::{Key, Noted};
 use super::reaping::levels;
 use super::sessions::Session;
 use super::shared::parse_shared;
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
 use crate::codec::{
-    Packet, ProtocolVersion, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe,
+    Packet, PacketId, ProtocolVersion, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use crate::config::planted;
 use crate::topic::TopicFilter;
+
+/// Work that one slice of a SUBSCRIBE does at most, in levels of its
+/// filters: a SUBSCRIBE may carry 100,000 filters of 200 levels, and one of
+/// 200,000 short filters held the lock 455 ms in one piece. The simulation's
+/// clients send a few dozen filters at most: there, a filter or two a
+/// slice, so that their SUBSCRIBEs are split and its invariants judge the
+/// slices.
+pub const SUBSCRIBE_WORK_PER_SLICE: u64 = if cfg!(feature = "sim") { 8 } else { 16_384 };
+/// What a filter costs besides its levels, in levels: looked up and kept in
+/// its session's map, noted for the store, its SUBACK code.
+const FILTER_WORK: u64 = 4;
+
+/// A SUBSCRIBE handled in slices: what is left of it, and what its answer
+/// will be.
+#[derive(Debug)]
+pub(super) struct Subscribing {
+    packet_id: PacketId,
+    id: Option<u32>,
+    filters: std::vec::IntoIter<(TopicFilter, SubscriptionOptions)>,
+    codes: Vec<ReasonCode>,
+    /// Whether it took more than one slice.
+    split: bool,
+}
 
 /// What one filter of a session asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +49,6 @@ pub struct Subscription {
 
 impl Broker {
     pub fn subscribe(&mut self, conn: ConnId, subscribe: Subscribe) -> Result<(), BrokerError> {
-        let sid = self.sessions.sid_of(conn);
         // [MQTT-3.8.3-4 of 5.0]
         let no_local_shared = subscribe
             .filters
@@ -33,10 +57,44 @@ impl Broker {
         if no_local_shared {
             return Err(BrokerError::Protocol("No Local on a shared subscription"));
         }
-        let id = subscribe.properties.subscription_identifiers().next();
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
-        let mut retained_for = Vec::new();
-        for (filter, options) in subscribe.filters {
+        let subscribing = Subscribing {
+            packet_id: subscribe.packet_id,
+            id: subscribe.properties.subscription_identifiers().next(),
+            codes: Vec::with_capacity(subscribe.filters.len()),
+            filters: subscribe.filters.into_iter(),
+            split: false,
+        };
+        self.go_on_subscribing(conn, subscribing);
+        Ok(())
+    }
+
+    /// Whether a SUBSCRIBE of the connection is still in slices.
+    pub(super) fn subscribe_pending(&self, conn: ConnId) -> bool {
+        self.subscribing.contains_key(&conn)
+    }
+
+    /// The next slice of the connection's SUBSCRIBE; whether any is left.
+    pub(super) fn resume_subscribe(&mut self, conn: ConnId) -> bool {
+        if let Some(subscribing) = self.subscribing.remove(&conn) {
+            self.go_on_subscribing(conn, subscribing);
+        }
+        self.subscribe_pending(conn)
+    }
+
+    /// A slice of the SUBSCRIBE's filters, `SUBSCRIBE_WORK_PER_SLICE` of
+    /// work at most: it is handled as a sequence of SUBSCRIBEs, one a
+    /// slice, whose answers are combined in one SUBACK [MQTT-3.8.4-4 of
+    /// 5.0]. The SUBACK waits for the last slice, and the retained messages
+    /// each slice owes wait for it (`send_retained`).
+    fn go_on_subscribing(&mut self, conn: ConnId, mut subscribing: Subscribing) {
+        let sid = self.sessions.sid_of(conn);
+        let id = subscribing.id;
+        let mut work = 0;
+        let sliced = !planted!(self.config, SubscribeUnbounded);
+        let (mut retained_for, mut again) = (Vec::new(), BTreeSet::new());
+        while let Some((filter, options)) = subscribing.filters.next() {
+            // A refused filter costs a check of each level too.
+            work += levels(&filter) + FILTER_WORK;
             let shared = parse_shared(&filter);
             let is_shared = shared.is_some();
             let session = self.sessions.get(sid);
@@ -49,53 +107,77 @@ impl Broker {
                     code,
                 });
                 // 3.1.1 has one failure code; the encoder says 0x80.
-                codes.push(code);
-                continue;
+                subscribing.codes.push(code);
+            } else {
+                let granted = self.subscribe_one(sid, &filter, shared, options, id, is_new);
+                subscribing.codes.push(ReasonCode::granted(options.qos));
+                // Retained messages are not sent to shared subscriptions.
+                if let Some(subscription) = granted.filter(|_| !is_shared) {
+                    if !is_new {
+                        again.insert(filter.clone());
+                    }
+                    retained_for.push((filter, subscription));
+                }
             }
-            let mut subscription = Subscription { options, id };
-            if planted!(self.config, ResubscribeKeepsGrant) {
-                let old = self.sessions.get(sid).subscriptions.get(&filter);
-                subscription.options.qos =
-                    old.map_or(options.qos, |o| o.options.qos.max(options.qos));
-            }
-            let key = match self
-                .sessions
-                .get_mut(sid)
-                .subscriptions
-                .insert(filter.clone(), subscription)
-            {
-                None => Key::New,
-                Some(_) => Key::Seen,
-            };
-            self.note(|| Noted::Filter(sid, filter.clone(), key));
-            self.levels_indexed += levels(&filter);
-            match shared {
-                Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
-                _ => self.index.insert(&filter, sid, subscription),
-            }
-            codes.push(ReasonCode::granted(options.qos));
-            // Retained messages are not sent to shared subscriptions.
-            let wants_retained = match options.retain_handling {
-                _ if planted!(self.config, RetainHandlingIgnored) => true,
-                RetainHandling::OnSubscribe => true,
-                RetainHandling::OnNewSubscription => is_new,
-                RetainHandling::Never => false,
-            };
-            if !is_shared && wants_retained {
-                retained_for.push((filter, subscription));
+            if sliced && work >= SUBSCRIBE_WORK_PER_SLICE && subscribing.filters.len() > 0 {
+                subscribing.split = true;
+                self.subscribing.insert(conn, subscribing);
+                self.owe_retained(sid, retained_for, &again);
+                return;
             }
         }
         let suback = SubAck {
-            packet_id: subscribe.packet_id,
-            codes,
+            packet_id: subscribing.packet_id,
+            codes: subscribing.codes,
             properties: Default::default(),
         };
         self.effects
             .push(Effect::Send(conn, Packet::SubAck(suback)));
+        // Its answer waits for the commit of every slice's changes.
+        self.split_acks |= subscribing.split;
         // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
         // retained, also when a subscription is replaced; in slices.
-        self.owe_retained(sid, retained_for);
-        Ok(())
+        self.owe_retained(sid, retained_for, &again);
+    }
+
+    /// Grants one filter; returns its subscription if it asks for the
+    /// retained messages that match it.
+    fn subscribe_one(
+        &mut self,
+        sid: SessionId,
+        filter: &TopicFilter,
+        shared: Option<Result<(&str, TopicFilter), ()>>,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        is_new: bool,
+    ) -> Option<Subscription> {
+        let mut subscription = Subscription { options, id };
+        if planted!(self.config, ResubscribeKeepsGrant) {
+            let old = self.sessions.get(sid).subscriptions.get(filter);
+            subscription.options.qos = old.map_or(options.qos, |o| o.options.qos.max(options.qos));
+        }
+        let key = match self
+            .sessions
+            .get_mut(sid)
+            .subscriptions
+            .insert(filter.clone(), subscription)
+        {
+            None => Key::New,
+            Some(_) => Key::Seen,
+        };
+        self.note(|| Noted::Filter(sid, filter.clone(), key));
+        self.levels_indexed += levels(filter);
+        match shared {
+            Some(Ok((group, inner))) => self.shared.join(sid, group, inner, subscription),
+            _ => self.index.insert(filter, sid, subscription),
+        }
+        let wants_retained = match options.retain_handling {
+            _ if planted!(self.config, RetainHandlingIgnored) => true,
+            RetainHandling::OnSubscribe => true,
+            RetainHandling::OnNewSubscription => is_new,
+            RetainHandling::Never => false,
+        };
+        wants_retained.then_some(subscription)
     }
 
     /// Why a filter of a SUBSCRIBE is refused, if it is.

@@ -97,10 +97,17 @@ fn subscribe(broker: &mut Broker, conn: u64, filter: &str, qos: QoS) -> Vec<Effe
         )],
         properties: Default::default(),
     };
-    broker.subscribe(ConnId(conn), subscribe).unwrap();
+    subscribe_whole(broker, conn, subscribe);
     // As the server does, with all the room there is.
     broker.send_retained(ConnId(conn), usize::MAX);
     drain_effects(broker)
+}
+
+/// A SUBSCRIBE and its slices one after another, as its connection
+/// resumes them (`subscribe.rs`).
+fn subscribe_whole(broker: &mut Broker, conn: u64, subscribe: Subscribe) {
+    broker.subscribe(ConnId(conn), subscribe).unwrap();
+    while broker.resume_subscribe(ConnId(conn)) {}
 }
 
 fn message(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &str) -> Publish {
@@ -444,7 +451,7 @@ fn an_owed_retained_message_goes_before_a_live_one_on_its_topic() {
         )],
         properties: Default::default(),
     };
-    broker.subscribe(ConnId(2), subscribe).unwrap();
+    subscribe_whole(&mut broker, 2, subscribe);
     // No room yet: everything is owed.
     assert_eq!(broker.send_retained(ConnId(2), 0), Owing::Blocked);
     assert_eq!(broker.stats().retained_owed, 1);
@@ -491,6 +498,7 @@ mod memory;
 mod mqtt5;
 mod reaping;
 mod store_failed;
+mod subscribe;
 mod tail;
 
 #[test]

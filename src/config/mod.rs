@@ -304,6 +304,14 @@ pub enum PlantedBug {
     /// message goes to no one (the broker finds no session). Caught by the
     /// broker's test of a group with such a member.
     SharedPicksReaped,
+    /// A SUBSCRIBE's filters are all handled in one hold, however many (one
+    /// of 200,000 filters held the lock 455 ms). Caught by the broker's
+    /// test of the work per hold.
+    SubscribeUnbounded,
+    /// Retained messages owed by the first slices of a SUBSCRIBE handled in
+    /// slices are sent before its SUBACK [MQTT-3.3.1-6]. Caught by the
+    /// broker's test of a SUBSCRIBE in slices.
+    RetainedBeforeSubAck,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the
     /// same one.
@@ -330,7 +338,7 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 55] = [
+    pub const ALL: [PlantedBug; 57] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -379,6 +387,8 @@ impl PlantedBug {
         PlantedBug::RouteSortedWhole,
         PlantedBug::SessionEndUnbounded,
         PlantedBug::SharedPicksReaped,
+        PlantedBug::SubscribeUnbounded,
+        PlantedBug::RetainedBeforeSubAck,
         PlantedBug::AssignedIdTaken,
         PlantedBug::AssignedIdNotReturned,
         PlantedBug::ClientPacketSizeIgnored,

@@ -222,7 +222,8 @@ struct Connection<S> {
     /// connection's next turn.
     dispatching: VecDeque<Packet>,
     /// The session's last message is still being routed, a slice a hold
-    /// (`broker/fanout.rs`): it goes on before anything else is dispatched.
+    /// (`broker/fanout.rs`), or its last SUBSCRIBE handled (`subscribe.rs`):
+    /// it goes on before anything else is dispatched.
     routing: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
@@ -765,12 +766,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let held = shared.with_broker(|state| {
                 let work = state.broker.index_work();
                 // A message in slices goes on first; what follows it waits.
-                if routing && state.broker.resume_route(conn) {
+                if routing && state.broker.resume_work(conn) {
                     return Ok(Hold::Routing);
                 }
                 while let Some(packet) = waiting.pop_front() {
                     Link::dispatch(&mut state.broker, conn, packet)?;
-                    if state.broker.route_pending(conn) {
+                    if state.broker.work_pending(conn) {
                         return Ok(Hold::Routing);
                     }
                     if waiting.is_empty() {

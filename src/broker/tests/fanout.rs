@@ -42,7 +42,7 @@ fn subscribe_overlapping(broker: &mut Broker, conn: u64) {
         filters,
         properties: Default::default(),
     };
-    broker.subscribe(ConnId(conn), subscribe).unwrap();
+    subscribe_whole(broker, conn, subscribe);
     drain_effects(broker);
 }
 

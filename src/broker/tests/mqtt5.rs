@@ -57,7 +57,7 @@ fn qos0_frames_are_shared_per_version_and_only_when_plain() {
         )],
         properties: Properties::from(vec![Property::SubscriptionIdentifier(7)]),
     };
-    broker.subscribe(ConnId(5), with_id).unwrap();
+    subscribe_whole(&mut broker, 5, with_id);
     broker.drain_effects().for_each(drop);
     let mut m = message(
         "t",

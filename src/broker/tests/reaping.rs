@@ -15,7 +15,7 @@ fn subscribe_all(broker: &mut Broker, conn: u64, filters: Vec<String>, qos: QoS)
                 .collect(),
             properties: Default::default(),
         };
-        broker.subscribe(ConnId(conn), subscribe).unwrap();
+        subscribe_whole(broker, conn, subscribe);
         drain_effects(broker);
     }
 }
