@@ -155,14 +155,15 @@ impl Broker {
         self.owed > 0
     }
 
-    /// The filter is no longer subscribed: nothing is owed for it.
-    pub(super) fn forget_owed(&mut self, sid: SessionId, filter: &TopicFilter) {
+    /// The filters are no longer subscribed: nothing is owed for them. One
+    /// pass for a slice of an UNSUBSCRIBE, not one per filter.
+    pub(super) fn forget_owed(&mut self, sid: SessionId, filters: &BTreeSet<TopicFilter>) {
         let backlog = &mut self.sessions.get_mut(sid).backlog.0;
-        if backlog.is_empty() {
+        if backlog.is_empty() || filters.is_empty() {
             return;
         }
         let before = backlog.len();
-        backlog.retain(|owed| owed.filter != *filter);
+        backlog.retain(|owed| !filters.contains(&owed.filter));
         self.owed -= before - backlog.len();
         self.sessions.get_mut(sid).backlog.release_if_empty();
     }

@@ -27,16 +27,37 @@ pub const SUBSCRIBE_WORK_PER_SLICE: u64 = if cfg!(feature = "sim") { 8 } else { 
 /// its session's map, noted for the store, its SUBACK code.
 const FILTER_WORK: u64 = 4;
 
-/// A SUBSCRIBE handled in slices: what is left of it, and what its answer
-/// will be.
+/// A SUBSCRIBE or UNSUBSCRIBE handled in slices: what is left of it, and
+/// what its answer will be.
 #[derive(Debug)]
 pub(super) struct Subscribing {
     packet_id: PacketId,
-    id: Option<u32>,
-    filters: std::vec::IntoIter<(TopicFilter, SubscriptionOptions)>,
+    asked: Asked,
     codes: Vec<ReasonCode>,
     /// Whether it took more than one slice.
     split: bool,
+}
+
+#[derive(Debug)]
+enum Asked {
+    Subscribe {
+        id: Option<u32>,
+        filters: std::vec::IntoIter<(TopicFilter, SubscriptionOptions)>,
+    },
+    Unsubscribe {
+        filters: std::vec::IntoIter<TopicFilter>,
+        /// The store failed: each filter is answered 0x80 (5.0).
+        refused: bool,
+    },
+}
+
+impl Asked {
+    fn left(&self) -> usize {
+        match self {
+            Asked::Subscribe { filters, .. } => filters.len(),
+            Asked::Unsubscribe { filters, .. } => filters.len(),
+        }
+    }
 }
 
 /// What one filter of a session asked for.
@@ -59,21 +80,25 @@ impl Broker {
         }
         let subscribing = Subscribing {
             packet_id: subscribe.packet_id,
-            id: subscribe.properties.subscription_identifiers().next(),
             codes: Vec::with_capacity(subscribe.filters.len()),
-            filters: subscribe.filters.into_iter(),
+            asked: Asked::Subscribe {
+                id: subscribe.properties.subscription_identifiers().next(),
+                filters: subscribe.filters.into_iter(),
+            },
             split: false,
         };
         self.go_on_subscribing(conn, subscribing);
         Ok(())
     }
 
-    /// Whether a SUBSCRIBE of the connection is still in slices.
+    /// Whether a SUBSCRIBE or UNSUBSCRIBE of the connection is still in
+    /// slices.
     pub(super) fn subscribe_pending(&self, conn: ConnId) -> bool {
         self.subscribing.contains_key(&conn)
     }
 
-    /// The next slice of the connection's SUBSCRIBE; whether any is left.
+    /// The next slice of the connection's SUBSCRIBE or UNSUBSCRIBE; whether
+    /// any is left.
     pub(super) fn resume_subscribe(&mut self, conn: ConnId) -> bool {
         if let Some(subscribing) = self.subscribing.remove(&conn) {
             self.go_on_subscribing(conn, subscribing);
@@ -81,18 +106,61 @@ impl Broker {
         self.subscribe_pending(conn)
     }
 
-    /// A slice of the SUBSCRIBE's filters, `SUBSCRIBE_WORK_PER_SLICE` of
-    /// work at most: it is handled as a sequence of SUBSCRIBEs, one a
-    /// slice, whose answers are combined in one SUBACK [MQTT-3.8.4-4 of
-    /// 5.0]. The SUBACK waits for the last slice, and the retained messages
-    /// each slice owes wait for it (`send_retained`).
+    /// A slice of the packet's filters, `SUBSCRIBE_WORK_PER_SLICE` of work
+    /// at most: it is handled as a sequence of packets, one a slice, whose
+    /// answers are combined in one SUBACK or UNSUBACK [MQTT-3.8.4-4,
+    /// MQTT-3.10.4-6 of 5.0], sent with the last slice. The retained
+    /// messages each slice owes wait for it too (`send_retained`).
     fn go_on_subscribing(&mut self, conn: ConnId, mut subscribing: Subscribing) {
         let sid = self.sessions.sid_of(conn);
-        let id = subscribing.id;
+        let budget = match planted!(self.config, SubscribeUnbounded) {
+            false => SUBSCRIBE_WORK_PER_SLICE,
+            true => u64::MAX,
+        };
+        let codes = &mut subscribing.codes;
+        match &mut subscribing.asked {
+            Asked::Subscribe { id, filters } => {
+                self.subscribe_slice(sid, *id, filters, codes, budget)
+            }
+            Asked::Unsubscribe { filters, refused } => {
+                self.unsubscribe_slice(sid, filters, *refused, codes, budget)
+            }
+        }
+        if subscribing.asked.left() > 0 {
+            subscribing.split = true;
+            self.subscribing.insert(conn, subscribing);
+            return;
+        }
+        let (packet_id, codes) = (subscribing.packet_id, subscribing.codes);
+        let properties = Default::default();
+        let answer = match subscribing.asked {
+            Asked::Subscribe { .. } => Packet::SubAck(SubAck {
+                packet_id,
+                codes,
+                properties,
+            }),
+            Asked::Unsubscribe { .. } => Packet::UnsubAck(UnsubAck {
+                packet_id,
+                codes,
+                properties,
+            }),
+        };
+        self.effects.push(Effect::Send(conn, answer));
+        // Its answer waits for the commit of every slice's changes.
+        self.split_acks |= subscribing.split;
+    }
+
+    fn subscribe_slice(
+        &mut self,
+        sid: SessionId,
+        id: Option<u32>,
+        filters: &mut std::vec::IntoIter<(TopicFilter, SubscriptionOptions)>,
+        codes: &mut Vec<ReasonCode>,
+        budget: u64,
+    ) {
         let mut work = 0;
-        let sliced = !planted!(self.config, SubscribeUnbounded);
         let (mut retained_for, mut again) = (Vec::new(), BTreeSet::new());
-        while let Some((filter, options)) = subscribing.filters.next() {
+        for (filter, options) in filters.by_ref() {
             // A refused filter costs a check of each level too.
             work += levels(&filter) + FILTER_WORK;
             let shared = parse_shared(&filter);
@@ -107,10 +175,10 @@ impl Broker {
                     code,
                 });
                 // 3.1.1 has one failure code; the encoder says 0x80.
-                subscribing.codes.push(code);
+                codes.push(code);
             } else {
                 let granted = self.subscribe_one(sid, &filter, shared, options, id, is_new);
-                subscribing.codes.push(ReasonCode::granted(options.qos));
+                codes.push(ReasonCode::granted(options.qos));
                 // Retained messages are not sent to shared subscriptions.
                 if let Some(subscription) = granted.filter(|_| !is_shared) {
                     if !is_new {
@@ -119,22 +187,10 @@ impl Broker {
                     retained_for.push((filter, subscription));
                 }
             }
-            if sliced && work >= SUBSCRIBE_WORK_PER_SLICE && subscribing.filters.len() > 0 {
-                subscribing.split = true;
-                self.subscribing.insert(conn, subscribing);
-                self.owe_retained(sid, retained_for, &again);
-                return;
+            if work >= budget {
+                break;
             }
         }
-        let suback = SubAck {
-            packet_id: subscribing.packet_id,
-            codes: subscribing.codes,
-            properties: Default::default(),
-        };
-        self.effects
-            .push(Effect::Send(conn, Packet::SubAck(suback)));
-        // Its answer waits for the commit of every slice's changes.
-        self.split_acks |= subscribing.split;
         // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
         // retained, also when a subscription is replaced; in slices.
         self.owe_retained(sid, retained_for, &again);
@@ -228,35 +284,49 @@ impl Broker {
         if refused && session.version() != ProtocolVersion::V5 {
             return Err(BrokerError::StoreFailed);
         }
-        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
-        for filter in &unsubscribe.filters {
+        let subscribing = Subscribing {
+            packet_id: unsubscribe.packet_id,
+            codes: Vec::with_capacity(unsubscribe.filters.len()),
+            asked: Asked::Unsubscribe {
+                filters: unsubscribe.filters.into_iter(),
+                refused,
+            },
+            split: false,
+        };
+        self.go_on_subscribing(conn, subscribing);
+        Ok(())
+    }
+
+    fn unsubscribe_slice(
+        &mut self,
+        sid: SessionId,
+        filters: &mut std::vec::IntoIter<TopicFilter>,
+        refused: bool,
+        codes: &mut Vec<ReasonCode>,
+        budget: u64,
+    ) {
+        let mut work = 0;
+        let mut gone = BTreeSet::new();
+        for filter in filters.by_ref() {
+            work += levels(&filter) + FILTER_WORK;
+            let session = self.sessions.get_mut(sid);
             if refused {
                 codes.push(ReasonCode::UNSPECIFIED_ERROR);
-            } else if self
-                .sessions
-                .get_mut(sid)
-                .subscriptions
-                .remove(filter)
-                .is_some()
-            {
+            } else if session.subscriptions.remove(&filter).is_some() {
                 if !planted!(self.config, UnsubscribeNotStored) {
                     self.note(|| Noted::Filter(sid, filter.clone(), Key::Seen));
                 }
-                self.drop_subscription(sid, filter);
-                self.forget_owed(sid, filter);
+                self.drop_subscription(sid, &filter);
+                gone.insert(filter);
                 codes.push(ReasonCode::SUCCESS);
             } else {
                 codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);
             }
+            if work >= budget {
+                break;
+            }
         }
-        let unsuback = UnsubAck {
-            packet_id: unsubscribe.packet_id,
-            codes,
-            properties: Default::default(),
-        };
-        self.effects
-            .push(Effect::Send(conn, Packet::UnsubAck(unsuback)));
-        Ok(())
+        self.forget_owed(sid, &gone);
     }
 
     /// A subscription read back from the store: held, indexed, and owed no

@@ -304,9 +304,9 @@ pub enum PlantedBug {
     /// message goes to no one (the broker finds no session). Caught by the
     /// broker's test of a group with such a member.
     SharedPicksReaped,
-    /// A SUBSCRIBE's filters are all handled in one hold, however many (one
-    /// of 200,000 filters held the lock 455 ms). Caught by the broker's
-    /// test of the work per hold.
+    /// A SUBSCRIBE's or UNSUBSCRIBE's filters are all handled in one hold,
+    /// however many (one SUBSCRIBE of 200,000 filters held the lock
+    /// 455 ms). Caught by the broker's test of the work per hold.
     SubscribeUnbounded,
     /// Retained messages owed by the first slices of a SUBSCRIBE handled in
     /// slices are sent before its SUBACK [MQTT-3.3.1-6]. Caught by the

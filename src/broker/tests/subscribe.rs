@@ -1,6 +1,7 @@
-//! A SUBSCRIBE of many filters handled in slices: each slice's work within
-//! its bound, one SUBACK with every filter's code in order once the last
-//! slice is done, and the retained messages after it.
+//! A SUBSCRIBE or UNSUBSCRIBE of many filters handled in slices: each
+//! slice's work within its bound, one SUBACK or UNSUBACK with every
+//! filter's code in order once the last slice is done, and the retained
+//! messages after the SUBACK.
 
 use super::*;
 use crate::broker::subscribe::SUBSCRIBE_WORK_PER_SLICE;
@@ -45,10 +46,17 @@ fn retained(topic: &str) -> Publish {
 /// connection does, then for the rest of them: the effects of each hold,
 /// or an error if a hold did more than its bound.
 fn subscribe_in_slices(broker: &mut Broker, conn: u64) -> Result<Vec<Vec<Effect>>, String> {
+    let before = broker.levels_indexed;
+    broker.subscribe(ConnId(conn), big_subscribe()).unwrap();
+    in_slices(broker, conn, before)
+}
+
+/// The rest of the connection's SUBSCRIBE or UNSUBSCRIBE begun in the
+/// last hold, as `subscribe_in_slices` says; `indexed` is the work count
+/// before that hold.
+fn in_slices(broker: &mut Broker, conn: u64, mut indexed: u64) -> Result<Vec<Vec<Effect>>, String> {
     let most = SUBSCRIBE_WORK_PER_SLICE + DEPTH as u64 + 4;
     let mut holds = Vec::new();
-    let mut indexed = broker.levels_indexed;
-    broker.subscribe(ConnId(conn), big_subscribe()).unwrap();
     loop {
         broker.send_retained(ConnId(conn), usize::MAX);
         let work = broker.levels_indexed - indexed;
@@ -169,4 +177,55 @@ fn a_subscribe_cut_by_its_connections_end_keeps_what_it_granted() {
         &effects[..],
         [Effect::Send(_, Packet::ConnAck(ack)), ..] if ack.session_present
     ));
+}
+
+/// `big_subscribe`'s filters, then an UNSUBSCRIBE of them all: in slices,
+/// one UNSUBACK with a code for each in order (none existed for the
+/// refused ones), and the index empty after it.
+fn a_big_unsubscribe(config: Config) -> Result<(), String> {
+    let mut broker = Broker::new(config);
+    connect(&mut broker, 1, "wide", true);
+    subscribe_whole(&mut broker, 1, big_subscribe());
+    drain_effects(&mut broker);
+    let filters: Vec<TopicFilter> = (big_subscribe().filters.into_iter())
+        .map(|(f, _)| f)
+        .collect();
+    let unsubscribe = crate::codec::Unsubscribe {
+        packet_id: id(10),
+        filters,
+        properties: Default::default(),
+    };
+    let before = broker.levels_indexed;
+    broker.unsubscribe(ConnId(1), unsubscribe).unwrap();
+    let holds = in_slices(&mut broker, 1, before)?;
+    assert!(holds.len() >= 10, "in slices: {} holds", holds.len());
+    let answers: Vec<&Effect> = holds.iter().flatten().collect();
+    let [Effect::Send(_, Packet::UnsubAck(unsuback))] = &answers[..] else {
+        return Err(format!("expected one UNSUBACK: {answers:?}"));
+    };
+    let expected: Vec<ReasonCode> = (0..FILTERS)
+        .map(|i| match i % 1000 {
+            999 => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            _ => ReasonCode::SUCCESS,
+        })
+        .collect();
+    assert!(unsuback.codes == expected, "one code a filter, in order");
+    assert_eq!(broker.stats().subscriptions, 0);
+    broker.check()
+}
+
+#[test]
+fn a_big_unsubscribe_is_handled_a_slice_a_hold_and_answered_once() {
+    a_big_unsubscribe(config()).unwrap();
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn the_bound_per_hold_fails_with_the_unsubscribe_handled_whole() {
+    let config = Config {
+        planted_bug: Some(crate::config::PlantedBug::SubscribeUnbounded),
+        ..config()
+    };
+    let error = a_big_unsubscribe(config).unwrap_err();
+    assert_eq!(error, "hold 0 indexed 159840 levels");
 }
