@@ -54,7 +54,7 @@ pub enum Scenario {
 }
 
 /// Every scenario, in the order the table lists them.
-pub const ALL: [Scenario; 21] = [
+pub const ALL: [Scenario; 22] = [
     Scenario::FanIn(QoS::AtMostOnce),
     Scenario::FanIn(QoS::AtLeastOnce),
     Scenario::FanOut(100, QoS::AtMostOnce),
@@ -76,6 +76,7 @@ pub const ALL: [Scenario; 21] = [
     Scenario::Attack(attacks::ALL[3]),
     Scenario::Attack(attacks::ALL[4]),
     Scenario::Attack(attacks::ALL[5]),
+    Scenario::Attack(attacks::ALL[6]),
 ];
 
 impl Scenario {

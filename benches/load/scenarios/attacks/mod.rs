@@ -48,15 +48,19 @@ pub enum Attack {
     Slowloris,
     /// Row 10: 65,536 filters that all match one topic, from one client.
     OverlappingFilters,
+    /// 100,000 filters in one SUBSCRIBE, then in one UNSUBSCRIBE: a packet's
+    /// worth of work, which tern once did in one hold (455 ms).
+    OnePacket,
 }
 
-pub const ALL: [Attack; 6] = [
+pub const ALL: [Attack; 7] = [
     Attack::WideFilters,
     Attack::Retained,
     Attack::BigProperties,
     Attack::StalledReaders,
     Attack::Slowloris,
     Attack::OverlappingFilters,
+    Attack::OnePacket,
 ];
 
 impl Attack {
@@ -68,6 +72,7 @@ impl Attack {
             Attack::StalledReaders => "attack-stalled-readers",
             Attack::Slowloris => "attack-slowloris",
             Attack::OverlappingFilters => "attack-overlap-filters",
+            Attack::OnePacket => "attack-one-packet",
         }
     }
 
@@ -86,6 +91,7 @@ impl Attack {
             Attack::BigProperties => floods::big_properties(rt, addr, &mut counted),
             Attack::StalledReaders => floods::stalled_readers(rt, addr, settings, &mut counted),
             Attack::Slowloris => slowloris::run(rt, addr, &mut counted),
+            Attack::OnePacket => subscriptions::one_packet(rt, addr, &mut counted),
         }
         let mut outcome = Outcome::default();
         watch.stop().report(&mut outcome);

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tern::codec::{self, Packet, ProtocolVersion, Publish, QoS};
-use tern::topic::TopicName;
+use tern::codec::{self, Packet, PacketId, ProtocolVersion, Publish, QoS, Unsubscribe};
+use tern::topic::{TopicFilter, TopicName};
 use tokio::runtime::Runtime;
 
 use super::{attacker, count, count_publishes, seconds, subscribe_all, subscribe_one, ATTACK_STEP};
@@ -25,6 +25,10 @@ const WIDE_LEVELS: usize = 200;
 const WIDE_PER_SUBSCRIBE: usize = 100;
 /// How long an attacker keeps what it made, for the canary to go on.
 const HOLD: Duration = Duration::from_secs(1);
+
+/// Filters in the one SUBSCRIBE and UNSUBSCRIBE: the most tern lets one
+/// client hold (`subscriptions_per_client_max`).
+const ONE_PACKET_FILTERS: usize = 100_000;
 
 /// Rows 2 and 3: retained topics `r/{i}`, 16-byte payloads.
 const RETAINED_TOPICS: u64 = 200_000;
@@ -52,6 +56,47 @@ pub fn wide_filters(rt: &Runtime, addr: SocketAddr, outcome: &mut Outcome) {
         let granted = subscribe_all(&mut conn, &filters, WIDE_PER_SUBSCRIBE, outcome).await;
         seconds(outcome, "subscribe time", started);
         count(outcome, "filters granted", granted);
+        tokio::time::sleep(HOLD).await;
+    });
+}
+
+/// `ONE_PACKET_FILTERS` filters `{i:x}/x` in one SUBSCRIBE (about 1 MB),
+/// then all of them in one UNSUBSCRIBE.
+pub fn one_packet(rt: &Runtime, addr: SocketAddr, outcome: &mut Outcome) {
+    let filters: Vec<String> = (0..ONE_PACKET_FILTERS)
+        .map(|i| format!("{i:x}/x"))
+        .collect();
+    rt.block_on(async {
+        let Some(mut conn) = attacker(addr, "one-packet", outcome).await else {
+            return;
+        };
+        let started = Instant::now();
+        let granted = subscribe_all(&mut conn, &filters, filters.len(), outcome).await;
+        seconds(outcome, "suback time", started);
+        count(outcome, "filters granted", granted);
+        let unsubscribe = Packet::Unsubscribe(Unsubscribe {
+            packet_id: PacketId::new(2).expect("nonzero"),
+            filters: (filters.iter())
+                .map(|f| TopicFilter::new(f).expect("filter"))
+                .collect(),
+            properties: Default::default(),
+        });
+        let started = Instant::now();
+        let answered = async {
+            conn.send(&unsubscribe).await?;
+            loop {
+                if let Packet::UnsubAck(ack) = conn.reader.packet().await? {
+                    return Ok::<_, std::io::Error>(ack.codes.len());
+                }
+            }
+        };
+        match tokio::time::timeout(ATTACK_STEP, answered).await {
+            Ok(Ok(_)) => seconds(outcome, "unsuback time", started),
+            Ok(Err(e)) => outcome.notes.push(format!("UNSUBSCRIBE: {e}")),
+            Err(_) => outcome
+                .notes
+                .push(format!("no UNSUBACK for {ATTACK_STEP:?}")),
+        }
         tokio::time::sleep(HOLD).await;
     });
 }
