@@ -70,6 +70,14 @@ impl TopicName {
     }
 }
 
+/// Looked up by its text in maps keyed by filter (`broker/shared.rs`): the
+/// derived order and hash are those of the text.
+impl std::borrow::Borrow<str> for TopicFilter {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TopicFilter {
     pub fn new(s: &str) -> Result<Self, TopicError> {
         check_common(s)?;

@@ -30,12 +30,22 @@ pub fn parse_shared(filter: &TopicFilter) -> Option<Result<(&str, TopicFilter), 
     Some(TopicFilter::new(inner).map(|f| (group, f)).map_err(|_| ()))
 }
 
+/// A shared filter a session holds, split into its group name and filter
+/// without a copy: it was checked when it was granted, so `None` means it
+/// is not shared.
+pub fn split_held(filter: &TopicFilter) -> Option<(&str, &str)> {
+    filter.as_str().strip_prefix("$share/")?.split_once('/')
+}
+
 #[derive(Debug, Default)]
 pub struct SharedGroups {
     /// Groups by their filter.
     index: SubscriptionIndex<GroupId, ()>,
     groups: BTreeMap<GroupId, Group>,
-    ids: BTreeMap<(String, TopicFilter), GroupId>,
+    /// By group name, then filter: found by `&str`s, so that a member
+    /// leaves with no key allocated (a slice of a session's end is 16,384
+    /// levels of them).
+    ids: BTreeMap<String, BTreeMap<TopicFilter, GroupId>>,
     next_group: u64,
 }
 
@@ -51,14 +61,20 @@ impl SharedGroups {
 
     /// Adds or replaces the session's membership of group `name` on `filter`.
     pub fn join(&mut self, sid: SessionId, name: &str, filter: TopicFilter, sub: Subscription) {
-        let key = (name.to_owned(), filter);
-        let gid = match self.ids.get(&key) {
+        let found = self.ids.get(name).and_then(|ids| ids.get(&filter));
+        let gid = match found {
             Some(&gid) => gid,
             None => {
                 self.next_group += 1;
                 let gid = GroupId(self.next_group);
-                self.index.insert(&key.1, gid, ());
-                self.ids.insert(key, gid);
+                self.index.insert(&filter, gid, ());
+                match self.ids.get_mut(name) {
+                    Some(ids) => ids.insert(filter, gid),
+                    None => self
+                        .ids
+                        .insert(name.to_owned(), BTreeMap::from([(filter, gid)]))
+                        .and(None),
+                };
                 gid
             }
         };
@@ -67,9 +83,11 @@ impl SharedGroups {
 
     /// Takes the session out of group `name` on `filter`; a group left
     /// empty is gone.
-    pub fn leave(&mut self, sid: SessionId, name: &str, filter: TopicFilter) {
-        let key = (name.to_owned(), filter);
-        let Some(&gid) = self.ids.get(&key) else {
+    pub fn leave(&mut self, sid: SessionId, name: &str, filter: &str) {
+        let Some(ids) = self.ids.get_mut(name) else {
+            return;
+        };
+        let Some(&gid) = ids.get(filter) else {
             return;
         };
         let group = self
@@ -79,8 +97,11 @@ impl SharedGroups {
         group.members.remove(&sid);
         if group.members.is_empty() {
             self.groups.remove(&gid);
-            self.index.remove(&key.1, gid);
-            self.ids.remove(&key);
+            let (filter, _) = ids.remove_entry(filter).expect("found above");
+            self.index.remove(&filter, gid);
+            if ids.is_empty() {
+                self.ids.remove(name);
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::journal::{Key, Noted};
 use super::reaping::levels;
 use super::sessions::Session;
-use super::shared::parse_shared;
+use super::shared::{parse_shared, split_held};
 use super::{Broker, BrokerError, ConnId, Effect, Notice, SessionId};
 use crate::codec::{
     Packet, PacketId, ProtocolVersion, ReasonCode, RetainHandling, SubAck, Subscribe,
@@ -350,9 +350,9 @@ impl Broker {
     pub(super) fn drop_subscription(&mut self, sid: SessionId, filter: &TopicFilter) -> u64 {
         let levels = levels(filter);
         self.levels_indexed += levels;
-        match parse_shared(filter) {
-            Some(Ok((group, inner))) => self.shared.leave(sid, group, inner),
-            _ => {
+        match split_held(filter) {
+            Some((group, inner)) => self.shared.leave(sid, group, inner),
+            None => {
                 self.index.remove(filter, sid);
             }
         }
