@@ -8,7 +8,7 @@ use crate::broker::subscribe::SUBSCRIBE_WORK_PER_SLICE;
 
 /// Levels of each filter of the big SUBSCRIBE.
 const DEPTH: usize = 16;
-/// Its filters: about 12 slices' worth.
+/// Its filters: about 50 slices' worth (thousands in the simulation's build).
 const FILTERS: usize = 10_000;
 
 /// `FILTERS` filters of `DEPTH` levels; every thousandth is refused (more
