@@ -81,7 +81,20 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                 .into_iter()
                 .flatten()
                 .filter(|r| {
-                    let until = window_end.min(end(|s| s.sent_at, Some(topic)));
+                    // A 5.0 copy names its subscription by its identifier:
+                    // tagged with this one's, it is this one's whatever
+                    // SUBSCRIBE went out meanwhile (slow_subscriber seed
+                    // 125: `#`'s copy came after `r/+` was sent, before its
+                    // SUBACK); tagged with another's, it is not.
+                    let tagged = match sub.sub_id {
+                        Some(id) if !r.sub_ids.is_empty() => Some(r.sub_ids.contains(&id)),
+                        _ => None,
+                    };
+                    let until = match tagged {
+                        Some(false) => return false,
+                        Some(true) => window_end,
+                        None => window_end.min(end(|s| s.sent_at, Some(topic))),
+                    };
                     r.retain && r.topic == topic && r.at >= sub.sent_at && r.at <= until
                 })
                 // Above this subscription's grant, a copy is an earlier
