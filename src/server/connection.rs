@@ -16,13 +16,13 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use tokio_util::either::Either;
-use tracing::Instrument;
+use tracing::Level;
 
 use super::deadlines::Deadlines;
 use super::endpoint::Slot;
 use super::outbox::{Drained, Outbound, Outbox};
 use super::Shared;
-use crate::broker::ConnId;
+use crate::broker::{Clipped, ConnId};
 use crate::codec::{self, DecodeError, Packet};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
@@ -38,74 +38,75 @@ pub(super) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let span = tracing::info_span!("conn", id = conn.0, %peer, client_id = tracing::field::Empty);
-    async move {
-        // Not graceful until shown otherwise: a panic is no DISCONNECT.
-        let detach = Detach {
-            shared: shared.clone(),
-            conn,
-            finished: false,
-        };
-        // One deadline for the transport's handshake and CONNECT together,
-        // so that a slow client cannot hold its place for twice the timeout.
-        let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
-        // Boxed: a TLS or WebSocket handshake's state is larger than all a
-        // connection keeps while it serves (1,800 bytes against 1,200), and
-        // awaited in place it would size every connection's task for good.
-        let opening = Box::pin(open(&slot, stream, connect_by, &shared));
-        let Opened { stream, identity } = match opening.await {
-            Ok(opened) => opened,
-            Err(end) => {
-                log_end(&end, &shared);
-                detach.finish(false);
-                return;
-            }
-        };
-        let (reader, writer) = tokio::io::split(stream);
-        let mut connection = Connection {
-            reader,
-            writer,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-            rbuf_peak: 0,
-            rbuf_busy: false,
-            wbuf_peak: 0,
-            draining: VecDeque::new(),
-            inbound: Vec::new(),
-            dispatching: VecDeque::new(),
-            routing: false,
-            link: Link::new(&shared.config),
-            identity,
-            conn,
-            peer,
-            outbox,
-            slot,
-            shared,
-        };
-        let end = connection.serve(connect_by).await;
-        let config = &connection.shared.config;
-        if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
-            match leak().await {}
+    // Not graceful until shown otherwise: a panic is no DISCONNECT.
+    let detach = Detach {
+        shared: shared.clone(),
+        conn,
+        finished: false,
+    };
+    // One deadline for the transport's handshake and CONNECT together,
+    // so that a slow client cannot hold its place for twice the timeout.
+    let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
+    // Boxed: a TLS or WebSocket handshake's state is larger than all a
+    // connection keeps while it serves (1,800 bytes against 1,200), and
+    // awaited in place it would size every connection's task for good.
+    let opening = Box::pin(open(&slot, stream, connect_by, &shared));
+    let Opened { stream, identity } = match opening.await {
+        Ok(opened) => opened,
+        Err(end) => {
+            let who = Who {
+                conn,
+                peer,
+                client_id: None,
+            };
+            log_end(&end, who, &shared);
+            detach.finish(false);
+            return;
         }
-        if planted!(config, TaskLeakOnKeepAlive) && matches!(end, End::KeepAlive(_)) {
-            drop(detach);
-            match leak().await {}
-        }
-        // Only DISCONNECT, and our own shutdown, end a connection without
-        // its will [MQTT-3.1.2-8]; a takeover has already published it.
-        let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
-        log_end(&end, &connection.shared);
-        // Detach before the socket closes, so that a client that sees the
-        // close and reconnects at once finds its old connection gone, not a
-        // connection to take over (which would send the will it cancelled).
-        detach.finish(graceful);
-        if end.is_clients_fault() {
-            connection.linger().await;
-        }
-        drop(connection);
+    };
+    let (reader, writer) = tokio::io::split(stream);
+    let mut connection = Connection {
+        reader,
+        writer,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        rbuf_peak: 0,
+        rbuf_busy: false,
+        wbuf_peak: 0,
+        draining: VecDeque::new(),
+        inbound: Vec::new(),
+        dispatching: VecDeque::new(),
+        routing: false,
+        link: Link::new(&shared.config),
+        identity,
+        client_id: None,
+        conn,
+        peer,
+        outbox,
+        slot,
+        shared,
+    };
+    let end = connection.serve(connect_by).await;
+    let config = &connection.shared.config;
+    if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
+        match leak().await {}
     }
-    .instrument(span)
-    .await
+    if planted!(config, TaskLeakOnKeepAlive) && matches!(end, End::KeepAlive(_)) {
+        drop(detach);
+        match leak().await {}
+    }
+    // Only DISCONNECT, and our own shutdown, end a connection without
+    // its will [MQTT-3.1.2-8]; a takeover has already published it.
+    let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
+    log_end(&end, connection.who(), &connection.shared);
+    // Detach before the socket closes, so that a client that sees the
+    // close and reconnects at once finds its old connection gone, not a
+    // connection to take over (which would send the will it cancelled).
+    detach.finish(graceful);
+    if end.is_clients_fault() {
+        connection.linger().await;
+    }
+    drop(connection);
 }
 
 /// Opens the connection's transport by `deadline`.
@@ -149,13 +150,34 @@ where
     }
 }
 
-fn log_end(end: &End, shared: &Shared) {
+/// Which connection a log line is about. Each line says so itself: a span
+/// held for the connection's life cost every idle one 400 bytes of heap.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    conn: ConnId,
+    peer: SocketAddr,
+    /// Once CONNECT is accepted.
+    client_id: Option<&'a str>,
+}
+
+/// A log line about one connection, naming it and its client: `level`, a
+/// `Who`, then the line's own fields and message as for `tracing::event!`.
+macro_rules! conn_event {
+    ($level:expr, $who:expr, $($line:tt)+) => {{
+        let who: Who = $who;
+        // A client id may be 256 bytes, or more if so configured.
+        let client_id = who.client_id.map(|id| tracing::field::display(Clipped(id)));
+        tracing::event!($level, conn = who.conn.0, peer = %who.peer, client_id, $($line)+)
+    }};
+}
+
+fn log_end(end: &End, who: Who, shared: &Shared) {
     match end {
         End::Disconnect | End::Eof | End::Shutdown => {
-            tracing::debug!(reason = %end, "connection closed")
+            conn_event!(Level::DEBUG, who, reason = %end, "connection closed")
         }
         _ if shared.log_limit.admit(end.kind()) => {
-            tracing::info!(reason = %end, "connection closed")
+            conn_event!(Level::INFO, who, reason = %end, "connection closed")
         }
         _ => {}
     }
@@ -229,12 +251,24 @@ struct Connection<S> {
     link: Link,
     /// The verified client certificate's subject CN, if any.
     identity: Option<String>,
+    /// The session's, once CONNECT is accepted: for the log.
+    client_id: Option<Box<str>>,
     conn: ConnId,
     peer: SocketAddr,
     outbox: Arc<Outbox>,
     /// Its place on its listener, whose settings it follows.
     slot: Slot,
     shared: Arc<Shared>,
+}
+
+impl<S> Connection<S> {
+    fn who(&self) -> Who<'_> {
+        Who {
+            conn: self.conn,
+            peer: self.peer,
+            client_id: self.client_id.as_deref(),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -253,7 +287,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let end = self.session(keep_alive).await;
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
             if self.shared.log_limit.admit("too large a packet") {
-                tracing::warn!(reason = %end, "client sent too large a packet");
+                let who = self.who();
+                conn_event!(Level::WARN, who, reason = %end, "client sent too large a packet");
             }
         }
         self.farewell(&end).await;
@@ -390,11 +425,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.routing = routing;
         match accepted {
             Some(accepted) => {
-                // A client id may be 256 bytes, or more if so configured.
-                let client_id = crate::broker::Clipped(accepted.client_id.as_str());
-                tracing::Span::current().record("client_id", tracing::field::display(client_id));
-                tracing::debug!(accepted.keep_alive, version = ?self.link.version(), "connected");
-                Ok(accepted.keep_alive)
+                self.client_id = Some(accepted.client_id.into_boxed_str());
+                let version = self.link.version();
+                let keep_alive = accepted.keep_alive;
+                conn_event!(Level::DEBUG, self.who(), keep_alive, ?version, "connected");
+                Ok(keep_alive)
             }
             None => {
                 self.drain_outbox();
