@@ -28,14 +28,64 @@ use crate::config::planted;
 use crate::link::{End, Inbound, Link};
 use crate::transport::{Opened, Secured, Stream};
 
-pub(super) async fn run<S>(
+/// A connection's task. Not an `async fn`: one keeps its arguments for its
+/// whole life, and each idle connection's task would hold these twice,
+/// once as arguments and once moved into its `Connection`.
+pub(super) fn run<S>(
     stream: S,
     peer: SocketAddr,
     conn: ConnId,
     outbox: Arc<Outbox>,
     slot: Slot,
     shared: Arc<Shared>,
-) where
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Boxed: a TLS or WebSocket handshake's state is larger than all a
+    // connection keeps while it serves (1,800 bytes against 1,200), and
+    // awaited in place it would size every connection's task for good.
+    let starting = Box::pin(start(stream, peer, conn, outbox, slot, shared));
+    async move {
+        let Some((mut connection, detach, connect_by)) = starting.await else {
+            return;
+        };
+        let end = connection.serve(connect_by).await;
+        let config = &connection.shared.config;
+        if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
+            match leak().await {}
+        }
+        if planted!(config, TaskLeakOnKeepAlive) && matches!(end, End::KeepAlive(_)) {
+            drop(detach);
+            match leak().await {}
+        }
+        // Only DISCONNECT, and our own shutdown, end a connection without
+        // its will [MQTT-3.1.2-8]; a takeover has already published it.
+        let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
+        log_end(&end, connection.who(), &connection.shared);
+        // Detach before the socket closes, so that a client that sees the
+        // close and reconnects at once finds its old connection gone, not a
+        // connection to take over (which would send the will it cancelled).
+        detach.finish(graceful);
+        if end.is_clients_fault() {
+            connection.linger().await;
+        }
+        drop(connection);
+    }
+}
+
+/// Opens the connection's transport and sets up its state, with its drop
+/// guard and the deadline for its CONNECT; or says why it could not, and
+/// detaches it.
+async fn start<S>(
+    stream: S,
+    peer: SocketAddr,
+    conn: ConnId,
+    outbox: Arc<Outbox>,
+    slot: Slot,
+    shared: Arc<Shared>,
+) -> Option<(Connection<S>, Detach, tokio::time::Instant)>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Not graceful until shown otherwise: a panic is no DISCONNECT.
@@ -47,11 +97,7 @@ pub(super) async fn run<S>(
     // One deadline for the transport's handshake and CONNECT together,
     // so that a slow client cannot hold its place for twice the timeout.
     let connect_by = tokio::time::Instant::now() + shared.config.connect_timeout();
-    // Boxed: a TLS or WebSocket handshake's state is larger than all a
-    // connection keeps while it serves (1,800 bytes against 1,200), and
-    // awaited in place it would size every connection's task for good.
-    let opening = Box::pin(open(&slot, stream, connect_by, &shared));
-    let Opened { stream, identity } = match opening.await {
+    let Opened { stream, identity } = match open(&slot, stream, connect_by, &shared).await {
         Ok(opened) => opened,
         Err(end) => {
             let who = Who {
@@ -61,11 +107,11 @@ pub(super) async fn run<S>(
             };
             log_end(&end, who, &shared);
             detach.finish(false);
-            return;
+            return None;
         }
     };
     let (reader, writer) = tokio::io::split(stream);
-    let mut connection = Connection {
+    let connection = Connection {
         reader,
         writer,
         rbuf: BytesMut::new(),
@@ -86,27 +132,7 @@ pub(super) async fn run<S>(
         slot,
         shared,
     };
-    let end = connection.serve(connect_by).await;
-    let config = &connection.shared.config;
-    if planted!(config, LeakOnAbruptDrop) && matches!(end, End::Eof | End::Io(_)) {
-        match leak().await {}
-    }
-    if planted!(config, TaskLeakOnKeepAlive) && matches!(end, End::KeepAlive(_)) {
-        drop(detach);
-        match leak().await {}
-    }
-    // Only DISCONNECT, and our own shutdown, end a connection without
-    // its will [MQTT-3.1.2-8]; a takeover has already published it.
-    let graceful = matches!(end, End::Disconnect | End::Shutdown | End::TakenOver);
-    log_end(&end, connection.who(), &connection.shared);
-    // Detach before the socket closes, so that a client that sees the
-    // close and reconnects at once finds its old connection gone, not a
-    // connection to take over (which would send the will it cancelled).
-    detach.finish(graceful);
-    if end.is_clients_fault() {
-        connection.linger().await;
-    }
-    drop(connection);
+    Some((connection, detach, connect_by))
 }
 
 /// Opens the connection's transport by `deadline`.
@@ -273,16 +299,12 @@ impl<S> Connection<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn serve(&mut self, connect_by: tokio::time::Instant) -> End {
-        let timeout = self.shared.config.connect_timeout();
-        let cancel = self.shared.cancel.clone();
-        let handshake = tokio::select! {
-            () = cancel.cancelled() => return End::Shutdown,
-            handshake = tokio::time::timeout_at(connect_by, self.handshake()) => handshake,
-        };
-        let keep_alive = match handshake {
-            Err(_) => return End::ConnectTimeout(timeout),
-            Ok(Err(end)) => return end,
-            Ok(Ok(keep_alive)) => keep_alive,
+        // Boxed: awaited in place, what the handshake keeps beside its
+        // timer and the shutdown's waiter made every idle connection's
+        // task 56 bytes larger for good.
+        let keep_alive = match Box::pin(self.connect(connect_by)).await {
+            Ok(keep_alive) => keep_alive,
+            Err(end) => return end,
         };
         let end = self.session(keep_alive).await;
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
@@ -293,6 +315,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.farewell(&end).await;
         end
+    }
+
+    /// CONNECT by `connect_by`, unless the server shuts down first; returns
+    /// the keepalive to enforce.
+    async fn connect(&mut self, connect_by: tokio::time::Instant) -> Result<u16, End> {
+        let cancel = self.shared.cancel.clone();
+        let handshake = tokio::select! {
+            () = cancel.cancelled() => return Err(End::Shutdown),
+            handshake = tokio::time::timeout_at(connect_by, self.handshake()) => handshake,
+        };
+        match handshake {
+            Err(_) => Err(End::ConnectTimeout(self.shared.config.connect_timeout())),
+            Ok(result) => result,
+        }
     }
 
     /// Tells a 5.0 client why we close [MQTT-4.13.2], after whatever is
