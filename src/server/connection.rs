@@ -8,12 +8,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
-use std::task::Poll;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 
 use tokio_util::either::Either;
 use tracing::Level;
@@ -570,7 +571,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(false) => {}
                 Err(end) => return end,
             }
-            self.make_room();
+            // An idle client's read brings its own room (`read_into`).
+            if self.rbuf_busy {
+                self.make_room();
+            }
             tokio::select! {
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Box::pin(self.last_words(End::Eof)).await,
@@ -580,11 +584,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     Err(error) => return Box::pin(self.last_words(error.into())).await,
                 },
-                read = self.reader.read_buf(&mut self.rbuf), if may_read => match read {
-                    Ok(0) => return End::Eof,
-                    Ok(_) => self.note_read(),
-                    Err(error) => return error.into(),
-                },
+                read = read_into(&mut self.reader, &mut self.rbuf, self.rbuf_busy), if may_read => {
+                    match read {
+                        Ok(0) => return End::Eof,
+                        // Filled the room of an idle read, or a busy one's.
+                        Ok(n) => self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES,
+                        Err(error) => return error.into(),
+                    }
+                }
                 // A push, a takeover or a shutdown. The takeover is checked
                 // here too: while our writes are stuck behind a client that
                 // does not read, the check above never runs, and a
@@ -658,7 +665,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.wbuf = BytesMut::new();
             self.wbuf_peak = 0;
         }
-        if self.rbuf.is_empty() && self.rbuf_peak > BUFFER_KEPT_BYTES {
+        // An idle client's reads need no buffer kept (`read_into`).
+        let idle = !self.rbuf_busy && self.rbuf.capacity() > 0;
+        if self.rbuf.is_empty() && (self.rbuf_peak > BUFFER_KEPT_BYTES || idle) {
             self.rbuf = BytesMut::new();
             self.rbuf_peak = 0;
             self.rbuf_busy = false;
@@ -886,6 +895,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         dispatched
     }
+}
+
+/// One read into `rbuf`, for the connection's wait. A busy client's goes
+/// straight into it, in the room `make_room` left. An idle client's goes
+/// through `READ_ROOM_IDLE_BYTES` on the stack, and is added to `rbuf` only
+/// once it has come: waiting, an idle connection holds no read buffer (64
+/// bytes of heap each). A read that is not ready takes nothing, so either
+/// is cancel-safe.
+fn read_into<'a, R: AsyncRead + Unpin>(
+    reader: &'a mut R,
+    rbuf: &'a mut BytesMut,
+    busy: bool,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    if busy {
+        return Either::Left(reader.read_buf(rbuf));
+    }
+    Either::Right(std::future::poll_fn(move |cx| {
+        let mut room = [0; READ_ROOM_IDLE_BYTES];
+        let mut room = ReadBuf::new(&mut room);
+        ready!(Pin::new(&mut *reader).poll_read(cx, &mut room))?;
+        rbuf.extend_from_slice(room.filled());
+        Poll::Ready(Ok(room.filled().len()))
+    }))
 }
 
 /// How a hold of the routing lock for a connection's packets ended.
