@@ -527,12 +527,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let deadline = tokio::time::sleep_until(deadlines.first());
         tokio::pin!(deadline);
         let outbound_max = self.shared.config.outbound_packets_max;
-        // A shutdown is told through the outbox (`Outbox::shut_down`), to
-        // those the server found in its map of them; one that began after
-        // that is told here.
-        if self.shared.cancel.is_cancelled() {
-            return End::Shutdown;
-        }
+        let cancel = self.shared.cancel.clone();
         // Reads since the last write while a write was waiting.
         let mut reads_ahead = 0;
         loop {
@@ -576,6 +571,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.make_room();
             }
             tokio::select! {
+                () = cancel.cancelled() => return End::Shutdown,
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Box::pin(self.last_words(End::Eof)).await,
                     Ok(n) => {
@@ -592,13 +588,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         Err(error) => return error.into(),
                     }
                 }
-                // A push, a takeover or a shutdown. The takeover is checked
-                // here too: while our writes are stuck behind a client that
-                // does not read, the check above never runs, and a
-                // taken-over connection would live on with no session.
+                // A push or a takeover. The takeover is checked here too:
+                // while our writes are stuck behind a client that does not
+                // read, the check above never runs, and a taken-over
+                // connection would live on with no session.
                 () = self.outbox.notified() => {
-                    if let Some(end) = self.outbox.told_to_end() {
-                        return end;
+                    if self.outbox.is_taken_over() {
+                        return End::TakenOver;
                     }
                 }
                 // Packets a hold's budget left waiting: the other tasks on
