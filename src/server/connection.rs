@@ -573,12 +573,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             tokio::select! {
                 () = cancel.cancelled() => return End::Shutdown,
                 written = self.writer.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
-                    Ok(0) => return Box::pin(self.last_words(End::Eof)).await,
+                    Ok(0) => return self.last_words(End::Eof).await,
                     Ok(n) => {
                         self.wbuf.advance(n);
                         reads_ahead = 0;
                     }
-                    Err(error) => return Box::pin(self.last_words(error.into())).await,
+                    Err(error) => return self.last_words(error.into()).await,
                 },
                 read = read_into(&mut self.reader, &mut self.rbuf, self.rbuf_busy), if may_read => {
                     match read {
@@ -720,9 +720,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Our write failed because the client closed; but it may have said
     /// DISCONNECT first, and then its will must not be sent. Reads what it
-    /// sent before closing, for a bounded time, and handles it. Boxed where
-    /// it is awaited: in place, its state (a timer among it) made every idle
-    /// connection's task larger for good.
+    /// sent before closing, for a bounded time, and handles it.
     async fn last_words(&mut self, end: End) -> End {
         let read_rest = async {
             loop {
@@ -965,3 +963,26 @@ const READ_ROOM_BYTES: usize = 4096;
 const READ_ROOM_IDLE_BYTES: usize = 64;
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::traffic::Counted;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<F: Future>(_: impl FnOnce() -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle connection keeps its task's future: what is awaited in
+    /// place (a handshake, a timer, a path taken only at the end) adds to
+    /// it for good. It was 1,248 bytes before issue 15's round, 1,000 after;
+    /// the CONNECT handshake awaited in place makes it 1,024.
+    #[test]
+    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+    fn a_connections_task_future_stays_small() {
+        type S = Counted<tokio::net::TcpStream>;
+        let size = future_size(|| run::<S>(todo!(), todo!(), todo!(), todo!(), todo!(), todo!()));
+        assert!(size <= 1008, "a connection's task future is {size} bytes");
+    }
+}
