@@ -200,7 +200,11 @@ impl Broker {
         if self.counts.complete(out, packet_id, expected) {
             self.fill_window(sid);
         } else {
-            self.notices.debug(|| Notice::AckUnknown { packet_id });
+            let client_id = self.sessions.get(sid).client_id();
+            self.notices.debug(|| Notice::AckUnknown {
+                client_id: client_id.to_owned(),
+                packet_id,
+            });
         }
     }
 
@@ -213,10 +217,18 @@ impl Broker {
         let out = &mut self.sessions.get_mut(sid).outbox;
         match self.counts.pubrec(out, packet_id, ack.reason.is_error()) {
             PubRec::Unknown => {
-                self.notices.debug(|| Notice::PubRecUnknown { packet_id });
+                let client_id = self.sessions.get(sid).client_id();
+                self.notices.debug(|| Notice::PubRecUnknown {
+                    client_id: client_id.to_owned(),
+                    packet_id,
+                });
             }
             PubRec::NotQos2 => {
-                self.notices.debug(|| Notice::PubRecForQos1 { packet_id });
+                let client_id = self.sessions.get(sid).client_id();
+                self.notices.debug(|| Notice::PubRecForQos1 {
+                    client_id: client_id.to_owned(),
+                    packet_id,
+                });
             }
             PubRec::Ended => self.fill_window(sid),
             PubRec::Released => self

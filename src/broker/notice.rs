@@ -40,12 +40,15 @@ pub enum Notice {
         client_id: String,
     },
     AckUnknown {
+        client_id: String,
         packet_id: PacketId,
     },
     PubRecUnknown {
+        client_id: String,
         packet_id: PacketId,
     },
     PubRecForQos1 {
+        client_id: String,
         packet_id: PacketId,
     },
     /// A PUBLISH to a topic its client may not write (`$SYS`, another `$`
@@ -139,17 +142,34 @@ impl Notice {
                     "message over the client's maximum packet size; dropped"
                 );
             }
-            Notice::AckUnknown { packet_id } => {
+            Notice::AckUnknown {
+                client_id,
+                packet_id,
+            } => {
+                let client_id = Clipped(client_id);
                 tracing::debug!(
+                    %client_id,
                     ?packet_id,
                     "acknowledgement for no message in flight; ignored"
                 );
             }
-            Notice::PubRecUnknown { packet_id } => {
-                tracing::debug!(?packet_id, "PUBREC for no message in flight; ignored");
+            Notice::PubRecUnknown {
+                client_id,
+                packet_id,
+            } => {
+                let client_id = Clipped(client_id);
+                tracing::debug!(
+                    %client_id,
+                    ?packet_id,
+                    "PUBREC for no message in flight; ignored"
+                );
             }
-            Notice::PubRecForQos1 { packet_id } => {
-                tracing::debug!(?packet_id, "PUBREC for a QoS 1 message; ignored");
+            Notice::PubRecForQos1 {
+                client_id,
+                packet_id,
+            } => {
+                let client_id = Clipped(client_id);
+                tracing::debug!(%client_id, ?packet_id, "PUBREC for a QoS 1 message; ignored");
             }
         }
     }

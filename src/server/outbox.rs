@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use std::sync::Arc;
@@ -303,8 +304,8 @@ impl Outbox {
     }
 
     /// Resolves after a push or a takeover since the last call.
-    pub async fn notified(&self) {
-        self.notify.notified().await
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
     }
 }
 
