@@ -158,8 +158,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn large_user_properties_are_written_from_their_own_bytes() {
+    /// A small PUBLISH with more than `SHARED_MIN_BYTES` of User Properties.
+    fn with_user_properties() -> Packet {
         let mut packet = publish(b"hi".to_vec());
         let Packet::Publish(p) = &mut packet else {
             unreachable!()
@@ -170,6 +170,15 @@ mod tests {
         }
         p.properties
             .push(Property::ContentType("text/plain".into()));
+        packet
+    }
+
+    #[test]
+    fn large_user_properties_are_written_from_their_own_bytes() {
+        let packet = with_user_properties();
+        let Packet::Publish(p) = &packet else {
+            unreachable!()
+        };
         let user_at = p.properties.user_bytes().as_ptr();
         let mut writes = Writes::default();
         writes.encode(&packet, ProtocolVersion::V5);
@@ -182,14 +191,7 @@ mod tests {
 
     #[test]
     fn large_user_properties_on_a_3_1_1_connection_leave_no_empty_part() {
-        let mut packet = publish(b"hi".to_vec());
-        let Packet::Publish(p) = &mut packet else {
-            unreachable!()
-        };
-        for k in 0..SHARED_MIN_BYTES / 8 {
-            p.properties
-                .push(Property::UserProperty(format!("k{k}"), "v".into()));
-        }
+        let packet = with_user_properties();
         let mut writes = Writes::default();
         writes.encode(&packet, ProtocolVersion::V311);
         let mut expected = BytesMut::new();
