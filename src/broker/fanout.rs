@@ -99,8 +99,15 @@ impl Broker {
             .properties
             .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
         // What a subscription owed retained messages on this topic gets
-        // before this one (backlog.rs): read before it is replaced.
-        let previous = (self.owed > 0)
+        // before this one (backlog.rs): read before it is replaced, and
+        // whether or not anything is owed now: a route may run later (a
+        // will behind its client's route, a route in slices), when a new
+        // subscription is owed it.
+        let read = match planted!(self.config, PreviousOnlyIfOwed) {
+            false => !self.retained.is_empty(),
+            true => self.owed > 0,
+        };
+        let previous = read
             .then(|| self.retained.get(&publish.topic).cloned())
             .flatten();
         if publish.retain {

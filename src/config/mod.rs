@@ -312,6 +312,11 @@ pub enum PlantedBug {
     /// slices are sent before its SUBACK [MQTT-3.3.1-6]. Caught by the
     /// broker's test of a SUBSCRIBE in slices.
     RetainedBeforeSubAck,
+    /// A route reads the retained message its topic had before it only if
+    /// some session is owed retained messages as it starts, as it once
+    /// did: a subscription made before the route runs loses that message.
+    /// Caught by the broker's test of a will queued behind a route.
+    PreviousOnlyIfOwed,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the
     /// same one.
@@ -338,7 +343,7 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 57] = [
+    pub const ALL: [PlantedBug; 58] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -389,6 +394,7 @@ impl PlantedBug {
         PlantedBug::SharedPicksReaped,
         PlantedBug::SubscribeUnbounded,
         PlantedBug::RetainedBeforeSubAck,
+        PlantedBug::PreviousOnlyIfOwed,
         PlantedBug::AssignedIdTaken,
         PlantedBug::AssignedIdNotReturned,
         PlantedBug::ClientPacketSizeIgnored,

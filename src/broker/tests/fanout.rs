@@ -293,3 +293,81 @@ fn a_will_follows_the_route_its_client_left_unfinished() {
     );
     broker.check().unwrap();
 }
+
+/// A route started when no session was owed retained messages (a will
+/// queued behind its client's unfinished route) reaches a subscription
+/// made before it runs, still owed the topic's retained message: that
+/// message comes first, then the will. Once, the route had not read the
+/// retained message it found (nothing was owed when it started), marked
+/// the topic as sent, and the subscriber never got it.
+fn a_will_queued_behind_a_route(config: Config) -> Vec<(String, bool)> {
+    let mut broker = Broker::new(config);
+    connect(&mut broker, 1, "wild", true);
+    subscribe_overlapping(&mut broker, 1);
+    while broker.send_retained(ConnId(1), usize::MAX) != Owing::Nothing {}
+    connect(&mut broker, 5, "keeper", true);
+    let old = Publish {
+        retain: true,
+        ..message("w/t", QoS::AtMostOnce, None, "old")
+    };
+    publish(&mut broker, 5, old);
+    let mut leaving = connect_packet("pub", Some(will("w/t", Bytes::from("will"))));
+    leaving.clean_session = true;
+    broker.connect(ConnId(2), leaving);
+    drain_effects(&mut broker);
+    assert_eq!(broker.stats().retained_owed, 0);
+    broker
+        .publish(ConnId(2), message(&topic(), QoS::AtMostOnce, None, "last"))
+        .unwrap();
+    assert!(broker.route_pending(ConnId(2)));
+    broker.connection_lost(ConnId(2), false);
+    // Subscribed before the will's route runs, owed "old" (no room yet).
+    connect(&mut broker, 3, "late", true);
+    let subscribe = Subscribe {
+        packet_id: id(1),
+        filters: vec![(
+            TopicFilter::new("w/#").unwrap(),
+            SubscriptionOptions::qos(QoS::AtMostOnce),
+        )],
+        properties: Default::default(),
+    };
+    subscribe_whole(&mut broker, 3, subscribe);
+    assert_eq!(broker.send_retained(ConnId(3), 0), Owing::Blocked);
+    let mut effects = drain_effects(&mut broker);
+    let mut ticks = 0;
+    while broker.next_timer() == Some(broker.now) {
+        broker.tick();
+        effects.extend(drain_effects(&mut broker));
+        ticks += 1;
+        assert!(ticks < 1000, "the routes make progress");
+    }
+    while broker.send_retained(ConnId(3), usize::MAX) != Owing::Nothing {}
+    effects.extend(drain_effects(&mut broker));
+    broker.check().unwrap();
+    (effects.iter())
+        .filter(|e| e.conn() == ConnId(3))
+        .filter_map(|e| match e {
+            Effect::Send(_, Packet::Publish(p)) => {
+                Some((String::from_utf8(p.payload.to_vec()).unwrap(), p.retain))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_subscription_owed_a_retained_message_gets_it_before_a_will_queued_behind_a_route() {
+    let got = a_will_queued_behind_a_route(config());
+    assert_eq!(got, [("old".to_owned(), true), ("will".to_owned(), false)]);
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn a_route_that_reads_no_retained_message_loses_it() {
+    let config = Config {
+        planted_bug: Some(crate::config::PlantedBug::PreviousOnlyIfOwed),
+        ..config()
+    };
+    let got = a_will_queued_behind_a_route(config);
+    assert_eq!(got, [("will".to_owned(), false)]);
+}
