@@ -9,33 +9,17 @@
 # follow TOKIO_WORKER_THREADS, if set.
 import os, signal, socket, struct, subprocess, sys, tempfile, time
 
-from mqtt_wire import Client, pkt, s
+from mqtt_wire import MOSQUITTO, Client, pkt, s, start_broker
 
 BIN, PORT = sys.argv[1], int(sys.argv[2])
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
 SPACINGS = (sys.argv[4] if len(sys.argv) > 4 else '0,50,150,stop').split(',')
-MOSQUITTO = '/usr/sbin/mosquitto'
 # Between rounds, so that the broker is idle in its poll when B's bytes come.
 REST = 0.002
 
 
 def start(binary):
-    if binary == MOSQUITTO:
-        conf = tempfile.NamedTemporaryFile('w', prefix='arrival-', suffix='.conf', delete=False)
-        conf.write(f'listener {PORT} 127.0.0.1\nallow_anonymous true\nsys_interval 0\n'
-                   'log_type error\nset_tcp_nodelay true\n')
-        conf.close()
-        cmd = [binary, '-c', conf.name]
-    else:
-        cmd = [binary, '--listen', f'127.0.0.1:{PORT}', '--in-memory']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(('127.0.0.1', PORT)).close()
-            return proc
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f'{binary} does not listen on {PORT}')
+    return start_broker(binary, PORT, 'set_tcp_nodelay true\n')
 
 
 def stopped(pid):

@@ -1,7 +1,9 @@
 # The few MQTT 3.1.1 bytes the Python bench scripts write, a client that
 # reads packets, a process's resident memory and tern's /metrics; imported
 # by the bench scripts beside it.
-import socket, struct
+import socket, struct, subprocess, sys, tempfile, time
+
+MOSQUITTO = '/usr/sbin/mosquitto'
 
 def varint(n):
     out = bytearray()
@@ -65,3 +67,24 @@ def metric(port, name):
     if name in values:
         return values[name]
     return next((v for k, v in values.items() if k.startswith(name + '{')), None)
+
+
+def start_broker(binary, port, mosquitto_conf=''):
+    """`binary` (tern, in memory, or MOSQUITTO with `mosquitto_conf` added)
+    listening on 127.0.0.1:`port`; exits if it does not listen."""
+    if binary == MOSQUITTO:
+        conf = tempfile.NamedTemporaryFile('w', prefix='bench-', suffix='.conf', delete=False)
+        conf.write(f'listener {port} 127.0.0.1\nallow_anonymous true\nsys_interval 0\n'
+                   f'log_type error\n{mosquitto_conf}')
+        conf.close()
+        cmd = [binary, '-c', conf.name]
+    else:
+        cmd = [binary, '--listen', f'127.0.0.1:{port}', '--in-memory']
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(('127.0.0.1', port)).close()
+            return proc
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f'{binary} does not listen on {port}')

@@ -68,6 +68,7 @@ fn adversary(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
                 gap,
                 ack_delay,
                 packet_size_max: None,
+                topic_alias_max: 0,
                 disconnect_expiry: None,
                 ..connection(true, actions, end)
             }

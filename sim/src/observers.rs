@@ -66,6 +66,7 @@ pub(crate) fn connection(
         will_delay: 0,
         ack_delay: Duration::ZERO,
         packet_size_max: None,
+        topic_alias_max: 0,
         disconnect_expiry: None,
         actions,
         end,

@@ -220,6 +220,9 @@ pub struct ConnectionPlan {
     /// The Maximum Packet Size a 5.0 client asks for: the broker must send
     /// it nothing larger [MQTT-3.1.2-24].
     pub packet_size_max: Option<u32>,
+    /// The Topic Alias Maximum a 5.0 client announces: 0 (or 3.1.1) takes
+    /// no aliases from the broker.
+    pub topic_alias_max: u16,
     /// The Session Expiry Interval its DISCONNECT sets (5.0), if any.
     pub disconnect_expiry: Option<u32>,
     /// Each action after the pause before it.
@@ -423,6 +426,7 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
             will_delay: 0,
             ack_delay: millis(rng, 0..100),
             packet_size_max: None,
+            topic_alias_max: 0,
             disconnect_expiry: None,
             actions,
             end: End::Disconnect,
@@ -449,7 +453,8 @@ fn speak_v5(mix: &V5Mix, plan: &mut ClientPlan, rng: &mut StdRng) {
         true if rng.random_bool(mix.short_expiry) => rng.random_range(1..=4),
         true => EXPIRY_OUTLIVES_RUN,
     };
-    for connection in &mut plan.connections {
+    for (k, connection) in plan.connections.iter_mut().enumerate() {
+        connection.topic_alias_max = topic_alias_max(&plan.name, k);
         if rng.random_bool(mix.receive_maximum) {
             connection.receive_maximum = Some(rng.random_range(1..=3));
         }
@@ -468,6 +473,20 @@ fn speak_v5(mix: &V5Mix, plan: &mut ClientPlan, rng: &mut StdRng) {
             }
         }
     }
+}
+
+/// Some 5.0 connections take topic aliases from the broker, as few as one
+/// (each new topic replaces the last) or many. Drawn from the client's name,
+/// not from the seeded generator, so that the rest of every plan is what
+/// it was before aliases were sent.
+fn topic_alias_max(name: &str, connection: usize) -> u16 {
+    let hash = name
+        .bytes()
+        .chain([connection as u8])
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    [0, 0, 1, 2, 16][(hash % 5) as usize]
 }
 
 fn churner(
@@ -560,6 +579,7 @@ fn plan_connection(
         will_delay: 0,
         ack_delay: millis(rng, 0..300),
         packet_size_max: None,
+        topic_alias_max: 0,
         disconnect_expiry: None,
         actions,
         end,

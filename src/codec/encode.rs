@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::aliases_sent::Naming;
 use super::packet::*;
 use super::sink::{count, varint_len, Sharing, Sink, SHARED_MIN_BYTES};
 
@@ -38,10 +39,47 @@ pub fn encode_sharing(
     body(packet, version, &mut Sharing { buf, parts });
 }
 
+/// Appends `p` as a 5.0 PUBLISH to a client, its topic named as `naming`
+/// says (the Topic Alias is ours, not one `p` came with), sharing a large
+/// payload or User Properties as `encode_sharing` does.
+pub fn encode_publish_named(
+    p: &Publish,
+    naming: Naming,
+    buf: &mut BytesMut,
+    parts: &mut VecDeque<Bytes>,
+) {
+    let (topic, alias) = match naming {
+        Naming::Topic => (p.topic.as_str(), None),
+        Naming::SetAlias(alias) => (p.topic.as_str(), Some(alias)),
+        Naming::Alias(alias) => ("", Some(alias)),
+    };
+    let len = count(|sink| publish_to(p, topic, p.packet_id, true, alias, sink));
+    if len < SHARED_MIN_BYTES {
+        header(buf, publish_first_byte(p), len);
+        return publish_to(p, topic, p.packet_id, true, alias, buf);
+    }
+    buf.put_u8(publish_first_byte(p));
+    buf.varint(len);
+    publish_to(
+        p,
+        topic,
+        p.packet_id,
+        true,
+        alias,
+        &mut Sharing { buf, parts },
+    );
+}
+
 /// The size of `packet` on the wire, fixed header included: what a peer's
 /// Maximum Packet Size is compared with.
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
     let len = body_len(packet, version);
+    1 + varint_len(len) + len
+}
+
+/// The size of `p` on the wire as a 5.0 PUBLISH under its own topic name.
+pub fn publish_len(p: &Publish) -> usize {
+    let len = count(|sink| publish(p, true, sink));
     1 + varint_len(len) + len
 }
 
@@ -167,9 +205,9 @@ pub fn encode_by_alias(p: &Publish, buf: &mut BytesMut) {
     header(
         buf,
         publish_first_byte(p),
-        count(|sink| publish_to(p, "", p.packet_id, true, sink)),
+        count(|sink| publish_to(p, "", p.packet_id, true, None, sink)),
     );
-    publish_to(p, "", p.packet_id, true, buf);
+    publish_to(p, "", p.packet_id, true, None, buf);
 }
 
 /// Appends `p` as a 5.0 PUBLISH under `packet_id` rather than its own, with
@@ -180,14 +218,14 @@ pub fn encode_publish_as(p: &Publish, packet_id: Option<PacketId>, buf: &mut Byt
     header(
         buf,
         publish_first_byte(p),
-        count(|sink| publish_to(p, topic, packet_id, true, sink)),
+        count(|sink| publish_to(p, topic, packet_id, true, None, sink)),
     );
-    publish_to(p, topic, packet_id, true, buf);
+    publish_to(p, topic, packet_id, true, None, buf);
 }
 
 #[inline]
 fn publish<S: Sink>(p: &Publish, v5: bool, sink: &mut S) {
-    publish_to(p, p.topic.as_str(), p.packet_id, v5, sink);
+    publish_to(p, p.topic.as_str(), p.packet_id, v5, None, sink);
 }
 
 /// Every delivery is one of these: inlined so that counting it is a sum.
@@ -197,6 +235,7 @@ fn publish_to<S: Sink>(
     topic: &str,
     packet_id: Option<PacketId>,
     v5: bool,
+    alias: Option<u16>,
     sink: &mut S,
 ) {
     sink.string(topic);
@@ -204,7 +243,7 @@ fn publish_to<S: Sink>(
         sink.u16(id.get());
     }
     if v5 {
-        sink.properties(&p.properties);
+        sink.properties_aliased(&p.properties, alias);
     }
     sink.shared(&p.payload);
 }

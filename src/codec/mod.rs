@@ -3,6 +3,7 @@
 //! clients and the tests all share it.
 
 mod aliases;
+mod aliases_sent;
 mod decode;
 mod encode;
 mod fixed_header;
@@ -13,9 +14,13 @@ mod sink;
 mod user_properties;
 
 pub use aliases::TopicAliases;
+pub use aliases_sent::{Naming, SentAliases, ALIAS_PROPERTY_BYTES};
 pub use decode::{decode, decode_with_aliases};
-pub use encode::{encode, encode_by_alias, encode_publish_as, encode_sharing, encoded_len};
-pub use frame::SharedFrame;
+pub use encode::{
+    encode, encode_by_alias, encode_publish_as, encode_publish_named, encode_sharing, encoded_len,
+    publish_len,
+};
+pub use frame::{PublishLayout, SharedFrame};
 pub use packet::*;
 pub use properties::{Properties, Property, PropertyContext};
 pub use sink::SHARED_MIN_BYTES;

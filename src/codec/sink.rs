@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::aliases_sent::ALIAS_PROPERTY_BYTES;
 use super::{Properties, Property};
 
 /// The wire's primitive fields, in MQTT's byte order (big-endian).
@@ -49,7 +50,17 @@ pub(super) trait Sink: Sized {
     /// A 5.0 properties block: its length, then each property.
     #[inline]
     fn properties(&mut self, props: &Properties) {
-        self.prefixed(properties_len(props), |sink| {
+        self.properties_aliased(props, None);
+    }
+
+    /// As `properties`, led by a Topic Alias that `props` do not hold.
+    #[inline]
+    fn properties_aliased(&mut self, props: &Properties, alias: Option<u16>) {
+        let alias_len = alias.map_or(0, |_| ALIAS_PROPERTY_BYTES);
+        self.prefixed(properties_len(props) + alias_len, |sink| {
+            if let Some(alias) = alias {
+                property(sink, &Property::TopicAlias(alias));
+            }
             for p in props.others() {
                 property(sink, p);
             }

@@ -14,6 +14,10 @@ pub use listener::{ListenerConfig, Protocol};
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883);
 
+/// The most topic aliases we set per connection: each PUBLISH sent looks
+/// its topic up among them.
+const TOPIC_ALIAS_SENT_MAX: u16 = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -102,6 +106,9 @@ pub struct Config {
     /// Topic aliases a 5.0 client may set per connection (Topic Alias
     /// Maximum, told in CONNACK); 0 allows none.
     pub topic_alias_max: u16,
+    /// Topic aliases we set on what we send to a 5.0 client, at most the
+    /// Topic Alias Maximum it announced; 0 sets none.
+    pub topic_alias_sent_max: u16,
     /// `$share/{group}/{filter}` subscriptions; when off they get 0x9E.
     pub shared_subscriptions: bool,
     /// Filters with `+` or `#`; when off they get 0xA2 (5.0) or 0x80.
@@ -339,11 +346,15 @@ pub enum PlantedBug {
     /// A chunk of a queue's tail read back from disk loses its first
     /// message: counted out of the tail, never put in the head.
     TailChunkSkipsFirst,
+    /// Topic aliases are set on what a 5.0 client is sent up to the
+    /// broker's own limit, whatever Topic Alias Maximum the client
+    /// announced, none included [MQTT-3.3.2-8].
+    SentAliasesUnasked,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 58] = [
+    pub const ALL: [PlantedBug; 59] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -402,6 +413,7 @@ impl PlantedBug {
         PlantedBug::DisconnectExpiryFromZero,
         PlantedBug::KeepAliveZeroRefused,
         PlantedBug::TailChunkSkipsFirst,
+        PlantedBug::SentAliasesUnasked,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
@@ -459,6 +471,7 @@ impl Default for Config {
             client_id_max_bytes: 256,
             receive_maximum: 1024,
             topic_alias_max: 10,
+            topic_alias_sent_max: 16,
             shared_subscriptions: true,
             wildcard_subscriptions: true,
             dollar_topics_from_clients: false,
@@ -563,6 +576,11 @@ impl Config {
         for listener in &self.listener {
             listener.validate()?;
         }
+        if self.topic_alias_sent_max > TOPIC_ALIAS_SENT_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "topic_alias_sent_max must be at most {TOPIC_ALIAS_SENT_MAX}"
+            )));
+        }
         if self.inflight_messages_max > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid(
                 "inflight_messages_max must be at most 65535".into(),
@@ -630,6 +648,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "inflight_messages_max must be at least 1");
+        let err = Config::from_toml("topic_alias_sent_max = 1025")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "topic_alias_sent_max must be at most 1024");
+        assert!(Config::from_toml("topic_alias_sent_max = 1024").is_ok());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use bytes::BytesMut;
 
 use crate::broker::{Broker, ConnId};
 use crate::codec::{
-    self, ConnAck, Connect, ConnectCode, DecodeError, DecodeOptions, Disconnect, Packet,
-    ProtocolVersion, TopicAliases,
+    self, ConnAck, Connect, ConnectCode, DecodeError, DecodeOptions, Disconnect, Naming, Packet,
+    ProtocolVersion, SentAliases, TopicAliases, ALIAS_PROPERTY_BYTES,
 };
 use crate::config::Config;
 pub use end::End;
@@ -28,9 +28,18 @@ pub struct Link {
     version: ProtocolVersion,
     /// Topic aliases this connection's client has set (5.0).
     aliases: TopicAliases,
-    packet_size_max_bytes: usize,
+    /// How many topic aliases we may set on what we send: our own limit
+    /// until CONNECT, then the lower of it and the client's (5.0).
+    sent_alias_max: u16,
+    /// Sizes as u32, which MQTT's Maximum Packet Size is: every connection's
+    /// task holds a `Link`, and this keeps it 8 bytes smaller.
+    packet_size_max_bytes: u32,
     /// The client's Maximum Packet Size (5.0), for what we send unasked.
-    client_packet_size_max: usize,
+    client_packet_size_max: u32,
+    /// Made when the first PUBLISH is sent to a client that allows aliases.
+    sent_aliases: Option<Box<SentAliases>>,
+    #[cfg(feature = "planted-bugs")]
+    aliases_unasked: bool,
 }
 
 /// What a connected client's packet asks for.
@@ -47,8 +56,12 @@ impl Link {
         Link {
             version: ProtocolVersion::V311,
             aliases: TopicAliases::new(config.topic_alias_max),
-            packet_size_max_bytes: config.packet_size_max_bytes,
-            client_packet_size_max: usize::MAX,
+            sent_alias_max: config.topic_alias_sent_max,
+            packet_size_max_bytes: u32::try_from(config.packet_size_max_bytes).unwrap_or(u32::MAX),
+            client_packet_size_max: u32::MAX,
+            sent_aliases: None,
+            #[cfg(feature = "planted-bugs")]
+            aliases_unasked: crate::config::planted!(config, SentAliasesUnasked),
         }
     }
 
@@ -63,7 +76,7 @@ impl Link {
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, End> {
         let options = DecodeOptions {
             version: self.version,
-            packet_size_max_bytes: self.packet_size_max_bytes,
+            packet_size_max_bytes: self.packet_size_max_bytes as usize,
         };
         Ok(codec::decode_with_aliases(
             buf,
@@ -98,9 +111,40 @@ impl Link {
         };
         self.version = connect.version;
         if let Some(max) = connect.properties.maximum_packet_size() {
-            self.client_packet_size_max = max as usize;
+            self.client_packet_size_max = max;
         }
+        // A client that announces no Topic Alias Maximum takes none
+        // [MQTT-3.1.2-26]; 3.1.1 has no aliases.
+        let client_alias_max = match connect.version {
+            ProtocolVersion::V5 => connect.properties.topic_alias_maximum().unwrap_or(0),
+            ProtocolVersion::V311 => 0,
+        };
+        #[cfg(feature = "planted-bugs")]
+        let client_alias_max = match self.aliases_unasked {
+            true if connect.version == ProtocolVersion::V5 => u16::MAX,
+            _ => client_alias_max,
+        };
+        self.sent_alias_max = self.sent_alias_max.min(client_alias_max);
         Ok(connect)
+    }
+
+    /// Whether we set topic aliases on what we send this client.
+    pub fn sends_aliases(&self) -> bool {
+        self.sent_alias_max > 0
+    }
+
+    /// How to name `topic` in a PUBLISH to this client, whose size without
+    /// an alias `len` gives; `Naming::Topic` unless `sends_aliases`.
+    pub fn naming(&mut self, topic: &str, len: impl FnOnce() -> usize) -> Naming {
+        if self.sent_alias_max == 0 {
+            return Naming::Topic;
+        }
+        let max = self.sent_alias_max;
+        let aliases = self
+            .sent_aliases
+            .get_or_insert_with(|| Box::new(SentAliases::new(max)));
+        let size_max = self.client_packet_size_max as usize;
+        aliases.name(topic, || len() + ALIAS_PROPERTY_BYTES <= size_max)
     }
 
     /// A packet from a connected client: answered here, refused, or handed
@@ -180,7 +224,7 @@ impl Link {
             .properties
             .push(codec::Property::ReasonString(text));
         let packet = Packet::Disconnect(disconnect);
-        if codec::encoded_len(&packet, self.version) > self.client_packet_size_max {
+        if codec::encoded_len(&packet, self.version) > self.client_packet_size_max as usize {
             // [MQTT-3.14.2-3]: not a Reason String that makes it too large.
             return Some(Packet::Disconnect(Disconnect::new(reason)));
         }

@@ -25,7 +25,7 @@ use super::outbox::{Drained, Outbound, Outbox};
 use super::writes::Writes;
 use super::Shared;
 use crate::broker::{Clipped, ConnId};
-use crate::codec::{self, DecodeError, Packet};
+use crate::codec::{self, DecodeError, Packet, PublishLayout};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
 use crate::transport::{Opened, Secured, Stream};
@@ -494,8 +494,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             drained = Drained::StoreFailed;
         }
         let mut publishes = 0;
+        let aliases = self.link.sends_aliases();
         for outbound in self.draining.drain(..) {
             match outbound {
+                Outbound::Packet(Packet::Publish(p)) if aliases => {
+                    publishes += 1;
+                    let naming = self
+                        .link
+                        .naming(p.topic.as_str(), || codec::publish_len(&p));
+                    self.writes.encode_named(&p, naming);
+                }
                 Outbound::Packet(packet) => {
                     publishes += u64::from(matches!(packet, Packet::Publish(_)));
                     self.writes.encode(&packet, self.link.version())
@@ -503,7 +511,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // Frames are PUBLISHes fanned out, encoded once for all.
                 Outbound::Frame(frame) => {
                     publishes += 1;
-                    self.writes.encoded(frame.bytes())
+                    let bytes = frame.bytes();
+                    let layout = if aliases {
+                        PublishLayout::read(&bytes)
+                    } else {
+                        None
+                    };
+                    match layout {
+                        Some(layout) => {
+                            let naming = self.link.naming(layout.topic(), || bytes.len());
+                            self.writes.encoded_named(&layout, naming);
+                        }
+                        None => self.writes.encoded(bytes),
+                    }
                 }
             }
         }

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::codec::{self, Packet, ProtocolVersion, SHARED_MIN_BYTES};
+use crate::codec::{
+    self, Naming, Packet, ProtocolVersion, Publish, PublishLayout, SHARED_MIN_BYTES,
+};
 
 #[derive(Default)]
 pub(super) struct Writes {
@@ -26,17 +28,38 @@ pub(super) struct Writes {
     buf_peak: usize,
 }
 
+fn is_large(p: &Publish) -> bool {
+    p.payload.len() >= SHARED_MIN_BYTES || p.properties.user_bytes().len() >= SHARED_MIN_BYTES
+}
+
 impl Writes {
     pub fn encode(&mut self, packet: &Packet, version: ProtocolVersion) {
         // Only these are shared: any other packet is laid out in `buf`.
-        let large = matches!(packet, Packet::Publish(p)
-            if p.payload.len() >= SHARED_MIN_BYTES
-                || p.properties.user_bytes().len() >= SHARED_MIN_BYTES);
-        if !large {
+        if !matches!(packet, Packet::Publish(p) if is_large(p)) {
             return codec::encode(packet, version, &mut self.buf);
         }
+        self.with_parts(|buf, parts| codec::encode_sharing(packet, version, buf, parts));
+    }
+
+    /// A PUBLISH to a 5.0 client, its topic named as `naming` says.
+    pub fn encode_named(&mut self, p: &Publish, naming: Naming) {
+        if !is_large(p) {
+            let mut none = VecDeque::new();
+            return codec::encode_publish_named(p, naming, &mut self.buf, &mut none);
+        }
+        self.with_parts(|buf, parts| codec::encode_publish_named(p, naming, buf, parts));
+    }
+
+    /// A frame fanned out to many connections, its topic named as `naming`
+    /// says for this one.
+    pub fn encoded_named(&mut self, layout: &PublishLayout, naming: Naming) {
+        let rest = layout.write_named(naming, &mut self.buf);
+        self.encoded(rest);
+    }
+
+    fn with_parts(&mut self, encode: impl FnOnce(&mut BytesMut, &mut VecDeque<Bytes>)) {
         let parts = self.parts.get_or_insert_default();
-        codec::encode_sharing(packet, version, &mut self.buf, parts);
+        encode(&mut self.buf, parts);
         // Laid out whole after all (3.1.1 sends no User Properties).
         if parts.is_empty() {
             self.parts = None;
@@ -209,5 +232,51 @@ mod tests {
         assert_eq!(pieces, 3);
         assert_eq!(&out[out.len() - 5..], b"small");
         assert_eq!(out[out.len() - 6], 1);
+    }
+
+    #[test]
+    fn a_large_payload_named_by_alias_is_written_from_its_own_bytes() {
+        let small = publish(b"hi".to_vec());
+        let Packet::Publish(large) = publish(vec![7; SHARED_MIN_BYTES]) else {
+            unreachable!()
+        };
+        let frame =
+            crate::codec::SharedFrame::new(Packet::Publish(large.clone()), ProtocolVersion::V5);
+        let frame_bytes = frame.bytes();
+        let layout = PublishLayout::read(&frame_bytes).expect("a PUBLISH");
+        let mut writes = Writes::default();
+        writes.encode(&small, ProtocolVersion::V5);
+        writes.encode_named(&large, Naming::SetAlias(1));
+        writes.encoded_named(&layout, Naming::Alias(1));
+        let parts = writes.parts.as_deref().expect("parts");
+        assert_eq!(
+            parts.get(1).map(|part| part.as_ptr()),
+            Some(large.payload.as_ptr())
+        );
+        let payload_in_frame = frame_bytes.len() - SHARED_MIN_BYTES;
+        assert_eq!(
+            parts.get(3).map(|part| part.as_ptr()),
+            Some(frame_bytes[payload_in_frame..].as_ptr()),
+            "the frame's own bytes from its properties (none here) on"
+        );
+        let mut expected = BytesMut::new();
+        codec::encode(&small, ProtocolVersion::V5, &mut expected);
+        for naming in [Naming::SetAlias(1), Naming::Alias(1)] {
+            let mut parts = VecDeque::new();
+            let mut buf = BytesMut::new();
+            codec::encode_publish_named(&large, naming, &mut buf, &mut parts);
+            parts
+                .iter()
+                .for_each(|part| expected.extend_from_slice(part));
+            expected.extend_from_slice(&buf);
+        }
+        let (out, pieces) = written(&mut writes);
+        assert!(
+            out == expected,
+            "{} bytes, not the {} expected",
+            out.len(),
+            expected.len()
+        );
+        assert_eq!(pieces, 4);
     }
 }

@@ -26,6 +26,7 @@ mod tcp5_publish;
 mod tcp5_rumqttc;
 mod tcp5_session;
 mod tcp5_subscribe;
+mod tcp5_topic_aliases;
 mod tcp5_will;
 mod tcp_acl;
 mod tcp_arrival_order;

@@ -477,3 +477,9 @@ fn keep_alive_zero_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn sent_aliases_unasked() {
+    let text = find(PlantedBug::SentAliasesUnasked, scenarios::mqtt5(), 5);
+    assert!(text.contains("topic alias"), "{text}");
+}

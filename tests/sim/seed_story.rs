@@ -28,6 +28,7 @@ fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) ->
             will_delay: 0,
             ack_delay: Duration::ZERO,
             packet_size_max: None,
+            topic_alias_max: 0,
             disconnect_expiry: None,
             actions,
             end,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tern::codec::{
     self, Ack, Connect, DecodeOptions, LastWill, Packet, PacketId, Properties, Property,
-    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, Unsubscribe,
+    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, TopicAliases, Unsubscribe,
 };
 use tern::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -198,6 +198,9 @@ struct Session<'a> {
     /// QoS 1/2 messages received on this connection and not yet answered
     /// with PUBACK or PUBCOMP: never more than our Receive Maximum.
     unanswered: BTreeSet<PacketId>,
+    /// The topic aliases the broker has set on this connection: one it
+    /// sets beyond our maximum fails to decode, and fails the run.
+    aliases: TopicAliases,
 }
 
 impl<'a> Session<'a> {
@@ -230,6 +233,10 @@ impl<'a> Session<'a> {
                 ProtocolVersion::V311
             },
             unanswered: BTreeSet::new(),
+            aliases: TopicAliases::new(match plan.v5 {
+                true => connection.topic_alias_max,
+                false => 0,
+            }),
         }
     }
 
@@ -335,6 +342,9 @@ impl<'a> Session<'a> {
         }
         if let Some(max) = self.connection.packet_size_max {
             properties.push(Property::MaximumPacketSize(max));
+        }
+        if self.v5() && self.connection.topic_alias_max > 0 {
+            properties.push(Property::TopicAliasMaximum(self.connection.topic_alias_max));
         }
         let connect = Connect {
             version: self.version,

@@ -15,7 +15,7 @@ impl Session<'_> {
         loop {
             let options = self.decode_options();
             let before = self.rbuf.len();
-            match codec::decode(&mut self.rbuf, &options) {
+            match codec::decode_with_aliases(&mut self.rbuf, &options, &mut self.aliases) {
                 Ok(Some(packet)) => {
                     self.check_size(&packet, before - self.rbuf.len());
                     if !self.on_packet(packet, hanging) {
@@ -23,6 +23,19 @@ impl Session<'_> {
                     }
                 }
                 Ok(None) => return true,
+                // A topic alias we did not allow, or never saw set: the
+                // broker's fault, judged with the rest.
+                Err(
+                    error @ (codec::DecodeError::TopicAliasInvalid(_)
+                    | codec::DecodeError::TopicAliasUnknown(_)),
+                ) => {
+                    self.history.record(Event::Violation {
+                        client: self.name(),
+                        conn: self.conn,
+                        what: format!("a PUBLISH from the broker: {error}"),
+                    });
+                    return false;
+                }
                 Err(error) => {
                     panic!(
                         "{}: the broker sent bytes that do not decode: {error}",
