@@ -1,6 +1,7 @@
 //! MQTT.js, the JavaScript client of most web pages, against the real
 //! binary over WebSocket: from Node (`tests/js/node_clients.mjs`, beside a
-//! client over TCP, and both again over TLS) and in headless Chromium (`tests/js/page.html`). Each
+//! client over TCP, and both again over TLS; `tests/js/topic_aliases.mjs`,
+//! the broker's topic aliases) and in headless Chromium (`tests/js/page.html`). Each
 //! runs where its tools are (`npm ci` in tests/js, `chromium`) and prints a
 //! skip line otherwise; TERN_REQUIRE_JS=1 and TERN_REQUIRE_BROWSER=1, which
 //! .ci/run sets, make a missing tool a failure instead.
@@ -91,6 +92,32 @@ async fn mqtt_js_from_node_over_websocket_talks_to_mqtt_js_over_tcp() {
     assert_eq!(
         stdout.trim(),
         r#"{"ws":{"topic":"to-ws/big","payload":"40000 x w"},"tcp":{"topic":"to-tcp/hello","payload":"from the websocket"}}"#
+    );
+}
+
+/// MQTT.js reads the topic aliases the broker sets for a client that allows
+/// two: each message under the topic it was published to, the alias it
+/// came by as `SentAliases` chose it (none for the third topic's first).
+#[tokio::test]
+async fn mqtt_js_reads_the_topic_aliases_it_allowed() {
+    if !available(
+        "node with tests/js/node_modules",
+        mqtt_js_present().await,
+        "TERN_REQUIRE_JS",
+    ) {
+        return;
+    }
+    let (_tern, tcp, _web) = broker().await;
+    let stdout = output(
+        Command::new("node")
+            .current_dir(js_dir())
+            .arg("topic_aliases.mjs")
+            .arg(format!("mqtt://{tcp}")),
+    )
+    .await;
+    assert_eq!(
+        stdout.trim(),
+        r#"[["alias/alpha","m0",1],["alias/bravo","m1",2],["alias/alpha","m2",1],["alias/bravo","m3",2],["alias/charlie","m4",null],["alias/alpha","m5",1],["alias/charlie","m6",2],["alias/charlie","m7",2]]"#
     );
 }
 
