@@ -100,6 +100,11 @@ impl SentAliases {
         Naming::SetAlias(alias_of(i))
     }
 
+    /// Whether every alias is taken: the next new topic replaces one.
+    pub fn is_full(&self) -> bool {
+        self.entries.len() == usize::from(self.max)
+    }
+
     /// Whether `topic` is among the last topics that found no alias; it
     /// is remembered if not.
     fn missed_recently(&mut self, topic: &str) -> bool {

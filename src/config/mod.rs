@@ -350,11 +350,15 @@ pub enum PlantedBug {
     /// broker's own limit, whatever Topic Alias Maximum the client
     /// announced, none included [MQTT-3.3.2-8].
     SentAliasesUnasked,
+    /// A topic that takes an alias from another, once all are taken, is
+    /// sent by that alias alone, its name not given: the client reads it
+    /// as the other topic's message.
+    SentAliasReplacedUnnamed,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 59] = [
+    pub const ALL: [PlantedBug; 60] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -414,6 +418,7 @@ impl PlantedBug {
         PlantedBug::KeepAliveZeroRefused,
         PlantedBug::TailChunkSkipsFirst,
         PlantedBug::SentAliasesUnasked,
+        PlantedBug::SentAliasReplacedUnnamed,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -19,6 +19,9 @@ use crate::codec::{
 use crate::config::Config;
 pub use end::End;
 
+#[cfg(feature = "planted-bugs")]
+use crate::config::PlantedBug;
+
 /// A Reason String we send is cut to this: some error texts quote input.
 const REASON_STRING_MAX_BYTES: usize = 256;
 
@@ -39,7 +42,7 @@ pub struct Link {
     /// Made when the first PUBLISH is sent to a client that allows aliases.
     sent_aliases: Option<Box<SentAliases>>,
     #[cfg(feature = "planted-bugs")]
-    aliases_unasked: bool,
+    planted_bug: Option<crate::config::PlantedBug>,
 }
 
 /// What a connected client's packet asks for.
@@ -61,7 +64,7 @@ impl Link {
             client_packet_size_max: u32::MAX,
             sent_aliases: None,
             #[cfg(feature = "planted-bugs")]
-            aliases_unasked: crate::config::planted!(config, SentAliasesUnasked),
+            planted_bug: config.planted_bug,
         }
     }
 
@@ -120,8 +123,10 @@ impl Link {
             ProtocolVersion::V311 => 0,
         };
         #[cfg(feature = "planted-bugs")]
-        let client_alias_max = match self.aliases_unasked {
-            true if connect.version == ProtocolVersion::V5 => u16::MAX,
+        let client_alias_max = match self.planted_bug {
+            Some(PlantedBug::SentAliasesUnasked) if connect.version == ProtocolVersion::V5 => {
+                u16::MAX
+            }
             _ => client_alias_max,
         };
         self.sent_alias_max = self.sent_alias_max.min(client_alias_max);
@@ -144,7 +149,16 @@ impl Link {
             .sent_aliases
             .get_or_insert_with(|| Box::new(SentAliases::new(max)));
         let size_max = self.client_packet_size_max as usize;
-        aliases.name(topic, || len() + ALIAS_PROPERTY_BYTES <= size_max)
+        #[cfg(feature = "planted-bugs")]
+        let replacing = aliases.is_full();
+        let naming = aliases.name(topic, || len() + ALIAS_PROPERTY_BYTES <= size_max);
+        #[cfg(feature = "planted-bugs")]
+        if let (Some(PlantedBug::SentAliasReplacedUnnamed), true, Naming::SetAlias(alias)) =
+            (self.planted_bug, replacing, naming)
+        {
+            return Naming::Alias(alias);
+        }
+        naming
     }
 
     /// A packet from a connected client: answered here, refused, or handed

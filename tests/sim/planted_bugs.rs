@@ -483,3 +483,9 @@ fn sent_aliases_unasked() {
     let text = find(PlantedBug::SentAliasesUnasked, scenarios::mqtt5(), 5);
     assert!(text.contains("topic alias"), "{text}");
 }
+
+#[test]
+fn sent_alias_replaced_unnamed() {
+    let text = find(PlantedBug::SentAliasReplacedUnnamed, scenarios::mqtt5(), 5);
+    assert!(text.contains("it was sent to"), "{text}");
+}
