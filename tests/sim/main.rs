@@ -4,6 +4,7 @@
 
 mod determinism;
 mod durable;
+mod overlapping_filters;
 mod planted_bugs;
 mod scenarios;
 mod seed_story;
