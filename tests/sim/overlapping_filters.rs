@@ -10,42 +10,12 @@ use std::time::Duration;
 use tern::codec::QoS;
 use tern::config::PlantedBug;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Login, Plan, Scenario, Wire};
+use tern_sim::workload::{Action, Plan, Scenario};
+
+use crate::plans::{client, secs};
 
 /// Messages published; the subscriber's window and queue take 4 of them.
 const PUBLISHES: usize = 10;
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-fn client(name: &str, ack_delay: Duration, actions: Vec<(Duration, Action)>) -> ClientPlan {
-    ClientPlan {
-        name: name.into(),
-        client_id: name.into(),
-        start: Duration::ZERO,
-        connections: vec![ConnectionPlan {
-            gap: Duration::ZERO,
-            clean: true,
-            keep_alive: 5,
-            will: None,
-            receive_maximum: None,
-            will_delay: 0,
-            ack_delay,
-            packet_size_max: None,
-            disconnect_expiry: None,
-            actions,
-            end: End::Disconnect,
-        }],
-        observer: false,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: Wire::Plain,
-    }
-}
 
 /// `s` holds `t/#` and `t/+` and acknowledges 2 s late, so that its window
 /// and queue are full while `p` publishes to `t/a`.
@@ -72,11 +42,10 @@ fn plan() -> Plan {
         subscribe("t/+"),
         (secs(14.0), Action::StopReading(Duration::ZERO)),
     ];
+    let mut late = client("s", subscriber);
+    late.connections[0].ack_delay = secs(2.0);
     Plan {
-        clients: vec![
-            client("s", secs(2.0), subscriber),
-            client("p", Duration::ZERO, published),
-        ],
+        clients: vec![late, client("p", published)],
         faults: Vec::new(),
     }
 }

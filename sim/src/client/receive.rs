@@ -148,6 +148,7 @@ impl Session<'_> {
                         conn,
                         filter,
                         granted,
+                        packet_id: suback.packet_id.get(),
                     });
                 }
             }
