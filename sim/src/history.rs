@@ -147,6 +147,9 @@ pub enum Event {
         /// No Local, Retain As Published and Retain Handling, when a 5.0
         /// client asked for other than the defaults.
         options: Option<SubscriptionOptions>,
+        /// What its SUBACK answers to: two SUBSCRIBEs to one filter may
+        /// wait for theirs at once.
+        packet_id: u16,
     },
     /// SUBACK: the granted QoS, or None for 0x80.
     Subscribed {
@@ -154,6 +157,7 @@ pub enum Event {
         conn: u32,
         filter: String,
         granted: Option<QoS>,
+        packet_id: u16,
     },
     UnsubscribeSent {
         client: ClientName,

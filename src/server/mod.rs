@@ -570,6 +570,8 @@ impl Server {
             () = shared.cancel.cancelled() => {}
         }
         shared.cancel.cancel();
+        // Connections that serve wait on their outboxes, not on the token.
+        shared.with_broker(|state| state.links.values().for_each(|outbox| outbox.shut_down()));
         let lingering = shared.registry.wait(shared.config.shutdown_grace()).await;
         for name in &lingering {
             tracing::error!(task = name, "task did not end on shutdown");

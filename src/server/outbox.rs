@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::broker::Owing;
 use crate::codec::{Packet, QoS, SharedFrame};
+use crate::link::End;
 
 #[derive(Default)]
 pub struct Outbox {
@@ -85,6 +86,8 @@ struct State {
     /// Bytes of the ones that may.
     shed_bytes: usize,
     taken_over: bool,
+    /// The server shuts down (`Outbox::shut_down`).
+    shut_down: bool,
     /// Packets that may not be written before a commit of the store: from
     /// the `pushed` count at which each run begins, the commit it waits
     /// for. Those behind them wait too, to keep the connection's order.
@@ -210,9 +213,23 @@ impl Outbox {
         self.state().kept
     }
 
-    /// Whether a newer connection has taken this one's client id.
-    pub fn is_taken_over(&self) -> bool {
-        self.state().taken_over
+    /// Why its connection must end, if something outside it says so: a
+    /// newer connection has taken its client id, or the server shuts down.
+    pub fn told_to_end(&self) -> Option<End> {
+        let state = self.state();
+        match (state.taken_over, state.shut_down) {
+            (true, _) => Some(End::TakenOver),
+            (false, true) => Some(End::Shutdown),
+            (false, false) => None,
+        }
+    }
+
+    /// Tells a serving connection that the server shuts down: it waits on
+    /// its outbox, and a second waiter, on the server's cancellation
+    /// token, cost every idle connection's task 80 bytes.
+    pub fn shut_down(&self) {
+        self.state().shut_down = true;
+        self.notify.notify_one();
     }
 
     pub fn take_over(&self) {
@@ -303,7 +320,7 @@ impl Outbox {
         waits
     }
 
-    /// Resolves after a push or a takeover since the last call.
+    /// Resolves after a push, a takeover or a shutdown since the last call.
     pub fn notified(&self) -> Notified<'_> {
         self.notify.notified()
     }

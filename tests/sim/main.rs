@@ -4,6 +4,9 @@
 
 mod determinism;
 mod durable;
+mod overlapping_filters;
+mod plans;
 mod planted_bugs;
 mod scenarios;
 mod seed_story;
+mod subscribes_in_flight;

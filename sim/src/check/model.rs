@@ -70,6 +70,9 @@ impl Conn {
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub session: usize,
+    /// The connection its SUBSCRIBE went on, and that SUBSCRIBE's packet
+    /// id: what its SUBACK is matched by.
+    pub sent_on: (u32, u16),
     pub filter: TopicFilter,
     pub requested: QoS,
     pub granted: Option<QoS>,
@@ -427,9 +430,11 @@ impl Model {
                 qos,
                 sub_id,
                 options,
+                packet_id,
             } => {
                 let session = self.conns[&(client.clone(), *conn)].session;
                 self.subscriptions.push(Subscription {
+                    sent_on: (*conn, *packet_id),
                     sub_id: *sub_id,
                     options: options.unwrap_or(SubscriptionOptions::qos(*qos)),
                     session,
@@ -447,13 +452,19 @@ impl Model {
                 conn,
                 filter,
                 granted,
+                packet_id,
             } => {
                 let session = self.conns[&(client.clone(), *conn)].session;
                 let same = |s: &Subscription| s.session == session && s.filter.as_str() == filter;
+                // By its packet id: the latest SUBSCRIBE to the filter is
+                // not always the one answered (slow_subscriber seed 180:
+                // two to `t/+` in flight, the first SUBACK was taken as
+                // the second's, and each got the other's grant).
+                let answered = |s: &Subscription| s.sent_on == (*conn, *packet_id);
                 let Some(index) = self
                     .subscriptions
                     .iter()
-                    .rposition(|s| same(s) && s.acked_at.is_none())
+                    .position(|s| same(s) && answered(s) && s.acked_at.is_none())
                 else {
                     return;
                 };

@@ -671,6 +671,7 @@ impl<'a> Session<'a> {
                 qos: *qos,
                 sub_id,
                 options,
+                packet_id: packet_id.get(),
             });
         }
         let names = filters.iter().map(|(filter, _)| filter.clone()).collect();

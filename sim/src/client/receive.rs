@@ -161,6 +161,7 @@ impl Session<'_> {
                         conn,
                         filter,
                         granted,
+                        packet_id: suback.packet_id.get(),
                     });
                 }
             }
