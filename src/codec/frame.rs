@@ -71,8 +71,10 @@ impl SharedFrame {
 pub struct PublishLayout<'a> {
     frame: &'a Bytes,
     topic: &'a str,
-    /// Where the packet id, if any, then the properties' length begin.
+    /// Where the packet id, if any, begins.
     after_topic: usize,
+    /// Where the properties' length begins.
+    properties_at: usize,
     properties_len: usize,
     /// Where the properties begin: what follows is sent as it is.
     properties: usize,
@@ -108,6 +110,7 @@ impl<'a> PublishLayout<'a> {
             frame,
             topic,
             after_topic,
+            properties_at,
             properties_len,
             properties,
         })
@@ -125,7 +128,7 @@ impl<'a> PublishLayout<'a> {
             Naming::SetAlias(alias) => (self.topic, Some(alias)),
             Naming::Alias(alias) => ("", Some(alias)),
         };
-        let id = &self.frame[self.after_topic..self.properties - varint_len(self.properties_len)];
+        let id = &self.frame[self.after_topic..self.properties_at];
         let properties_len = self.properties_len + alias.map_or(0, |_| ALIAS_PROPERTY_BYTES);
         let rest = self.frame.slice(self.properties..);
         let body_len = 2
