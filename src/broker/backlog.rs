@@ -41,7 +41,7 @@ pub const SENT_LIVE_MAX: usize = 1024;
 /// cost each session 24 bytes more.
 #[allow(
     clippy::box_collection,
-    reason = "empty, it is one word inline, not the collection's three or four"
+    reason = "empty, one word, not the collection's three or four"
 )]
 #[derive(Debug, Default)]
 pub struct Backlog(Option<Box<VecDeque<Owed>>>);

@@ -28,7 +28,7 @@ use crate::topic::TopicName;
 /// set cost each session 16 bytes more.
 #[allow(
     clippy::box_collection,
-    reason = "empty, it is one word inline, not the collection's three or four"
+    reason = "empty, one word, not the collection's three or four"
 )]
 #[derive(Debug, Default)]
 pub struct AwaitingRelease(Option<Box<BTreeSet<PacketId>>>);
