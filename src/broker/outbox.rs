@@ -68,6 +68,26 @@ pub enum Stage {
 /// (`inflight`, in send order) and those waiting for room in the window.
 #[derive(Debug)]
 pub struct Outbox {
+    /// `None` while nothing is in flight or waiting, as for most idle
+    /// sessions: inline, the empty queues cost each one 144 bytes.
+    queues: Option<Box<Queues>>,
+    last_id: Option<PacketId>,
+    /// The most QoS 1/2 messages in flight to the client: the broker's
+    /// limit, or the client's Receive Maximum if lower.
+    window: usize,
+    /// The session it belongs to, and whether that session outlives its
+    /// connection: only then are its changes written to the store.
+    sid: SessionId,
+    durable: bool,
+    /// The `seq` of the last message that entered it.
+    pub(super) last_seq: u64,
+}
+
+/// An outbox's messages, made with its first one and dropped when the last
+/// has gone, unless the queues have grown past a few entries: a busy
+/// session keeps their room rather than allocate it again per message.
+#[derive(Debug)]
+struct Queues {
     inflight: VecDeque<Inflight>,
     /// The packet id of each entry of `inflight`, in the same order: a
     /// search for a free id or an acknowledged one reads 2 bytes an entry
@@ -79,36 +99,89 @@ pub struct Outbox {
     pending_bytes: usize,
     /// Messages in `pending` with a `resend_id`, which stays taken.
     pending_with_ids: usize,
-    last_id: Option<PacketId>,
-    /// The most QoS 1/2 messages in flight to the client: the broker's
-    /// limit, or the client's Receive Maximum if lower.
-    window: usize,
-    /// The session it belongs to, and whether that session outlives its
-    /// connection: only then are its changes written to the store.
-    sid: SessionId,
-    durable: bool,
-    /// The `seq` of the last message that entered it.
-    pub(super) last_seq: u64,
     /// Messages behind `pending` kept on disk only (`tail.rs`): counted
     /// here, their bodies in the store.
-    pub(super) tail: Option<Tail>,
+    tail: Option<Tail>,
 }
+
+impl Queues {
+    const EMPTY: Queues = Queues {
+        inflight: VecDeque::new(),
+        ids: VecDeque::new(),
+        pending: VecDeque::new(),
+        pending_bytes: 0,
+        pending_with_ids: 0,
+        tail: None,
+    };
+}
+
+/// What an outbox without its queues reads.
+static NO_QUEUES: Queues = Queues::EMPTY;
+
+/// Queues of at most this capacity are dropped once empty.
+const QUEUES_KEPT_ENTRIES: usize = 8;
 
 impl Outbox {
     pub fn new(sid: SessionId) -> Outbox {
         Outbox {
-            inflight: VecDeque::new(),
-            ids: VecDeque::new(),
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            pending_with_ids: 0,
+            queues: None,
             last_id: None,
             window: 1,
             sid,
             durable: false,
             last_seq: 0,
-            tail: None,
         }
+    }
+
+    #[cfg(test)]
+    pub fn holds_queues(&self) -> bool {
+        self.queues.is_some()
+    }
+
+    fn queues(&self) -> &Queues {
+        self.queues.as_deref().unwrap_or(&NO_QUEUES)
+    }
+
+    fn queues_mut(&mut self) -> &mut Queues {
+        self.queues.get_or_insert_with(|| Box::new(Queues::EMPTY))
+    }
+
+    /// Drops the queues once nothing is in them, as `Queues` says.
+    fn release_if_empty(&mut self) {
+        let Some(q) = &self.queues else {
+            return;
+        };
+        let empty = q.inflight.is_empty() && q.pending.is_empty() && q.tail.is_none();
+        let small = q.inflight.capacity().max(q.pending.capacity()) <= QUEUES_KEPT_ENTRIES;
+        if empty && small {
+            self.queues = None;
+        }
+    }
+
+    /// Sets or clears the tail (`tail.rs`).
+    pub(super) fn set_tail(&mut self, tail: Option<Tail>) {
+        self.queues_mut().tail = tail;
+        self.release_if_empty();
+    }
+
+    pub(super) fn tail_mut(&mut self) -> Option<&mut Tail> {
+        self.queues.as_mut()?.tail.as_mut()
+    }
+
+    /// The tail, begun at `from` if there is none.
+    pub(super) fn tail_from(&mut self, from: u64) -> &mut Tail {
+        self.queues_mut().tail.get_or_insert(Tail {
+            from,
+            count: 0,
+            bytes: 0,
+            reading: false,
+        })
+    }
+
+    pub(super) fn take_tail(&mut self) -> Option<Tail> {
+        let tail = self.queues.as_mut()?.tail.take();
+        self.release_if_empty();
+        tail
     }
 
     /// Whether its changes go to the store: set with the session's expiry.
@@ -126,39 +199,41 @@ impl Outbox {
     }
 
     pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
+        self.queues().inflight.len()
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.queues().pending.len()
     }
 
     /// The messages waiting, in order.
     pub fn pending(&self) -> impl Iterator<Item = &Message> + '_ {
-        self.pending.iter()
+        self.queues().pending.iter()
     }
 
     pub fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.queues().pending_bytes
     }
 
     /// Whether a new message may go out at once: nothing waits before it,
     /// and the window has room.
     pub fn may_send_now(&self) -> bool {
-        self.pending.is_empty() && self.inflight.len() < self.window
+        let q = self.queues();
+        q.pending.is_empty() && q.inflight.len() < self.window
     }
 
     /// Whether `message` fits in the queue, its head and tail together,
     /// under these limits.
     pub fn may_queue(&self, message: &Message, max_queued: usize, max_bytes: usize) -> bool {
-        let (count, bytes) = self.tail.map_or((0, 0), |t| (t.count, t.bytes));
-        self.pending.len() + count < max_queued
-            && self.pending_bytes + bytes + message.weight() <= max_bytes
+        let q = self.queues();
+        let (count, bytes) = q.tail.map_or((0, 0), |t| (t.count, t.bytes));
+        q.pending.len() + count < max_queued
+            && q.pending_bytes + bytes + message.weight() <= max_bytes
     }
 
     /// Messages on disk only, and their weight.
     pub fn tail(&self) -> Option<&Tail> {
-        self.tail.as_ref()
+        self.queues().tail.as_ref()
     }
 
     pub fn is_durable(&self) -> bool {
@@ -167,7 +242,8 @@ impl Outbox {
 
     /// QoS 2 messages released and awaiting PUBCOMP.
     pub fn released(&self) -> usize {
-        self.inflight
+        self.queues()
+            .inflight
             .iter()
             .filter(|e| matches!(e.stage, Stage::Released))
             .count()
@@ -175,8 +251,7 @@ impl Outbox {
 
     /// The weight of queued messages that were put back from the window.
     pub fn put_back_bytes(&self) -> usize {
-        self.pending
-            .iter()
+        self.pending()
             .filter(|m| m.resend_id.is_some())
             .map(Message::weight)
             .sum()
@@ -188,10 +263,10 @@ impl Outbox {
         let mut id = self
             .last_id
             .map_or(PacketId::new(1).expect("1 is non-zero"), PacketId::next);
+        let q = self.queues();
         let taken = |id: PacketId| {
-            self.ids.contains(&id)
-                || (self.pending_with_ids > 0
-                    && self.pending.iter().any(|m| m.resend_id == Some(id)))
+            q.ids.contains(&id)
+                || (q.pending_with_ids > 0 && q.pending.iter().any(|m| m.resend_id == Some(id)))
         };
         while taken(id) {
             id = id.next();
@@ -201,47 +276,67 @@ impl Outbox {
     }
 
     fn position(&self, packet_id: PacketId) -> Option<usize> {
-        self.ids.iter().position(|&id| id == packet_id)
+        self.queues().ids.iter().position(|&id| id == packet_id)
+    }
+
+    fn inflight(&self, i: usize) -> &Inflight {
+        &self.queues().inflight[i]
+    }
+
+    fn inflight_mut(&mut self, i: usize) -> &mut Inflight {
+        &mut self.queues_mut().inflight[i]
     }
 
     fn push_inflight(&mut self, entry: Inflight) {
-        self.ids.push_back(entry.packet_id);
-        self.inflight.push_back(entry);
+        let q = self.queues_mut();
+        q.ids.push_back(entry.packet_id);
+        q.inflight.push_back(entry);
     }
 
     fn remove_inflight(&mut self, i: usize) {
-        self.ids.remove(i);
-        self.inflight.remove(i);
+        let q = self.queues_mut();
+        q.ids.remove(i);
+        q.inflight.remove(i);
+        self.release_if_empty();
     }
 
     fn take_inflight(&mut self) -> VecDeque<Inflight> {
-        self.ids.clear();
-        std::mem::take(&mut self.inflight)
+        let Some(q) = &mut self.queues else {
+            return VecDeque::new();
+        };
+        q.ids.clear();
+        let inflight = std::mem::take(&mut q.inflight);
+        self.release_if_empty();
+        inflight
     }
 
     pub(super) fn push_pending(&mut self, message: Message) {
+        let q = self.queues_mut();
         if message.resend_id.is_some() {
-            self.pending_with_ids += 1;
+            q.pending_with_ids += 1;
         }
-        self.pending_bytes += message.weight();
-        self.pending.push_back(message);
+        q.pending_bytes += message.weight();
+        q.pending.push_back(message);
     }
 
     /// Puts a message that was in flight back at the head of the queue,
     /// keeping its packet id.
     fn unsend(&mut self, mut message: Message, packet_id: PacketId) {
         message.resend_id = Some(packet_id);
-        self.pending_with_ids += 1;
-        self.pending_bytes += message.weight();
-        self.pending.push_front(message);
+        let q = self.queues_mut();
+        q.pending_with_ids += 1;
+        q.pending_bytes += message.weight();
+        q.pending.push_front(message);
     }
 
     fn pop_pending(&mut self) -> Option<Message> {
-        let message = self.pending.pop_front()?;
-        self.pending_bytes -= message.weight();
+        let q = self.queues.as_mut()?;
+        let message = q.pending.pop_front()?;
+        q.pending_bytes -= message.weight();
         if message.resend_id.is_some() {
-            self.pending_with_ids -= 1;
+            q.pending_with_ids -= 1;
         }
+        self.release_if_empty();
         Some(message)
     }
 }
@@ -354,7 +449,7 @@ impl Counts {
 
     /// The next queued message, if the window has room for it.
     pub fn next_for_window(&mut self, out: &mut Outbox) -> Option<Message> {
-        if out.inflight.len() >= out.window {
+        if out.inflight_len() >= out.window {
             return None;
         }
         let message = out.pop_pending()?;
@@ -396,8 +491,8 @@ impl Counts {
         expected: impl Fn(&Stage) -> bool,
     ) -> bool {
         match out.position(packet_id) {
-            Some(i) if expected(&out.inflight[i].stage) => {
-                let seq = out.inflight[i].seq;
+            Some(i) if expected(&out.inflight(i).stage) => {
+                let seq = out.inflight(i).seq;
                 out.remove_inflight(i);
                 self.inflight -= 1;
                 self.note(out, seq, || None);
@@ -412,8 +507,8 @@ impl Counts {
         let Some(i) = out.position(packet_id) else {
             return PubRec::Unknown;
         };
-        let seq = out.inflight[i].seq;
-        let outcome = match &mut out.inflight[i].stage {
+        let seq = out.inflight(i).seq;
+        let outcome = match &mut out.inflight_mut(i).stage {
             Stage::Unacked(m) if m.publish.qos != QoS::ExactlyOnce => return PubRec::NotQos2,
             Stage::Unacked(_) if error => {
                 out.remove_inflight(i);
@@ -506,6 +601,7 @@ impl Counts {
     /// Messages on disk only are gone with the session's rows; a shared
     /// group's among them are not rerouted, as after a restart.
     pub fn close(&mut self, out: Outbox) -> impl Iterator<Item = (Message, bool)> {
+        let out = out.queues.map_or(Queues::EMPTY, |q| *q);
         self.queued -= out.pending.len();
         self.memory_bytes -= out.pending_bytes;
         if let Some(tail) = out.tail {

@@ -64,12 +64,7 @@ impl Counts {
     pub(super) fn spill(&mut self, out: &mut Outbox, mut message: Message) {
         let key = Counts::number(out, &mut message);
         let (seq, weight) = (message.seq, message.weight());
-        let tail = out.tail.get_or_insert(Tail {
-            from: seq,
-            count: 0,
-            bytes: 0,
-            reading: false,
-        });
+        let tail = out.tail_from(seq);
         tail.count += 1;
         tail.bytes += weight;
         self.note_key(out, seq, key, move || Some(Stored::Queued(message)));
@@ -87,7 +82,7 @@ impl Counts {
     /// passed over.
     fn unspill(&mut self, out: &mut Outbox, rows: Vec<(u64, Stored)>, skip_first: bool) {
         for (i, (seq, stored)) in rows.into_iter().enumerate() {
-            let Some(tail) = out.tail.as_mut().filter(|t| seq >= t.from) else {
+            let Some(tail) = out.tail_mut().filter(|t| seq >= t.from) else {
                 continue;
             };
             let weight = match &stored {
@@ -101,7 +96,7 @@ impl Counts {
             self.on_disk_bytes = self.on_disk_bytes.saturating_sub(weight);
             if tail.count == 0 {
                 let left = tail.bytes;
-                out.tail = None;
+                out.set_tail(None);
                 self.on_disk_bytes = self.on_disk_bytes.saturating_sub(left);
             }
             // Counted again by `restore`, as waiting or in flight.
@@ -118,7 +113,7 @@ impl Counts {
     /// `last_seq`: new ones are numbered after it.
     pub(super) fn restore_tail(&mut self, out: &mut Outbox, tail: Tail, last_seq: u64) {
         out.last_seq = out.last_seq.max(last_seq);
-        out.tail = Some(tail);
+        out.set_tail(Some(tail));
         self.queued += tail.count;
         self.on_disk += tail.count;
         self.on_disk_bytes += tail.bytes;
@@ -153,7 +148,7 @@ impl Broker {
         let session = self.sessions.get_mut(sid);
         let low = session.outbox.pending_len() < LOW_MESSAGES;
         let online = session.conn().is_some();
-        let Some(tail) = session.outbox.tail.as_mut() else {
+        let Some(tail) = session.outbox.tail_mut() else {
             return;
         };
         if online && low && !tail.reading {
@@ -187,11 +182,7 @@ impl Broker {
         let session = self.sessions.get_mut(read.sid);
         let online = session.conn().is_some();
         let out = &mut session.outbox;
-        let Some(tail) = out
-            .tail
-            .as_mut()
-            .filter(|t| t.reading && t.from == read.from)
-        else {
+        let Some(tail) = out.tail_mut().filter(|t| t.reading && t.from == read.from) else {
             return Ok(());
         };
         tail.reading = false;
@@ -201,7 +192,7 @@ impl Broker {
         }
         let rows = rows?;
         if rows.is_empty() {
-            let tail = out.tail.take().expect("just seen");
+            let tail = out.take_tail().expect("just seen");
             self.counts.drop_tail(tail);
             self.dropped.queue_full += tail.count as u64;
             let client_id = session.client_id().to_owned();
@@ -223,7 +214,7 @@ impl Broker {
         if session.outbox.is_durable() {
             return;
         }
-        if let Some(tail) = session.outbox.tail.take() {
+        if let Some(tail) = session.outbox.take_tail() {
             self.counts.drop_tail(tail);
             self.dropped.queue_full += tail.count as u64;
         }

@@ -510,6 +510,35 @@ fn a_session_owing_nothing_keeps_no_room_for_owed_filters() {
     assert_eq!(broker.sessions.get(sid).backlog.capacity(), 0);
 }
 
+/// Every idle connection's session holds this much: what most sessions
+/// leave empty (QoS 1/2 queues, QoS 2 ids, owed filters) is boxed when
+/// it is used, and inline it made a session 376 bytes (issue 15).
+#[test]
+fn an_idle_sessions_state_stays_small() {
+    let size = std::mem::size_of::<sessions::Session>();
+    assert!(size <= 184, "a session is {size} bytes");
+}
+
+#[test]
+fn a_session_with_nothing_in_flight_keeps_no_queues() {
+    let mut broker = Broker::new(config());
+    connect(&mut broker, 1, "sub", true);
+    connect(&mut broker, 2, "pub", true);
+    subscribe(&mut broker, 1, "t", QoS::ExactlyOnce);
+    let sub = broker.sessions.sid_of(ConnId(1));
+    let publisher = broker.sessions.sid_of(ConnId(2));
+    publish(&mut broker, 2, message("t", QoS::AtLeastOnce, Some(1), "1"));
+    publish(&mut broker, 2, message("t", QoS::ExactlyOnce, Some(2), "2"));
+    assert!(broker.sessions.get(sub).outbox.holds_queues());
+    assert!(broker.sessions.get(publisher).incoming_qos2.holds_set());
+    broker.puback(ConnId(1), id(1));
+    broker.pubrec(ConnId(1), &Ack::success(id(2)));
+    broker.pubcomp(ConnId(1), id(2));
+    broker.pubrel(ConnId(2), id(2));
+    assert!(!broker.sessions.get(sub).outbox.holds_queues());
+    assert!(!broker.sessions.get(publisher).incoming_qos2.holds_set());
+}
+
 /// A will's payload arrives as a slice of its CONNECT, which may be large
 /// (user properties to the packet limit): kept as a slice, it would pin the
 /// whole frame for the life of the session (issue 12, row 5).

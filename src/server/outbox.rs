@@ -88,15 +88,23 @@ struct State {
     taken_over: bool,
     /// The server shuts down (`Outbox::shut_down`).
     shut_down: bool,
-    /// Packets that may not be written before a commit of the store: from
-    /// the `pushed` count at which each run begins, the commit it waits
-    /// for. Those behind them wait too, to keep the connection's order.
-    gates: VecDeque<(u64, u64)>,
-    /// Packets queued and written since the start, for `gates`.
-    pushed: u64,
-    drained: u64,
     /// Whether the committer knows to wake it (`Outbox::gate_registered`).
     registered: bool,
+    /// Only with a store, and only while packets wait for its commit:
+    /// inline, with the counters that placed them, they cost every idle
+    /// connection 40 bytes.
+    gates: Option<Box<Gates>>,
+}
+
+/// Packets that may not be written before a commit of the store: from the
+/// place in the queue at which each run begins, the commit it waits for.
+/// Those behind them wait too, to keep the connection's order.
+#[derive(Default)]
+struct Gates {
+    /// Each run's place counts packets from the queue's head as it was when
+    /// the first run was gated: `drained` of them have been written since.
+    runs: VecDeque<(u64, u64)>,
+    drained: u64,
 }
 
 /// What draining found besides packets.
@@ -162,12 +170,15 @@ impl Outbox {
             state.kept += usize::from(!sheddable);
             state.shed_bytes += bytes;
             state.packets.push_back(packet);
-            // One behind a packet that waits waits too: the order holds.
-            if waits && state.gates.back().is_none_or(|&(_, g)| g < gate) {
-                let at = state.pushed;
-                state.gates.push_back((at, gate));
+            if waits {
+                let behind = state.packets.len() as u64 - 1;
+                let gates = state.gates.get_or_insert_with(Box::default);
+                // One behind a packet that waits waits too: the order holds.
+                if gates.runs.back().is_none_or(|&(_, g)| g < gate) {
+                    let at = gates.drained + behind;
+                    gates.runs.push_back((at, gate));
+                }
             }
-            state.pushed += 1;
             queued = true;
         }
         drop(state);
@@ -244,21 +255,25 @@ impl Outbox {
     pub fn drain(&self, into: &mut VecDeque<Outbound>, committed: u64) -> Drained {
         debug_assert!(into.is_empty());
         let mut state = self.state();
-        while state
-            .gates
-            .front()
-            .is_some_and(|&(_, gate)| gate <= committed)
-        {
-            state.gates.pop_front();
-        }
-        match state.gates.front() {
+        let state = &mut *state;
+        let gated = state.gates.as_deref_mut().and_then(|gates| {
+            let runs = &mut gates.runs;
+            while runs.front().is_some_and(|&(_, gate)| gate <= committed) {
+                runs.pop_front();
+            }
+            let &(at, _) = runs.front()?;
+            Some((at, &mut gates.drained))
+        });
+        match gated {
             None => {
+                state.gates = None;
                 std::mem::swap(&mut state.packets, into);
                 state.kept = 0;
                 state.shed_bytes = 0;
             }
-            Some(&(at, _)) => {
-                let free = usize::try_from(at - state.drained).expect("in memory");
+            Some((at, drained)) => {
+                let free = usize::try_from(at - *drained).expect("in memory");
+                *drained += free as u64;
                 into.extend(state.packets.drain(..free));
                 for packet in into.iter() {
                     if packet.sheddable() {
@@ -269,7 +284,6 @@ impl Outbox {
                 }
             }
         }
-        state.drained += into.len() as u64;
         if state.taken_over {
             Drained::TakenOver
         } else {
@@ -291,9 +305,17 @@ impl Outbox {
         }
     }
 
+    #[cfg(test)]
+    fn holds_gates(&self) -> bool {
+        self.state().gates.is_some()
+    }
+
     /// Whether packets wait for a commit.
     pub fn gated(&self) -> bool {
-        !self.state().gates.is_empty()
+        self.state()
+            .gates
+            .as_ref()
+            .is_some_and(|gates| !gates.runs.is_empty())
     }
 
     /// The store failed: wakes the connection to see that what it holds
@@ -313,7 +335,9 @@ impl Outbox {
     /// registered).
     pub fn commit_released(&self, committed: u64) -> bool {
         let mut state = self.state();
-        let waits = state.gates.back().is_some_and(|&(_, g)| g > committed);
+        let waits = (state.gates.as_ref())
+            .and_then(|gates| gates.runs.back())
+            .is_some_and(|&(_, g)| g > committed);
         state.registered = waits;
         drop(state);
         self.notify.notify_one();
@@ -406,6 +430,18 @@ mod tests {
         outbox.drain(&mut into, 6);
         assert_eq!(ids(&into), ["PUBACK"]);
         assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
+        assert!(!outbox.holds_gates(), "an outbox waiting for nothing");
+        // Gated again, behind one that is not: placed from the queue as
+        // it is now, not from where the first gates counted.
+        into.clear();
+        outbox.push_gated(one(qos0()), 10, 0);
+        outbox.push_gated(one(ack(4)), 10, 7);
+        outbox.drain(&mut into, 6);
+        assert_eq!(ids(&into), ["PUBLISH"]);
+        into.clear();
+        outbox.drain(&mut into, 7);
+        assert_eq!(ids(&into), ["PUBACK"]);
+        assert!(!outbox.holds_gates());
     }
 
     #[test]
