@@ -8,39 +8,15 @@ use std::time::Duration;
 use tern::codec::QoS;
 use tern::config::PlantedBug;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Login, Plan, Scenario};
+use tern_sim::workload::{Action, ClientPlan, End, Fault, Plan, Scenario};
 
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
+use crate::plans::secs;
 
 fn client(name: &str, start: f64, actions: Vec<(Duration, Action)>, end: End) -> ClientPlan {
-    ClientPlan {
-        name: name.into(),
-        client_id: name.into(),
-        start: secs(start),
-        connections: vec![ConnectionPlan {
-            gap: Duration::ZERO,
-            clean: true,
-            keep_alive: 5,
-            will: None,
-            receive_maximum: None,
-            will_delay: 0,
-            ack_delay: Duration::ZERO,
-            packet_size_max: None,
-            topic_alias_max: 0,
-            disconnect_expiry: None,
-            actions,
-            end,
-        }],
-        observer: false,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: tern_sim::workload::Wire::Plain,
-    }
+    let mut plan = crate::plans::client(name, actions);
+    plan.start = secs(start);
+    plan.connections[0].end = end;
+    plan
 }
 
 fn story() -> Plan {
