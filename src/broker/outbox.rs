@@ -79,13 +79,17 @@ pub struct Outbox {
     /// connection: only then are its changes written to the store.
     sid: SessionId,
     durable: bool,
+    /// The session has a connection: its queues stay made while empty.
+    attached: bool,
     /// The `seq` of the last message that entered it.
     pub(super) last_seq: u64,
 }
 
 /// An outbox's messages, made with its first one and dropped when the last
-/// has gone, unless the queues have grown past a few entries: a busy
-/// session keeps their room rather than allocate it again per message.
+/// has gone while the session has no connection. A connected subscriber
+/// that acknowledges each message before the next empties them each time:
+/// dropped then, they were made again per message, and fan-in 8 to 1 at
+/// QoS 1 took 3-9% more CPU a delivery.
 #[derive(Debug)]
 struct Queues {
     inflight: VecDeque<Inflight>,
@@ -118,9 +122,6 @@ impl Queues {
 /// What an outbox without its queues reads.
 static NO_QUEUES: Queues = Queues::EMPTY;
 
-/// Queues of at most this capacity are dropped once empty.
-const QUEUES_KEPT_ENTRIES: usize = 8;
-
 impl Outbox {
     pub fn new(sid: SessionId) -> Outbox {
         Outbox {
@@ -129,8 +130,16 @@ impl Outbox {
             window: 1,
             sid,
             durable: false,
+            attached: false,
             last_seq: 0,
         }
+    }
+
+    /// Whether the session has a connection; its queues, once made, are
+    /// kept while it has.
+    pub fn set_attached(&mut self, attached: bool) {
+        self.attached = attached;
+        self.release_if_empty();
     }
 
     #[cfg(test)]
@@ -152,8 +161,7 @@ impl Outbox {
             return;
         };
         let empty = q.inflight.is_empty() && q.pending.is_empty() && q.tail.is_none();
-        let small = q.inflight.capacity().max(q.pending.capacity()) <= QUEUES_KEPT_ENTRIES;
-        if empty && small {
+        if empty && !self.attached {
             self.queues = None;
         }
     }

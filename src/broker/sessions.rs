@@ -355,13 +355,16 @@ impl Sessions {
         session.packet_size_max = terms.packet_size_max;
         session.outbox.set_window(terms.window);
         session.outbox.set_durable(terms.expiry_secs > 0);
+        session.outbox.set_attached(true);
     }
 
     /// Detaches `conn` from its session, if it still has one.
     pub fn detach(&mut self, conn: ConnId) -> Option<SessionId> {
         let sid = self.by_conn.remove(&conn)?;
         self.note(sid);
-        self.get_mut(sid).conn = None;
+        let session = self.get_mut(sid);
+        session.conn = None;
+        session.outbox.set_attached(false);
         Some(sid)
     }
 

@@ -519,10 +519,13 @@ fn an_idle_sessions_state_stays_small() {
     assert!(size <= 184, "a session is {size} bytes");
 }
 
+/// Its QoS 1/2 queues are made with its first message and kept while it is
+/// connected (made again per message, they cost fan-in at QoS 1 3-9% of
+/// its CPU); once it has no connection and nothing is in them, they go.
 #[test]
-fn a_session_with_nothing_in_flight_keeps_no_queues() {
+fn a_session_with_nothing_in_flight_keeps_no_queues_once_offline() {
     let mut broker = Broker::new(config());
-    connect(&mut broker, 1, "sub", true);
+    connect(&mut broker, 1, "sub", false);
     connect(&mut broker, 2, "pub", true);
     subscribe(&mut broker, 1, "t", QoS::ExactlyOnce);
     let sub = broker.sessions.sid_of(ConnId(1));
@@ -535,8 +538,14 @@ fn a_session_with_nothing_in_flight_keeps_no_queues() {
     broker.pubrec(ConnId(1), &Ack::success(id(2)));
     broker.pubcomp(ConnId(1), id(2));
     broker.pubrel(ConnId(2), id(2));
-    assert!(!broker.sessions.get(sub).outbox.holds_queues());
+    assert!(
+        broker.sessions.get(sub).outbox.holds_queues(),
+        "kept while connected"
+    );
     assert!(!broker.sessions.get(publisher).incoming_qos2.holds_set());
+    broker.connection_lost(ConnId(1), false);
+    drain_effects(&mut broker);
+    assert!(!broker.sessions.get(sub).outbox.holds_queues());
 }
 
 /// A will's payload arrives as a slice of its CONNECT, which may be large
