@@ -22,6 +22,17 @@ pub enum Naming {
     Alias(u16),
 }
 
+impl Naming {
+    /// The topic name a PUBLISH to `topic` carries, and the Topic Alias.
+    pub fn of(self, topic: &str) -> (&str, Option<u16>) {
+        match self {
+            Naming::Topic => (topic, None),
+            Naming::SetAlias(alias) => (topic, Some(alias)),
+            Naming::Alias(alias) => ("", Some(alias)),
+        }
+    }
+}
+
 /// A topic longer than this is not given an alias: the table holds a copy
 /// of each topic, and this bounds it at `max` times this much.
 pub const ALIASED_TOPIC_MAX_BYTES: usize = 256;

@@ -48,11 +48,7 @@ pub fn encode_publish_named(
     buf: &mut BytesMut,
     parts: &mut VecDeque<Bytes>,
 ) {
-    let (topic, alias) = match naming {
-        Naming::Topic => (p.topic.as_str(), None),
-        Naming::SetAlias(alias) => (p.topic.as_str(), Some(alias)),
-        Naming::Alias(alias) => ("", Some(alias)),
-    };
+    let (topic, alias) = naming.of(p.topic.as_str());
     let len = count(|sink| publish_to(p, topic, p.packet_id, true, alias, sink));
     if len < SHARED_MIN_BYTES {
         header(buf, publish_first_byte(p), len);

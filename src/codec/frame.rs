@@ -123,11 +123,7 @@ impl<'a> PublishLayout<'a> {
     /// Appends the head of the PUBLISH, its topic named as `naming` says,
     /// to `buf`; returns the rest, its properties and payload, to follow.
     pub fn write_named(&self, naming: Naming, buf: &mut BytesMut) -> Bytes {
-        let (topic, alias) = match naming {
-            Naming::Topic => (self.topic, None),
-            Naming::SetAlias(alias) => (self.topic, Some(alias)),
-            Naming::Alias(alias) => ("", Some(alias)),
-        };
+        let (topic, alias) = naming.of(self.topic);
         let id = &self.frame[self.after_topic..self.properties_at];
         let properties_len = self.properties_len + alias.map_or(0, |_| ALIAS_PROPERTY_BYTES);
         let rest = self.frame.slice(self.properties..);
