@@ -34,6 +34,7 @@ mod connect;
 mod delivery;
 mod fanout;
 mod filters;
+mod id_map;
 mod index;
 mod journal;
 mod lifecycle;
@@ -52,6 +53,7 @@ mod tail;
 use std::sync::Arc;
 
 pub use backlog::Owing;
+pub use id_map::IdMap;
 
 use crate::auth::AclFile;
 use crate::codec::{Packet, ReasonCode, SharedFrame};

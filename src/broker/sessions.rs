@@ -10,7 +10,7 @@ use super::filters::Filters;
 use super::journal::{Key, SessionRecord};
 use super::outbox::Outbox;
 use super::routing::AwaitingRelease;
-use super::{ConnId, Millis, SessionId};
+use super::{ConnId, IdMap, Millis, SessionId};
 use crate::auth::ClientAcl;
 use crate::codec::{LastWill, ProtocolVersion};
 
@@ -176,9 +176,9 @@ pub struct Sessions {
     /// Boxed: a B-tree node holds up to eleven values and is often half
     /// full, and a 300-byte session in place cost an idle connection
     /// twice its size.
-    sessions: BTreeMap<SessionId, Box<Session>>,
+    sessions: IdMap<SessionId, Box<Session>>,
     by_client: BTreeMap<String, SessionId>,
-    by_conn: BTreeMap<ConnId, SessionId>,
+    by_conn: IdMap<ConnId, SessionId>,
     /// Session expiries and delayed wills, by when they are due. An entry
     /// whose session has since changed is skipped when it comes due.
     timers: BTreeSet<(Millis, SessionId)>,

@@ -16,7 +16,6 @@ mod timers;
 mod traffic;
 mod writes;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +24,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, ConnId, Effect, Owing};
+use crate::broker::{Broker, ConnId, Effect, IdMap, Owing};
 use crate::config::{planted, Config};
 use crate::net::Listener;
 pub use census::Census;
@@ -86,7 +85,7 @@ struct Shared {
 struct State {
     broker: Broker,
     /// Every accepted connection's outbound queue, CONNECT or not.
-    links: BTreeMap<ConnId, Arc<Outbox>>,
+    links: IdMap<ConnId, Arc<Outbox>>,
     next_conn: u64,
     /// Room for the broker's effects, swapped with its own between uses.
     effects: Vec<Effect>,
@@ -330,7 +329,7 @@ impl Server {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     broker: Broker::with_acl(config.clone(), acl),
-                    links: BTreeMap::new(),
+                    links: IdMap::default(),
                     next_conn: 0,
                     effects: Vec::new(),
                     holds: LockHolds::new(),
