@@ -116,6 +116,16 @@ impl Shared {
     /// tasks, inside the runtime whose clock the simulation drives. `work`
     /// holds everyone up: decode and encode outside it.
     fn with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> R {
+        self.hold(None, work).0
+    }
+
+    /// `with_broker` for a connection's packets: also says how many other
+    /// connections' outboxes the hold queued packets to, and so woke.
+    fn with_broker_for<R>(&self, conn: ConnId, work: impl FnOnce(&mut State) -> R) -> (R, usize) {
+        self.hold(Some(conn), work)
+    }
+
+    fn hold<R>(&self, holder: Option<ConnId>, work: impl FnOnce(&mut State) -> R) -> (R, usize) {
         debug_assert!(
             tokio::runtime::Handle::try_current().is_ok(),
             "outside a runtime tokio's clock is the wall clock"
@@ -151,7 +161,7 @@ impl Shared {
             gate = 0;
         }
         let gated = persist.filter(|_| gate > 0);
-        state.apply_effects(self.config.outbound_packets_max, gate, gated);
+        let woke = state.apply_effects(self.config.outbound_packets_max, gate, gated, holder);
         let notices = state.broker.take_notices();
         let held = locked.elapsed();
         state.holds.record(held);
@@ -163,7 +173,7 @@ impl Shared {
                 notice.log();
             }
         }
-        result
+        (result, woke)
     }
 }
 
@@ -207,10 +217,18 @@ impl State {
     /// has already gone is dropped with it.
     /// With a store, the packets of a hold that changed durable state wait
     /// in their outboxes for commit `gate`.
-    fn apply_effects(&mut self, outbound_max: usize, gate: u64, gated: Option<&persist::Persist>) {
+    /// Returns how many outboxes other than `holder`'s it queued to.
+    fn apply_effects(
+        &mut self,
+        outbound_max: usize,
+        gate: u64,
+        gated: Option<&persist::Persist>,
+        holder: Option<ConnId>,
+    ) -> usize {
         if self.broker.has_no_effects() {
-            return;
+            return 0;
         }
+        let mut others = 0;
         let mut effects = std::mem::take(&mut self.effects);
         self.broker.swap_effects(&mut effects);
         // Grouped by connection, each one's packets in their order, for one
@@ -233,6 +251,7 @@ impl State {
                 });
             match outbox {
                 Some(outbox) => {
+                    others += usize::from(Some(conn) != holder);
                     let dropped = outbox.push_gated(packets, outbound_max, gate);
                     self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
@@ -252,6 +271,7 @@ impl State {
         if effects.capacity() <= EFFECTS_KEPT {
             self.effects = effects;
         }
+        others
     }
 }
 
