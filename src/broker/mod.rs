@@ -420,11 +420,6 @@ impl Broker {
         self.effects.drain(..)
     }
 
-    /// Whether the last calls asked for nothing.
-    pub fn has_no_effects(&self) -> bool {
-        self.effects.is_empty()
-    }
-
     /// How many effects wait to be handed over: a measure of the work done
     /// since the last hand-over.
     pub fn effects_queued(&self) -> usize {

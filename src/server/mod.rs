@@ -87,8 +87,6 @@ struct State {
     /// Every accepted connection's outbound queue, CONNECT or not.
     links: IdMap<ConnId, Arc<Outbox>>,
     next_conn: u64,
-    /// Room for the broker's effects, swapped with its own between uses.
-    effects: Vec<Effect>,
     holds: LockHolds,
     /// Connections taken on since the start, and those closed at once
     /// for `connections_max`.
@@ -96,8 +94,17 @@ struct State {
     connections_refused: u64,
 }
 
-/// The most effects `State::effects` keeps room for between uses.
+/// The most effects `EFFECTS` keeps room for between uses.
 const EFFECTS_KEPT: usize = 4096;
+
+thread_local! {
+    /// Each worker thread's room for a hold's effects. One room passed from
+    /// hold to hold had last been written on whichever core held the lock
+    /// before, and in a fan-out at QoS 1 each effect written stalled on
+    /// taking its cache line back from the other core (perf: most of the
+    /// time `send_inflight` took itself, a sixth of the broker's CPU).
+    static EFFECTS: std::cell::Cell<Vec<Effect>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 impl Shared {
     /// The routing state as it stands, for readers (the census, `check`)
@@ -133,6 +140,10 @@ impl Shared {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut state = self.state();
         let locked = tokio::time::Instant::now();
+        // The broker fills this thread's own room (`EFFECTS`); what it had
+        // (empty) waits here.
+        let mut effects = EFFECTS.take();
+        state.broker.swap_effects(&mut effects);
         #[cfg(feature = "hold-cpu")]
         let cpu = lock_holds::thread_cpu();
         state.broker.set_now(now);
@@ -161,7 +172,12 @@ impl Shared {
             gate = 0;
         }
         let gated = persist.filter(|_| gate > 0);
-        let woke = state.apply_effects(self.config.outbound_packets_max, gate, gated, holder);
+        let outbound_max = self.config.outbound_packets_max;
+        let woke = state.apply_effects(&mut effects, outbound_max, gate, gated, holder);
+        // A burst's worth of room is not kept for ever.
+        if effects.capacity() <= EFFECTS_KEPT {
+            EFFECTS.set(effects);
+        }
         let notices = state.broker.take_notices();
         let held = locked.elapsed();
         state.holds.record(held);
@@ -218,19 +234,21 @@ impl State {
     /// With a store, the packets of a hold that changed durable state wait
     /// in their outboxes for commit `gate`.
     /// Returns how many outboxes other than `holder`'s it queued to.
+    /// `effects` is what the broker had at the hold's start, and is given
+    /// back the room the hold filled, empty.
     fn apply_effects(
         &mut self,
+        effects: &mut Vec<Effect>,
         outbound_max: usize,
         gate: u64,
         gated: Option<&persist::Persist>,
         holder: Option<ConnId>,
     ) -> usize {
-        if self.broker.has_no_effects() {
+        self.broker.swap_effects(effects);
+        if effects.is_empty() {
             return 0;
         }
         let mut others = 0;
-        let mut effects = std::mem::take(&mut self.effects);
-        self.broker.swap_effects(&mut effects);
         // Grouped by connection, each one's packets in their order, for one
         // lock and one wake per outbox: a batch of messages fanned out is
         // otherwise a lock and a wake per subscriber per message. Order
@@ -267,10 +285,6 @@ impl State {
             }
         }
         drop(effects_left);
-        // A burst's worth of room is not kept for ever.
-        if effects.capacity() <= EFFECTS_KEPT {
-            self.effects = effects;
-        }
         others
     }
 }
@@ -351,7 +365,6 @@ impl Server {
                     broker: Broker::with_acl(config.clone(), acl),
                     links: IdMap::default(),
                     next_conn: 0,
-                    effects: Vec::new(),
                     holds: LockHolds::new(),
                     connections_accepted: 0,
                     connections_refused: 0,
