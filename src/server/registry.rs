@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
@@ -41,6 +43,27 @@ impl Drop for Registered {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A task's future and its registration, spawned as one: tokio's task
+    /// cell holds the future itself. (An async block that awaited the
+    /// future would keep room for it twice, once captured and once being
+    /// awaited; boxing the future instead cost a second allocation.) The
+    /// future is dropped before its registration, fields dropping in order.
+    struct RegisteredTask<F> {
+        #[pin]
+        task: F,
+        registered: Registered,
+    }
+}
+
+impl<F: Future> Future for RegisteredTask<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().task.poll(cx)
+    }
+}
+
 impl Inner {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         // The map stays consistent even if a holder panicked mid-insert.
@@ -66,14 +89,9 @@ impl TaskRegistry {
             inner: self.inner.clone(),
             id,
         };
-        // Boxed: an async block that awaits a future it captured keeps room
-        // for it twice, once captured and once being awaited, and every idle
-        // connection would pay for its task future twice.
-        let task = Box::pin(task);
-        self.inner.tracker.spawn(async move {
-            let _registered = registered;
-            task.await;
-        });
+        self.inner
+            .tracker
+            .spawn(RegisteredTask { task, registered });
     }
 
     /// Live tasks by kind.
