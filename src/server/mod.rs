@@ -4,6 +4,7 @@
 mod census;
 mod connection;
 mod deadlines;
+mod duplex;
 mod endpoint;
 mod lock_holds;
 mod log_limit;
