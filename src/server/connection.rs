@@ -22,7 +22,7 @@ use tracing::Level;
 use super::deadlines::Deadlines;
 use super::duplex::Duplex;
 use super::endpoint::Slot;
-use super::outbox::{Drained, Outbound, Outbox};
+use super::outbox::{Bounds, Drained, Outbound, Outbox};
 use super::writes::Writes;
 use super::Shared;
 use crate::broker::{Clipped, ConnId};
@@ -866,7 +866,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         packets: impl Iterator<Item = Packet>,
         ending: bool,
     ) -> Result<(), End> {
-        let outbound_max = self.shared.config.outbound_packets_max;
+        let bounds = Bounds::of(&self.shared.config);
         let mut refused = Ok(());
         let mut publishes = 0;
         let mut waiting = Queues::take(&mut self.queues, |q| &mut q.dispatching);
@@ -874,7 +874,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             publishes += u64::from(matches!(packet, Packet::Publish(_)));
             match self.link.inbound(packet) {
                 Ok(Inbound::Reply(reply)) => {
-                    self.outbox.push(reply, outbound_max);
+                    self.outbox.push(reply, bounds);
                 }
                 Ok(Inbound::Broker(packet)) => waiting.push_back(packet),
                 Err(end) => {

@@ -35,7 +35,7 @@ use lock_holds::LockHolds;
 use log_limit::LogLimit;
 pub use memory::MemoryGauge;
 use memory::MemoryLimit;
-use outbox::{Outbound, Outbox};
+use outbox::{Bounds, Outbound, Outbox};
 pub use persist::StoreCounts;
 pub use registry::TaskRegistry;
 pub use traffic::TrafficCounts;
@@ -162,7 +162,7 @@ impl Shared {
             gate = 0;
         }
         let gated = persist.filter(|_| gate > 0);
-        let woke = state.apply_effects(self.config.outbound_packets_max, gate, gated, holder);
+        let woke = state.apply_effects(Bounds::of(&self.config), gate, gated, holder);
         let notices = state.broker.take_notices();
         let held = locked.elapsed();
         state.holds.record(held);
@@ -221,7 +221,7 @@ impl State {
     /// Returns how many outboxes other than `holder`'s it queued to.
     fn apply_effects(
         &mut self,
-        outbound_max: usize,
+        bounds: Bounds,
         gate: u64,
         gated: Option<&persist::Persist>,
         holder: Option<ConnId>,
@@ -253,7 +253,7 @@ impl State {
             match outbox {
                 Some(outbox) => {
                     others += usize::from(Some(conn) != holder);
-                    let dropped = outbox.push_gated(packets, outbound_max, gate);
+                    let dropped = outbox.push_gated(packets, bounds, gate);
                     self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
                         persist.hold(outbox);
@@ -647,11 +647,7 @@ where
         }
         return;
     };
-    let bytes_max = match planted!(shared.config, OutboundWithoutByteLimit) {
-        true => 0,
-        false => shared.config.outbound_bytes_max,
-    };
-    let outbox = Arc::new(Outbox::with_bytes_max(bytes_max));
+    let outbox = Arc::new(Outbox::default());
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {
