@@ -198,8 +198,8 @@ pub enum PlantedBug {
     ResendWithoutDup,
     /// A silent client is closed after three times its keepalive, not 1.5.
     KeepAliveSlack,
-    /// A connection's outbound queue is made without its byte limit, as
-    /// `Outbox::default()` would make it: QoS 0 is shed by count alone.
+    /// A connection's outbound queue is bounded without its byte limit:
+    /// QoS 0 is shed by count alone.
     OutboundWithoutByteLimit,
     /// Retained messages are sent to a new subscription without asking
     /// whether its client may read their topics.

@@ -4,6 +4,7 @@
 mod census;
 mod connection;
 mod deadlines;
+mod duplex;
 mod endpoint;
 mod lock_holds;
 mod log_limit;
@@ -34,7 +35,7 @@ use lock_holds::LockHolds;
 use log_limit::LogLimit;
 pub use memory::MemoryGauge;
 use memory::MemoryLimit;
-use outbox::{Outbound, Outbox};
+use outbox::{Bounds, Outbound, Outbox};
 pub use persist::StoreCounts;
 pub use registry::TaskRegistry;
 pub use traffic::TrafficCounts;
@@ -172,8 +173,8 @@ impl Shared {
             gate = 0;
         }
         let gated = persist.filter(|_| gate > 0);
-        let outbound_max = self.config.outbound_packets_max;
-        let woke = state.apply_effects(&mut effects, outbound_max, gate, gated, holder);
+        let bounds = Bounds::of(&self.config);
+        let woke = state.apply_effects(&mut effects, bounds, gate, gated, holder);
         // A burst's worth of room is not kept for ever.
         if effects.capacity() <= EFFECTS_KEPT {
             EFFECTS.set(effects);
@@ -239,7 +240,7 @@ impl State {
     fn apply_effects(
         &mut self,
         effects: &mut Vec<Effect>,
-        outbound_max: usize,
+        bounds: Bounds,
         gate: u64,
         gated: Option<&persist::Persist>,
         holder: Option<ConnId>,
@@ -270,7 +271,7 @@ impl State {
             match outbox {
                 Some(outbox) => {
                     others += usize::from(Some(conn) != holder);
-                    let dropped = outbox.push_gated(packets, outbound_max, gate);
+                    let dropped = outbox.push_gated(packets, bounds, gate);
                     self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
                         persist.hold(outbox);
@@ -659,11 +660,7 @@ where
         }
         return;
     };
-    let bytes_max = match planted!(shared.config, OutboundWithoutByteLimit) {
-        true => 0,
-        false => shared.config.outbound_bytes_max,
-    };
-    let outbox = Arc::new(Outbox::with_bytes_max(bytes_max));
+    let outbox = Arc::new(Outbox::default());
     let max = shared.config.connections_max;
     let conn = shared.with_broker(|state| {
         if state.links.len() >= max {

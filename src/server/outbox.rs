@@ -14,18 +14,42 @@ use std::sync::Arc;
 
 use crate::broker::Owing;
 use crate::codec::{Packet, QoS, SharedFrame};
+use crate::config::{planted, Config};
 use crate::link::End;
 
 #[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
-    /// Bytes of QoS 0 PUBLISHes that may wait; 0 is no limit.
-    shed_bytes_max: usize,
     /// The session owes retained messages that wait for room here: the
     /// connection asks for the next slice when it has some. Set and read
     /// only by the connection's own task, under the routing lock or after.
     retained_owed: AtomicBool,
+}
+
+/// The bounds of an outbound queue. The same for every connection, they
+/// come with each push: kept in each outbox, they made it 120 bytes, and
+/// with its `Arc` one allocation of 136 bytes, a block of 160 where 128
+/// now do (`an_outbox_and_its_arc_fit_128_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Packets that may wait; QoS 0 PUBLISHes beyond are dropped.
+    pub packets: usize,
+    /// Bytes of QoS 0 PUBLISHes that may wait; 0 is no limit.
+    pub shed_bytes: usize,
+}
+
+impl Bounds {
+    pub fn of(config: &Config) -> Bounds {
+        let shed_bytes = match planted!(config, OutboundWithoutByteLimit) {
+            true => 0,
+            false => config.outbound_bytes_max,
+        };
+        Bounds {
+            packets: config.outbound_packets_max,
+            shed_bytes,
+        }
+    }
 }
 
 /// What waits to be written: a packet, or a QoS 0 PUBLISH shared with the
@@ -118,30 +142,22 @@ pub enum Drained {
 }
 
 impl Outbox {
-    /// An outbox that sheds QoS 0 beyond `shed_bytes_max` bytes too.
-    pub fn with_bytes_max(shed_bytes_max: usize) -> Outbox {
-        Outbox {
-            shed_bytes_max,
-            ..Outbox::default()
-        }
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `packet`; returns false when a QoS 0 PUBLISH was dropped
-    /// because `max` packets are already waiting. Everything else is queued:
+    /// because the queue is at its bounds. Everything else is queued:
     /// QoS 1/2 messages are bounded by the inflight window, and the
     /// connection's own replies by its paused reads.
-    pub fn push(&self, packet: Packet, max: usize) -> bool {
-        self.push_all(std::iter::once(Outbound::Packet(packet)), max) == 0
+    pub fn push(&self, packet: Packet, bounds: Bounds) -> bool {
+        self.push_all(std::iter::once(Outbound::Packet(packet)), bounds) == 0
     }
 
     /// Queues `packets` in order under one lock and with one wake, each as
     /// `push` would; returns how many QoS 0 PUBLISHes were dropped.
-    pub fn push_all(&self, packets: impl Iterator<Item = Outbound>, max: usize) -> usize {
-        self.push_gated(packets, max, 0)
+    pub fn push_all(&self, packets: impl Iterator<Item = Outbound>, bounds: Bounds) -> usize {
+        self.push_gated(packets, bounds, 0)
     }
 
     /// `push_all` for packets that may not be written before commit
@@ -149,7 +165,7 @@ impl Outbox {
     pub fn push_gated(
         &self,
         packets: impl Iterator<Item = Outbound>,
-        max: usize,
+        bounds: Bounds,
         gate: u64,
     ) -> usize {
         let mut state = self.state();
@@ -160,10 +176,10 @@ impl Outbox {
             let waits = gate > 0 && packet.waits_for_commit();
             let bytes = if sheddable { packet.bytes() } else { 0 };
             // One is always let through to an empty queue, however large.
-            let over_bytes = self.shed_bytes_max > 0
+            let over_bytes = bounds.shed_bytes > 0
                 && state.shed_bytes > 0
-                && state.shed_bytes + bytes > self.shed_bytes_max;
-            if sheddable && (state.packets.len() >= max || over_bytes) {
+                && state.shed_bytes + bytes > bounds.shed_bytes;
+            if sheddable && (state.packets.len() >= bounds.packets || over_bytes) {
                 dropped += 1;
                 continue;
             }
@@ -356,6 +372,14 @@ mod tests {
     use crate::codec::{Ack, PacketId, Publish};
     use crate::topic::TopicName;
 
+    /// Bounds of `n` packets and no byte limit.
+    fn packets(n: usize) -> Bounds {
+        Bounds {
+            packets: n,
+            shed_bytes: 0,
+        }
+    }
+
     fn qos0() -> Packet {
         Packet::Publish(Publish {
             dup: false,
@@ -372,10 +396,13 @@ mod tests {
     fn qos0_is_shed_at_the_limit_and_the_rest_is_kept() {
         let outbox = Outbox::default();
         let ack = Packet::PubAck(Ack::success(PacketId::new(1).unwrap()));
-        assert!(outbox.push(qos0(), 2));
-        assert!(outbox.push(ack.clone(), 2));
-        assert!(!outbox.push(qos0(), 2), "QoS 0 beyond the limit is dropped");
-        assert!(outbox.push(ack, 2), "a reply is never dropped");
+        assert!(outbox.push(qos0(), packets(2)));
+        assert!(outbox.push(ack.clone(), packets(2)));
+        assert!(
+            !outbox.push(qos0(), packets(2)),
+            "QoS 0 beyond the limit is dropped"
+        );
+        assert!(outbox.push(ack, packets(2)), "a reply is never dropped");
         assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
         let mut into = VecDeque::new();
         assert_eq!(outbox.drain(&mut into, u64::MAX), Drained::Open);
@@ -396,14 +423,18 @@ mod tests {
             Packet::Publish(p) => p.weight(),
             _ => unreachable!(),
         };
-        let outbox = Outbox::with_bytes_max(weight(60) + weight(30));
-        assert!(outbox.push(sized(5000), 10), "one fits an empty queue");
-        assert!(!outbox.push(sized(1), 10), "then the queue is over");
+        let outbox = Outbox::default();
+        let bounds = Bounds {
+            packets: 10,
+            shed_bytes: weight(60) + weight(30),
+        };
+        assert!(outbox.push(sized(5000), bounds), "one fits an empty queue");
+        assert!(!outbox.push(sized(1), bounds), "then the queue is over");
         let mut into = VecDeque::new();
         outbox.drain(&mut into, u64::MAX);
-        assert!(outbox.push(sized(60), 10));
-        assert!(!outbox.push(sized(60), 10), "two of 60 would be over");
-        assert!(outbox.push(sized(30), 10), "60 and 30 fit exactly");
+        assert!(outbox.push(sized(60), bounds));
+        assert!(!outbox.push(sized(60), bounds), "two of 60 would be over");
+        assert!(outbox.push(sized(30), bounds), "60 and 30 fit exactly");
     }
 
     #[test]
@@ -411,10 +442,10 @@ mod tests {
         let outbox = Outbox::default();
         let ack = |id| Packet::PubAck(Ack::success(PacketId::new(id).unwrap()));
         let one = |p| std::iter::once(Outbound::Packet(p));
-        outbox.push_gated(one(ack(1)), 10, 0);
-        outbox.push_gated(one(ack(2)), 10, 5);
-        outbox.push_gated(one(qos0()), 10, 0);
-        outbox.push_gated(one(ack(3)), 10, 6);
+        outbox.push_gated(one(ack(1)), packets(10), 0);
+        outbox.push_gated(one(ack(2)), packets(10), 5);
+        outbox.push_gated(one(qos0()), packets(10), 0);
+        outbox.push_gated(one(ack(3)), packets(10), 6);
         let ids = |into: &VecDeque<Outbound>| -> Vec<&'static str> {
             into.iter().map(Outbound::kind).collect()
         };
@@ -434,8 +465,8 @@ mod tests {
         // Gated again, behind one that is not: placed from the queue as
         // it is now, not from where the first gates counted.
         into.clear();
-        outbox.push_gated(one(qos0()), 10, 0);
-        outbox.push_gated(one(ack(4)), 10, 7);
+        outbox.push_gated(one(qos0()), packets(10), 0);
+        outbox.push_gated(one(ack(4)), packets(10), 7);
         outbox.drain(&mut into, 6);
         assert_eq!(ids(&into), ["PUBLISH"]);
         into.clear();
@@ -457,9 +488,21 @@ mod tests {
                 ..p
             }))
         };
-        outbox.push_gated(std::iter::once(publish(QoS::AtLeastOnce, 1)), 10, 3);
-        outbox.push_gated(std::iter::once(publish(QoS::ExactlyOnce, 2)), 10, 4);
-        outbox.push_gated(std::iter::once(publish(QoS::AtLeastOnce, 3)), 10, 5);
+        outbox.push_gated(
+            std::iter::once(publish(QoS::AtLeastOnce, 1)),
+            packets(10),
+            3,
+        );
+        outbox.push_gated(
+            std::iter::once(publish(QoS::ExactlyOnce, 2)),
+            packets(10),
+            4,
+        );
+        outbox.push_gated(
+            std::iter::once(publish(QoS::AtLeastOnce, 3)),
+            packets(10),
+            5,
+        );
         let mut into = VecDeque::new();
         outbox.drain(&mut into, 2);
         assert_eq!(into.len(), 1, "QoS 1 goes before its commit");
@@ -476,12 +519,12 @@ mod tests {
 
     #[test]
     fn shed_bytes_are_added_up_when_two_or_more_wait() {
-        let outbox = Outbox::with_bytes_max(0);
+        let outbox = Outbox::default();
         let ack = Packet::PubAck(Ack::success(PacketId::new(1).unwrap()));
-        assert!(outbox.push(qos0(), 10));
-        assert!(outbox.push(ack, 10));
+        assert!(outbox.push(qos0(), packets(10)));
+        assert!(outbox.push(ack, packets(10)));
         assert_eq!(outbox.shed_bytes_of_two_or_more(), 0, "one alone");
-        assert!(outbox.push(qos0(), 10));
+        assert!(outbox.push(qos0(), packets(10)));
         let Packet::Publish(one) = qos0() else {
             unreachable!()
         };
@@ -489,6 +532,17 @@ mod tests {
             outbox.shed_bytes_of_two_or_more(),
             2 * one.weight(),
             "two of them"
+        );
+    }
+
+    /// Every connection's outbox is one allocation with its `Arc`'s two
+    /// counts; up to 128 bytes it takes a block of 128, above one of 160.
+    #[test]
+    fn an_outbox_and_its_arc_fit_128_bytes() {
+        let size = std::mem::size_of::<Outbox>() + 2 * std::mem::size_of::<usize>();
+        assert!(
+            size <= 128,
+            "an outbox with its Arc's counts is {size} bytes"
         );
     }
 }

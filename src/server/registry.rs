@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
@@ -23,9 +25,27 @@ struct Inner {
 #[derive(Default)]
 struct Live {
     next_id: u64,
+    /// The kinds of task, each once: a task's entry holds its kind's place
+    /// here, not the `&str`'s two words.
+    kinds: Vec<&'static str>,
     /// Names as boxed strs: one for each connection, and a `String`'s
-    /// spare room and third word cost each about 20 bytes.
-    tasks: BTreeMap<u64, (&'static str, Box<str>)>,
+    /// spare room and third word cost each about 20 bytes. A B-tree whose
+    /// keys come in order keeps its nodes about half full: each word in an
+    /// entry costs an idle connection about 16 bytes.
+    tasks: BTreeMap<u64, (u8, Box<str>)>,
+}
+
+impl Live {
+    fn kind(&mut self, kind: &'static str) -> u8 {
+        let place = match self.kinds.iter().position(|k| *k == kind) {
+            Some(place) => place,
+            None => {
+                self.kinds.push(kind);
+                self.kinds.len() - 1
+            }
+        };
+        u8::try_from(place).expect("a few kinds of task")
+    }
 }
 
 /// Removes its task from the registry when the task ends, however it ends:
@@ -38,6 +58,27 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.inner.live().tasks.remove(&self.id);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future and its registration, spawned as one: tokio's task
+    /// cell holds the future itself. (An async block that awaited the
+    /// future would keep room for it twice, once captured and once being
+    /// awaited; boxing the future instead cost a second allocation.) The
+    /// future is dropped before its registration, fields dropping in order.
+    struct RegisteredTask<F> {
+        #[pin]
+        task: F,
+        registered: Registered,
+    }
+}
+
+impl<F: Future> Future for RegisteredTask<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().task.poll(cx)
     }
 }
 
@@ -59,6 +100,7 @@ impl TaskRegistry {
             let mut live = self.inner.live();
             live.next_id += 1;
             let id = live.next_id;
+            let kind = live.kind(kind);
             live.tasks.insert(id, (kind, name.into_boxed_str()));
             id
         };
@@ -66,21 +108,17 @@ impl TaskRegistry {
             inner: self.inner.clone(),
             id,
         };
-        // Boxed: an async block that awaits a future it captured keeps room
-        // for it twice, once captured and once being awaited, and every idle
-        // connection would pay for its task future twice.
-        let task = Box::pin(task);
-        self.inner.tracker.spawn(async move {
-            let _registered = registered;
-            task.await;
-        });
+        self.inner
+            .tracker
+            .spawn(RegisteredTask { task, registered });
     }
 
     /// Live tasks by kind.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let live = self.inner.live();
         let mut counts = BTreeMap::new();
-        for (kind, _) in self.inner.live().tasks.values() {
-            *counts.entry(*kind).or_default() += 1;
+        for (kind, _) in live.tasks.values() {
+            *counts.entry(live.kinds[usize::from(*kind)]).or_default() += 1;
         }
         counts
     }
@@ -90,7 +128,7 @@ impl TaskRegistry {
         let live = self.inner.live();
         live.tasks
             .values()
-            .map(|(kind, name)| format!("{kind} {name}"))
+            .map(|(kind, name)| format!("{} {name}", live.kinds[usize::from(*kind)]))
             .collect()
     }
 

@@ -248,7 +248,7 @@ fn check_weights<K: Ord + Copy, V: Copy>(node: &Node<K, V>) -> (u64, u64, u64) {
     let children: Vec<&Node<K, V>> = match &node.children {
         Children::None => vec![],
         Children::One(_, child) => vec![child],
-        Children::Many(map) => map.values().collect(),
+        Children::Many(map) => map.values().map(|node| &**node).collect(),
     };
     for child in children.into_iter().chain(node.plus.as_deref()) {
         let (w, s, n) = check_weights(child);
