@@ -11,9 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tern::codec::QoS;
 
-use crate::workload::{
-    Action, ClientPlan, ConnectionPlan, End, Login, Scenario, EXPIRY_OUTLIVES_RUN,
-};
+use crate::workload::{Action, ClientPlan, ConnectionPlan, End, Scenario, EXPIRY_OUTLIVES_RUN};
 
 /// How many of each a scenario gets, beside its clean observers.
 #[derive(Debug, Clone)]
@@ -57,20 +55,7 @@ pub(crate) fn connection(
     actions: Vec<(Duration, Action)>,
     end: End,
 ) -> ConnectionPlan {
-    ConnectionPlan {
-        gap: Duration::ZERO,
-        clean,
-        keep_alive: 10,
-        will: None,
-        receive_maximum: None,
-        will_delay: 0,
-        ack_delay: Duration::ZERO,
-        packet_size_max: None,
-        topic_alias_max: 0,
-        disconnect_expiry: None,
-        actions,
-        end,
-    }
+    ConnectionPlan::plain(clean, 10, actions, end)
 }
 
 /// An observer's plan: a clean 3.1.1 session, plain TCP, no login.
@@ -80,17 +65,8 @@ pub(crate) fn client(
     connections: Vec<ConnectionPlan>,
 ) -> ClientPlan {
     ClientPlan {
-        client_id: name.clone(),
-        name,
-        start,
-        connections,
         observer: true,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: crate::workload::Wire::Plain,
+        ..ClientPlan::plain(name.clone(), name, start, connections)
     }
 }
 

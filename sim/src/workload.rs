@@ -183,6 +183,31 @@ pub struct ClientPlan {
     pub wire: Wire,
 }
 
+impl ClientPlan {
+    /// A 3.1.1 client over plain TCP without a login, neither observer,
+    /// twin nor adversary: what a plan starts from and changes.
+    pub fn plain(
+        name: String,
+        client_id: String,
+        start: Duration,
+        connections: Vec<ConnectionPlan>,
+    ) -> ClientPlan {
+        ClientPlan {
+            name,
+            client_id,
+            start,
+            connections,
+            observer: false,
+            twin: false,
+            v5: false,
+            session_expiry: 0,
+            adversary: false,
+            login: Login::default(),
+            wire: Wire::Plain,
+        }
+    }
+}
+
 /// How a client's bytes reach the broker (`sim/src/tls.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Wire {
@@ -228,6 +253,32 @@ pub struct ConnectionPlan {
     /// Each action after the pause before it.
     pub actions: Vec<(Duration, Action)>,
     pub end: End,
+}
+
+impl ConnectionPlan {
+    /// A connection made at once, without a will or 5.0 options, that
+    /// acknowledges at once.
+    pub fn plain(
+        clean: bool,
+        keep_alive: u16,
+        actions: Vec<(Duration, Action)>,
+        end: End,
+    ) -> ConnectionPlan {
+        ConnectionPlan {
+            gap: Duration::ZERO,
+            clean,
+            keep_alive,
+            will: None,
+            receive_maximum: None,
+            will_delay: 0,
+            ack_delay: Duration::ZERO,
+            packet_size_max: None,
+            topic_alias_max: 0,
+            disconnect_expiry: None,
+            actions,
+            end,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -413,31 +464,14 @@ fn observer(scenario: &Scenario, i: usize, rng: &mut StdRng) -> ClientPlan {
     // Stay until the quiet phase is nearly over.
     let stay = scenario.stay_until();
     actions.push((stay, Action::StopReading(Duration::ZERO)));
+    let connection = ConnectionPlan {
+        ack_delay: millis(rng, 0..100),
+        ..ConnectionPlan::plain(true, 10, actions, End::Disconnect)
+    };
+    let name = format!("o{i}");
     ClientPlan {
-        name: format!("o{i}"),
-        client_id: format!("o{i}"),
-        start: Duration::ZERO,
-        connections: vec![ConnectionPlan {
-            gap: Duration::ZERO,
-            clean: true,
-            keep_alive: 10,
-            will: None,
-            receive_maximum: None,
-            will_delay: 0,
-            ack_delay: millis(rng, 0..100),
-            packet_size_max: None,
-            topic_alias_max: 0,
-            disconnect_expiry: None,
-            actions,
-            end: End::Disconnect,
-        }],
         observer: true,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: Wire::Plain,
+        ..ClientPlan::plain(name.clone(), name, Duration::ZERO, vec![connection])
     }
 }
 
@@ -539,19 +573,7 @@ fn churner(
             at += Duration::from_millis(u64::from(keep_alive) * 1500 + 500);
         }
     }
-    ClientPlan {
-        name: name.to_owned(),
-        client_id: client_id.to_owned(),
-        start,
-        connections,
-        observer: false,
-        twin: false,
-        v5: false,
-        session_expiry: 0,
-        adversary: false,
-        login: Login::default(),
-        wire: Wire::Plain,
-    }
+    ClientPlan::plain(name.to_owned(), client_id.to_owned(), start, connections)
 }
 
 fn plan_connection(
@@ -572,17 +594,9 @@ fn plan_connection(
     });
     ConnectionPlan {
         gap,
-        clean: !persistent,
-        keep_alive,
         will,
-        receive_maximum: None,
-        will_delay: 0,
         ack_delay: millis(rng, 0..300),
-        packet_size_max: None,
-        topic_alias_max: 0,
-        disconnect_expiry: None,
-        actions,
-        end,
+        ..ConnectionPlan::plain(!persistent, keep_alive, actions, end)
     }
 }
 
