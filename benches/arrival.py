@@ -66,10 +66,13 @@ def rounds(proc, spacing, a, b, base):
             while time.perf_counter_ns() - t0 < gap: pass
             a.sock.sendall(publish)
         fence(a, 4, topic, set())  # PUBACK: the message has been routed
-        # UNSUBACK follows any copy for B queued before it; a copy that
-        # came later still counts, in `got`.
-        b.sock.sendall(pkt(0xa2, struct.pack('>H', pid_of(i)) + s(topic)))
+        # B waits for its SUBACK before it unsubscribes, as a client would:
+        # sent at once, the UNSUBSCRIBE could come in one read with the
+        # SUBSCRIBE, whose arrival tern would then take to be the later
+        # one's (`src/net/arrival.rs`). UNSUBACK follows any copy for B
+        # queued before it; a copy before the SUBACK counts too.
         fence(b, 9, topic, got)
+        b.sock.sendall(pkt(0xa2, struct.pack('>H', pid_of(i)) + s(topic)))
         fence(b, 11, topic, got)
     b.sock.sendall(pkt(0xc0, b''))
     fence(b, 13, None, got)

@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+mod arrival;
+pub use arrival::{Arrivals, StampedTcp};
+
 pub trait Listener: Send + 'static {
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: AsyncRead + AsyncWrite + Arrivals + Unpin + Send + 'static;
 
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
 
@@ -21,7 +24,7 @@ const TCP_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 const TCP_KEEPALIVE_RETRIES: u32 = 6;
 
 impl Listener for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
+    type Stream = StampedTcp;
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
@@ -39,7 +42,7 @@ impl Listener for tokio::net::TcpListener {
         if let Err(error) = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes) {
             tracing::debug!(%error, %peer, "cannot set TCP keepalive");
         }
-        Ok((stream, peer))
+        Ok((StampedTcp::new(stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

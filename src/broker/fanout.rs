@@ -69,6 +69,8 @@ pub(super) struct Route {
     ack: Option<RouteAck>,
     /// Whether it took more than one slice.
     split: bool,
+    /// When its PUBLISH's bytes came, if the socket told (`recent.rs`).
+    arrived: u64,
 }
 
 /// A QoS 1 or 2 PUBLISH's answer, given when its route is done.
@@ -127,6 +129,7 @@ impl Broker {
             frames: Frames::default(),
             ack: None,
             split: false,
+            arrived: 0,
         }
     }
 
@@ -253,6 +256,18 @@ impl Broker {
             // their own holds: the answer waits for them too.
             self.split_acks |= route.split;
         }
+        // Kept for a subscription made after it but asked for before it
+        // came; a retained message it gets from the retained store.
+        if let Some(origin) = route.origin.filter(|_| route.arrived != 0) {
+            if !route.forwarded.retain {
+                self.recent.keep(super::recent::RecentMessage {
+                    arrived: route.arrived,
+                    origin,
+                    forwarded: route.forwarded,
+                    expires_at: route.expires_at,
+                });
+            }
+        }
         // The buffer back for the next route, unless a big one made it big.
         route.matches.clear();
         if route.matches.capacity() <= MATCHES_KEPT {
@@ -275,9 +290,11 @@ impl Broker {
         sid: SessionId,
         publish: &Publish,
         ack: Option<RouteAck>,
+        arrived: u64,
     ) {
         let mut route = self.start_route(Some(sid), publish);
         route.ack = ack;
+        route.arrived = arrived;
         if self.run_route(&mut route) {
             self.finish_route(route);
         } else {

@@ -37,6 +37,13 @@ impl Filters {
         }
     }
 
+    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = (&TopicFilter, &Subscription)> + '_> {
+        match self {
+            Filters::Few(few) => Box::new(few.iter().map(|(f, s)| (f, s))),
+            Filters::Many(many) => Box::new(many.iter()),
+        }
+    }
+
     pub fn contains(&self, filter: &TopicFilter) -> bool {
         self.get(filter).is_some()
     }

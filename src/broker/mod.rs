@@ -41,6 +41,7 @@ mod lifecycle;
 mod notice;
 mod outbox;
 mod reaping;
+mod recent;
 mod restore;
 mod retained;
 mod routing;
@@ -303,6 +304,9 @@ pub struct Broker {
     /// Messages being routed a slice at a time, by the session that sent
     /// them (or whose will they are), oldest first (`fanout.rs`).
     routes: std::collections::BTreeMap<SessionId, fanout::Routes>,
+    /// The messages routed last, for a subscription that lost a race
+    /// with them (`recent.rs`).
+    recent: recent::Recent,
     /// SUBSCRIBEs being handled a slice at a time, by their connection
     /// (`subscribe.rs`).
     subscribing: std::collections::BTreeMap<ConnId, subscribe::Subscribing>,
@@ -366,6 +370,7 @@ impl Broker {
             blocks: Vec::new(),
             matches_sorted: 0,
             routes: Default::default(),
+            recent: Default::default(),
             subscribing: Default::default(),
             split_acks: false,
             subscriptions_visited: 0,

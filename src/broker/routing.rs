@@ -74,7 +74,18 @@ impl AwaitingRelease {
 impl Broker {
     /// A PUBLISH from a client. It is routed before it is acknowledged, so
     /// an acknowledged message is already in every subscriber's queue.
-    pub fn publish(&mut self, conn: ConnId, mut publish: Publish) -> Result<(), BrokerError> {
+    pub fn publish(&mut self, conn: ConnId, publish: Publish) -> Result<(), BrokerError> {
+        self.publish_arrived(conn, publish, 0)
+    }
+
+    /// `publish` for a PUBLISH whose bytes came at `arrived` (`Arrivals`;
+    /// 0 if the socket did not tell).
+    pub fn publish_arrived(
+        &mut self,
+        conn: ConnId,
+        mut publish: Publish,
+        arrived: u64,
+    ) -> Result<(), BrokerError> {
         self.check_levels(publish.topic.as_str())?;
         let sid = self.sessions.sid_of(conn);
         // The runtime resumes a route before the next packet; a caller
@@ -129,7 +140,7 @@ impl Broker {
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) if !utf8_ok => return Err(BrokerError::PayloadFormatInvalid),
             (QoS::AtMostOnce, _) if refusal.is_some() => {}
-            (QoS::AtMostOnce, _) => self.route_publish(sid, &publish, None),
+            (QoS::AtMostOnce, _) => self.route_publish(sid, &publish, None, arrived),
             (QoS::AtLeastOnce, Some(id)) => {
                 if let Some(reason) = refusal {
                     let ack = Ack::with_reason(id, reason);
@@ -140,7 +151,7 @@ impl Broker {
                         id,
                         received: false,
                     };
-                    self.route_publish(sid, &publish, Some(ack));
+                    self.route_publish(sid, &publish, Some(ack), arrived);
                 }
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -166,7 +177,7 @@ impl Broker {
                         id,
                         received: true,
                     };
-                    self.route_publish(sid, &publish, Some(ack));
+                    self.route_publish(sid, &publish, Some(ack), arrived);
                     return Ok(());
                 };
                 let ack = Ack::with_reason(id, reason);

@@ -39,6 +39,8 @@ pub(super) struct Subscribing {
     codes: Vec<ReasonCode>,
     /// Whether it took more than one slice.
     split: bool,
+    /// When its bytes came, if the socket told (`recent.rs`).
+    arrived: u64,
 }
 
 #[derive(Debug)]
@@ -73,6 +75,17 @@ pub struct Subscription {
 
 impl Broker {
     pub fn subscribe(&mut self, conn: ConnId, subscribe: Subscribe) -> Result<(), BrokerError> {
+        self.subscribe_arrived(conn, subscribe, 0)
+    }
+
+    /// `subscribe` for a SUBSCRIBE whose bytes came at `arrived`
+    /// (`Arrivals`; 0 if the socket did not tell).
+    pub fn subscribe_arrived(
+        &mut self,
+        conn: ConnId,
+        subscribe: Subscribe,
+        arrived: u64,
+    ) -> Result<(), BrokerError> {
         // [MQTT-3.8.3-4 of 5.0]
         let no_local_shared = subscribe
             .filters
@@ -89,6 +102,7 @@ impl Broker {
                 filters: subscribe.filters.into_iter(),
             },
             split: false,
+            arrived,
         };
         self.go_on_subscribing(conn, subscribing);
         Ok(())
@@ -123,7 +137,8 @@ impl Broker {
         let codes = &mut subscribing.codes;
         match &mut subscribing.asked {
             Asked::Subscribe { id, filters } => {
-                self.subscribe_slice(sid, *id, filters, codes, budget)
+                let arrived = subscribing.arrived;
+                self.subscribe_slice(sid, *id, filters, codes, budget, arrived)
             }
             Asked::Unsubscribe { filters, refused } => {
                 self.unsubscribe_slice(sid, filters, *refused, codes, budget)
@@ -160,9 +175,14 @@ impl Broker {
         filters: &mut std::vec::IntoIter<(TopicFilter, SubscriptionOptions)>,
         codes: &mut Vec<ReasonCode>,
         budget: u64,
+        arrived: u64,
     ) {
         let mut work = 0;
         let (mut retained_for, mut again) = (Vec::new(), BTreeSet::new());
+        // Filters new to the session, if a message routed before this
+        // slice may have come after the SUBSCRIBE (`recent.rs`).
+        let replays = arrived != 0 && !self.recent.is_empty();
+        let mut made = Vec::new();
         for (filter, options) in filters.by_ref() {
             // A refused filter costs a check of each level too.
             work += levels(&filter) + FILTER_WORK;
@@ -182,6 +202,9 @@ impl Broker {
             } else {
                 let granted = self.subscribe_one(sid, &filter, shared, options, id, is_new);
                 codes.push(ReasonCode::granted(options.qos));
+                if replays && is_new && !is_shared {
+                    made.push((filter.clone(), Subscription { options, id }));
+                }
                 // Retained messages are not sent to shared subscriptions.
                 if let Some(subscription) = granted.filter(|_| !is_shared) {
                     if !is_new {
@@ -194,6 +217,7 @@ impl Broker {
                 break;
             }
         }
+        self.replay_recent(sid, arrived, &made);
         // [MQTT-3.3.1-6]: retained messages follow the SUBACK, flagged as
         // retained, also when a subscription is replaced; in slices.
         self.owe_retained(sid, retained_for, &again);
@@ -295,6 +319,7 @@ impl Broker {
                 refused,
             },
             split: false,
+            arrived: 0,
         };
         self.go_on_subscribing(conn, subscribing);
         Ok(())

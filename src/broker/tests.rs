@@ -497,6 +497,7 @@ mod fanout;
 mod memory;
 mod mqtt5;
 mod reaping;
+mod recent;
 mod store_failed;
 mod subscribe;
 mod tail;

@@ -188,19 +188,26 @@ impl Link {
 
     /// What the client tells us we are to tell the broker: `Ok` once it
     /// is done, an `End` where the packet ends the connection.
-    pub fn dispatch(broker: &mut Broker, conn: ConnId, packet: Packet) -> Result<(), End> {
+    /// `arrived` is when the packet's bytes came, if the socket told
+    /// (`Arrivals`), else 0.
+    pub fn dispatch(
+        broker: &mut Broker,
+        conn: ConnId,
+        packet: Packet,
+        arrived: u64,
+    ) -> Result<(), End> {
         // A newer connection may have taken the session over while this one
         // still had packets buffered: they are no longer this one's to send.
         if broker.client_id(conn).is_none() {
             return Err(End::TakenOver);
         }
         match packet {
-            Packet::Publish(publish) => broker.publish(conn, publish)?,
+            Packet::Publish(publish) => broker.publish_arrived(conn, publish, arrived)?,
             Packet::PubAck(ack) => broker.puback(conn, ack.packet_id),
             Packet::PubRec(ack) => broker.pubrec(conn, &ack),
             Packet::PubRel(ack) => broker.pubrel(conn, ack.packet_id),
             Packet::PubComp(ack) => broker.pubcomp(conn, ack.packet_id),
-            Packet::Subscribe(subscribe) => broker.subscribe(conn, subscribe)?,
+            Packet::Subscribe(subscribe) => broker.subscribe_arrived(conn, subscribe, arrived)?,
             Packet::Unsubscribe(unsubscribe) => broker.unsubscribe(conn, unsubscribe)?,
             Packet::Disconnect(disconnect) => {
                 // Detached here, under the caller's lock: a takeover racing

@@ -266,15 +266,15 @@ fn dispatch_hands_packets_to_the_broker_and_detaches_on_disconnect() {
     };
     broker.connect(conn, *connect).expect("accepted");
     let publish = Packet::Publish(publish(topic("a"), None));
-    Link::dispatch(&mut broker, conn, publish).unwrap();
+    Link::dispatch(&mut broker, conn, publish, 0).unwrap();
     let disconnect = Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS));
-    let end = Link::dispatch(&mut broker, conn, disconnect).unwrap_err();
+    let end = Link::dispatch(&mut broker, conn, disconnect, 0).unwrap_err();
     assert!(matches!(end, End::Disconnect));
     assert_eq!(broker.client_id(conn), None, "detached");
     // Packets still buffered after that belong to nobody.
     let late = Packet::PubAck(Ack::success(PacketId::new(1).unwrap()));
     assert!(matches!(
-        Link::dispatch(&mut broker, conn, late),
+        Link::dispatch(&mut broker, conn, late, 0),
         Err(End::TakenOver)
     ));
     let effects: Vec<Effect> = broker.drain_effects().collect();

@@ -29,6 +29,7 @@ use crate::broker::{Clipped, ConnId};
 use crate::codec::{self, DecodeError, Packet, PublishLayout};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
+use crate::net::Arrivals;
 use crate::transport::{Opened, Secured, Stream};
 
 /// A connection's task. Not an `async fn`: one keeps its arguments for its
@@ -43,7 +44,7 @@ pub(super) fn run<S>(
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
 {
     // Boxed: a TLS or WebSocket handshake's state is larger than all a
     // connection keeps while it serves (1,800 bytes against 1,200), and
@@ -89,7 +90,7 @@ async fn start<S>(
     shared: Arc<Shared>,
 ) -> Option<(Connection<S>, Detach, tokio::time::Instant)>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
 {
     // Not graceful until shown otherwise: a panic is no DISCONNECT.
     let detach = Detach {
@@ -142,7 +143,7 @@ async fn open<S>(
     shared: &Shared,
 ) -> Result<Opened<S>, End>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
 {
     if planted!(shared.config, TransportSkipped) {
         let stream = Either::Left(Either::Left(stream));
@@ -343,7 +344,7 @@ impl<S> Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
     async fn serve(&mut self, connect_by: tokio::time::Instant) -> End {
         // Boxed: awaited in place, what the handshake keeps beside its
         // timer and the shutdown's waiter made every idle connection's
@@ -928,6 +929,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Queues::put(&mut self.queues, |q| &mut q.dispatching, waiting, keep);
             return Ok(());
         }
+        // The last read's: what it brought came then, what earlier ones
+        // brought before.
+        let arrived = self.stream.get_mut().last_arrival();
         let (conn, shared) = (self.conn, &self.shared);
         let outbound_max = shared.config.outbound_packets_max;
         let routing = self.routing;
@@ -944,7 +948,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(Hold::Routing);
                 }
                 while let Some(packet) = waiting.pop_front() {
-                    Link::dispatch(&mut state.broker, conn, packet)?;
+                    Link::dispatch(&mut state.broker, conn, packet, arrived)?;
                     if state.broker.work_pending(conn) {
                         return Ok(Hold::Routing);
                     }
@@ -1080,15 +1084,16 @@ mod tests {
     /// was boxed (`last_words` awaited in place made it 1,000, the CONNECT
     /// handshake awaited in place 1,032), then 816 with the packet queues
     /// boxed while busy, the identity a `Box<str>` and the deadlines' spans
-    /// in milliseconds; 872 with the stream in place, unsplit (`duplex.rs`).
-    /// tokio's task cell holds it with its registration (888 bytes) and
+    /// in milliseconds; 872 with the stream in place, unsplit (`duplex.rs`);
+    /// 880 with the socket's last receive timestamp (`net/arrival.rs`).
+    /// tokio's task cell holds it with its registration (896 bytes) and
     /// its own ~120; aligned to 128, the cell is 1,024 bytes for a future
     /// of up to about 900 (measured), then 1,152: 16 bytes more here would
     /// cost every connection 128.
     #[test]
     fn a_connections_task_future_stays_small() {
-        type S = Counted<tokio::net::TcpStream>;
+        type S = Counted<crate::net::StampedTcp>;
         let size = future_size(run::<S>);
-        assert!(size <= 872, "a connection's task future is {size} bytes");
+        assert!(size <= 880, "a connection's task future is {size} bytes");
     }
 }

@@ -649,7 +649,7 @@ async fn accept_loop<L: Listener>(mut listener: L, endpoint: Arc<Endpoint>, shar
 
 fn start_connection<S>(shared: &Arc<Shared>, endpoint: &Arc<Endpoint>, stream: S, peer: SocketAddr)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + crate::net::Arrivals + Unpin + Send + 'static,
 {
     let Some(slot) = endpoint.admit() else {
         shared

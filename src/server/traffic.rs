@@ -95,6 +95,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     }
 }
 
+impl<S: crate::net::Arrivals> crate::net::Arrivals for Counted<S> {
+    fn last_arrival(&self) -> u64 {
+        self.inner.last_arrival()
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(
         self: Pin<&mut Self>,

@@ -52,6 +52,14 @@ struct Files {
 /// boxed: a TLS session's state is kilobytes, a socket a few words).
 pub type Secured<S> = Either<S, Box<TlsStream<S>>>;
 
+/// The socket's last read under TLS: what the connection reads next came
+/// in it or before it.
+impl<S: crate::net::Arrivals> crate::net::Arrivals for TlsStream<S> {
+    fn last_arrival(&self) -> u64 {
+        self.get_ref().0.last_arrival()
+    }
+}
+
 impl Tls {
     /// The listener's TLS, if it has a certificate; its files are read
     /// now, and an error is one line that names the file.

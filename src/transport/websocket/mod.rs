@@ -181,6 +181,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketBytes<T> {
     }
 }
 
+impl<T: crate::net::Arrivals> crate::net::Arrivals for WebSocketBytes<T> {
+    fn last_arrival(&self) -> u64 {
+        self.stream.last_arrival()
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocketBytes<T> {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -1,0 +1,297 @@
+//! When a read's bytes reached this host. MQTT does not order packets
+//! across connections, but users expect arrival order: a SUBSCRIBE whose
+//! bytes came before another client's PUBLISH should be in force for it.
+//! Two worker threads may handle the two in either order (one `epoll_wait`
+//! can wake both tasks, and the other worker steals one), so the order the
+//! broker sees is not the order they came in. The kernel's receive
+//! timestamp of each read (`SO_TIMESTAMPNS`) says which came first, and the
+//! broker gives a subscription that lost the race the messages that came
+//! after it (`broker/recent.rs`).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::either::Either;
+
+/// A stream that can say when the bytes of its last read came.
+pub trait Arrivals {
+    /// When the bytes of the last read reached the host, in nanoseconds of
+    /// the kernel's real-time clock, only ever compared with another
+    /// read's; 0 where the stream cannot tell.
+    fn last_arrival(&self) -> u64;
+}
+
+impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
+    fn last_arrival(&self) -> u64 {
+        match self {
+            Either::Left(stream) => stream.last_arrival(),
+            Either::Right(stream) => stream.last_arrival(),
+        }
+    }
+}
+
+impl<T: Arrivals> Arrivals for Box<T> {
+    fn last_arrival(&self) -> u64 {
+        (**self).last_arrival()
+    }
+}
+
+/// In-memory streams (tests) and the simulation's: their reads have no
+/// arrival of their own.
+impl Arrivals for tokio::io::DuplexStream {
+    fn last_arrival(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(feature = "sim")]
+impl Arrivals for turmoil::net::TcpStream {
+    fn last_arrival(&self) -> u64 {
+        0
+    }
+}
+
+/// A TCP socket whose reads keep the kernel's receive timestamp of their
+/// bytes (of the last segment read). Writes are the socket's own.
+#[derive(Debug)]
+pub struct StampedTcp {
+    stream: tokio::net::TcpStream,
+    last: u64,
+}
+
+impl StampedTcp {
+    /// Asks the kernel to stamp what the socket receives; where it cannot,
+    /// reads carry no stamp and the socket works as before.
+    pub fn new(stream: tokio::net::TcpStream) -> StampedTcp {
+        if let Err(error) = stamp::enable(&stream) {
+            tracing::debug!(%error, "cannot set SO_TIMESTAMPNS");
+        }
+        StampedTcp { stream, last: 0 }
+    }
+}
+
+impl Arrivals for StampedTcp {
+    fn last_arrival(&self) -> u64 {
+        self.last
+    }
+}
+
+/// The socket, for its options (`socket2::SockRef`).
+#[cfg(unix)]
+impl std::os::fd::AsFd for StampedTcp {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
+impl Arrivals for tokio::net::TcpStream {
+    fn last_arrival(&self) -> u64 {
+        0
+    }
+}
+
+impl AsyncRead for StampedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            std::task::ready!(this.stream.poll_read_ready(cx))?;
+            let room = buf.remaining();
+            let mut got = None;
+            // A read that did not fill the room drained the socket: its
+            // readiness is cleared (the closure says `WouldBlock` after
+            // it read), as tokio's own read does, so that the next read
+            // waits for the next edge rather than try, fail and wait.
+            let tried = this.stream.try_io(tokio::io::Interest::READABLE, || {
+                let (n, stamp) = stamp::recv(&this.stream, buf)?;
+                got = Some((n, stamp));
+                match n > 0 && n < room {
+                    true => Err(io::ErrorKind::WouldBlock.into()),
+                    false => Ok(()),
+                }
+            });
+            match (got, tried) {
+                (Some((_, stamp)), _) => {
+                    if stamp != 0 {
+                        this.last = stamp;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                (None, Err(error)) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                (None, Err(error)) => return Poll::Ready(Err(error)),
+                (None, Ok(())) => unreachable!("a read that succeeds says what it got"),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for StampedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod stamp {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use tokio::io::ReadBuf;
+
+    pub(super) fn enable(stream: &tokio::net::TcpStream) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, and an option whose value is an int.
+        let set = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&raw const on).cast(),
+                std::mem::size_of_val(&on) as libc::socklen_t,
+            )
+        };
+        match set {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// One `recvmsg` into the unfilled part of `buf`: how many bytes it
+    /// read, and their receive timestamp (0 if the kernel gave none).
+    pub(super) fn recv(
+        stream: &tokio::net::TcpStream,
+        buf: &mut ReadBuf<'_>,
+    ) -> io::Result<(usize, u64)> {
+        // SAFETY: recvmsg only writes initialised bytes into the room it
+        // is given, and says how many.
+        let unfilled = unsafe { buf.unfilled_mut() };
+        let mut iov = libc::iovec {
+            iov_base: unfilled.as_mut_ptr().cast(),
+            iov_len: unfilled.len(),
+        };
+        // Room for one control message holding a timespec, aligned as a
+        // cmsghdr must be.
+        let mut control = [0u64; 8];
+        // SAFETY: all zeros is a valid msghdr (no name, no buffers).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` points at `iov` and `control`, both alive here.
+        let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &raw mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised the first `n` bytes.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        Ok((n, timestamp(&msg)))
+    }
+
+    fn timestamp(msg: &libc::msghdr) -> u64 {
+        let mut stamp = 0;
+        // SAFETY: the control buffer as the kernel filled it, walked with
+        // the kernel's own macros, read within each message's length.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+            while !cmsg.is_null() {
+                let header = &*cmsg;
+                if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SO_TIMESTAMPNS
+                {
+                    let at: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    stamp = (at.tv_sec as u64)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(at.tv_nsec as u64);
+                }
+                cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            }
+        }
+        stamp
+    }
+}
+
+/// Elsewhere reads are plain and carry no stamp.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod stamp {
+    use std::io;
+
+    use tokio::io::ReadBuf;
+
+    pub(super) fn enable(_: &tokio::net::TcpStream) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn recv(
+        stream: &tokio::net::TcpStream,
+        buf: &mut ReadBuf<'_>,
+    ) -> io::Result<(usize, u64)> {
+        let before = buf.filled().len();
+        stream.try_read_buf(buf)?;
+        Ok((buf.filled().len() - before, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads keep the order the bytes came in: the socket written first
+    /// has the earlier stamp, though it is read last.
+    #[tokio::test]
+    async fn reads_carry_the_order_their_bytes_came_in() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut ours_first = StampedTcp::new(listener.accept().await.unwrap().0);
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut ours_second = StampedTcp::new(listener.accept().await.unwrap().0);
+        assert_eq!(ours_first.last_arrival(), 0, "nothing read yet");
+        first.write_all(b"sub").await.unwrap();
+        second.write_all(b"pub").await.unwrap();
+        let mut buf = [0; 8];
+        let n = ours_second.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"pub");
+        let n = ours_first.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"sub");
+        let (a, b) = (ours_first.last_arrival(), ours_second.last_arrival());
+        assert!(a != 0 && a < b, "stamps {a} and {b}");
+        // Writes and the end of the stream go through as before.
+        ours_first.write_all(b"ack").await.unwrap();
+        let n = first.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"ack");
+        drop(first);
+        assert_eq!(ours_first.read(&mut buf).await.unwrap(), 0);
+    }
+}
