@@ -22,10 +22,12 @@ use super::{Broker, Millis, SessionId};
 use crate::codec::Publish;
 use crate::topic::{TopicFilter, TopicName};
 
-/// Messages kept at most: at 2,000 messages a second, the last 128 ms.
-const RECENT_MESSAGES_MAX: usize = 256;
+/// Messages kept at most: at 2,000 messages a second, the last 32 ms; at
+/// 500,000, the last 128 µs. Few, so that keeping one costs a routed
+/// message little: its slot and the one it replaces stay in cache.
+const RECENT_MESSAGES_MAX: usize = 64;
 /// Their topics' and payloads' bytes at most.
-const RECENT_BYTES_MAX: usize = 256 * 1024;
+const RECENT_BYTES_MAX: usize = 64 * 1024;
 /// How much earlier than the newest a message may have come and be kept:
 /// a SUBSCRIBE reaches the lock tens of microseconds after its bytes came,
 /// a few milliseconds on a loaded host.
