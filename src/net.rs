@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 mod arrival;
-pub use arrival::{Arrivals, StampedTcp};
+#[cfg(feature = "sim")]
+pub use arrival::SimStamped;
+pub use arrival::{Arrivals, Stamped, StampedTcp};
 
 pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Arrivals + Unpin + Send + 'static;
@@ -52,10 +54,11 @@ impl Listener for tokio::net::TcpListener {
 
 #[cfg(feature = "sim")]
 impl Listener for turmoil::net::TcpListener {
-    type Stream = turmoil::net::TcpStream;
+    type Stream = SimStamped;
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
-        turmoil::net::TcpListener::accept(self).await
+        let (stream, peer) = turmoil::net::TcpListener::accept(self).await?;
+        Ok((SimStamped::new(stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -221,6 +221,9 @@ pub struct BrokerStats {
     /// Messages put on disk only since the start, and read back.
     pub spilled: u64,
     pub read_back: u64,
+    /// Messages given to a new subscription whose SUBSCRIBE came before
+    /// them but reached the lock after them, since the start (`recent.rs`).
+    pub replayed: u64,
     pub dropped: Dropped,
     /// Whether the broker's memory is over `memory_max_bytes` now.
     pub memory_full: bool,
@@ -307,6 +310,8 @@ pub struct Broker {
     /// The messages routed last, for a subscription that lost a race
     /// with them (`recent.rs`).
     recent: recent::Recent,
+    /// Messages `recent` gave to subscriptions, since the start.
+    replayed: u64,
     /// SUBSCRIBEs being handled a slice at a time, by their connection
     /// (`subscribe.rs`).
     subscribing: std::collections::BTreeMap<ConnId, subscribe::Subscribing>,
@@ -371,6 +376,7 @@ impl Broker {
             matches_sorted: 0,
             routes: Default::default(),
             recent: Default::default(),
+            replayed: 0,
             subscribing: Default::default(),
             split_acks: false,
             subscriptions_visited: 0,
@@ -476,6 +482,7 @@ impl Broker {
             queued_on_disk_bytes: self.counts.on_disk_bytes,
             spilled: self.counts.spilled,
             read_back: self.counts.read_back,
+            replayed: self.replayed,
             dropped: self.dropped,
             memory_full: self.memory_full,
             connects_refused_memory: self.connects_refused_memory,

@@ -4,8 +4,9 @@
 //! `net/arrival.rs`). When the subscription is made it gets the messages
 //! that came after its SUBSCRIBE, as if it had been handled in the order
 //! the bytes came, as mosquitto's one thread handles them. Only messages
-//! and SUBSCRIBEs whose arrival the socket told are kept and compared (none
-//! in the simulation, whose streams cannot tell).
+//! and SUBSCRIBEs whose arrival the socket told are kept and compared (in
+//! the simulation, the order of the reads stands for it). The copy may go
+//! before the SUBACK, which MQTT allows [3.8.4 of 3.1.1 and 5.0].
 //!
 //! Not replayed: a retained message (the SUBSCRIBE sends the topic's
 //! retained message itself, unless its Retain Handling says not to); a
@@ -20,6 +21,7 @@ use super::shared::split_held;
 use super::subscribe::Subscription;
 use super::{Broker, Millis, SessionId};
 use crate::codec::Publish;
+use crate::config::planted;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Messages kept at most: at 2,000 messages a second, the last 32 ms; at
@@ -125,6 +127,7 @@ impl Broker {
             .iter()
             .map(|(filter, _)| filter)
             .filter(|filter| !new.iter().any(|(made, _)| made == *filter))
+            .filter(|_| !planted!(self.config, ReplayToHeldFilters))
             .collect();
         let mut copies = Vec::new();
         for message in raced {
@@ -146,6 +149,7 @@ impl Broker {
             if !self.may_read(sid, &publish.topic) {
                 continue;
             }
+            self.replayed += 1;
             let message = Message {
                 publish,
                 expires_at,

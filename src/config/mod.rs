@@ -354,11 +354,15 @@ pub enum PlantedBug {
     /// sent by that alias alone, its name not given: the client reads it
     /// as the other topic's message.
     SentAliasReplacedUnnamed,
+    /// A SUBSCRIBE that came before a message routed ahead of it gets the
+    /// message replayed also where the session's other filters matched it
+    /// and it had its copy (`broker/recent.rs`): a second copy.
+    ReplayToHeldFilters,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 60] = [
+    pub const ALL: [PlantedBug; 61] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -419,6 +423,7 @@ impl PlantedBug {
         PlantedBug::TailChunkSkipsFirst,
         PlantedBug::SentAliasesUnasked,
         PlantedBug::SentAliasReplacedUnnamed,
+        PlantedBug::ReplayToHeldFilters,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

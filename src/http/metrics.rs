@@ -198,7 +198,7 @@ fn encode_gauges(encoder: &mut DescriptorEncoder, census: &Census, uptime: f64) 
 
 fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Result {
     let traffic = &census.traffic;
-    let plain: [(&str, &str, Option<&Unit>, u64); 9] = [
+    let plain: [(&str, &str, Option<&Unit>, u64); 10] = [
         (
             "connections_accepted",
             "Connections taken on.",
@@ -252,6 +252,12 @@ fn encode_counters(encoder: &mut DescriptorEncoder, census: &Census) -> fmt::Res
             "Queued messages read back from disk as their clients took them.",
             None,
             census.read_back,
+        ),
+        (
+            "messages_replayed",
+            "Messages given to a subscription whose SUBSCRIBE came before them but was handled after them.",
+            None,
+            census.replayed,
         ),
     ];
     for (name, help, unit, value) in plain {

@@ -46,19 +46,22 @@ impl Arrivals for tokio::io::DuplexStream {
     }
 }
 
-#[cfg(feature = "sim")]
-impl Arrivals for turmoil::net::TcpStream {
-    fn last_arrival(&self) -> u64 {
-        0
-    }
+/// A socket whose reads keep when their bytes came. Writes are the
+/// socket's own.
+#[derive(Debug)]
+pub struct Stamped<S> {
+    stream: S,
+    last: u64,
 }
 
 /// A TCP socket whose reads keep the kernel's receive timestamp of their
-/// bytes (of the last segment read). Writes are the socket's own.
-#[derive(Debug)]
-pub struct StampedTcp {
-    stream: tokio::net::TcpStream,
-    last: u64,
+/// bytes (of the last segment read).
+pub type StampedTcp = Stamped<tokio::net::TcpStream>;
+
+impl<S> Arrivals for Stamped<S> {
+    fn last_arrival(&self) -> u64 {
+        self.last
+    }
 }
 
 impl StampedTcp {
@@ -68,13 +71,7 @@ impl StampedTcp {
         if let Err(error) = stamp::enable(&stream) {
             tracing::debug!(%error, "cannot set SO_TIMESTAMPNS");
         }
-        StampedTcp { stream, last: 0 }
-    }
-}
-
-impl Arrivals for StampedTcp {
-    fn last_arrival(&self) -> u64 {
-        self.last
+        Stamped { stream, last: 0 }
     }
 }
 
@@ -83,12 +80,6 @@ impl Arrivals for StampedTcp {
 impl std::os::fd::AsFd for StampedTcp {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.stream.as_fd()
-    }
-}
-
-impl Arrivals for tokio::net::TcpStream {
-    fn last_arrival(&self) -> u64 {
-        0
     }
 }
 
@@ -130,7 +121,7 @@ impl AsyncRead for StampedTcp {
     }
 }
 
-impl AsyncWrite for StampedTcp {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stamped<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -157,6 +148,46 @@ impl AsyncWrite for StampedTcp {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The simulation's sockets, whose bytes no kernel stamps: a read's
+/// arrival is its place among the reads of its thread (a simulation runs
+/// on one), so that the broker there compares arrivals as it does on real
+/// sockets, and the harness judges what that does. Only reads of one run
+/// are compared, so where the count starts does not matter.
+#[cfg(feature = "sim")]
+pub type SimStamped = Stamped<turmoil::net::TcpStream>;
+
+#[cfg(feature = "sim")]
+thread_local! {
+    static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(feature = "sim")]
+impl SimStamped {
+    pub fn new(stream: turmoil::net::TcpStream) -> SimStamped {
+        Stamped { stream, last: 0 }
+    }
+}
+
+#[cfg(feature = "sim")]
+impl AsyncRead for SimStamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.last = READS.with(|reads| {
+                reads.set(reads.get() + 1);
+                reads.get()
+            });
+        }
+        polled
     }
 }
 

@@ -49,6 +49,7 @@ fn a_subscribe_that_came_first_gets_the_message_that_beat_it_to_the_lock() {
     assert!(effects
         .iter()
         .any(|e| matches!(e, Effect::Send(ConnId(1), Packet::SubAck(_)))));
+    assert_eq!(broker.stats().replayed, 1);
     // Acknowledged by the subscriber as any delivery is.
     broker.puback(ConnId(1), id(1));
     assert_eq!(broker.stats().inflight, 0);
