@@ -193,9 +193,11 @@ impl Broker {
         let rows = rows?;
         if rows.is_empty() {
             let tail = out.take_tail().expect("just seen");
+            let client_id = session.client_id().to_owned();
             self.counts.drop_tail(tail);
             self.dropped.queue_full += tail.count as u64;
-            let client_id = session.client_id().to_owned();
+            #[cfg(feature = "sim")]
+            self.count_drops_for(read.sid, tail.count as u64);
             return Err(format!(
                 "{client_id}: the store holds none of the {} messages queued on disk from {}",
                 tail.count, tail.from
@@ -217,6 +219,10 @@ impl Broker {
         if let Some(tail) = session.outbox.take_tail() {
             self.counts.drop_tail(tail);
             self.dropped.queue_full += tail.count as u64;
+            // The simulation holds a session's missing messages against
+            // its own drops.
+            #[cfg(feature = "sim")]
+            self.count_drops_for(sid, tail.count as u64);
         }
     }
 }

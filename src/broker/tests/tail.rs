@@ -127,3 +127,24 @@ fn a_read_for_a_session_that_ended_is_dropped() {
     assert_eq!(broker.stats().queued, 0);
     broker.check().unwrap();
 }
+
+/// The simulation holds a session's missing messages against the drops
+/// counted for its client: a tail the store no longer holds is such drops.
+#[test]
+fn a_tail_the_store_lost_is_counted_against_its_client() {
+    let mut broker = offline_subscriber_and_publisher();
+    for n in 0..3 {
+        let payload = n.to_string();
+        publish(
+            &mut broker,
+            2,
+            message("t", QoS::AtLeastOnce, Some(10 + n), &payload),
+        );
+    }
+    connect(&mut broker, 3, "sub", false);
+    let reads = broker.take_tail_reads();
+    assert!(broker.tail_read(reads[0], Ok(Vec::new())).is_err());
+    assert_eq!(broker.stats().dropped.queue_full, 3);
+    assert_eq!(broker.dropped_by_client().get("sub"), Some(&3));
+    broker.check().unwrap();
+}
