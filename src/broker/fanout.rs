@@ -265,6 +265,7 @@ impl Broker {
                     origin,
                     forwarded: route.forwarded,
                     expires_at: route.expires_at,
+                    seq: 0,
                 });
             }
         }

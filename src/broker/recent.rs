@@ -9,9 +9,13 @@
 //! before the SUBACK, which MQTT allows [3.8.4 of 3.1.1 and 5.0].
 //!
 //! Not replayed: a retained message (the SUBSCRIBE sends the topic's
-//! retained message itself, unless its Retain Handling says not to); a
+//! retained message itself, unless its Retain Handling says not to), nor
+//! any message on a topic the retained store holds one for (the retained
+//! one, sent after the SUBACK, would come after a later live one); a
 //! shared subscription's; a message the session's other filters matched
-//! (it had its copy); a session's own (its packets are handled in order).
+//! (it had its copy), or one routed before the session last unsubscribed
+//! (a filter it had then may have brought it); a session's own (its
+//! packets are handled in order).
 
 use std::collections::VecDeque;
 
@@ -28,8 +32,11 @@ use crate::topic::{TopicFilter, TopicName};
 /// 500,000, the last 128 µs. Few, so that keeping one costs a routed
 /// message little: its slot and the one it replaces stay in cache.
 const RECENT_MESSAGES_MAX: usize = 64;
-/// Their topics' and payloads' bytes at most.
+/// Their weight (`Publish::weight`: payload, topic, properties) at most.
 const RECENT_BYTES_MAX: usize = 64 * 1024;
+/// Sessions' last UNSUBSCRIBEs kept at most; past it, what was kept before
+/// the one let go is replayed to nobody.
+const UNSUBSCRIBES_MAX: usize = 64;
 /// How much earlier than the newest a message may have come and be kept:
 /// a SUBSCRIBE reaches the lock tens of microseconds after its bytes came,
 /// a few milliseconds on a loaded host.
@@ -46,6 +53,14 @@ pub(super) struct Recent {
     /// In the order they were routed; their arrivals nearly so.
     messages: VecDeque<RecentMessage>,
     bytes: usize,
+    /// The `seq` the next message kept gets.
+    next_seq: u64,
+    /// Sessions that took a filter out, with `next_seq` then, oldest
+    /// first: what was kept before may have reached them through it.
+    unsubscribed: VecDeque<(SessionId, u64)>,
+    /// Messages kept before this are replayed to nobody: an UNSUBSCRIBE
+    /// that came after them was let go from `unsubscribed`.
+    floor: u64,
 }
 
 #[derive(Debug)]
@@ -55,16 +70,18 @@ pub(super) struct RecentMessage {
     pub origin: SessionId,
     pub forwarded: Publish,
     pub expires_at: Option<Millis>,
+    /// Its place among the messages kept (`Recent::keep` sets it).
+    pub seq: u64,
 }
 
 impl RecentMessage {
     fn bytes(&self) -> usize {
-        self.forwarded.topic.as_str().len() + self.forwarded.payload.len()
+        self.forwarded.weight()
     }
 }
 
 impl Recent {
-    pub(super) fn keep(&mut self, message: RecentMessage) {
+    pub(super) fn keep(&mut self, mut message: RecentMessage) {
         let bytes = message.bytes();
         if bytes > RECENT_BYTES_MAX {
             return;
@@ -80,6 +97,8 @@ impl Recent {
             self.bytes = 0;
         }
         let arrived = message.arrived;
+        message.seq = self.next_seq;
+        self.next_seq += 1;
         self.bytes += bytes;
         self.messages.push_back(message);
         while let Some(oldest) = self.messages.front() {
@@ -94,6 +113,27 @@ impl Recent {
 
     pub(super) fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Session `sid` took a filter out: none of the messages kept so far
+    /// is replayed to it.
+    pub(super) fn unsubscribed(&mut self, sid: SessionId) {
+        if self.messages.is_empty() {
+            return;
+        }
+        self.unsubscribed.retain(|(s, _)| *s != sid);
+        if self.unsubscribed.len() == UNSUBSCRIBES_MAX {
+            if let Some((_, seq)) = self.unsubscribed.pop_front() {
+                self.floor = self.floor.max(seq);
+            }
+        }
+        self.unsubscribed.push_back((sid, self.next_seq));
+    }
+
+    /// Whether `message` may be replayed to session `sid`.
+    fn replayable_to(&self, message: &RecentMessage, sid: SessionId) -> bool {
+        message.seq >= self.floor
+            && !(self.unsubscribed.iter()).any(|(s, seq)| *s == sid && message.seq < *seq)
     }
 }
 
@@ -110,23 +150,29 @@ impl Broker {
         if arrived == 0 || new.is_empty() || self.recent.is_empty() {
             return;
         }
-        let after = |m: &&RecentMessage| m.arrived > arrived && m.origin != sid;
+        let recent = &self.recent;
+        let after = |m: &&RecentMessage| {
+            m.arrived > arrived && m.origin != sid && recent.replayable_to(m, sid)
+        };
         let mut work = self.recent.messages.iter().filter(after).count() * new.len();
         if work > REPLAY_WORK_MAX {
             return;
         }
         let raced: Vec<&RecentMessage> = (self.recent.messages.iter().filter(after))
             .filter(|m| new.iter().any(|(f, _)| f.matches(&m.forwarded.topic)))
+            .filter(|m| self.retained.get(&m.forwarded.topic).is_none())
             .collect();
         let filters = &self.sessions.get(sid).subscriptions;
         work += raced.len() * (filters.len() - new.len());
         if raced.is_empty() || work > REPLAY_WORK_MAX {
             return;
         }
+        let mut made: Vec<&TopicFilter> = new.iter().map(|(filter, _)| filter).collect();
+        made.sort_unstable();
         let others: Vec<&TopicFilter> = filters
             .iter()
             .map(|(filter, _)| filter)
-            .filter(|filter| !new.iter().any(|(made, _)| made == *filter))
+            .filter(|filter| made.binary_search(filter).is_err())
             .filter(|_| !planted!(self.config, ReplayToHeldFilters))
             .collect();
         let mut copies = Vec::new();

@@ -345,6 +345,7 @@ impl Broker {
                     self.note(|| Noted::Filter(sid, filter.clone(), Key::Seen));
                 }
                 self.drop_subscription(sid, &filter);
+                self.recent.unsubscribed(sid);
                 gone.insert(filter);
                 codes.push(ReasonCode::SUCCESS);
             } else {

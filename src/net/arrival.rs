@@ -66,7 +66,10 @@ impl<S> Arrivals for Stamped<S> {
 
 impl StampedTcp {
     /// Asks the kernel to stamp what the socket receives; where it cannot,
-    /// reads carry no stamp and the socket works as before.
+    /// reads carry no stamp and the socket works as before. The kernel
+    /// stamps every packet the host receives while any socket asks (a
+    /// clock read each), and turns that on a moment after the first asks:
+    /// the first reads after the broker starts may carry no stamp.
     pub fn new(stream: tokio::net::TcpStream) -> StampedTcp {
         if let Err(error) = stamp::enable(&stream) {
             tracing::debug!(%error, "cannot set SO_TIMESTAMPNS");
@@ -258,7 +261,10 @@ mod stamp {
             let mut cmsg = libc::CMSG_FIRSTHDR(msg);
             while !cmsg.is_null() {
                 let header = &*cmsg;
-                if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SO_TIMESTAMPNS
+                let room = libc::CMSG_LEN(std::mem::size_of::<libc::timespec>() as u32);
+                if header.cmsg_level == libc::SOL_SOCKET
+                    && header.cmsg_type == libc::SO_TIMESTAMPNS
+                    && header.cmsg_len as usize >= room as usize
                 {
                     let at: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                     stamp = (at.tv_sec as u64)
@@ -309,9 +315,21 @@ mod tests {
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut ours_second = StampedTcp::new(listener.accept().await.unwrap().0);
         assert_eq!(ours_first.last_arrival(), 0, "nothing read yet");
+        // The host stamps what it receives once the first socket asks, a
+        // moment later (the kernel turns it on from a work queue), and
+        // until then reads carry no stamp.
+        let mut buf = [0; 8];
+        for _ in 0..1000 {
+            first.write_all(b"w").await.unwrap();
+            ours_first.read_exact(&mut buf[..1]).await.unwrap();
+            if ours_first.last_arrival() != 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_ne!(ours_first.last_arrival(), 0, "the host stamps nothing");
         first.write_all(b"sub").await.unwrap();
         second.write_all(b"pub").await.unwrap();
-        let mut buf = [0; 8];
         let n = ours_second.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"pub");
         let n = ours_first.read(&mut buf).await.unwrap();

@@ -75,7 +75,7 @@ async fn a_subscribe_that_came_first_gets_the_message_whichever_worker_wins() {
     let broker = Binary::start_with_workers("", 2).await;
     let mut b = Raw::connected(broker.addr, "b").await;
     let mut a = Raw::connected(broker.addr, "a").await;
-    let mut missed = Vec::new();
+    let (mut missed, mut raced) = (Vec::new(), 0);
     for round in 1..=RACED_ROUNDS {
         let topic = format!("raced/{round}");
         tokio::time::sleep(IDLE).await;
@@ -98,6 +98,9 @@ async fn a_subscribe_that_came_first_gets_the_message_whichever_worker_wins() {
                     assert_eq!(publish.topic.as_str(), topic);
                     assert!(!got, "round {round}: a second copy");
                     got = true;
+                    // Before the SUBACK: A's PUBLISH won the race, and
+                    // the copy is the replay.
+                    raced += u32::from(!suback);
                 }
                 Packet::SubAck(_) => {
                     suback = true;
@@ -113,6 +116,9 @@ async fn a_subscribe_that_came_first_gets_the_message_whichever_worker_wins() {
             missed.push(round);
         }
     }
+    // How often the race was lost and made good, for whoever reads the
+    // output; it varies with the machine, and may be none.
+    eprintln!("{raced} of {RACED_ROUNDS} rounds raced and were replayed");
     assert_eq!(
         missed,
         Vec::<u16>::new(),

@@ -180,3 +180,69 @@ fn a_replay_is_not_done_past_its_work_under_the_lock() {
         );
     }
 }
+
+/// B unsubscribes from a filter that brought it the message, then
+/// subscribes again, both before the message came but both handled after
+/// it was routed: it had its copy, and gets no second.
+#[test]
+fn a_session_that_unsubscribed_since_gets_no_replay() {
+    let mut broker = two_clients();
+    subscribe_at(&mut broker, "a/b", QoS::AtMostOnce, 500);
+    let routed = publish_at(&mut broker, "a/b", "m", 2_000);
+    assert_eq!(deliveries(&routed).len(), 1);
+    let unsubscribe = crate::codec::Unsubscribe {
+        packet_id: id(6),
+        filters: vec![TopicFilter::new("a/b").unwrap()],
+        properties: Default::default(),
+    };
+    broker.unsubscribe(ConnId(1), unsubscribe).unwrap();
+    drain_effects(&mut broker);
+    let effects = subscribe_at(&mut broker, "a/+", QoS::AtMostOnce, 1_000);
+    assert_eq!(deliveries(&effects), vec![]);
+    // What is routed after the UNSUBSCRIBE is replayed as ever.
+    publish_at(&mut broker, "c/d", "n", 3_000);
+    let effects = subscribe_at(&mut broker, "c/+", QoS::AtMostOnce, 2_500);
+    assert_eq!(
+        deliveries(&effects),
+        vec![(1, QoS::AtMostOnce, None, "n".into(), false)]
+    );
+}
+
+/// A topic with a retained message: the retained one is sent after the
+/// SUBACK, and a replayed later message before it would put the two out
+/// of their publisher's order, so none is replayed.
+#[test]
+fn no_replay_on_a_topic_the_retained_store_holds() {
+    let mut broker = two_clients();
+    let kept = Publish {
+        retain: true,
+        ..message("a/b", QoS::AtLeastOnce, Some(7), "kept")
+    };
+    broker.publish_arrived(ConnId(2), kept, 500).unwrap();
+    publish_at(&mut broker, "a/b", "live", 2_000);
+    let effects = subscribe_at(&mut broker, "a/b", QoS::AtLeastOnce, 1_000);
+    let got: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(ConnId(1), Packet::Publish(p)) => Some(p.payload.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![Bytes::from("kept")]);
+}
+
+/// What is kept is bounded by its weight too, properties included.
+#[test]
+fn recent_messages_are_bounded_by_their_weight() {
+    let mut broker = two_clients();
+    let big = "x".repeat(20 * 1024);
+    for n in 0..10u64 {
+        publish_at(&mut broker, "a/b", &format!("{n}{big}"), 10_000 + n);
+    }
+    let effects = subscribe_at(&mut broker, "a/b", QoS::AtMostOnce, 1);
+    let got: Vec<_> = deliveries(&effects)
+        .into_iter()
+        .map(|d| d.3[..1].to_owned())
+        .collect();
+    assert_eq!(got, ["7", "8", "9"], "three of 20 KiB fit in 64 KiB");
+}

@@ -130,6 +130,7 @@ fn a_read_for_a_session_that_ended_is_dropped() {
 
 /// The simulation holds a session's missing messages against the drops
 /// counted for its client: a tail the store no longer holds is such drops.
+#[cfg(feature = "sim")]
 #[test]
 fn a_tail_the_store_lost_is_counted_against_its_client() {
     let mut broker = offline_subscriber_and_publisher();
