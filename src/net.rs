@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 mod arrival;
 #[cfg(feature = "sim")]
 pub use arrival::SimStamped;
-pub use arrival::{Arrivals, Stamped, StampedTcp};
+pub use arrival::{stamp_accepted, Arrivals, Stamped, StampedTcp};
 
 pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Arrivals + Unpin + Send + 'static;
@@ -19,6 +19,10 @@ pub trait Listener: Send + 'static {
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
 
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Asks for the arrival of what its connections read (`Arrivals`),
+    /// once, before the first accept.
+    fn stamp_arrivals(&self) {}
 }
 
 const TCP_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -49,6 +53,10 @@ impl Listener for tokio::net::TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::TcpListener::local_addr(self)
+    }
+
+    fn stamp_arrivals(&self) {
+        stamp_accepted(self);
     }
 }
 

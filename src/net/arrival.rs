@@ -64,16 +64,22 @@ impl<S> Arrivals for Stamped<S> {
     }
 }
 
+/// Asks the kernel to stamp what the sockets `listener` accepts receive
+/// (they inherit the option: no call for each); where it cannot, their
+/// reads carry no stamp and they work as before. The kernel stamps every
+/// packet the host receives while any socket asks (a clock read each),
+/// and turns that on a moment after the first asks: the first reads after
+/// the broker starts may carry no stamp.
+pub fn stamp_accepted(listener: &tokio::net::TcpListener) {
+    if let Err(error) = stamp::enable(listener) {
+        tracing::warn!(%error, "cannot set SO_TIMESTAMPNS: no arrival order across workers");
+    }
+}
+
 impl StampedTcp {
-    /// Asks the kernel to stamp what the socket receives; where it cannot,
-    /// reads carry no stamp and the socket works as before. The kernel
-    /// stamps every packet the host receives while any socket asks (a
-    /// clock read each), and turns that on a moment after the first asks:
-    /// the first reads after the broker starts may carry no stamp.
+    /// A socket accepted from a listener that `stamp_accepted` asked for,
+    /// or one whose reads will carry no stamp.
     pub fn new(stream: tokio::net::TcpStream) -> StampedTcp {
-        if let Err(error) = stamp::enable(&stream) {
-            tracing::debug!(%error, "cannot set SO_TIMESTAMPNS");
-        }
         Stamped { stream, last: 0 }
     }
 }
@@ -201,12 +207,12 @@ mod stamp {
 
     use tokio::io::ReadBuf;
 
-    pub(super) fn enable(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    pub(super) fn enable(socket: &impl AsRawFd) -> io::Result<()> {
         let on: libc::c_int = 1;
         // SAFETY: a valid socket, and an option whose value is an int.
         let set = unsafe {
             libc::setsockopt(
-                stream.as_raw_fd(),
+                socket.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_TIMESTAMPNS,
                 (&raw const on).cast(),
@@ -285,7 +291,7 @@ mod stamp {
 
     use tokio::io::ReadBuf;
 
-    pub(super) fn enable(_: &tokio::net::TcpStream) -> io::Result<()> {
+    pub(super) fn enable<T>(_: &T) -> io::Result<()> {
         Ok(())
     }
 
@@ -309,6 +315,7 @@ mod tests {
     #[tokio::test]
     async fn reads_carry_the_order_their_bytes_came_in() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        stamp_accepted(&listener);
         let addr = listener.local_addr().unwrap();
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut ours_first = StampedTcp::new(listener.accept().await.unwrap().0);

@@ -630,6 +630,7 @@ pub async fn run<L: Listener>(
 }
 
 async fn accept_loop<L: Listener>(mut listener: L, endpoint: Arc<Endpoint>, shared: Arc<Shared>) {
+    listener.stamp_arrivals();
     loop {
         let accepted = tokio::select! {
             () = shared.cancel.cancelled() => return,
