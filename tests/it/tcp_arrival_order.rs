@@ -20,6 +20,29 @@ const SETTLE: Duration = Duration::from_millis(5);
 /// Time for the broker to finish what it was doing and wait in its poll.
 const IDLE: Duration = Duration::from_millis(20);
 
+/// B's SUBSCRIBE to `topic`, then A's PUBLISH to it, both sent while the
+/// broker is stopped, so that its next poll finds both sockets readable,
+/// B's first.
+async fn subscribe_then_publish(
+    broker: &Binary,
+    b: &mut Raw,
+    a: &mut Raw,
+    round: u16,
+    topic: &str,
+) {
+    // Idle in its poll first: epoll lists a socket where its first event
+    // since the last poll put it, and a new socket's first (writable)
+    // event, still unread, once put A before B.
+    tokio::time::sleep(IDLE).await;
+    broker.pause();
+    b.send(&raw::subscribe(round, topic, QoS::AtMostOnce)).await;
+    tokio::time::sleep(SETTLE).await;
+    a.send(&raw::publish(topic, QoS::AtLeastOnce, round, b"m"))
+        .await;
+    tokio::time::sleep(SETTLE).await;
+    broker.resume();
+}
+
 /// The binary's own runtime, with one worker: it runs what a poll woke in
 /// the order it queued it, with no second worker to race it. tokio's LIFO
 /// slot once ran the task woken last first, and A's PUBLISH went before
@@ -33,20 +56,7 @@ async fn a_subscribe_read_in_the_same_poll_before_a_publish_is_in_force_for_it()
     let mut a = Raw::connected(broker.addr, "a").await;
     for round in 1..=ROUNDS {
         let topic = format!("order/{round}");
-        // Idle in its poll first: epoll lists a socket where its first
-        // event since the last poll put it, and a new socket's first
-        // (writable) event, still unread, once put A before B.
-        tokio::time::sleep(IDLE).await;
-        // Stopped, so that its next poll finds both sockets readable, B's
-        // first.
-        broker.pause();
-        b.send(&raw::subscribe(round, &topic, QoS::AtMostOnce))
-            .await;
-        tokio::time::sleep(SETTLE).await;
-        a.send(&raw::publish(&topic, QoS::AtLeastOnce, round, b"m"))
-            .await;
-        tokio::time::sleep(SETTLE).await;
-        broker.resume();
+        subscribe_then_publish(&broker, &mut b, &mut a, round, &topic).await;
         assert!(matches!(b.recv().await, Packet::SubAck(_)));
         // Routed: a copy for B is queued before B's PINGRESP, or never.
         assert!(matches!(a.recv().await, Packet::PubAck(_)));
@@ -78,15 +88,7 @@ async fn a_subscribe_that_came_first_gets_the_message_whichever_worker_wins() {
     let (mut missed, mut raced) = (Vec::new(), 0);
     for round in 1..=RACED_ROUNDS {
         let topic = format!("raced/{round}");
-        tokio::time::sleep(IDLE).await;
-        broker.pause();
-        b.send(&raw::subscribe(round, &topic, QoS::AtMostOnce))
-            .await;
-        tokio::time::sleep(SETTLE).await;
-        a.send(&raw::publish(&topic, QoS::AtLeastOnce, round, b"m"))
-            .await;
-        tokio::time::sleep(SETTLE).await;
-        broker.resume();
+        subscribe_then_publish(&broker, &mut b, &mut a, round, &topic).await;
         assert!(matches!(a.recv().await, Packet::PubAck(_)));
         // The copy comes before the SUBACK (replayed as the subscription
         // is made) or after it (routed after it), and before the PINGRESP.
