@@ -149,3 +149,32 @@ fn a_tail_the_store_lost_is_counted_against_its_client() {
     assert_eq!(broker.dropped_by_client().get("sub"), Some(&3));
     broker.check().unwrap();
 }
+
+/// A 5.0 client resumes its session with expiry 0: the session no longer
+/// outlives the connection, its rows leave the store, and the tail on
+/// disk is lost with them, counted against its client.
+#[cfg(feature = "sim")]
+#[test]
+fn a_tail_a_session_no_longer_keeps_is_counted_against_its_client() {
+    let mut broker = offline_subscriber_and_publisher();
+    for n in 0..2 {
+        let payload = n.to_string();
+        publish(
+            &mut broker,
+            2,
+            message("t", QoS::AtLeastOnce, Some(10 + n), &payload),
+        );
+    }
+    assert_eq!(broker.stats().queued_on_disk, 2);
+    let resume = Connect {
+        version: ProtocolVersion::V5,
+        clean_session: false,
+        ..connect_packet("sub", None)
+    };
+    broker.connect(ConnId(3), resume);
+    drain_effects(&mut broker);
+    assert_eq!(broker.stats().queued_on_disk, 0);
+    assert_eq!(broker.stats().dropped.queue_full, 2);
+    assert_eq!(broker.dropped_by_client().get("sub"), Some(&2));
+    broker.check().unwrap();
+}
