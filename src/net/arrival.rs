@@ -58,6 +58,14 @@ pub struct Stamped<S> {
 /// bytes (of the last segment read).
 pub type StampedTcp = Stamped<tokio::net::TcpStream>;
 
+impl<S> Stamped<S> {
+    /// For a TCP socket, one accepted from a listener that `stamp_accepted`
+    /// asked for; another one's reads carry no stamp.
+    pub fn new(stream: S) -> Stamped<S> {
+        Stamped { stream, last: 0 }
+    }
+}
+
 impl<S> Arrivals for Stamped<S> {
     fn last_arrival(&self) -> u64 {
         self.last
@@ -76,14 +84,6 @@ pub fn stamp_accepted(listener: &tokio::net::TcpListener) {
     }
 }
 
-impl StampedTcp {
-    /// A socket accepted from a listener that `stamp_accepted` asked for,
-    /// or one whose reads will carry no stamp.
-    pub fn new(stream: tokio::net::TcpStream) -> StampedTcp {
-        Stamped { stream, last: 0 }
-    }
-}
-
 /// The socket, for its options (`socket2::SockRef`).
 #[cfg(unix)]
 impl std::os::fd::AsFd for StampedTcp {
@@ -92,23 +92,46 @@ impl std::os::fd::AsFd for StampedTcp {
     }
 }
 
-impl AsyncRead for StampedTcp {
+/// A socket's read that says when its bytes came (0: it cannot tell).
+trait StampedRead {
+    fn poll_read_stamped(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<u64>>;
+}
+
+impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let stamp = std::task::ready!(this.stream.poll_read_stamped(cx, buf))?;
+        if stamp != 0 {
+            this.last = stamp;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl StampedRead for tokio::net::TcpStream {
+    fn poll_read_stamped(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<u64>> {
         loop {
-            std::task::ready!(this.stream.poll_read_ready(cx))?;
+            std::task::ready!(self.poll_read_ready(cx))?;
             let room = buf.remaining();
             let mut got = None;
             // A read that did not fill the room drained the socket: its
             // readiness is cleared (the closure says `WouldBlock` after
             // it read), as tokio's own read does, so that the next read
             // waits for the next edge rather than try, fail and wait.
-            let tried = this.stream.try_io(tokio::io::Interest::READABLE, || {
-                let (n, stamp) = stamp::recv(&this.stream, buf)?;
+            let tried = self.try_io(tokio::io::Interest::READABLE, || {
+                let (n, stamp) = stamp::recv(self, buf)?;
                 got = Some((n, stamp));
                 match n > 0 && n < room {
                     true => Err(io::ErrorKind::WouldBlock.into()),
@@ -116,12 +139,7 @@ impl AsyncRead for StampedTcp {
                 }
             });
             match (got, tried) {
-                (Some((_, stamp)), _) => {
-                    if stamp != 0 {
-                        this.last = stamp;
-                    }
-                    return Poll::Ready(Ok(()));
-                }
+                (Some((_, stamp)), _) => return Poll::Ready(Ok(stamp)),
                 (None, Err(error)) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 (None, Err(error)) => return Poll::Ready(Err(error)),
                 (None, Ok(())) => unreachable!("a read that succeeds says what it got"),
@@ -174,29 +192,21 @@ thread_local! {
 }
 
 #[cfg(feature = "sim")]
-impl SimStamped {
-    pub fn new(stream: turmoil::net::TcpStream) -> SimStamped {
-        Stamped { stream, last: 0 }
-    }
-}
-
-#[cfg(feature = "sim")]
-impl AsyncRead for SimStamped {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl StampedRead for turmoil::net::TcpStream {
+    fn poll_read_stamped(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+    ) -> Poll<io::Result<u64>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.last = READS.with(|reads| {
-                reads.set(reads.get() + 1);
-                reads.get()
-            });
+        std::task::ready!(Pin::new(self).poll_read(cx, buf))?;
+        if buf.filled().len() == before {
+            return Poll::Ready(Ok(0));
         }
-        polled
+        Poll::Ready(Ok(READS.with(|reads| {
+            reads.set(reads.get() + 1);
+            reads.get()
+        })))
     }
 }
 

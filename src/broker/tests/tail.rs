@@ -44,6 +44,18 @@ fn read(store: &BTreeMap<u64, Stored>, from: u64) -> Vec<(u64, Stored)> {
     store.range(from..).map(|(s, m)| (*s, m.clone())).collect()
 }
 
+/// "pub" publishes `count` messages to `t` at QoS 1, "0" onwards.
+fn queue_messages(broker: &mut Broker, count: u16) {
+    for n in 0..count {
+        let payload = n.to_string();
+        publish(
+            broker,
+            2,
+            message("t", QoS::AtLeastOnce, Some(10 + n), &payload),
+        );
+    }
+}
+
 fn payloads(effects: &[Effect]) -> Vec<String> {
     deliveries(effects).into_iter().map(|d| d.3).collect()
 }
@@ -52,13 +64,7 @@ fn payloads(effects: &[Effect]) -> Vec<String> {
 fn an_offline_queue_past_the_budget_waits_on_disk_and_comes_back_in_order() {
     let mut broker = offline_subscriber_and_publisher();
     let mut store = BTreeMap::new();
-    for n in 0..5 {
-        publish(
-            &mut broker,
-            2,
-            message("t", QoS::AtLeastOnce, Some(10 + n), &n.to_string()),
-        );
-    }
+    queue_messages(&mut broker, 5);
     commit(&mut broker, &mut store);
     let stats = broker.stats();
     assert_eq!(
@@ -134,14 +140,7 @@ fn a_read_for_a_session_that_ended_is_dropped() {
 #[test]
 fn a_tail_the_store_lost_is_counted_against_its_client() {
     let mut broker = offline_subscriber_and_publisher();
-    for n in 0..3 {
-        let payload = n.to_string();
-        publish(
-            &mut broker,
-            2,
-            message("t", QoS::AtLeastOnce, Some(10 + n), &payload),
-        );
-    }
+    queue_messages(&mut broker, 3);
     connect(&mut broker, 3, "sub", false);
     let reads = broker.take_tail_reads();
     assert!(broker.tail_read(reads[0], Ok(Vec::new())).is_err());
@@ -157,14 +156,7 @@ fn a_tail_the_store_lost_is_counted_against_its_client() {
 #[test]
 fn a_tail_a_session_no_longer_keeps_is_counted_against_its_client() {
     let mut broker = offline_subscriber_and_publisher();
-    for n in 0..2 {
-        let payload = n.to_string();
-        publish(
-            &mut broker,
-            2,
-            message("t", QoS::AtLeastOnce, Some(10 + n), &payload),
-        );
-    }
+    queue_messages(&mut broker, 2);
     assert_eq!(broker.stats().queued_on_disk, 2);
     let resume = Connect {
         version: ProtocolVersion::V5,
