@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::brokers::{
     Kind, Limits, ATTACK_INFLIGHT, ATTACK_MEMORY_BYTES, ATTACK_PACKET_BYTES, ATTACK_QUEUED_BYTES,
-    ATTACK_QUEUED_MESSAGES,
+    ATTACK_QUEUED_MESSAGES, LOAD_INFLIGHT,
 };
 use crate::transport::WS_PATH;
 
@@ -72,6 +72,7 @@ fn tern(addr: SocketAddr, limits: Limits) -> String {
             "{listen}\
              queued_messages_max = 1000000\n\
              outbound_packets_max = 1000000\n\
+             inflight_messages_max = {LOAD_INFLIGHT}\n\
              connect_timeout_ms = 60000\n"
         ),
         // Every other key at its default, as an operator would leave it.
@@ -101,7 +102,7 @@ fn mosquitto(port: u16, limits: Limits) -> String {
         Limits::Raised => format!(
             "{common}\
              max_queued_messages 1000000\n\
-             max_inflight_messages 20\n"
+             max_inflight_messages {LOAD_INFLIGHT}\n"
         ),
         Limits::Attack => format!(
             "{common}\
