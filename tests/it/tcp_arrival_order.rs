@@ -52,12 +52,25 @@ async fn subscribe_then_publish(
 /// (`net/arrival.rs`). Without that replay B missed it in every round.
 #[tokio::test]
 async fn a_subscribe_read_in_the_same_poll_before_a_publish_is_in_force_for_it() {
-    let broker = Binary::start_with_workers("", 1).await;
+    let (missed, replayed) = play_rounds(1, ROUNDS, "order").await;
+    eprintln!("{replayed} of {ROUNDS} rounds replayed with one worker");
+    assert_eq!(
+        missed,
+        Vec::<u16>::new(),
+        "rounds in which B missed the message"
+    );
+}
+
+/// `rounds` rounds against a broker with `workers` workers, each on a
+/// fresh topic under `prefix`: the rounds in which B missed the message,
+/// and how many rounds it got it replayed.
+async fn play_rounds(workers: usize, rounds: u16, prefix: &str) -> (Vec<u16>, u32) {
+    let broker = Binary::start_with_workers("", workers).await;
     let mut b = Raw::connected(broker.addr, "b").await;
     let mut a = Raw::connected(broker.addr, "a").await;
     let (mut missed, mut replayed) = (Vec::new(), 0);
-    for round in 1..=ROUNDS {
-        let topic = format!("order/{round}");
+    for round in 1..=rounds {
+        let topic = format!("{prefix}/{round}");
         subscribe_then_publish(&broker, &mut b, &mut a, round, &topic).await;
         assert!(matches!(a.recv().await, Packet::PubAck(_)));
         match receive_round(&mut b, round, &topic).await {
@@ -65,12 +78,7 @@ async fn a_subscribe_read_in_the_same_poll_before_a_publish_is_in_force_for_it()
             None => missed.push(round),
         }
     }
-    eprintln!("{replayed} of {ROUNDS} rounds replayed with one worker");
-    assert_eq!(
-        missed,
-        Vec::<u16>::new(),
-        "rounds in which B missed the message"
-    );
+    (missed, replayed)
 }
 
 /// What B gets in a round, once A's PUBACK has come: the SUBACK and the
@@ -112,19 +120,7 @@ const RACED_ROUNDS: u16 = 150;
 /// kernel's receive timestamps order them (`net/arrival.rs`).
 #[tokio::test]
 async fn a_subscribe_that_came_first_gets_the_message_whichever_worker_wins() {
-    let broker = Binary::start_with_workers("", 2).await;
-    let mut b = Raw::connected(broker.addr, "b").await;
-    let mut a = Raw::connected(broker.addr, "a").await;
-    let (mut missed, mut raced) = (Vec::new(), 0);
-    for round in 1..=RACED_ROUNDS {
-        let topic = format!("raced/{round}");
-        subscribe_then_publish(&broker, &mut b, &mut a, round, &topic).await;
-        assert!(matches!(a.recv().await, Packet::PubAck(_)));
-        match receive_round(&mut b, round, &topic).await {
-            Some(replayed) => raced += u32::from(replayed),
-            None => missed.push(round),
-        }
-    }
+    let (missed, raced) = play_rounds(2, RACED_ROUNDS, "raced").await;
     // How often the race was lost and made good, for whoever reads the
     // output; it varies with the machine, and may be none.
     eprintln!("{raced} of {RACED_ROUNDS} rounds raced and were replayed");
