@@ -122,7 +122,6 @@ where
         rbuf_busy: false,
         queues: None,
         routing: false,
-        woke_few: false,
         link: Link::new(&shared.config),
         identity: identity.map(String::into_boxed_str),
         client_id: None,
@@ -269,9 +268,6 @@ struct Connection<S> {
     /// (`broker/fanout.rs`), or its last SUBSCRIBE handled (`subscribe.rs`):
     /// it goes on before anything else is dispatched.
     routing: bool,
-    /// This read's one PUBLISH was queued to a few other connections (at
-    /// most `WOKE_FEW_MAX`), whose tasks its hold woke.
-    woke_few: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     /// The verified client certificate's subject CN, if any.
@@ -610,15 +606,6 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 Ok(decoded) => decoded,
                 Err(end) => return end,
             };
-            // A lone message routed to a few subscribers goes out before
-            // our own reply and our next read: the hold queued their tasks
-            // on this thread, and a yield lets them run first, where the
-            // delivery waited for our PUBACK's write and a read that finds
-            // nothing. A batch of messages, or one fanned out widely, does
-            // not wait: the subscribers would wake more often for less.
-            if std::mem::take(&mut self.woke_few) {
-                tokio::task::yield_now().await;
-            }
             // Bytes left while the outbox has room are a packet not yet
             // whole; while it is full they wait on us, not on the client.
             let buffered =
@@ -886,8 +873,6 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         }
         self.shared.traffic.received_messages(publishes);
         let mut dispatched = self.dispatch_waiting(waiting);
-        // A busy publisher's batch is not held up for its subscribers.
-        self.woke_few &= publishes == 1;
         // The connection ends (a packet refused, or input that does not
         // decode): what came before is still the broker's, and there is no
         // later turn for it.
@@ -941,7 +926,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         // fan-out's rate: each subscriber woke for every tenth message).
         // One ended by work on the index waits for the next turn.
         let dispatched = loop {
-            let (held, woke) = shared.with_broker_for(conn, |state| {
+            let held = shared.with_broker(|state| {
                 let work = state.broker.index_work();
                 // A message in slices goes on first; what follows it waits.
                 if routing && state.broker.resume_work(conn) {
@@ -969,7 +954,6 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 state.send_retained(conn, outbound_max);
                 Ok(Hold::Done)
             });
-            self.woke_few = (1..=WOKE_FEW_MAX).contains(&woke);
             match held {
                 Ok(Hold::FannedOut) => {}
                 other => break other,
@@ -1052,10 +1036,6 @@ const WORK_PER_HOLD: u64 = 16_384;
 /// Packet queues of at most this capacity are released once drained: an
 /// idle connection holds none.
 const QUEUE_KEPT_PACKETS: usize = 8;
-
-/// The most other connections a lone message may have woken for our own
-/// reply to wait until they have run (`Connection::session`).
-const WOKE_FEW_MAX: usize = 8;
 
 /// Room for each read once a client has shown it sends more than a few bytes.
 const READ_ROOM_BYTES: usize = 4096;

@@ -124,16 +124,6 @@ impl Shared {
     /// tasks, inside the runtime whose clock the simulation drives. `work`
     /// holds everyone up: decode and encode outside it.
     fn with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> R {
-        self.hold(None, work).0
-    }
-
-    /// `with_broker` for a connection's packets: also says how many other
-    /// connections' outboxes the hold queued packets to, and so woke.
-    fn with_broker_for<R>(&self, conn: ConnId, work: impl FnOnce(&mut State) -> R) -> (R, usize) {
-        self.hold(Some(conn), work)
-    }
-
-    fn hold<R>(&self, holder: Option<ConnId>, work: impl FnOnce(&mut State) -> R) -> (R, usize) {
         debug_assert!(
             tokio::runtime::Handle::try_current().is_ok(),
             "outside a runtime tokio's clock is the wall clock"
@@ -174,7 +164,7 @@ impl Shared {
         }
         let gated = persist.filter(|_| gate > 0);
         let bounds = Bounds::of(&self.config);
-        let woke = state.apply_effects(&mut effects, bounds, gate, gated, holder);
+        state.apply_effects(&mut effects, bounds, gate, gated);
         // A burst's worth of room is not kept for ever.
         if effects.capacity() <= EFFECTS_KEPT {
             EFFECTS.set(effects);
@@ -190,7 +180,7 @@ impl Shared {
                 notice.log();
             }
         }
-        (result, woke)
+        result
     }
 }
 
@@ -234,7 +224,6 @@ impl State {
     /// has already gone is dropped with it.
     /// With a store, the packets of a hold that changed durable state wait
     /// in their outboxes for commit `gate`.
-    /// Returns how many outboxes other than `holder`'s it queued to.
     /// `effects` is what the broker had at the hold's start, and is given
     /// back the room the hold filled, empty.
     fn apply_effects(
@@ -243,13 +232,11 @@ impl State {
         bounds: Bounds,
         gate: u64,
         gated: Option<&persist::Persist>,
-        holder: Option<ConnId>,
-    ) -> usize {
+    ) {
         self.broker.swap_effects(effects);
         if effects.is_empty() {
-            return 0;
+            return;
         }
-        let mut others = 0;
         // Grouped by connection, each one's packets in their order, for one
         // lock and one wake per outbox: a batch of messages fanned out is
         // otherwise a lock and a wake per subscriber per message. Order
@@ -270,7 +257,6 @@ impl State {
                 });
             match outbox {
                 Some(outbox) => {
-                    others += usize::from(Some(conn) != holder);
                     let dropped = outbox.push_gated(packets, bounds, gate);
                     self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
@@ -286,7 +272,6 @@ impl State {
             }
         }
         drop(effects_left);
-        others
     }
 }
 
