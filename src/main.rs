@@ -102,7 +102,7 @@ fn main() -> ExitCode {
 /// next on the same worker. With the slot off, each such wake also woke the
 /// other worker (a futex call on the delivery's path, and a second thread
 /// for the CPU the subscriber's client wanted): the latency scenario's p50
-/// was 1.3-2.5 times mosquitto's against 0.94-1.24 with it on. Which of two
+/// was 1.4-2.6 times mosquitto's against 0.94-1.24 with it on. Which of two
 /// clients' packets came first does not hang on the order tasks run: the
 /// broker compares their sockets' receive times (`net/arrival.rs`,
 /// `broker/recent.rs`).

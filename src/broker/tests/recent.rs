@@ -29,6 +29,16 @@ fn publish_at(broker: &mut Broker, topic: &str, payload: &str, arrived: u64) -> 
     drain_effects(broker)
 }
 
+/// `publish_at` with the retain flag set.
+fn retain_at(broker: &mut Broker, topic: &str, payload: &str, arrived: u64) {
+    let publish = Publish {
+        retain: true,
+        ..message(topic, QoS::AtLeastOnce, Some(7), payload)
+    };
+    broker.publish_arrived(ConnId(2), publish, arrived).unwrap();
+    drain_effects(broker);
+}
+
 fn two_clients() -> Broker {
     let mut broker = Broker::new(config());
     connect(&mut broker, 1, "sub", true);
@@ -103,12 +113,7 @@ fn only_matching_new_filters_get_a_replay_at_their_qos() {
 #[test]
 fn retained_messages_come_from_the_store_not_a_replay() {
     let mut broker = two_clients();
-    let publish = Publish {
-        retain: true,
-        ..message("a/b", QoS::AtLeastOnce, Some(7), "kept")
-    };
-    broker.publish_arrived(ConnId(2), publish, 2_000).unwrap();
-    drain_effects(&mut broker);
+    retain_at(&mut broker, "a/b", "kept", 2_000);
     let effects = subscribe_at(&mut broker, "a/b", QoS::AtLeastOnce, 1_000);
     let got: Vec<_> = effects
         .iter()
@@ -214,11 +219,7 @@ fn a_session_that_unsubscribed_since_gets_no_replay() {
 #[test]
 fn no_replay_on_a_topic_the_retained_store_holds() {
     let mut broker = two_clients();
-    let kept = Publish {
-        retain: true,
-        ..message("a/b", QoS::AtLeastOnce, Some(7), "kept")
-    };
-    broker.publish_arrived(ConnId(2), kept, 500).unwrap();
+    retain_at(&mut broker, "a/b", "kept", 500);
     publish_at(&mut broker, "a/b", "live", 2_000);
     let effects = subscribe_at(&mut broker, "a/b", QoS::AtLeastOnce, 1_000);
     let got: Vec<_> = effects
