@@ -55,7 +55,7 @@ enum Command {
 /// that a quarter of the broker's CPU a message (`benches/durable.py`).
 /// Built without transparent huge pages (`no_thp`): with them, 10,000
 /// idle connections held 5.3 KB of resident memory each, against 3.9 KB
-/// without, as with glibc (`benches/idle_heap.py`). Feature
+/// without, as with glibc (`benches/idle_heap.py`; measured with v3). Feature
 /// `system-allocator` puts glibc's back, for heaptrack, which sees only it.
 /// mimalloc's v2, not the crate's default v3: v3 gave a block of 768
 /// bytes (a connection's task cell) 907 bytes of resident memory and v2

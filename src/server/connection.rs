@@ -2,7 +2,9 @@
 //! them to the broker, and drains the connection's outbox into one buffer
 //! (`writes.rs`) and one write. Reading and writing share one `select!`, so a client that stops
 //! reading never stops us from reading it, and there is no second task to
-//! leak. Whatever ends the task, its drop guard detaches it from the broker.
+//! leak. Whatever ends the task, the broker forgets the connection: `finish`
+//! detaches it, and if the task ends otherwise, its drop guard (`Detach`,
+//! then the `Connection` itself) leaves it to the timers task.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -46,9 +48,10 @@ pub(super) fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Arrivals + Unpin,
 {
-    // Boxed: a TLS or WebSocket handshake's state is larger than all a
-    // connection keeps while it serves (1,800 bytes against 1,200), and
-    // awaited in place it would size every connection's task for good.
+    // Boxed: the TLS or WebSocket handshake's state and CONNECT's are larger
+    // than all a connection keeps while it serves (the boxed future is
+    // 2,400 bytes against 624 in release, `-Zprint-type-sizes`), and
+    // awaited in place they would size every connection's task for good.
     let starting = Box::pin(start(stream, peer, conn, outbox, slot, shared));
     async move {
         let Some((mut connection, keep_alive)) = starting.await else {
@@ -247,10 +250,10 @@ async fn leak() -> std::convert::Infallible {
 
 /// Sees that the broker forgets the connection however its task ends
 /// before its `Connection` exists, which then does the same (its `Drop`):
-/// on the normal path `finish` detaches it at once; if the task panicked
-/// or was dropped with its runtime, the guard leaves the connection to the
-/// timers task, since the broker's work (a will's fan-out) has no place in
-/// a drop.
+/// on the normal path the free function `finish` detaches it at once; if
+/// the task panicked or was dropped with its runtime, the guard leaves the
+/// connection to the timers task, since the broker's work (a will's
+/// fan-out) has no place in a drop.
 struct Detach {
     shared: Arc<Shared>,
     conn: ConnId,
@@ -1132,7 +1135,8 @@ mod tests {
     /// boxed while busy, the identity a `Box<str>` and the deadlines' spans
     /// in milliseconds; 872 with the stream in place, unsplit (`duplex.rs`);
     /// 880 with the socket's last receive timestamp (`net/arrival.rs`).
-    /// Then 624: the outbox's own waker for tokio's `Notify` (56), CONNECT
+    /// Then 624 in release, 632 in the test profile this test runs in (its
+    /// `Connection` is 8 bytes larger): the outbox's own waker for tokio's `Notify` (56), CONNECT
     /// inside the boxed start and the end boxed (`serve`'s frame and the
     /// match on CONNECT's result kept beside the session, 104), no result
     /// of the `select!` kept across the wait on `last_words` (40), the
@@ -1141,7 +1145,8 @@ mod tests {
     /// tracker (32 bytes), its own core (24), header (32) and trailer (48):
     /// future + 136 bytes, aligned to 128 (read with `-Zprint-type-sizes`).
     /// Up to 632 the cell is 768 bytes; 8 bytes more would cost every
-    /// connection 128.
+    /// connection 128. Bounded at 632 here, where release has 8 to spare:
+    /// what grows here grows there.
     #[test]
     fn a_connections_task_future_stays_small() {
         type S = Counted<crate::net::StampedTcp>;
