@@ -538,7 +538,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
             return Err(End::ConnectRefused);
         }
         let conn = self.conn;
-        let outbound_max = self.shared.config.outbound_packets_max;
+        let outbound_max = self.outbound_max();
         let (accepted, routing) = self.shared.with_broker(|state| {
             let accepted = state.broker.connect(conn, *connect);
             // A resumed session may still owe retained messages.
@@ -769,7 +769,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
     /// stop decoding (and so reading), and the client is slowed, not us.
     /// Returns whether any packet was handled.
     fn handle_buffered(&mut self) -> Result<bool, End> {
-        let outbound_max = self.shared.config.outbound_packets_max;
+        let outbound_max = self.outbound_max();
         let mut decoded = false;
         loop {
             let room = outbound_max.saturating_sub(self.outbox.kept());
