@@ -98,6 +98,10 @@ struct State {
 /// The most effects `EFFECTS` keeps room for between uses.
 const EFFECTS_KEPT: usize = 4096;
 
+/// The most effects `apply_effects` sorts in place (rather than by key):
+/// a hold of a few messages at fan-in.
+const SORT_IN_PLACE_MAX: usize = 32;
+
 thread_local! {
     /// Each worker thread's room for a hold's effects. One room passed from
     /// hold to hold had last been written on whichever core held the lock
@@ -105,6 +109,8 @@ thread_local! {
     /// taking its cache line back from the other core (perf: most of the
     /// time `send_inflight` took itself, a sixth of the broker's CPU).
     static EFFECTS: std::cell::Cell<Vec<Effect>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Each worker thread's room for the order `apply_effects` gives them.
+    static ORDER: std::cell::Cell<Vec<(ConnId, usize)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 impl Shared {
@@ -241,20 +247,34 @@ impl State {
         // lock and one wake per outbox: a batch of messages fanned out is
         // otherwise a lock and a wake per subscriber per message. Order
         // across connections means nothing; each outbox is its own queue.
-        effects.sort_by_key(Effect::conn);
-        let mut effects_left = effects.drain(..).peekable();
-        while let Some(conn) = effects_left.peek().map(Effect::conn) {
+        // A fan-out's thousand effects of 72 bytes were 3% of the broker's
+        // CPU to sort in place: many are sorted by key instead. A few sort
+        // in place for less than the keys cost.
+        let in_place = effects.len() <= SORT_IN_PLACE_MAX;
+        if in_place {
+            effects.sort_by_key(Effect::conn);
+        }
+        let mut order = ORDER.take();
+        order.extend(effects.iter().enumerate().map(|(i, e)| (e.conn(), i)));
+        if !in_place {
+            order.sort_unstable();
+        }
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let conn = group[0].0;
             let outbox = self.links.get(&conn);
             let mut taken_over = false;
-            let packets = std::iter::from_fn(|| effects_left.next_if(|e| e.conn() == conn))
-                .filter_map(|effect| match effect {
+            // Each taken out once, its place left to a placeholder that
+            // `clear` drops.
+            let packets = group.iter().filter_map(|&(_, i)| {
+                match std::mem::replace(&mut effects[i], Effect::TakenOver(conn)) {
                     Effect::Send(_, packet) => Some(Outbound::Packet(packet)),
                     Effect::SendFrame(_, frame) => Some(Outbound::Frame(frame)),
                     Effect::TakenOver(_) => {
                         taken_over = true;
                         None
                     }
-                });
+                }
+            });
             match outbox {
                 Some(outbox) => {
                     let dropped = outbox.push_gated(packets, bounds, gate);
@@ -271,7 +291,11 @@ impl State {
                 outbox.take_over();
             }
         }
-        drop(effects_left);
+        effects.clear();
+        order.clear();
+        if order.capacity() <= EFFECTS_KEPT {
+            ORDER.set(order);
+        }
     }
 }
 
