@@ -50,6 +50,7 @@ mod sessions;
 mod shared;
 mod subscribe;
 mod tail;
+mod window_ids;
 
 use std::sync::Arc;
 

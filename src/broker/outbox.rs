@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 
 use super::journal::{Key, Stored};
 use super::tail::Tail;
+use super::window_ids::WindowIds;
 use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
 
@@ -97,7 +98,7 @@ struct Queues {
     /// search for a free id or an acknowledged one reads 2 bytes an entry
     /// here rather than a 190-byte entry there (fan-out to 1,000 sessions
     /// searched 1,000 windows a message).
-    ids: VecDeque<PacketId>,
+    ids: WindowIds,
     pending: VecDeque<Message>,
     /// The weight of the messages in `pending` (`Message::weight`).
     pending_bytes: usize,
@@ -111,7 +112,7 @@ struct Queues {
 impl Queues {
     const EMPTY: Queues = Queues {
         inflight: VecDeque::new(),
-        ids: VecDeque::new(),
+        ids: WindowIds::EMPTY,
         pending: VecDeque::new(),
         pending_bytes: 0,
         pending_with_ids: 0,
@@ -273,7 +274,7 @@ impl Outbox {
             .map_or(PacketId::new(1).expect("1 is non-zero"), PacketId::next);
         let q = self.queues();
         let taken = |id: PacketId| {
-            q.ids.contains(&id)
+            q.ids.contains(id)
                 || (q.pending_with_ids > 0 && q.pending.iter().any(|m| m.resend_id == Some(id)))
         };
         while taken(id) {
@@ -284,7 +285,7 @@ impl Outbox {
     }
 
     fn position(&self, packet_id: PacketId) -> Option<usize> {
-        self.queues().ids.iter().position(|&id| id == packet_id)
+        self.queues().ids.position(packet_id)
     }
 
     fn inflight(&self, i: usize) -> &Inflight {
