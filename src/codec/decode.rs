@@ -6,6 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::fixed_header::{check_fixed_flags, kind_of, remaining_length};
 use super::packet::*;
+use super::short_ack::short_ack;
 use super::user_properties::{UserBytes, USER_PROPERTY};
 use super::{DecodeError, DecodeOptions, Properties, Property, PropertyContext, TopicAliases};
 use crate::topic::{TopicFilter, TopicName};
@@ -54,6 +55,11 @@ fn decode_frame(
         buf.reserve((size - buf.len()).min(RESERVE_AHEAD_MAX_BYTES));
         return Ok(None);
     }
+    let body = &buf[1 + header_len..size];
+    if let Some(ack) = short_ack(first, body, opts.version == ProtocolVersion::V5) {
+        buf.advance(size);
+        return Ok(Some(ack));
+    }
     // A copy, not a split: a payload kept (retained, queued) must not pin
     // the whole read buffer it arrived in, and the buffer is reused at once.
     let frame = Bytes::copy_from_slice(&buf[1 + header_len..size]);
@@ -61,7 +67,7 @@ fn decode_frame(
     decode_body(first, frame, opts, aliases).map(Some)
 }
 
-fn decode_body(
+pub(super) fn decode_body(
     first: u8,
     body: Bytes,
     opts: &DecodeOptions,
@@ -97,8 +103,8 @@ fn decode_body(
 }
 
 /// The reason codes each 5.0 packet may carry [MQTT-2.4].
-const PUBACK_REASONS: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
-const PUBREL_REASONS: &[u8] = &[0x00, 0x92];
+pub(super) const PUBACK_REASONS: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
+pub(super) const PUBREL_REASONS: &[u8] = &[0x00, 0x92];
 const SUBACK_REASONS: &[u8] = &[
     0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
 ];

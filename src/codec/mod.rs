@@ -10,6 +10,7 @@ mod fixed_header;
 mod frame;
 mod packet;
 mod properties;
+mod short_ack;
 mod sink;
 mod user_properties;
 
