@@ -3,14 +3,30 @@
 //! retired by the subscriber's PUBACK, PUBREC and PUBCOMP. Routing decides
 //! who gets a copy; this decides what happens to it.
 
+use std::sync::Arc;
+
 use super::outbox::{Message, PubRec, Stage};
+use super::routing::Frames;
 use super::{Broker, ConnId, Effect, Notice, SessionId};
-use crate::codec::{encoded_len, Ack, Packet, PacketId, Property, Publish, QoS};
+use crate::codec::{
+    encoded_len, Ack, Packet, PacketId, Property, ProtocolVersion, Publish, QoS, SharedFrame,
+};
 use crate::config::planted;
 
 impl Broker {
     /// Sends `message` to the session now, queues it, or drops and counts it.
     pub(super) fn deliver(&mut self, sid: SessionId, message: Message) {
+        self.deliver_framed(sid, message, None);
+    }
+
+    /// `deliver`, where a QoS 1 message sent now may go as a frame of
+    /// `frames`, shared with the other sessions it is fanned out to.
+    pub(super) fn deliver_framed(
+        &mut self,
+        sid: SessionId,
+        message: Message,
+        frames: Option<&mut Frames>,
+    ) {
         let session = self.sessions.get(sid);
         if message.publish.qos == QoS::AtMostOnce {
             // QoS 0 is not queued for offline clients, as in mosquitto.
@@ -31,7 +47,7 @@ impl Broker {
         // Behind a tail on disk, or past the memory budget (`tail.rs`).
         let to_tail = self.goes_to_tail(sid, &message);
         if online && !to_tail && session.outbox.may_send_now() {
-            self.send_inflight(sid, message);
+            self.send_inflight(sid, message, frames);
         } else if online && !to_tail && planted!(self.config, LoseWhenWindowFull) {
             // Planted: lost without a count.
         } else if session.outbox.may_queue(&message, max_queued, max_bytes) {
@@ -104,7 +120,7 @@ impl Broker {
         Some(packet)
     }
 
-    fn send_inflight(&mut self, sid: SessionId, mut message: Message) {
+    fn send_inflight(&mut self, sid: SessionId, mut message: Message, frames: Option<&mut Frames>) {
         let session = self.sessions.get_mut(sid);
         let conn = session
             .conn()
@@ -117,6 +133,9 @@ impl Broker {
             }
             None => session.outbox.next_packet_id(),
         };
+        if let Some(frames) = frames.filter(|_| !resend && is_frameable(&message)) {
+            return self.send_frame_as(sid, conn, packet_id, message, frames);
+        }
         let publish = message.publish.clone();
         let Some(packet) = self.stamp(sid, publish, message.expires_at, Some(packet_id), resend)
         else {
@@ -125,6 +144,46 @@ impl Broker {
         let session = self.sessions.get_mut(sid);
         self.counts.sent(&mut session.outbox, packet_id, message);
         self.effects.push(Effect::Send(conn, packet));
+    }
+
+    /// `send_inflight` of a message that is the same bytes for every
+    /// session of a protocol version but for its packet id: the frame of
+    /// the first is shared by the rest, each with its id written in as its
+    /// connection copies it. A fan-out to 1,000 sessions at QoS 1 copied,
+    /// encoded and dropped a PUBLISH for each.
+    fn send_frame_as(
+        &mut self,
+        sid: SessionId,
+        conn: ConnId,
+        packet_id: PacketId,
+        message: Message,
+        frames: &mut Frames,
+    ) {
+        let session = self.sessions.get(sid);
+        let (version, max) = (session.version(), session.packet_size_max());
+        let slot = usize::from(version == ProtocolVersion::V5);
+        let frame = match &frames[slot] {
+            Some(frame) => frame.clone(),
+            None => {
+                let mut publish = message.publish.clone();
+                publish.packet_id = Some(packet_id);
+                let frame = Arc::new(SharedFrame::new(Packet::Publish(publish), version));
+                frames[slot] = Some(frame.clone());
+                frame
+            }
+        };
+        if frame.len() > max.min(crate::codec::PACKET_SIZE_PROTOCOL_MAX_BYTES) {
+            // [MQTT-3.1.2-25]: discarded as if it had been sent.
+            self.dropped.too_large += 1;
+            self.notices.debug(|| Notice::TooLarge {
+                client_id: session.client_id().to_owned(),
+            });
+            return;
+        }
+        let session = self.sessions.get_mut(sid);
+        self.counts.sent(&mut session.outbox, packet_id, message);
+        self.effects
+            .push(Effect::SendFrameAs(conn, frame, packet_id));
     }
 
     /// Moves queued messages into the inflight window while there is room.
@@ -138,7 +197,7 @@ impl Broker {
             let Some(message) = self.counts.next_for_window(&mut session.outbox) else {
                 break;
             };
-            self.send_inflight(sid, message);
+            self.send_inflight(sid, message, None);
         }
         self.want_tail(sid);
     }
@@ -236,4 +295,21 @@ impl Broker {
                 .push(Effect::Send(conn, Packet::PubRel(Ack::success(packet_id)))),
         }
     }
+}
+
+/// Whether a message sent now is the same bytes, but for its packet id,
+/// for every session it goes to with the same protocol version: QoS 1 (QoS
+/// 2 waits for commits, `Outbound::waits_for_commit`), no time left to
+/// stamp, retain cleared, and no Subscription Identifier of a session's
+/// own.
+fn is_frameable(message: &Message) -> bool {
+    let p = &message.publish;
+    p.qos == QoS::AtLeastOnce
+        && !p.retain
+        && !p.dup
+        && message.expires_at.is_none()
+        && !p
+            .properties
+            .iter()
+            .any(|q| matches!(q, Property::SubscriptionIdentifier(_)))
 }

@@ -65,6 +65,8 @@ pub(super) struct Route {
     runs: Runs,
     delivered: usize,
     frames: Frames,
+    /// The QoS 1 copies', each session's packet id written in as it goes.
+    frames_as: Frames,
     /// The publisher's acknowledgement, sent once it is routed.
     ack: Option<RouteAck>,
     /// Whether it took more than one slice.
@@ -127,6 +129,7 @@ impl Broker {
             runs: Runs::default(),
             delivered: 0,
             frames: Frames::default(),
+            frames_as: Frames::default(),
             ack: None,
             split: false,
             arrived: 0,
@@ -222,7 +225,7 @@ impl Broker {
             qos: forwarded.qos,
             retain: forwarded.retain,
         };
-        self.deliver(
+        self.deliver_framed(
             sid,
             Message {
                 publish: message,
@@ -232,6 +235,7 @@ impl Broker {
                 seq: 0,
                 published,
             },
+            Some(&mut route.frames_as),
         );
         if planted!(self.config, FullQueueEndsFanOut) && self.dropped.queue_full > dropped_before {
             return Delivered::QueueFullEndsFanOut;

@@ -58,7 +58,7 @@ pub use backlog::Owing;
 pub use id_map::IdMap;
 
 use crate::auth::AclFile;
-use crate::codec::{Packet, ReasonCode, SharedFrame};
+use crate::codec::{Packet, PacketId, ReasonCode, SharedFrame};
 use crate::config::Config;
 pub use index::{SubscriptionIndex, WalkCursor};
 pub use journal::{Change, Key, Restored, RestoredSession, SessionRecord, Stored};
@@ -96,6 +96,9 @@ pub enum Effect {
     /// A QoS 0 PUBLISH, the same bytes for every session of its protocol
     /// version that gets the message: a fan-out shares one.
     SendFrame(ConnId, Arc<SharedFrame>),
+    /// A QoS 1 PUBLISH, the same bytes for every session of its protocol
+    /// version but for the packet id, which is this one's.
+    SendFrameAs(ConnId, Arc<SharedFrame>, PacketId),
     /// The connection's client id was taken by a newer connection; the broker
     /// has already detached it and dealt with its will.
     TakenOver(ConnId),
@@ -105,7 +108,10 @@ impl Effect {
     /// The connection it is for.
     pub fn conn(&self) -> ConnId {
         match self {
-            Effect::Send(conn, _) | Effect::SendFrame(conn, _) | Effect::TakenOver(conn) => *conn,
+            Effect::Send(conn, _)
+            | Effect::SendFrame(conn, _)
+            | Effect::SendFrameAs(conn, ..)
+            | Effect::TakenOver(conn) => *conn,
         }
     }
 }
@@ -524,6 +530,12 @@ impl Broker {
     #[cfg(feature = "sim")]
     pub fn dropped_by_client(&self) -> std::collections::BTreeMap<String, u64> {
         self.dropped_by_client.clone()
+    }
+
+    /// Whether a connection is attached to a session: asked of every
+    /// packet, so without reading the session (`client_id` did).
+    pub fn is_attached(&self, conn: ConnId) -> bool {
+        self.sessions.by_conn(conn).is_some()
     }
 
     /// The client id of the session a connection is attached to.

@@ -51,24 +51,30 @@ fn will(topic: &str, payload: Bytes) -> LastWill {
     }
 }
 
-/// The broker's effects, with each shared QoS 0 frame decoded back into
-/// the PUBLISH it stands for, as its session's client would read it.
+/// The broker's effects, with each shared frame decoded back into the
+/// PUBLISH it stands for, as its session's client would read it.
 fn drain_effects(broker: &mut Broker) -> Vec<Effect> {
     let effects: Vec<Effect> = broker.drain_effects().collect();
     effects
         .into_iter()
-        .map(|effect| match effect {
-            Effect::SendFrame(conn, frame) => {
-                let options = crate::codec::DecodeOptions {
-                    version: broker.sessions.get(broker.sessions.sid_of(conn)).version(),
-                    ..Default::default()
-                };
-                let mut buf = bytes::BytesMut::from(&frame.bytes()[..]);
-                let packet = crate::codec::decode(&mut buf, &options).unwrap().unwrap();
-                assert!(buf.is_empty(), "a frame is one whole packet");
-                Effect::Send(conn, packet)
+        .map(|effect| {
+            let (conn, frame, id) = match effect {
+                Effect::SendFrame(conn, frame) => (conn, frame, None),
+                Effect::SendFrameAs(conn, frame, id) => (conn, frame, Some(id)),
+                other => return other,
+            };
+            let options = crate::codec::DecodeOptions {
+                version: broker.sessions.get(broker.sessions.sid_of(conn)).version(),
+                ..Default::default()
+            };
+            let mut buf = bytes::BytesMut::from(&frame.bytes()[..]);
+            let mut packet = crate::codec::decode(&mut buf, &options).unwrap().unwrap();
+            assert!(buf.is_empty(), "a frame is one whole packet");
+            // As the connection writes it in (`Writes::encoded_with_id`).
+            if let (Packet::Publish(p), Some(id)) = (&mut packet, id) {
+                p.packet_id = Some(id);
             }
-            other => other,
+            Effect::Send(conn, packet)
         })
         .collect()
 }

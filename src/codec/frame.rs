@@ -1,40 +1,56 @@
-//! A packet encoded once and shared: a QoS 0 PUBLISH of which every
-//! subscriber of one protocol version gets the same bytes. The broker
-//! builds it under its lock, where only its length is worked out; the first
-//! connection that writes it encodes it, outside the lock.
+//! A packet encoded once and shared: a PUBLISH of which every subscriber of
+//! one protocol version gets the same bytes, but for the packet id of a QoS
+//! 1 copy, which each connection writes in as it copies the frame. The
+//! broker builds it under its lock, where only its length is worked out;
+//! the first connection that writes it encodes it, outside the lock.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 
 use super::aliases_sent::{Naming, ALIAS_PROPERTY_BYTES};
 use super::fixed_header::remaining_length;
 use super::sink::{varint_len, Sink};
-use super::{encode, encoded_len, Packet, Property, ProtocolVersion};
+use super::{encode, encoded_len, Packet, PacketId, Property, ProtocolVersion};
 
 #[derive(Debug)]
 pub struct SharedFrame {
     version: ProtocolVersion,
     len: usize,
-    /// The packet until it is first written; then its bytes alone, so that
-    /// a frame waiting in a slow reader's queue no longer pins the
-    /// publisher's read buffer that the payload is a slice of.
-    body: Mutex<Body>,
-}
-
-#[derive(Debug)]
-enum Body {
-    Packet(Packet),
-    Encoded(Bytes),
+    /// Where its packet id lies, if it has one.
+    id_at: Option<usize>,
+    /// The packet until it is first written, so that a frame waiting in a
+    /// slow reader's queue no longer pins the publisher's read buffer that
+    /// the payload is a slice of.
+    packet: Mutex<Option<Packet>>,
+    /// Its bytes once written, read by every other connection without a
+    /// lock: behind the mutex, a fan-out at QoS 1 had the two workers
+    /// taking it from each other for every copy.
+    encoded: OnceLock<Bytes>,
 }
 
 impl SharedFrame {
     pub fn new(packet: Packet, version: ProtocolVersion) -> SharedFrame {
+        let len = encoded_len(&packet, version);
+        let id_at = match &packet {
+            // The fixed header, then the topic, then the id.
+            Packet::Publish(p) if p.packet_id.is_some() => (1..=4)
+                .find(|&n| varint_len(len - 1 - n) == n)
+                .map(|header| 1 + header + 2 + p.topic.as_str().len()),
+            _ => None,
+        };
         SharedFrame {
-            len: encoded_len(&packet, version),
+            len,
+            id_at,
             version,
-            body: Mutex::new(Body::Packet(packet)),
+            packet: Mutex::new(Some(packet)),
+            encoded: OnceLock::new(),
         }
+    }
+
+    /// Where its packet id lies, if it has one: each copy gets its own.
+    pub fn id_at(&self) -> Option<usize> {
+        self.id_at
     }
 
     /// Its size on the wire, without encoding it.
@@ -48,19 +64,19 @@ impl SharedFrame {
     }
 
     /// The packet as it goes on the wire, encoded on the first call.
-    pub fn bytes(&self) -> Bytes {
-        // A panic while encoding leaves the packet there to encode again.
-        let mut body = self.body.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*body {
-            Body::Encoded(bytes) => bytes.clone(),
-            Body::Packet(packet) => {
-                let mut buf = BytesMut::with_capacity(self.len);
-                encode(packet, self.version, &mut buf);
-                let bytes = buf.freeze();
-                *body = Body::Encoded(bytes.clone());
-                bytes
-            }
-        }
+    pub fn bytes(&self) -> &Bytes {
+        self.encoded.get_or_init(|| {
+            // A panic while encoding leaves the packet there to encode again.
+            let mut packet = self.packet.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut buf = BytesMut::with_capacity(self.len);
+            encode(
+                packet.as_ref().expect("kept until encoded"),
+                self.version,
+                &mut buf,
+            );
+            *packet = None;
+            buf.freeze()
+        })
     }
 }
 
@@ -120,11 +136,16 @@ impl<'a> PublishLayout<'a> {
         self.topic
     }
 
-    /// Appends the head of the PUBLISH, its topic named as `naming` says,
-    /// to `buf`; returns the rest, its properties and payload, to follow.
-    pub fn write_named(&self, naming: Naming, buf: &mut BytesMut) -> Bytes {
+    /// Appends the head of the PUBLISH, its topic named as `naming` says
+    /// and its packet id `id` if given, to `buf`; returns the rest, its
+    /// properties and payload, to follow.
+    pub fn write_named(&self, naming: Naming, id: Option<PacketId>, buf: &mut BytesMut) -> Bytes {
         let (topic, alias) = naming.of(self.topic);
-        let id = &self.frame[self.after_topic..self.properties_at];
+        let own_id = id.map(|id| id.get().to_be_bytes());
+        let id = match &own_id {
+            Some(bytes) => &bytes[..],
+            None => &self.frame[self.after_topic..self.properties_at],
+        };
         let properties_len = self.properties_len + alias.map_or(0, |_| ALIAS_PROPERTY_BYTES);
         let rest = self.frame.slice(self.properties..);
         let body_len = 2
@@ -179,7 +200,7 @@ mod tests {
         assert_eq!(frame.bytes().as_ptr(), first.as_ptr(), "encoded once");
         let mut expected = BytesMut::new();
         encode(&packet, ProtocolVersion::V5, &mut expected);
-        assert_eq!(first, expected);
+        assert_eq!(*first, expected);
     }
 
     fn publish(qos: QoS, payload: Vec<u8>) -> Publish {
@@ -219,12 +240,12 @@ mod tests {
                 let p = publish(qos, payload);
                 let frame = SharedFrame::new(Packet::Publish(p.clone()), ProtocolVersion::V5);
                 let bytes = frame.bytes();
-                let layout = PublishLayout::read(&bytes).expect("our own PUBLISH");
+                let layout = PublishLayout::read(bytes).expect("our own PUBLISH");
                 assert_eq!(layout.topic(), p.topic.as_str());
                 let mut client = crate::codec::TopicAliases::new(3);
                 for naming in namings {
                     let mut relaid = BytesMut::new();
-                    let rest = layout.write_named(naming, &mut relaid);
+                    let rest = layout.write_named(naming, None, &mut relaid);
                     relaid.extend_from_slice(&rest);
                     let mut expected = BytesMut::new();
                     crate::codec::encode_publish_named(
@@ -249,12 +270,28 @@ mod tests {
                 }
                 let by_alias = {
                     let mut b = BytesMut::new();
-                    let rest = layout.write_named(Naming::Alias(3), &mut b);
+                    let rest = layout.write_named(Naming::Alias(3), None, &mut b);
                     b.len() + rest.len()
                 };
                 assert_eq!(by_alias, bytes.len() + 3 - p.topic.as_str().len());
             }
         }
+    }
+
+    /// Named by alias, a QoS 1 frame carries the packet id given, not its own.
+    #[test]
+    fn a_frame_named_by_alias_carries_the_id_given() {
+        let p = publish(QoS::AtLeastOnce, b"21.5".to_vec());
+        let frame = SharedFrame::new(Packet::Publish(p.clone()), ProtocolVersion::V5);
+        let layout = PublishLayout::read(frame.bytes()).expect("our own PUBLISH");
+        let own = PacketId::new(0x1234).expect("non-zero");
+        let mut relaid = BytesMut::new();
+        let rest = layout.write_named(Naming::SetAlias(2), Some(own), &mut relaid);
+        relaid.extend_from_slice(&rest);
+        let mut client = crate::codec::TopicAliases::new(3);
+        let read = read_back(&relaid, &mut client);
+        assert_eq!(read.packet_id, Some(own));
+        assert_eq!(read.payload, p.payload);
     }
 
     #[test]
@@ -263,7 +300,8 @@ mod tests {
             Packet::Publish(publish(QoS::AtMostOnce, vec![])),
             ProtocolVersion::V5,
         )
-        .bytes();
+        .bytes()
+        .clone();
         for cut in 0..bytes.len() {
             assert!(
                 PublishLayout::read(&bytes.slice(..cut)).is_none(),

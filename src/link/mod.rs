@@ -198,7 +198,7 @@ impl Link {
     ) -> Result<(), End> {
         // A newer connection may have taken the session over while this one
         // still had packets buffered: they are no longer this one's to send.
-        if broker.client_id(conn).is_none() {
+        if !broker.is_attached(conn) {
             return Err(End::TakenOver);
         }
         match packet {

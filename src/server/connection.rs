@@ -28,7 +28,7 @@ use super::outbox::{Bounds, Drained, Outbound, Outbox};
 use super::writes::Writes;
 use super::Shared;
 use crate::broker::{Clipped, ConnId};
-use crate::codec::{self, DecodeError, Packet, PublishLayout};
+use crate::codec::{self, DecodeError, Packet, PacketId, PublishLayout, SharedFrame};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
 use crate::net::Arrivals;
@@ -587,35 +587,18 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         let mut publishes = 0;
         let aliases = self.link.sends_aliases();
         for outbound in draining.drain(..) {
+            publishes += u64::from(outbound.is_publish());
             match outbound {
                 Outbound::Packet(Packet::Publish(p)) if aliases => {
-                    publishes += 1;
                     let naming = self
                         .link
                         .naming(p.topic.as_str(), || codec::publish_len(&p));
                     self.writes.encode_named(&p, naming);
                 }
-                Outbound::Packet(packet) => {
-                    publishes += u64::from(matches!(packet, Packet::Publish(_)));
-                    self.writes.encode(&packet, self.link.version())
-                }
+                Outbound::Packet(packet) => self.writes.encode(&packet, self.link.version()),
                 // Frames are PUBLISHes fanned out, encoded once for all.
-                Outbound::Frame(frame) => {
-                    publishes += 1;
-                    let bytes = frame.bytes();
-                    let layout = if aliases {
-                        PublishLayout::read(&bytes)
-                    } else {
-                        None
-                    };
-                    match layout {
-                        Some(layout) => {
-                            let naming = self.link.naming(layout.topic(), || bytes.len());
-                            self.writes.encoded_named(&layout, naming);
-                        }
-                        None => self.writes.encoded(bytes),
-                    }
-                }
+                Outbound::Frame(frame) => self.write_frame(&frame, None, aliases),
+                Outbound::FrameAs(frame, id) => self.write_frame(&frame, Some(id), aliases),
             }
         }
         self.shared.traffic.sent_messages(publishes);
@@ -624,6 +607,25 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         let keep = draining.capacity() > QUEUE_KEPT_PACKETS;
         Queues::put(&mut self.queues, |q| &mut q.draining, draining, keep);
         drained
+    }
+
+    /// A frame fanned out to many connections, with our packet id `id` if
+    /// it needs one, its topic named by our alias if we send them.
+    fn write_frame(&mut self, frame: &SharedFrame, id: Option<PacketId>, aliases: bool) {
+        let bytes = frame.bytes();
+        let layout = if aliases {
+            PublishLayout::read(bytes)
+        } else {
+            None
+        };
+        match (layout, id.zip(frame.id_at())) {
+            (Some(layout), _) => {
+                let naming = self.link.naming(layout.topic(), || bytes.len());
+                self.writes.encoded_named(&layout, naming, id);
+            }
+            (None, Some((id, at))) => self.writes.encoded_with_id(bytes, at, id),
+            (None, None) => self.writes.encoded(bytes),
+        }
     }
 
     /// The connected session: packets in, packets out, until something ends

@@ -269,6 +269,7 @@ impl State {
                 match std::mem::replace(&mut effects[i], Effect::TakenOver(conn)) {
                     Effect::Send(_, packet) => Some(Outbound::Packet(packet)),
                     Effect::SendFrame(_, frame) => Some(Outbound::Frame(frame)),
+                    Effect::SendFrameAs(_, frame, id) => Some(Outbound::FrameAs(frame, id)),
                     Effect::TakenOver(_) => {
                         taken_over = true;
                         None

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::sync::Arc;
 
 use crate::broker::Owing;
-use crate::codec::{Packet, QoS, SharedFrame};
+use crate::codec::{Packet, PacketId, QoS, SharedFrame};
 use crate::config::{planted, Config};
 use crate::link::End;
 
@@ -53,12 +53,14 @@ impl Bounds {
     }
 }
 
-/// What waits to be written: a packet, or a QoS 0 PUBLISH shared with the
-/// other subscribers that get the same bytes, encoded once.
+/// What waits to be written: a packet, or a PUBLISH shared with the other
+/// subscribers that get the same bytes, encoded once: at QoS 0 as it is,
+/// at QoS 1 with our packet id written in.
 #[derive(Debug)]
 pub enum Outbound {
     Packet(Packet),
     Frame(Arc<SharedFrame>),
+    FrameAs(Arc<SharedFrame>, PacketId),
 }
 
 impl Outbound {
@@ -66,9 +68,16 @@ impl Outbound {
     fn sheddable(&self) -> bool {
         match self {
             Outbound::Packet(Packet::Publish(p)) => p.qos == QoS::AtMostOnce,
-            Outbound::Packet(_) => false,
+            Outbound::Packet(_) | Outbound::FrameAs(..) => false,
             Outbound::Frame(_) => true,
         }
+    }
+
+    pub(super) fn is_publish(&self) -> bool {
+        matches!(
+            self,
+            Outbound::Packet(Packet::Publish(_)) | Outbound::Frame(_) | Outbound::FrameAs(..)
+        )
     }
 
     /// Whether it must wait for the commit of the hold that made it. A QoS
@@ -82,14 +91,15 @@ impl Outbound {
         match self {
             Outbound::Packet(Packet::Publish(p)) => p.qos == QoS::ExactlyOnce,
             Outbound::Packet(_) => true,
-            Outbound::Frame(_) => false,
+            // QoS 1 only (`Broker::send_inflight`).
+            Outbound::Frame(_) | Outbound::FrameAs(..) => false,
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
             Outbound::Packet(packet) => packet.kind(),
-            Outbound::Frame(_) => "PUBLISH",
+            Outbound::Frame(_) | Outbound::FrameAs(..) => "PUBLISH",
         }
     }
 
@@ -98,7 +108,7 @@ impl Outbound {
         match self {
             Outbound::Packet(Packet::Publish(p)) => p.weight(),
             Outbound::Packet(_) => 0,
-            Outbound::Frame(frame) => frame.len(),
+            Outbound::Frame(frame) | Outbound::FrameAs(frame, _) => frame.len(),
         }
     }
 }

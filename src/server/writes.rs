@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::codec::{
-    self, Naming, Packet, ProtocolVersion, Publish, PublishLayout, SHARED_MIN_BYTES,
+    self, Naming, Packet, PacketId, ProtocolVersion, Publish, PublishLayout, SHARED_MIN_BYTES,
 };
 
 #[derive(Default)]
@@ -52,9 +52,22 @@ impl Writes {
 
     /// A frame fanned out to many connections, its topic named as `naming`
     /// says for this one.
-    pub fn encoded_named(&mut self, layout: &PublishLayout, naming: Naming) {
-        let rest = layout.write_named(naming, &mut self.buf);
-        self.encoded(rest);
+    pub fn encoded_named(&mut self, layout: &PublishLayout, naming: Naming, id: Option<PacketId>) {
+        let rest = layout.write_named(naming, id, &mut self.buf);
+        self.encoded(&rest);
+    }
+
+    /// A frame fanned out to many connections, with this one's packet id
+    /// written in at `at`.
+    pub fn encoded_with_id(&mut self, bytes: &Bytes, at: usize, id: PacketId) {
+        let rest = at + 2;
+        self.buf.extend_from_slice(&bytes[..at]);
+        self.buf.extend_from_slice(&id.get().to_be_bytes());
+        // Small, it is copied from where it lies, without touching its count.
+        match bytes.len() - rest < SHARED_MIN_BYTES {
+            true => self.buf.extend_from_slice(&bytes[rest..]),
+            false => self.encoded(&bytes.slice(rest..)),
+        }
     }
 
     fn with_parts(&mut self, encode: impl FnOnce(&mut BytesMut, &mut VecDeque<Bytes>)) {
@@ -66,16 +79,17 @@ impl Writes {
         }
     }
 
-    /// A packet already encoded (a frame fanned out to many connections).
-    pub fn encoded(&mut self, bytes: Bytes) {
+    /// A packet already encoded (a frame fanned out to many connections):
+    /// copied if small, shared (not copied) if large.
+    pub fn encoded(&mut self, bytes: &Bytes) {
         if bytes.len() < SHARED_MIN_BYTES {
-            return self.buf.extend_from_slice(&bytes);
+            return self.buf.extend_from_slice(bytes);
         }
         let parts = self.parts.get_or_insert_default();
         if !self.buf.is_empty() {
             parts.push_back(self.buf.split().freeze());
         }
-        parts.push_back(bytes);
+        parts.push_back(bytes.clone());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -226,12 +240,38 @@ mod tests {
     fn a_large_frame_is_queued_after_what_was_encoded_before_it() {
         let mut writes = Writes::default();
         writes.encode(&publish(b"first".to_vec()), ProtocolVersion::V311);
-        writes.encoded(Bytes::from(vec![1; SHARED_MIN_BYTES]));
-        writes.encoded(Bytes::from_static(b"small"));
+        writes.encoded(&Bytes::from(vec![1; SHARED_MIN_BYTES]));
+        writes.encoded(&Bytes::from_static(b"small"));
         let (out, pieces) = written(&mut writes);
         assert_eq!(pieces, 3);
         assert_eq!(&out[out.len() - 5..], b"small");
         assert_eq!(out[out.len() - 6], 1);
+    }
+
+    /// A QoS 1 frame with our packet id written in is the packet encoded
+    /// with that id, small or large, and the frame stays as it was for the
+    /// others that share it.
+    #[test]
+    fn a_frame_with_our_id_is_the_packet_with_it() {
+        for payload in [b"hi".to_vec(), vec![7; SHARED_MIN_BYTES]] {
+            for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+                let Packet::Publish(mut p) = publish(payload.clone()) else {
+                    unreachable!()
+                };
+                p.qos = QoS::AtLeastOnce;
+                p.packet_id = PacketId::new(1);
+                let frame = crate::codec::SharedFrame::new(Packet::Publish(p.clone()), version);
+                let before = frame.bytes().clone();
+                let own = PacketId::new(0x1234).expect("non-zero");
+                let mut writes = Writes::default();
+                writes.encoded_with_id(frame.bytes(), frame.id_at().expect("an id"), own);
+                p.packet_id = Some(own);
+                let mut expected = BytesMut::new();
+                codec::encode(&Packet::Publish(p), version, &mut expected);
+                assert_eq!(written(&mut writes).0, expected, "{version:?}");
+                assert_eq!(frame.bytes(), &before);
+            }
+        }
     }
 
     #[test]
@@ -243,11 +283,11 @@ mod tests {
         let frame =
             crate::codec::SharedFrame::new(Packet::Publish(large.clone()), ProtocolVersion::V5);
         let frame_bytes = frame.bytes();
-        let layout = PublishLayout::read(&frame_bytes).expect("a PUBLISH");
+        let layout = PublishLayout::read(frame_bytes).expect("a PUBLISH");
         let mut writes = Writes::default();
         writes.encode(&small, ProtocolVersion::V5);
         writes.encode_named(&large, Naming::SetAlias(1));
-        writes.encoded_named(&layout, Naming::Alias(1));
+        writes.encoded_named(&layout, Naming::Alias(1), None);
         let parts = writes.parts.as_deref().expect("parts");
         assert_eq!(
             parts.get(1).map(|part| part.as_ptr()),

@@ -29,10 +29,10 @@ pub(super) fn connect5(
     drain_effects(broker);
 }
 
-/// A QoS 0 fan-out is encoded once per protocol version and shared;
-/// a copy with something of its session's own is not.
-#[test]
-fn qos0_frames_are_shared_per_version_and_only_when_plain() {
+/// Subscribers of "t" at QoS 1 for the frame tests: 1 and 2 on 3.1.1, 3
+/// on 5.0, 4 on 5.0 taking packets of 20 bytes at most, and 5 on 5.0 with
+/// a Subscription Identifier at `qos_with_id`; 6 publishes.
+fn frame_sessions(qos_with_id: QoS) -> Broker {
     let mut broker = Broker::new(config());
     connect(&mut broker, 1, "v3-a", true);
     connect(&mut broker, 2, "v3-b", true);
@@ -53,22 +53,43 @@ fn qos0_frames_are_shared_per_version_and_only_when_plain() {
         packet_id: id(1),
         filters: vec![(
             TopicFilter::new("t").unwrap(),
-            SubscriptionOptions::qos(QoS::AtMostOnce),
+            SubscriptionOptions::qos(qos_with_id),
         )],
         properties: Properties::from(vec![Property::SubscriptionIdentifier(7)]),
     };
     subscribe_whole(&mut broker, 5, with_id);
-    broker.drain_effects().for_each(drop);
-    let mut m = message(
-        "t",
-        QoS::AtMostOnce,
-        None,
-        "a payload longer than twenty bytes",
-    );
+    broker
+}
+
+/// Session 6 publishes to "t" with a User Property (which 3.1.1 clients
+/// do not get): the effects as the broker made them, frames undecoded.
+fn publish_to_frames(broker: &mut Broker, qos: QoS, packet_id: Option<u16>) -> Vec<Effect> {
+    let mut m = message("t", qos, packet_id, "a payload longer than twenty bytes");
     m.properties
         .push(Property::UserProperty("k".into(), "v".into()));
     broker.publish(ConnId(6), m).unwrap();
-    let effects: Vec<Effect> = broker.drain_effects().collect();
+    broker.drain_effects().collect()
+}
+
+/// What the frame tests see of sessions 4 and 5: too large a packet
+/// counted, and a copy with a Subscription Identifier built for its own.
+fn assert_unframed(broker: &Broker, effects: &[Effect]) {
+    assert_eq!(broker.stats().dropped.too_large, 1);
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::Send(ConnId(5), Packet::Publish(p))
+                if p.properties.subscription_identifiers().eq([7]))),
+        "a copy with a Subscription Identifier is the session's own: {effects:?}"
+    );
+}
+
+/// A QoS 0 fan-out is encoded once per protocol version and shared;
+/// a copy with something of its session's own is not.
+#[test]
+fn qos0_frames_are_shared_per_version_and_only_when_plain() {
+    let mut broker = frame_sessions(QoS::AtMostOnce);
+    broker.drain_effects().for_each(drop);
+    let effects = publish_to_frames(&mut broker, QoS::AtMostOnce, None);
     let frame = |conn: u64| {
         effects.iter().find_map(|e| match e {
             Effect::SendFrame(c, frame) if c.0 == conn => Some(frame.clone()),
@@ -86,12 +107,45 @@ fn qos0_frames_are_shared_per_version_and_only_when_plain() {
         "5.0 clients get the user property, 3.1.1 ones do not"
     );
     assert!(frame(4).is_none(), "over the client's Maximum Packet Size");
-    assert_eq!(broker.stats().dropped.too_large, 1);
+    assert_unframed(&broker, &effects);
+}
+
+/// A QoS 1 fan-out is encoded once per protocol version too, each session
+/// with its own packet id; a copy with something of its own is not.
+#[test]
+fn qos1_frames_are_shared_per_version_each_with_its_own_id() {
+    let mut broker = frame_sessions(QoS::AtLeastOnce);
+    // Session 2 has packet id 1 in flight already.
+    subscribe(&mut broker, 2, "u", QoS::AtLeastOnce);
+    publish(&mut broker, 6, message("u", QoS::AtLeastOnce, Some(1), "m"));
+    broker.drain_effects().for_each(drop);
+    let effects = publish_to_frames(&mut broker, QoS::AtLeastOnce, Some(2));
+    let frame = |conn: u64| {
+        effects.iter().find_map(|e| match e {
+            Effect::SendFrameAs(c, frame, id) if c.0 == conn => Some((frame.clone(), id.get())),
+            _ => None,
+        })
+    };
+    let ((a, a_id), (b, b_id)) = (frame(1).unwrap(), frame(2).unwrap());
     assert!(
-        effects.iter().any(|e| matches!(e,
-            Effect::Send(ConnId(5), Packet::Publish(p))
-                if p.properties.subscription_identifiers().eq([7]))),
-        "a copy with a Subscription Identifier is the session's own: {effects:?}"
+        std::sync::Arc::ptr_eq(&a, &b),
+        "one frame for both 3.1.1 clients"
+    );
+    assert_eq!((a_id, b_id), (1, 2), "each session's own packet id");
+    let (v5, _) = frame(3).unwrap();
+    assert_ne!(a.bytes(), v5.bytes(), "5.0 clients get the user property");
+    assert!(frame(4).is_none(), "over the client's Maximum Packet Size");
+    assert_unframed(&broker, &effects);
+    // Acknowledged by its id, as any QoS 1 message.
+    broker.puback(ConnId(2), id(2));
+    broker.puback(ConnId(2), id(1));
+    assert_eq!(
+        broker
+            .sessions
+            .get(broker.sessions.sid_of(ConnId(2)))
+            .outbox
+            .inflight_len(),
+        0
     );
 }
 
