@@ -425,7 +425,8 @@ pub(super) fn matched_reason(matched: usize) -> ReasonCode {
     }
 }
 
-/// One message's QoS 0 PUBLISH as encoded for 3.1.1 and for 5.0 clients.
+/// One message's PUBLISH as encoded for 3.1.1 and for 5.0 clients: at
+/// QoS 0, or at QoS 1 with a packet id each connection writes over.
 pub(super) type Frames = [Option<Arc<SharedFrame>>; 2];
 
 /// Whether the copy of `publish` for a session with these matching

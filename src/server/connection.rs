@@ -618,12 +618,17 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         } else {
             None
         };
-        match (layout, id.zip(frame.id_at())) {
+        match (layout, id) {
             (Some(layout), _) => {
                 let naming = self.link.naming(layout.topic(), || bytes.len());
                 self.writes.encoded_named(&layout, naming, id);
             }
-            (None, Some((id, at))) => self.writes.encoded_with_id(bytes, at, id),
+            (None, Some(id)) => {
+                // Every frame built with a packet id knows where it lies;
+                // written without ours, the first session's would go out.
+                let at = frame.id_at().expect("a frame sent with an id has one");
+                self.writes.encoded_with_id(bytes, at, id);
+            }
             (None, None) => self.writes.encoded(bytes),
         }
     }

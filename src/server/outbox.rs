@@ -91,7 +91,7 @@ impl Outbound {
         match self {
             Outbound::Packet(Packet::Publish(p)) => p.qos == QoS::ExactlyOnce,
             Outbound::Packet(_) => true,
-            // QoS 1 only (`Broker::send_inflight`).
+            // QoS 0, and QoS 1 (`Broker::send_frame_as` shares no QoS 2).
             Outbound::Frame(_) | Outbound::FrameAs(..) => false,
         }
     }

@@ -149,6 +149,43 @@ fn qos1_frames_are_shared_per_version_each_with_its_own_id() {
     );
 }
 
+/// A retained message at QoS 1: those whose retain flag is cleared share
+/// a frame; one that keeps it as published gets a copy of its own.
+#[test]
+fn a_qos1_copy_kept_retained_is_not_shared() {
+    let mut broker = Broker::new(config());
+    connect5(&mut broker, 1, "cleared-a", 0, vec![]);
+    connect5(&mut broker, 2, "cleared-b", 0, vec![]);
+    connect5(&mut broker, 3, "as-published", 0, vec![]);
+    connect5(&mut broker, 4, "pub", 0, vec![]);
+    subscribe(&mut broker, 1, "t", QoS::AtLeastOnce);
+    subscribe(&mut broker, 2, "t", QoS::AtLeastOnce);
+    let mut options = SubscriptionOptions::qos(QoS::AtLeastOnce);
+    options.retain_as_published = true;
+    let keeps = Subscribe {
+        packet_id: id(1),
+        filters: vec![(TopicFilter::new("t").unwrap(), options)],
+        properties: Properties::new(),
+    };
+    subscribe_whole(&mut broker, 3, keeps);
+    broker.drain_effects().for_each(drop);
+    let mut m = message("t", QoS::AtLeastOnce, Some(1), "m");
+    m.retain = true;
+    broker.publish(ConnId(4), m).unwrap();
+    let effects: Vec<Effect> = broker.drain_effects().collect();
+    let shared = |conn: u64| {
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SendFrameAs(c, ..) if c.0 == conn))
+    };
+    assert!(shared(1) && shared(2), "{effects:?}");
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::Send(ConnId(3), Packet::Publish(p)) if p.retain)),
+        "kept retained, its own copy: {effects:?}"
+    );
+}
+
 #[test]
 fn a_sent_qos2_message_does_not_go_to_another_member() {
     let mut broker = Broker::new(config());
