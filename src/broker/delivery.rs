@@ -297,16 +297,15 @@ impl Broker {
     }
 }
 
-/// Whether a message sent now is the same bytes, but for its packet id,
-/// for every session it goes to with the same protocol version: QoS 1 (QoS
-/// 2 waits for commits, `Outbound::waits_for_commit`), no time left to
-/// stamp, retain cleared, and no Subscription Identifier of a session's
-/// own.
+/// Whether a message sent now (not resent: DUP) is the same bytes, but for
+/// its packet id, for every session it goes to with the same protocol
+/// version: QoS 1 (QoS 2 waits for commits, `Outbound::waits_for_commit`),
+/// no time left to stamp, retain cleared, and no Subscription Identifier
+/// of a session's own.
 fn is_frameable(message: &Message) -> bool {
     let p = &message.publish;
     p.qos == QoS::AtLeastOnce
         && !p.retain
-        && !p.dup
         && message.expires_at.is_none()
         && !p
             .properties

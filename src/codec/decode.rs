@@ -62,7 +62,7 @@ fn decode_frame(
     }
     // A copy, not a split: a payload kept (retained, queued) must not pin
     // the whole read buffer it arrived in, and the buffer is reused at once.
-    let frame = Bytes::copy_from_slice(&buf[1 + header_len..size]);
+    let frame = Bytes::copy_from_slice(body);
     buf.advance(size);
     decode_body(first, frame, opts, aliases).map(Some)
 }

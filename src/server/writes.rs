@@ -64,9 +64,10 @@ impl Writes {
         self.buf.extend_from_slice(&bytes[..at]);
         self.buf.extend_from_slice(&id.get().to_be_bytes());
         // Small, it is copied from where it lies, without touching its count.
-        match bytes.len() - rest < SHARED_MIN_BYTES {
-            true => self.buf.extend_from_slice(&bytes[rest..]),
-            false => self.encoded(&bytes.slice(rest..)),
+        if bytes.len() - rest < SHARED_MIN_BYTES {
+            self.buf.extend_from_slice(&bytes[rest..]);
+        } else {
+            self.encoded(&bytes.slice(rest..));
         }
     }
 
