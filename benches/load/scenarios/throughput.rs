@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{connect_many_over, Settings};
-use crate::brokers::Broker;
+use crate::brokers::{self, Broker};
 use crate::client::{self, Conn, Incoming, Reader};
 use crate::stats::{Better, Outcome, Tracker};
 use crate::transport::Transport;
@@ -57,6 +57,10 @@ struct Shared {
     progress: Vec<Notify>,
     /// Deliveries to all subscribers, duplicates included.
     delivered: AtomicU64,
+    /// Nanoseconds the publishers spent with their windows closed, all
+    /// together: near all of a run, and the rate is how soon the slowest
+    /// subscriber gets a message, not how fast the broker can go.
+    window_closed_nanos: AtomicU64,
     // Tokens, not flags polled on a timer: a timeout around every read
     // costs the load generator a timer entry per read.
     stop_publishing: CancellationToken,
@@ -185,6 +189,7 @@ fn drive(
             acked: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
             progress: (0..publishers).map(|_| Notify::new()).collect(),
             delivered: AtomicU64::new(0),
+            window_closed_nanos: AtomicU64::new(0),
             stop_publishing: CancellationToken::new(),
             stop_receiving: CancellationToken::new(),
         });
@@ -198,7 +203,7 @@ fn drive(
         })
         .await;
 
-        let cpu_before = broker.cpu();
+        let (cpu_before, load_cpu_before) = (broker.cpu(), brokers::own_cpu());
         let start = Instant::now();
         let receivers: Vec<_> = subs
             .into_iter()
@@ -224,6 +229,7 @@ fn drive(
         }
         let delivered = shared.delivered.load(Relaxed);
         let cpu = broker.cpu().saturating_sub(cpu_before);
+        let load_cpu = brokers::own_cpu().saturating_sub(load_cpu_before);
         let elapsed = start.elapsed();
         shared.stop_publishing.cancel();
         for sender in senders {
@@ -254,8 +260,13 @@ fn drive(
         }
         let rate = delivered as f64 / elapsed.as_secs_f64();
         outcome.push("deliveries", "msg/s", rate, Better::Higher);
+        let closed = Duration::from_nanos(shared.window_closed_nanos.load(Relaxed));
+        let closed_share = closed.as_secs_f64() / (elapsed.as_secs_f64() * publishers as f64);
         let cpu_per = cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
         outcome.push("broker cpu/delivery", "µs", cpu_per, Better::Lower);
+        let load_cpu_per = load_cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+        outcome.push("load cpu/delivery", "µs", load_cpu_per, Better::Lower);
+        outcome.push("window closed", "%", 100.0 * closed_share, Better::Neither);
         (outcome, samples)
     })
 }
@@ -280,10 +291,13 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
             allowance = allowance.min(UNACKED_MAX.saturating_sub(unacked));
         }
         if allowance == 0 {
+            let closed_at = Instant::now();
             tokio::select! {
                 () = shared.progress[p].notified() => {}
                 () = shared.stop_publishing.cancelled() => {}
             }
+            let closed = u64::try_from(closed_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            shared.window_closed_nanos.fetch_add(closed, Relaxed);
             continue;
         }
         for _ in 0..allowance.min(BATCH) {
