@@ -12,7 +12,7 @@ use tern::topic::TopicFilter;
 use tern::Config;
 
 use crate::common::raw::{self, Raw};
-use crate::common::{config, TestBroker};
+use crate::common::{config, temp_path, TestBroker};
 
 const RULES: &str = "\
 # anonymous clients
@@ -36,11 +36,12 @@ pattern read devices/%c/#
 
 const GRANTED: ReasonCode = ReasonCode::GRANTED_QOS_1;
 
+/// A broker with `RULES`, read at its start: the file is gone once it has.
 async fn broker(name: &str) -> TestBroker {
-    let path = std::env::temp_dir().join(format!("tern-it-acl-{}-{name}", std::process::id()));
+    let path = temp_path(&format!("acl-{name}"));
     std::fs::write(&path, RULES).expect("write the acl file");
     TestBroker::start(Config {
-        acl_file: Some(path),
+        acl_file: Some(path.to_path_buf()),
         ..config()
     })
     .await
@@ -334,10 +335,9 @@ async fn patterns_name_the_client_and_its_user() {
 
 #[test]
 fn the_binary_names_a_bad_line_and_exits() {
-    let dir = std::env::temp_dir();
-    let acl = dir.join(format!("tern-it-acl-{}-bad", std::process::id()));
+    let acl = temp_path("acl-bad");
     std::fs::write(&acl, "user alice\ntopic reed a/b\n").expect("write the acl file");
-    let config = dir.join(format!("tern-it-acl-{}-bad.toml", std::process::id()));
+    let config = temp_path("acl-bad.toml");
     let text = format!(
         "listen = [\"127.0.0.1:0\"]\nacl_file = {:?}\n",
         acl.display().to_string()

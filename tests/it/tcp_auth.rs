@@ -3,28 +3,30 @@
 //! clients refused when the configuration says so, and `tern passwd`
 //! writing a file the broker (and mosquitto) reads.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bytes::Bytes;
+use tempfile::TempPath;
 use tern::codec::{Connect, ConnectCode, Packet, QoS};
 use tern::Config;
 
 use crate::common::raw::{self, Raw};
-use crate::common::{config, TestBroker};
+use crate::common::{config, temp_path, TestBroker};
 
 /// Written by mosquitto_passwd 2.0.11: `mosquitto_passwd -c -b f alice secret`.
 const MOSQUITTO_LINE: &str = "alice:$7$101$Bh2DrAPkFwY+BjcK$NyycJwiIzKtW/aCWLGfhCEiM/9lmfU301p2yW0r6gjcgdE2q1J8Hrti/vDE/RTgKPe50LDVg/yuggCnTMjYheA==\n";
 
-fn password_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("tern-it-{}-{name}", std::process::id()));
+/// The file is removed when the guard is dropped, at the test's end.
+fn password_file(name: &str, text: &str) -> TempPath {
+    let path = temp_path(name);
     std::fs::write(&path, text).expect("write the password file");
     path
 }
 
-fn with_passwords(path: PathBuf, allow_anonymous: bool) -> Config {
+fn with_passwords(path: &Path, allow_anonymous: bool) -> Config {
     Config {
-        password_file: Some(path),
+        password_file: Some(path.to_path_buf()),
         allow_anonymous: Some(allow_anonymous),
         ..config()
     }
@@ -39,7 +41,7 @@ fn login(mut connect: Connect, user: &str, password: &str) -> Connect {
 #[tokio::test]
 async fn a_mosquitto_password_file_lets_its_users_in_and_no_one_else() {
     let path = password_file("mosquitto", MOSQUITTO_LINE);
-    let broker = TestBroker::start(with_passwords(path, true)).await;
+    let broker = TestBroker::start(with_passwords(&path, true)).await;
     let cases = [
         ("alice", "secret", ConnectCode::Accepted),
         ("alice", "Secret", ConnectCode::BadUsernameOrPassword),
@@ -61,7 +63,7 @@ async fn a_mosquitto_password_file_lets_its_users_in_and_no_one_else() {
 #[tokio::test]
 async fn anonymous_clients_are_refused_when_not_allowed() {
     let path = password_file("closed", MOSQUITTO_LINE);
-    let broker = TestBroker::start(with_passwords(path, false)).await;
+    let broker = TestBroker::start(with_passwords(&path, false)).await;
     for connect in [raw::connect_packet("anon"), raw::connect_v5("anon")] {
         let (mut client, connack) = Raw::connect(broker.addr, connect).await;
         assert_eq!(connack.code, ConnectCode::NotAuthorized);
@@ -89,7 +91,7 @@ async fn tern_passwd_writes_a_file_the_broker_reads() {
         drop(stdin);
         assert!(passwd.wait().expect("tern passwd ends").success());
     }
-    let broker = TestBroker::start(with_passwords(path, false)).await;
+    let broker = TestBroker::start(with_passwords(&path, false)).await;
     for (user, password, code) in [
         ("bob", "changed", ConnectCode::Accepted),
         ("bob", "hunter2", ConnectCode::BadUsernameOrPassword),
@@ -108,7 +110,7 @@ async fn a_session_belongs_to_its_user() {
     passwords.set("alice", b"a");
     passwords.set("eve", b"e");
     let path = password_file("owners", &passwords.to_text());
-    let broker = TestBroker::start(with_passwords(path, false)).await;
+    let broker = TestBroker::start(with_passwords(&path, false)).await;
     let mut alices = raw::connect_packet("device-1");
     alices.clean_session = false;
     alices.will = Some(raw::will("wills/device-1", "gone", QoS::AtMostOnce, false));
@@ -146,7 +148,7 @@ async fn a_session_belongs_to_its_user() {
 #[tokio::test]
 async fn an_address_that_keeps_failing_is_refused_without_a_check() {
     let path = password_file("guessing", MOSQUITTO_LINE);
-    let broker = TestBroker::start(with_passwords(path, true)).await;
+    let broker = TestBroker::start(with_passwords(&path, true)).await;
     for guess in 0..10 {
         let connect = login(raw::connect_packet("g"), "alice", &format!("guess-{guess}"));
         let (_, connack) = Raw::connect(broker.addr, connect).await;

@@ -3,22 +3,24 @@
 //! connected client's next message is judged by the new ACL; a broken file
 //! keeps the rules it would have replaced.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use bytes::Bytes;
+use tempfile::TempPath;
 use tern::auth::PasswordFile;
 use tern::codec::{Connect, ConnectCode, QoS};
 use tern::Config;
 
 use crate::common::binary::Binary;
 use crate::common::raw::{self, Raw};
-use crate::common::{config, within, TestBroker};
+use crate::common::{config, temp_path, within, TestBroker};
 
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("tern-it-reload-{}-{name}", std::process::id()))
+/// A path for a test's file, removed when the guard is dropped.
+fn temp(name: &str) -> TempPath {
+    temp_path(&format!("reload-{name}"))
 }
 
-fn write_passwords(path: &PathBuf, user: &str, password: &str) {
+fn write_passwords(path: &Path, user: &str, password: &str) {
     let mut passwords = PasswordFile::default();
     passwords.set(user, password.as_bytes());
     std::fs::write(path, passwords.to_text()).expect("write the password file");
@@ -48,7 +50,7 @@ async fn a_reloaded_acl_judges_the_next_message_and_a_broken_one_changes_nothing
     let acl = temp("acl");
     std::fs::write(&acl, "user alice\ntopic readwrite #\n").expect("write the acl");
     let broker = TestBroker::start(Config {
-        acl_file: Some(acl.clone()),
+        acl_file: Some(acl.to_path_buf()),
         ..config()
     })
     .await;
@@ -115,7 +117,7 @@ async fn a_broken_password_file_keeps_the_old_passwords() {
     let passwords = temp("broken-passwords");
     write_passwords(&passwords, "alice", "old");
     let broker = TestBroker::start(Config {
-        password_file: Some(passwords.clone()),
+        password_file: Some(passwords.to_path_buf()),
         allow_anonymous: Some(false),
         ..config()
     })

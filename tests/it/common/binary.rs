@@ -5,13 +5,17 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::within;
+use tempfile::TempPath;
+
+use super::{temp_path, within};
 
 /// The release or debug `tern` binary, killed when dropped.
 pub struct Binary {
     child: Child,
     /// Its first listener.
     pub addr: SocketAddr,
+    /// Its configuration file, removed after the child is killed.
+    _config: TempPath,
 }
 
 /// A port free a moment ago on 127.0.0.1.
@@ -44,7 +48,7 @@ impl Binary {
     }
 
     async fn start_with_env(config: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Binary {
-        let path = std::env::temp_dir().join(format!("tern-it-{}.toml", addr.port()));
+        let path = temp_path(&format!("{}.toml", addr.port()));
         std::fs::write(&path, config).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
         command.arg("--config").arg(&path).envs(env.iter().copied());
@@ -60,7 +64,11 @@ impl Binary {
             }
         })
         .await;
-        Binary { child, addr }
+        Binary {
+            child,
+            addr,
+            _config: path,
+        }
     }
 }
 

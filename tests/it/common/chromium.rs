@@ -137,8 +137,23 @@ impl Page {
 }
 
 impl Drop for Page {
+    /// The profile is removed once the browser is gone: removed while it
+    /// was still dying, its last writes left a profile behind for every
+    /// run (21 of them in /tmp after a few days' runs).
     fn drop(&mut self) {
         let _ = self.browser.start_kill();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        for _ in 0..200 {
+            if !matches!(self.browser.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for _ in 0..20 {
+            let _ = std::fs::remove_dir_all(&self.profile);
+            if !self.profile.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }

@@ -23,6 +23,7 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use tempfile::TempPath;
 use tern::config::ListenerConfig;
 use tern::{Census, Config, Endpoint, Server, ShutdownReport};
 use tokio::net::TcpListener;
@@ -220,6 +221,14 @@ pub async fn runs(program: &str) -> bool {
         .status()
         .await
         .is_ok_and(|status| status.success())
+}
+
+/// A path for a test's file, `tern-it-<pid>-<name>` in the temporary
+/// directory, removed when the guard is dropped: the tests left some fifty
+/// files there every run.
+pub fn temp_path(name: &str) -> TempPath {
+    let path = std::env::temp_dir().join(format!("tern-it-{}-{name}", std::process::id()));
+    TempPath::try_from_path(path).expect("an absolute temporary path")
 }
 
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
