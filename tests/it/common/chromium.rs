@@ -31,7 +31,11 @@ impl Page {
     /// Starts Chromium on `url`, with a profile of its own named by `name`.
     pub async fn open(url: &str, name: &str) -> Page {
         let profile = std::env::temp_dir().join(format!("tern-it-chromium-{name}"));
+        // Its own temporary files (a singleton socket's directory each
+        // run) go in the profile too, and are removed with it.
+        std::fs::create_dir_all(&profile).expect("create the browser's profile");
         let mut browser = Command::new("chromium")
+            .env("TMPDIR", &profile)
             .args(["--headless", "--no-sandbox", "--disable-gpu"])
             .args(["--remote-debugging-port=0", "--no-first-run"])
             .arg(format!("--user-data-dir={}", profile.display()))
