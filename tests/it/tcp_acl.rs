@@ -36,7 +36,8 @@ pattern read devices/%c/#
 
 const GRANTED: ReasonCode = ReasonCode::GRANTED_QOS_1;
 
-/// A broker with `RULES`, read at its start: the file is gone once it has.
+/// A broker with `RULES`: it reads them as it starts, and the file is
+/// removed once it has.
 async fn broker(name: &str) -> TestBroker {
     let path = temp_path(&format!("acl-{name}"));
     std::fs::write(&path, RULES).expect("write the acl file");

@@ -142,8 +142,9 @@ impl Page {
 
 impl Drop for Page {
     /// The profile is removed once the browser is gone: removed while it
-    /// was still dying, its last writes left a profile behind for every
-    /// run (21 of them in /tmp after a few days' runs).
+    /// may still be dying, its last writes can leave a profile behind (21
+    /// were in /tmp after a few days' runs). This blocks the test's thread
+    /// for as long, 2 s at most: tests only.
     fn drop(&mut self) {
         let _ = self.browser.start_kill();
         for _ in 0..200 {
