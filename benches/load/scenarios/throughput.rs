@@ -58,9 +58,12 @@ struct Shared {
     /// Deliveries to all subscribers, duplicates included.
     delivered: AtomicU64,
     /// Nanoseconds the publishers spent with their windows closed, all
-    /// together: near all of a run, and the rate is how soon the slowest
-    /// subscriber gets a message, not how fast the broker can go.
+    /// together: from finding the window full to running again once it
+    /// opened (the wait for a turn on the generator's threads included),
+    /// each wait cut at `stopped_at`. Not counted: time blocked writing.
     window_closed_nanos: AtomicU64,
+    /// When the measured run ended, for `window_closed_nanos`.
+    stopped_at: std::sync::OnceLock<Instant>,
     // Tokens, not flags polled on a timer: a timeout around every read
     // costs the load generator a timer entry per read.
     stop_publishing: CancellationToken,
@@ -190,6 +193,7 @@ fn drive(
             progress: (0..publishers).map(|_| Notify::new()).collect(),
             delivered: AtomicU64::new(0),
             window_closed_nanos: AtomicU64::new(0),
+            stopped_at: std::sync::OnceLock::new(),
             stop_publishing: CancellationToken::new(),
             stop_receiving: CancellationToken::new(),
         });
@@ -230,7 +234,9 @@ fn drive(
         let delivered = shared.delivered.load(Relaxed);
         let cpu = broker.cpu().saturating_sub(cpu_before);
         let load_cpu = brokers::own_cpu().saturating_sub(load_cpu_before);
-        let elapsed = start.elapsed();
+        let stopped_at = Instant::now();
+        let elapsed = stopped_at - start;
+        shared.stopped_at.set(stopped_at).expect("one end");
         shared.stop_publishing.cancel();
         for sender in senders {
             sender.await.expect("publisher task");
@@ -296,7 +302,10 @@ async fn publisher(p: usize, conn: Conn, shared: Arc<Shared>) {
                 () = shared.progress[p].notified() => {}
                 () = shared.stop_publishing.cancelled() => {}
             }
-            let closed = u64::try_from(closed_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let woke = Instant::now();
+            let until = shared.stopped_at.get().map_or(woke, |&end| end.min(woke));
+            let closed = until.saturating_duration_since(closed_at).as_nanos();
+            let closed = u64::try_from(closed).unwrap_or(u64::MAX);
             shared.window_closed_nanos.fetch_add(closed, Relaxed);
             continue;
         }

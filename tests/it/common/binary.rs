@@ -58,17 +58,19 @@ impl Binary {
             command.arg("--in-memory");
         }
         let child = command.stderr(Stdio::null()).spawn().expect("start tern");
+        // Made first, so that a binary that never listens is killed too.
+        let binary = Binary {
+            child,
+            addr,
+            _config: path,
+        };
         within("the binary to listen", async {
             while tokio::net::TcpStream::connect(addr).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
-        Binary {
-            child,
-            addr,
-            _config: path,
-        }
+        binary
     }
 }
 

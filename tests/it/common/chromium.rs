@@ -44,6 +44,9 @@ impl Page {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own group, so that its helpers (zygote, renderer, GPU)
+            // are killed with it and write no more into the profile.
+            .process_group(0)
             .spawn()
             .expect("chromium starts");
         let stderr = browser.stderr.take().expect("piped stderr");
@@ -141,11 +144,15 @@ impl Page {
 }
 
 impl Drop for Page {
-    /// The profile is removed once the browser is gone: removed while it
-    /// may still be dying, its last writes can leave a profile behind (21
-    /// were in /tmp after a few days' runs). This blocks the test's thread
-    /// for as long, 2 s at most: tests only.
+    /// The profile is removed once the browser and its helpers are gone:
+    /// removed while they may still be dying, their last writes can leave
+    /// a profile behind (21 were in /tmp after a few days' runs). This
+    /// blocks the test's thread for as long, about 3 s at most: tests only.
     fn drop(&mut self) {
+        if let Some(pid) = self.browser.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: kill only sends a signal, to the group we started.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.browser.start_kill();
         for _ in 0..200 {
             if !matches!(self.browser.try_wait(), Ok(None)) {

@@ -228,7 +228,7 @@ pub async fn runs(program: &str) -> bool {
 /// files there every run.
 pub fn temp_path(name: &str) -> TempPath {
     let path = std::env::temp_dir().join(format!("tern-it-{}-{name}", std::process::id()));
-    TempPath::try_from_path(path).expect("an absolute temporary path")
+    TempPath::try_from_path(path).expect("a temporary path")
 }
 
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
