@@ -25,6 +25,7 @@ use super::deadlines::Deadlines;
 use super::duplex::Duplex;
 use super::endpoint::Slot;
 use super::outbox::{Bounds, Drained, Outbound, Outbox};
+use super::write_through::{Lent, Turn};
 use super::writes::Writes;
 use super::Shared;
 use crate::broker::{Clipped, ConnId};
@@ -46,7 +47,7 @@ pub(super) fn run<S>(
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()>
 where
-    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send,
 {
     // Boxed: the TLS or WebSocket handshake's state and CONNECT's are larger
     // than all a connection keeps while it serves (the boxed future is
@@ -58,6 +59,9 @@ where
             return;
         };
         let end = connection.session(keep_alive).await;
+        // Before the connection moves: the stream lent may be left lendable
+        // by a drain that ended the session.
+        connection.outbox.withdraw_writes();
         // Boxed too: only the session's own state is kept in place.
         Box::pin(finish(connection, end, true)).await;
     }
@@ -77,7 +81,7 @@ async fn start<S>(
     shared: Arc<Shared>,
 ) -> Option<(Connection<S>, u16)>
 where
-    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send,
 {
     // Not graceful until shown otherwise: a panic is no DISCONNECT. The
     // connection takes over from it once it exists.
@@ -139,7 +143,7 @@ async fn open<S>(
     shared: &Shared,
 ) -> Result<Opened<S>, End>
 where
-    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send,
 {
     if planted!(shared.config, TransportSkipped) {
         let stream = Either::Left(Either::Left(stream));
@@ -197,7 +201,7 @@ macro_rules! conn_event {
 /// detaches it, and lingers for one at fault.
 async fn finish<S>(mut connection: Connection<S>, end: End, served: bool)
 where
-    S: AsyncRead + AsyncWrite + Arrivals + Unpin,
+    S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send,
 {
     if served {
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
@@ -379,6 +383,8 @@ impl Queues {
 
 impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
+        // Before the stream goes; every wait's end took it back already.
+        self.outbox.withdraw_writes();
         if !self.detached {
             self.lost();
         }
@@ -407,7 +413,7 @@ impl<S> Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
     /// CONNECT by `connect_by`, unless the server shuts down first; returns
     /// the keepalive to enforce.
     async fn connect(&mut self, connect_by: tokio::time::Instant) -> Result<u16, End> {
@@ -432,7 +438,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         // What was answered before the fault goes first: which of its
         // packets were taken must not depend on when we last wrote.
         if end.is_clients_fault() {
-            self.drain_outbox();
+            self.drain_outbox(false);
         }
         if let Some(packet) = packet {
             self.writes.encode(&packet, self.link.version());
@@ -559,7 +565,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 Ok(keep_alive)
             }
             None => {
-                self.drain_outbox();
+                self.drain_outbox(false);
                 self.flush().await?;
                 Err(End::ConnectRefused)
             }
@@ -576,11 +582,15 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
         self.stream.get_mut().flush().await
     }
 
-    /// Encodes what the outbox holds into the write buffer.
-    fn drain_outbox(&mut self) -> Drained {
+    /// Encodes what the outbox holds into the write buffer. With `lend`,
+    /// the session's loop is about to wait: if there is nothing to write,
+    /// others may write to the stream it lent until the wait ends
+    /// (`write_through.rs`).
+    fn drain_outbox(&mut self, lend: bool) -> Drained {
         let committed = self.shared.committed();
         let mut draining = Queues::take(&mut self.queues, |q| &mut q.draining);
-        let mut drained = self.outbox.drain(&mut draining, committed);
+        let lend = lend && self.writes.is_empty();
+        let mut drained = self.outbox.drain(&mut draining, committed, lend);
         if drained == Drained::Open && self.shared.commit_failed() && self.outbox.gated() {
             drained = Drained::StoreFailed;
         }
@@ -599,6 +609,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 // Frames are PUBLISHes fanned out, encoded once for all.
                 Outbound::Frame(frame) => self.write_frame(&frame, None, aliases),
                 Outbound::FrameAs(frame, id) => self.write_frame(&frame, Some(id), aliases),
+                Outbound::Rest(bytes) => self.writes.encoded(&bytes),
             }
         }
         self.shared.traffic.sent_messages(publishes);
@@ -654,12 +665,22 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
             return End::Shutdown;
         }
         self.reads_ahead = 0;
+        // The stream stays where it is until the session ends.
+        self.lend_stream();
         // What this loop keeps across its waits is in every idle
         // connection's task: the limits are read where they are needed.
         loop {
-            let decoded = match self.handle_buffered() {
-                Ok(decoded) => decoded,
-                Err(end) => return end,
+            // Subscribers this turn routes to, idle and few, are written
+            // to by it, before its own replies (`write_through.rs`). A
+            // block: its locals would be kept in the task across the waits.
+            let decoded = {
+                let turn = Turn::begin();
+                let handled = self.handle_buffered();
+                turn.finish(&self.shared.traffic, self.outbox.waiting() > 0);
+                match handled {
+                    Ok(decoded) => decoded,
+                    Err(end) => return end,
+                }
             };
             // Bytes left while the outbox has room are a packet not yet
             // whole; while it is full they wait on us, not on the client.
@@ -677,7 +698,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
             // kept in the task, used or not.
             let may_read = {
                 let outbound_max = self.outbound_max();
-                if self.outbox.retained_owed() && 2 * self.outbox.waiting() <= outbound_max {
+                if self.outbox.retained_owed_with_room(outbound_max / 2) {
                     let conn = self.conn;
                     self.shared
                         .with_broker(|state| state.send_retained(conn, outbound_max));
@@ -685,7 +706,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 self.outbox.kept() < outbound_max
             };
             if self.writes.is_empty() {
-                match self.drain_outbox() {
+                match self.drain_outbox(true) {
                     Drained::TakenOver => return End::TakenOver,
                     // What was released before the failure goes first.
                     Drained::StoreFailed if self.writes.is_empty() => return End::StoreFailed,
@@ -753,6 +774,18 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin> Connection<S> {
                 return Box::pin(self.last_words(end)).await;
             }
             self.release_idle_buffers();
+        }
+    }
+
+    /// Lends the stream for the session to the tasks that route to us,
+    /// to write while we wait with nothing to write (`write_through.rs`);
+    /// taken back when the connection drops. Only a plain socket's: TLS
+    /// and WebSocket keep what they are given until their owner flushes,
+    /// and a topic alias we send is ours to choose.
+    fn lend_stream(&mut self) {
+        let plain = matches!(self.stream.get_mut(), Either::Left(Either::Left(_)));
+        if plain && !self.link.sends_aliases() {
+            self.outbox.offer_writes(Lent::of(&self.stream));
         }
     }
 

@@ -15,6 +15,7 @@ mod registry;
 mod sys;
 mod timers;
 mod traffic;
+mod write_through;
 mod writes;
 
 use std::future::Future;
@@ -278,7 +279,11 @@ impl State {
             });
             match outbox {
                 Some(outbox) => {
-                    let dropped = outbox.push_gated(packets, bounds, gate);
+                    let through = write_through::may_write_through();
+                    let (dropped, held) = outbox.push_routed(packets, bounds, gate, through);
+                    if held {
+                        write_through::routed(outbox);
+                    }
                     self.broker.count_outbound_drops(conn, dropped);
                     if let Some(persist) = gated {
                         persist.hold(outbox);

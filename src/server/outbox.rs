@@ -5,12 +5,16 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
+use super::traffic::Traffic;
+use super::write_through::Lent;
+use super::writes::Writes;
 use crate::broker::Owing;
 use crate::codec::{Packet, PacketId, QoS, SharedFrame};
 use crate::config::{planted, Config};
@@ -22,10 +26,6 @@ pub struct Outbox {
     /// outbox 16 bytes larger, and its `Notified` future, which every
     /// idle connection's task keeps, 56 bytes larger than `notified`'s.
     state: Mutex<State>,
-    /// The session owes retained messages that wait for room here: the
-    /// connection asks for the next slice when it has some. Set and read
-    /// only by the connection's own task, under the routing lock or after.
-    retained_owed: AtomicBool,
 }
 
 /// The bounds of an outbound queue. The same for every connection, they
@@ -61,6 +61,9 @@ pub enum Outbound {
     Packet(Packet),
     Frame(Arc<SharedFrame>),
     FrameAs(Arc<SharedFrame>, PacketId),
+    /// The rest of packets another task began to write to the socket
+    /// (`Outbox::write_through`): it goes first, whole.
+    Rest(Bytes),
 }
 
 impl Outbound {
@@ -68,7 +71,7 @@ impl Outbound {
     fn sheddable(&self) -> bool {
         match self {
             Outbound::Packet(Packet::Publish(p)) => p.qos == QoS::AtMostOnce,
-            Outbound::Packet(_) | Outbound::FrameAs(..) => false,
+            Outbound::Packet(_) | Outbound::FrameAs(..) | Outbound::Rest(_) => false,
             Outbound::Frame(_) => true,
         }
     }
@@ -93,6 +96,7 @@ impl Outbound {
             Outbound::Packet(_) => true,
             // QoS 0, and QoS 1 (`Broker::send_frame_as` shares no QoS 2).
             Outbound::Frame(_) | Outbound::FrameAs(..) => false,
+            Outbound::Rest(_) => false,
         }
     }
 
@@ -100,6 +104,7 @@ impl Outbound {
         match self {
             Outbound::Packet(packet) => packet.kind(),
             Outbound::Frame(_) | Outbound::FrameAs(..) => "PUBLISH",
+            Outbound::Rest(_) => "rest of a write",
         }
     }
 
@@ -109,7 +114,23 @@ impl Outbound {
             Outbound::Packet(Packet::Publish(p)) => p.weight(),
             Outbound::Packet(_) => 0,
             Outbound::Frame(frame) | Outbound::FrameAs(frame, _) => frame.len(),
+            Outbound::Rest(bytes) => bytes.len(),
         }
+    }
+
+    /// Encodes a frame fanned out into `writes`, as a connection that
+    /// names no topics by alias does (`Connection::write_frame`); false
+    /// for anything else.
+    fn encode_frame(&self, writes: &mut Writes) -> bool {
+        match self {
+            Outbound::Frame(frame) => writes.encoded(frame.bytes()),
+            Outbound::FrameAs(frame, id) => match frame.id_at() {
+                Some(at) => writes.encoded_with_id(frame.bytes(), at, *id),
+                None => return false,
+            },
+            Outbound::Packet(_) | Outbound::Rest(_) => return false,
+        }
+        true
     }
 }
 
@@ -117,9 +138,15 @@ impl Outbound {
 struct State {
     packets: VecDeque<Outbound>,
     /// Packets in `packets` that may not be dropped: all but QoS 0 PUBLISH.
-    kept: usize,
-    /// Bytes of the ones that may.
-    shed_bytes: usize,
+    /// This and the next are 32 bits, and `retained_owed` is here, not an
+    /// atomic beside the lock, so that the lent stream fits: 112 bytes
+    /// with the `Arc`'s counts, not 128.
+    kept: u32,
+    /// Bytes of the ones that may, at most `u32::MAX`.
+    shed_bytes: u32,
+    /// The session owes retained messages that wait for room here: the
+    /// connection asks for the next slice when it has some.
+    retained_owed: bool,
     taken_over: bool,
     /// The server shuts down (`Outbox::shut_down`).
     shut_down: bool,
@@ -135,6 +162,16 @@ struct State {
     /// wake, dropped with the wait, so that a task is not woken for
     /// nothing, nor its memory kept by the waker, once it waits no more.
     waker: Option<Waker>,
+    /// The connection's stream, from the start of its session to its
+    /// end (`offer_writes`)...
+    lent: Option<Lent>,
+    /// ...which a task that routes to it may write to while this is set:
+    /// from a `drain` that found nothing for the connection to write to the
+    /// end of its next wait in `notified`.
+    lendable: bool,
+    /// A turn holds back the wake for what is pushed here: it writes it
+    /// or wakes the connection when it ends (`write_through`).
+    held: bool,
 }
 
 /// Packets that may not be written before a commit of the store: from the
@@ -185,23 +222,41 @@ impl Outbox {
         bounds: Bounds,
         gate: u64,
     ) -> usize {
+        self.push_routed(packets, bounds, gate, false).0
+    }
+
+    /// `push_gated`, and when `may_write_through` and the connection has
+    /// lent its stream with nothing else queued, holds back the wake for
+    /// the routing task to write them (`write_through`); returns the QoS 0
+    /// PUBLISHes dropped and whether it held the wake back.
+    pub fn push_routed(
+        &self,
+        packets: impl Iterator<Item = Outbound>,
+        bounds: Bounds,
+        gate: u64,
+        may_write_through: bool,
+    ) -> (usize, bool) {
         let mut state = self.state();
+        // Held already: the turn that holds it writes this too, or wakes.
+        let held = state.held;
+        let mut through = !held && may_write_through && state.lendable && state.packets.is_empty();
         let mut dropped = 0;
         let mut queued = false;
         for packet in packets {
+            through &= matches!(packet, Outbound::Frame(_) | Outbound::FrameAs(..));
             let sheddable = packet.sheddable();
             let waits = gate > 0 && packet.waits_for_commit();
             let bytes = if sheddable { packet.bytes() } else { 0 };
             // One is always let through to an empty queue, however large.
             let over_bytes = bounds.shed_bytes > 0
                 && state.shed_bytes > 0
-                && state.shed_bytes + bytes > bounds.shed_bytes;
+                && state.shed_bytes as usize + bytes > bounds.shed_bytes;
             if sheddable && (state.packets.len() >= bounds.packets || over_bytes) {
                 dropped += 1;
                 continue;
             }
-            state.kept += usize::from(!sheddable);
-            state.shed_bytes += bytes;
+            state.kept += u32::from(!sheddable);
+            state.shed_bytes = state.shed_bytes.saturating_add(clamp(bytes));
             state.packets.push_back(packet);
             if waits {
                 let behind = state.packets.len() as u64 - 1;
@@ -214,10 +269,55 @@ impl Outbox {
             }
             queued = true;
         }
-        if queued {
+        // Gated packets wait for a commit, not for a write.
+        through &= queued && state.gates.is_none();
+        state.held |= through;
+        if queued && !state.held {
             wake(state);
         }
-        dropped
+        (dropped, through)
+    }
+
+    /// Lends the connection's stream, from now until `withdraw_writes`,
+    /// to be written only from a `drain` that lends it to the end of the
+    /// next `notified`: the connection must not move it meanwhile.
+    pub fn offer_writes(&self, lent: Lent) {
+        self.state().lent = Some(lent);
+    }
+
+    /// Takes the stream back.
+    pub fn withdraw_writes(&self) {
+        let mut state = self.state();
+        state.lent = None;
+        state.lendable = false;
+    }
+
+    /// A wake held back for a write-through that did not come.
+    pub fn wake_now(&self) {
+        let mut state = self.state();
+        state.held = false;
+        wake(state);
+    }
+
+    /// Writes what waits to the connection's stream if it is still lent and
+    /// takes it now; wakes the connection for whatever is left. Its task
+    /// writes nothing while its stream is lent, and takes the stream back
+    /// under this lock, so the order of its writes holds.
+    pub fn write_through(&self, traffic: &Traffic) {
+        let mut state = self.state();
+        state.held = false;
+        let written = match state.lent {
+            Some(lent) if state.lendable && state.gates.is_none() => SCRATCH
+                .with_borrow_mut(|writes| write_lent(lent, &mut state.packets, writes, traffic)),
+            _ => false,
+        };
+        if written {
+            state.kept = state.packets.len() as u32;
+            state.shed_bytes = 0;
+        }
+        if !state.packets.is_empty() {
+            wake(state);
+        }
     }
 
     /// Packets waiting to be written.
@@ -253,7 +353,7 @@ impl Outbox {
     /// reads on this, not on `waiting`: a flood of QoS 0 for the client is
     /// shed, and must not stop us reading its PINGREQs.
     pub fn kept(&self) -> usize {
-        self.state().kept
+        self.state().kept as usize
     }
 
     /// Why its connection must end, if something outside it says so: a
@@ -286,7 +386,10 @@ impl Outbox {
     /// keeps both queues' capacity, so a steady stream allocates nothing
     /// (and an empty `into` leaves an idle outbox holding nothing).
     /// Only packets that wait for no commit after `committed` are moved.
-    pub fn drain(&self, into: &mut VecDeque<Outbound>, committed: u64) -> Drained {
+    /// With `lend`, if none are, the connection's task will wait with
+    /// nothing to write, writing nothing until its next `notified` ends:
+    /// others may write to its stream meanwhile (`write_through`).
+    pub fn drain(&self, into: &mut VecDeque<Outbound>, committed: u64, lend: bool) -> Drained {
         debug_assert!(into.is_empty());
         let mut state = self.state();
         let state = &mut *state;
@@ -311,13 +414,14 @@ impl Outbox {
                 into.extend(state.packets.drain(..free));
                 for packet in into.iter() {
                     if packet.sheddable() {
-                        state.shed_bytes -= packet.bytes();
+                        state.shed_bytes = state.shed_bytes.saturating_sub(clamp(packet.bytes()));
                     } else {
                         state.kept -= 1;
                     }
                 }
             }
         }
+        state.lendable = lend && into.is_empty();
         if state.taken_over {
             Drained::TakenOver
         } else {
@@ -325,18 +429,28 @@ impl Outbox {
         }
     }
 
-    pub fn retained_owed(&self) -> bool {
-        self.retained_owed.load(Ordering::Relaxed)
+    /// Whether retained messages are owed and at most `waiting_max`
+    /// packets wait, so that the next slice has room.
+    pub fn retained_owed_with_room(&self, waiting_max: usize) -> bool {
+        let state = self.state();
+        state.retained_owed && state.packets.len() <= waiting_max
     }
 
     /// What the last slice of retained messages left owed; `More` wakes
     /// the connection at once, to ask for the next one.
     pub fn set_retained_owed(&self, owing: Owing) {
-        self.retained_owed
-            .store(owing != Owing::Nothing, Ordering::Relaxed);
+        let mut state = self.state();
+        state.retained_owed = owing != Owing::Nothing;
         if owing == Owing::More {
-            wake(self.state());
+            wake(state);
         }
+    }
+
+    /// Whether its connection's next wait ends at once, without ending
+    /// the wait it may be in as `notified` would.
+    #[cfg(test)]
+    pub fn woken(&self) -> bool {
+        self.state().woken
     }
 
     #[cfg(test)]
@@ -379,7 +493,8 @@ impl Outbox {
     }
 
     /// Resolves after a push, a takeover, a shutdown, owed retained
-    /// messages or a commit's news since the last time it resolved.
+    /// messages or a commit's news since the last time it resolved. Its
+    /// end takes back a stream lent by `drain`.
     pub fn notified(&self) -> Notified<'_> {
         Notified(self)
     }
@@ -409,8 +524,64 @@ impl Future for Notified<'_> {
 
 impl Drop for Notified<'_> {
     fn drop(&mut self) {
-        self.0.state().waker = None;
+        let mut state = self.0.state();
+        state.waker = None;
+        state.lendable = false;
     }
+}
+
+thread_local! {
+    /// Where `write_through` lays out what it writes, kept by each thread.
+    static SCRATCH: std::cell::RefCell<Writes> = std::cell::RefCell::default();
+}
+
+/// A write-through's scratch buffer kept no larger than a connection's.
+const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
+
+/// Writes `packets`, all frames fanned out, to `lent`; returns whether any
+/// byte was written, and then leaves in `packets` only the rest of what
+/// the socket did not take, as one `Outbound::Rest` per part. Writes
+/// nothing if any packet is not such a frame.
+fn write_lent(
+    lent: Lent,
+    packets: &mut VecDeque<Outbound>,
+    writes: &mut Writes,
+    traffic: &Traffic,
+) -> bool {
+    debug_assert!(writes.is_empty());
+    if !packets.iter().all(|packet| packet.encode_frame(writes)) {
+        writes.clear();
+        return false;
+    }
+    let mut written = false;
+    while !writes.is_empty() {
+        // SAFETY: found lent under the outbox's lock, which we hold.
+        match unsafe { lent.write(writes.next()) } {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                writes.advance(n);
+                written = true;
+            }
+            // Full, failed or closed: the connection's task finds out.
+            _ => break,
+        }
+    }
+    if written {
+        traffic.sent_messages(packets.len() as u64);
+        packets.clear();
+        while !writes.is_empty() {
+            let rest = Bytes::copy_from_slice(writes.next());
+            writes.advance(rest.len());
+            packets.push_back(Outbound::Rest(rest));
+        }
+    }
+    writes.clear();
+    writes.release_when_empty(SCRATCH_KEPT_BYTES);
+    written
+}
+
+/// A byte count in 32 bits: past 4 GiB queued, the count stays there.
+fn clamp(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// Marks the outbox woken and wakes its connection's task, if it waits,
@@ -463,7 +634,7 @@ mod tests {
         assert!(outbox.push(ack, packets(2)), "a reply is never dropped");
         assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
         let mut into = VecDeque::new();
-        assert_eq!(outbox.drain(&mut into, u64::MAX), Drained::Open);
+        assert_eq!(outbox.drain(&mut into, u64::MAX, false), Drained::Open);
         assert_eq!(into.len(), 3);
         assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
     }
@@ -489,7 +660,7 @@ mod tests {
         assert!(outbox.push(sized(5000), bounds), "one fits an empty queue");
         assert!(!outbox.push(sized(1), bounds), "then the queue is over");
         let mut into = VecDeque::new();
-        outbox.drain(&mut into, u64::MAX);
+        outbox.drain(&mut into, u64::MAX, false);
         assert!(outbox.push(sized(60), bounds));
         assert!(!outbox.push(sized(60), bounds), "two of 60 would be over");
         assert!(outbox.push(sized(30), bounds), "60 and 30 fit exactly");
@@ -508,15 +679,15 @@ mod tests {
             into.iter().map(Outbound::kind).collect()
         };
         let mut into = VecDeque::new();
-        outbox.drain(&mut into, 4);
+        outbox.drain(&mut into, 4, false);
         assert_eq!(ids(&into), ["PUBACK"], "the ungated one before commit 5");
         assert_eq!((outbox.waiting(), outbox.kept()), (3, 2));
         into.clear();
-        outbox.drain(&mut into, 5);
+        outbox.drain(&mut into, 5, false);
         assert_eq!(ids(&into), ["PUBACK", "PUBLISH"], "up to the one for 6");
         assert_eq!((outbox.waiting(), outbox.kept()), (1, 1));
         into.clear();
-        outbox.drain(&mut into, 6);
+        outbox.drain(&mut into, 6, false);
         assert_eq!(ids(&into), ["PUBACK"]);
         assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
         assert!(!outbox.holds_gates(), "an outbox waiting for nothing");
@@ -525,10 +696,10 @@ mod tests {
         into.clear();
         outbox.push_gated(one(qos0()), packets(10), 0);
         outbox.push_gated(one(ack(4)), packets(10), 7);
-        outbox.drain(&mut into, 6);
+        outbox.drain(&mut into, 6, false);
         assert_eq!(ids(&into), ["PUBLISH"]);
         into.clear();
-        outbox.drain(&mut into, 7);
+        outbox.drain(&mut into, 7, false);
         assert_eq!(ids(&into), ["PUBACK"]);
         assert!(!outbox.holds_gates());
     }
@@ -562,16 +733,16 @@ mod tests {
             5,
         );
         let mut into = VecDeque::new();
-        outbox.drain(&mut into, 2);
+        outbox.drain(&mut into, 2, false);
         assert_eq!(into.len(), 1, "QoS 1 goes before its commit");
         into.clear();
-        outbox.drain(&mut into, 3);
+        outbox.drain(&mut into, 3, false);
         assert_eq!(
             into.len(),
             0,
             "QoS 2 waits for commit 4, and what is behind it"
         );
-        outbox.drain(&mut into, 4);
+        outbox.drain(&mut into, 4, false);
         assert_eq!(into.len(), 2);
     }
 

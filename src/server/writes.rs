@@ -93,6 +93,12 @@ impl Writes {
         parts.push_back(bytes.clone());
     }
 
+    /// Drops whatever waits unwritten.
+    pub fn clear(&mut self) {
+        self.parts = None;
+        self.buf.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.parts.is_none() && self.buf.is_empty()
     }
