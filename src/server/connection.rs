@@ -435,6 +435,11 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         if packet.is_none() && !end.is_clients_fault() {
             return;
         }
+        // A PUBLISH another task began to write is finished first: cut
+        // short, the bytes after it would be read as its rest.
+        for rest in self.outbox.take_rest() {
+            self.writes.encoded(&rest);
+        }
         // What was answered before the fault goes first: which of its
         // packets were taken must not depend on when we last wrote.
         if end.is_clients_fault() {
@@ -676,7 +681,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             let decoded = {
                 let turn = Turn::begin();
                 let handled = self.handle_buffered();
-                turn.finish(&self.shared.traffic, self.outbox.waiting() > 0);
+                turn.finish(&self.shared.traffic, || self.outbox.waiting() > 0);
                 match handled {
                     Ok(decoded) => decoded,
                     Err(end) => return end,
@@ -785,7 +790,13 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
     fn lend_stream(&mut self) {
         let plain = matches!(self.stream.get_mut(), Either::Left(Either::Left(_)));
         if plain && !self.link.sends_aliases() {
-            self.outbox.offer_writes(Lent::of(&self.stream));
+            // SAFETY: the stream stays in place until `run` withdraws it
+            // after the session (or the drop does, if the task ends
+            // first), and is lendable only between a drain that finds
+            // nothing to write and the end of the next wait, when this task
+            // does not write to it (`Outbox::drain`).
+            let lent = unsafe { Lent::of(&self.stream) };
+            self.outbox.offer_writes(lent);
         }
     }
 

@@ -314,7 +314,7 @@ impl State {
         let Some(outbox) = self.links.get(&conn) else {
             return;
         };
-        // The common case, and no lock on the outbox for it.
+        // The common case, and no count of the queue for it.
         if !self.broker.owes_retained() {
             outbox.set_retained_owed(Owing::Nothing);
             return;

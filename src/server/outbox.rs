@@ -121,7 +121,7 @@ impl Outbound {
     /// Encodes a frame fanned out into `writes`, as a connection that
     /// names no topics by alias does (`Connection::write_frame`); false
     /// for anything else.
-    fn encode_frame(&self, writes: &mut Writes) -> bool {
+    pub(super) fn encode_frame(&self, writes: &mut Writes) -> bool {
         match self {
             Outbound::Frame(frame) => writes.encoded(frame.bytes()),
             Outbound::FrameAs(frame, id) => match frame.id_at() {
@@ -239,7 +239,11 @@ impl Outbox {
         let mut state = self.state();
         // Held already: the turn that holds it writes this too, or wakes.
         let held = state.held;
-        let mut through = !held && may_write_through && state.lendable && state.packets.is_empty();
+        let mut through = !held
+            && may_write_through
+            && state.lendable
+            && state.lent.is_some()
+            && state.packets.is_empty();
         let mut dropped = 0;
         let mut queued = false;
         for packet in packets {
@@ -290,6 +294,20 @@ impl Outbox {
         let mut state = self.state();
         state.lent = None;
         state.lendable = false;
+    }
+
+    /// The rest of a PUBLISH another task began to write, if it waits at
+    /// the head of the queue.
+    pub fn take_rest(&self) -> Vec<Bytes> {
+        let mut state = self.state();
+        let mut rest = Vec::new();
+        while let Some(Outbound::Rest(_)) = state.packets.front() {
+            if let Some(Outbound::Rest(bytes)) = state.packets.pop_front() {
+                state.kept -= 1;
+                rest.push(bytes);
+            }
+        }
+        rest
     }
 
     /// A wake held back for a write-through that did not come.
@@ -548,7 +566,9 @@ fn write_lent(
     writes: &mut Writes,
     traffic: &Traffic,
 ) -> bool {
-    debug_assert!(writes.is_empty());
+    // Empty unless an earlier write-through on this thread unwound: its
+    // bytes were another connection's.
+    writes.clear();
     if !packets.iter().all(|packet| packet.encode_frame(writes)) {
         writes.clear();
         return false;
@@ -568,11 +588,7 @@ fn write_lent(
     if written {
         traffic.sent_messages(packets.len() as u64);
         packets.clear();
-        while !writes.is_empty() {
-            let rest = Bytes::copy_from_slice(writes.next());
-            writes.advance(rest.len());
-            packets.push_back(Outbound::Rest(rest));
-        }
+        packets.extend(writes.take_unwritten().map(Outbound::Rest));
     }
     writes.clear();
     writes.release_when_empty(SCRATCH_KEPT_BYTES);

@@ -40,9 +40,13 @@ pub(super) struct Lent {
 unsafe impl Send for Lent {}
 
 impl Lent {
-    /// Lends `duplex`; the caller takes it back before `duplex` can move,
-    /// drop or be written by its owner.
-    pub(super) fn of<T: AsyncWrite + Unpin + Send>(duplex: &Duplex<T>) -> Lent {
+    /// Lends `duplex`.
+    ///
+    /// # Safety
+    /// The caller makes it lendable (`Outbox::drain`) only while `duplex`
+    /// stays where it is and its owner does not write to it, and withdraws
+    /// it (`Outbox::withdraw_writes`) before `duplex` can move or drop.
+    pub(super) unsafe fn of<T: AsyncWrite + Unpin + Send>(duplex: &Duplex<T>) -> Lent {
         Lent {
             stream: std::ptr::from_ref(duplex).cast(),
             write: write_lent::<T>,
@@ -105,8 +109,14 @@ impl Turn {
     /// them. With nothing of ours to come first, the subscribers' tasks
     /// run next anyway, and each writes all that piled up in one write:
     /// written through, fan-in at QoS 0 lost a quarter of its rate.
-    pub(super) fn finish(mut self, traffic: &Traffic, replies: bool) {
-        for outbox in self.take() {
+    pub(super) fn finish(mut self, traffic: &Traffic, replies: impl FnOnce() -> bool) {
+        let routed = self.take();
+        if routed.is_empty() {
+            return;
+        }
+        let replies = replies();
+        let mut left = Left(routed.into_iter());
+        for outbox in left.0.by_ref() {
             match replies {
                 true => outbox.write_through(traffic),
                 false => outbox.wake_now(),
@@ -119,6 +129,18 @@ impl Turn {
             return Vec::new();
         }
         ROUTED.with_borrow_mut(Option::take).unwrap_or_default()
+    }
+}
+
+/// The outboxes a finishing turn has yet to write to: woken if it
+/// unwinds, or their held wakes would never come.
+struct Left(std::vec::IntoIter<Arc<Outbox>>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        for outbox in self.0.by_ref() {
+            outbox.wake_now();
+        }
     }
 }
 
@@ -148,12 +170,13 @@ pub(super) fn routed(outbox: &Arc<Outbox>) {
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
+    use std::future::Future;
 
     use bytes::Bytes;
-    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio::io::{AsyncRead, AsyncReadExt, DuplexStream, ReadBuf};
 
     use super::*;
-    use crate::codec::{Packet, PacketId, ProtocolVersion, Publish, QoS, SharedFrame};
+    use crate::codec::{Ack, Packet, PacketId, ProtocolVersion, Publish, QoS, SharedFrame};
     use crate::server::outbox::{Bounds, Outbound};
     use crate::topic::TopicName;
 
@@ -187,7 +210,9 @@ mod tests {
     /// write, as its task does after a `drain` that found nothing.
     fn lending(stream: &Duplex<DuplexStream>) -> Arc<Outbox> {
         let outbox = Arc::new(Outbox::default());
-        outbox.offer_writes(Lent::of(stream));
+        // SAFETY: every test keeps `stream` where it is and alive for as
+        // long as the outbox, and writes to it only before lending it.
+        outbox.offer_writes(unsafe { Lent::of(stream) });
         outbox.drain(&mut VecDeque::new(), u64::MAX, true);
         outbox
     }
@@ -202,15 +227,29 @@ mod tests {
         held
     }
 
-    /// Whether the connection's task would wake.
-    fn woken(outbox: &Outbox) -> bool {
-        outbox.woken()
+    /// The bytes `theirs` holds now, without waiting.
+    fn read_now(theirs: &mut DuplexStream) -> Vec<u8> {
+        let mut room = [0; 4096];
+        let mut buf = ReadBuf::new(&mut room);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(theirs).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(read) => read.map(|()| buf.filled().to_vec()).unwrap(),
+            Poll::Pending => Vec::new(),
+        }
     }
 
-    async fn read_exactly(theirs: &mut DuplexStream, n: usize) -> Vec<u8> {
-        let mut read = vec![0; n];
-        theirs.read_exact(&mut read).await.unwrap();
-        read
+    /// What the connection would write next, in order, drained as bytes.
+    fn queued_bytes(outbox: &Outbox) -> Vec<u8> {
+        let mut queued = VecDeque::new();
+        outbox.drain(&mut queued, u64::MAX, false);
+        let mut writes = crate::server::writes::Writes::default();
+        for packet in queued {
+            match packet {
+                Outbound::Rest(bytes) => writes.encoded(&bytes),
+                frame => assert!(frame.encode_frame(&mut writes), "only frames here"),
+            }
+        }
+        writes.take_unwritten().flat_map(|b| b.to_vec()).collect()
     }
 
     #[tokio::test]
@@ -225,121 +264,149 @@ mod tests {
         assert!(route(&outbox, first), "held back for the turn");
         // Behind the first, from a later hold: held back by the same turn.
         assert!(!route(&outbox, second));
-        assert!(!woken(&outbox));
-        turn.finish(&traffic, true);
+        assert!(!outbox.woken());
+        turn.finish(&traffic, || true);
         assert_eq!(outbox.waiting(), 0);
-        assert!(!woken(&outbox), "written for it: nothing to wake it for");
+        assert!(!outbox.woken(), "written for it: nothing to wake it for");
         assert_eq!(traffic.counts().messages_sent, 2);
         let expected = [first_bytes, second_bytes].concat();
-        assert_eq!(read_exactly(&mut theirs, expected.len()).await, expected);
+        let mut read = vec![0; expected.len()];
+        theirs.read_exact(&mut read).await.unwrap();
+        assert_eq!(read, expected);
+        assert_eq!(read_now(&mut theirs), b"", "nothing more");
     }
 
-    #[tokio::test]
-    async fn what_the_socket_does_not_take_waits_whole_and_first_for_the_connection() {
+    #[test]
+    fn what_the_socket_does_not_take_waits_whole_and_first_for_the_connection() {
         let (first, first_bytes) = frame_as(7);
         let (second, second_bytes) = frame_as(8);
+        let (third, third_bytes) = frame_as(9);
         let (ours, mut theirs) = tokio::io::duplex(first_bytes.len() + 3);
         let stream = Duplex::new(ours);
         let outbox = lending(&stream);
         let turn = Turn::begin();
         assert!(route(&outbox, first));
         assert!(!route(&outbox, second));
-        turn.finish(&Traffic::default(), true);
-        assert!(woken(&outbox), "the rest is the connection's to write");
-        let mut rest = VecDeque::new();
-        outbox.drain(&mut rest, u64::MAX, false);
-        let rest: Vec<u8> = rest
-            .into_iter()
-            .flat_map(|packet| match packet {
-                Outbound::Rest(bytes) => bytes.to_vec(),
-                _ => panic!("a packet begun must go on as bytes, not again whole"),
-            })
-            .collect();
-        let written = read_exactly(&mut theirs, first_bytes.len() + 3).await;
+        turn.finish(&Traffic::default(), || true);
+        assert!(outbox.woken(), "the rest is the connection's to write");
+        // Pushed after the partial write: behind its rest.
+        outbox.push_all(std::iter::once(third), BOUNDS);
+        let written = read_now(&mut theirs);
+        assert_eq!(written.len(), first_bytes.len() + 3);
         assert_eq!(
-            [written, rest].concat(),
-            [first_bytes, second_bytes].concat()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_full_socket_leaves_everything_to_the_connection() {
-        let (first, first_bytes) = frame_as(7);
-        let (ours, mut theirs) = tokio::io::duplex(first_bytes.len());
-        let stream = Duplex::new(ours);
-        // The socket is full before the turn.
-        Pin::new(&mut stream.half())
-            .poll_write(&mut Context::from_waker(Waker::noop()), &first_bytes)
-            .map(Result::unwrap)
-            .is_ready()
-            .then_some(())
-            .unwrap();
-        let outbox = lending(&stream);
-        let turn = Turn::begin();
-        assert!(route(&outbox, first));
-        turn.finish(&Traffic::default(), true);
-        assert!(woken(&outbox));
-        assert_eq!(outbox.waiting(), 1, "still whole in the queue");
-        assert_eq!(
-            read_exactly(&mut theirs, first_bytes.len()).await,
-            first_bytes
+            [written, queued_bytes(&outbox)].concat(),
+            [first_bytes, second_bytes, third_bytes].concat()
         );
     }
 
     #[test]
-    fn no_write_through_while_the_connection_may_write_or_outside_a_turn() {
-        let (ours, _theirs) = tokio::io::duplex(4096);
+    fn a_full_socket_leaves_everything_to_the_connection() {
+        let (first, first_bytes) = frame_as(7);
+        let (ours, mut theirs) = tokio::io::duplex(4);
         let stream = Duplex::new(ours);
+        let mut cx = Context::from_waker(Waker::noop());
+        let filled = Pin::new(&mut stream.half()).poll_write(&mut cx, b"full");
+        assert!(matches!(filled, Poll::Ready(Ok(4))));
         let outbox = lending(&stream);
-        assert!(!route(&outbox, frame_as(1).0), "outside a turn");
-        assert!(woken(&outbox));
-        // The wait's end took the stream back: a drain must lend it again.
-        let drained = lending(&stream);
-        drained.drain(&mut VecDeque::new(), u64::MAX, false);
         let turn = Turn::begin();
-        assert!(!route(&drained, frame_as(2).0), "drained without lending");
-        assert!(woken(&drained));
-        drop(turn);
+        assert!(route(&outbox, first));
+        turn.finish(&Traffic::default(), || true);
+        assert!(outbox.woken());
+        assert_eq!(read_now(&mut theirs), b"full", "nothing written through");
+        assert_eq!(
+            queued_bytes(&outbox),
+            first_bytes,
+            "still whole in the queue"
+        );
+    }
+
+    #[test]
+    fn no_write_through_unless_lent_and_waiting_with_nothing_to_write() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let stream = Duplex::new(ours);
+        let outside = lending(&stream);
+        assert!(!route(&outside, frame_as(1).0), "outside a turn");
+        assert!(outside.woken());
+        let turn = Turn::begin();
+        let never_lent = Arc::new(Outbox::default());
+        never_lent.drain(&mut VecDeque::new(), u64::MAX, true);
+        assert!(
+            !route(&never_lent, frame_as(2).0),
+            "TLS, WebSocket, aliases"
+        );
+        let not_lending = lending(&stream);
+        not_lending.drain(&mut VecDeque::new(), u64::MAX, false);
+        assert!(
+            !route(&not_lending, frame_as(3).0),
+            "a drain that did not lend"
+        );
+        let withdrawn = lending(&stream);
+        withdrawn.withdraw_writes();
+        assert!(!route(&withdrawn, frame_as(4).0), "withdrawn");
+        // The wait's end takes it back: the connection may write next.
+        let waited = lending(&stream);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(std::pin::pin!(waited.notified()).poll(&mut cx).is_pending());
+        assert!(!route(&waited, frame_as(5).0), "after a wait ended");
         // Not a frame fanned out: the connection encodes it its own way.
-        let other = lending(&stream);
-        let turn = Turn::begin();
-        let ack = Outbound::Packet(Packet::PubAck(crate::codec::Ack::success(
-            PacketId::new(3).unwrap(),
-        )));
-        assert!(!route(&other, ack));
-        drop(turn);
-        assert!(woken(&other));
+        let ack = Outbound::Packet(Packet::PubAck(Ack::success(PacketId::new(6).unwrap())));
+        assert!(!route(&lending(&stream), ack));
+        turn.finish(&Traffic::default(), || true);
+        for outbox in [&never_lent, &not_lending, &withdrawn, &waited] {
+            assert!(outbox.woken());
+            assert_eq!(outbox.waiting(), 1);
+        }
+        assert_eq!(read_now(&mut theirs), b"");
     }
 
     #[test]
     fn a_turn_without_replies_or_dropped_unfinished_wakes_the_subscriber() {
-        let (ours, _theirs) = tokio::io::duplex(4096);
+        let (ours, mut theirs) = tokio::io::duplex(4096);
         let stream = Duplex::new(ours);
         let quiet = lending(&stream);
         let turn = Turn::begin();
         assert!(route(&quiet, frame_as(1).0));
-        assert!(!woken(&quiet), "held back");
-        turn.finish(&Traffic::default(), false);
-        assert!(woken(&quiet));
+        assert!(!quiet.woken(), "held back");
+        turn.finish(&Traffic::default(), || false);
+        assert!(quiet.woken());
         assert_eq!(quiet.waiting(), 1);
         let dropped = lending(&stream);
         let turn = Turn::begin();
         assert!(route(&dropped, frame_as(2).0));
         drop(turn);
-        assert!(woken(&dropped));
+        assert!(dropped.woken());
+        assert_eq!(read_now(&mut theirs), b"");
     }
 
     #[test]
     fn a_turn_writes_through_to_a_few_subscribers_and_wakes_the_rest() {
         let streams: Vec<_> = (0..ROUTED_MAX + 2)
-            .map(|_| Duplex::new(tokio::io::duplex(4096).0))
+            .map(|_| tokio::io::duplex(4096))
+            .map(|(ours, theirs)| (Duplex::new(ours), theirs))
             .collect();
+        let outboxes: Vec<_> = streams.iter().map(|(ours, _)| lending(ours)).collect();
         let turn = Turn::begin();
-        let held = streams
-            .iter()
-            .filter(|stream| route(&lending(stream), frame_as(1).0))
-            .count();
-        drop(turn);
-        assert_eq!(held, ROUTED_MAX);
+        let held: Vec<bool> = outboxes.iter().map(|o| route(o, frame_as(1).0)).collect();
+        assert_eq!(held.iter().filter(|&&h| h).count(), ROUTED_MAX);
+        let woken: Vec<bool> = outboxes.iter().map(|o| o.woken()).collect();
+        assert_eq!(woken, held.iter().map(|h| !h).collect::<Vec<_>>());
+        turn.finish(&Traffic::default(), || true);
+        for ((_, mut theirs), held) in streams.into_iter().zip(held) {
+            assert_eq!(read_now(&mut theirs).is_empty(), !held);
+        }
+    }
+
+    #[test]
+    fn a_rest_goes_out_before_a_farewell() {
+        let (first, first_bytes) = frame_as(7);
+        let (ours, _theirs) = tokio::io::duplex(3);
+        let stream = Duplex::new(ours);
+        let outbox = lending(&stream);
+        let turn = Turn::begin();
+        assert!(route(&outbox, first));
+        turn.finish(&Traffic::default(), || true);
+        let rest: Vec<u8> = outbox.take_rest().iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(rest, first_bytes[3..]);
+        assert_eq!((outbox.waiting(), outbox.kept()), (0, 0));
     }
 }

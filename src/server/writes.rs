@@ -93,6 +93,13 @@ impl Writes {
         parts.push_back(bytes.clone());
     }
 
+    /// Takes what waits unwritten, in order, without copying it.
+    pub fn take_unwritten(&mut self) -> impl Iterator<Item = Bytes> {
+        let parts = self.parts.take().map(|parts| *parts).unwrap_or_default();
+        let buf = (!self.buf.is_empty()).then(|| self.buf.split().freeze());
+        parts.into_iter().chain(buf)
+    }
+
     /// Drops whatever waits unwritten.
     pub fn clear(&mut self) {
         self.parts = None;
