@@ -639,13 +639,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 let naming = self.link.naming(layout.topic(), || bytes.len());
                 self.writes.encoded_named(&layout, naming, id);
             }
-            (None, Some(id)) => {
-                // Every frame built with a packet id knows where it lies;
-                // written without ours, the first session's would go out.
-                let at = frame.id_at().expect("a frame sent with an id has one");
-                self.writes.encoded_with_id(bytes, at, id);
-            }
-            (None, None) => self.writes.encoded(bytes),
+            (None, id) => self.writes.encoded_frame(frame, id),
         }
     }
 
@@ -784,7 +778,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
 
     /// Lends the stream for the session to the tasks that route to us,
     /// to write while we wait with nothing to write (`write_through.rs`);
-    /// taken back when the connection drops. Only a plain socket's: TLS
+    /// taken back when the session ends. Only a plain socket's: TLS
     /// and WebSocket keep what they are given until their owner flushes,
     /// and a topic alias we send is ours to choose.
     fn lend_stream(&mut self) {

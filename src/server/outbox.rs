@@ -123,11 +123,8 @@ impl Outbound {
     /// for anything else.
     pub(super) fn encode_frame(&self, writes: &mut Writes) -> bool {
         match self {
-            Outbound::Frame(frame) => writes.encoded(frame.bytes()),
-            Outbound::FrameAs(frame, id) => match frame.id_at() {
-                Some(at) => writes.encoded_with_id(frame.bytes(), at, *id),
-                None => return false,
-            },
+            Outbound::Frame(frame) => writes.encoded_frame(frame, None),
+            Outbound::FrameAs(frame, id) => writes.encoded_frame(frame, Some(*id)),
             Outbound::Packet(_) | Outbound::Rest(_) => return false,
         }
         true

@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::codec::{
-    self, Naming, Packet, PacketId, ProtocolVersion, Publish, PublishLayout, SHARED_MIN_BYTES,
+    self, Naming, Packet, PacketId, ProtocolVersion, Publish, PublishLayout, SharedFrame,
+    SHARED_MIN_BYTES,
 };
 
 #[derive(Default)]
@@ -68,6 +69,20 @@ impl Writes {
             self.buf.extend_from_slice(&bytes[rest..]);
         } else {
             self.encoded(&bytes.slice(rest..));
+        }
+    }
+
+    /// A frame fanned out to many connections, as it is or with this
+    /// one's packet id `id` written in.
+    pub fn encoded_frame(&mut self, frame: &SharedFrame, id: Option<PacketId>) {
+        match id {
+            Some(id) => {
+                // Every frame built with a packet id knows where it lies;
+                // written without ours, the first session's would go out.
+                let at = frame.id_at().expect("a frame sent with an id has one");
+                self.encoded_with_id(frame.bytes(), at, id);
+            }
+            None => self.encoded(frame.bytes()),
         }
     }
 
