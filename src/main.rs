@@ -92,11 +92,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let runtime = match runtime() {
+    // Read before the runtime is built: it says how many threads it has.
+    let config = match configure(args) {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let runtime = match runtime(config.workers) {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
     }
@@ -111,10 +116,14 @@ fn main() -> ExitCode {
 /// clients' packets came first does not hang on the order tasks run: the
 /// broker compares their sockets' receive times (`net/arrival.rs`,
 /// `broker/recent.rs`).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+/// `workers` threads, or with 0 as many as tokio picks (one a core, or
+/// `TOKIO_WORKER_THREADS`).
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build()
 }
 
 fn fail(message: String) -> ExitCode {
@@ -122,7 +131,8 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(args: Args) -> Result<(), String> {
+/// The config file, if any, with the flags that override it.
+fn configure(args: Args) -> Result<tern::Config, String> {
     let mut config = match &args.config {
         Some(path) => tern::Config::from_file(path).map_err(|e| e.to_string())?,
         None => tern::Config::default(),
@@ -136,6 +146,14 @@ async fn serve(args: Args) -> Result<(), String> {
     if args.in_memory {
         config.durability = tern::config::Durability::None;
     }
+    Ok(config)
+}
+
+async fn serve(config: tern::Config) -> Result<(), String> {
+    tracing::info!(
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        "runtime"
+    );
     let mut endpoints = Vec::new();
     for listener in config.listeners() {
         endpoints.push((listener.address, tern::Endpoint::new(&listener, &config)?));

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::brokers::{
     Kind, Limits, ATTACK_INFLIGHT, ATTACK_MEMORY_BYTES, ATTACK_PACKET_BYTES, ATTACK_QUEUED_BYTES,
@@ -63,8 +64,24 @@ pub fn extension(kind: Kind) -> &'static str {
     }
 }
 
+/// tern's `workers` (`--tern-workers`); unset, its default, one a core.
+static TERN_WORKERS: OnceLock<usize> = OnceLock::new();
+
+pub fn set_tern_workers(workers: usize) {
+    TERN_WORKERS.set(workers).expect("--tern-workers once");
+}
+
+/// As the bench's last line says it.
+pub fn tern_workers() -> String {
+    match TERN_WORKERS.get() {
+        Some(n) if *n > 0 => n.to_string(),
+        _ => "one a core".to_owned(),
+    }
+}
+
 fn tern(addr: SocketAddr, limits: Limits) -> String {
-    let listen = format!("listen = [\"{addr}\"]\nsys_interval_secs = 0\n");
+    let workers = TERN_WORKERS.get().copied().unwrap_or(0);
+    let listen = format!("listen = [\"{addr}\"]\nsys_interval_secs = 0\nworkers = {workers}\n");
     match limits {
         // Queues large enough that the closed-loop windows never fill them:
         // every loss would then be the broker's, not a limit's.

@@ -67,6 +67,10 @@ fn parse_args() -> Args {
                 let cpus = cpus.split(',').map(|c| c.parse().expect("a CPU number"));
                 brokers::pin_brokers(cpus.collect());
             }
+            "--tern-workers" => {
+                let n = words.next().and_then(|n| n.parse::<usize>().ok());
+                configs::set_tern_workers(n.expect("--tern-workers takes a number"));
+            }
             "--brokers" => {
                 let names = words
                     .next()
@@ -96,7 +100,7 @@ fn parse_args() -> Args {
 
 fn print_usage() {
     println!(
-        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] \
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] [--tern-workers N] \
          [--connections N] [SCENARIO...]\n\
          Runs each scenario whose name contains one of the SCENARIO words (all \
          without one) against tern, mosquitto and rumqttd, those installed, in \
@@ -188,12 +192,13 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     print_table(&results, &kinds, args.rounds);
     println!(
-        "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections; {:.0} s in all)",
+        "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections, tern's workers {}; {:.0} s in all)",
         args.rounds,
         args.settings.duration,
         args.settings.sustain,
         args.settings.window,
         args.settings.idle_connections,
+        configs::tern_workers(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -18,6 +18,10 @@ const DEFAULT_LISTEN: SocketAddr =
 /// its topic up among them.
 const TOPIC_ALIAS_SENT_MAX: u16 = 1024;
 
+/// The most worker threads `workers` may ask for: a typo of a few digits
+/// more would start a thread for each.
+const WORKERS_MAX: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -30,6 +34,9 @@ pub struct Config {
     /// An address for `/metrics` (Prometheus) and a status page; unset,
     /// there is no HTTP listener.
     pub http_listen: Option<SocketAddr>,
+    /// The runtime's worker threads; 0, the default, for one a core (or
+    /// tokio's `TOKIO_WORKER_THREADS`). Read at start only.
+    pub workers: usize,
     /// Open TCP connections; one more is accepted and closed at once.
     pub connections_max: usize,
     /// Sessions, connected and offline; a CONNECT that would make one more is
@@ -450,6 +457,7 @@ impl Default for Config {
             listen: Vec::new(),
             listener: Vec::new(),
             http_listen: None,
+            workers: 0,
             connections_max: 100_000,
             sessions_max: 1_000_000,
             // mosquitto's users set 1 to 10 MB; 16 MiB takes their largest
@@ -591,6 +599,11 @@ impl Config {
                 "topic_alias_sent_max must be at most {TOPIC_ALIAS_SENT_MAX}"
             )));
         }
+        if self.workers > WORKERS_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "workers must be at most {WORKERS_MAX}"
+            )));
+        }
         if self.inflight_messages_max > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid(
                 "inflight_messages_max must be at most 65535".into(),
@@ -663,6 +676,9 @@ mod tests {
             .to_string();
         assert_eq!(err, "topic_alias_sent_max must be at most 1024");
         assert!(Config::from_toml("topic_alias_sent_max = 1024").is_ok());
+        let err = Config::from_toml("workers = 1025").unwrap_err().to_string();
+        assert_eq!(err, "workers must be at most 1024");
+        assert_eq!(Config::from_toml("workers = 1").unwrap().workers, 1);
     }
 
     #[test]

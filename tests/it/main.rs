@@ -6,6 +6,7 @@
 
 mod common;
 
+mod binary_workers;
 mod codec5_props;
 mod codec5_snapshots;
 mod codec_props;
