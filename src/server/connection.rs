@@ -670,14 +670,16 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         // connection's task: the limits are read where they are needed.
         loop {
             // Subscribers this turn routes to, idle and few, are written
-            // to by it, before its own replies (`write_through.rs`). A
+            // to by it, before its own replies or after its lone packet
+            // (`write_through.rs`). A
             // block: its locals would be kept in the task across the waits.
             let decoded = {
                 let turn = Turn::begin();
                 let handled = self.handle_buffered();
-                turn.finish(&self.shared.traffic, || self.outbox.waiting() > 0);
+                let count = *handled.as_ref().unwrap_or(&0);
+                turn.finish(&self.shared.traffic, count, || self.outbox.waiting() > 0);
                 match handled {
-                    Ok(decoded) => decoded,
+                    Ok(decoded) => decoded > 0,
                     Err(end) => return end,
                 }
             };
@@ -812,10 +814,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
     /// Handles every whole packet buffered, in batches, while the outbox
     /// has room: our own replies wait there too, so while it is full we
     /// stop decoding (and so reading), and the client is slowed, not us.
-    /// Returns whether any packet was handled.
-    fn handle_buffered(&mut self) -> Result<bool, End> {
+    /// Returns how many packets were handled.
+    fn handle_buffered(&mut self) -> Result<usize, End> {
         let outbound_max = self.outbound_max();
-        let mut decoded = false;
+        let mut decoded = 0;
         loop {
             let room = outbound_max.saturating_sub(self.outbox.kept());
             if room == 0 {
@@ -823,7 +825,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             }
             let batch = room.min(BATCH_MAX);
             let handled = self.handle_batch(batch)?;
-            decoded |= handled > 0;
+            decoded += handled;
             // A batch cut short between holds waits for the next turn.
             if handled < batch || self.has_work_waiting() {
                 return Ok(decoded);
