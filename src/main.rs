@@ -150,10 +150,6 @@ fn configure(args: Args) -> Result<tern::Config, String> {
 }
 
 async fn serve(config: tern::Config) -> Result<(), String> {
-    tracing::info!(
-        workers = tokio::runtime::Handle::current().metrics().num_workers(),
-        "runtime"
-    );
     let mut endpoints = Vec::new();
     for listener in config.listeners() {
         endpoints.push((listener.address, tern::Endpoint::new(&listener, &config)?));
@@ -162,6 +158,11 @@ async fn serve(config: tern::Config) -> Result<(), String> {
     if let Some((committer, restored, periodic)) = open_store(&config, server.uptime())? {
         server.use_store(committer, restored, periodic)?;
     }
+    // After every file is read: an error in one is the only line.
+    tracing::info!(
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        "runtime"
+    );
     // Bound only now: a port that accepts is a broker that answers, not
     // one still reading its store.
     let mut listeners = Vec::new();

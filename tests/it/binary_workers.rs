@@ -56,7 +56,18 @@ fn the_runtime_has_the_workers_asked_for() {
 
 #[test]
 fn too_many_workers_stop_the_binary_with_one_line() {
-    let (child, _config) = spawn("workers = 5000\n", "workers5000.toml");
+    let (mut child, _config) = spawn("workers = 5000\n", "workers5000.toml");
+    // Refused at once: a broker that started after all would serve here
+    // for ever.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the broker started with workers = 5000");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
