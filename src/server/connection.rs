@@ -671,8 +671,8 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         loop {
             // Subscribers this turn routes to, idle and few, are written
             // to by it, before its own replies or after its lone packet
-            // (`write_through.rs`). A
-            // block: its locals would be kept in the task across the waits.
+            // (`write_through.rs`). A block: its locals would be kept in
+            // the task across the waits.
             let decoded = {
                 let turn = Turn::begin();
                 let handled = self.handle_buffered();
