@@ -814,7 +814,9 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
     /// Handles every whole packet buffered, in batches, while the outbox
     /// has room: our own replies wait there too, so while it is full we
     /// stop decoding (and so reading), and the client is slowed, not us.
-    /// Returns how many packets were handled.
+    /// Returns how many packets were handled; a batch that only went on
+    /// with work a hold left waiting counts as full (`handle_batch`), so a
+    /// count of one is a lone packet but for a turn with room for one.
     fn handle_buffered(&mut self) -> Result<usize, End> {
         let outbound_max = self.outbound_max();
         let mut decoded = 0;
