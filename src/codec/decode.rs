@@ -458,7 +458,10 @@ fn publish(
     aliases: Option<&mut TopicAliases>,
 ) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((first >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
-    let topic = r.string()?;
+    // Kept as the bytes it came in until the properties say whether it
+    // names an alias: no `String` between it and the `TopicName`.
+    let topic_bytes = r.string_slice()?;
+    let topic = std::str::from_utf8(&topic_bytes).map_err(|_| DecodeError::InvalidUtf8)?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         _ => Some(r.packet_id()?),
@@ -468,12 +471,12 @@ fn publish(
     // connection's aliases (a client reading a server, which sends none),
     // such a PUBLISH cannot be resolved.
     let topic = match (properties.topic_alias(), aliases) {
-        (Some(alias), Some(aliases)) => aliases.resolve(&topic, alias)?,
+        (Some(alias), Some(aliases)) => aliases.resolve(topic, alias)?,
         (Some(alias), None) if topic.is_empty() => {
             return Err(DecodeError::TopicAliasUnknown(alias))
         }
         (None, _) if topic.is_empty() && r.v5 => return Err(DecodeError::EmptyTopicWithoutAlias),
-        _ => TopicName::new(&topic)?,
+        _ => TopicName::new(topic)?,
     };
     Ok(Publish {
         dup: first & 0b1000 != 0,

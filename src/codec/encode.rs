@@ -85,7 +85,9 @@ fn header(buf: &mut BytesMut, first: u8, len: usize) {
         len <= 268_435_455,
         "remaining length {len} is over MQTT's limit"
     );
-    buf.reserve(5 + len);
+    // Exactly: a frame encoded into a buffer made to its size (a shared
+    // frame's) would otherwise be moved to one bigger.
+    buf.reserve(1 + varint_len(len) + len);
     buf.put_u8(first);
     buf.varint(len);
 }

@@ -25,6 +25,7 @@ use super::deadlines::Deadlines;
 use super::duplex::Duplex;
 use super::endpoint::Slot;
 use super::outbox::{Bounds, Drained, Outbound, Outbox};
+use super::queues::{Queues, QUEUE_KEPT_PACKETS};
 use super::write_through::{Lent, Turn};
 use super::writes::Writes;
 use super::Shared;
@@ -331,54 +332,6 @@ struct Connection<S> {
     /// Its place on its listener, whose settings it follows.
     slot: Slot,
     shared: Arc<Shared>,
-}
-
-/// A connection's packet queues, each kept with its room only while busy.
-#[derive(Default)]
-struct Queues {
-    /// Packets taken from the outbox, swapped with it to keep capacity.
-    draining: VecDeque<Outbound>,
-    /// A batch of decoded packets, decoded before the lock is taken.
-    inbound: Vec<Packet>,
-    /// Those of them for the broker, dispatched under as few locks as
-    /// their work allows; what a hold's budget left waits here for the
-    /// connection's next turn.
-    dispatching: VecDeque<Packet>,
-}
-
-impl Queues {
-    /// Takes one queue out of `queues`, or an empty one, which costs
-    /// nothing until used.
-    fn take<T: Default>(queues: &mut Option<Box<Queues>>, queue: fn(&mut Queues) -> &mut T) -> T {
-        queues
-            .as_deref_mut()
-            .map(queue)
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    /// Puts back a queue taken out if `keep`, making `queues` if need be,
-    /// and drops `queues` once no queue in it is worth keeping.
-    fn put<T>(
-        queues: &mut Option<Box<Queues>>,
-        queue: fn(&mut Queues) -> &mut T,
-        taken: T,
-        keep: bool,
-    ) {
-        if keep {
-            *queue(queues.get_or_insert_with(Box::default)) = taken;
-        }
-        if let Some(q) = queues {
-            let small = q
-                .draining
-                .capacity()
-                .max(q.inbound.capacity())
-                .max(q.dispatching.capacity());
-            if small <= QUEUE_KEPT_PACKETS && q.dispatching.is_empty() {
-                *queues = None;
-            }
-        }
-    }
 }
 
 impl<S> Drop for Connection<S> {
@@ -1150,10 +1103,6 @@ const EFFECTS_PER_HOLD: usize = 1024;
 /// hold. One publish that visits more is routed in slices of its own
 /// (`broker/fanout.rs`), a hold each.
 const WORK_PER_HOLD: u64 = 16_384;
-
-/// Packet queues of at most this capacity are released once drained: an
-/// idle connection holds none.
-const QUEUE_KEPT_PACKETS: usize = 8;
 
 /// Room for each read once a client has shown it sends more than a few bytes.
 const READ_ROOM_BYTES: usize = 4096;

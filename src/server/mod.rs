@@ -11,6 +11,7 @@ mod log_limit;
 mod memory;
 mod outbox;
 mod persist;
+mod queues;
 mod registry;
 mod sys;
 mod timers;
@@ -135,9 +136,11 @@ impl Shared {
             tokio::runtime::Handle::try_current().is_ok(),
             "outside a runtime tokio's clock is the wall clock"
         );
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut state = self.state();
+        // One clock read for the broker's now and the hold's start.
         let locked = tokio::time::Instant::now();
+        let since = locked.saturating_duration_since(self.started);
+        let now = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         // The broker fills this thread's own room (`EFFECTS`); what it had
         // (empty) waits here.
         let mut effects = EFFECTS.take();

@@ -4,22 +4,31 @@
 //! walk waits for each in turn (a topic that one client's 65,536
 //! overlapping filters match walks 131,071 nodes, mostly not in cache).
 
+use smallvec::SmallVec;
+
 use super::{Node, Probe, SubscriptionIndex};
 use crate::config::planted;
 use crate::topic::TopicName;
 
 /// The nodes of the level a walk is at and of the next, kept by a sliced
-/// walk so that its subtrees' walks allocate once.
+/// walk so that its subtrees' walks allocate once. A topic that few
+/// wildcards match reaches a handful of nodes a level: those are kept in
+/// place, where two vectors allocated and grew for every message routed.
 pub(super) struct Frontier<'a, K, V> {
-    reached: Vec<&'a Node<K, V>>,
-    next: Vec<&'a Node<K, V>>,
+    reached: Nodes<'a, K, V>,
+    next: Nodes<'a, K, V>,
 }
+
+type Nodes<'a, K, V> = SmallVec<[&'a Node<K, V>; FRONTIER_INLINE]>;
+
+/// Nodes a level kept in place: the literal child and `+` of a few nodes.
+const FRONTIER_INLINE: usize = 8;
 
 impl<K, V> Default for Frontier<'_, K, V> {
     fn default() -> Self {
         Frontier {
-            reached: Vec::new(),
-            next: Vec::new(),
+            reached: SmallVec::new(),
+            next: SmallVec::new(),
         }
     }
 }
@@ -70,24 +79,34 @@ impl<K: Ord + Copy, V: Copy> SubscriptionIndex<K, V> {
         reached.push(start);
         let mut work = 0;
         for level in levels {
-            for node in reached.drain(..) {
+            for &node in reached.iter() {
                 let rest = if wildcards { node.rest.len() as u64 } else { 0 };
                 if work + 1 + rest > cap {
                     return Err(Capped(work));
                 }
                 work += 1 + rest;
+                // Pushed, not extended: `SmallVec::extend` reserves first.
                 if wildcards {
                     node.rest.extend_into(out);
-                    next.extend(node.plus.as_deref());
+                    if let Some(plus) = node.plus.as_deref() {
+                        next.push(plus);
+                    }
                 }
-                next.extend(node.children.get(&level));
+                if let Some(child) = node.children.get(&level) {
+                    next.push(child);
+                }
             }
+            reached.clear();
             std::mem::swap(reached, next);
+            // Nothing below: the topic's other levels need no splitting.
+            if reached.is_empty() {
+                return Ok(work);
+            }
             wildcards = true;
         }
         // `t/#` matches `t` [MQTT-4.7.1-2].
         let parent = !planted!(self, HashMissesParent);
-        for node in reached.drain(..) {
+        for &node in reached.iter() {
             let rest = if parent { node.rest.len() as u64 } else { 0 };
             let found = rest + node.exact.len() as u64;
             if work + 1 + found > cap {

@@ -101,6 +101,10 @@ impl RetainedStore {
 
     /// The message retained on `topic`, if any.
     pub fn get(&self, topic: &TopicName) -> Option<&Retained> {
+        // Asked for every message routed, mostly of a broker holding none.
+        if self.len == 0 {
+            return None;
+        }
         let mut node = &self.root;
         for level in topic.levels() {
             node = node.children.get(level)?;
