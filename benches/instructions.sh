@@ -15,7 +15,9 @@ n=${2:-2000}
 qos=${QOS:-0}
 port=${PORT:-18839}
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+broker_pid=
+# A run that fails leaves no broker holding the port.
+trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$dir"' EXIT
 
 # Total instructions of one run of the broker through `count` messages.
 run() {
@@ -29,11 +31,16 @@ run() {
         *) set -- "$broker" --in-memory --listen "127.0.0.1:$port" ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$out" "$@" 2>"$dir/valgrind.log" &
-    local broker_pid=$!
+    broker_pid=$!
+    local up=
     for _ in $(seq 100); do
-        mosquitto_pub -p "$port" -t warm -m up 2>/dev/null && break
+        mosquitto_pub -p "$port" -t warm -m up 2>/dev/null && up=1 && break
         sleep 0.3
     done
+    if [ -z "$up" ]; then
+        echo "the broker did not come up on port $port: $(tail -3 "$dir/valgrind.log")" >&2
+        exit 1
+    fi
     timeout 300 mosquitto_sub -p "$port" -t a/b/c/d -q "$qos" -C "$count" >"$dir/got" &
     local sub_pid=$!
     sleep 2
@@ -44,6 +51,7 @@ run() {
     got=$(wc -l <"$dir/got")
     kill -INT "$broker_pid"
     wait "$broker_pid" || true
+    broker_pid=
     if [ "$got" != "$count" ]; then
         echo "the subscriber got $got of $count messages" >&2
         exit 1

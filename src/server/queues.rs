@@ -44,7 +44,16 @@ pub(super) trait Room {
     /// Whether the thread's spare may lend it.
     const LENT: bool;
     fn has_room(&self) -> bool;
+    fn room(&self) -> usize;
     fn holds_none(&self) -> bool;
+}
+
+/// Whether a queue let go may be lent to another connection: empty (what
+/// it held would be handed to another client), and small. Every caller
+/// lets go only such queues; this holds in release builds too.
+fn lendable<T: Room>(queue: &T) -> bool {
+    debug_assert!(queue.holds_none(), "a queue let go holds nothing");
+    queue.holds_none() && queue.room() <= QUEUE_KEPT_PACKETS
 }
 
 impl Room for Vec<Packet> {
@@ -52,6 +61,10 @@ impl Room for Vec<Packet> {
 
     fn has_room(&self) -> bool {
         self.capacity() > 0
+    }
+
+    fn room(&self) -> usize {
+        self.capacity()
     }
 
     fn holds_none(&self) -> bool {
@@ -64,6 +77,10 @@ impl Room for VecDeque<Packet> {
 
     fn has_room(&self) -> bool {
         self.capacity() > 0
+    }
+
+    fn room(&self) -> usize {
+        self.capacity()
     }
 
     fn holds_none(&self) -> bool {
@@ -79,6 +96,10 @@ impl Room for VecDeque<Outbound> {
 
     fn has_room(&self) -> bool {
         self.capacity() > 0
+    }
+
+    fn room(&self) -> usize {
+        self.capacity()
     }
 
     fn holds_none(&self) -> bool {
@@ -115,8 +136,7 @@ impl Queues {
     ) {
         if keep {
             *queue(queues.get_or_insert_with(Box::default)) = taken;
-        } else if T::LENT && taken.has_room() {
-            debug_assert!(taken.holds_none(), "a queue not kept holds nothing");
+        } else if T::LENT && taken.has_room() && lendable(&taken) {
             SPARE.with_borrow_mut(|spare| {
                 let slot = queue(spare);
                 if !slot.has_room() {
