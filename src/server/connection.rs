@@ -685,6 +685,16 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     return Box::pin(self.last_words(end)).await;
                 }
                 if self.writes.is_empty() {
+                    // Reads held back by a full outbox, or retained
+                    // messages owed once it has room: worked out above,
+                    // before the drain made room, so the turn is taken
+                    // again, as after a write by the `select!`. Waiting
+                    // here, on neither a read nor a write, nothing would
+                    // wake us (found by a review, not seen).
+                    let outbound_max = self.outbound_max();
+                    if !may_read || self.outbox.retained_owed_with_room(outbound_max / 2) {
+                        continue;
+                    }
                     if let Some(end) = self.drain_lending() {
                         return end;
                     }

@@ -8,7 +8,9 @@ use tern::Config;
 
 use crate::common::client::Client;
 use crate::common::raw::{self, Raw};
-use crate::common::{config, TestBroker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{config, within, TestBroker};
 
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
 
@@ -185,5 +187,65 @@ async fn inflight_window_refills_as_acknowledgements_arrive() {
             c.inflight == 0 && c.queued == 0
         })
         .await;
+    broker.stop().await;
+}
+
+/// A burst of QoS 1 PUBLISHes from a client slow to read its PUBACKs:
+/// the broker's writes back up, its turns stop reading at the outbox's
+/// bound, and once the PUBACKs are written it must read on, with no wake
+/// from outside to make it. A review found a way for a turn that wrote
+/// its replies at once to wait on neither read nor write (a turn that
+/// began with a full outbox); this burst, of 20,000 to 2,000,000, did not
+/// reach it before the fix, so it stands for the property, not that case.
+#[tokio::test]
+async fn a_burst_acknowledged_slowly_is_acknowledged_whole() {
+    const BURST: u32 = 200_000;
+    let broker = TestBroker::start(Config {
+        outbound_packets_max: 8,
+        ..config()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // Small, so that the broker's PUBACKs back up.
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = within("TCP connect", socket.connect(broker.addr))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let version = tern::codec::ProtocolVersion::V311;
+    let mut bytes = bytes::BytesMut::new();
+    let connect = Packet::Connect(raw::connect_packet("burst").into());
+    tern::codec::encode(&connect, version, &mut bytes);
+    for n in 0..BURST {
+        let id = u16::try_from(n % 60_000 + 1).unwrap();
+        let publish = raw::publish("burst/t", TernQoS::AtLeastOnce, id, b"m");
+        tern::codec::encode(&publish, version, &mut bytes);
+    }
+    // Written while nothing is read, for as long as the broker reads.
+    let sending = tokio::spawn(async move {
+        writer.write_all(&bytes).await.unwrap();
+        writer
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut rbuf = bytes::BytesMut::new();
+    let mut acked = 0;
+    while acked < BURST {
+        let packet = within("the next PUBACK", async {
+            loop {
+                if let Some(packet) = raw::decode_buffered(&mut rbuf, version) {
+                    return packet;
+                }
+                let n = reader.read_buf(&mut rbuf).await.unwrap();
+                assert_ne!(n, 0, "the broker closed after {acked} PUBACKs");
+            }
+        })
+        .await;
+        match packet {
+            Packet::ConnAck(_) => {}
+            Packet::PubAck(_) => acked += 1,
+            other => panic!("expected a PUBACK, got {other:?}"),
+        }
+    }
+    drop(within("the burst written", sending).await);
     broker.stop().await;
 }
