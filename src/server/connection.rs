@@ -168,7 +168,7 @@ where
                 if planted!(shared.config, TlsReadAheadLost) {
                     if let Either::Left(Either::Right(tls)) = &mut opened.stream {
                         let mut lost = [0; 4096];
-                        let _ = std::io::Read::read(&mut tls.get_mut().1.reader(), &mut lost);
+                        let _ = std::io::Read::read(&mut tls.get_mut().get_mut().1.reader(), &mut lost);
                     }
                 }
                 Ok(opened)

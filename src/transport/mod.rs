@@ -13,6 +13,7 @@ use tokio_util::either::Either;
 
 use crate::config::{Config, ListenerConfig, Protocol};
 
+mod sent_through;
 mod tls;
 mod websocket;
 pub use tls::{Secured, Tls};

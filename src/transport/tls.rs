@@ -22,6 +22,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
 
+use super::sent_through::SentThrough;
 use crate::config::ListenerConfig;
 
 /// A listener's TLS: where its files are (none, if it was made from PEM
@@ -50,7 +51,7 @@ struct Files {
 
 /// A connection's socket, as it is (`Left`) or inside TLS (`Right`;
 /// boxed: a TLS session's state is kilobytes, a socket a few words).
-pub type Secured<S> = Either<S, Box<TlsStream<S>>>;
+pub type Secured<S> = Either<S, Box<SentThrough<TlsStream<S>>>>;
 
 /// The socket's last read under TLS: what the connection reads next came
 /// in it or before it.
@@ -141,7 +142,7 @@ impl Tls {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(common_name);
-        Ok((Either::Right(Box::new(stream)), identity))
+        Ok((Either::Right(Box::new(SentThrough::new(stream))), identity))
     }
 }
 

@@ -113,3 +113,62 @@ async fn a_handshake_that_never_finishes_is_closed_at_the_connect_timeout() {
     broker.wait_connections(0).await;
     broker.stop().await;
 }
+
+/// A burst to a TLS subscriber slow to read. When the socket is full,
+/// TLS takes our bytes and keeps them as records not yet sent
+/// (tokio-rustls's `poll_write` says they were written), so the end of
+/// the burst waits on a flush: with none, on the broker's next write to
+/// the subscriber, which one waiting for the burst's end never causes.
+#[tokio::test]
+async fn a_burst_to_a_tls_subscriber_slow_to_read_arrives_whole() {
+    const MESSAGES: usize = 200;
+    const SIZE: usize = 16_000;
+    let (ca, files) = (Authority::new("test CA"), Files::new());
+    let config = tern::Config {
+        outbound_packets_max: MESSAGES,
+        outbound_bytes_max: 2 * MESSAGES * SIZE,
+        queued_messages_max: MESSAGES,
+        queued_bytes_max: 2 * MESSAGES * SIZE,
+        ..config()
+    };
+    // The broker's sockets take the listener's small send buffer (on
+    // Linux): with the default, which grows to megabytes, a write rarely
+    // finds the socket full at the end of a burst.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(8192).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let bound = socket.listen(64).unwrap();
+    let listener = tls::listener(&files, &ca.server());
+    let broker = tls::broker_on(config, &listener, bound).await;
+    let trusting = client_config(&ca, None);
+    let (mut sub, _) =
+        TlsClient::connect_small_window(broker.addr, trusting.clone(), raw::connect_packet("sub"))
+            .await
+            .expect("a TLS connection");
+    sub.send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+        .await
+        .unwrap();
+    assert!(matches!(sub.recv().await, Packet::SubAck(_)));
+    let (mut publisher, _) = TlsClient::connect(broker.addr, trusting, raw::connect_packet("pub"))
+        .await
+        .expect("a TLS connection");
+    // Each acknowledged: routed to the subscriber's queue or socket.
+    let payload = vec![7u8; SIZE];
+    for id in 1..=MESSAGES {
+        let id = u16::try_from(id).unwrap();
+        publisher
+            .send(&raw::publish("t", QoS::AtLeastOnce, id, &payload))
+            .await
+            .unwrap();
+        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    }
+    // Read slower than the broker writes, so that its socket stays full.
+    for n in 0..MESSAGES {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        match sub.read().await {
+            Ok(Some(Packet::Publish(publish))) => assert_eq!(publish.payload.len(), SIZE),
+            other => panic!("message {n} of {MESSAGES}: {other:?}"),
+        }
+    }
+    broker.stop().await;
+}

@@ -12,7 +12,7 @@ use tern::codec::{self, ConnAck, Connect, Packet, ProtocolVersion};
 use tern::config::ListenerConfig;
 use tern::{Config, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -50,10 +50,19 @@ pub fn listener(files: &Files, server: &Leaf) -> ListenerConfig {
 /// A broker in the test's runtime serving `listener` (its address is
 /// ignored: it binds 127.0.0.1:0).
 pub async fn broker(config: Config, listener: &ListenerConfig) -> TestBroker {
-    let endpoint = Endpoint::new(listener, &config).expect("the listener's files load");
     let bound = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    broker_on(config, listener, bound).await
+}
+
+/// The same, on a listener the test has set up itself.
+pub async fn broker_on(
+    config: Config,
+    listener: &ListenerConfig,
+    bound: TcpListener,
+) -> TestBroker {
+    let endpoint = Endpoint::new(listener, &config).expect("the listener's files load");
     TestBroker::serve(config, bound, endpoint).await
 }
 
@@ -68,6 +77,23 @@ impl TlsClient {
     /// TCP, then the TLS handshake for the name "localhost".
     pub async fn open(addr: SocketAddr, config: Arc<ClientConfig>) -> io::Result<TlsClient> {
         let tcp = within("TCP connect", TcpStream::connect(addr)).await?;
+        TlsClient::over(tcp, config).await
+    }
+
+    /// Connects with a small receive buffer, so that a client slow to read
+    /// fills the path from the broker with little data.
+    pub async fn connect_small_window(
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        connect: Connect,
+    ) -> io::Result<(TlsClient, ConnAck)> {
+        let socket = TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(4096)?;
+        let tcp = within("TCP connect", socket.connect(addr)).await?;
+        TlsClient::over(tcp, config).await?.connected(connect).await
+    }
+
+    async fn over(tcp: TcpStream, config: Arc<ClientConfig>) -> io::Result<TlsClient> {
         let name = ServerName::try_from("localhost").expect("a DNS name");
         let stream = within(
             "a TLS handshake",
@@ -89,11 +115,17 @@ impl TlsClient {
         config: Arc<ClientConfig>,
         connect: Connect,
     ) -> io::Result<(TlsClient, ConnAck)> {
-        let mut client = TlsClient::open(addr, config).await?;
-        client.version = connect.version;
-        client.send(&Packet::Connect(connect.into())).await?;
-        match client.read().await? {
-            Some(Packet::ConnAck(connack)) => Ok((client, connack)),
+        TlsClient::open(addr, config)
+            .await?
+            .connected(connect)
+            .await
+    }
+
+    async fn connected(mut self, connect: Connect) -> io::Result<(TlsClient, ConnAck)> {
+        self.version = connect.version;
+        self.send(&Packet::Connect(connect.into())).await?;
+        match self.read().await? {
+            Some(Packet::ConnAck(connack)) => Ok((self, connack)),
             Some(other) => panic!("expected CONNACK, got {other:?}"),
             None => Err(io::ErrorKind::UnexpectedEof.into()),
         }
