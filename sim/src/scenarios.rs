@@ -187,6 +187,20 @@ pub fn partition_heal() -> Scenario {
     }
 }
 
+/// Acknowledgements put off while the routing lock is taken
+/// (`dispatch_waiting` in src/server/connection.rs): the simulation's one
+/// thread never finds it taken, so here every other try does, while
+/// twins take each other's sessions over and clients die with acks put
+/// off.
+pub fn contended() -> Scenario {
+    let mut scenario = Scenario {
+        twins: 6,
+        ..Scenario::base("contended", 30, secs(20))
+    };
+    scenario.config.lock_taken_one_in = 2;
+    scenario
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         mqtt5(),
@@ -200,6 +214,7 @@ pub fn all() -> Vec<Scenario> {
         secured(),
         clock_jump(),
         partition_heal(),
+        contended(),
     ]
 }
 

@@ -144,6 +144,12 @@ pub struct Config {
     #[cfg(feature = "planted-bugs")]
     #[serde(skip)]
     pub planted_bug: Option<PlantedBug>,
+    /// The simulation's one thread never finds the routing lock taken:
+    /// there, one try in this many finds it so, that what is put off then
+    /// is run too (`Shared::try_with_broker`); 0, none.
+    #[cfg(feature = "sim")]
+    #[serde(skip)]
+    pub lock_taken_one_in: u32,
 }
 
 /// Whether a bug is planted, as a one-line predicate where it breaks:
@@ -365,11 +371,15 @@ pub enum PlantedBug {
     /// message replayed also where the session's other filters matched it
     /// and it had its copy (`broker/recent.rs`): a second copy.
     ReplayToHeldFilters,
+    /// Acknowledgements put off while the routing lock is taken are
+    /// dropped rather than kept for the next turn: their messages stay
+    /// in flight, and the window they hold shuts the session's deliveries.
+    PutOffAcksDropped,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 61] = [
+    pub const ALL: [PlantedBug; 62] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -431,6 +441,7 @@ impl PlantedBug {
         PlantedBug::SentAliasesUnasked,
         PlantedBug::SentAliasReplacedUnnamed,
         PlantedBug::ReplayToHeldFilters,
+        PlantedBug::PutOffAcksDropped,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs
@@ -500,6 +511,8 @@ impl Default for Config {
             durability_period_ms: 1000,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
+            #[cfg(feature = "sim")]
+            lock_taken_one_in: 0,
         }
     }
 }

@@ -113,6 +113,7 @@ where
         writes: Writes::default(),
         rbuf_big: false,
         reads_ahead: 0,
+        put_off: 0,
         rbuf_busy: false,
         queues: None,
         routing: false,
@@ -306,6 +307,8 @@ struct Connection<S> {
     rbuf_big: bool,
     /// Reads since the last write while a write was waiting.
     reads_ahead: u8,
+    /// Holds put off in a row because the lock was taken (`dispatch_waiting`).
+    put_off: u8,
     /// A read has filled all the room there was: this client sends more
     /// than the few bytes an idle one does, and reads get `READ_ROOM_BYTES`.
     rbuf_busy: bool,
@@ -657,7 +660,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     self.shared
                         .with_broker(|state| state.send_retained(conn, outbound_max));
                 }
-                self.outbox.kept() < outbound_max
+                // Nothing more is read before what was put off is
+                // dispatched: an end read next would drop it.
+                let put_off = self.put_off > 0 && self.has_work_waiting();
+                self.outbox.kept() < outbound_max && !put_off
             };
             if self.writes.is_empty() {
                 if let Some(end) = self.drain_lending() {
@@ -1046,13 +1052,27 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         let (conn, shared) = (self.conn, &self.shared);
         let outbound_max = shared.config.outbound_packets_max;
         let routing = self.routing;
+        // Acknowledgements alone, with the lock taken (by a fan-out's
+        // publisher routing, say), wait for the task's next turn rather
+        // than this thread for the lock: the other tasks on the thread
+        // write what was routed to them meanwhile. A few times in a row at
+        // most. A PUBLISH waits for the lock, as its client waits for us;
+        // a SUBSCRIBE too, as it is in force from its arrival on.
+        let mut may_put_off = !routing
+            && self.put_off < PUT_OFF_MAX
+            && waiting.iter().all(|p| {
+                matches!(
+                    p,
+                    Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)
+                )
+            });
         // A hold ended by fan-out is followed by the next at once: others
         // on other threads take the lock between them, and the batch's
         // deliveries still go out in few writes (yielding here halved
         // fan-out's rate: each subscriber woke for every tenth message).
         // One ended by work on the index waits for the next turn.
         let dispatched = loop {
-            let held = shared.with_broker(|state| {
+            let hold = |state: &mut super::State| {
                 let work = state.broker.index_work();
                 // A message in slices goes on first; what follows it waits.
                 if routing && state.broker.resume_work(conn) {
@@ -1079,12 +1099,28 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 // hold and ended it, they once stayed owed for good.)
                 state.send_retained(conn, outbound_max);
                 Ok(Hold::Done)
-            });
+            };
+            let held = if std::mem::take(&mut may_put_off) {
+                match shared.try_with_broker(hold) {
+                    Some(held) => held,
+                    None => {
+                        self.put_off += 1;
+                        if planted!(shared.config, PutOffAcksDropped) {
+                            waiting.clear();
+                        }
+                        Queues::put(&mut self.queues, |q| &mut q.dispatching, waiting, true);
+                        return Ok(());
+                    }
+                }
+            } else {
+                shared.with_broker(hold)
+            };
             match held {
                 Ok(Hold::FannedOut) => {}
                 other => break other,
             }
         };
+        self.put_off = 0;
         self.routing = matches!(dispatched, Ok(Hold::Routing));
         let dispatched = dispatched.map(drop);
         // What an error left undispatched is dropped with the connection.
@@ -1141,6 +1177,9 @@ const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads that may go before a waiting write, one after another.
 const READS_AHEAD_MAX: u8 = 4;
+
+/// Holds a connection puts off while the lock is taken, one after another.
+const PUT_OFF_MAX: u8 = 3;
 /// Packets decoded and handled as one batch at most; under one lock on the
 /// routing state unless they fan out past `EFFECTS_PER_HOLD`.
 const BATCH_MAX: usize = 64;

@@ -22,7 +22,7 @@ mod writes;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -83,6 +83,9 @@ struct Shared {
     /// Connections closed as soon as accepted for their listener's
     /// `connections_max`, counted before any lock is taken.
     connections_refused_listener: AtomicU64,
+    /// Tries at the lock, for `Config::lock_taken_one_in`.
+    #[cfg(feature = "sim")]
+    lock_tries: std::sync::atomic::AtomicU32,
 }
 
 struct State {
@@ -103,6 +106,9 @@ const EFFECTS_KEPT: usize = 4096;
 /// The most effects `apply_effects` sorts in place (rather than by key):
 /// a hold of a few messages at fan-in.
 const SORT_IN_PLACE_MAX: usize = 32;
+
+/// Tries at the routing lock before work that may wait is put off.
+const TRY_LOCK_SPINS: usize = 100;
 
 thread_local! {
     /// Each worker thread's room for a hold's effects. One room passed from
@@ -132,11 +138,38 @@ impl Shared {
     /// tasks, inside the runtime whose clock the simulation drives. `work`
     /// holds everyone up: decode and encode outside it.
     fn with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> R {
+        self.hold(self.state(), work)
+    }
+
+    /// `with_broker`, if the lock is free now.
+    fn try_with_broker<R>(&self, work: impl FnOnce(&mut State) -> R) -> Option<R> {
+        #[cfg(feature = "sim")]
+        if let Some(one_in) = std::num::NonZeroU32::new(self.config.lock_taken_one_in) {
+            let tries = self.lock_tries.fetch_add(1, Ordering::Relaxed);
+            if tries % one_in == 0 {
+                return None;
+            }
+        }
+        // A short hold is waited out, as `Mutex::lock` spins before it
+        // sleeps: it is what a latency's PUBACK mostly meets.
+        for _ in 0..TRY_LOCK_SPINS {
+            match self.state.try_lock() {
+                Ok(state) => return Some(self.hold(state, work)),
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    return Some(self.hold(poisoned.into_inner(), work))
+                }
+                Err(TryLockError::WouldBlock) => std::hint::spin_loop(),
+            }
+        }
+        None
+    }
+
+    /// `with_broker`'s work, the lock taken.
+    fn hold<R>(&self, mut state: MutexGuard<'_, State>, work: impl FnOnce(&mut State) -> R) -> R {
         debug_assert!(
             tokio::runtime::Handle::try_current().is_ok(),
             "outside a runtime tokio's clock is the wall clock"
         );
-        let mut state = self.state();
         // One clock read for the broker's now and the hold's start.
         let locked = tokio::time::Instant::now();
         let since = locked.saturating_duration_since(self.started);
@@ -401,6 +434,8 @@ impl Server {
                 endpoints: Mutex::new(Vec::new()),
                 traffic: Arc::default(),
                 connections_refused_listener: AtomicU64::new(0),
+                #[cfg(feature = "sim")]
+                lock_tries: std::sync::atomic::AtomicU32::new(0),
             }),
         }
     }

@@ -501,3 +501,11 @@ fn replay_to_held_filters() {
     let text = find(PlantedBug::ReplayToHeldFilters, scenarios::adversary(), 400);
     assert!(text.contains("arrived 2 times"), "{text}");
 }
+
+#[test]
+fn put_off_acks_dropped() {
+    // The scenario finds the lock taken at every other try, so acks are
+    // put off in every seed; dropped, their windows shut deliveries.
+    let text = find(PlantedBug::PutOffAcksDropped, scenarios::contended(), 5);
+    assert!(text.contains("never reached"), "{text}");
+}

@@ -65,3 +65,8 @@ fn clock_jump() {
 fn partition_heal() {
     run(scenarios::partition_heal(), 0..3);
 }
+
+#[test]
+fn contended() {
+    run(scenarios::contended(), 0..3);
+}
