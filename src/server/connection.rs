@@ -661,7 +661,8 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         .with_broker(|state| state.send_retained(conn, outbound_max));
                 }
                 // Nothing more is read before what was put off is
-                // dispatched: an end read next would drop it.
+                // dispatched, so that what comes next goes after it (and
+                // the client's end, read, does not drop it).
                 let put_off = self.put_off > 0 && self.has_work_waiting();
                 self.outbox.kept() < outbound_max && !put_off
             };
@@ -698,7 +699,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     // here, on neither a read nor a write, nothing would
                     // wake us (found by a review, not seen).
                     let outbound_max = self.outbound_max();
-                    if !may_read || self.outbox.retained_owed_with_room(outbound_max / 2) {
+                    // Work put off comes back by the yield below, after
+                    // the thread's other tasks, which is its point.
+                    let held_back = !may_read && !self.has_work_waiting();
+                    if held_back || self.outbox.retained_owed_with_room(outbound_max / 2) {
                         continue;
                     }
                     if let Some(end) = self.drain_lending() {
@@ -743,9 +747,12 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     }
                     None
                 }
-                // Packets a hold's budget left waiting: the other tasks on
-                // this thread run first, then they go on.
-                () = tokio::task::yield_now(), if self.has_work_waiting() => None,
+                // Packets a hold's budget left waiting, or acks put off:
+                // the other tasks on this thread run first, then they go
+                // on. Not while the outbox is full: the turn would
+                // dispatch nothing (`handle_buffered`), and spin; the
+                // write that makes room wakes us (a review found the spin).
+                () = tokio::task::yield_now(), if self.has_work_waiting() && self.outbox.kept() < self.outbound_max() => None,
                 () = &mut deadline => match deadlines.fired() {
                     Ok(next) => {
                         deadline.as_mut().reset(next);
