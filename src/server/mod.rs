@@ -1,6 +1,7 @@
 //! The tokio layer: accepts connections, runs one task per connection around
 //! the shared routing state, and shuts down waiting for every task it started.
 
+mod by_conn;
 mod census;
 mod connection;
 mod deadlines;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Broker, ConnId, Effect, IdMap, Owing};
 use crate::config::{planted, Config};
 use crate::net::Listener;
+use by_conn::ByConn;
 pub use census::Census;
 pub use endpoint::Endpoint;
 pub use lock_holds::HoldHistogram;
@@ -103,10 +105,6 @@ struct State {
 /// The most effects `EFFECTS` keeps room for between uses.
 const EFFECTS_KEPT: usize = 4096;
 
-/// The most effects `apply_effects` sorts in place (rather than by key):
-/// a hold of a few messages at fan-in.
-const SORT_IN_PLACE_MAX: usize = 32;
-
 /// Tries at the routing lock before work that may wait is put off.
 const TRY_LOCK_SPINS: usize = 100;
 
@@ -117,8 +115,8 @@ thread_local! {
     /// taking its cache line back from the other core (perf: most of the
     /// time `send_inflight` took itself, a sixth of the broker's CPU).
     static EFFECTS: std::cell::Cell<Vec<Effect>> = const { std::cell::Cell::new(Vec::new()) };
-    /// Each worker thread's room for the order `apply_effects` gives them.
-    static ORDER: std::cell::Cell<Vec<(ConnId, usize)>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Each worker thread's room for grouping a hold's effects.
+    static BY_CONN: std::cell::Cell<ByConn> = std::cell::Cell::new(ByConn::default());
 }
 
 impl Shared {
@@ -284,25 +282,19 @@ impl State {
         // lock and one wake per outbox: a batch of messages fanned out is
         // otherwise a lock and a wake per subscriber per message. Order
         // across connections means nothing; each outbox is its own queue.
-        // A fan-out's thousand effects of 72 bytes were 3% of the broker's
-        // CPU to sort in place: many are sorted by key instead. A few sort
-        // in place for less than the keys cost.
-        let in_place = effects.len() <= SORT_IN_PLACE_MAX;
-        if in_place {
-            effects.sort_by_key(Effect::conn);
-        }
-        let mut order = ORDER.take();
-        order.extend(effects.iter().enumerate().map(|(i, e)| (e.conn(), i)));
-        if !in_place {
-            order.sort_unstable();
-        }
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let conn = group[0].0;
+        let mut by_conn = BY_CONN.take();
+        by_conn.group(effects.iter().map(Effect::conn));
+        for group in by_conn.groups() {
+            let mut group = group.peekable();
+            let Some(&first) = group.peek() else {
+                continue;
+            };
+            let conn = effects[first].conn();
             let outbox = self.links.get(&conn);
             let mut taken_over = false;
             // Each taken out once, its place left to a placeholder that
             // `clear` drops.
-            let packets = group.iter().filter_map(|&(_, i)| {
+            let packets = group.filter_map(|i| {
                 match std::mem::replace(&mut effects[i], Effect::TakenOver(conn)) {
                     Effect::Send(_, packet) => Some(Outbound::Packet(packet)),
                     Effect::SendFrame(_, frame) => Some(Outbound::Frame(frame)),
@@ -334,9 +326,9 @@ impl State {
             }
         }
         effects.clear();
-        order.clear();
-        if order.capacity() <= EFFECTS_KEPT {
-            ORDER.set(order);
+        by_conn.clear();
+        if by_conn.room() <= EFFECTS_KEPT {
+            BY_CONN.set(by_conn);
         }
     }
 }
