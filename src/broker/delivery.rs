@@ -307,8 +307,11 @@ fn is_frameable(message: &Message) -> bool {
     p.qos == QoS::AtLeastOnce
         && !p.retain
         && message.expires_at.is_none()
+        // Not `iter()`: it copies each property out, User Properties
+        // decoded into strings, for every delivery.
         && !p
             .properties
+            .others()
             .iter()
             .any(|q| matches!(q, Property::SubscriptionIdentifier(_)))
 }

@@ -191,7 +191,6 @@ impl Broker {
     fn deliver_routed(&mut self, route: &mut Route, blocks: &[Range<usize>]) -> Delivered {
         let matches = &route.matches;
         let sid = matches[blocks[0].start].0;
-        let run = blocks.iter().flat_map(|b| &matches[b.clone()]);
         // Ended since the walk found it, or ending a slice at a time.
         if !self.sessions.contains(sid) || self.reaping.holds(sid) {
             return Delivered::Not;
@@ -204,17 +203,39 @@ impl Broker {
             self.settle_owed(sid, &forwarded.topic, route.previous.as_ref());
         }
         let origin = route.origin;
-        let subscriptions = run.map(|(_, s)| s).filter(|s| {
-            let no_local = s.options.no_local && !planted!(self.config, NoLocalIgnored);
+        let ignores_no_local = planted!(self.config, NoLocalIgnored);
+        let kept = |s: &&Subscription| {
+            let no_local = s.options.no_local && !ignores_no_local;
             !(no_local && origin == Some(sid))
-        });
-        if is_plain_qos0(forwarded, subscriptions.clone()) {
-            route.delivered += 1;
-            self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
-            return Delivered::Sent;
+        };
+        fn of((_, s): &(SessionId, Subscription)) -> &Subscription {
+            s
         }
-        let Some(mut message) = copy_for(forwarded, subscriptions) else {
-            return Delivered::Not;
+        // One block, as a session's matches nearly always are: a slice
+        // read, not blocks flattened (six passes of that machinery cost
+        // 6% of a QoS 1 fan-out's instructions).
+        let copy = match blocks {
+            [block] => copy_of(
+                forwarded,
+                matches[block.clone()].iter().map(of).filter(kept),
+            ),
+            _ => copy_of(
+                forwarded,
+                blocks
+                    .iter()
+                    .flat_map(|b| &matches[b.clone()])
+                    .map(of)
+                    .filter(kept),
+            ),
+        };
+        let mut message = match copy {
+            Copy::Plain => {
+                route.delivered += 1;
+                self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
+                return Delivered::Sent;
+            }
+            Copy::Own(message) => message,
+            Copy::None => return Delivered::Not,
         };
         if planted!(self.config, RetainAsPublishedIgnored) {
             message.retain = false;
@@ -413,3 +434,24 @@ enum Delivered {
 /// The matches buffer kept between routes, at most: a route to a hundred
 /// thousand sessions does not pin its room for good.
 const MATCHES_KEPT: usize = 4096;
+
+/// What one session gets of a routed message, from its matching
+/// subscriptions.
+enum Copy {
+    /// The QoS 0 frame shared by every session of its protocol version.
+    Plain,
+    /// A copy of its own (QoS, retain, Subscription Identifiers).
+    Own(Publish),
+    /// Nothing: none of its subscriptions is in force for it.
+    None,
+}
+
+fn copy_of<'a>(
+    forwarded: &Publish,
+    subscriptions: impl Iterator<Item = &'a Subscription> + Clone,
+) -> Copy {
+    if is_plain_qos0(forwarded, subscriptions.clone()) {
+        return Copy::Plain;
+    }
+    copy_for(forwarded, subscriptions).map_or(Copy::None, Copy::Own)
+}
