@@ -34,7 +34,12 @@ impl WindowIds {
     pub(super) fn remove(&mut self, i: usize) {
         let before = i.checked_sub(1).and_then(|b| self.ids.get(b)).copied();
         let after = self.ids.get(i + 1).copied();
-        let Some(id) = self.ids.remove(i) else {
+        let removed = if i == 0 {
+            self.ids.pop_front()
+        } else {
+            self.ids.remove(i)
+        };
+        let Some(id) = removed else {
             return;
         };
         let descent = |a: Option<PacketId>, b: Option<PacketId>| match (a, b) {
