@@ -14,7 +14,6 @@ use crate::broker::{ConnId, IdMap};
 const END: usize = usize::MAX;
 
 /// Kept between holds, each worker thread its own (`apply_effects`).
-#[derive(Default)]
 pub(super) struct ByConn {
     /// Each connection's first and last effect so far.
     ends: IdMap<ConnId, (usize, usize)>,
@@ -24,7 +23,20 @@ pub(super) struct ByConn {
     next: Vec<usize>,
 }
 
+impl Default for ByConn {
+    fn default() -> ByConn {
+        ByConn::EMPTY
+    }
+}
+
 impl ByConn {
+    /// For a thread-local without a lazy start.
+    pub(super) const EMPTY: ByConn = ByConn {
+        ends: IdMap::with_hasher(std::hash::BuildHasherDefault::new()),
+        firsts: Vec::new(),
+        next: Vec::new(),
+    };
+
     /// Groups the effects whose connections are `conns`, in order.
     pub(super) fn group(&mut self, conns: impl Iterator<Item = ConnId>) {
         self.clear();

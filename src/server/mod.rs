@@ -116,7 +116,7 @@ thread_local! {
     /// time `send_inflight` took itself, a sixth of the broker's CPU).
     static EFFECTS: std::cell::Cell<Vec<Effect>> = const { std::cell::Cell::new(Vec::new()) };
     /// Each worker thread's room for grouping a hold's effects.
-    static BY_CONN: std::cell::Cell<ByConn> = std::cell::Cell::new(ByConn::default());
+    static BY_CONN: std::cell::Cell<ByConn> = const { std::cell::Cell::new(ByConn::EMPTY) };
 }
 
 impl Shared {
