@@ -144,8 +144,10 @@ impl Broker {
                 last.insert(filter.clone(), i);
             }
         }
+        let replaced_owe_nothing = planted!(self.config, ReplacedOwedDropped);
         let owed: Vec<Owed> = (filters.into_iter().enumerate())
             .filter(|(i, (filter, _))| last.get(filter).is_none_or(|last| last == i))
+            .filter(|(_, (filter, _))| !(replaced_owe_nothing && again.contains(filter)))
             .map(|(_, (filter, subscription))| Owed {
                 filter,
                 subscription,

@@ -375,11 +375,15 @@ pub enum PlantedBug {
     /// dropped rather than kept for the next turn: their messages stay
     /// in flight, and the window they hold shuts the session's deliveries.
     PutOffAcksDropped,
+    /// A SUBSCRIBE that replaces a subscription to the same filter owes it
+    /// no retained messages: neither what the old one was still owed nor
+    /// the store again [MQTT-3.8.4-3].
+    ReplacedOwedDropped,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 62] = [
+    pub const ALL: [PlantedBug; 63] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
@@ -442,6 +446,7 @@ impl PlantedBug {
         PlantedBug::SentAliasReplacedUnnamed,
         PlantedBug::ReplayToHeldFilters,
         PlantedBug::PutOffAcksDropped,
+        PlantedBug::ReplacedOwedDropped,
     ];
 
     /// Its name in snake case: its test's name in tests/sim/planted_bugs.rs

@@ -509,3 +509,25 @@ fn put_off_acks_dropped() {
     let text = find(PlantedBug::PutOffAcksDropped, scenarios::contended(), 5);
     assert!(text.contains("never reached"), "{text}");
 }
+
+#[test]
+fn replaced_owed_dropped() {
+    let text = find(
+        PlantedBug::ReplacedOwedDropped,
+        scenarios::slow_subscriber(),
+        61,
+    );
+    assert!(text.contains("expected retained"), "{text}");
+    // Seed 40128: `#` at QoS 2 is replaced by `#` at QoS 0 while its QoS
+    // 1/2 retained copies wait for a slow reader's window. The harness
+    // leaves what the first was owed to the replacement (check/retained.rs),
+    // and the replacement's own check finds it missing.
+    let mut scenario = scenarios::slow_subscriber();
+    scenario.config.planted_bug = Some(PlantedBug::ReplacedOwedDropped);
+    let failure = run::run(&scenario, 40128).err().expect("seed 40128 fails");
+    let problems = failure.problems.join("\n");
+    assert!(
+        problems.contains("subscribed to # at 5.271s: expected retained Some(\"c4:1\") on u/a"),
+        "{problems}"
+    );
+}
