@@ -17,6 +17,7 @@
 //! would from mosquitto, and neither twice.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::access::allowed;
 use super::outbox::{Message, Published};
@@ -315,7 +316,7 @@ fn retained_message(topic: TopicName, retained: &Retained, subscription: Subscri
     let mut properties = retained.properties.clone();
     properties.extend(subscription.id.map(Property::SubscriptionIdentifier));
     Message {
-        publish: Publish {
+        publish: Arc::new(Publish {
             dup: false,
             qos: retained.qos.min(subscription.options.qos),
             retain: true,
@@ -323,7 +324,7 @@ fn retained_message(topic: TopicName, retained: &Retained, subscription: Subscri
             packet_id: None,
             payload: retained.payload.clone(),
             properties,
-        },
+        }),
         expires_at: retained.expires_at,
         group: None,
         resend_id: None,

@@ -31,9 +31,13 @@ impl Broker {
         if message.publish.qos == QoS::AtMostOnce {
             // QoS 0 is not queued for offline clients, as in mosquitto.
             if let Some(conn) = session.conn() {
-                if let Some(packet) =
-                    self.stamp(sid, message.publish, message.expires_at, None, false)
-                {
+                if let Some(packet) = self.stamp(
+                    sid,
+                    Arc::unwrap_or_clone(message.publish),
+                    message.expires_at,
+                    None,
+                    false,
+                ) {
                     self.effects.push(Effect::Send(conn, packet));
                 }
             }
@@ -64,7 +68,7 @@ impl Broker {
             self.dropped.queue_full += 1;
             self.notices.debug(|| Notice::QueueFull {
                 client_id: session.client_id().to_owned(),
-                topic: message.publish.topic,
+                topic: message.publish.topic.clone(),
             });
             #[cfg(feature = "sim")]
             self.count_drops_for(sid, 1);
@@ -128,7 +132,7 @@ impl Broker {
         let resend = message.resend_id.is_some();
         let packet_id = match message.resend_id.take() {
             Some(id) => {
-                message.publish.dup = true;
+                Arc::make_mut(&mut message.publish).dup = true;
                 id
             }
             None => session.outbox.next_packet_id(),
@@ -136,7 +140,7 @@ impl Broker {
         if let Some(frames) = frames.filter(|_| !resend && is_frameable(&message)) {
             return self.send_frame_as(sid, conn, packet_id, message, frames);
         }
-        let publish = message.publish.clone();
+        let publish = Publish::clone(&message.publish);
         let Some(packet) = self.stamp(sid, publish, message.expires_at, Some(packet_id), resend)
         else {
             return;
@@ -165,7 +169,7 @@ impl Broker {
         let frame = match &frames[slot] {
             Some(frame) => frame.clone(),
             None => {
-                let mut publish = message.publish.clone();
+                let mut publish = Publish::clone(&message.publish);
                 publish.packet_id = Some(packet_id);
                 let frame = Arc::new(SharedFrame::new(Packet::Publish(publish), version));
                 frames[slot] = Some(frame.clone());
@@ -215,7 +219,7 @@ impl Broker {
         for entry in inflight {
             let packet = match &entry.stage {
                 Stage::Unacked(message) => {
-                    let mut publish = message.publish.clone();
+                    let mut publish = Publish::clone(&message.publish);
                     publish.dup = !planted!(self.config, ResendWithoutDup);
                     let id = Some(entry.packet_id);
                     match self.stamp(sid, publish, message.expires_at, id, true) {

@@ -27,10 +27,11 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::index::WalkCursor;
 use super::outbox::{Message, Published};
-use super::routing::{copy_for, is_plain_qos0, Frames};
+use super::routing::{grant_for, is_plain_qos0, Frames};
 use super::runs::Runs;
 use super::subscribe::Subscription;
 use super::{Broker, ConnId, Effect, Millis, Retained, SessionId};
@@ -67,6 +68,8 @@ pub(super) struct Route {
     frames: Frames,
     /// The QoS 1 copies', each session's packet id written in as it goes.
     frames_as: Frames,
+    /// The copy of every session that takes the message as forwarded.
+    as_is: Option<Arc<Publish>>,
     /// The publisher's acknowledgement, sent once it is routed.
     ack: Option<RouteAck>,
     /// Whether it took more than one slice.
@@ -130,6 +133,7 @@ impl Broker {
             delivered: 0,
             frames: Frames::default(),
             frames_as: Frames::default(),
+            as_is: None,
             ack: None,
             split: false,
             arrived: 0,
@@ -234,11 +238,19 @@ impl Broker {
                 self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
                 return Delivered::Sent;
             }
-            Copy::Own(message) => message,
+            Copy::AsIs => {
+                let as_is = route.as_is.get_or_insert_with(|| {
+                    let mut publish = forwarded.clone();
+                    (publish.dup, publish.retain, publish.packet_id) = (false, false, None);
+                    Arc::new(publish)
+                });
+                Arc::clone(as_is)
+            }
+            Copy::Own(message) => Arc::new(message),
             Copy::None => return Delivered::Not,
         };
         if planted!(self.config, RetainAsPublishedIgnored) {
-            message.retain = false;
+            Arc::make_mut(&mut message).retain = false;
         }
         route.delivered += 1;
         let dropped_before = self.dropped.queue_full;
@@ -440,6 +452,11 @@ const MATCHES_KEPT: usize = 4096;
 enum Copy {
     /// The QoS 0 frame shared by every session of its protocol version.
     Plain,
+    /// The message as forwarded, shared by every session that takes it
+    /// so (`Route::as_is`): a thousand subscribers at QoS 1 held a
+    /// thousand copies, each a reference taken to its topic and payload
+    /// here and dropped at its PUBACK, often on the other worker.
+    AsIs,
     /// A copy of its own (QoS, retain, Subscription Identifiers).
     Own(Publish),
     /// Nothing: none of its subscriptions is in force for it.
@@ -453,5 +470,9 @@ fn copy_of<'a>(
     if is_plain_qos0(forwarded, subscriptions.clone()) {
         return Copy::Plain;
     }
-    copy_for(forwarded, subscriptions).map_or(Copy::None, Copy::Own)
+    match grant_for(forwarded, subscriptions) {
+        Some(grant) if grant.is_as_is(forwarded) => Copy::AsIs,
+        Some(grant) => Copy::Own(grant.copy(forwarded)),
+        None => Copy::None,
+    }
 }

@@ -5,6 +5,7 @@
 //! only through `Counts`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::journal::{Key, Stored};
 use super::tail::Tail;
@@ -16,8 +17,10 @@ use crate::codec::{PacketId, Publish, QoS};
 #[derive(Debug, Clone)]
 pub struct Message {
     /// As it will be sent, but for its packet id and the Message Expiry
-    /// Interval, which is the time left when it is sent.
-    pub publish: Publish,
+    /// Interval, which is the time left when it is sent. Shared by the
+    /// sessions that take a routed message as forwarded (`fanout.rs`):
+    /// changed only through `Arc::make_mut`, which copies a shared one.
+    pub publish: Arc<Publish>,
     pub expires_at: Option<Millis>,
     /// The shared subscription that chose this session, so that another
     /// member gets it if this session ends before acknowledging it.

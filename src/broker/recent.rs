@@ -18,6 +18,7 @@
 //! packets are handled in order).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::outbox::{Message, Published};
 use super::routing::copy_for;
@@ -197,7 +198,7 @@ impl Broker {
             }
             self.replayed += 1;
             let message = Message {
-                publish,
+                publish: Arc::new(publish),
                 expires_at,
                 group: None,
                 resend_id: None,

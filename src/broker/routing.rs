@@ -336,7 +336,7 @@ impl Broker {
             }
             let subscription = self.shared.subscription(group, member);
             let published = message.published;
-            let publish = &mut message.publish;
+            let publish = Arc::make_mut(&mut message.publish);
             publish.dup = false;
             publish.qos = published.qos.min(subscription.options.qos);
             publish.retain = published.retain && subscription.options.retain_as_published;
@@ -382,7 +382,7 @@ impl Broker {
                 self.deliver(
                     member,
                     Message {
-                        publish: message,
+                        publish: Arc::new(message),
                         expires_at,
                         group: Some(group),
                         resend_id: None,
@@ -454,6 +454,46 @@ pub(super) fn copy_for<'a>(
     publish: &Publish,
     subscriptions: impl Iterator<Item = &'a Subscription>,
 ) -> Option<Publish> {
+    grant_for(publish, subscriptions).map(|grant| grant.copy(publish))
+}
+
+/// What a session's copy of a message takes from its matching
+/// subscriptions.
+pub(super) struct Grant {
+    qos: QoS,
+    retain: bool,
+    /// Their Subscription Identifiers, in order.
+    ids: Vec<u32>,
+}
+
+impl Grant {
+    /// Whether the copy is the message as forwarded, but for DUP and its
+    /// packet id: the same for every session so granted.
+    pub(super) fn is_as_is(&self, publish: &Publish) -> bool {
+        self.qos >= publish.qos && !self.retain && self.ids.is_empty()
+    }
+
+    pub(super) fn copy(self, publish: &Publish) -> Publish {
+        let mut properties = publish.properties.clone();
+        properties.extend(self.ids.into_iter().map(Property::SubscriptionIdentifier));
+        Publish {
+            dup: false,
+            qos: publish.qos.min(self.qos),
+            retain: self.retain,
+            topic: publish.topic.clone(),
+            packet_id: None,
+            payload: publish.payload.clone(),
+            properties,
+        }
+    }
+}
+
+/// The grant of a session with these matching subscriptions; `None` if
+/// there are none.
+pub(super) fn grant_for<'a>(
+    publish: &Publish,
+    subscriptions: impl Iterator<Item = &'a Subscription>,
+) -> Option<Grant> {
     let mut granted: Option<QoS> = None;
     let mut retain = false;
     let mut ids = Vec::new();
@@ -465,18 +505,11 @@ pub(super) fn copy_for<'a>(
         retain |= options.retain_as_published && publish.retain;
         ids.extend(subscription.id);
     }
-    let granted = granted?;
     // In one order whatever order the walk's runs gave them in.
     ids.sort_unstable();
-    let mut properties = publish.properties.clone();
-    properties.extend(ids.into_iter().map(Property::SubscriptionIdentifier));
-    Some(Publish {
-        dup: false,
-        qos: publish.qos.min(granted),
+    Some(Grant {
+        qos: granted?,
         retain,
-        topic: publish.topic.clone(),
-        packet_id: None,
-        payload: publish.payload.clone(),
-        properties,
+        ids,
     })
 }

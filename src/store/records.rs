@@ -6,6 +6,7 @@
 //! time the broker was down counts.
 
 use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
 
 use crate::broker::{Granted, Message, Published, Retained, SessionRecord, Stored};
 use crate::codec::{
@@ -320,7 +321,7 @@ pub fn read_message(value: &[u8], clock: Clock) -> Result<Stored, Invalid> {
         id => Some(packet_id(id)?),
     };
     let message = Message {
-        publish,
+        publish: Arc::new(publish),
         expires_at,
         // Groups are numbered anew at each start: a message rerouted when
         // its session ends goes to the group's filter, not its old number.

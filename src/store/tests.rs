@@ -381,7 +381,8 @@ fn a_big_record_leaves_no_big_buffer_behind() {
             packet_id: None,
             payload: bytes::Bytes::from(vec![7u8; 1 << 20]),
             properties: Properties::default(),
-        },
+        }
+        .into(),
         expires_at: None,
         group: None,
         resend_id: None,

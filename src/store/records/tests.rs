@@ -19,7 +19,7 @@ fn publish(qos: QoS) -> Publish {
 
 fn msg(qos: QoS, resend: Option<u16>) -> Message {
     Message {
-        publish: publish(qos),
+        publish: publish(qos).into(),
         expires_at: Some(90_000),
         group: None,
         resend_id: resend.and_then(PacketId::new),
