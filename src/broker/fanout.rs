@@ -233,12 +233,12 @@ impl Broker {
             ),
         };
         let mut message = match copy {
-            Copy::Plain => {
+            SessionCopy::Plain => {
                 route.delivered += 1;
                 self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
                 return Delivered::Sent;
             }
-            Copy::AsIs => {
+            SessionCopy::AsIs => {
                 let as_is = route.as_is.get_or_insert_with(|| {
                     let mut publish = forwarded.clone();
                     (publish.dup, publish.retain, publish.packet_id) = (false, false, None);
@@ -246,8 +246,8 @@ impl Broker {
                 });
                 Arc::clone(as_is)
             }
-            Copy::Own(message) => Arc::new(message),
-            Copy::None => return Delivered::Not,
+            SessionCopy::Own(message) => Arc::new(message),
+            SessionCopy::None => return Delivered::Not,
         };
         if planted!(self.config, RetainAsPublishedIgnored) {
             Arc::make_mut(&mut message).retain = false;
@@ -449,7 +449,7 @@ const MATCHES_KEPT: usize = 4096;
 
 /// What one session gets of a routed message, from its matching
 /// subscriptions.
-enum Copy {
+enum SessionCopy {
     /// The QoS 0 frame shared by every session of its protocol version.
     Plain,
     /// The message as forwarded, shared by every session that takes it
@@ -466,13 +466,13 @@ enum Copy {
 fn copy_of<'a>(
     forwarded: &Publish,
     subscriptions: impl Iterator<Item = &'a Subscription> + Clone,
-) -> Copy {
+) -> SessionCopy {
     if is_plain_qos0(forwarded, subscriptions.clone()) {
-        return Copy::Plain;
+        return SessionCopy::Plain;
     }
     match grant_for(forwarded, subscriptions) {
-        Some(grant) if grant.is_as_is(forwarded) => Copy::AsIs,
-        Some(grant) => Copy::Own(grant.copy(forwarded)),
-        None => Copy::None,
+        Some(grant) if grant.is_as_is(forwarded) => SessionCopy::AsIs,
+        Some(grant) => SessionCopy::Own(grant.copy(forwarded)),
+        None => SessionCopy::None,
     }
 }
