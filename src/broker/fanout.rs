@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use super::index::WalkCursor;
 use super::outbox::{Message, Published};
-use super::routing::{grant_for, is_plain_qos0, Frames};
+use super::routing::{grant_for, Frames, Grant};
 use super::runs::Runs;
 use super::subscribe::Subscription;
 use super::{Broker, ConnId, Effect, Millis, Retained, SessionId};
@@ -238,12 +238,10 @@ impl Broker {
                 self.send_frame(sid, forwarded, route.expires_at, &mut route.frames);
                 return Delivered::Sent;
             }
-            SessionCopy::AsIs => {
-                let as_is = route.as_is.get_or_insert_with(|| {
-                    let mut publish = forwarded.clone();
-                    (publish.dup, publish.retain, publish.packet_id) = (false, false, None);
-                    Arc::new(publish)
-                });
+            SessionCopy::AsIs(grant) => {
+                let as_is = route
+                    .as_is
+                    .get_or_insert_with(|| Arc::new(grant.copy(forwarded)));
                 Arc::clone(as_is)
             }
             SessionCopy::Own(message) => Arc::new(message),
@@ -456,7 +454,7 @@ enum SessionCopy {
     /// so (`Route::as_is`): a thousand subscribers at QoS 1 held a
     /// thousand copies, each a reference taken to its topic and payload
     /// here and dropped at its PUBACK, often on the other worker.
-    AsIs,
+    AsIs(Grant),
     /// A copy of its own (QoS, retain, Subscription Identifiers).
     Own(Publish),
     /// Nothing: none of its subscriptions is in force for it.
@@ -465,13 +463,11 @@ enum SessionCopy {
 
 fn copy_of<'a>(
     forwarded: &Publish,
-    subscriptions: impl Iterator<Item = &'a Subscription> + Clone,
+    subscriptions: impl Iterator<Item = &'a Subscription>,
 ) -> SessionCopy {
-    if is_plain_qos0(forwarded, subscriptions.clone()) {
-        return SessionCopy::Plain;
-    }
     match grant_for(forwarded, subscriptions) {
-        Some(grant) if grant.is_as_is(forwarded) => SessionCopy::AsIs,
+        Some(grant) if grant.is_plain_qos0(forwarded) => SessionCopy::Plain,
+        Some(grant) if grant.is_as_is(forwarded) => SessionCopy::AsIs(grant),
         Some(grant) => SessionCopy::Own(grant.copy(forwarded)),
         None => SessionCopy::None,
     }

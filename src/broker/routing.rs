@@ -429,25 +429,6 @@ pub(super) fn matched_reason(matched: usize) -> ReasonCode {
 /// QoS 0, or at QoS 1 with a packet id each connection writes over.
 pub(super) type Frames = [Option<Arc<SharedFrame>>; 2];
 
-/// Whether the copy of `publish` for a session with these matching
-/// subscriptions is a QoS 0 PUBLISH with nothing of the session's own (no
-/// Subscription Identifier, retain cleared): then it is the same bytes for
-/// every session of a protocol version.
-pub(super) fn is_plain_qos0<'a>(
-    publish: &Publish,
-    subscriptions: impl Iterator<Item = &'a Subscription>,
-) -> bool {
-    let mut granted: Option<QoS> = None;
-    for subscription in subscriptions {
-        let options = subscription.options;
-        if subscription.id.is_some() || (options.retain_as_published && publish.retain) {
-            return false;
-        }
-        granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
-    }
-    granted.is_some_and(|granted| publish.qos.min(granted) == QoS::AtMostOnce)
-}
-
 /// The copy of `publish` that a session whose matching subscriptions are
 /// `subscriptions` receives; `None` if there are none.
 pub(super) fn copy_for<'a>(
@@ -467,10 +448,23 @@ pub(super) struct Grant {
 }
 
 impl Grant {
+    /// Whether the copy is a QoS 0 PUBLISH with nothing of the session's
+    /// own: then it is the same bytes for every session of a protocol
+    /// version.
+    pub(super) fn is_plain_qos0(&self, publish: &Publish) -> bool {
+        self.is_as_forwarded() && publish.qos.min(self.qos) == QoS::AtMostOnce
+    }
+
     /// Whether the copy is the message as forwarded, but for DUP and its
     /// packet id: the same for every session so granted.
     pub(super) fn is_as_is(&self, publish: &Publish) -> bool {
-        self.qos >= publish.qos && !self.retain && self.ids.is_empty()
+        self.is_as_forwarded() && self.qos >= publish.qos
+    }
+
+    /// Nothing of the session's own: no Subscription Identifier, retain
+    /// cleared.
+    fn is_as_forwarded(&self) -> bool {
+        !self.retain && self.ids.is_empty()
     }
 
     pub(super) fn copy(self, publish: &Publish) -> Publish {
