@@ -15,14 +15,15 @@ const END: usize = usize::MAX;
 
 /// Kept between holds, each worker thread its own (`apply_effects`).
 pub(super) struct ByConn {
-    /// Each connection's first and last effect so far.
-    ends: IdMap<ConnId, (usize, usize)>,
+    /// Each connection's last effect so far.
+    lasts: IdMap<ConnId, usize>,
     /// The first effect of each connection, in the order they came.
     firsts: Vec<usize>,
     /// After each effect, the next of its connection, or `END`.
     next: Vec<usize>,
 }
 
+/// What `Cell::take` leaves in the thread-local while a hold uses it.
 impl Default for ByConn {
     fn default() -> ByConn {
         ByConn::EMPTY
@@ -32,7 +33,7 @@ impl Default for ByConn {
 impl ByConn {
     /// For a thread-local without a lazy start.
     pub(super) const EMPTY: ByConn = ByConn {
-        ends: IdMap::with_hasher(std::hash::BuildHasherDefault::new()),
+        lasts: IdMap::with_hasher(std::hash::BuildHasherDefault::new()),
         firsts: Vec::new(),
         next: Vec::new(),
     };
@@ -57,19 +58,18 @@ impl ByConn {
                     continue;
                 }
                 Some((one, last)) => {
-                    self.ends.insert(one, (self.firsts[0], last));
+                    self.lasts.insert(one, last);
                     only = None;
                 }
                 None => {}
             }
-            match self.ends.entry(conn) {
-                Entry::Occupied(mut ends) => {
-                    let (_, last) = ends.get_mut();
-                    self.next[*last] = i;
-                    *last = i;
+            match self.lasts.entry(conn) {
+                Entry::Occupied(mut last) => {
+                    self.next[*last.get()] = i;
+                    *last.get_mut() = i;
                 }
-                Entry::Vacant(ends) => {
-                    ends.insert((i, i));
+                Entry::Vacant(last) => {
+                    last.insert(i);
                     self.firsts.push(i);
                 }
             }
@@ -87,14 +87,14 @@ impl ByConn {
 
     /// Empties it, keeping its room.
     pub(super) fn clear(&mut self) {
-        self.ends.clear();
+        self.lasts.clear();
         self.firsts.clear();
         self.next.clear();
     }
 
     /// The most effects it has room for without growing.
     pub(super) fn room(&self) -> usize {
-        self.next.capacity().max(self.ends.capacity())
+        self.next.capacity().max(self.lasts.capacity())
     }
 }
 
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn grouped(conns: &[u64]) -> Vec<Vec<usize>> {
-        let mut by_conn = ByConn::default();
+        let mut by_conn = ByConn::EMPTY;
         by_conn.group(conns.iter().map(|&c| ConnId(c)));
         by_conn.groups().map(Iterator::collect).collect()
     }
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_second_use_forgets_the_first() {
-        let mut by_conn = ByConn::default();
+        let mut by_conn = ByConn::EMPTY;
         by_conn.group([1, 2, 1].into_iter().map(ConnId));
         by_conn.group([2, 2].into_iter().map(ConnId));
         let groups: Vec<Vec<usize>> = by_conn.groups().map(Iterator::collect).collect();
