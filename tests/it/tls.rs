@@ -1,7 +1,9 @@
 //! MQTT over TLS on real sockets: a client that trusts the broker's CA
 //! publishes and receives; one that trusts another CA, or speaks plain
 //! MQTT to the TLS port, fails without harm to the broker; a handshake
-//! left unfinished is closed at the connect timeout.
+//! left unfinished is closed at the connect timeout; a burst to a client
+//! slow to read arrives whole; a client that says DISCONNECT and resets
+//! with our bytes unread leaves no will.
 
 use tern::codec::{ConnectCode, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -169,6 +171,82 @@ async fn a_burst_to_a_tls_subscriber_slow_to_read_arrives_whole() {
             Ok(Some(Packet::Publish(publish))) => assert_eq!(publish.payload.len(), SIZE),
             other => panic!("message {n} of {MESSAGES}: {other:?}"),
         }
+    }
+    broker.stop().await;
+}
+
+/// A TLS client that says DISCONNECT and closes with the broker's bytes
+/// unread: its socket answers them with a reset. The broker's TLS may
+/// still hold records for it, which a read sends first (`SentThrough`);
+/// that send fails on the reset, and the DISCONNECT, read before the
+/// reset, must still be found, or the will of a client that said goodbye
+/// is sent.
+#[tokio::test]
+async fn a_tls_client_that_disconnects_with_our_bytes_unread_leaves_no_will() {
+    const MESSAGES: usize = 64;
+    const SIZE: usize = 16_000;
+    let (ca, files) = (Authority::new("test CA"), Files::new());
+    let config = tern::Config {
+        outbound_packets_max: MESSAGES,
+        outbound_bytes_max: 2 * MESSAGES * SIZE,
+        queued_messages_max: MESSAGES,
+        queued_bytes_max: 2 * MESSAGES * SIZE,
+        ..config()
+    };
+    // A small send buffer, so that the broker's socket fills and TLS
+    // keeps records (see the test above).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(8192).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let bound = socket.listen(64).unwrap();
+    let broker = tls::broker_on(config, &tls::listener(&files, &ca.server()), bound).await;
+    let trusting = client_config(&ca, None);
+    let (mut watcher, _) = TlsClient::connect(
+        broker.addr,
+        trusting.clone(),
+        raw::connect_packet("watcher"),
+    )
+    .await
+    .expect("a TLS connection");
+    watcher
+        .send(&raw::subscribe(1, "will/#", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    assert!(matches!(watcher.recv().await, Packet::SubAck(_)));
+
+    let mut connect = raw::connect_packet("leaving");
+    connect.will = Some(raw::will("will/leaving", "gone", QoS::AtLeastOnce, false));
+    let (mut leaving, _) = TlsClient::connect_small_window(broker.addr, trusting.clone(), connect)
+        .await
+        .expect("a TLS connection");
+    leaving
+        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+        .await
+        .unwrap();
+    assert!(matches!(leaving.recv().await, Packet::SubAck(_)));
+    let (mut publisher, _) = TlsClient::connect(broker.addr, trusting, raw::connect_packet("pub"))
+        .await
+        .expect("a TLS connection");
+    let payload = vec![7u8; SIZE];
+    for id in 1..=MESSAGES {
+        let id = u16::try_from(id).unwrap();
+        publisher
+            .send(&raw::publish("t", QoS::AtLeastOnce, id, &payload))
+            .await
+            .unwrap();
+        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    }
+    leaving.send(&raw::disconnect()).await.unwrap();
+    leaving.reset();
+    broker.wait_connections(2).await;
+
+    publisher
+        .send(&raw::publish("will/marker", QoS::AtLeastOnce, 1, b"marker"))
+        .await
+        .unwrap();
+    match watcher.recv().await {
+        Packet::Publish(publish) => assert_eq!(publish.topic.as_str(), "will/marker", "no will"),
+        other => panic!("expected the marker, got {other:?}"),
     }
     broker.stop().await;
 }

@@ -157,6 +157,12 @@ impl TlsClient {
         .await
     }
 
+    /// Closes with a reset (SO_LINGER 0), whatever is unread.
+    pub fn reset(self) {
+        let (tcp, _) = self.stream.get_ref();
+        tcp.set_zero_linger().expect("SO_LINGER can be set");
+    }
+
     pub async fn recv(&mut self) -> Packet {
         match self.read().await {
             Ok(Some(packet)) => packet,
