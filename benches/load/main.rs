@@ -7,6 +7,7 @@
 mod brokers;
 mod client;
 mod configs;
+mod paired;
 mod scenarios;
 mod stats;
 mod tls;
@@ -30,6 +31,8 @@ struct Args {
     /// without it. rumqttd's churn at about 900 connects/s would take an
     /// hour a round of `--churn-cycles 1000000`.
     brokers: Option<Vec<String>>,
+    /// Print each metric round against round too (`paired.rs`).
+    paired: bool,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
         rounds: 3,
         filters: Vec::new(),
         brokers: None,
+        paired: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -85,6 +89,7 @@ fn parse_args() -> Args {
                 let n = words.next().and_then(|n| n.parse::<usize>().ok());
                 args.settings.idle_connections = n.expect("--connections takes a number");
             }
+            "--paired" => args.paired = true,
             "--help" | "-h" | "--list" => {
                 print_usage();
                 std::process::exit(0);
@@ -100,7 +105,7 @@ fn parse_args() -> Args {
 
 fn print_usage() {
     println!(
-        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] [--tern-workers N] \
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] [--tern-workers N] [--paired] \
          [--connections N] [SCENARIO...]\n\
          Runs each scenario whose name contains one of the SCENARIO words (all \
          without one) against tern, mosquitto and rumqttd, those installed, in \
@@ -191,6 +196,10 @@ fn main() {
     runtime.shutdown_timeout(Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
     print_table(&results, &kinds, args.rounds);
+    if args.paired {
+        let others: Vec<&str> = kinds[1..].iter().map(|k| k.name()).collect();
+        paired::print(&results, Kind::Tern.name(), &others);
+    }
     println!(
         "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections, tern's workers {}; {:.0} s in all)",
         args.rounds,
