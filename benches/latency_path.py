@@ -78,12 +78,12 @@ def record(out, rounds, qos):
     # perf's own writes of what it records are traced too, and each makes
     # more to write: every event is filtered by perf's pid, which the shell
     # knows before it becomes perf (`exec`).
-    perf = ["perf", "record", "-q", "-a", "-o", out]
+    own_pid = '"common_pid != $$"'
+    words = [shlex.quote(w) for w in ["perf", "record", "-q", "-a", "-o", out]]
     for event in EVENTS:
-        perf += ["-e", event, "--filter", "common_pid != $$"]
-    command = " ".join(shlex.quote(w).replace("'common_pid != $$'", '"common_pid != $$"')
-                       for w in perf + ["--"] + bench)
-    done = subprocess.run(["sh", "-c", "exec " + command], capture_output=True, text=True)
+        words += ["-e", shlex.quote(event), "--filter", own_pid]
+    words += ["--"] + [shlex.quote(w) for w in bench]
+    done = subprocess.run(["sh", "-c", "exec " + " ".join(words)], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"perf record failed: {done.stderr.strip()[-400:]}")
     return done.stdout
