@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use crate::common::certs::{Authority, Files};
 use crate::common::raw;
 use crate::common::tls::{self, client_config, TlsClient};
-use crate::common::{config, within};
+use crate::common::{config, within, TestBroker};
 
 #[tokio::test]
 async fn a_client_that_trusts_the_ca_publishes_and_receives_over_tls() {
@@ -125,45 +125,10 @@ async fn a_handshake_that_never_finishes_is_closed_at_the_connect_timeout() {
 async fn a_burst_to_a_tls_subscriber_slow_to_read_arrives_whole() {
     const MESSAGES: usize = 200;
     const SIZE: usize = 16_000;
-    let (ca, files) = (Authority::new("test CA"), Files::new());
-    let config = tern::Config {
-        outbound_packets_max: MESSAGES,
-        outbound_bytes_max: 2 * MESSAGES * SIZE,
-        queued_messages_max: MESSAGES,
-        queued_bytes_max: 2 * MESSAGES * SIZE,
-        ..config()
-    };
-    // The broker's sockets take the listener's small send buffer (on
-    // Linux): with the default, which grows to megabytes, a write rarely
-    // finds the socket full at the end of a burst.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_send_buffer_size(8192).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bound = socket.listen(64).unwrap();
-    let listener = tls::listener(&files, &ca.server());
-    let broker = tls::broker_on(config, &listener, bound).await;
-    let trusting = client_config(&ca, None);
-    let (mut sub, _) =
-        TlsClient::connect_small_window(broker.addr, trusting.clone(), raw::connect_packet("sub"))
-            .await
-            .expect("a TLS connection");
-    sub.send(&raw::subscribe(1, "t", QoS::AtMostOnce))
-        .await
-        .unwrap();
-    assert!(matches!(sub.recv().await, Packet::SubAck(_)));
-    let (mut publisher, _) = TlsClient::connect(broker.addr, trusting, raw::connect_packet("pub"))
-        .await
-        .expect("a TLS connection");
-    // Each acknowledged: routed to the subscriber's queue or socket.
-    let payload = vec![7u8; SIZE];
-    for id in 1..=MESSAGES {
-        let id = u16::try_from(id).unwrap();
-        publisher
-            .send(&raw::publish("t", QoS::AtLeastOnce, id, &payload))
-            .await
-            .unwrap();
-        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
-    }
+    let filling = Filling::start(MESSAGES, SIZE).await;
+    let mut sub = filling.slow_subscriber(raw::connect_packet("sub")).await;
+    let mut publisher = filling.client("pub").await;
+    publish_acked(&mut publisher, MESSAGES, SIZE).await;
     // Read slower than the broker writes, so that its socket stays full.
     for n in 0..MESSAGES {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -172,7 +137,7 @@ async fn a_burst_to_a_tls_subscriber_slow_to_read_arrives_whole() {
             other => panic!("message {n} of {MESSAGES}: {other:?}"),
         }
     }
-    broker.stop().await;
+    filling.broker.stop().await;
 }
 
 /// A TLS client that says DISCONNECT and closes with the broker's bytes
@@ -185,60 +150,21 @@ async fn a_burst_to_a_tls_subscriber_slow_to_read_arrives_whole() {
 async fn a_tls_client_that_disconnects_with_our_bytes_unread_leaves_no_will() {
     const MESSAGES: usize = 64;
     const SIZE: usize = 16_000;
-    let (ca, files) = (Authority::new("test CA"), Files::new());
-    let config = tern::Config {
-        outbound_packets_max: MESSAGES,
-        outbound_bytes_max: 2 * MESSAGES * SIZE,
-        queued_messages_max: MESSAGES,
-        queued_bytes_max: 2 * MESSAGES * SIZE,
-        ..config()
-    };
-    // A small send buffer, so that the broker's socket fills and TLS
-    // keeps records (see the test above).
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_send_buffer_size(8192).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bound = socket.listen(64).unwrap();
-    let broker = tls::broker_on(config, &tls::listener(&files, &ca.server()), bound).await;
-    let trusting = client_config(&ca, None);
-    let (mut watcher, _) = TlsClient::connect(
-        broker.addr,
-        trusting.clone(),
-        raw::connect_packet("watcher"),
-    )
-    .await
-    .expect("a TLS connection");
+    let filling = Filling::start(MESSAGES, SIZE).await;
+    let mut watcher = filling.client("watcher").await;
     watcher
         .send(&raw::subscribe(1, "will/#", QoS::AtLeastOnce))
         .await
         .unwrap();
     assert!(matches!(watcher.recv().await, Packet::SubAck(_)));
-
     let mut connect = raw::connect_packet("leaving");
     connect.will = Some(raw::will("will/leaving", "gone", QoS::AtLeastOnce, false));
-    let (mut leaving, _) = TlsClient::connect_small_window(broker.addr, trusting.clone(), connect)
-        .await
-        .expect("a TLS connection");
-    leaving
-        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
-        .await
-        .unwrap();
-    assert!(matches!(leaving.recv().await, Packet::SubAck(_)));
-    let (mut publisher, _) = TlsClient::connect(broker.addr, trusting, raw::connect_packet("pub"))
-        .await
-        .expect("a TLS connection");
-    let payload = vec![7u8; SIZE];
-    for id in 1..=MESSAGES {
-        let id = u16::try_from(id).unwrap();
-        publisher
-            .send(&raw::publish("t", QoS::AtLeastOnce, id, &payload))
-            .await
-            .unwrap();
-        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
-    }
+    let mut leaving = filling.slow_subscriber(connect).await;
+    let mut publisher = filling.client("pub").await;
+    publish_acked(&mut publisher, MESSAGES, SIZE).await;
     leaving.send(&raw::disconnect()).await.unwrap();
     leaving.reset();
-    broker.wait_connections(2).await;
+    filling.broker.wait_connections(2).await;
 
     publisher
         .send(&raw::publish("will/marker", QoS::AtLeastOnce, 1, b"marker"))
@@ -248,5 +174,73 @@ async fn a_tls_client_that_disconnects_with_our_bytes_unread_leaves_no_will() {
         Packet::Publish(publish) => assert_eq!(publish.topic.as_str(), "will/marker", "no will"),
         other => panic!("expected the marker, got {other:?}"),
     }
-    broker.stop().await;
+    filling.broker.stop().await;
+}
+
+/// A TLS broker whose sockets fill quickly, for a client slow to read:
+/// they take the listener's small send buffer (on Linux; with the default,
+/// which grows to megabytes, a write rarely finds the socket full at the
+/// end of a burst), and its limits keep `messages` of `size` bytes.
+struct Filling {
+    broker: TestBroker,
+    trusting: std::sync::Arc<rustls::ClientConfig>,
+    _files: Files,
+}
+
+impl Filling {
+    async fn start(messages: usize, size: usize) -> Filling {
+        let (ca, files) = (Authority::new("test CA"), Files::new());
+        let config = tern::Config {
+            outbound_packets_max: messages,
+            outbound_bytes_max: 2 * messages * size,
+            queued_messages_max: messages,
+            queued_bytes_max: 2 * messages * size,
+            ..config()
+        };
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(8192).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let bound = socket.listen(64).unwrap();
+        let broker = tls::broker_on(config, &tls::listener(&files, &ca.server()), bound).await;
+        Filling {
+            broker,
+            trusting: client_config(&ca, None),
+            _files: files,
+        }
+    }
+
+    async fn client(&self, client_id: &str) -> TlsClient {
+        let connect = raw::connect_packet(client_id);
+        let (client, _) = TlsClient::connect(self.broker.addr, self.trusting.clone(), connect)
+            .await
+            .expect("a TLS connection");
+        client
+    }
+
+    /// A client with a small receive window, subscribed to `t` at QoS 0.
+    async fn slow_subscriber(&self, connect: tern::codec::Connect) -> TlsClient {
+        let (mut sub, _) =
+            TlsClient::connect_small_window(self.broker.addr, self.trusting.clone(), connect)
+                .await
+                .expect("a TLS connection");
+        sub.send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+            .await
+            .unwrap();
+        assert!(matches!(sub.recv().await, Packet::SubAck(_)));
+        sub
+    }
+}
+
+/// `messages` QoS 1 PUBLISHes of `size` bytes to `t`, each acknowledged
+/// (routed to the subscribers' queues or sockets) before the next.
+async fn publish_acked(publisher: &mut TlsClient, messages: usize, size: usize) {
+    let payload = vec![7u8; size];
+    for id in 1..=messages {
+        let id = u16::try_from(id).unwrap();
+        publisher
+            .send(&raw::publish("t", QoS::AtLeastOnce, id, &payload))
+            .await
+            .unwrap();
+        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    }
 }
