@@ -35,7 +35,12 @@ impl Kind {
     fn path(self) -> Option<PathBuf> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         match self {
-            Kind::Tern => Some(PathBuf::from(env!("CARGO_BIN_EXE_tern"))),
+            // Another build of tern in its place: the instrumented one
+            // that benches/pgo.sh trains, or one to compare with.
+            Kind::Tern => Some(
+                std::env::var_os("TERN_BENCH_BINARY")
+                    .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tern")), PathBuf::from),
+            ),
             // Debian puts the daemon in /usr/sbin, which a user's PATH may lack.
             Kind::Mosquitto => find("mosquitto", [PathBuf::from("/usr/sbin")]),
             // `cargo install` puts it in ~/.cargo/bin.
