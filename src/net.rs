@@ -48,7 +48,7 @@ impl Listener for tokio::net::TcpListener {
         if let Err(error) = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes) {
             tracing::debug!(%error, %peer, "cannot set TCP keepalive");
         }
-        Ok((StampedTcp::new(stream), peer))
+        Ok((StampedTcp::accepted(stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
