@@ -293,7 +293,7 @@ fn lost(shared: &Shared, conn: ConnId) {
     let mut lost = shared.lost.lock().unwrap_or_else(PoisonError::into_inner);
     lost.push(conn);
     drop(lost);
-    shared.lost_notify.notify_one();
+    shared.timers_wake.notify_one();
 }
 
 struct Connection<S> {

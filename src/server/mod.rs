@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, ConnId, Effect, IdMap, Owing};
+use crate::broker::{Broker, ConnId, Effect, IdMap, Millis, Owing};
 use crate::config::{planted, Config};
 use crate::net::Listener;
 use by_conn::ByConn;
@@ -70,7 +70,13 @@ struct Shared {
     /// with its runtime): a drop guard may not run the broker's work (a
     /// will's fan-out), so it leaves them here for the timers task.
     lost: Mutex<Vec<ConnId>>,
-    lost_notify: tokio::sync::Notify,
+    /// Wakes the timers task before its planned wake: a connection was
+    /// lost, or a hold set a timer due before `timer_due`.
+    timers_wake: tokio::sync::Notify,
+    /// When the timers task next wakes by itself (the broker's ms; `u64::MAX`
+    /// for never), written under the lock: it sleeps with nothing due
+    /// rather than waking to look, as an idle mosquitto does not wake.
+    timer_due: AtomicU64,
     log_limit: LogLimit,
     /// Who may connect, checked before the broker is asked.
     auth: crate::auth::Auth,
@@ -211,6 +217,7 @@ impl Shared {
             EFFECTS.set(effects);
         }
         let notices = state.broker.take_notices();
+        self.wake_timers_for(state.broker.next_timer());
         let held = locked.elapsed();
         state.holds.record(held);
         #[cfg(feature = "hold-cpu")]
@@ -226,6 +233,16 @@ impl Shared {
 }
 
 impl Shared {
+    /// Wakes the timers task if `next` comes before its planned wake; under
+    /// the lock, so that its plan cannot change meanwhile.
+    fn wake_timers_for(&self, next: Option<Millis>) {
+        let Some(next) = next else { return };
+        if next < self.timer_due.load(Ordering::Relaxed) {
+            self.timer_due.store(next, Ordering::Relaxed);
+            self.timers_wake.notify_one();
+        }
+    }
+
     /// How far the store's commits have come: packets waiting for a later
     /// one stay in their outboxes. Without a store, nothing waits.
     fn committed(&self) -> u64 {
@@ -417,7 +434,8 @@ impl Server {
                 registry: TaskRegistry::default(),
                 cancel: CancellationToken::new(),
                 lost: Mutex::new(Vec::new()),
-                lost_notify: tokio::sync::Notify::new(),
+                timers_wake: tokio::sync::Notify::new(),
+                timer_due: AtomicU64::new(u64::MAX),
                 log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
                 auth,
