@@ -74,8 +74,8 @@ struct Shared {
     /// lost, or a hold set a timer due before `timer_due`.
     timers_wake: tokio::sync::Notify,
     /// When the timers task next wakes by itself (the broker's ms; `u64::MAX`
-    /// for never), written under the lock: it sleeps with nothing due
-    /// rather than waking to look, as an idle mosquitto does not wake.
+    /// for never), written under the lock: with nothing due it sleeps,
+    /// rather than waking every so often to look.
     timer_due: AtomicU64,
     log_limit: LogLimit,
     /// Who may connect, checked before the broker is asked.
