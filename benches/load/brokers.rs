@@ -35,12 +35,7 @@ impl Kind {
     fn path(self) -> Option<PathBuf> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         match self {
-            // Another build of tern in its place: the instrumented one
-            // that benches/pgo.sh trains, or one to compare with.
-            Kind::Tern => Some(
-                std::env::var_os("TERN_BENCH_BINARY")
-                    .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tern")), PathBuf::from),
-            ),
+            Kind::Tern => Some(crate::tern_binary::path()),
             // Debian puts the daemon in /usr/sbin, which a user's PATH may lack.
             Kind::Mosquitto => find("mosquitto", [PathBuf::from("/usr/sbin")]),
             // `cargo install` puts it in ~/.cargo/bin.
@@ -60,6 +55,8 @@ fn find(name: &str, extra: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf>
 
 /// The kinds to compare: tern always, the others when they can be run.
 pub fn available() -> Vec<Kind> {
+    // Built before the first scenario, not inside its first round.
+    crate::tern_binary::path();
     let mut kinds = vec![Kind::Tern];
     for (kind, install) in [
         (Kind::Mosquitto, "apt-get install -y mosquitto"),

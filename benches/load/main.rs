@@ -10,6 +10,7 @@ mod configs;
 mod paired;
 mod scenarios;
 mod stats;
+mod tern_binary;
 mod tls;
 mod transport;
 

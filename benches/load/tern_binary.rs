@@ -1,0 +1,75 @@
+//! The tern binary the bench measures: the one `cargo run --release` runs.
+//!
+//! Cargo's `CARGO_BIN_EXE_tern` is no such binary. A bench is built with
+//! the package's dev-dependencies, and with them their features of tern:
+//! the simulation's `sim` and `planted-bugs`. That build cost a QoS 0
+//! message 11,900 instructions where the release binary cost 9,870
+//! (`benches/instructions.sh`, 2026-12-03), and every tern column of this
+//! bench before that day measured it. So the bench builds the release
+//! binary itself, as the README's first command does, and runs that.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// `TERN_BENCH_BINARY` if set (the instrumented build benches/pgo.sh
+/// trains, or another build to compare with), else the release binary,
+/// built once a run.
+pub fn path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| match std::env::var_os("TERN_BENCH_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => build_release(),
+    })
+    .clone()
+}
+
+/// Set by cargo for the target it runs (besides CARGO_PKG_*), not by
+/// whoever runs cargo.
+const RUN_ONLY: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "OUT_DIR",
+];
+
+/// Builds `tern` as `cargo build --release` does (up to date, this takes a
+/// second) and returns where cargo put it.
+fn build_release() -> PathBuf {
+    // The cargo that runs the bench, if it did; else the one that built it.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    eprintln!("building tern's release binary: cargo build --release --bin tern");
+    let mut command = Command::new(cargo);
+    // What cargo set for the bench's own run is not the build's: ring's
+    // build script reruns when CARGO_MANIFEST_DIR changes, and with it
+    // inherited here, this build and the next plain `cargo build` each
+    // rebuilt tern (1 min 48 s).
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || RUN_ONLY.contains(&&*name) {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--release", "--bin", "tern"])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build tern: {e}"));
+    assert!(
+        output.status.success(),
+        "cargo build --release --bin tern failed ({}): its errors are above",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tern")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo build --release --bin tern named no executable")
+}
