@@ -5,8 +5,9 @@
 //! the simulation's `sim` and `planted-bugs`. That build cost a QoS 0
 //! message 11,900 instructions where the release binary cost 9,870
 //! (`benches/instructions.sh`, 2026-12-03), and every tern column of this
-//! bench before that day measured it. So the bench builds the release
-//! binary itself, as the README's first command does, and runs that.
+//! bench before 17:30 that day measured it, unless `TERN_BENCH_BINARY`
+//! named another. So the bench builds the release binary itself, as the
+//! README's first command does, and runs that.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
