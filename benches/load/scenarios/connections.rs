@@ -11,7 +11,7 @@ use tern::topic::TopicName;
 use tokio::runtime::Runtime;
 
 use super::{connect_many, Settings};
-use crate::brokers::Broker;
+use crate::brokers::{self, Broker};
 use crate::client;
 use crate::stats::{Better, Outcome};
 
@@ -31,6 +31,7 @@ pub fn idle(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     let count = settings.idle_connections;
     let rss_before = broker.rss_kib();
     let run_id = client::now_nanos();
+    let cpu = Cpu::start(broker);
     let start = Instant::now();
     let conns = rt.block_on(connect_many(broker.addr, count, |i| {
         (
@@ -48,6 +49,7 @@ pub fn idle(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
         count as f64 / elapsed.as_secs_f64(),
         Better::Higher,
     );
+    cpu.push_per_connect(broker, count as u64, &mut outcome);
     let per_conn = rss_after.saturating_sub(rss_before) as f64 * 1024.0 / count as f64;
     outcome.push("rss per idle conn", "bytes", per_conn, Better::Lower);
     outcome.push("rss before", "KiB", rss_before as f64, Better::Lower);
@@ -68,6 +70,7 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     recover(broker, fds_cold);
     let fds_before = broker.fds();
     let rss_before = broker.rss_kib();
+    let cpu = Cpu::start(broker);
     let start = Instant::now();
     let (duration, per_worker) = match settings.churn_cycles {
         Some(cycles) => (CYCLES_DURATION_MAX, cycles.div_ceil(workers as u64)),
@@ -75,6 +78,8 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     };
     let total = churn_for(rt, broker, workers, duration, per_worker, "churn");
     let elapsed = start.elapsed();
+    // What the broker spends noticing the clients gone and freeing their
+    // sessions is part of each one's cost: counted up to the settled state.
     recover(broker, fds_before);
     let fds_after = broker.fds();
     let rss_after = broker.rss_kib();
@@ -85,6 +90,7 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
         total as f64 / elapsed.as_secs_f64(),
         Better::Higher,
     );
+    cpu.push_per_connect(broker, total, &mut outcome);
     outcome.push(
         "fds after - before",
         "fds",
@@ -98,6 +104,31 @@ pub fn churn(rt: &Runtime, broker: &Broker, settings: &Settings) -> Outcome {
     outcome.push("rss growth", "%", growth(rss_before), Better::Lower);
     outcome.push("rss growth from cold", "%", growth(rss_cold), Better::Lower);
     outcome
+}
+
+/// CPU time of the broker and of the load generator from a start.
+struct Cpu {
+    broker: Duration,
+    load: Duration,
+}
+
+impl Cpu {
+    fn start(broker: &Broker) -> Cpu {
+        Cpu {
+            broker: broker.cpu(),
+            load: brokers::own_cpu(),
+        }
+    }
+
+    /// Each side's CPU since the start per client, as the throughput
+    /// scenarios give it per delivery.
+    fn push_per_connect(&self, broker: &Broker, clients: u64, outcome: &mut Outcome) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / clients.max(1) as f64;
+        let broker_cpu = broker.cpu().saturating_sub(self.broker);
+        let load_cpu = brokers::own_cpu().saturating_sub(self.load);
+        outcome.push("broker cpu/connect", "µs", per(broker_cpu), Better::Lower);
+        outcome.push("load cpu/connect", "µs", per(load_cpu), Better::Lower);
+    }
 }
 
 /// Waits until the broker has noticed every close (its descriptors are
