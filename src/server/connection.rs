@@ -386,9 +386,17 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
 
     /// Tells a 5.0 client why we close [MQTT-4.13.2], after whatever is
     /// already on its way to it, waiting a bounded time for a slow reader.
+    /// A client that ended it itself gets what was answered before, if its
+    /// socket takes it now.
     async fn farewell(&mut self, end: &End) {
         let packet = self.link.farewell(end);
-        if packet.is_none() && !end.is_clients_fault() {
+        // One that half-closed may still read, as mosquitto's clients find:
+        // the PUBACK of a QoS 1 PUBLISH sent just before its FIN was lost
+        // to it here, though the message was routed. A client that has
+        // closed both ways answers the bytes with a reset, and keeps no
+        // TIME_WAIT socket for its port.
+        let clients_end = matches!(end, End::Eof | End::Disconnect);
+        if packet.is_none() && !end.is_clients_fault() && !clients_end {
             return;
         }
         // A PUBLISH another task began to write is finished first: cut
@@ -398,16 +406,19 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         }
         // What was answered before the fault goes first: which of its
         // packets were taken must not depend on when we last wrote.
-        if end.is_clients_fault() {
+        if end.is_clients_fault() || clients_end {
             self.drain_outbox(false);
         }
         if let Some(packet) = packet {
             self.writes.encode(&packet, self.link.version());
         }
-        // A client silent for 1.5 keepalives is taken for gone: one try,
-        // no wait (a timeout polls its future once before its deadline).
+        // A client silent for 1.5 keepalives is taken for gone, and one
+        // that ended it is owed no wait: one try (a timeout polls its
+        // future once before its deadline).
         let wait = match end {
-            End::KeepAlive(_) | End::PacketTimeout(_) => Duration::ZERO,
+            End::KeepAlive(_) | End::PacketTimeout(_) | End::Eof | End::Disconnect => {
+                Duration::ZERO
+            }
             _ => LAST_WORDS_WAIT,
         };
         let _ = tokio::time::timeout(wait, self.flush()).await;

@@ -35,6 +35,7 @@ mod tcp_acl;
 mod tcp_arrival_order;
 mod tcp_auth;
 mod tcp_bad_input;
+mod tcp_client_end;
 mod tcp_connect;
 mod tcp_error_end;
 mod tcp_listeners;
