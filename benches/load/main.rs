@@ -42,7 +42,7 @@ fn parse_args() -> Args {
             duration: Duration::from_secs(5),
             window: 1000,
             idle_connections: 10_000,
-            churn_workers: 32,
+            churn_workers: 50,
             churn_cycles: None,
             sustain: Duration::from_secs(60),
         },
