@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod descriptors;
 mod passwd;
 use tokio::net::TcpListener;
 
@@ -97,6 +98,8 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(message) => return fail(message),
     };
+    // Before the runtime's threads: see `descriptors.rs`.
+    descriptors::reserve(config.connections_max);
     let runtime = match runtime(config.workers) {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
