@@ -369,7 +369,7 @@ mod tests {
         let mut early = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        listener.stamp_arrivals();
+        listener.prepare();
         let (mut ours, _) = Listener::accept(&mut listener).await.unwrap();
         assert!(
             stamped_soon(&mut early, &mut ours).await,

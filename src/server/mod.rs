@@ -693,7 +693,7 @@ pub async fn run<L: Listener>(
 }
 
 async fn accept_loop<L: Listener>(mut listener: L, endpoint: Arc<Endpoint>, shared: Arc<Shared>) {
-    listener.stamp_arrivals();
+    listener.prepare();
     loop {
         let accepted = tokio::select! {
             () = shared.cancel.cancelled() => return,
