@@ -390,11 +390,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
     /// socket takes it now.
     async fn farewell(&mut self, end: &End) {
         let packet = self.link.farewell(end);
-        // One that half-closed may still read, as mosquitto's clients find:
-        // the PUBACK of a QoS 1 PUBLISH sent just before its FIN was lost
-        // to it here, though the message was routed. A client that has
-        // closed both ways answers the bytes with a reset, and keeps no
-        // TIME_WAIT socket for its port.
+        // A client that half-closed may still read, and mosquitto answers
+        // it; tern routed a QoS 1 PUBLISH sent just before the FIN and
+        // dropped its PUBACK. A client that closed both ways answers the
+        // bytes with a reset, and keeps no TIME_WAIT socket for its port.
         let clients_end = matches!(end, End::Eof | End::Disconnect);
         if packet.is_none() && !end.is_clients_fault() && !clients_end {
             return;
