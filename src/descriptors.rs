@@ -24,16 +24,11 @@ const HEADROOM: usize = 1024;
 /// soft limit on open files. Best effort: where it cannot, the kernel grows
 /// the table as before.
 pub fn reserve(connections: usize) {
-    // SAFETY: getrlimit writes one struct into the place it is given.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Some(limit) = open_files_limit() else {
         return;
-    }
+    };
     let wanted = connections.saturating_add(HEADROOM) as u64;
-    let highest = wanted.min(limit.rlim_cur).saturating_sub(1);
+    let highest = wanted.min(limit).saturating_sub(1);
     let Ok(highest) = libc::c_int::try_from(highest) else {
         return;
     };
@@ -53,6 +48,17 @@ pub fn reserve(connections: usize) {
     }
 }
 
+/// The soft limit on open files.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one struct into the place it is given.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (got == 0).then_some(limit.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     /// The table's size, from the kernel's own account.
@@ -65,22 +71,10 @@ mod tests {
 
     #[test]
     fn the_table_holds_the_connections_within_the_limit() {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one struct into the place it is given.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let limit = super::open_files_limit().expect("RLIMIT_NOFILE");
         let connections = 3000;
         let wanted = (connections + super::HEADROOM) as u64;
         super::reserve(connections);
-        assert!(
-            table_size() >= wanted.min(limit.rlim_cur),
-            "FDSize {}",
-            table_size()
-        );
+        assert!(table_size() >= wanted.min(limit), "FDSize {}", table_size());
     }
 }

@@ -5,32 +5,22 @@
 //! dropped its PUBACK, and its own copy, with the connection.
 
 use bytes::BytesMut;
-use tern::codec::{self, DecodeOptions, Packet, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tern::codec::{self, Packet, QoS};
 
 use crate::common::raw::{self, Raw};
-use crate::common::{config, within, TestBroker};
+use crate::common::{config, TestBroker};
 
-/// The kinds of what the broker sends until it closes, and their packet
-/// ids; panics on a reset.
-async fn kinds_to_close(mut stream: TcpStream, mut buf: BytesMut) -> Vec<(&'static str, u16)> {
-    let options = DecodeOptions::default();
-    let mut kinds = Vec::new();
-    loop {
-        while let Some(packet) = codec::decode(&mut buf, &options).expect("well-formed") {
-            let id = match &packet {
-                Packet::PubAck(ack) => ack.packet_id.get(),
-                Packet::Publish(publish) => publish.packet_id.map_or(0, |id| id.get()),
-                _ => 0,
-            };
-            kinds.push((packet.kind(), id));
-        }
-        let read = within("the broker's close", stream.read_buf(&mut buf)).await;
-        if read.expect("an orderly close, not a reset") == 0 {
-            return kinds;
-        }
-    }
+/// The kinds of what the broker sends until it closes, with the packet
+/// ids of PUBACKs and PUBLISHes; panics on a reset.
+async fn kinds_to_close(client: Raw) -> Vec<(&'static str, u16)> {
+    let (packets, closed) = client.read_to_close().await;
+    closed.expect("an orderly close, not a reset");
+    let id = |packet: &Packet| match packet {
+        Packet::PubAck(ack) => ack.packet_id.get(),
+        Packet::Publish(publish) => publish.packet_id.map_or(0, |id| id.get()),
+        _ => 0,
+    };
+    packets.iter().map(|p| (p.kind(), id(p))).collect()
 }
 
 /// A client subscribed to its own topic publishes to it at QoS 1 and
@@ -46,9 +36,8 @@ async fn a_client_that_half_closes_gets_the_puback_of_its_last_publish() {
     client
         .send(&raw::publish("own/t", QoS::AtLeastOnce, 7, b"last"))
         .await;
-    let (mut stream, buf) = client.into_parts();
-    stream.shutdown().await.expect("a half-close");
-    let kinds = kinds_to_close(stream, buf).await;
+    client.half_close().await;
+    let kinds = kinds_to_close(client).await;
     assert!(kinds.contains(&("PUBACK", 7)), "got {kinds:?}");
     assert!(
         kinds.iter().any(|(kind, _)| *kind == "PUBLISH"),
@@ -62,16 +51,15 @@ async fn a_client_that_half_closes_gets_the_puback_of_its_last_publish() {
 #[tokio::test]
 async fn publishes_before_a_disconnect_are_acknowledged() {
     let broker = TestBroker::start(config()).await;
-    let client = Raw::connected(broker.addr, "leaving").await;
+    let mut client = Raw::connected(broker.addr, "leaving").await;
     let mut burst = BytesMut::new();
     for id in 1..=3 {
         let publish = raw::publish("leaving/t", QoS::AtLeastOnce, id, b"x");
         codec::encode(&publish, codec::ProtocolVersion::V311, &mut burst);
     }
     codec::encode(&raw::disconnect(), codec::ProtocolVersion::V311, &mut burst);
-    let (mut stream, buf) = client.into_parts();
-    stream.write_all(&burst).await.expect("the burst is sent");
-    let kinds = kinds_to_close(stream, buf).await;
+    client.send_bytes(&burst).await;
+    let kinds = kinds_to_close(client).await;
     assert_eq!(kinds, [("PUBACK", 1), ("PUBACK", 2), ("PUBACK", 3)]);
     broker.stop().await;
 }

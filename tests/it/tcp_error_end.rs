@@ -4,35 +4,11 @@
 //! that would throw away what it had not read yet.
 
 use bytes::BytesMut;
-use tern::codec::{self, DecodeOptions, Packet, ProtocolVersion, QoS, ReasonCode};
+use tern::codec::{self, Packet, ProtocolVersion, QoS, ReasonCode};
 use tern::Config;
-use tokio::io::AsyncReadExt;
 
 use crate::common::raw::{self, Raw};
-use crate::common::{config, within, TestBroker};
-
-/// Everything the broker sends until it closes, and how it closed: `Ok`
-/// for an orderly close (EOF), the error for a reset.
-async fn read_to_close(raw: Raw) -> (Vec<Packet>, std::io::Result<()>) {
-    let (mut stream, mut buf) = raw.into_parts();
-    let options = DecodeOptions {
-        version: ProtocolVersion::V5,
-        ..DecodeOptions::default()
-    };
-    let mut packets = Vec::new();
-    let closed = loop {
-        while let Some(packet) = codec::decode(&mut buf, &options).expect("well-formed") {
-            packets.push(packet);
-        }
-        let mut chunk = BytesMut::with_capacity(4096);
-        match within("the broker's close", stream.read_buf(&mut chunk)).await {
-            Ok(0) => break Ok(()),
-            Ok(_) => buf.extend_from_slice(&chunk),
-            Err(error) => break Err(error),
-        }
-    };
-    (packets, closed)
-}
+use crate::common::{config, TestBroker};
 
 #[tokio::test]
 async fn replies_before_an_error_reach_the_client_before_its_disconnect() {
@@ -51,7 +27,7 @@ async fn replies_before_an_error_reach_the_client_before_its_disconnect() {
         codec::encode(&publish, ProtocolVersion::V5, &mut burst);
     }
     client.send_bytes(&burst).await;
-    let (packets, closed) = read_to_close(client).await;
+    let (packets, closed) = client.read_to_close().await;
     let kinds: Vec<&str> = packets.iter().map(Packet::kind).collect();
     let mut expected = vec!["PUBREC"; 10];
     expected.push("DISCONNECT");

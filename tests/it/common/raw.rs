@@ -157,6 +157,29 @@ impl Raw {
             .expect("the broker's socket takes our bytes");
     }
 
+    /// Closes our sending side only: the broker reads the end of the
+    /// stream, and we may still read what it sends.
+    pub async fn half_close(&mut self) {
+        self.stream.shutdown().await.expect("a half-close");
+    }
+
+    /// Everything the broker sends until it closes, and how it closed:
+    /// `Ok` for an orderly close (EOF), the error for a reset.
+    pub async fn read_to_close(mut self) -> (Vec<Packet>, io::Result<()>) {
+        let mut packets = Vec::new();
+        let closed = loop {
+            while let Some(packet) = decode_buffered(&mut self.rbuf, self.version) {
+                packets.push(packet);
+            }
+            match within("the broker's close", self.stream.read_buf(&mut self.rbuf)).await {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(error) => break Err(error),
+            }
+        };
+        (packets, closed)
+    }
+
     /// Like `send_bytes`, for a socket the broker may have closed.
     pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await
