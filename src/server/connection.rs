@@ -405,8 +405,11 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         }
         // What was answered before the fault goes first: which of its
         // packets were taken must not depend on when we last wrote.
-        if end.is_clients_fault() || clients_end {
+        if end.is_clients_fault() {
             self.drain_outbox(false);
+        }
+        if clients_end {
+            self.drain_committed().await;
         }
         if let Some(packet) = packet {
             self.writes.encode(&packet, self.link.version());
@@ -421,6 +424,23 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             _ => LAST_WORDS_WAIT,
         };
         let _ = tokio::time::timeout(wait, self.flush()).await;
+    }
+
+    /// Drains the outbox, and with a store waits a bounded time for the
+    /// commit that its PUBACKs wait for: a client that half-closed after
+    /// a QoS 1 PUBLISH got no PUBACK with `durability = "sync"`, whose
+    /// commit came after the end's one try to write.
+    async fn drain_committed(&mut self) {
+        let drained = async {
+            loop {
+                self.drain_outbox(false);
+                if !self.outbox.gated() || self.shared.commit_failed() {
+                    return;
+                }
+                self.outbox.notified().await;
+            }
+        };
+        let _ = tokio::time::timeout(LAST_WORDS_WAIT, drained).await;
     }
 
     /// Half-closes, then reads and discards what the client still sends
@@ -688,7 +708,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         continue;
                     }
                     Ok(false) => {}
-                    Err(end) => return end,
+                    Err(end) => return self.handle_rest(end),
                 }
             }
             // What was drained goes out now if the socket takes it: written
@@ -740,10 +760,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 },
                 read = read_into(&mut reader, &mut self.rbuf, self.rbuf_busy), if may_read => {
                     match read {
-                        Ok(0) => return End::Eof,
+                        Ok(0) => return self.handle_rest(End::Eof),
                         // Filled the room of an idle read, or a busy one's.
                         Ok(n) => self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES,
-                        Err(error) => return error.into(),
+                        Err(error) => return self.handle_rest(error.into()),
                     }
                     None
                 }
@@ -825,6 +845,25 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             let lent = unsafe { Lent::of(&self.stream) };
             self.outbox.offer_writes(lent);
         }
+    }
+
+    /// The client's end was read (`end`): what it sent before is still the
+    /// broker's, and there is no later turn for it. A PUBLISH whose
+    /// fan-out was going out in slices, packets a hold's budget left
+    /// waiting and whole packets not yet decoded were dropped with the
+    /// connection until 2026-12-04 (the route went on without its
+    /// PUBACK). Bounded by what was read; what ends it instead (a
+    /// DISCONNECT among the rest, say) is returned.
+    fn handle_rest(&mut self, end: End) -> End {
+        while !self.rbuf.is_empty() || self.has_work_waiting() {
+            match self.handle_batch(BATCH_MAX) {
+                Ok(BATCH_MAX) => {}
+                Ok(_) if self.has_work_waiting() => {}
+                Ok(_) => break,
+                Err(end) => return end,
+            }
+        }
+        end
     }
 
     /// Whether to read input already waiting before we write, so that the

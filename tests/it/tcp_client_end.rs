@@ -7,8 +7,10 @@
 use bytes::BytesMut;
 use tern::codec::{self, Packet, QoS};
 
+use crate::common::binary::Binary;
 use crate::common::raw::{self, Raw};
 use crate::common::{config, TestBroker};
+use crate::tcp_overlap;
 
 /// The kinds of what the broker sends until it closes, with the packet
 /// ids of PUBACKs and PUBLISHes; panics on a reset.
@@ -62,4 +64,65 @@ async fn publishes_before_a_disconnect_are_acknowledged() {
     let kinds = kinds_to_close(client).await;
     assert_eq!(kinds, [("PUBACK", 1), ("PUBACK", 2), ("PUBACK", 3)]);
     broker.stop().await;
+}
+
+/// Two QoS 1 PUBLISHes to a topic that 2^14 of one subscriber's filters
+/// match, and a FIN, in one write: each PUBLISH's walk takes several
+/// holds of the lock, with a turn of the connection between them, and the
+/// FIN is read in one of those turns. Until 2026-12-04 that end dropped the
+/// first's PUBACK (its route went on without it) and the second PUBLISH
+/// (it waited behind the route). Three publishers, as the FIN was not read
+/// mid-route in every turn.
+#[tokio::test]
+async fn a_half_close_read_mid_fan_out_leaves_the_fan_out_and_what_followed_answered() {
+    let broker = TestBroker::start(config()).await;
+    let mut wild = Raw::connected(broker.addr, "wild").await;
+    tcp_overlap::subscribe_all(&mut wild, tcp_overlap::overlapping()).await;
+    let topic = tcp_overlap::topic();
+    for round in 0..3 {
+        let mut publisher = Raw::connected(broker.addr, &format!("p{round}")).await;
+        let mut burst = BytesMut::new();
+        for id in 1..=2 {
+            let publish = raw::publish(&topic, QoS::AtLeastOnce, id, b"x");
+            codec::encode(&publish, codec::ProtocolVersion::V311, &mut burst);
+        }
+        publisher.send_bytes(&burst).await;
+        publisher.half_close().await;
+        let kinds = kinds_to_close(publisher).await;
+        assert_eq!(kinds, [("PUBACK", 1), ("PUBACK", 2)], "round {round}");
+        for _ in 1..=2 {
+            assert_eq!(wild.recv_publish().await.topic.as_str(), topic);
+        }
+    }
+    wild.expect_silence().await;
+    broker.stop().await;
+}
+
+/// With a data store and `durability = "sync"` (the default) a PUBACK waits
+/// for the commit of the message it acknowledges, here queued for an
+/// offline session. Until 2026-12-04 the end's one try to write came
+/// before that commit, and the half-closed client got no PUBACK.
+#[tokio::test]
+async fn with_sync_durability_a_client_that_half_closes_gets_its_puback() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = format!("data_dir = {:?}\n", dir.path().display().to_string());
+    let tern = Binary::start(&config).await;
+    Raw::subscribe_then_leave(tern.addr, "keeper", "k/#").await;
+    for id in 1..=3 {
+        let mut publisher = Raw::connected(tern.addr, "publisher").await;
+        let payload = id.to_string();
+        publisher
+            .send(&raw::publish(
+                "k/n",
+                QoS::AtLeastOnce,
+                id,
+                payload.as_bytes(),
+            ))
+            .await;
+        publisher.half_close().await;
+        let kinds = kinds_to_close(publisher).await;
+        assert_eq!(kinds, [("PUBACK", id)]);
+    }
+    let kept = Raw::numbers_kept_for(tern.addr, "keeper").await;
+    assert_eq!(kept, [1, 2, 3].into());
 }

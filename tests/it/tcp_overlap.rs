@@ -17,13 +17,13 @@ const LEVELS: u32 = 14;
 /// Publishes sent in one write, so that the broker reads them as one batch.
 const BURST: u64 = 32;
 
-fn topic() -> String {
+pub(crate) fn topic() -> String {
     let levels: Vec<String> = (0..LEVELS).map(|i| format!("l{i}")).collect();
     levels.join("/")
 }
 
 /// Every filter that `topic()` matches with `+` or its literal per level.
-fn overlapping() -> Vec<TopicFilter> {
+pub(crate) fn overlapping() -> Vec<TopicFilter> {
     (0..1u32 << LEVELS)
         .map(|mask| {
             let levels: Vec<String> = (0..LEVELS)
@@ -37,7 +37,7 @@ fn overlapping() -> Vec<TopicFilter> {
         .collect()
 }
 
-async fn subscribe_all(client: &mut Raw, filters: Vec<TopicFilter>) {
+pub(crate) async fn subscribe_all(client: &mut Raw, filters: Vec<TopicFilter>) {
     let publishes = subscribe_all_reading(client, filters).await;
     assert!(publishes.is_empty(), "{publishes:?}");
 }
