@@ -205,6 +205,18 @@ async fn finish<S>(mut connection: Connection<S>, end: End, served: bool)
 where
     S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send,
 {
+    // The client's end was read (or a read failed) with what it sent
+    // before not all handled: a PUBLISH whose fan-out was going out in
+    // slices, packets a hold's budget left waiting, whole packets not yet
+    // decoded. They are still the broker's; until 2026-12-04 they were
+    // dropped with the connection (the route went on without its PUBACK).
+    // Handled here, not in the session's loop: any change to the loop's
+    // code costs it its profile (PGO).
+    let rest = !connection.rbuf.is_empty() || connection.has_work_waiting();
+    let end = match end {
+        End::Eof | End::Io(_) if served && rest => Box::pin(connection.last_words(end)).await,
+        end => end,
+    };
     if served {
         if let End::Decode(DecodeError::PacketTooLarge { .. }) = &end {
             if connection.shared.log_limit.admit("too large a packet") {
@@ -708,7 +720,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         continue;
                     }
                     Ok(false) => {}
-                    Err(end) => return self.handle_rest(end),
+                    Err(end) => return end,
                 }
             }
             // What was drained goes out now if the socket takes it: written
@@ -760,10 +772,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 },
                 read = read_into(&mut reader, &mut self.rbuf, self.rbuf_busy), if may_read => {
                     match read {
-                        Ok(0) => return self.handle_rest(End::Eof),
+                        Ok(0) => return End::Eof,
                         // Filled the room of an idle read, or a busy one's.
                         Ok(n) => self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES,
-                        Err(error) => return self.handle_rest(error.into()),
+                        Err(error) => return error.into(),
                     }
                     None
                 }
@@ -845,25 +857,6 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             let lent = unsafe { Lent::of(&self.stream) };
             self.outbox.offer_writes(lent);
         }
-    }
-
-    /// The client's end was read (`end`): what it sent before is still the
-    /// broker's, and there is no later turn for it. A PUBLISH whose
-    /// fan-out was going out in slices, packets a hold's budget left
-    /// waiting and whole packets not yet decoded were dropped with the
-    /// connection until 2026-12-04 (the route went on without its
-    /// PUBACK). Bounded by what was read; what ends it instead (a
-    /// DISCONNECT among the rest, say) is returned.
-    fn handle_rest(&mut self, end: End) -> End {
-        while !self.rbuf.is_empty() || self.has_work_waiting() {
-            match self.handle_batch(BATCH_MAX) {
-                Ok(BATCH_MAX) => {}
-                Ok(_) if self.has_work_waiting() => {}
-                Ok(_) => break,
-                Err(end) => return end,
-            }
-        }
-        end
     }
 
     /// Whether to read input already waiting before we write, so that the
@@ -973,16 +966,18 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         .await
     }
 
-    /// Our write failed because the client closed; but it may have said
-    /// DISCONNECT first, and then its will must not be sent. Reads what it
-    /// sent before closing, for a bounded time, and handles it. Boxed where
-    /// it is awaited: in place, its state (a timer among it) made every idle
-    /// connection's task larger for good.
+    /// The client closed (our write failed, or a read found its end); but
+    /// it may have said DISCONNECT first, and then its will must not be
+    /// sent. Reads what it sent before closing, for a bounded time, and
+    /// handles it, a route in slices to its end. Boxed where it is awaited:
+    /// in place, its state (a timer among it) made every idle connection's
+    /// task larger for good.
     async fn last_words(&mut self, end: End) -> End {
         let read_rest = async {
             loop {
                 match self.handle_batch(BATCH_MAX) {
                     Ok(BATCH_MAX) => continue,
+                    Ok(_) if self.has_work_waiting() => continue,
                     Ok(_) => {}
                     Err(end) => return Some(end),
                 }
