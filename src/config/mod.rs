@@ -186,6 +186,9 @@ pub enum PlantedBug {
     ReorderRedelivery,
     /// A connection closed for keepalive leaves its task running.
     TaskLeakOnKeepAlive,
+    /// A session's end leaves its connection's alarm set, and with it the
+    /// connection's outbox, until the alarm rings (`server/alarms.rs`).
+    AlarmKeptAtEnd,
     /// A 5.0 client's Receive Maximum is ignored: its window is the
     /// broker's.
     IgnoreReceiveMaximum,
@@ -383,12 +386,13 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 63] = [
+    pub const ALL: [PlantedBug; 64] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
         PlantedBug::ReorderRedelivery,
         PlantedBug::TaskLeakOnKeepAlive,
+        PlantedBug::AlarmKeptAtEnd,
         PlantedBug::IgnoreReceiveMaximum,
         PlantedBug::DeliverExpired,
         PlantedBug::IgnoreWillDelay,

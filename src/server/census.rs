@@ -15,6 +15,9 @@ use crate::broker::{BrokerStats, Peaks};
 pub struct Census {
     /// Accepted TCP connections, before or after CONNECT.
     pub connections: usize,
+    /// Connections' alarms set (`alarms.rs`): one for each serving
+    /// connection, none once they have gone.
+    pub alarms: usize,
     /// Connections taken on since the start.
     pub connections_accepted: u64,
     /// Connections closed as soon as accepted, over `connections_max`,
@@ -85,6 +88,7 @@ pub(super) fn take(shared: &Shared, peaks: bool) -> Census {
     };
     Census {
         connections,
+        alarms: shared.alarms.len(),
         connections_accepted: accepted,
         connections_refused_max: refused,
         connections_refused_listener_max: shared

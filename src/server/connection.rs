@@ -24,7 +24,7 @@ use tracing::Level;
 use super::deadlines::Deadlines;
 use super::duplex::Duplex;
 use super::endpoint::Slot;
-use super::outbox::{Bounds, Drained, Outbound, Outbox};
+use super::outbox::{Bounds, Drained, Outbound, Outbox, Told};
 use super::queues::{Queues, QUEUE_KEPT_PACKETS};
 use super::write_through::{Lent, Turn};
 use super::writes::Writes;
@@ -652,9 +652,8 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             1500
         };
         let grace = Duration::from_millis(u64::from(keep_alive) * per_second);
-        let mut deadlines = Deadlines::new(keep_alive, grace, self.shared.config.packet_timeout());
-        let deadline = tokio::time::sleep_until(deadlines.first());
-        tokio::pin!(deadline);
+        let packet_timeout = self.shared.config.packet_timeout();
+        let mut deadlines = Deadlines::new(keep_alive, grace, packet_timeout, self.shared.millis());
         // A shutdown is told through the outbox (`Outbox::shut_down`), to
         // those the server found in its map of them; one that began after
         // that is told here.
@@ -664,9 +663,14 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         self.reads_ahead = 0;
         // The stream stays where it is until the session ends.
         self.lend_stream();
+        self.shared
+            .set_alarm(self.conn, &self.outbox, deadlines.alarm());
+        // Every end of the loop breaks out of it, to take the alarm back
+        // below: an inner function or a guard that did so kept 24 to 40
+        // bytes more in every idle connection's task.
         // What this loop keeps across its waits is in every idle
         // connection's task: the limits are read where they are needed.
-        loop {
+        let end = 'session: loop {
             // Subscribers this turn routes to, idle and few, are written
             // to by it, before its own replies or after its lone packet
             // (`write_through.rs`). A block: its locals would be kept in
@@ -678,7 +682,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 turn.finish(&self.shared.traffic, count, || self.outbox.waiting() > 0);
                 match handled {
                     Ok(decoded) => decoded > 0,
-                    Err(end) => return end,
+                    Err(end) => break 'session end,
                 }
             };
             // Bytes left while the outbox has room are a packet not yet
@@ -686,7 +690,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             let buffered =
                 !self.rbuf.is_empty() || planted!(self.shared.config, PacketTimeoutWhenIdle);
             let partial = buffered && self.outbox.kept() < self.outbound_max();
-            deadlines.handled(decoded, partial);
+            deadlines.handled(decoded, partial, || self.shared.millis());
             // A big read buffer just emptied is let go now, not at the end
             // of a wake that an idle client may never cause: a publisher
             // of large messages that fell quiet kept 15 MB this way.
@@ -710,7 +714,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             };
             if self.writes.is_empty() {
                 if let Some(end) = self.drain_lending() {
-                    return end;
+                    break 'session end;
                 }
             }
             if self.reads_before_write(may_read) {
@@ -720,7 +724,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         continue;
                     }
                     Ok(false) => {}
-                    Err(end) => return end,
+                    Err(end) => break 'session end,
                 }
             }
             // What was drained goes out now if the socket takes it: written
@@ -731,7 +735,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             // and what it finds the `select!` writes.
             if !self.writes.is_empty() {
                 if let Some(end) = self.write_now() {
-                    return Box::pin(self.last_words(end)).await;
+                    break 'session Box::pin(self.last_words(end)).await;
                 }
                 if self.writes.is_empty() {
                     // Reads held back by a full outbox, or retained
@@ -748,7 +752,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         continue;
                     }
                     if let Some(end) = self.drain_lending() {
-                        return end;
+                        break 'session end;
                     }
                 }
                 self.release_idle_buffers();
@@ -772,42 +776,45 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 },
                 read = read_into(&mut reader, &mut self.rbuf, self.rbuf_busy), if may_read => {
                     match read {
-                        Ok(0) => return End::Eof,
+                        Ok(0) => break 'session End::Eof,
                         // Filled the room of an idle read, or a busy one's.
                         Ok(n) => self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES,
-                        Err(error) => return error.into(),
+                        Err(error) => break 'session error.into(),
                     }
                     None
                 }
-                // A push, a takeover or a shutdown. The takeover is checked
+                // A push, a takeover, a shutdown or the alarm (the
+                // keepalive, a packet begun too long ago). The takeover is checked
                 // here too: while our writes are stuck behind a client that
                 // does not read, the check above never runs, and a
                 // taken-over connection would live on with no session.
-                () = self.outbox.notified() => {
-                    if let Some(end) = self.outbox.told_to_end() {
-                        return end;
-                    }
-                    None
-                }
+                () = self.outbox.notified() => match self.outbox.told() {
+                    Told::Nothing => None,
+                    Told::End(end) => break 'session end,
+                    Told::Rung => match deadlines.rang(self.shared.millis()) {
+                        Ok(next) => {
+                            self.shared.set_alarm(self.conn, &self.outbox, next);
+                            None
+                        }
+                        Err(end) => break 'session end,
+                    },
+                },
                 // Packets a hold's budget left waiting, or acks put off:
                 // the other tasks on this thread run first, then they go
                 // on. Not while the outbox is full: the turn would
                 // dispatch nothing (`handle_buffered`), and spin; the
                 // write that makes room wakes us (a review found the spin).
                 () = tokio::task::yield_now(), if self.has_work_waiting() && self.outbox.kept() < self.outbound_max() => None,
-                () = &mut deadline => match deadlines.fired() {
-                    Ok(next) => {
-                        deadline.as_mut().reset(next);
-                        None
-                    }
-                    Err(end) => return end,
-                },
             };
             if let Some(end) = write_failed {
-                return Box::pin(self.last_words(end)).await;
+                break 'session Box::pin(self.last_words(end)).await;
             }
             self.release_idle_buffers();
+        };
+        if !planted!(self.shared.config, AlarmKeptAtEnd) {
+            self.shared.alarms.clear(self.conn, deadlines.alarm());
         }
+        end
     }
 
     /// The outbox drained into our writes, the stream lent if it held
@@ -1284,16 +1291,19 @@ mod tests {
     /// match on CONNECT's result kept beside the session, 104), no result
     /// of the `select!` kept across the wait on `last_words` (40), the
     /// connection its own drop guard (24), and locals read where needed.
+    /// Then 488 in release and 496 here, with the keepalive's `Sleep`
+    /// (112) replaced by an alarm in the server's map (`alarms.rs`) and the
+    /// deadlines' times in milliseconds (8).
     /// tokio's task cell holds the future with its registration and
     /// tracker (32 bytes), its own core (24), header (32) and trailer (48):
     /// future + 136 bytes, aligned to 128 (read with `-Zprint-type-sizes`).
-    /// Up to 632 the cell is 768 bytes; 8 bytes more would cost every
-    /// connection 128. Bounded at 632 here, where release has 8 to spare:
-    /// what grows here grows there.
+    /// Up to 504 in release the cell is 640 bytes, a block of 640 in
+    /// mimalloc; 8 bytes more would cost every connection 128. Bounded at
+    /// 512 here, where release has 8 to spare: what grows here grows there.
     #[test]
     fn a_connections_task_future_stays_small() {
         type S = Counted<crate::net::StampedTcp>;
         let size = future_size(run::<S>);
-        assert!(size <= 632, "a connection's task future is {size} bytes");
+        assert!(size <= 512, "a connection's task future is {size} bytes");
     }
 }

@@ -1,90 +1,108 @@
 //! A connection's two clocks: the keepalive, renewed by every whole
 //! packet heard, and the packet timeout, which bounds how long a packet
-//! begun may take to be whole. One timer serves both; it is moved only
-//! when it fires, since moving it on every packet costs a lock on the
-//! timer wheel, and often a wake of the thread parked in epoll.
+//! begun may take to be whole. One alarm serves both (`alarms.rs`); it is
+//! moved only when it rings, since moving it on every packet would take a
+//! lock shared by every connection.
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use crate::broker::Millis;
 use crate::link::End;
 
-/// Its two spans in milliseconds, not `Duration`s: every idle connection's
-/// task holds it, and the two took 16 bytes more there.
+/// Its times in the server's milliseconds (`Shared::millis`) and its
+/// spans in milliseconds, not `Instant`s and `Duration`s: every idle
+/// connection's task holds it, and those took 16 bytes more there.
 pub(super) struct Deadlines {
     keep_alive: u16,
     /// Silence allowed: 1.5 times the keepalive [MQTT-3.1.2-24]; unused
     /// when the keepalive is 0.
     grace_ms: u32,
     packet_timeout_ms: u32,
-    heard: Instant,
-    /// When the partial packet buffered began to arrive.
-    partial_since: Option<Instant>,
+    /// When the last whole packet was heard, rounded up: `now` is whole
+    /// milliseconds rounded down, and a deadline must not fall early.
+    heard: Millis,
+    /// When the partial packet buffered began to arrive, rounded up;
+    /// `NOT_PARTIAL` when none is (an `Option` took 8 bytes more).
+    partial_since: Millis,
+    /// When the alarm that is set rings.
+    alarm: Millis,
 }
 
+const NOT_PARTIAL: Millis = Millis::MAX;
+
 impl Deadlines {
-    pub fn new(keep_alive: u16, grace: Duration, packet_timeout: Duration) -> Deadlines {
-        Deadlines {
+    /// Its alarm is set for `first()`.
+    pub fn new(
+        keep_alive: u16,
+        grace: Duration,
+        packet_timeout: Duration,
+        now: Millis,
+    ) -> Deadlines {
+        let mut deadlines = Deadlines {
             keep_alive,
             grace_ms: millis(grace),
             packet_timeout_ms: millis(packet_timeout),
-            heard: Instant::now(),
-            partial_since: None,
-        }
+            heard: now.saturating_add(1),
+            partial_since: NOT_PARTIAL,
+            alarm: 0,
+        };
+        deadlines.alarm = deadlines.first();
+        deadlines
     }
 
-    fn grace(&self) -> Duration {
-        Duration::from_millis(self.grace_ms.into())
+    /// When the alarm that is set rings.
+    pub fn alarm(&self) -> Millis {
+        self.alarm
     }
 
-    fn packet_timeout(&self) -> Duration {
-        Duration::from_millis(self.packet_timeout_ms.into())
-    }
-
-    /// When the timer first fires. It fires at least every
+    /// When the alarm first rings. It rings at least every
     /// `packet_timeout`, so a partial packet is found at most twice that
     /// after it began.
-    pub fn first(&self) -> Instant {
+    fn first(&self) -> Millis {
         let wait = if self.keep_alive > 0 {
-            self.grace().min(self.packet_timeout())
+            self.grace_ms.min(self.packet_timeout_ms)
         } else {
-            self.packet_timeout()
+            self.packet_timeout_ms
         };
-        self.heard + wait
+        self.heard.saturating_add(wait.into())
     }
 
     /// After the buffered input was handled: whether whole packets were,
-    /// and whether bytes of one not yet whole are left.
-    pub fn handled(&mut self, decoded: bool, partial: bool) {
+    /// and whether bytes of one not yet whole are left. `now` is read only
+    /// if needed.
+    pub fn handled(&mut self, decoded: bool, partial: bool, now: impl Fn() -> Millis) {
         if decoded && self.keep_alive > 0 {
-            self.heard = Instant::now();
+            self.heard = now().saturating_add(1);
         }
         self.partial_since = match self.partial_since {
-            _ if !partial => None,
-            Some(since) if !decoded => Some(since),
-            _ => Some(Instant::now()),
+            _ if !partial => NOT_PARTIAL,
+            since if since != NOT_PARTIAL && !decoded => since,
+            _ => now().saturating_add(1),
         };
     }
 
-    /// The timer fired: the end it found, or when to fire next.
-    pub fn fired(&self) -> Result<Instant, End> {
-        let now = Instant::now();
-        let mut next = now + self.packet_timeout();
+    /// The alarm rang at `now`: the end it found, or when it rings next,
+    /// which is then the alarm set.
+    pub fn rang(&mut self, now: Millis) -> Result<Millis, End> {
+        let mut next = now.saturating_add(self.packet_timeout_ms.into());
         if self.keep_alive > 0 {
-            let due = self.heard + self.grace();
+            let due = self.heard.saturating_add(self.grace_ms.into());
             if now >= due {
                 return Err(End::KeepAlive(self.keep_alive));
             }
             next = next.min(due);
         }
-        if let Some(since) = self.partial_since {
-            let due = since + self.packet_timeout();
+        if self.partial_since != NOT_PARTIAL {
+            let due = self
+                .partial_since
+                .saturating_add(self.packet_timeout_ms.into());
             if now >= due {
-                return Err(End::PacketTimeout(self.packet_timeout()));
+                let timeout = Duration::from_millis(self.packet_timeout_ms.into());
+                return Err(End::PacketTimeout(timeout));
             }
             next = next.min(due);
         }
+        self.alarm = next;
         Ok(next)
     }
 }

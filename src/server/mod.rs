@@ -1,6 +1,7 @@
 //! The tokio layer: accepts connections, runs one task per connection around
 //! the shared routing state, and shuts down waiting for every task it started.
 
+mod alarms;
 mod by_conn;
 mod census;
 mod connection;
@@ -77,6 +78,8 @@ struct Shared {
     /// for never), written under the lock: with nothing due it sleeps,
     /// rather than waking every so often to look.
     timer_due: AtomicU64,
+    /// Every serving connection's next deadline, rung by the timers task.
+    alarms: alarms::Alarms,
     log_limit: LogLimit,
     /// Who may connect, checked before the broker is asked.
     auth: crate::auth::Auth,
@@ -233,6 +236,20 @@ impl Shared {
 }
 
 impl Shared {
+    /// Milliseconds since the server was made: the broker's clock, and
+    /// the connections' alarms'.
+    fn millis(&self) -> Millis {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Sets `conn`'s alarm for `due`, waking the timers task if it
+    /// planned to look later.
+    fn set_alarm(&self, conn: ConnId, outbox: &Arc<Outbox>, due: Millis) {
+        if self.alarms.set(conn, outbox, due) {
+            self.timers_wake.notify_one();
+        }
+    }
+
     /// Wakes the timers task if `next` comes before its planned wake; under
     /// the lock, so that its plan cannot change meanwhile.
     fn wake_timers_for(&self, next: Option<Millis>) {
@@ -436,6 +453,7 @@ impl Server {
                 lost: Mutex::new(Vec::new()),
                 timers_wake: tokio::sync::Notify::new(),
                 timer_due: AtomicU64::new(u64::MAX),
+                alarms: alarms::Alarms::default(),
                 log_limit: LogLimit::default(),
                 started: tokio::time::Instant::now(),
                 auth,

@@ -147,6 +147,8 @@ struct State {
     taken_over: bool,
     /// The server shuts down (`Outbox::shut_down`).
     shut_down: bool,
+    /// The connection's alarm rang (`alarms.rs`).
+    rung: bool,
     /// Whether the committer knows to wake it (`Outbox::gate_registered`).
     registered: bool,
     /// Only with a store, and only while packets wait for its commit:
@@ -180,6 +182,14 @@ struct Gates {
     /// the first run was gated: `drained` of them have been written since.
     runs: VecDeque<(u64, u64)>,
     drained: u64,
+}
+
+/// What woke a connection besides packets (`Outbox::told`).
+#[derive(Debug)]
+pub enum Told {
+    Nothing,
+    Rung,
+    End(End),
 }
 
 /// What draining found besides packets.
@@ -371,15 +381,23 @@ impl Outbox {
         self.state().kept as usize
     }
 
-    /// Why its connection must end, if something outside it says so: a
-    /// newer connection has taken its client id, or the server shuts down.
-    pub fn told_to_end(&self) -> Option<End> {
-        let state = self.state();
+    /// What woke its connection besides packets: a newer connection has
+    /// taken its client id, the server shuts down, or its alarm rang.
+    pub fn told(&self) -> Told {
+        let mut state = self.state();
         match (state.taken_over, state.shut_down) {
-            (true, _) => Some(End::TakenOver),
-            (false, true) => Some(End::Shutdown),
-            (false, false) => None,
+            (true, _) => Told::End(End::TakenOver),
+            (false, true) => Told::End(End::Shutdown),
+            (false, false) if std::mem::take(&mut state.rung) => Told::Rung,
+            (false, false) => Told::Nothing,
         }
+    }
+
+    /// Its connection's alarm rang: it looks at its deadlines.
+    pub fn ring(&self) {
+        let mut state = self.state();
+        state.rung = true;
+        wake(state);
     }
 
     /// Tells a serving connection that the server shuts down: it waits on

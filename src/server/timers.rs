@@ -1,5 +1,6 @@
 //! The broker's clocked work: delayed wills and session expiry (MQTT 5.0);
-//! and connections whose task ended without detaching, left by a drop guard.
+//! connections whose task ended without detaching, left by a drop guard;
+//! and the connections' alarms (`alarms.rs`).
 //! The broker says when it next has something due; this task sleeps until
 //! then, or until a hold sets an earlier timer (`Shared::wake_timers_for`)
 //! or a connection is lost. With nothing due it does not wake at all.
@@ -8,7 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::alarms::RUNG_PER_PASS;
 use super::Shared;
+use crate::broker::Millis;
 
 pub(super) async fn run(shared: Arc<Shared>) {
     loop {
@@ -23,6 +26,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
             next
         });
+        let (alarm, more) = ring_alarms(&shared);
+        if more {
+            // The rest of a burst, after the other tasks on this thread.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let next = match (next, alarm) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
             match next {
                 Some(due) => {
@@ -41,4 +54,20 @@ pub(super) async fn run(shared: Arc<Shared>) {
             () = sleep => {}
         }
     }
+}
+
+/// Rings the alarms due, a pass's worth: when the next is due, and
+/// whether more are due now.
+fn ring_alarms(shared: &Shared) -> (Option<Millis>, bool) {
+    let now = shared.millis();
+    let mut rung = Vec::new();
+    let next = shared.alarms.take_due(now, &mut rung);
+    // Each outbox's lock is taken after the map's is let go.
+    for outbox in &rung {
+        outbox.ring();
+    }
+    (
+        next,
+        rung.len() == RUNG_PER_PASS && next.is_some_and(|due| due <= now),
+    )
 }

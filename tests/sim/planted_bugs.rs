@@ -79,6 +79,12 @@ fn task_leak_on_keep_alive() {
 }
 
 #[test]
+fn alarm_kept_at_end() {
+    let text = find(PlantedBug::AlarmKeptAtEnd, short("alarm"), 5);
+    assert!(text.contains("alarms remain set"), "{text}");
+}
+
+#[test]
 fn ignore_receive_maximum() {
     let text = find(PlantedBug::IgnoreReceiveMaximum, scenarios::mqtt5(), 10);
     assert!(text.contains("over our Receive Maximum"), "{text}");

@@ -172,6 +172,12 @@ fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> 
             idle.sessions_connected
         ));
     }
+    if idle.alarms != 0 {
+        problems.push(format!(
+            "after every client has gone, {} connections' alarms remain set",
+            idle.alarms
+        ));
+    }
     let (sessions, subscriptions) = expected_offline(model);
     if !sessions.contains(&idle.sessions_offline) {
         problems.push(format!(
