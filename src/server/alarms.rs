@@ -3,6 +3,11 @@
 //! 112 bytes of every idle connection's task, and with it the task's cell
 //! took a block of 768 bytes; without it, one of 640. An alarm here is one
 //! entry of the map (its key and an `Arc`).
+//!
+//! A connection takes its alarm back when its session ends. A task dropped
+//! in the middle of one (a panic) cannot, not knowing its key; its alarm
+//! then keeps the outbox until it rings, at most `packet_timeout_ms` later,
+//! and ringing an outbox nobody waits on does nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -14,25 +14,34 @@ use super::Shared;
 use crate::broker::Millis;
 
 pub(super) async fn run(shared: Arc<Shared>) {
+    // The broker's next timer, and whether to look at the broker this pass:
+    // at the start, when woken, and when its timer is due. A pass for the
+    // connections' alarms alone does not take the routing lock (a review
+    // found one hold for each, up to a thousand a second).
+    let mut broker_next = None;
+    let mut look = true;
     loop {
-        shared.detach_lost();
-        let next = shared.with_broker(|state| {
-            state.broker.tick();
-            let next = state.broker.next_timer();
-            // Under the lock: a hold after this one compares its timers
-            // with this plan.
-            shared
-                .timer_due
-                .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
-            next
-        });
+        if look {
+            shared.detach_lost();
+            broker_next = shared.with_broker(|state| {
+                state.broker.tick();
+                let next = state.broker.next_timer();
+                // Under the lock: a hold after this one compares its timers
+                // with this plan.
+                shared
+                    .timer_due
+                    .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
+                next
+            });
+        }
         let (alarm, more) = ring_alarms(&shared);
         if more {
             // The rest of a burst, after the other tasks on this thread.
+            look = false;
             tokio::task::yield_now().await;
             continue;
         }
-        let next = match (next, alarm) {
+        let next = match (broker_next, alarm) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -48,11 +57,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        look = tokio::select! {
             () = shared.cancel.cancelled() => return,
-            () = shared.timers_wake.notified() => {}
-            () = sleep => {}
-        }
+            () = shared.timers_wake.notified() => true,
+            () = sleep => broker_next.is_some_and(|due| due <= shared.millis()),
+        };
     }
 }
 
