@@ -112,3 +112,38 @@ impl Deadlines {
 fn millis(span: Duration) -> u32 {
     u32::try_from(span.as_millis()).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// `now` is whole milliseconds rounded down: a packet heard at 1,000
+    /// may have come at 1,000.9, so its grace of 15 s ends at 16,001 at
+    /// the earliest whole millisecond after it, not at 16,000.
+    #[test]
+    fn the_keepalive_ends_no_earlier_than_its_grace_after_the_last_packet() {
+        let mut deadlines = Deadlines::new(10, 15 * SECOND, 60 * SECOND, 1_000);
+        assert_eq!(deadlines.alarm(), 16_001);
+        assert_eq!(deadlines.rang(16_000).ok(), Some(16_001));
+        assert!(matches!(deadlines.rang(16_001), Err(End::KeepAlive(10))));
+        deadlines.handled(true, false, || 5_000);
+        assert_eq!(deadlines.rang(16_001).ok(), Some(20_001));
+        assert_eq!(deadlines.alarm(), 20_001);
+    }
+
+    #[test]
+    fn a_partial_packet_ends_a_packet_timeout_after_it_began() {
+        let mut deadlines = Deadlines::new(0, Duration::ZERO, 60 * SECOND, 0);
+        assert_eq!(deadlines.alarm(), 60_001);
+        deadlines.handled(false, true, || 2_000);
+        // Still partial later: it began at 2,000, not now.
+        deadlines.handled(false, true, || 30_000);
+        assert_eq!(deadlines.rang(60_001).ok(), Some(62_001));
+        assert!(matches!(deadlines.rang(62_001), Err(End::PacketTimeout(_))));
+        // Whole at last: no partial packet is timed.
+        deadlines.handled(true, false, || 62_000);
+        assert_eq!(deadlines.rang(62_001).ok(), Some(122_001));
+    }
+}
