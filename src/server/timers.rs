@@ -80,3 +80,42 @@ fn ring_alarms(shared: &Shared) -> (Option<Millis>, bool) {
         rung.len() == RUNG_PER_PASS && next.is_some_and(|due| due <= now),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::ConnId;
+    use crate::config::Config;
+    use crate::server::outbox::{Outbox, Told};
+    use crate::server::Server;
+
+    /// More alarms due at once than a pass rings: all are rung, in passes
+    /// that take no routing lock.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_alarms_is_rung_in_passes_without_the_routing_lock() {
+        let server = Server::new(Config::default());
+        let shared = server.shared.clone();
+        let outboxes: Vec<Arc<Outbox>> = (0..RUNG_PER_PASS + 5)
+            .map(|_| Arc::new(Outbox::default()))
+            .collect();
+        for (conn, outbox) in (0..).zip(&outboxes) {
+            shared.set_alarm(ConnId(conn), outbox, 10);
+        }
+        let holds = || shared.state().holds.count();
+        let timers = tokio::spawn(run(shared.clone()));
+        // Started, and settled before the alarms are due at 10 ms.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = holds();
+        assert!(outboxes
+            .iter()
+            .all(|outbox| matches!(outbox.told(), Told::Nothing)));
+        tokio::time::sleep(Duration::from_millis(45)).await;
+        for outbox in &outboxes {
+            assert!(matches!(outbox.told(), Told::Rung));
+        }
+        assert_eq!(shared.alarms.len(), 0);
+        assert_eq!(holds(), before, "the routing lock taken for alarms");
+        shared.cancel.cancel();
+        timers.await.expect("the timers task ends");
+    }
+}
