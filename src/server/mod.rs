@@ -179,8 +179,7 @@ impl Shared {
         );
         // One clock read for the broker's now and the hold's start.
         let locked = tokio::time::Instant::now();
-        let since = locked.saturating_duration_since(self.started);
-        let now = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        let now = self.millis_at(locked);
         // The broker fills this thread's own room (`EFFECTS`); what it had
         // (empty) waits here.
         let mut effects = EFFECTS.take();
@@ -239,7 +238,12 @@ impl Shared {
     /// Milliseconds since the server was made: the broker's clock, and
     /// the connections' alarms'.
     fn millis(&self) -> Millis {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.millis_at(tokio::time::Instant::now())
+    }
+
+    fn millis_at(&self, at: tokio::time::Instant) -> Millis {
+        let since = at.saturating_duration_since(self.started);
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Sets `conn`'s alarm for `due`, waking the timers task if it

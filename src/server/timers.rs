@@ -41,10 +41,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             tokio::task::yield_now().await;
             continue;
         }
-        let next = match (broker_next, alarm) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = broker_next.into_iter().chain(alarm).min();
         let sleep = async {
             match next {
                 Some(due) => {
