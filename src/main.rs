@@ -195,7 +195,10 @@ async fn serve(config: tern::Config) -> Result<(), String> {
         report = server.serve(listeners, stop_signal()) => report,
         never = reload_on_hangup(&server) => match never {},
     };
-    if report.lingering.is_empty() {
+    if let Some(why) = report.failed {
+        // A supervisor restarts it; its store gives back what it acknowledged.
+        Err(format!("stopped by itself: {why}"))
+    } else if report.lingering.is_empty() {
         Ok(())
     } else {
         Err(format!(

@@ -189,6 +189,10 @@ pub enum PlantedBug {
     /// A session's end leaves its connection's alarm set, and with it the
     /// connection's outbox, until the alarm rings (`server/alarms.rs`).
     AlarmKeptAtEnd,
+    /// The timers task ends after its first pass: no keepalive, will
+    /// delay or session expiry is served after it, though the broker
+    /// still takes clients (`server/essential.rs` stops the server).
+    TimersTaskEnds,
     /// A 5.0 client's Receive Maximum is ignored: its window is the
     /// broker's.
     IgnoreReceiveMaximum,
@@ -386,13 +390,14 @@ pub enum PlantedBug {
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 64] = [
+    pub const ALL: [PlantedBug; 65] = [
         PlantedBug::LeakOnAbruptDrop,
         PlantedBug::NoWillOnCrash,
         PlantedBug::LoseWhenWindowFull,
         PlantedBug::ReorderRedelivery,
         PlantedBug::TaskLeakOnKeepAlive,
         PlantedBug::AlarmKeptAtEnd,
+        PlantedBug::TimersTaskEnds,
         PlantedBug::IgnoreReceiveMaximum,
         PlantedBug::DeliverExpired,
         PlantedBug::IgnoreWillDelay,

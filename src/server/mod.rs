@@ -8,6 +8,7 @@ mod connection;
 mod deadlines;
 mod duplex;
 mod endpoint;
+mod essential;
 mod lock_holds;
 mod log_limit;
 mod memory;
@@ -87,6 +88,9 @@ struct Shared {
     memory: std::sync::OnceLock<MemoryLimit>,
     /// Set once, before the server runs, when it keeps a data store.
     persist: std::sync::OnceLock<persist::Persist>,
+    /// Why the server stopped by itself: one of its own tasks failed
+    /// (`essential.rs`).
+    failed: std::sync::OnceLock<String>,
     /// The listeners being served, for `reload`.
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     /// Messages and bytes in and out, counted outside the lock.
@@ -399,6 +403,9 @@ pub struct ShutdownReport {
     /// Tasks still alive when the grace period ran out, by name.
     pub lingering: Vec<String>,
     pub census: Census,
+    /// Why the server stopped by itself, if it did: one of its own tasks
+    /// panicked or ended (`server/essential.rs`).
+    pub failed: Option<String>,
 }
 
 impl Server {
@@ -463,6 +470,7 @@ impl Server {
                 auth,
                 memory: std::sync::OnceLock::new(),
                 persist: std::sync::OnceLock::new(),
+                failed: std::sync::OnceLock::new(),
                 endpoints: Mutex::new(Vec::new()),
                 traffic: Arc::default(),
                 connections_refused_listener: AtomicU64::new(0),
@@ -543,11 +551,9 @@ impl Server {
             .local_addr()
             .map_or_else(|e| e.to_string(), |a| a.to_string());
         tracing::info!(address = name, "HTTP listening");
-        self.shared.registry.spawn(
-            "http",
-            format!("acceptor {name}"),
-            crate::http::serve(listener, self.clone()),
-        );
+        let serving = crate::http::serve(listener, self.clone());
+        self.shared
+            .spawn_essential("http", format!("acceptor {name}"), serving);
     }
 
     /// The registry the server's tasks are spawned in, for those that
@@ -667,21 +673,15 @@ impl Server {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(endpoint.clone());
             let accepting = accept_loop(listener, endpoint, shared.clone());
-            shared.registry.spawn("acceptor", name, accepting);
+            shared.spawn_essential("acceptor", name, accepting);
         }
-        shared
-            .registry
-            .spawn("timers", String::new(), timers::run(shared.clone()));
+        shared.spawn_essential("timers", String::new(), timers::run(shared.clone()));
         if shared.persist.get().is_some() {
-            shared
-                .registry
-                .spawn("store", String::new(), persist::run(shared.clone()));
+            shared.spawn_essential("store", String::new(), persist::run(shared.clone()));
         }
         if shared.config.sys_interval_secs > 0 {
             let interval = Duration::from_secs(shared.config.sys_interval_secs);
-            shared
-                .registry
-                .spawn("sys", String::new(), sys::run(self.clone(), interval));
+            shared.spawn_essential("sys", String::new(), sys::run(self.clone(), interval));
         }
         tokio::select! {
             () = shutdown => {}
@@ -701,7 +701,11 @@ impl Server {
         let census = self.census();
         tracing::info!(?census, "stopped");
         shared.state().holds.log();
-        ShutdownReport { lingering, census }
+        ShutdownReport {
+            lingering,
+            census,
+            failed: shared.failed.get().cloned(),
+        }
     }
 }
 

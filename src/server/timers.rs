@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::alarms::RUNG_PER_PASS;
 use super::Shared;
 use crate::broker::Millis;
+use crate::config::planted;
 
 pub(super) async fn run(shared: Arc<Shared>) {
     // The broker's next timer, and whether to look at the broker this pass:
@@ -40,6 +41,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
             look = false;
             tokio::task::yield_now().await;
             continue;
+        }
+        if planted!(shared.config, TimersTaskEnds) {
+            return;
         }
         let next = broker_next.into_iter().chain(alarm).min();
         let sleep = async {

@@ -85,6 +85,15 @@ fn alarm_kept_at_end() {
 }
 
 #[test]
+fn timers_task_ends() {
+    let text = find(PlantedBug::TimersTaskEnds, short("timers"), 5);
+    assert!(
+        text.contains("stopped by itself: the timers task ended"),
+        "{text}"
+    );
+}
+
+#[test]
 fn ignore_receive_maximum() {
     let text = find(PlantedBug::IgnoreReceiveMaximum, scenarios::mqtt5(), 10);
     assert!(text.contains("over our Receive Maximum"), "{text}");

@@ -200,6 +200,9 @@ fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> 
         ));
     }
     let shutdown = &outcome.shutdown;
+    if let Some(why) = &shutdown.failed {
+        problems.push(format!("the broker stopped by itself: {why}"));
+    }
     if !shutdown.lingering.is_empty() {
         problems.push(format!(
             "tasks did not end on shutdown: {}",

@@ -199,6 +199,7 @@ impl TestBroker {
             "tasks alive after shutdown: {:?}",
             report.lingering
         );
+        assert_eq!(report.failed, None, "the broker stopped by itself");
         assert_eq!(report.census.connections, 0, "{:#?}", report.census);
         assert!(
             report.census.tasks.values().all(|&n| n == 0),
