@@ -771,7 +771,5 @@ where
     };
     let stream = Counted::new(stream, shared.traffic.clone());
     let task = connection::run(stream, peer, conn, outbox, slot, shared.clone());
-    shared
-        .registry
-        .spawn("connection", format!("{} {peer}", conn.0), task);
+    shared.registry.spawn_connection(conn.0, task);
 }
