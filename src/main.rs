@@ -197,6 +197,7 @@ async fn serve(config: tern::Config) -> Result<(), String> {
     };
     if let Some(why) = report.failed {
         // A supervisor restarts it; its store gives back what it acknowledged.
+        // Tasks that outlived the grace were logged by name in `serve`.
         Err(format!("stopped by itself: {why}"))
     } else if report.lingering.is_empty() {
         Ok(())

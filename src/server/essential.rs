@@ -40,9 +40,9 @@ impl<F: Future<Output = ()>> Future for Essential<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        // Dropped only by a panic's unwinding: forgotten on every return.
-        // tokio catches the panic and drops the task's future after, when
-        // `std::thread::panicking()` no longer says so.
+        // Dropped only by a panic's unwinding out of the task's poll:
+        // forgotten on every return. A guard in the future itself would not
+        // do: a future that returned or was cancelled drops it too.
         let watch = Watch {
             shared: this.shared,
             name: this.name,

@@ -342,9 +342,9 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     sim.crash("broker");
     let (Some(Some(retained)), Some((census, checked))) = (retained.borrow_mut().take(), census)
     else {
-        return Err(fail(vec![
-            "the broker did not come back for the final read".into(),
-        ]));
+        let mut problems = vec!["the broker did not come back for the final read".into()];
+        problems.extend(opens_failed.borrow().iter().cloned());
+        return Err(fail(problems));
     };
     let subscribers: Vec<_> = subscribers.iter().map(|s| s.borrow()).collect();
     let publishers: Vec<_> = publishers.iter().map(|p| p.borrow()).collect();
@@ -461,7 +461,8 @@ struct BrokerHost {
     power: Power,
     faults: Faults,
     slot: Rc<RefCell<Option<Server>>>,
-    /// Opens that failed with no fault to explain it: the run fails.
+    /// Opens that failed with no fault to explain it, and a broker that
+    /// stopped by itself (`server/essential.rs`): the run fails.
     opens_failed: Rc<RefCell<Vec<String>>>,
     /// An open failed in a spell of faults: the broker stopped, and the
     /// supervisor is to start it again.
@@ -512,7 +513,13 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, host: BrokerHost) {
                 Box::new(move || Duration::from_millis(draws.random_range(COMMIT_MILLIS)));
             server.use_store(Committer::inline(store, latency), restored, None)?;
             *host.slot.borrow_mut() = Some(server.clone());
-            server.run(vec![listener], std::future::pending()).await;
+            let report = server.run(vec![listener], std::future::pending()).await;
+            if let Some(why) = report.failed {
+                let at = client::now();
+                host.opens_failed
+                    .borrow_mut()
+                    .push(format!("at {at:?} the broker stopped by itself: {why}"));
+            }
             Ok(())
         }
     });
