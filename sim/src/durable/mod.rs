@@ -185,7 +185,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let mut sim = builder.build();
     let power = Power::default();
     let server: Rc<RefCell<Option<Server>>> = Rc::default();
-    let opens_failed = Rc::new(RefCell::new(Vec::new()));
+    let broker_failures = Rc::new(RefCell::new(Vec::new()));
     let latency_seed = rng.random();
     // Drawn apart from the plan below, so that plans stay as they were.
     let mut faults_rng = StdRng::seed_from_u64(rng.random());
@@ -196,7 +196,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
         power: power.clone(),
         faults: faults.clone(),
         slot: server.clone(),
-        opens_failed: opens_failed.clone(),
+        broker_failures: broker_failures.clone(),
         open_refused: open_refused.clone(),
         latency_seed,
     };
@@ -332,7 +332,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
         });
         if let Err(error) = sim.step() {
             let mut problems = vec![format!("a host failed at {:?}: {error}", sim.elapsed())];
-            problems.extend(opens_failed.borrow().iter().cloned());
+            problems.extend(broker_failures.borrow().iter().cloned());
             return Err(fail(problems));
         }
     }
@@ -343,7 +343,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     let (Some(Some(retained)), Some((census, checked))) = (retained.borrow_mut().take(), census)
     else {
         let mut problems = vec!["the broker did not come back for the final read".into()];
-        problems.extend(opens_failed.borrow().iter().cloned());
+        problems.extend(broker_failures.borrow().iter().cloned());
         return Err(fail(problems));
     };
     let subscribers: Vec<_> = subscribers.iter().map(|s| s.borrow()).collect();
@@ -352,7 +352,7 @@ pub fn run(seed: u64, planted: Option<PlantedBug>) -> Result<Report, Failure> {
     problems.extend(check_retained(&publishers, &retained));
     problems.extend(check_census(&census.broker, &subscribers, &retained));
     problems.extend(checked.err());
-    problems.extend(opens_failed.borrow().iter().cloned());
+    problems.extend(broker_failures.borrow().iter().cloned());
     match *fleeting.borrow() {
         Some(Some(false)) => {}
         Some(Some(true)) => problems.push(format!(
@@ -463,7 +463,7 @@ struct BrokerHost {
     slot: Rc<RefCell<Option<Server>>>,
     /// Opens that failed with no fault to explain it, and a broker that
     /// stopped by itself (`server/essential.rs`): the run fails.
-    opens_failed: Rc<RefCell<Vec<String>>>,
+    broker_failures: Rc<RefCell<Vec<String>>>,
     /// An open failed in a spell of faults: the broker stopped, and the
     /// supervisor is to start it again.
     open_refused: Rc<RefCell<bool>>,
@@ -502,7 +502,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, host: BrokerHost) {
                 Err(error) => {
                     // With no fault to explain it: the run fails, saying why.
                     let at = client::now();
-                    host.opens_failed
+                    host.broker_failures
                         .borrow_mut()
                         .push(format!("at {at:?} the store did not open: {error}"));
                     return Err(error.into());
@@ -516,7 +516,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, host: BrokerHost) {
             let report = server.run(vec![listener], std::future::pending()).await;
             if let Some(why) = report.failed {
                 let at = client::now();
-                host.opens_failed
+                host.broker_failures
                     .borrow_mut()
                     .push(format!("at {at:?} the broker stopped by itself: {why}"));
             }
