@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+#[cfg(target_os = "linux")]
+mod acks;
 mod arrival;
 #[cfg(feature = "sim")]
 pub use arrival::SimStamped;

@@ -21,6 +21,11 @@ pub trait Arrivals {
     /// the kernel's real-time clock, only ever compared with another
     /// read's; 0 where the stream cannot tell.
     fn last_arrival(&self) -> u64;
+
+    /// Sends the TCP ACK owed for what was read, once what it brought is
+    /// routed, and leaves the next read's to the next call (`net/acks.rs`);
+    /// nothing where the stream is not a socket of ours.
+    fn acknowledge(&self) {}
 }
 
 impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
@@ -30,11 +35,22 @@ impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
             Either::Right(stream) => stream.last_arrival(),
         }
     }
+
+    fn acknowledge(&self) {
+        match self {
+            Either::Left(stream) => stream.acknowledge(),
+            Either::Right(stream) => stream.acknowledge(),
+        }
+    }
 }
 
 impl<T: Arrivals> Arrivals for Box<T> {
     fn last_arrival(&self) -> u64 {
         (**self).last_arrival()
+    }
+
+    fn acknowledge(&self) {
+        (**self).acknowledge()
     }
 }
 
@@ -82,9 +98,13 @@ impl StampedTcp {
     }
 }
 
-impl<S> Arrivals for Stamped<S> {
+impl<S: StampedRead> Arrivals for Stamped<S> {
     fn last_arrival(&self) -> u64 {
         self.last
+    }
+
+    fn acknowledge(&self) {
+        self.stream.acknowledge();
     }
 }
 
@@ -115,6 +135,9 @@ trait StampedRead {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<u64>>;
+
+    /// `Arrivals::acknowledge`.
+    fn acknowledge(&self) {}
 }
 
 impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
@@ -133,6 +156,11 @@ impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
 }
 
 impl StampedRead for tokio::net::TcpStream {
+    #[cfg(target_os = "linux")]
+    fn acknowledge(&self) {
+        super::acks::acknowledge(self);
+    }
+
     fn poll_read_stamped(
         &mut self,
         cx: &mut Context<'_>,

@@ -117,6 +117,7 @@ where
         rbuf_busy: false,
         queues: None,
         routing: false,
+        acks_put_off: false,
         link: Link::new(&shared.config),
         identity: identity.map(String::into_boxed_str),
         client_id: None,
@@ -333,6 +334,10 @@ struct Connection<S> {
     /// (`broker/fanout.rs`), or its last SUBSCRIBE handled (`subscribe.rs`):
     /// it goes on before anything else is dispatched.
     routing: bool,
+    /// The client's socket leaves the ACK of what we read to us, to send
+    /// once a turn has written what it routed (`net/acks.rs`): asked for by
+    /// the first turn that routed a message and wrote no reply.
+    acks_put_off: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     /// The verified client certificate's subject CN, if any.
@@ -679,9 +684,14 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 let turn = Turn::begin();
                 let handled = self.handle_buffered();
                 let count = *handled.as_ref().unwrap_or(&0);
-                turn.finish(&self.shared.traffic, count, || self.outbox.waiting() > 0);
+                let replies = || self.outbox.waiting() > 0;
+                let routed = turn.finish(&self.shared.traffic, count, replies);
                 match handled {
-                    Ok(decoded) => decoded > 0,
+                    Ok(decoded) => {
+                        let read = decoded > 0 || !self.rbuf.is_empty();
+                        self.acknowledge(read, routed);
+                        decoded > 0
+                    }
                     Err(end) => break 'session end,
                 }
             };
@@ -815,6 +825,19 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             self.shared.alarms.clear(self.conn, deadlines.alarm());
         }
         end
+    }
+
+    /// Sends the ACK of what a turn `read`, after what it `routed` to idle
+    /// subscribers went out (`net/acks.rs`), where no reply of ours will
+    /// carry it. Only for a client that publishes: a subscriber's
+    /// acknowledgements are acknowledged by the deliveries that follow
+    /// them, at no cost.
+    fn acknowledge(&mut self, read: bool, routed: bool) {
+        let publishes = routed || self.acks_put_off;
+        if read && publishes && self.outbox.waiting() == 0 {
+            self.stream.get_mut().acknowledge();
+            self.acks_put_off = true;
+        }
     }
 
     /// The outbox drained into our writes, the stream lent if it held

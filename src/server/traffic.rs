@@ -99,6 +99,10 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for Counted<S> {
     fn last_arrival(&self) -> u64 {
         self.inner.last_arrival()
     }
+
+    fn acknowledge(&self) {
+        self.inner.acknowledge()
+    }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {

@@ -77,4 +77,8 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for SentThrough<T> {
     fn last_arrival(&self) -> u64 {
         self.0.last_arrival()
     }
+
+    fn acknowledge(&self) {
+        self.0.acknowledge();
+    }
 }

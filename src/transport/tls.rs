@@ -59,6 +59,10 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for TlsStream<S> {
     fn last_arrival(&self) -> u64 {
         self.get_ref().0.last_arrival()
     }
+
+    fn acknowledge(&self) {
+        self.get_ref().0.acknowledge();
+    }
 }
 
 impl Tls {

@@ -29,6 +29,7 @@ mod tcp5_session;
 mod tcp5_subscribe;
 mod tcp5_topic_aliases;
 mod tcp5_will;
+mod tcp_acks;
 mod tcp_acl;
 // Elsewhere reads carry no receive stamp, which arrival order rests on.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -185,6 +185,10 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for WebSocketBytes<T> {
     fn last_arrival(&self) -> u64 {
         self.stream.last_arrival()
     }
+
+    fn acknowledge(&self) {
+        self.stream.acknowledge();
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocketBytes<T> {

@@ -1,0 +1,59 @@
+//! A publisher whose socket has Nagle's algorithm on (no TCP_NODELAY, as
+//! many client libraries leave it) holds each small write back until what
+//! it wrote before is acknowledged. The broker asks its publishers'
+//! sockets to leave the ACK of what it reads to it, and sends it once the
+//! turn's deliveries are written (`net/acks.rs`). A turn that left it
+//! unsent would leave it to the kernel's delayed ACK, 40 ms or more later,
+//! and each second message of such a publisher would wait that long.
+
+use std::time::{Duration, Instant};
+
+use tern::codec::{Packet, QoS};
+
+use crate::common::raw::{self, Raw};
+use crate::common::{config, TestBroker};
+
+/// Pairs sent; the median of their waits is judged.
+const PAIRS: usize = 21;
+
+/// A wait the broker's own turn never takes, and the kernel's delayed ACK
+/// (40 ms at the least) always does.
+const STALLED: Duration = Duration::from_millis(20);
+
+#[tokio::test]
+async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
+    let broker = TestBroker::start(config()).await;
+    let mut subscriber = Raw::connected(broker.addr, "sub").await;
+    subscriber
+        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+        .await;
+    assert!(matches!(subscriber.recv().await, Packet::SubAck(_)));
+    // Nagle's algorithm on: `Raw` leaves TCP_NODELAY unset.
+    let mut publisher = Raw::connected(broker.addr, "pub").await;
+    let mut waits = Vec::new();
+    for _ in 0..PAIRS {
+        // The first of each pair goes to nobody, so its turn routes
+        // nothing: the ACK owed for it must go all the same. The second,
+        // held back until it does, goes to the subscriber. (The first
+        // pair's second is what asks for delayed ACKs.)
+        let sent = Instant::now();
+        publisher
+            .send(&raw::publish("nobody", QoS::AtMostOnce, 0, b"a"))
+            .await;
+        publisher
+            .send(&raw::publish("t", QoS::AtMostOnce, 0, b"b"))
+            .await;
+        let delivered = subscriber.recv_publish().await;
+        waits.push(sent.elapsed());
+        assert_eq!(&delivered.payload[..], b"b");
+        // Both idle again before the next pair.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    waits.sort();
+    let median = waits[PAIRS / 2];
+    assert!(
+        median < STALLED,
+        "the second of a pair waited {median:?} (median), sorted: {waits:?}"
+    );
+    broker.stop().await;
+}
