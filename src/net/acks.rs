@@ -9,6 +9,12 @@
 //! ACK, microseconds later, after the delivery rather than before it. A
 //! client whose writes wait for our ACK (Nagle's algorithm on) gets it at
 //! the end of the turn, as before at the end of the read.
+//!
+//! Only for clients that publish to idle subscribers, over plain TCP
+//! (`server/connection.rs`): a subscriber's ACKs ride on the deliveries
+//! that follow, and under TLS or WebSocket a read can take bytes from the
+//! socket and give the connection none, whose ACK would then wait for the
+//! kernel's timer.
 
 use std::os::fd::AsRawFd;
 

@@ -24,8 +24,9 @@ pub trait Arrivals {
 
     /// Sends the TCP ACK owed for what was read, once what it brought is
     /// routed, and leaves the next read's to the next call (`net/acks.rs`);
-    /// nothing where the stream is not a socket of ours.
-    fn acknowledge(&self) {}
+    /// nothing where the stream is not a plain socket of ours. No default:
+    /// a wrapper that forgot to pass it on would lose it unseen.
+    fn acknowledge(&self);
 }
 
 impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
@@ -60,6 +61,8 @@ impl Arrivals for tokio::io::DuplexStream {
     fn last_arrival(&self) -> u64 {
         0
     }
+
+    fn acknowledge(&self) {}
 }
 
 /// A socket whose reads keep when their bytes came. Writes are the
@@ -137,7 +140,7 @@ trait StampedRead {
     ) -> Poll<io::Result<u64>>;
 
     /// `Arrivals::acknowledge`.
-    fn acknowledge(&self) {}
+    fn acknowledge(&self);
 }
 
 impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
@@ -156,8 +159,8 @@ impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
 }
 
 impl StampedRead for tokio::net::TcpStream {
-    #[cfg(target_os = "linux")]
     fn acknowledge(&self) {
+        #[cfg(target_os = "linux")]
         super::acks::acknowledge(self);
     }
 
@@ -237,6 +240,9 @@ thread_local! {
 
 #[cfg(feature = "sim")]
 impl StampedRead for turmoil::net::TcpStream {
+    /// The simulated network has no ACKs.
+    fn acknowledge(&self) {}
+
     fn poll_read_stamped(
         &mut self,
         cx: &mut Context<'_>,

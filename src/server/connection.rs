@@ -118,6 +118,7 @@ where
         queues: None,
         routing: false,
         acks_put_off: false,
+        ack_owed: false,
         link: Link::new(&shared.config),
         identity: identity.map(String::into_boxed_str),
         client_id: None,
@@ -334,10 +335,13 @@ struct Connection<S> {
     /// (`broker/fanout.rs`), or its last SUBSCRIBE handled (`subscribe.rs`):
     /// it goes on before anything else is dispatched.
     routing: bool,
-    /// The client's socket leaves the ACK of what we read to us, to send
-    /// once a turn has written what it routed (`net/acks.rs`): asked for by
-    /// the first turn that routed a message and wrote no reply.
+    /// This client publishes to idle subscribers: its socket leaves the
+    /// ACK of what we read to us, to send once what it routed is written
+    /// (`net/acks.rs`). A subscriber's are left to the kernel, which sends
+    /// them in the deliveries that follow, at no cost.
     acks_put_off: bool,
+    /// Bytes were read since we last wrote: the client is owed an ACK.
+    ack_owed: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     /// The verified client certificate's subject CN, if any.
@@ -688,8 +692,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 let routed = turn.finish(&self.shared.traffic, count, replies);
                 match handled {
                     Ok(decoded) => {
-                        let read = decoded > 0 || !self.rbuf.is_empty();
-                        self.acknowledge(read, routed);
+                        self.acks_put_off |= routed;
                         decoded > 0
                     }
                     Err(end) => break 'session end,
@@ -767,6 +770,13 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 }
                 self.release_idle_buffers();
             }
+            // What was routed is written, and no reply of ours carried the
+            // ACK of what we read: it goes now, before the wait. The
+            // stream may be lent by now (`drain_lending`).
+            if self.ack_owed && self.acks_put_off {
+                self.stream.with_ref(|stream| stream.acknowledge());
+                self.ack_owed = false;
+            }
             // An idle client's read brings its own room (`read_into`).
             if self.rbuf_busy {
                 self.make_room();
@@ -780,6 +790,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     Ok(n) => {
                         self.writes.advance(n);
                         self.reads_ahead = 0;
+                        self.ack_owed = false;
                         None
                     }
                     Err(error) => Some(error.into()),
@@ -788,7 +799,10 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                     match read {
                         Ok(0) => break 'session End::Eof,
                         // Filled the room of an idle read, or a busy one's.
-                        Ok(n) => self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES,
+                        Ok(n) => {
+                            self.rbuf_busy |= n == READ_ROOM_IDLE_BYTES;
+                            self.ack_owed = true;
+                        }
                         Err(error) => break 'session error.into(),
                     }
                     None
@@ -827,19 +841,6 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         end
     }
 
-    /// Sends the ACK of what a turn `read`, after what it `routed` to idle
-    /// subscribers went out (`net/acks.rs`), where no reply of ours will
-    /// carry it. Only for a client that publishes: a subscriber's
-    /// acknowledgements are acknowledged by the deliveries that follow
-    /// them, at no cost.
-    fn acknowledge(&mut self, read: bool, routed: bool) {
-        let publishes = routed || self.acks_put_off;
-        if read && publishes && self.outbox.waiting() == 0 {
-            self.stream.get_mut().acknowledge();
-            self.acks_put_off = true;
-        }
-    }
-
     /// The outbox drained into our writes, the stream lent if it held
     /// nothing to write; what ends the connection, if anything does.
     fn drain_lending(&mut self) -> Option<End> {
@@ -865,6 +866,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             Poll::Ready(Ok(n)) => {
                 self.writes.advance(n);
                 self.reads_ahead = 0;
+                self.ack_owed = false;
                 None
             }
             Poll::Ready(Err(error)) => Some(error.into()),
@@ -977,6 +979,7 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             Some(Ok(_)) => {
                 self.note_read();
                 self.note_size();
+                self.ack_owed = true;
                 Ok(true)
             }
             Some(Err(error)) => Err(error.into()),

@@ -24,6 +24,13 @@ impl<T> Duplex<T> {
         self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The stream for a call that only looks at it, under its lock: also
+    /// while it is lent (`write_through.rs`), when `get_mut` may not be
+    /// used.
+    pub(super) fn with_ref<R>(&self, call: impl FnOnce(&T) -> R) -> R {
+        call(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// A handle for one of the futures that poll it side by side.
     pub(super) fn half(&self) -> Half<'_, T> {
         Half(&self.0)

@@ -186,9 +186,9 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for WebSocketBytes<T> {
         self.stream.last_arrival()
     }
 
-    fn acknowledge(&self) {
-        self.stream.acknowledge();
-    }
+    /// Left to the kernel, as under TLS: a read of part of a frame's
+    /// header gives the connection no bytes.
+    fn acknowledge(&self) {}
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocketBytes<T> {
