@@ -677,6 +677,18 @@ impl Model {
         at + left
     }
 
+    /// When `key`'s link was first held while it lived: from then on the
+    /// broker heard nothing from it, and keepalive may have ended it.
+    pub fn held_from(&self, key: &ConnKey) -> Option<Duration> {
+        let conn = self.conns.get(key)?;
+        let end = conn.end.map_or(Duration::MAX, |(end, _)| end);
+        self.holds
+            .iter()
+            .filter(|(client, from, _)| client == &key.0 && *from >= conn.start && *from <= end)
+            .map(|(_, from, _)| *from)
+            .min()
+    }
+
     /// Whether the client's link was held within a second after `at`: what
     /// it sent just before (a DISCONNECT) reached the broker only later.
     pub fn held_soon_after(&self, client: &str, at: Duration) -> bool {

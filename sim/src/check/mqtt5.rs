@@ -127,10 +127,18 @@ fn shared_groups(model: &Model) -> (Vec<String>, Vec<String>) {
         // Whether the session that received `r` may have ended by `at`.
         // The broker ends a session before its client hears of it, and a
         // silent client's any time after it went silent (what it reads
-        // then, the broker sent before).
+        // then, the broker sent before); a held link's too, which the
+        // broker hears nothing from (seed 9200391 of partition_heal: c23's
+        // client put its PUBACK off by 224 ms, its link was held before the
+        // PUBACK arrived, keepalive ended its session of expiry 0, and the
+        // unacknowledged message went on to another member, as it should).
         let gone_by = |r: &Received, at: Duration| {
             let holder = &model.conns[&r.conn];
-            let end = match (holder.end, holder.silent_from) {
+            let silent = match (holder.silent_from, model.held_from(&r.conn)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let end = match (holder.end, silent) {
                 (Some((end, _)), Some(silent)) => Some(end.min(silent)),
                 (Some((end, _)), None) => Some(end),
                 (None, silent) => silent,
