@@ -16,32 +16,20 @@
 //! socket and give the connection none, whose ACK would then wait for the
 //! kernel's timer.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 /// Sends the ACK of what was read if one is owed, and has the next reads
 /// leave theirs to the next call. A turn that writes a reply of its own
 /// needs neither: the reply carries the ACK, and the kernel keeps delayed
 /// ACKs on for a connection that answers what it reads. Errors are
 /// ignored: at worst the ACK goes as it did before, from the read.
-pub(super) fn acknowledge(socket: &impl AsRawFd) {
-    // 1 sends an owed ACK and ends delayed ACKs; 0 turns them on again
-    // (2 would do both in one call, but only when an ACK was owed, and
-    // would leave them off when none was).
-    for quick in [1, 0] {
-        set_quickack(socket, quick);
-    }
-}
-
-fn set_quickack(socket: &impl AsRawFd, quick: libc::c_int) {
-    // SAFETY: a valid socket, and an option whose value is an int.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&raw const quick).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+pub(super) fn acknowledge(socket: &impl AsFd) {
+    let socket = socket2::SockRef::from(socket);
+    // On sends an owed ACK and ends delayed ACKs; off turns them on again
+    // (the kernel's 2 would do both in one call, but only when an ACK was
+    // owed, and would leave them off when none was).
+    for quick in [true, false] {
+        let _ = socket.set_tcp_quickack(quick);
     }
 }
 
@@ -50,6 +38,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use std::os::fd::AsRawFd;
 
     use super::*;
 
