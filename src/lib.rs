@@ -26,6 +26,7 @@ pub mod config;
 pub mod http;
 pub mod link;
 pub mod net;
+mod prefetch;
 pub mod server;
 pub mod store;
 pub mod topic;

@@ -33,6 +33,7 @@ use super::index::WalkCursor;
 use super::outbox::{Message, Published};
 use super::routing::{grant_for, Frames, Grant};
 use super::runs::Runs;
+use super::sessions::Prefetch;
 use super::subscribe::Subscription;
 use super::{Broker, ConnId, Effect, Millis, Retained, SessionId};
 use crate::codec::{Ack, Packet, PacketId, Property, Publish};
@@ -46,6 +47,16 @@ pub const WALK_WORK_PER_SLICE: u64 = 16_384;
 /// Sessions that one slice delivers a route's message to at most: each
 /// is a copy queued, and a packet for the runtime to write.
 pub const SESSIONS_PER_SLICE: usize = 1024;
+
+/// How many matches ahead each step of a session's prefetch is taken:
+/// far enough for a miss to come in while the sessions between are
+/// served, each step after the one it reads through. One set tried, not
+/// tuned.
+const PREFETCH_STEPS: [(usize, Prefetch); 3] = [
+    (12, Prefetch::Session),
+    (6, Prefetch::Queues),
+    (2, Prefetch::Window),
+];
 
 /// A message on its way to its subscribers.
 #[derive(Debug)]
@@ -171,6 +182,7 @@ impl Broker {
                 break true;
             }
             sessions += 1;
+            self.prefetch_ahead(route);
             // A session's own matches are looked at in one go, however
             // many: as many as the filters its client may have.
             looked_at += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
@@ -187,6 +199,16 @@ impl Broker {
         };
         self.blocks = blocks;
         done
+    }
+
+    /// Hints for the sessions a few matches on, each a step further along
+    /// than for those further on (`prefetch.rs`).
+    fn prefetch_ahead(&self, route: &Route) {
+        for (n, step) in PREFETCH_STEPS {
+            if let Some(sid) = route.runs.ahead(&route.matches, n) {
+                self.sessions.prefetch(sid, step);
+            }
+        }
     }
 
     /// The route's message to the session whose matches are `blocks` of

@@ -12,6 +12,7 @@ use super::tail::Tail;
 use super::window_ids::WindowIds;
 use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
+use crate::prefetch::prefetch_lines;
 
 /// A message on its way to one session.
 #[derive(Debug, Clone)]
@@ -149,6 +150,28 @@ impl Outbox {
     #[cfg(test)]
     pub fn holds_queues(&self) -> bool {
         self.queues.is_some()
+    }
+
+    pub(super) fn prefetch_queues(&self) {
+        if let Some(queues) = &self.queues {
+            prefetch_lines(&**queues, size_of::<Queues>().div_ceil(64));
+        }
+    }
+
+    /// Where the next message sent goes in the window, and its id.
+    pub(super) fn prefetch_window(&self) {
+        let Some(q) = &self.queues else {
+            return;
+        };
+        let end = |(a, b): (&[Inflight], &[Inflight])| match b {
+            [] => a.as_ptr_range().end,
+            _ => b.as_ptr_range().end,
+        };
+        prefetch_lines(
+            end(q.inflight.as_slices()),
+            size_of::<Inflight>().div_ceil(64),
+        );
+        q.ids.prefetch_back();
     }
 
     fn queues(&self) -> &Queues {

@@ -97,6 +97,16 @@ impl Runs {
         true
     }
 
+    /// The session of the match `n` places past the next one, with one
+    /// run: a session a few on, for `prefetch.rs`. With more runs, `None`:
+    /// where the merge goes next is not worth working out for a hint.
+    pub(super) fn ahead(&self, matches: &[Match], n: usize) -> Option<SessionId> {
+        if self.done || !self.starts.is_empty() {
+            return None;
+        }
+        matches[..self.sorted].get(self.next + n).map(|m| m.0)
+    }
+
     /// Whether `next_session` has a session left to give.
     pub(super) fn has_more(&self) -> bool {
         if self.done {
@@ -188,6 +198,26 @@ mod tests {
                 vec![(4, 7)],
             ]
         );
+    }
+
+    #[test]
+    fn ahead_names_the_match_n_past_the_next_in_one_run_only() {
+        let (mut runs, mut blocks) = (Runs::default(), Vec::new());
+        let mut matches = vec![found(3, 1), found(1, 2), found(1, 3), found(2, 4)];
+        runs.seal(&mut matches);
+        let ahead = |runs: &Runs, matches: &[Match], n| runs.ahead(matches, n).map(|s| s.0);
+        assert_eq!(ahead(&runs, &matches, 0), Some(1));
+        assert!(runs.next_session(&matches, &mut blocks));
+        // Session 1 taken, both its matches: next is 2, then 3.
+        assert_eq!(ahead(&runs, &matches, 0), Some(2));
+        assert_eq!(ahead(&runs, &matches, 1), Some(3));
+        assert_eq!(ahead(&runs, &matches, 2), None);
+        // A second run: the merge's order is not worked out for a hint.
+        matches.push(found(0, 5));
+        runs.seal(&mut matches);
+        assert_eq!(ahead(&runs, &matches, 0), None);
+        runs.give_up();
+        assert_eq!(ahead(&runs, &matches, 0), None);
     }
 
     #[test]

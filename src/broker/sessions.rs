@@ -13,10 +13,19 @@ use super::routing::AwaitingRelease;
 use super::{ConnId, IdMap, Millis, SessionId};
 use crate::auth::ClientAcl;
 use crate::codec::{LastWill, ProtocolVersion};
+use crate::prefetch::prefetch_lines;
 
 /// A session that never expires (3.1.1's persistent sessions, and 5.0's
 /// interval 0xFFFFFFFF).
 pub const EXPIRY_NEVER: u32 = u32::MAX;
+
+/// The steps of `Sessions::prefetch`, in the order they must come.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Prefetch {
+    Session,
+    Queues,
+    Window,
+}
 
 #[derive(Debug)]
 pub struct Session {
@@ -216,6 +225,20 @@ impl Sessions {
 
     pub fn contains(&self, sid: SessionId) -> bool {
         self.sessions.contains_key(&sid)
+    }
+
+    /// A fan-out's hints for a session a few on (`prefetch.rs`), each a
+    /// step further along the chain than the one a few sessions before
+    /// it, which the earlier hint should have brought in.
+    pub(super) fn prefetch(&self, sid: SessionId, step: Prefetch) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        match step {
+            Prefetch::Session => prefetch_lines(&**session, size_of::<Session>().div_ceil(64)),
+            Prefetch::Queues => session.outbox.prefetch_queues(),
+            Prefetch::Window => session.outbox.prefetch_window(),
+        }
     }
 
     pub fn get(&self, sid: SessionId) -> &Session {

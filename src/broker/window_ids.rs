@@ -24,6 +24,13 @@ impl WindowIds {
         descents: 0,
     };
 
+    /// The last id, which a new one is compared with, and the place after.
+    pub(super) fn prefetch_back(&self) {
+        let (a, b) = self.ids.as_slices();
+        let last = if b.is_empty() { a } else { b };
+        crate::prefetch::prefetch(last.as_ptr_range().end.wrapping_sub(1));
+    }
+
     pub(super) fn push_back(&mut self, id: PacketId) {
         if self.ids.back().is_some_and(|&back| back > id) {
             self.descents += 1;
