@@ -168,6 +168,17 @@ fn main() {
                 Err(why) => eprintln!("{:<22} {:<9} skipped: {why}", scenario.name(), kind.name()),
             }
         }
+        if let Some(&kind) = runners.first().filter(|_| scenario.warms_up_generator()) {
+            let broker = Broker::start(kind, &dir, scenario.limits(), scenario.transport());
+            let outcome = scenario.run(&runtime, &broker, &args.settings);
+            broker.stop();
+            eprintln!(
+                "{:<22} warm-up   {:<9} {} (not counted)",
+                scenario.name(),
+                kind.name(),
+                summary(&outcome)
+            );
+        }
         for round in 1..=args.rounds {
             // A B A B: each broker runs while the machine is in about the
             // state the other one saw.
