@@ -13,7 +13,7 @@ mod acks;
 mod arrival;
 #[cfg(feature = "sim")]
 pub use arrival::SimStamped;
-pub use arrival::{stamp_accepted, Arrivals, Stamped, StampedTcp};
+pub use arrival::{stamp_accepted, Arrivals, NextAcks, Stamped, StampedTcp};
 
 pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Arrivals + Unpin + Send + 'static;

@@ -18,18 +18,21 @@
 
 use std::os::fd::AsFd;
 
+use super::NextAcks;
+
 /// Sends the ACK of what was read if one is owed, and has the next reads
-/// leave theirs to the next call. A turn that writes a reply of its own
-/// needs neither: the reply carries the ACK, and the kernel keeps delayed
-/// ACKs on for a connection that answers what it reads. Errors are
-/// ignored: at worst the ACK goes as it did before, from the read.
-pub(super) fn acknowledge(socket: &impl AsFd) {
+/// do as `next` says. A turn that writes a reply of its own needs
+/// neither: the reply carries the ACK, and the kernel keeps delayed ACKs
+/// on for a connection that answers what it reads. Errors are ignored: at
+/// worst the ACK goes as it did before, from the read or the timer.
+pub(super) fn acknowledge(socket: &impl AsFd, next: NextAcks) {
     let socket = socket2::SockRef::from(socket);
     // On sends an owed ACK and ends delayed ACKs; off turns them on again
     // (the kernel's 2 would do both in one call, but only when an ACK was
     // owed, and would leave them off when none was).
-    for quick in [true, false] {
-        let _ = socket.set_tcp_quickack(quick);
+    let _ = socket.set_tcp_quickack(true);
+    if next == NextAcks::Delayed {
+        let _ = socket.set_tcp_quickack(false);
     }
 }
 
@@ -78,14 +81,14 @@ mod tests {
         client.set_nodelay(true).unwrap();
         let (mut ours, _) = listener.accept().await.unwrap();
         // As after a connection's first turn.
-        acknowledge(&ours);
+        acknowledge(&ours, NextAcks::Delayed);
         let mut buf = [0; 16];
         let mut tries = Vec::new();
         for _ in 0..10 {
             client.write_all(b"publish").await.unwrap();
             assert_eq!(ours.read(&mut buf).await.unwrap(), 7);
             let after_read = unacked(&client);
-            acknowledge(&ours);
+            acknowledge(&ours, NextAcks::Delayed);
             let sent = Instant::now();
             while unacked(&client) != 0 && sent.elapsed() < Duration::from_millis(10) {
                 std::thread::yield_now();

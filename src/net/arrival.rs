@@ -15,6 +15,21 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::either::Either;
 
+/// What the reads after `Arrivals::acknowledge` do with their ACKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextAcks {
+    /// Leave them to the next call: a publisher to idle subscribers.
+    Delayed,
+    /// Send them as the kernel does for a connection that does not answer
+    /// what it reads, at once. The kernel puts off the ACKs of a socket
+    /// that has just answered (its "pingpong" mode), as it has after our
+    /// CONNACK: a client with Nagle's algorithm on whose next message
+    /// got no answer then waited 40 ms for that ACK before it could send
+    /// another. Only an owed ACK ends that mode, so this is asked for
+    /// once, after the first read we did not answer.
+    Kernels,
+}
+
 /// A stream that can say when the bytes of its last read came.
 pub trait Arrivals {
     /// When the bytes of the last read reached the host, in nanoseconds of
@@ -26,7 +41,7 @@ pub trait Arrivals {
     /// routed, and leaves the next read's to the next call (`net/acks.rs`);
     /// nothing where the stream is not a plain socket of ours. No default:
     /// a wrapper that forgot to pass it on would lose it unseen.
-    fn acknowledge(&self);
+    fn acknowledge(&self, next: NextAcks);
 }
 
 impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
@@ -37,10 +52,10 @@ impl<L: Arrivals, R: Arrivals> Arrivals for Either<L, R> {
         }
     }
 
-    fn acknowledge(&self) {
+    fn acknowledge(&self, next: NextAcks) {
         match self {
-            Either::Left(stream) => stream.acknowledge(),
-            Either::Right(stream) => stream.acknowledge(),
+            Either::Left(stream) => stream.acknowledge(next),
+            Either::Right(stream) => stream.acknowledge(next),
         }
     }
 }
@@ -50,8 +65,8 @@ impl<T: Arrivals> Arrivals for Box<T> {
         (**self).last_arrival()
     }
 
-    fn acknowledge(&self) {
-        (**self).acknowledge()
+    fn acknowledge(&self, next: NextAcks) {
+        (**self).acknowledge(next)
     }
 }
 
@@ -62,7 +77,7 @@ impl Arrivals for tokio::io::DuplexStream {
         0
     }
 
-    fn acknowledge(&self) {}
+    fn acknowledge(&self, _: NextAcks) {}
 }
 
 /// A socket whose reads keep when their bytes came. Writes are the
@@ -106,8 +121,8 @@ impl<S: StampedRead> Arrivals for Stamped<S> {
         self.last
     }
 
-    fn acknowledge(&self) {
-        self.stream.acknowledge();
+    fn acknowledge(&self, next: NextAcks) {
+        self.stream.acknowledge(next);
     }
 }
 
@@ -140,7 +155,7 @@ trait StampedRead {
     ) -> Poll<io::Result<u64>>;
 
     /// `Arrivals::acknowledge`.
-    fn acknowledge(&self);
+    fn acknowledge(&self, next: NextAcks);
 }
 
 impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
@@ -159,9 +174,11 @@ impl<S: StampedRead + Unpin> AsyncRead for Stamped<S> {
 }
 
 impl StampedRead for tokio::net::TcpStream {
-    fn acknowledge(&self) {
+    fn acknowledge(&self, next: NextAcks) {
         #[cfg(target_os = "linux")]
-        super::acks::acknowledge(self);
+        super::acks::acknowledge(self, next);
+        #[cfg(not(target_os = "linux"))]
+        let _ = next;
     }
 
     fn poll_read_stamped(
@@ -241,7 +258,7 @@ thread_local! {
 #[cfg(feature = "sim")]
 impl StampedRead for turmoil::net::TcpStream {
     /// The simulated network has no ACKs.
-    fn acknowledge(&self) {}
+    fn acknowledge(&self, _: NextAcks) {}
 
     fn poll_read_stamped(
         &mut self,

@@ -33,7 +33,7 @@ use crate::broker::{Clipped, ConnId};
 use crate::codec::{self, DecodeError, Packet, PacketId, PublishLayout, SharedFrame};
 use crate::config::planted;
 use crate::link::{End, Inbound, Link};
-use crate::net::Arrivals;
+use crate::net::{Arrivals, NextAcks};
 use crate::transport::{Opened, Secured, Stream};
 
 /// A connection's task. Not an `async fn`: one keeps its arguments for its
@@ -119,6 +119,7 @@ where
         routing: false,
         acks_put_off: false,
         ack_owed: false,
+        first_unanswered: true,
         link: Link::new(&shared.config),
         identity: identity.map(String::into_boxed_str),
         client_id: None,
@@ -342,6 +343,10 @@ struct Connection<S> {
     acks_put_off: bool,
     /// Bytes were read since we last wrote: the client is owed an ACK.
     ack_owed: bool,
+    /// No read of the session has gone unanswered yet: the first that does
+    /// has its ACK sent, which takes the socket out of the delayed ACKs
+    /// our CONNACK put it in (`NextAcks::Kernels`).
+    first_unanswered: bool,
     /// The protocol: what each packet means, and what we answer.
     link: Link,
     /// The verified client certificate's subject CN, if any.
@@ -773,9 +778,14 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
             // What was routed is written, and no reply of ours carried the
             // ACK of what we read: it goes now, before the wait. The
             // stream may be lent by now (`drain_lending`).
-            if self.ack_owed && self.acks_put_off {
-                self.stream.with_ref(|stream| stream.acknowledge());
+            if self.ack_owed && (self.acks_put_off || self.first_unanswered) {
+                let next = match self.acks_put_off {
+                    true => NextAcks::Delayed,
+                    false => NextAcks::Kernels,
+                };
+                self.stream.with_ref(|stream| stream.acknowledge(next));
                 self.ack_owed = false;
+                self.first_unanswered = false;
             }
             // An idle client's read brings its own room (`read_into`).
             if self.rbuf_busy {

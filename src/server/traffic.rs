@@ -100,8 +100,8 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for Counted<S> {
         self.inner.last_arrival()
     }
 
-    fn acknowledge(&self) {
-        self.inner.acknowledge()
+    fn acknowledge(&self, next: crate::net::NextAcks) {
+        self.inner.acknowledge(next)
     }
 }
 

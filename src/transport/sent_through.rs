@@ -78,7 +78,7 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for SentThrough<T> {
         self.0.last_arrival()
     }
 
-    fn acknowledge(&self) {
-        self.0.acknowledge();
+    fn acknowledge(&self, next: crate::net::NextAcks) {
+        self.0.acknowledge(next);
     }
 }

@@ -63,7 +63,7 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for TlsStream<S> {
     /// Left to the kernel: a read that takes part of a record, or a
     /// record with no application data, gives the connection no bytes,
     /// and the ACK it owed would wait for the kernel's timer.
-    fn acknowledge(&self) {}
+    fn acknowledge(&self, _: crate::net::NextAcks) {}
 }
 
 impl Tls {

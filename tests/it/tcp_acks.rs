@@ -57,3 +57,39 @@ async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
     );
     broker.stop().await;
 }
+
+/// The kernel puts off the ACKs of a socket that has just answered what
+/// it read, as ours has after its CONNACK: a client with Nagle on whose
+/// first message after that got no answer waited 40 ms for its ACK
+/// before its next could go (`NextAcks::Kernels`). Three fresh clients,
+/// the quickest judged: a busy host may hold one back, but the kernel's
+/// timer held back every one.
+#[tokio::test]
+async fn a_nagle_clients_first_unanswered_message_is_acknowledged_at_once() {
+    let broker = TestBroker::start(config()).await;
+    let mut subscriber = Raw::connected(broker.addr, "sub").await;
+    subscriber
+        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
+        .await;
+    assert!(matches!(subscriber.recv().await, Packet::SubAck(_)));
+    let mut waits = Vec::new();
+    for i in 0..3 {
+        let mut publisher = Raw::connected(broker.addr, &format!("pub{i}")).await;
+        let sent = Instant::now();
+        publisher
+            .send(&raw::publish("nobody", QoS::AtMostOnce, 0, b"a"))
+            .await;
+        publisher
+            .send(&raw::publish("t", QoS::AtMostOnce, 0, b"b"))
+            .await;
+        let delivered = subscriber.recv_publish().await;
+        waits.push(sent.elapsed());
+        assert_eq!(&delivered.payload[..], b"b");
+    }
+    let quickest = *waits.iter().min().unwrap();
+    assert!(
+        quickest < STALLED,
+        "the second message waited {quickest:?} at the least: {waits:?}"
+    );
+    broker.stop().await;
+}

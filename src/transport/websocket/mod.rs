@@ -188,7 +188,7 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for WebSocketBytes<T> {
 
     /// Left to the kernel, as under TLS: a read of part of a frame's
     /// header gives the connection no bytes.
-    fn acknowledge(&self) {}
+    fn acknowledge(&self, _: crate::net::NextAcks) {}
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocketBytes<T> {
