@@ -22,10 +22,14 @@ pub(crate) fn prefetch<T>(at: *const T) {
     let _ = at;
 }
 
-/// The `lines` cache lines from `at` on.
+/// The cache lines of the `T` at `at`, which may start anywhere in one.
 #[inline(always)]
-pub(crate) fn prefetch_lines<T>(at: *const T, lines: usize) {
+pub(crate) fn prefetch_whole<T>(at: *const T) {
+    let lines = (at as usize % LINE + size_of::<T>()).div_ceil(LINE);
     for line in 0..lines {
-        prefetch(at.cast::<u8>().wrapping_add(line * 64));
+        prefetch(at.cast::<u8>().wrapping_add(line * LINE));
     }
 }
+
+/// A cache line's bytes on x86_64.
+const LINE: usize = 64;

@@ -12,7 +12,7 @@ use super::tail::Tail;
 use super::window_ids::WindowIds;
 use super::{GroupId, Millis, SessionId};
 use crate::codec::{PacketId, Publish, QoS};
-use crate::prefetch::prefetch_lines;
+use crate::prefetch::prefetch_whole;
 
 /// A message on its way to one session.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ impl Outbox {
 
     pub(super) fn prefetch_queues(&self) {
         if let Some(queues) = &self.queues {
-            prefetch_lines(&**queues, size_of::<Queues>().div_ceil(64));
+            prefetch_whole::<Queues>(&**queues);
         }
     }
 
@@ -167,10 +167,7 @@ impl Outbox {
             [] => a.as_ptr_range().end,
             _ => b.as_ptr_range().end,
         };
-        prefetch_lines(
-            end(q.inflight.as_slices()),
-            size_of::<Inflight>().div_ceil(64),
-        );
+        prefetch_whole(end(q.inflight.as_slices()));
         q.ids.prefetch_back();
     }
 

@@ -13,7 +13,7 @@ use super::routing::AwaitingRelease;
 use super::{ConnId, IdMap, Millis, SessionId};
 use crate::auth::ClientAcl;
 use crate::codec::{LastWill, ProtocolVersion};
-use crate::prefetch::prefetch_lines;
+use crate::prefetch::prefetch_whole;
 
 /// A session that never expires (3.1.1's persistent sessions, and 5.0's
 /// interval 0xFFFFFFFF).
@@ -235,7 +235,7 @@ impl Sessions {
             return;
         };
         match step {
-            Prefetch::Session => prefetch_lines(&**session, size_of::<Session>().div_ceil(64)),
+            Prefetch::Session => prefetch_whole::<Session>(&**session),
             Prefetch::Queues => session.outbox.prefetch_queues(),
             Prefetch::Window => session.outbox.prefetch_window(),
         }

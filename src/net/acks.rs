@@ -14,7 +14,13 @@
 //! (`server/connection.rs`): a subscriber's ACKs ride on the deliveries
 //! that follow, and under TLS or WebSocket a read can take bytes from the
 //! socket and give the connection none, whose ACK would then wait for the
-//! kernel's timer.
+//! kernel's timer. Every other plain TCP connection has the ACK of its
+//! session's first unanswered read sent the same way, once, and is then
+//! left to the kernel (`NextAcks::Kernels`).
+//!
+//! `TCP_QUICKACK` 1 ends the kernel's delayed ACKs whether or not an ACK
+//! is owed, and sends one that is (`__tcp_sock_set_quickack` in
+//! net/ipv4/tcp.c); 0 begins them.
 
 use std::os::fd::AsFd;
 

@@ -22,11 +22,16 @@ pub enum NextAcks {
     Delayed,
     /// Send them as the kernel does for a connection that does not answer
     /// what it reads, at once. The kernel puts off the ACKs of a socket
-    /// that has just answered (its "pingpong" mode), as it has after our
-    /// CONNACK: a client with Nagle's algorithm on whose next message
-    /// got no answer then waited 40 ms for that ACK before it could send
-    /// another. Only an owed ACK ends that mode, so this is asked for
-    /// once, after the first read we did not answer.
+    /// whose data answered what it read (its "pingpong" mode), as ours
+    /// has after the CONNACK: a client with Nagle's algorithm on whose
+    /// next message got no answer then waited 40 ms for that ACK before it
+    /// could send another. Asked for once a session, after the first read
+    /// we did not answer: any later reply (a SUBACK, a PINGRESP, a PUBACK)
+    /// puts the socket back in that mode, and a call after each one that
+    /// a read leaves unanswered would cost a QoS 1 subscriber a call for
+    /// nearly every PUBACK. So such a client can still wait 40 ms once
+    /// after each reply that its next message does not get, as with
+    /// mosquitto, which does not ask.
     Kernels,
 }
 
@@ -38,7 +43,7 @@ pub trait Arrivals {
     fn last_arrival(&self) -> u64;
 
     /// Sends the TCP ACK owed for what was read, once what it brought is
-    /// routed, and leaves the next read's to the next call (`net/acks.rs`);
+    /// routed, and has the next reads do as `next` says (`net/acks.rs`);
     /// nothing where the stream is not a plain socket of ours. No default:
     /// a wrapper that forgot to pass it on would lose it unseen.
     fn acknowledge(&self, next: NextAcks);
