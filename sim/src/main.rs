@@ -210,6 +210,10 @@ impl Sweep {
         let next = AtomicU64::new(self.base);
         let ran = AtomicU64::new(0);
         let failures = Mutex::new(Vec::new());
+        // The minute of the last progress line, for a sweep whose bar is
+        // hidden (stderr not a terminal): its log said nothing until the
+        // scenario ended, and nothing at all if it was stopped before.
+        let lines = AtomicU64::new(0);
         std::thread::scope(|scope| {
             for _ in 0..self.jobs {
                 scope.spawn(|| loop {
@@ -224,8 +228,18 @@ impl Sweep {
                         self.keep(&text);
                         failures.lock().expect("no panics while held").push(seed);
                     }
-                    ran.fetch_add(1, Ordering::Relaxed);
+                    let done = ran.fetch_add(1, Ordering::Relaxed) + 1;
                     bar.inc(1);
+                    let minute = started.elapsed().as_secs() / 60;
+                    if bar.is_hidden() && lines.fetch_max(minute, Ordering::Relaxed) < minute {
+                        let failed = failures.lock().expect("no panics while held").len();
+                        println!(
+                            "{}: {done} of {} seeds run, {failed} failed, {} s",
+                            scenario.name,
+                            self.seeds,
+                            started.elapsed().as_secs()
+                        );
+                    }
                 });
             }
         });
