@@ -80,9 +80,10 @@ pub struct Subscription {
     pub acked_at: Option<Duration>,
     /// UNSUBACK, or the end of the session.
     pub end: Duration,
-    /// An UNSUBSCRIBE went out; without its UNSUBACK, the broker may or may
-    /// not have removed the subscription.
-    pub unsubscribe_sent: bool,
+    /// When an UNSUBSCRIBE for it first went out; without its UNSUBACK,
+    /// the broker may or may not have removed the subscription, at any
+    /// time from then on.
+    pub unsubscribe_sent: Option<Duration>,
     /// The Subscription Identifier it was made with (5.0).
     pub sub_id: Option<u32>,
     /// No Local, Retain As Published and Retain Handling (5.0).
@@ -444,7 +445,7 @@ impl Model {
                     sent_at: at,
                     acked_at: None,
                     end: Duration::MAX,
-                    unsubscribe_sent: false,
+                    unsubscribe_sent: None,
                 });
             }
             Event::Subscribed {
@@ -488,7 +489,7 @@ impl Model {
                 filter,
             } => {
                 for sub in self.subscriptions_to(client, *conn, filter) {
-                    sub.unsubscribe_sent = true;
+                    sub.unsubscribe_sent.get_or_insert(at);
                 }
             }
             Event::Unsubscribed {
