@@ -20,14 +20,36 @@ const PAIRS: usize = 21;
 /// (40 ms at the least) always does.
 const STALLED: Duration = Duration::from_millis(20);
 
-#[tokio::test]
-async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
-    let broker = TestBroker::start(config()).await;
+/// A subscriber to `t`, its SUBACK read.
+async fn subscribed(broker: &TestBroker) -> Raw {
     let mut subscriber = Raw::connected(broker.addr, "sub").await;
     subscriber
         .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
         .await;
     assert!(matches!(subscriber.recv().await, Packet::SubAck(_)));
+    subscriber
+}
+
+/// A message to nobody, then one to `t`: how long until the subscriber
+/// has the second, which Nagle holds back until the first is ACKed.
+async fn pair(publisher: &mut Raw, subscriber: &mut Raw) -> Duration {
+    let sent = Instant::now();
+    publisher
+        .send(&raw::publish("nobody", QoS::AtMostOnce, 0, b"a"))
+        .await;
+    publisher
+        .send(&raw::publish("t", QoS::AtMostOnce, 0, b"b"))
+        .await;
+    let delivered = subscriber.recv_publish().await;
+    let waited = sent.elapsed();
+    assert_eq!(&delivered.payload[..], b"b");
+    waited
+}
+
+#[tokio::test]
+async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
+    let broker = TestBroker::start(config()).await;
+    let mut subscriber = subscribed(&broker).await;
     // Nagle's algorithm on: `Raw` leaves TCP_NODELAY unset.
     let mut publisher = Raw::connected(broker.addr, "pub").await;
     let mut waits = Vec::new();
@@ -36,16 +58,7 @@ async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
         // nothing: the ACK owed for it must go all the same. The second,
         // held back until it does, goes to the subscriber. (The first
         // pair's second is what asks for delayed ACKs.)
-        let sent = Instant::now();
-        publisher
-            .send(&raw::publish("nobody", QoS::AtMostOnce, 0, b"a"))
-            .await;
-        publisher
-            .send(&raw::publish("t", QoS::AtMostOnce, 0, b"b"))
-            .await;
-        let delivered = subscriber.recv_publish().await;
-        waits.push(sent.elapsed());
-        assert_eq!(&delivered.payload[..], b"b");
+        waits.push(pair(&mut publisher, &mut subscriber).await);
         // Both idle again before the next pair.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -69,24 +82,11 @@ async fn a_publisher_with_nagle_on_is_not_held_back_by_our_acks() {
 #[tokio::test]
 async fn a_nagle_clients_first_unanswered_message_is_acknowledged_at_once() {
     let broker = TestBroker::start(config()).await;
-    let mut subscriber = Raw::connected(broker.addr, "sub").await;
-    subscriber
-        .send(&raw::subscribe(1, "t", QoS::AtMostOnce))
-        .await;
-    assert!(matches!(subscriber.recv().await, Packet::SubAck(_)));
+    let mut subscriber = subscribed(&broker).await;
     let mut waits = Vec::new();
     for i in 0..3 {
         let mut publisher = Raw::connected(broker.addr, &format!("pub{i}")).await;
-        let sent = Instant::now();
-        publisher
-            .send(&raw::publish("nobody", QoS::AtMostOnce, 0, b"a"))
-            .await;
-        publisher
-            .send(&raw::publish("t", QoS::AtMostOnce, 0, b"b"))
-            .await;
-        let delivered = subscriber.recv_publish().await;
-        waits.push(sent.elapsed());
-        assert_eq!(&delivered.payload[..], b"b");
+        waits.push(pair(&mut publisher, &mut subscriber).await);
     }
     let quickest = *waits.iter().min().unwrap();
     assert!(
