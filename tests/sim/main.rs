@@ -5,6 +5,7 @@
 mod determinism;
 mod durable;
 mod overlapping_filters;
+mod overlapping_retained;
 mod plans;
 mod planted_bugs;
 mod scenarios;

@@ -1,0 +1,103 @@
+//! A 3.1.1 client sends SUBSCRIBE `#` and SUBSCRIBE `r/+` together, after
+//! a retained message on `r/1`: each subscription gets its own retained
+//! copy, and the copies carry nothing to say whose is whose. The model took
+//! only copies that came before `r/+` went out as `#`'s, so both were
+//! `r/+`'s and `#`'s was missing (slow_subscriber seed 9400282: the two
+//! SUBSCRIBEs 3 ms apart, both SUBACKs and both copies in one 10 ms step).
+//! Now such copies count for each subscription they may be for, as long as
+//! there are enough of them.
+
+use std::time::Duration;
+
+use tern::codec::QoS;
+use tern_sim::check;
+use tern_sim::history::{Event, History};
+use tern_sim::run::run_plan;
+use tern_sim::workload::{Action, Plan, Scenario};
+
+use crate::plans::{client, secs};
+
+fn plan() -> Plan {
+    let retained = Action::Publish {
+        topic: "r/1".into(),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        empty: false,
+        expiry: None,
+        heavy: None,
+    };
+    let subscribe = |after, filter: &str| {
+        (
+            secs(after),
+            Action::Subscribe(filter.into(), QoS::AtMostOnce),
+        )
+    };
+    // Connected past the check's delivery window (6 s), which it needs.
+    let wait = || (secs(8.0), Action::StopReading(Duration::ZERO));
+    Plan {
+        clients: vec![
+            client("p", vec![(secs(0.2), retained), wait()]),
+            client(
+                "s",
+                vec![subscribe(1.0, "#"), subscribe(0.003, "r/+"), wait()],
+            ),
+        ],
+        faults: Vec::new(),
+    }
+}
+
+fn scenario() -> Scenario {
+    let mut scenario = Scenario::base("overlapping_retained", 0, secs(15.0));
+    scenario.quiet = secs(5.0);
+    scenario.observers = 0;
+    scenario
+}
+
+fn is_retained_copy(event: &Event) -> bool {
+    matches!(event, Event::Received { client, topic, retain: true, .. }
+        if client == "s" && topic == "r/1")
+}
+
+#[test]
+fn each_of_two_overlapping_subscribes_in_flight_gets_a_retained_copy() {
+    let mut outcome =
+        run_plan(&scenario(), 1, plan(), &mut |_, _| {}).unwrap_or_else(|f| panic!("{f}"));
+    let entries = outcome.history.entries();
+    // Both went out before the first SUBACK came, or this shows nothing.
+    let before_suback = entries
+        .iter()
+        .take_while(|e| !matches!(e.event, Event::Subscribed { .. }))
+        .filter(|e| matches!(e.event, Event::SubscribeSent { .. }))
+        .count();
+    assert_eq!(before_suback, 2);
+    // And `r/+` after `#`: sent at one instant, neither is the later.
+    let sent: Vec<_> = entries
+        .iter()
+        .filter(|e| matches!(e.event, Event::SubscribeSent { .. }))
+        .map(|e| e.at)
+        .collect();
+    assert!(sent[0] < sent[1], "{sent:?}");
+    let copies: Vec<usize> = (0..entries.len())
+        .filter(|&i| is_retained_copy(&entries[i].event))
+        .collect();
+    assert_eq!(copies.len(), 2, "one copy for each subscription");
+
+    // Either copy taken out of the history, the check finds one missing:
+    // two subscriptions cannot share one copy.
+    for &dropped in &copies {
+        let history = History::default();
+        for (i, entry) in entries.iter().enumerate() {
+            if i != dropped {
+                history.record_at(entry.at, entry.event.clone());
+            }
+        }
+        outcome.history = history;
+        let problems = check::all(&scenario(), &outcome);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("expected retained Some(\"p:1\") on r/1")),
+            "{problems:#?}"
+        );
+    }
+}
