@@ -276,8 +276,14 @@ fn will_delay(model: &Model) -> Vec<String> {
         {
             continue;
         }
+        // A client that stopped reading or sending may have been ended by
+        // the broker (keepalive, its queue) long before it crashed: the
+        // delay runs from no earlier than that (slow_subscriber seed
+        // 9500097: c17 paused at 2.88 s and hung at 7.04 s, its keepalive
+        // of 1 s ran out, and the will came at 9.08 s; it crashed at 13.89 s).
+        let broker_ended = conn.impaired_from.map_or(ended, |at| at.min(ended));
         // The delay runs on the broker's clock, which a jump puts ahead.
-        let due = model.after_broker(ended, delay);
+        let due = model.after_broker(broker_ended, delay);
         if let Some(r) = received.iter().find(|r| !r.retain && r.at + MARGIN < due) {
             problems.push(format!(
                 "{key:?} ended at {ended:?} with a will delayed {delay:?}, yet its will reached {:?} at {:?}",
