@@ -276,17 +276,23 @@ fn will_delay(model: &Model) -> Vec<String> {
         {
             continue;
         }
-        // A client that stopped reading or sending may have been ended by
-        // the broker (keepalive, its queue) long before it crashed: the
-        // delay runs from no earlier than that (slow_subscriber seed
-        // 9500097: c17 paused at 2.88 s and hung at 7.04 s, its keepalive
-        // of 1 s ran out, and the will came at 9.08 s; it crashed at 13.89 s).
-        let broker_ended = conn.impaired_from.map_or(ended, |at| at.min(ended));
         // The delay runs on the broker's clock, which a jump puts ahead.
-        let due = model.after_broker(broker_ended, delay);
+        let mut due = model.after_broker(ended, delay);
+        // A client that stopped reading (or sending) may have been ended by
+        // the broker long before it crashed: a full outbox stops the
+        // broker's reads, so its pings go unread and keepalive ends it.
+        // The last ping read came at most half a keepalive before the
+        // stop, so that end is at least a keepalive after it
+        // (slow_subscriber seed 9500097: c17, keepalive 1 s, paused at
+        // 2.88 s and hung at 7.04 s; the broker closed it at 8.07 s and its
+        // will came at 9.08 s; it crashed at 13.89 s).
+        if let (Some(stopped), true) = (conn.impaired_from, conn.keep_alive > 0) {
+            let keep_alive = Duration::from_secs(u64::from(conn.keep_alive));
+            due = due.min(model.after_broker(stopped, keep_alive + delay));
+        }
         if let Some(r) = received.iter().find(|r| !r.retain && r.at + MARGIN < due) {
             problems.push(format!(
-                "{key:?} ended at {ended:?} with a will delayed {delay:?}, yet its will reached {:?} at {:?}",
+                "{key:?} ended at {ended:?} with a will delayed {delay:?} (due {due:?}), yet its will reached {:?} at {:?}",
                 r.conn, r.at
             ));
         }

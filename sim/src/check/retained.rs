@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::model::{ConnKey, Received};
+use super::model::{ConnKey, Received, Subscription};
 use super::{Loss, Model, DELIVERY_WINDOW};
 use crate::history::MessageId;
 
@@ -43,13 +43,14 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
         // SUBACK, before the SUBACK of any later SUBSCRIBE on the
         // connection (its sending is too soon: the broker may not have had
         // it before this one's retained messages went). On a topic that a
-        // later SUBSCRIBE matches too, whose retained copy is alike, only
-        // what came before that SUBSCRIBE went out is this one's.
-        let later: Vec<&super::model::Subscription> = model
+        // later SUBSCRIBE matches too, whose retained copy is alike, what
+        // came before that SUBSCRIBE went out is this one's; what came
+        // after may be either's (see `claimants`).
+        let later: Vec<&Subscription> = model
             .subscriptions_of(sub.session)
             .filter(|s| s.sent_at > sub.sent_at)
             .collect();
-        let end = |at: fn(&super::model::Subscription) -> Duration, topic: Option<&str>| {
+        let end = |at: fn(&Subscription) -> Duration, topic: Option<&str>| {
             later
                 .iter()
                 .filter(|s| topic.is_none_or(|t| model.filter_matches(&s.filter, t)))
@@ -99,11 +100,12 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                 Some(id) if !r.sub_ids.is_empty() => Some(r.sub_ids.contains(&id)),
                 _ => None,
             };
-            let copies = |from: Duration, until: Duration, untagged_only: bool| -> Vec<&str> {
+            let copies = |from: Duration, until: Duration, untagged_only: bool| -> Vec<&Received> {
                 received_by_conn
                     .get(key)
                     .into_iter()
                     .flatten()
+                    .copied()
                     .filter(|r| tagged(r) != Some(false) && !(untagged_only && tagged(r).is_some()))
                     .filter(|r| {
                         let until = if tagged(r) == Some(true) {
@@ -113,34 +115,29 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                         };
                         r.retain && r.topic == topic && r.at >= from && r.at <= until
                     })
-                    // Above this subscription's grant, a copy is an earlier
-                    // one's: retained messages are sent as the connection has
-                    // room, so a slow reader may get them after a later
-                    // SUBSCRIBE went out (slow_subscriber seed 9204).
-                    .filter(|r| sub.granted.is_none_or(|granted| r.qos <= granted))
-                    .map(|r| r.payload.as_str())
                     .collect()
             };
+            // Above this subscription's grant, a copy is an earlier one's:
+            // retained messages are sent as the connection has room, so a
+            // slow reader may get them after a later SUBSCRIBE went out
+            // (slow_subscriber seed 9204).
             let later_sent = end(|s| s.sent_at, Some(topic));
-            let mut got = copies(sub.sent_at, window_end.min(later_sent), false);
+            let mut got = within_grant(copies(sub.sent_at, window_end.min(later_sent), false), sub);
             // Untagged copies that came after a later SUBSCRIBE matching the
-            // topic went out may be either's: this one has its copy if there
-            // are as many as there are subscriptions they may be for, this
-            // one and each later one acknowledged by then (slow_subscriber
-            // seed 9400282: `#` then `r/+` sent 3 ms apart, both SUBACKs and
-            // both copies of `r/1` in the same 10 ms step).
+            // topic went out may be its: this one has its copy among them if
+            // there are as many as the subscriptions they may be for
+            // (slow_subscriber seed 9400282: `#` then `r/+` sent 3 ms apart,
+            // both SUBACKs and both copies of `r/1` in one 10 ms step).
             let mut shared = false;
             if got.is_empty() && later_sent < window_end {
-                let claimants = 1 + later
-                    .iter()
-                    .filter(|s| model.filter_matches(&s.filter, topic))
-                    .filter(|s| s.granted.is_some() && !s.is_shared())
-                    .filter(|s| !super::corners::refuses_retained(model, s))
-                    .filter(|s| s.acked_at.is_some_and(|a| a <= window_end))
-                    .count();
+                let Some(claimants) = claimants(model, &later, topic, window_end, full_from) else {
+                    continue;
+                };
+                // Counted at any grant: a claimant's own may be above this
+                // one's.
                 let after = copies(later_sent, window_end, true);
-                if after.len() >= claimants {
-                    (got, shared) = (after, true);
+                if after.len() > claimants {
+                    (got, shared) = (within_grant(after, sub), claimants > 0);
                 }
             }
             let text = format!(
@@ -151,7 +148,8 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                 Some(_) if got.is_empty() && !replaced => {
                     missing.push(Loss::of(sub.session, text));
                 }
-                // Of copies that may be others', one must be this one's.
+                // Of copies that may be others', one must be this one's; the
+                // others' own checks hold them to theirs.
                 Some(payload) if shared && !got.contains(&payload.as_str()) => wrong.push(text),
                 Some(payload) if !shared && got.iter().any(|g| g != payload) => wrong.push(text),
                 None if !got.is_empty() => wrong.push(text),
@@ -160,6 +158,54 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
         }
     }
     (wrong, missing)
+}
+
+/// Above a subscription's grant, a copy is an earlier one's: retained
+/// messages are sent as the connection has room, so a slow reader may get
+/// them after a later SUBSCRIBE went out (slow_subscriber seed 9204).
+fn within_grant<'a>(copies: Vec<&'a Received>, sub: &Subscription) -> Vec<&'a str> {
+    copies
+        .into_iter()
+        .filter(|r| sub.granted.is_none_or(|granted| r.qos <= granted))
+        .map(|r| r.payload.as_str())
+        .collect()
+}
+
+/// How many later SUBSCRIBEs of a session had a retained copy of `topic`
+/// owed that may have come by `window_end`: acknowledged by then (a
+/// subscription's copies follow its SUBACK), granted, not shared, taking
+/// retained messages, and not replaced by a later one of them to the same
+/// filter (which takes what was owed). `None` if the history cannot tell
+/// whether one of them was owed a copy.
+fn claimants(
+    model: &Model,
+    later: &[&Subscription],
+    topic: &str,
+    window_end: Duration,
+    full_from: Duration,
+) -> Option<usize> {
+    let mut owed: Vec<&Subscription> = Vec::new();
+    for &s in later {
+        let Some(acked) = s.acked_at.filter(|&acked| acked <= window_end) else {
+            continue;
+        };
+        if !model.filter_matches(&s.filter, topic)
+            || s.granted.is_none()
+            || s.is_shared()
+            || super::corners::refuses_retained(model, s)
+        {
+            continue;
+        }
+        // `Some(None)`: nothing retained then, so nothing owed.
+        if settled_retained(model, topic, s.sent_at, acked, full_from)?.is_some() {
+            owed.push(s);
+        }
+    }
+    let replaced = |s: &Subscription| {
+        owed.iter()
+            .any(|t| t.filter == s.filter && t.sent_at > s.sent_at)
+    };
+    Some(owed.iter().filter(|s| !replaced(s)).count())
 }
 
 /// The retained payload of `topic` while a SUBSCRIBE was processed (sent at
