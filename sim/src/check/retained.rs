@@ -117,10 +117,6 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                     })
                     .collect()
             };
-            // Above this subscription's grant, a copy is an earlier one's:
-            // retained messages are sent as the connection has room, so a
-            // slow reader may get them after a later SUBSCRIBE went out
-            // (slow_subscriber seed 9204).
             let later_sent = end(|s| s.sent_at, Some(topic));
             let mut got = within_grant(copies(sub.sent_at, window_end.min(later_sent), false), sub);
             // Untagged copies that came after a later SUBSCRIBE matching the
