@@ -13,9 +13,9 @@ use tern::codec::QoS;
 use tern_sim::check;
 use tern_sim::history::{Event, History};
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, Plan, Scenario};
+use tern_sim::workload::{Action, Plan};
 
-use crate::plans::{client, secs};
+use crate::plans::{client, secs, story, subscribes_before_first_suback};
 
 /// `#` granted `first`, `r/+` granted `second`; the message is at QoS 1.
 fn plan(first: QoS, second: QoS) -> Plan {
@@ -46,13 +46,6 @@ fn plan(first: QoS, second: QoS) -> Plan {
     }
 }
 
-fn scenario() -> Scenario {
-    let mut scenario = Scenario::base("overlapping_retained", 0, secs(15.0));
-    scenario.quiet = secs(5.0);
-    scenario.observers = 0;
-    scenario
-}
-
 fn is_retained_copy(event: &Event) -> bool {
     matches!(event, Event::Received { client, topic, retain: true, .. }
         if client == "s" && topic == "r/1")
@@ -71,16 +64,16 @@ fn the_same_with_the_later_granted_more() {
 }
 
 fn each_gets_its_copy(first: QoS, second: QoS) {
-    let mut outcome = run_plan(&scenario(), 1, plan(first, second), &mut |_, _| {})
-        .unwrap_or_else(|f| panic!("{f}"));
+    let mut outcome = run_plan(
+        &story("overlapping_retained"),
+        1,
+        plan(first, second),
+        &mut |_, _| {},
+    )
+    .unwrap_or_else(|f| panic!("{f}"));
     let entries = outcome.history.entries();
     // Both went out before the first SUBACK came, or this shows nothing.
-    let before_suback = entries
-        .iter()
-        .take_while(|e| !matches!(e.event, Event::Subscribed { .. }))
-        .filter(|e| matches!(e.event, Event::SubscribeSent { .. }))
-        .count();
-    assert_eq!(before_suback, 2);
+    assert_eq!(subscribes_before_first_suback(&entries), 2);
     // `r/+` strictly after `#`: sent at one instant, neither would count
     // as the later one, and the copies would not be in doubt.
     let sent: Vec<_> = entries
@@ -104,7 +97,7 @@ fn each_gets_its_copy(first: QoS, second: QoS) {
             }
         }
         outcome.history = history;
-        let problems = check::all(&scenario(), &outcome);
+        let problems = check::all(&story("overlapping_retained"), &outcome);
         assert!(
             problems
                 .iter()

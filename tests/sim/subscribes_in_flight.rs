@@ -10,11 +10,10 @@
 use std::time::Duration;
 
 use tern::codec::QoS;
-use tern_sim::history::Event;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, Plan, Scenario};
+use tern_sim::workload::{Action, Plan};
 
-use crate::plans::{client, secs};
+use crate::plans::{client, secs, story, subscribes_before_first_suback};
 
 fn plan() -> Plan {
     let retained = Action::Publish {
@@ -50,22 +49,11 @@ fn plan() -> Plan {
     }
 }
 
-fn scenario() -> Scenario {
-    let mut scenario = Scenario::base("subscribes_in_flight", 0, secs(15.0));
-    scenario.quiet = secs(5.0);
-    scenario.observers = 0;
-    scenario
-}
-
 #[test]
 fn each_subscribe_gets_its_retained_copy_at_its_grant() {
-    let run = run_plan(&scenario(), 1, plan(), &mut |_, _| {}).map_err(|f| f.to_string());
+    let run = run_plan(&story("subscribes_in_flight"), 1, plan(), &mut |_, _| {})
+        .map_err(|f| f.to_string());
     let entries = run.unwrap().history.entries();
     // Both went out before the first SUBACK came, or this shows nothing.
-    let before_suback = entries
-        .iter()
-        .take_while(|e| !matches!(e.event, Event::Subscribed { .. }))
-        .filter(|e| matches!(e.event, Event::SubscribeSent { .. }))
-        .count();
-    assert_eq!(before_suback, 2);
+    assert_eq!(subscribes_before_first_suback(&entries), 2);
 }
