@@ -8,6 +8,7 @@ mod overlapping_filters;
 mod overlapping_retained;
 mod plans;
 mod planted_bugs;
+mod retained_held_back;
 mod scenarios;
 mod seed_story;
 mod subscribes_in_flight;

@@ -39,27 +39,31 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
         if conn.healthy_until(model.run_end) < acked + DELIVERY_WINDOW {
             continue;
         }
-        // Retained messages for this subscription come right after its
-        // SUBACK, before the SUBACK of any later SUBSCRIBE on the
-        // connection (its sending is too soon: the broker may not have had
-        // it before this one's retained messages went). On a topic that a
-        // later SUBSCRIBE matches too, whose retained copy is alike, what
-        // came before that SUBSCRIBE went out is this one's; what came
-        // after may be either's (see `claimants`).
+        // Retained copies of a topic for this subscription come after its
+        // SUBACK, by the SUBACK of the next SUBSCRIBE matching that topic
+        // (its sending is too soon: the broker may not have had it before
+        // this one's retained messages went). Not by the next SUBACK of
+        // any filter: a QoS 1/2 copy waits for room in the client's window
+        // while later SUBACKs do not (slow_subscriber seed 9700011:
+        // `+/+/y`'s copy of `t/b/y` came after the SUBACK of `r/1`). What
+        // came before a later matching SUBSCRIBE went out is this one's;
+        // what came after may be either's (see `claimants`). An earlier
+        // subscription's late copy that lands in this window is not
+        // counted twice: that one's own check then needs a copy more than
+        // its claimants, this one among them.
         let later: Vec<&Subscription> = model
             .subscriptions_of(sub.session)
             .filter(|s| s.sent_at > sub.sent_at)
             .collect();
-        let end = |at: fn(&Subscription) -> Duration, topic: Option<&str>| {
+        let end = |at: fn(&Subscription) -> Duration, topic: &str| {
             later
                 .iter()
-                .filter(|s| topic.is_none_or(|t| model.filter_matches(&s.filter, t)))
+                .filter(|s| model.filter_matches(&s.filter, topic))
                 .map(|s| at(s))
                 .min()
                 .unwrap_or(Duration::MAX)
                 .min(acked + DELIVERY_WINDOW)
         };
-        let window_end = end(|s| s.acked_at.unwrap_or(s.sent_at), None);
         // A SUBSCRIBE to the same filter replaces this subscription, and
         // what was still owed to it is owed to the replacement, from the
         // start (`owe_retained`): a slow reader's QoS 1/2 copies wait for
@@ -91,6 +95,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
             else {
                 continue;
             };
+            let window_end = end(|s| s.acked_at.unwrap_or(s.sent_at), topic);
             // A 5.0 copy names its subscription by its identifier: tagged
             // with this one's, it is this one's whatever SUBSCRIBE went out
             // meanwhile (slow_subscriber seed 125: `#`'s copy came after
@@ -117,7 +122,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                     })
                     .collect()
             };
-            let later_sent = end(|s| s.sent_at, Some(topic));
+            let later_sent = end(|s| s.sent_at, topic);
             let mut got = within_grant(copies(sub.sent_at, window_end.min(later_sent), false), sub);
             // Untagged copies that came after a later SUBSCRIBE matching the
             // topic went out may be its: this one has its copy among them if
