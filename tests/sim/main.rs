@@ -12,3 +12,4 @@ mod retained_held_back;
 mod scenarios;
 mod seed_story;
 mod subscribes_in_flight;
+mod turmoil_fin;

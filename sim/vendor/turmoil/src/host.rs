@@ -376,7 +376,12 @@ impl Display for SequencedSegment {
 
 impl StreamSocket {
     fn new(capacity: usize) -> (Self, mpsc::Receiver<SequencedSegment>, BidiFlowControl) {
-        let (tx, rx) = mpsc::channel(capacity);
+        // tern: room for the FIN too: data is bounded by the
+        // flow control's credits, a FIN is not, and one that found the
+        // channel full of data was parked in `buf`, which only a later
+        // segment drains, and none follows a FIN: the reader never saw
+        // the close.
+        let (tx, rx) = mpsc::channel(capacity + 1);
         let flow_control = BidiFlowControl::new(capacity);
         let sock = Self {
             buf: FastMap::default(),
