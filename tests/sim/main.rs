@@ -13,3 +13,4 @@ mod scenarios;
 mod seed_story;
 mod subscribes_in_flight;
 mod turmoil_fin;
+mod will_before_connack;

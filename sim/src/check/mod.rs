@@ -308,7 +308,13 @@ fn no_stray_deliveries(model: &Model) -> Vec<String> {
                 Some(c) if c.will.as_ref().is_some_and(|(_, _, retain)| *retain) && r.retain => {
                     Duration::ZERO
                 }
-                Some(c) => c.start,
+                // From its CONNECT, not its CONNACK: on a held link the
+                // broker may have ended it, will and all, long before the
+                // CONNACK came (partition_heal seed 9800317).
+                Some(c) => model
+                    .client_ids
+                    .get(&will)
+                    .map_or(c.start, |(_, sent)| *sent),
                 // Its CONNECT went out, and the client was gone before the
                 // CONNACK came: the broker had accepted it, will and all.
                 None => match model.client_ids.get(&will) {
