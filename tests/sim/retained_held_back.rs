@@ -98,19 +98,31 @@ fn a_retained_copy_held_by_the_window_comes_after_a_later_suback() {
         "copy {copy:?}, r/1's SUBACK {later_suback:?}"
     );
 
-    // Without the copy, the check finds it missing.
-    let history = History::default();
-    for entry in &entries {
-        if !matches!(&entry.event, Event::Received { topic, .. } if topic == "t/b/y") {
-            history.record_at(entry.at, entry.event.clone());
+    // Without the copy, the check finds it missing; with another payload,
+    // wrong.
+    for (payload, found) in [
+        (None, "expected retained Some(\"p:1\") on t/b/y, got []"),
+        (
+            Some("p:2"),
+            "expected retained Some(\"p:1\") on t/b/y, got [\"p:2\"]",
+        ),
+    ] {
+        let history = History::default();
+        for entry in &entries {
+            let mut event = entry.event.clone();
+            if let Event::Received {
+                topic, payload: p, ..
+            } = &mut event
+            {
+                if topic == "t/b/y" {
+                    let Some(payload) = payload else { continue };
+                    *p = payload.into();
+                }
+            }
+            history.record_at(entry.at, event);
         }
+        outcome.history = history;
+        let problems = check::all(&scenario(), &outcome);
+        assert!(problems.iter().any(|p| p.contains(found)), "{problems:#?}");
     }
-    outcome.history = history;
-    let problems = check::all(&scenario(), &outcome);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("expected retained Some(\"p:1\") on t/b/y, got []")),
-        "{problems:#?}"
-    );
 }

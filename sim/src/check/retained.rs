@@ -11,202 +11,234 @@ use crate::history::MessageId;
 
 /// A new subscription gets the latest retained message of each topic it
 /// matches, where the history pins down which one that is.
+///
+/// Copies carry nothing that says which SUBSCRIBE they answer (but a 5.0
+/// subscription's identifier), and they need not come in order: a QoS 1/2
+/// copy waits for room in the client's window while later SUBACKs, and
+/// other subscriptions' QoS 0 copies, do not (slow_subscriber seeds 9204,
+/// 9400282, 9700011). So, for each session and topic, the copies are
+/// matched to the subscriptions they may answer, each copy to one: a
+/// subscription that was owed one and is left without is missing its copy,
+/// and a copy that none of them may have been owed is wrong.
 pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Loss>) {
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
     let full_from = store_full_from(model, store_max);
     let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
-    let mut received_by_conn: BTreeMap<&ConnKey, Vec<&Received>> = BTreeMap::new();
-    for r in &model.received {
-        received_by_conn.entry(&r.conn).or_default().push(r);
-    }
-    for sub in &model.subscriptions {
-        let (Some(acked), Some(_)) = (sub.acked_at, sub.granted) else {
-            continue;
-        };
-        // Shared subscriptions get no retained messages, nor those that
-        // Retain Handling says no to (checked by `corners`).
-        if sub.is_shared() || super::corners::refuses_retained(model, sub) {
-            continue;
-        }
-        let session_conns = &model.sessions[sub.session].1;
-        let Some(key) = session_conns.iter().find(|k| {
-            let c = &model.conns[*k];
-            c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
-        }) else {
-            continue;
-        };
-        let conn = &model.conns[key];
-        if conn.healthy_until(model.run_end) < acked + DELIVERY_WINDOW {
-            continue;
-        }
-        // Retained copies of a topic for this subscription come after its
-        // SUBACK, by the SUBACK of the next SUBSCRIBE matching that topic
-        // (its sending is too soon: the broker may not have had it before
-        // this one's retained messages went). Not by the next SUBACK of
-        // any filter: a QoS 1/2 copy waits for room in the client's window
-        // while later SUBACKs do not (slow_subscriber seed 9700011:
-        // `+/+/y`'s copy of `t/b/y` came after the SUBACK of `r/1`). What
-        // came before a later matching SUBSCRIBE went out is this one's;
-        // what came after may be either's (see `claimants`). An earlier
-        // subscription's late copy that lands in this window is not
-        // counted twice: that one's own check then needs a copy more than
-        // its claimants, this one among them.
-        let later: Vec<&Subscription> = model
-            .subscriptions_of(sub.session)
-            .filter(|s| s.sent_at > sub.sent_at)
+    for session in 0..model.sessions.len() {
+        let conns = &model.sessions[session].1;
+        // A QoS 2 copy the client had already (`first` false) is not another.
+        let copies: Vec<&Received> = (model.received.iter())
+            .filter(|r| r.retain && r.first && conns.contains(&r.conn))
             .collect();
-        let end = |at: fn(&Subscription) -> Duration, topic: &str| {
-            later
-                .iter()
-                .filter(|s| model.filter_matches(&s.filter, topic))
-                .map(|s| at(s))
-                .min()
-                .unwrap_or(Duration::MAX)
-                .min(acked + DELIVERY_WINDOW)
-        };
-        // A SUBSCRIBE to the same filter replaces this subscription, and
-        // what was still owed to it is owed to the replacement, from the
-        // start (`owe_retained`): a slow reader's QoS 1/2 copies wait for
-        // its window, so the first may have sent none by then
-        // (slow_subscriber seed 40128: `#` at QoS 2 got its QoS 0 copy,
-        // then the rest came as the second `#`'s). The replacement's own
-        // check holds the broker to them. One that refuses retained
-        // messages leaves what was owed with this one.
-        let replaced = later.iter().any(|s| {
-            s.filter == sub.filter
-                && s.sent_at < acked + DELIVERY_WINDOW
-                && s.granted.is_some()
-                && !super::corners::refuses_retained(model, s)
-        });
-        // With Retain As Published, what is forwarded looks retained too.
-        let as_published = |t: &str| {
-            model
-                .subscriptions_of(sub.session)
-                .any(|s| s.options.retain_as_published && model.filter_matches(&s.filter, t))
-        };
-        for topic in topics
-            .iter()
-            .copied()
-            .filter(|t| model.filter_matches(&sub.filter, t))
-            .filter(|t| model.may_read(sub.session, t))
-            .filter(|t| !as_published(t))
-        {
-            let Some(expected) = settled_retained(model, topic, sub.sent_at, acked, full_from)
-            else {
+        let subs: Vec<&Subscription> = model
+            .subscriptions_of(session)
+            .filter(|s| s.granted.is_some() && !s.is_shared())
+            // Retain Handling's refusals are checked by `corners`.
+            .filter(|s| !super::corners::refuses_retained(model, s))
+            .collect();
+        for &topic in &topics {
+            // With Retain As Published, what is forwarded looks retained.
+            let as_published = model
+                .subscriptions_of(session)
+                .any(|s| s.options.retain_as_published && model.filter_matches(&s.filter, topic));
+            if as_published || !model.may_read(session, topic) {
                 continue;
-            };
-            let window_end = end(|s| s.acked_at.unwrap_or(s.sent_at), topic);
-            // A 5.0 copy names its subscription by its identifier: tagged
-            // with this one's, it is this one's whatever SUBSCRIBE went out
-            // meanwhile (slow_subscriber seed 125: `#`'s copy came after
-            // `r/+` was sent, before its SUBACK); tagged with another's, it
-            // is not.
-            let tagged = |r: &Received| match sub.sub_id {
-                Some(id) if !r.sub_ids.is_empty() => Some(r.sub_ids.contains(&id)),
-                _ => None,
-            };
-            let copies = |from: Duration, until: Duration, untagged_only: bool| -> Vec<&Received> {
-                received_by_conn
-                    .get(key)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .filter(|r| tagged(r) != Some(false) && !(untagged_only && tagged(r).is_some()))
-                    .filter(|r| {
-                        let until = if tagged(r) == Some(true) {
-                            window_end
-                        } else {
-                            until
-                        };
-                        r.retain && r.topic == topic && r.at >= from && r.at <= until
-                    })
-                    .collect()
-            };
-            let later_sent = end(|s| s.sent_at, topic);
-            let mut got = within_grant(copies(sub.sent_at, window_end.min(later_sent), false), sub);
-            // Untagged copies that came after a later SUBSCRIBE matching the
-            // topic went out may be its: this one has its copy among them if
-            // there are as many as the subscriptions they may be for
-            // (slow_subscriber seed 9400282: `#` then `r/+` sent 3 ms apart,
-            // both SUBACKs and both copies of `r/1` in one 10 ms step).
-            let mut shared = false;
-            if got.is_empty() && later_sent < window_end {
-                let Some(claimants) = claimants(model, &later, topic, window_end, full_from) else {
-                    continue;
-                };
-                // Counted at any grant: a claimant's own may be above this
-                // one's.
-                let after = copies(later_sent, window_end, true);
-                if after.len() > claimants {
-                    (got, shared) = (within_grant(after, sub), claimants > 0);
-                }
             }
-            let text = format!(
-                "{key:?} subscribed to {} at {:?}: expected retained {expected:?} on {topic}, got {got:?}",
-                sub.filter, sub.sent_at
-            );
-            match &expected {
-                Some(_) if got.is_empty() && !replaced => {
-                    missing.push(Loss::of(sub.session, text));
-                }
-                // Of copies that may be others', one must be this one's; the
-                // others' own checks hold them to theirs.
-                Some(payload) if shared && !got.contains(&payload.as_str()) => wrong.push(text),
-                Some(payload) if !shared && got.iter().any(|g| g != payload) => wrong.push(text),
-                None if !got.is_empty() => wrong.push(text),
-                _ => {}
+            let claims: Vec<Claim> = (subs.iter())
+                .filter(|s| model.filter_matches(&s.filter, topic))
+                .map(|s| Claim::of(model, s, topic, full_from))
+                .collect();
+            if claims.is_empty() {
+                continue;
             }
+            let copies: Vec<&Received> = copies
+                .iter()
+                .copied()
+                .filter(|r| r.topic == topic)
+                .collect();
+            let (w, m) = judge(&claims, &copies, topic);
+            wrong.extend(w);
+            missing.extend(m.into_iter().map(|text| Loss::of(session, text)));
         }
     }
     (wrong, missing)
 }
 
-/// Above a subscription's grant, a copy is an earlier one's: retained
-/// messages are sent as the connection has room, so a slow reader may get
-/// them after a later SUBSCRIBE went out (slow_subscriber seed 9204).
-fn within_grant<'a>(copies: Vec<&'a Received>, sub: &Subscription) -> Vec<&'a str> {
-    copies
-        .into_iter()
-        .filter(|r| sub.granted.is_none_or(|granted| r.qos <= granted))
-        .map(|r| r.payload.as_str())
-        .collect()
+/// What a subscription may claim of a topic's retained copies.
+struct Claim<'a> {
+    sub: &'a Subscription,
+    /// The connection its copies are held to, if it is held to one.
+    held: Option<&'a ConnKey>,
+    /// The payload it was owed, `Some(None)` for none; `None` when the
+    /// history cannot tell.
+    expected: Option<Option<String>>,
+    /// Its copies come in `[from, until]`.
+    until: Duration,
 }
 
-/// How many later SUBSCRIBEs of a session had a retained copy of `topic`
-/// owed that may have come by `window_end`: acknowledged by then (a
-/// subscription's copies follow its SUBACK), granted, not shared, taking
-/// retained messages, and not replaced by a later one of them to the same
-/// filter (which takes what was owed). `None` if the history cannot tell
-/// whether one of them was owed a copy.
-fn claimants(
-    model: &Model,
-    later: &[&Subscription],
-    topic: &str,
-    window_end: Duration,
-    full_from: Duration,
-) -> Option<usize> {
-    let mut owed: Vec<&Subscription> = Vec::new();
-    for &s in later {
-        let Some(acked) = s.acked_at.filter(|&acked| acked <= window_end) else {
-            continue;
-        };
-        if !model.filter_matches(&s.filter, topic)
-            || s.granted.is_none()
-            || s.is_shared()
-            || super::corners::refuses_retained(model, s)
-        {
-            continue;
-        }
-        // `Some(None)`: nothing retained then, so nothing owed.
-        if settled_retained(model, topic, s.sent_at, acked, full_from)?.is_some() {
-            owed.push(s);
+impl<'a> Claim<'a> {
+    fn of(model: &'a Model, sub: &'a Subscription, topic: &str, full_from: Duration) -> Self {
+        let expected = sub
+            .acked_at
+            .and_then(|acked| settled_retained(model, topic, sub.sent_at, acked, full_from));
+        // Not after the broker forgot what it owed: its copies come by an
+        // UNSUBACK, or end of session, and (for those held to them) within
+        // the delivery window.
+        let until = (sub.acked_at.unwrap_or(sub.sent_at) + DELIVERY_WINDOW).min(sub.end);
+        Claim {
+            sub,
+            held: held_to(model, sub),
+            expected,
+            until,
         }
     }
-    let replaced = |s: &Subscription| {
-        owed.iter()
-            .any(|t| t.filter == s.filter && t.sent_at > s.sent_at)
+
+    /// Whether `copy` may be this subscription's, whatever its payload.
+    fn may_take(&self, copy: &Received) -> bool {
+        // Tagged with another 5.0 subscription's identifier, not this one's.
+        let tagged_other = match self.sub.sub_id {
+            Some(id) => !copy.sub_ids.is_empty() && !copy.sub_ids.contains(&id),
+            None => false,
+        };
+        copy.at >= self.sub.sent_at
+            && copy.at <= self.until
+            && self.sub.granted.is_none_or(|granted| copy.qos <= granted)
+            && !tagged_other
+    }
+
+    /// Whether this subscription may have been owed `copy`.
+    fn explains(&self, copy: &Received) -> bool {
+        self.may_take(copy)
+            && match &self.expected {
+                None => true,
+                Some(expected) => expected.as_deref() == Some(copy.payload.as_str()),
+            }
+    }
+
+    /// Owed `copy`'s payload, by this connection.
+    fn owed(&self, copy: &Received) -> bool {
+        self.held.is_some_and(|key| *key == copy.conn)
+            && matches!(&self.expected, Some(Some(_)))
+            && self.explains(copy)
+    }
+}
+
+/// The connection a subscription is held to its copies on: the one its
+/// SUBSCRIBE and SUBACK went on, if it stayed healthy for the delivery
+/// window, and the subscription was not replaced by a SUBSCRIBE to the
+/// same filter in that time (what was owed is then owed to the
+/// replacement, from the start: `owe_retained`; slow_subscriber seed
+/// 40128), nor unsubscribed. Others may take copies, and are owed none.
+fn held_to<'a>(model: &'a Model, sub: &Subscription) -> Option<&'a ConnKey> {
+    let acked = sub.acked_at?;
+    let key = model.sessions[sub.session].1.iter().find(|k| {
+        let c = &model.conns[*k];
+        c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
+    })?;
+    let until = acked + DELIVERY_WINDOW;
+    let replaced = model.subscriptions_of(sub.session).any(|s| {
+        s.sent_at > sub.sent_at
+            && s.filter == sub.filter
+            && s.sent_at < until
+            && s.granted.is_some()
+            && !super::corners::refuses_retained(model, s)
+    });
+    let healthy = model.conns[key].healthy_until(model.run_end) >= until;
+    let kept = sub.unsubscribe_sent.is_none_or(|at| at >= until);
+    (healthy && kept && !replaced).then_some(key)
+}
+
+/// The copies of one topic to one session against the subscriptions that
+/// may claim them: those owed one and left without it are missing, and a
+/// copy that none may have been owed is wrong.
+fn judge(claims: &[Claim], copies: &[&Received], topic: &str) -> (Vec<String>, Vec<String>) {
+    let (mut wrong, mut missing) = (Vec::new(), Vec::new());
+    let owed: Vec<usize> = (0..claims.len())
+        .filter(|&c| matches!(claims[c].expected, Some(Some(_))) && claims[c].held.is_some())
+        .collect();
+    let matched = match_copies(&owed, copies.len(), |c, k| claims[c].owed(copies[k]));
+    let text = |claim: &Claim, got: Vec<&str>| {
+        let sub = claim.sub;
+        let key = claim.held.map_or_else(String::new, |k| format!("{k:?}"));
+        format!(
+            "{key} subscribed to {} at {:?}: expected retained {:?} on {topic}, got {got:?}",
+            sub.filter,
+            sub.sent_at,
+            claim.expected.clone().flatten()
+        )
     };
-    Some(owed.iter().filter(|s| !replaced(s)).count())
+    for (&c, got) in owed.iter().zip(&matched) {
+        if got.is_some() {
+            continue;
+        }
+        // Copies it might have had but for their payload make it wrong;
+        // those of the payload it was owed went to others.
+        let claim = &claims[c];
+        let near: Vec<&str> = (copies.iter())
+            .filter(|r| claim.held == Some(&r.conn) && claim.may_take(r) && !claim.explains(r))
+            .map(|r| r.payload.as_str())
+            .collect();
+        if near.is_empty() {
+            missing.push(text(claim, near));
+        } else {
+            wrong.push(text(claim, near));
+        }
+    }
+    // A copy that no subscription may have been owed: on the connection a
+    // subscription is held to, in its time, it is that one's wrong copy.
+    for copy in copies {
+        if claims.iter().any(|c| c.explains(copy)) {
+            continue;
+        }
+        if let Some(claim) = claims
+            .iter()
+            .find(|c| c.held == Some(&copy.conn) && c.expected.is_some() && c.may_take(copy))
+        {
+            wrong.push(text(claim, vec![copy.payload.as_str()]));
+        }
+    }
+    (wrong, missing)
+}
+
+/// A largest matching of `owed` (indices of claims) to copies (`0..copies`),
+/// each copy to at most one, where `fits(claim, copy)`: for each of `owed`,
+/// its copy if it has one. Augmenting paths (Kuhn's): a handful of each.
+fn match_copies(
+    owed: &[usize],
+    copies: usize,
+    fits: impl Fn(usize, usize) -> bool,
+) -> Vec<Option<usize>> {
+    fn augment(
+        i: usize,
+        owed: &[usize],
+        fits: &dyn Fn(usize, usize) -> bool,
+        taken_by: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for k in 0..taken_by.len() {
+            if seen[k] || !fits(owed[i], k) {
+                continue;
+            }
+            seen[k] = true;
+            if taken_by[k].is_none_or(|j| augment(j, owed, fits, taken_by, seen)) {
+                taken_by[k] = Some(i);
+                return true;
+            }
+        }
+        false
+    }
+    let mut taken_by: Vec<Option<usize>> = vec![None; copies];
+    for i in 0..owed.len() {
+        let mut seen = vec![false; copies];
+        augment(i, owed, &fits, &mut taken_by, &mut seen);
+    }
+    let mut got = vec![None; owed.len()];
+    for (k, by) in taken_by.iter().enumerate() {
+        if let Some(i) = by {
+            got[*i] = Some(k);
+        }
+    }
+    got
 }
 
 /// The retained payload of `topic` while a SUBSCRIBE was processed (sent at

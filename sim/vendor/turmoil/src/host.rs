@@ -419,10 +419,11 @@ impl StreamSocket {
                     permit.send(segment)
                 }
                 Err(Closed(())) => return Err(Protocol::Tcp(Segment::Rst)),
-                Err(Full(())) => {
-                    self.recv_seq -= 1;
-                    break;
-                }
+                // tern: the channel has room for every credit and the FIN
+                // (`StreamSocket::new`); a segment parked here would wait
+                // for the next to arrive, maybe for ever, so a full channel
+                // is a broken invariant, said at once.
+                Err(Full(())) => panic!("tern: a TCP receive queue is full: more in flight than its credits"),
             }
         }
 
