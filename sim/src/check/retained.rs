@@ -24,18 +24,27 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
     let full_from = store_full_from(model, store_max);
     let topics: BTreeSet<&str> = model.published.values().map(|s| s.topic.as_str()).collect();
+    // Each session's copies, in one pass. A QoS 2 copy the client had
+    // already (`first` false) is not another, nor is a QoS 1 copy resent
+    // after a reconnect (DUP): its first sending may have arrived too.
+    let mut copies_of: BTreeMap<usize, Vec<&Received>> = BTreeMap::new();
+    for r in &model.received {
+        if let (true, Some(conn)) = (r.retain && r.first && !r.dup, model.conns.get(&r.conn)) {
+            copies_of.entry(conn.session).or_default().push(r);
+        }
+    }
     for session in 0..model.sessions.len() {
-        let conns = &model.sessions[session].1;
-        // A QoS 2 copy the client had already (`first` false) is not another.
-        let copies: Vec<&Received> = (model.received.iter())
-            .filter(|r| r.retain && r.first && conns.contains(&r.conn))
-            .collect();
-        let subs: Vec<&Subscription> = model
+        let subs: Vec<(&Subscription, Option<&ConnKey>, bool)> = model
             .subscriptions_of(session)
             .filter(|s| s.granted.is_some() && !s.is_shared())
             // Retain Handling's refusals are checked by `corners`.
             .filter(|s| !super::corners::refuses_retained(model, s))
+            .map(|s| {
+                let on = answered_on(model, s);
+                (s, on, on.is_some_and(|key| held(model, s, key)))
+            })
             .collect();
+        let copies = copies_of.get(&session).map_or(&[][..], Vec::as_slice);
         for &topic in &topics {
             // With Retain As Published, what is forwarded looks retained.
             let as_published = model
@@ -45,15 +54,13 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
                 continue;
             }
             let claims: Vec<Claim> = (subs.iter())
-                .filter(|s| model.filter_matches(&s.filter, topic))
-                .map(|s| Claim::of(model, s, topic, full_from))
+                .filter(|(s, ..)| model.filter_matches(&s.filter, topic))
+                .map(|&(sub, on, held)| Claim::of(model, sub, on, held, topic, full_from))
                 .collect();
             if claims.is_empty() {
                 continue;
             }
-            let copies: Vec<&Received> = copies
-                .iter()
-                .copied()
+            let copies: Vec<&Received> = (copies.iter().copied())
                 .filter(|r| r.topic == topic)
                 .collect();
             let (w, m) = judge(&claims, &copies, topic);
@@ -67,28 +74,50 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
 /// What a subscription may claim of a topic's retained copies.
 struct Claim<'a> {
     sub: &'a Subscription,
-    /// The connection its copies are held to, if it is held to one.
-    held: Option<&'a ConnKey>,
-    /// The payload it was owed, `Some(None)` for none; `None` when the
-    /// history cannot tell.
-    expected: Option<Option<String>>,
-    /// Its copies come in `[from, until]`.
+    /// The connection its SUBSCRIBE and SUBACK went on.
+    on: Option<&'a ConnKey>,
+    /// Held to its copies on that connection (`held`).
+    held: bool,
+    owed: Owed,
+    /// Its copies come in `[sub.sent_at, until]`.
     until: Duration,
 }
 
+/// The retained payload a subscription was owed.
+enum Owed {
+    /// `None` for none.
+    Known(Option<String>),
+    /// The history cannot tell which: one of these or none.
+    OneOf(BTreeSet<String>),
+}
+
 impl<'a> Claim<'a> {
-    fn of(model: &'a Model, sub: &'a Subscription, topic: &str, full_from: Duration) -> Self {
-        let expected = sub
-            .acked_at
-            .and_then(|acked| settled_retained(model, topic, sub.sent_at, acked, full_from));
-        // Not after the broker forgot what it owed: its copies come by an
-        // UNSUBACK, or end of session, and (for those held to them) within
-        // the delivery window.
-        let until = (sub.acked_at.unwrap_or(sub.sent_at) + DELIVERY_WINDOW).min(sub.end);
+    fn of(
+        model: &'a Model,
+        sub: &'a Subscription,
+        on: Option<&'a ConnKey>,
+        held: bool,
+        topic: &str,
+        full_from: Duration,
+    ) -> Self {
+        // Granted, so acknowledged.
+        let acked = sub.acked_at.unwrap_or(sub.sent_at);
+        let owed = match settled_retained(model, topic, sub.sent_at, acked, full_from) {
+            Some(payload) => Owed::Known(payload),
+            None => Owed::OneOf(possible_retained(model, topic, acked)),
+        };
+        // Not after an UNSUBACK: the broker forgets what it owed. A
+        // replacement's SUBACK (which also ends `sub.end`) does not cut it:
+        // a copy it had sent may come after.
+        let mut until = acked + DELIVERY_WINDOW;
+        if sub.unsubscribe_sent.is_some() {
+            until = until.min(sub.end);
+        }
         Claim {
             sub,
-            held: held_to(model, sub),
-            expected,
+            on,
+            held,
+            owed,
             until,
         }
     }
@@ -109,32 +138,57 @@ impl<'a> Claim<'a> {
     /// Whether this subscription may have been owed `copy`.
     fn explains(&self, copy: &Received) -> bool {
         self.may_take(copy)
-            && match &self.expected {
-                None => true,
-                Some(expected) => expected.as_deref() == Some(copy.payload.as_str()),
+            && match &self.owed {
+                Owed::Known(expected) => expected.as_deref() == Some(copy.payload.as_str()),
+                Owed::OneOf(payloads) => payloads.contains(&copy.payload),
             }
     }
 
-    /// Owed `copy`'s payload, by this connection.
-    fn owed(&self, copy: &Received) -> bool {
-        self.held.is_some_and(|key| *key == copy.conn)
-            && matches!(&self.expected, Some(Some(_)))
+    /// Owed `copy`, on the connection it is held to.
+    fn is_owed(&self, copy: &Received) -> bool {
+        self.held
+            && self.on == Some(&copy.conn)
+            && matches!(self.owed, Owed::Known(Some(_)))
             && self.explains(copy)
     }
 }
 
-/// The connection a subscription is held to its copies on: the one its
-/// SUBSCRIBE and SUBACK went on, if it stayed healthy for the delivery
-/// window, and the subscription was not replaced by a SUBSCRIBE to the
-/// same filter in that time (what was owed is then owed to the
-/// replacement, from the start: `owe_retained`; slow_subscriber seed
-/// 40128), nor unsubscribed. Others may take copies, and are owed none.
-fn held_to<'a>(model: &'a Model, sub: &Subscription) -> Option<&'a ConnKey> {
+/// The connection a subscription's SUBSCRIBE and SUBACK went on.
+fn answered_on<'a>(model: &'a Model, sub: &Subscription) -> Option<&'a ConnKey> {
     let acked = sub.acked_at?;
-    let key = model.sessions[sub.session].1.iter().find(|k| {
+    model.sessions[sub.session].1.iter().find(|k| {
         let c = &model.conns[*k];
         c.start <= sub.sent_at && c.end_at(model.run_end) >= acked
-    })?;
+    })
+}
+
+/// Every payload that may have been `topic`'s retained message by `to`:
+/// those published retained before it (since whatever restart, as a store
+/// keeps them), and retained wills'.
+fn possible_retained(model: &Model, topic: &str, to: Duration) -> BTreeSet<String> {
+    let published = (model.published.iter())
+        .filter(|(_, s)| s.retain && !s.empty && s.topic == topic && s.sent_at < to)
+        .map(|(id, _)| id.payload());
+    let wills = (model.conns.iter())
+        .filter(|(_, c)| {
+            c.will
+                .as_ref()
+                .is_some_and(|(t, _, retain)| t == topic && *retain)
+        })
+        .map(|(key, _)| format!("will:{}:{}", key.0, key.1));
+    published.chain(wills).collect()
+}
+
+/// Whether a subscription is held to its copies on `key`, the connection
+/// its SUBSCRIBE and SUBACK went on: if that stayed healthy for the
+/// delivery window, and the subscription was not replaced by a SUBSCRIBE
+/// to the same filter in that time (what was owed is then owed to the
+/// replacement, from the start: `owe_retained`; slow_subscriber seed
+/// 40128), nor unsubscribed. Others may take copies, and are owed none.
+fn held(model: &Model, sub: &Subscription, key: &ConnKey) -> bool {
+    let Some(acked) = sub.acked_at else {
+        return false;
+    };
     let until = acked + DELIVERY_WINDOW;
     let replaced = model.subscriptions_of(sub.session).any(|s| {
         s.sent_at > sub.sent_at
@@ -145,7 +199,7 @@ fn held_to<'a>(model: &'a Model, sub: &Subscription) -> Option<&'a ConnKey> {
     });
     let healthy = model.conns[key].healthy_until(model.run_end) >= until;
     let kept = sub.unsubscribe_sent.is_none_or(|at| at >= until);
-    (healthy && kept && !replaced).then_some(key)
+    healthy && kept && !replaced
 }
 
 /// The copies of one topic to one session against the subscriptions that
@@ -154,46 +208,51 @@ fn held_to<'a>(model: &'a Model, sub: &Subscription) -> Option<&'a ConnKey> {
 fn judge(claims: &[Claim], copies: &[&Received], topic: &str) -> (Vec<String>, Vec<String>) {
     let (mut wrong, mut missing) = (Vec::new(), Vec::new());
     let owed: Vec<usize> = (0..claims.len())
-        .filter(|&c| matches!(claims[c].expected, Some(Some(_))) && claims[c].held.is_some())
+        .filter(|&c| claims[c].held && matches!(claims[c].owed, Owed::Known(Some(_))))
         .collect();
-    let matched = match_copies(&owed, copies.len(), |c, k| claims[c].owed(copies[k]));
+    let matched = match_copies(&owed, copies.len(), |c, k| claims[c].is_owed(copies[k]));
     let text = |claim: &Claim, got: Vec<&str>| {
         let sub = claim.sub;
-        let key = claim.held.map_or_else(String::new, |k| format!("{k:?}"));
+        let key = claim.on.map_or_else(String::new, |k| format!("{k:?}"));
+        let expected = match &claim.owed {
+            Owed::Known(payload) => format!("{payload:?}"),
+            Owed::OneOf(payloads) => format!("one of {payloads:?} or none"),
+        };
         format!(
-            "{key} subscribed to {} at {:?}: expected retained {:?} on {topic}, got {got:?}",
-            sub.filter,
-            sub.sent_at,
-            claim.expected.clone().flatten()
+            "{key} subscribed to {} at {:?}: expected retained {expected} on {topic}, got {got:?}",
+            sub.filter, sub.sent_at,
         )
     };
+    // A copy that no subscription may have been owed.
+    let unexplained = |r: &Received| !claims.iter().any(|c| c.explains(r));
+    let mut reported: Vec<&Received> = Vec::new();
     for (&c, got) in owed.iter().zip(&matched) {
         if got.is_some() {
             continue;
         }
-        // Copies it might have had but for their payload make it wrong;
-        // those of the payload it was owed went to others.
+        // Wrong if a copy it might have had carried another payload that
+        // nobody was owed; missing if those went to others.
         let claim = &claims[c];
-        let near: Vec<&str> = (copies.iter())
-            .filter(|r| claim.held == Some(&r.conn) && claim.may_take(r) && !claim.explains(r))
-            .map(|r| r.payload.as_str())
+        let near: Vec<&Received> = (copies.iter().copied())
+            .filter(|r| claim.on == Some(&r.conn) && claim.may_take(r) && unexplained(r))
             .collect();
+        reported.extend(&near);
+        let near: Vec<&str> = near.iter().map(|r| r.payload.as_str()).collect();
         if near.is_empty() {
             missing.push(text(claim, near));
         } else {
             wrong.push(text(claim, near));
         }
     }
-    // A copy that no subscription may have been owed: on the connection a
-    // subscription is held to, in its time, it is that one's wrong copy.
-    for copy in copies {
-        if claims.iter().any(|c| c.explains(copy)) {
+    // Any other copy nobody may have been owed is wrong for the
+    // subscription in whose time it came on the connection its SUBSCRIBE
+    // went on, held to its copies or not.
+    for copy in copies.iter().filter(|r| unexplained(r)) {
+        if reported.iter().any(|r| std::ptr::eq(*r, *copy)) {
             continue;
         }
-        if let Some(claim) = claims
-            .iter()
-            .find(|c| c.held == Some(&copy.conn) && c.expected.is_some() && c.may_take(copy))
-        {
+        let blamed = (claims.iter()).find(|c| c.on == Some(&copy.conn) && c.may_take(copy));
+        if let Some(claim) = blamed {
             wrong.push(text(claim, vec![copy.payload.as_str()]));
         }
     }
