@@ -374,6 +374,13 @@ impl Model {
                 self.sessions[session].1.push(key.clone());
                 let (v5, expiry, keep_alive, adversary) =
                     self.connect_info.get(&key).copied().unwrap_or_default();
+                // Held between its CONNECT and its CONNACK: what the broker
+                // sent it then, a resumed session's queue, came late
+                // (partition_heal seed 9950152: a message sent before it
+                // expired, read after).
+                let connect_sent = self.client_ids.get(&key).map_or(at, |(_, sent)| *sent);
+                let held =
+                    (self.holds.iter()).any(|(c, _, end)| c == client && *end >= connect_sent);
                 let conn = Conn {
                     start: at,
                     end: None,
@@ -382,7 +389,7 @@ impl Model {
                     session,
                     will: will.clone(),
                     will_delay: *will_delay,
-                    held: false,
+                    held,
                     session_present: *session_present,
                     clean: *clean,
                     v5,
