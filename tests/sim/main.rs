@@ -4,6 +4,7 @@
 
 mod determinism;
 mod durable;
+mod held_before_connack;
 mod overlapping_filters;
 mod overlapping_retained;
 mod plans;

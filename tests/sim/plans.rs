@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tern_sim::history::{Entry, Event};
-use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Scenario};
+use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Scenario};
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -33,4 +33,33 @@ pub fn subscribes_before_first_suback(entries: &[Entry]) -> usize {
         .take_while(|e| !matches!(e.event, Event::Subscribed { .. }))
         .filter(|e| matches!(e.event, Event::SubscribeSent { .. }))
         .count()
+}
+
+/// `host`'s link held from `from` for `for_`, and the host crashed at
+/// `crash_at`, long after its client ended: a client to be crashed has a
+/// host of its own, so that the hold is its alone.
+pub fn held_alone(host: &str, from: f64, for_: f64, crash_at: f64) -> Vec<(Duration, Fault)> {
+    vec![
+        (
+            secs(from),
+            Fault::Hold {
+                host: host.into(),
+                for_: secs(for_),
+            },
+        ),
+        (
+            secs(crash_at),
+            Fault::Crash {
+                host: host.into(),
+                silent: false,
+            },
+        ),
+    ]
+}
+
+/// When the first event that is `found` came.
+pub fn first_at(entries: &[Entry], found: impl Fn(&Event) -> bool) -> Duration {
+    (entries.iter().find(|e| found(&e.event)))
+        .map(|e| e.at)
+        .expect("in the history")
 }

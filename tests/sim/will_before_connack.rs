@@ -11,9 +11,9 @@ use std::time::Duration;
 use tern::codec::QoS;
 use tern_sim::history::Event;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, Fault, Plan};
+use tern_sim::workload::{Action, Plan};
 
-use crate::plans::{client, secs, story};
+use crate::plans::{client, first_at, held_alone, secs, story};
 
 /// `w` connects at 1 s with a will on `will/b` and keepalive 1 s, and its
 /// link is held from `hold` for 4 s; `s`, subscribed to `will/b`, leaves
@@ -35,24 +35,7 @@ fn plan(hold: f64) -> Plan {
     );
     Plan {
         clients: vec![will, subscriber],
-        faults: vec![
-            (
-                secs(hold),
-                Fault::Hold {
-                    host: "w".into(),
-                    for_: secs(4.0),
-                },
-            ),
-            // Long after it ended: a client to be crashed has a host of its
-            // own, so that the hold is its alone.
-            (
-                secs(12.0),
-                Fault::Crash {
-                    host: "w".into(),
-                    silent: false,
-                },
-            ),
-        ],
+        faults: held_alone("w", hold, 4.0, 12.0),
     }
 }
 
@@ -63,11 +46,7 @@ fn a_will_sent_before_its_connack_came_is_covered() {
     let outcome = run_plan(&story("will_before_connack"), 1, plan(1.03), &mut |_, _| {})
         .unwrap_or_else(|f| panic!("{f}"));
     let entries = outcome.history.entries();
-    let at = |found: &dyn Fn(&Event) -> bool| {
-        (entries.iter().find(|e| found(&e.event)))
-            .map(|e| e.at)
-            .expect("in the history")
-    };
+    let at = |found: &dyn Fn(&Event) -> bool| first_at(&entries, found);
     let connack = at(&|e| matches!(e, Event::Connected { client, .. } if client == "w"));
     let will = at(&|e| {
         matches!(e, Event::Received { client, payload, .. }
