@@ -1244,8 +1244,8 @@ fn read_into<'a, R: AsyncRead + Unpin>(
         return Either::Left(reader.read_buf(rbuf));
     }
     Either::Right(std::future::poll_fn(move |cx| {
-        let mut room = [0; READ_ROOM_IDLE_BYTES];
-        let mut room = ReadBuf::new(&mut room);
+        let mut room = [std::mem::MaybeUninit::uninit(); READ_ROOM_IDLE_BYTES];
+        let mut room = ReadBuf::uninit(&mut room);
         ready!(Pin::new(&mut *reader).poll_read(cx, &mut room))?;
         rbuf.extend_from_slice(room.filled());
         Poll::Ready(Ok(room.filled().len()))
@@ -1297,7 +1297,7 @@ const READ_ROOM_BYTES: usize = 4096;
 /// Room for each read until then: what a read reserves by itself. It is
 /// kept whole before each read, so that filling it means this many bytes
 /// came at once, not that a previous packet left little room.
-const READ_ROOM_IDLE_BYTES: usize = 64;
+const READ_ROOM_IDLE_BYTES: usize = 512;
 /// Buffers above this are released once empty.
 const BUFFER_KEPT_BYTES: usize = 64 * 1024;
 
