@@ -9,7 +9,6 @@ use clap::Parser;
 
 mod descriptors;
 mod passwd;
-use tokio::net::TcpListener;
 
 /// An MQTT 3.1.1 and 5.0 broker.
 #[derive(Debug, Parser)]
@@ -170,15 +169,13 @@ async fn serve(config: tern::Config) -> Result<(), String> {
     // one still reading its store.
     let mut listeners = Vec::new();
     for (address, endpoint) in endpoints {
-        let bound = TcpListener::bind(address)
-            .await
-            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let bound =
+            tern::net::listen(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
         listeners.push((bound, endpoint));
     }
     let http = match config.http_listen {
         Some(address) => Some(
-            TcpListener::bind(address)
-                .await
+            tern::net::listen(address)
                 .map_err(|e| format!("cannot listen on {address} (http_listen): {e}"))?,
         ),
         None => None,

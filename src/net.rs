@@ -11,9 +11,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 #[cfg(target_os = "linux")]
 mod acks;
 mod arrival;
+mod listen;
 #[cfg(feature = "sim")]
 pub use arrival::SimStamped;
 pub use arrival::{stamp_accepted, Arrivals, NextAcks, Stamped, StampedTcp};
+pub use listen::{listen, PreparedListener};
 
 pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Arrivals + Unpin + Send + 'static;
@@ -42,7 +44,8 @@ impl Listener for tokio::net::TcpListener {
         // Six `setsockopt`s on each cost churn about 2 µs of the broker's
         // 29 a client. One that finished its handshake before they were
         // set (a client retrying while the broker started) is given them
-        // here; TCP_NODELAY, set last, says which. A peer that reset at
+        // here; TCP_NODELAY, set last, says which (the binary's listeners
+        // have them before they listen: `listen`). A peer that reset at
         // once makes asking fail too: then the options are tried, and
         // their errors are logged, not an accept's.
         if stream.nodelay().unwrap_or(false) {
@@ -103,7 +106,7 @@ mod tests {
 
     /// The options `give_options` sets, as the kernel reports them on the
     /// broker's end of a connection.
-    fn assert_options(stream: &impl std::os::fd::AsFd) {
+    pub(super) fn assert_options(stream: &impl std::os::fd::AsFd) {
         let socket = socket2::SockRef::from(stream);
         assert!(socket.tcp_nodelay().unwrap(), "TCP_NODELAY");
         assert!(socket.keepalive().unwrap(), "SO_KEEPALIVE");

@@ -137,7 +137,7 @@ impl<S: StampedRead> Arrivals for Stamped<S> {
 /// every packet the host receives while any socket asks (a clock read
 /// each), and turns that on a moment after the first asks: the first
 /// reads after the broker starts may carry no stamp.
-pub fn stamp_accepted(listener: &tokio::net::TcpListener) {
+pub fn stamp_accepted(listener: &impl std::os::fd::AsRawFd) {
     if let Err(error) = stamp::enable(listener) {
         tracing::warn!(%error, "cannot set SO_TIMESTAMPNS: no arrival order across workers");
     }
@@ -388,7 +388,7 @@ mod stamp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -397,7 +397,10 @@ mod tests {
     /// first socket asks, a moment later (the kernel turns it on from a
     /// work queue, which a busy host can hold up), and until then reads
     /// carry no stamp.
-    async fn stamped_soon(peer: &mut tokio::net::TcpStream, ours: &mut StampedTcp) -> bool {
+    pub(in crate::net) async fn stamped_soon(
+        peer: &mut tokio::net::TcpStream,
+        ours: &mut StampedTcp,
+    ) -> bool {
         let mut byte = [0; 1];
         for _ in 0..500 {
             peer.write_all(b"w").await.unwrap();
