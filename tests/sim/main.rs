@@ -9,6 +9,7 @@ mod overlapping_filters;
 mod overlapping_retained;
 mod plans;
 mod planted_bugs;
+mod retained_after_unsuback;
 mod retained_held_back;
 mod scenarios;
 mod seed_story;

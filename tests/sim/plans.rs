@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use tern_sim::history::{Entry, Event};
-use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Scenario};
+use tern::codec::QoS;
+use tern_sim::history::{Entry, Event, History};
+use tern_sim::workload::{Action, ClientPlan, ConnectionPlan, End, Fault, Plan, Scenario};
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -62,4 +63,63 @@ pub fn first_at(entries: &[Entry], found: impl Fn(&Event) -> bool) -> Duration {
     (entries.iter().find(|e| found(&e.event)))
         .map(|e| e.at)
         .expect("in the history")
+}
+
+/// A PUBLISH of a payload.
+pub fn publish(topic: &str, qos: QoS, retain: bool) -> Action {
+    Action::Publish {
+        topic: topic.into(),
+        qos,
+        retain,
+        empty: false,
+        expiry: None,
+        heavy: None,
+    }
+}
+
+/// A story whose clients' inflight windows hold one message: a QoS 1/2
+/// copy waits while one is unacknowledged.
+pub fn window_of_one(name: &'static str) -> Scenario {
+    let mut scenario = story(name);
+    scenario.config.inflight_messages_max = 1;
+    scenario
+}
+
+/// `entries` again, each event as `change` leaves it; `None` drops it.
+pub fn rewritten(entries: &[Entry], change: impl Fn(Event) -> Option<Event>) -> History {
+    let history = History::default();
+    for entry in entries {
+        if let Some(event) = change(entry.event.clone()) {
+            history.record_at(entry.at, event);
+        }
+    }
+    history
+}
+
+/// A SUBSCRIBE at QoS 1, `after` seconds after the action before.
+pub fn subscribe(after: f64, filter: &str) -> (Duration, Action) {
+    (
+        secs(after),
+        Action::Subscribe(filter.into(), QoS::AtLeastOnce),
+    )
+}
+
+/// `p` doing `publishes` and `s` doing `subscribes`, `s` acknowledging
+/// each message 0.5 s late; both then stay connected past the check's
+/// delivery window (6 s), which it needs.
+pub fn publisher_and_late_acker(
+    publishes: Vec<(Duration, Action)>,
+    subscribes: Vec<(Duration, Action)>,
+) -> Plan {
+    let wait = || (secs(8.0), Action::StopReading(Duration::ZERO));
+    let with_wait = |mut actions: Vec<(Duration, Action)>| {
+        actions.push(wait());
+        actions
+    };
+    let mut subscriber = client("s", with_wait(subscribes));
+    subscriber.connections[0].ack_delay = secs(0.5);
+    Plan {
+        clients: vec![client("p", with_wait(publishes)), subscriber],
+        faults: Vec::new(),
+    }
 }

@@ -10,65 +10,31 @@ use std::time::Duration;
 
 use tern::codec::QoS;
 use tern_sim::check;
-use tern_sim::history::{Event, History};
+use tern_sim::history::Event;
 use tern_sim::run::run_plan;
-use tern_sim::workload::{Action, Plan, Scenario};
+use tern_sim::workload::{Plan, Scenario};
 
-use crate::plans::{client, secs, story};
-
-fn publish(topic: &str, retain: bool) -> Action {
-    Action::Publish {
-        topic: topic.into(),
-        qos: QoS::AtLeastOnce,
-        retain,
-        empty: false,
-        expiry: None,
-        heavy: None,
-    }
-}
+use crate::plans::{publish, publisher_and_late_acker, rewritten, secs, subscribe, window_of_one};
 
 /// `p` retains `t/b/y`, then sends `s` a message on `a` that `s` holds
 /// unacknowledged for 0.5 s, a window of one full; meanwhile `s`
 /// subscribes to `+/+/y` and then to `r/1`.
 fn plan() -> Plan {
-    let subscribe = |after, filter: &str| {
-        (
-            secs(after),
-            Action::Subscribe(filter.into(), QoS::AtLeastOnce),
-        )
-    };
-    // Connected past the check's delivery window (6 s), which it needs.
-    let wait = || (secs(8.0), Action::StopReading(Duration::ZERO));
-    let mut subscriber = client(
-        "s",
+    publisher_and_late_acker(
+        vec![
+            (secs(0.2), publish("t/b/y", QoS::AtLeastOnce, true)),
+            (secs(1.3), publish("a", QoS::AtLeastOnce, false)),
+        ],
         vec![
             subscribe(1.0, "a"),
             subscribe(0.6, "+/+/y"),
             subscribe(0.04, "r/1"),
-            wait(),
         ],
-    );
-    subscriber.connections[0].ack_delay = secs(0.5);
-    Plan {
-        clients: vec![
-            client(
-                "p",
-                vec![
-                    (secs(0.2), publish("t/b/y", true)),
-                    (secs(1.3), publish("a", false)),
-                    wait(),
-                ],
-            ),
-            subscriber,
-        ],
-        faults: Vec::new(),
-    }
+    )
 }
 
 fn scenario() -> Scenario {
-    let mut scenario = story("retained_held_back");
-    scenario.config.inflight_messages_max = 1;
-    scenario
+    window_of_one("retained_held_back")
 }
 
 #[test]
@@ -107,20 +73,17 @@ fn a_retained_copy_held_by_the_window_comes_after_a_later_suback() {
             "expected retained Some(\"p:1\") on t/b/y, got [\"p:2\"]",
         ),
     ] {
-        let history = History::default();
-        for entry in &entries {
-            let mut event = entry.event.clone();
+        let history = rewritten(&entries, |mut event| {
             if let Event::Received {
                 topic, payload: p, ..
             } = &mut event
             {
                 if topic == "t/b/y" {
-                    let Some(payload) = payload else { continue };
-                    *p = payload.into();
+                    *p = payload?.into();
                 }
             }
-            history.record_at(entry.at, event);
-        }
+            Some(event)
+        });
         outcome.history = history;
         let problems = check::all(&scenario(), &outcome);
         assert!(problems.iter().any(|p| p.contains(found)), "{problems:#?}");

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use tern::codec::QoS;
+
 use super::model::{ConnKey, Received, Subscription};
 use super::{Loss, Model, DELIVERY_WINDOW};
 use crate::history::MessageId;
@@ -106,13 +108,10 @@ impl<'a> Claim<'a> {
             Some(payload) => Owed::Known(payload),
             None => Owed::OneOf(possible_retained(model, topic, acked)),
         };
-        // Not after an UNSUBACK: the broker forgets what it owed. A
-        // replacement's SUBACK (which also ends `sub.end`) does not cut it:
-        // a copy it had sent may come after.
-        let mut until = acked + DELIVERY_WINDOW;
-        if sub.unsubscribe_sent.is_some() {
-            until = until.min(sub.end);
-        }
+        // A replacement's SUBACK (which also ends `sub.end`) does not cut
+        // it: a copy it had sent may come after. Nor does an UNSUBACK for
+        // a copy the window held back (`may_take`).
+        let until = acked + DELIVERY_WINDOW;
         Claim {
             sub,
             on,
@@ -133,6 +132,17 @@ impl<'a> Claim<'a> {
             && copy.at <= self.until
             && self.sub.granted.is_none_or(|granted| copy.qos <= granted)
             && !tagged_other
+            && !self.unsubscribed_before(copy)
+    }
+
+    /// Whether `copy` came after this subscription's UNSUBACK, and could
+    /// not have been held back until then. The broker forgets what it
+    /// still owed, but a QoS 1/2 copy it had queued waits for room in the
+    /// window, and may come after, as [MQTT-3.10.4-3] allows (churn seed
+    /// 9980173: queued before a live QoS 0 message on its topic, which
+    /// passed it). A QoS 0 copy is written in turn, before the UNSUBACK.
+    fn unsubscribed_before(&self, copy: &Received) -> bool {
+        self.sub.unsubscribe_sent.is_some() && copy.at > self.sub.end && copy.qos == QoS::AtMostOnce
     }
 
     /// Whether this subscription may have been owed `copy`.
