@@ -39,21 +39,7 @@ impl Listener for tokio::net::TcpListener {
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
-        // The kernel makes each connection a copy of the listener, options
-        // and all: those the listener was given (`prepare`) come with it.
-        // Six `setsockopt`s on each cost churn about 2 µs of the broker's
-        // 29 a client. One that finished its handshake before they were
-        // set (a client retrying while the broker started) is given them
-        // here; TCP_NODELAY, set last, says which (the binary's listeners
-        // have them before they listen: `listen`). A peer that reset at
-        // once makes asking fail too: then the options are tried, and
-        // their errors are logged, not an accept's.
-        if stream.nodelay().unwrap_or(false) {
-            return Ok((StampedTcp::new(stream), peer));
-        }
-        let stream = StampedTcp::accepted(stream);
-        give_options(&stream, &peer.to_string());
-        Ok((stream, peer))
+        Ok((with_options(stream, &peer), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -66,10 +52,30 @@ impl Listener for tokio::net::TcpListener {
     }
 }
 
+/// An accepted connection, with the options every connection has. The
+/// kernel makes each connection a copy of the listener, options and all:
+/// those the listener was given (`prepare`) come with it. Six
+/// `setsockopt`s on each cost churn about 2 µs of the broker's 29 a
+/// client. One that finished its handshake before they were set (a client
+/// retrying while the broker started) is given them here; TCP_NODELAY,
+/// set last, says which (a listener made by `listen` has them before it
+/// listens, and asks no connection). A peer that reset at once makes
+/// asking fail too: then the options are tried, and their errors are
+/// logged, not an accept's.
+fn with_options(stream: tokio::net::TcpStream, peer: &SocketAddr) -> StampedTcp {
+    if stream.nodelay().unwrap_or(false) {
+        return StampedTcp::new(stream);
+    }
+    let stream = StampedTcp::accepted(stream);
+    give_options(&stream, &peer.to_string());
+    stream
+}
+
 /// What every connection's socket has, given to a listener for the
 /// connections it makes, or to one of them; TCP_NODELAY last, so that a
-/// connection that has it has the others (`accept`).
-fn give_options(socket: &impl std::os::fd::AsFd, whose: &str) {
+/// connection that has it has the others (`accept`). Whether every one
+/// was set.
+fn give_options(socket: &impl std::os::fd::AsFd, whose: &str) -> bool {
     let socket = socket2::SockRef::from(socket);
     // A peer that vanished (power lost, cable pulled) under a long MQTT
     // keepalive is found by the kernel within about two minutes.
@@ -77,13 +83,16 @@ fn give_options(socket: &impl std::os::fd::AsFd, whose: &str) {
         .with_time(TCP_KEEPALIVE_IDLE)
         .with_interval(TCP_KEEPALIVE_INTERVAL)
         .with_retries(TCP_KEEPALIVE_RETRIES);
-    if let Err(error) = socket.set_tcp_keepalive(&probes) {
+    let kept = socket.set_tcp_keepalive(&probes);
+    if let Err(error) = &kept {
         tracing::debug!(%error, whose, "cannot set TCP keepalive");
     }
     // Batching happens in the writer; Nagle would only add latency.
-    if let Err(error) = socket.set_tcp_nodelay(true) {
+    let nodelay = socket.set_tcp_nodelay(true);
+    if let Err(error) = &nodelay {
         tracing::debug!(%error, whose, "cannot set TCP_NODELAY");
     }
+    kept.is_ok() && nodelay.is_ok()
 }
 
 #[cfg(feature = "sim")]

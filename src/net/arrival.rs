@@ -137,9 +137,13 @@ impl<S: StampedRead> Arrivals for Stamped<S> {
 /// every packet the host receives while any socket asks (a clock read
 /// each), and turns that on a moment after the first asks: the first
 /// reads after the broker starts may carry no stamp.
-pub fn stamp_accepted(listener: &impl std::os::fd::AsRawFd) {
-    if let Err(error) = stamp::enable(listener) {
-        tracing::warn!(%error, "cannot set SO_TIMESTAMPNS: no arrival order across workers");
+pub fn stamp_accepted(listener: &impl std::os::fd::AsRawFd) -> bool {
+    match stamp::enable(listener) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "cannot set SO_TIMESTAMPNS: no arrival order across workers");
+            false
+        }
     }
 }
 
@@ -441,7 +445,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn reads_carry_the_order_their_bytes_came_in() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        stamp_accepted(&listener);
+        assert!(stamp_accepted(&listener));
         let addr = listener.local_addr().unwrap();
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut ours_first = StampedTcp::new(listener.accept().await.unwrap().0);

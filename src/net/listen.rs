@@ -12,14 +12,20 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{give_options, stamp_accepted, Listener, StampedTcp};
+use super::{give_options, stamp_accepted, with_options, Listener, StampedTcp};
 
-/// tokio's listen queue (`TcpListener::bind`).
-const BACKLOG: i32 = 1024;
+/// The listen queue of tokio's `TcpListener::bind` (mio's, as std's).
+const BACKLOG: i32 = 128;
 
 /// A TCP listener made by `listen`.
 #[derive(Debug)]
-pub struct PreparedListener(tokio::net::TcpListener);
+pub struct PreparedListener {
+    listener: tokio::net::TcpListener,
+    /// Every option was set on the listener: its connections have them.
+    /// If one could not be, each connection is asked and given them, as
+    /// tokio's listener's are.
+    inherited: bool,
+}
 
 /// Binds `address` and listens, as tokio's `TcpListener::bind` does
 /// (`SO_REUSEADDR`, so that a restarted broker binds while its old
@@ -33,24 +39,30 @@ pub fn listen(address: SocketAddr) -> io::Result<PreparedListener> {
     )?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    give_options(&socket, "listener");
-    stamp_accepted(&socket);
+    let given = give_options(&socket, "listener");
+    let stamped = stamp_accepted(&socket);
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;
     let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(socket))?;
-    Ok(PreparedListener(listener))
+    Ok(PreparedListener {
+        listener,
+        inherited: given && stamped,
+    })
 }
 
 impl Listener for PreparedListener {
     type Stream = StampedTcp;
 
     async fn accept(&mut self) -> io::Result<(StampedTcp, SocketAddr)> {
-        let (stream, peer) = self.0.accept().await?;
-        Ok((StampedTcp::new(stream), peer))
+        let (stream, peer) = self.listener.accept().await?;
+        if self.inherited {
+            return Ok((StampedTcp::new(stream), peer));
+        }
+        Ok((with_options(stream, &peer), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
@@ -64,6 +76,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_made_at_once_has_the_options() {
         let mut listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(listener.inherited, "no connection is to be asked");
         let addr = listener.local_addr().unwrap();
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut ours, _) = listener.accept().await.unwrap();

@@ -955,11 +955,11 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
         }
     }
 
-    /// Room for the next read. An idle client's SUBSCRIBE and PINGREQs fit
-    /// in the few bytes a read reserves by itself, and 10,000 idle
-    /// connections should not hold more; a busy client's packets would then
-    /// take two reads each (a 64-byte payload does not fit), so once a read
-    /// has filled its room, reads get `READ_ROOM_BYTES`.
+    /// Room for the next read. An idle client's SUBSCRIBE and PINGREQs, and
+    /// a small PUBLISH, fit in `READ_ROOM_IDLE_BYTES`, and 10,000 idle
+    /// connections should not hold more; a busy client's batches would then
+    /// take several reads each, so once a read has filled its room, reads
+    /// get `READ_ROOM_BYTES`.
     fn make_room(&mut self) {
         let room = if self.rbuf_busy {
             READ_ROOM_BYTES
@@ -1232,9 +1232,8 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
 /// One read into `rbuf`, for the connection's wait. A busy client's goes
 /// straight into it, in the room `make_room` left. An idle client's goes
 /// through `READ_ROOM_IDLE_BYTES` on the stack, and is added to `rbuf` only
-/// once it has come: waiting, an idle connection holds no read buffer (64
-/// bytes of heap each). A read that is not ready takes nothing, so either
-/// is cancel-safe.
+/// once it has come: waiting, an idle connection holds no read buffer. A
+/// read that is not ready takes nothing, so either is cancel-safe.
 fn read_into<'a, R: AsyncRead + Unpin>(
     reader: &'a mut R,
     rbuf: &'a mut BytesMut,
