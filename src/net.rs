@@ -59,7 +59,7 @@ impl Listener for tokio::net::TcpListener {
 /// client. One that finished its handshake before they were set (a client
 /// retrying while the broker started) is given them here; TCP_NODELAY,
 /// set last, says which (a listener made by `listen` has them before it
-/// listens, and asks no connection). A peer that reset at once makes
+/// listens, and asks a connection only if it could not be given them). A peer that reset at once makes
 /// asking fail too: then the options are tried, and their errors are
 /// logged, not an accept's.
 fn with_options(stream: tokio::net::TcpStream, peer: &SocketAddr) -> StampedTcp {

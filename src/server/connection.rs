@@ -1293,8 +1293,9 @@ const WORK_PER_HOLD: u64 = 16_384;
 
 /// Room for each read once a client has shown it sends more than a few bytes.
 const READ_ROOM_BYTES: usize = 4096;
-/// Room for each read until then: what a read reserves by itself. It is
-/// kept whole before each read, so that filling it means this many bytes
+/// Room for each read until then: on the stack while the read is polled
+/// (`read_into`), or reserved for a read of what is already waiting
+/// (`read_ahead`). It is kept whole before each read, so that filling it means this many bytes
 /// came at once, not that a previous packet left little room.
 const READ_ROOM_IDLE_BYTES: usize = 512;
 /// Buffers above this are released once empty.
