@@ -55,7 +55,7 @@ mod window_ids;
 use std::sync::Arc;
 
 pub use backlog::Owing;
-pub use id_map::IdMap;
+pub use id_map::{IdMap, ScratchIdMap};
 
 use crate::auth::AclFile;
 use crate::codec::{Packet, PacketId, ReasonCode, SharedFrame};

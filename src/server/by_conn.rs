@@ -8,7 +8,7 @@
 
 use std::collections::hash_map::Entry;
 
-use crate::broker::{ConnId, IdMap};
+use crate::broker::{ConnId, ScratchIdMap};
 
 /// No further effect of the connection.
 const END: usize = usize::MAX;
@@ -16,7 +16,7 @@ const END: usize = usize::MAX;
 /// Kept between holds, each worker thread its own (`apply_effects`).
 pub(super) struct ByConn {
     /// Each connection's last effect so far.
-    lasts: IdMap<ConnId, usize>,
+    lasts: ScratchIdMap<ConnId, usize>,
     /// The first effect of each connection, in the order they came.
     firsts: Vec<usize>,
     /// After each effect, the next of its connection, or `END`.
@@ -33,7 +33,7 @@ impl Default for ByConn {
 impl ByConn {
     /// For a thread-local without a lazy start.
     pub(super) const EMPTY: ByConn = ByConn {
-        lasts: IdMap::with_hasher(std::hash::BuildHasherDefault::new()),
+        lasts: ScratchIdMap::with_hasher(std::hash::BuildHasherDefault::new()),
         firsts: Vec::new(),
         next: Vec::new(),
     };
