@@ -12,6 +12,14 @@
 //! at 10,000 sessions, 31-35 ms at a million). griddle's map moves a few
 //! entries an insert instead; a lookup looks in the old table too until it
 //! is empty.
+//!
+//! The price: the old table stays until its last entry has moved, and
+//! entries move only when something is inserted (8 an insert) or removed.
+//! Just after the map of a million sessions doubles, its old table is 17
+//! MiB, about 58 bytes a session over the three maps, for the next 114,688
+//! inserts; sessions by id gets an insert only for a new session, so while
+//! clients only come back to theirs, its old table may stay for good, and a
+//! lookup of an entry still in it probes both tables.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -19,7 +27,9 @@ use griddle::HashMap;
 
 /// A map from a counter the broker assigns to what it names. Iterated only
 /// where order does not show (checks, counts, a walk that visits each),
-/// and then in an order fixed by the ids alone, the same in every run.
+/// and then in an order fixed by the ids and the history of inserts and
+/// removes (the new table, then what is left in the old): the same in
+/// every run of a seed.
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// std's map over the same hash, for a map filled and emptied within one
