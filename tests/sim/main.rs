@@ -10,6 +10,7 @@ mod overlapping_retained;
 mod plans;
 mod planted_bugs;
 mod retained_after_unsuback;
+mod retained_carried_over;
 mod retained_held_back;
 mod scenarios;
 mod seed_story;

@@ -83,6 +83,10 @@ struct Claim<'a> {
     owed: Owed,
     /// Its copies come in `[sub.sent_at, until]`.
     until: Duration,
+    /// Its connection stopped taking copies within the delivery window: a
+    /// QoS 1/2 copy queued for it stays with the session, and comes on a
+    /// later connection whenever the session is resumed.
+    carried: bool,
 }
 
 /// The retained payload a subscription was owed.
@@ -112,12 +116,14 @@ impl<'a> Claim<'a> {
         // it: a copy it had sent may come after. Nor does an UNSUBACK for
         // a copy the window held back (`may_take`).
         let until = acked + DELIVERY_WINDOW;
+        let carried = on.is_some_and(|key| model.conns[key].healthy_until(model.run_end) < until);
         Claim {
             sub,
             on,
             held,
             owed,
             until,
+            carried,
         }
     }
 
@@ -129,10 +135,19 @@ impl<'a> Claim<'a> {
             None => false,
         };
         copy.at >= self.sub.sent_at
-            && copy.at <= self.until
+            && (copy.at <= self.until || self.carried_over(copy))
             && self.sub.granted.is_none_or(|granted| copy.qos <= granted)
             && !tagged_other
             && !self.unsubscribed_before(copy)
+    }
+
+    /// Whether `copy` is one queued on this subscription's connection and
+    /// sent on a later one of the session (churn seed 10010073: a QoS 2
+    /// copy queued behind a full window on a connection that hung, sent
+    /// eight seconds later when the session was resumed). A QoS 0 copy is
+    /// not kept for the session.
+    fn carried_over(&self, copy: &Received) -> bool {
+        self.carried && copy.qos != QoS::AtMostOnce && self.on.is_some_and(|on| on.1 < copy.conn.1)
     }
 
     /// Whether `copy` came after this subscription ended with an
