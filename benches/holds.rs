@@ -2,9 +2,9 @@
 //! grows to 10,000, 100,000, a million and 1.1 million sessions (past the
 //! end of the maps' growth that starts at 917,504 and ends at 1,032,192),
 //! with no runtime or sockets: each call is what one client's packet costs
-//! under the routing lock, while every other client waits. The mean is what a connect costs;
-//! the max is what a map or tree that grows all at once costs, and grows
-//! with what is already there.
+//! under the routing lock, while every other client waits. The mean is
+//! what a connect costs; the slowest are what a map that grows all at once
+//! costs, which grows with what is already there.
 //!
 //! `cargo bench --bench holds [-- SIZES...]`; sizes default to the four.
 

@@ -152,11 +152,12 @@ impl<'a> Claim<'a> {
 
     /// Whether `copy` came after this subscription ended with an
     /// UNSUBSCRIBE gone out (`sub.end`: its UNSUBACK, or the end of its
-    /// session if none came), and could not have been held back until then. The broker forgets what it
-    /// still owed, but a QoS 1/2 copy it had queued waits for room in the
-    /// window, and may come after, as [MQTT-3.10.4-3] allows (churn seed
-    /// 9980173: queued before a live QoS 0 message on its topic, which
-    /// passed it). A QoS 0 copy is written in turn, before the UNSUBACK.
+    /// session if none came), and could not have been held back until
+    /// then. The broker forgets what it still owed, but a QoS 1/2 copy it
+    /// had queued waits for room in the window, and may come after, as
+    /// [MQTT-3.10.4-3] allows (churn seed 9980173: queued before a live QoS
+    /// 0 message on its topic, which passed it). A QoS 0 copy is written in
+    /// turn, before the UNSUBACK.
     fn unsubscribed_before(&self, copy: &Received) -> bool {
         self.sub.unsubscribe_sent.is_some() && copy.at > self.sub.end && copy.qos == QoS::AtMostOnce
     }
