@@ -5,7 +5,7 @@
 //! it came before they were set. A listener bound first and given them
 //! after (`Listener::prepare` on tokio's) asks each connection it
 //! accepts: a `getsockopt` a connect, about 2% of the broker's CPU in
-//! churn (README, "Connects and churn").
+//! churn (benches/JOURNAL.md, "Connects and churn").
 
 use std::io;
 use std::net::SocketAddr;

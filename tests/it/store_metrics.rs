@@ -1,6 +1,6 @@
 //! The data store's commit counters, in the census and in `/metrics`:
 //! what a benchmark divides to report messages per fsync and fsyncs per
-//! second (README, "Benchmarks").
+//! second (README, "Durability (issue 14)").
 
 use tern::codec::{Packet, QoS};
 use tern::store::{Clock, Committer, Store};
