@@ -19,10 +19,40 @@ use std::sync::OnceLock;
 pub fn path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| match std::env::var_os("TERN_BENCH_BINARY") {
-        Some(path) => PathBuf::from(path),
+        Some(path) => {
+            let path = PathBuf::from(path);
+            refuse_test_build(&path);
+            path
+        }
         None => build_release(),
     })
     .clone()
+}
+
+/// What only a build with the simulation's features holds: the planted
+/// bugs' clock (`Broker::planted_clock`). `.ci/run` looks for the same
+/// word in the release binary.
+const TEST_BUILD_MARK: &[u8] = b"planted_clock";
+
+/// A `TERN_BENCH_BINARY` copied from target/release after a `cargo bench`
+/// is that test build, since the bench's build links it there: on
+/// 2026-12-05 a morning of runs measured it by mistake (11,961
+/// instructions a QoS 0 message against the release binary's 9,698).
+/// `TERN_BENCH_TEST_BUILD=1` measures it anyway.
+fn refuse_test_build(path: &std::path::Path) {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("TERN_BENCH_BINARY={}: {e}", path.display()));
+    let test_build = bytes
+        .windows(TEST_BUILD_MARK.len())
+        .any(|w| w == TEST_BUILD_MARK);
+    if test_build && std::env::var_os("TERN_BENCH_TEST_BUILD").is_none() {
+        eprintln!(
+            "TERN_BENCH_BINARY={} is a test build (it holds the planted bugs), not what `cargo run --release` runs; \
+             run `cargo build --release --bin tern` after the bench is built and copy that, or set TERN_BENCH_TEST_BUILD=1",
+            path.display()
+        );
+        std::process::exit(2);
+    }
 }
 
 /// Set by cargo for the target it runs (besides CARGO_PKG_*), not by
