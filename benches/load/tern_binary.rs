@@ -36,8 +36,9 @@ const TEST_BUILD_MARK: &[u8] = b"planted";
 
 /// A `TERN_BENCH_BINARY` copied from target/release after a `cargo bench`
 /// is that test build, since the bench's build links it there: on
-/// 2026-12-05 a morning of runs measured it by mistake (11,961
-/// instructions a QoS 0 message against the release binary's 9,698).
+/// 2026-12-05 the runs from 09:18 to 10:00 measured it by mistake
+/// (11,961 instructions a QoS 0 message against the release binary's
+/// 9,698).
 /// `TERN_BENCH_TEST_BUILD=1` measures it anyway.
 fn refuse_test_build(path: &std::path::Path) {
     let bytes =
