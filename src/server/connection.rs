@@ -26,7 +26,7 @@ use super::duplex::Duplex;
 use super::endpoint::Slot;
 use super::outbox::{Bounds, Drained, Outbound, Outbox, Told};
 use super::queues::{Queues, QUEUE_KEPT_PACKETS};
-use super::write_through::{Lent, Turn};
+use super::write_through::{Lent, Routed, Turn};
 use super::writes::Writes;
 use super::Shared;
 use crate::broker::{Clipped, ConnId};
@@ -697,7 +697,12 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                 let routed = turn.finish(&self.shared.traffic, count, replies);
                 match handled {
                     Ok(decoded) => {
-                        self.acks_put_off |= routed;
+                        self.acks_put_off |= routed != Routed::Nothing;
+                        // Their clients, woken by those writes, run
+                        // before our replies and the rest of the turn.
+                        if routed == Routed::Written {
+                            self.stream.with_ref(|stream| stream.give_way());
+                        }
                         decoded > 0
                     }
                     Err(end) => break 'session end,

@@ -327,8 +327,9 @@ impl Outbox {
     /// Writes what waits to the connection's stream if it is still lent and
     /// takes it now; wakes the connection for whatever is left. Its task
     /// writes nothing while its stream is lent, and takes the stream back
-    /// under this lock, so the order of its writes holds.
-    pub fn write_through(&self, traffic: &Traffic) {
+    /// under this lock, so the order of its writes holds. Whether it wrote
+    /// any of it.
+    pub fn write_through(&self, traffic: &Traffic) -> bool {
         let mut state = self.state();
         state.held = false;
         let written = match state.lent {
@@ -343,6 +344,7 @@ impl Outbox {
         if !state.packets.is_empty() {
             wake(state);
         }
+        written
     }
 
     /// Packets waiting to be written.

@@ -103,6 +103,10 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for Counted<S> {
     fn acknowledge(&self, next: crate::net::NextAcks) {
         self.inner.acknowledge(next)
     }
+
+    fn give_way(&self) {
+        self.inner.give_way();
+    }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {

@@ -5,7 +5,9 @@
 //! before its own replies, as mosquitto's one thread does. Otherwise the
 //! publisher wrote its PUBACK first, the publishing client's thread woke
 //! and took the CPU, and only then did the subscriber's task run: the
-//! QoS 1 latency scenario's median was twice mosquitto's.
+//! QoS 1 latency scenario's median was twice mosquitto's. Then it gives
+//! way (`Arrivals::give_way`): the client its write woke often waited on
+//! this CPU for the PUBACK and the rest of the turn.
 //!
 //! Only for a few subscribers a turn (`ROUTED_MAX`): a fan-out's thousand
 //! are left to their own tasks, which batch what piles up.
@@ -84,6 +86,19 @@ thread_local! {
     static ROUTED: RefCell<Option<Vec<Arc<Outbox>>>> = const { RefCell::new(None) };
 }
 
+/// What a turn did for the idle subscribers (those whose streams were
+/// lent) it routed to: their deliveries are what clients wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Routed {
+    /// It routed to none.
+    Nothing,
+    /// It left their deliveries to their tasks, or their sockets took
+    /// none of it.
+    Woken,
+    /// It wrote to at least one of their sockets.
+    Written,
+}
+
 /// A connection's turn of routing, during which pushes to outboxes whose
 /// streams are lent hold back their wakes (`may_write_through`); `finish`
 /// writes to them. Dropped unfinished, it wakes them.
@@ -114,27 +129,29 @@ impl Turn {
     /// quiet one's, which the subscriber should get without a task between
     /// (the QoS 0 latency scenario's median: 0.98-1.06 of mosquitto's in
     /// three pairs, against 1.02-1.09 woken; fan-in at QoS 0 unchanged).
-    /// Whether the turn routed to an idle subscriber (one whose stream
-    /// was lent), the delivery a client waits on.
     pub(super) fn finish(
         mut self,
         traffic: &Traffic,
         handled: usize,
         replies: impl FnOnce() -> bool,
-    ) -> bool {
+    ) -> Routed {
         let routed = self.take();
         if routed.is_empty() {
-            return false;
+            return Routed::Nothing;
         }
         let through = handled == 1 || replies();
         let mut left = Left(routed.into_iter());
+        let mut written = false;
         for outbox in left.0.by_ref() {
             match through {
-                true => outbox.write_through(traffic),
+                true => written |= outbox.write_through(traffic),
                 false => outbox.wake_now(),
             }
         }
-        true
+        match written {
+            true => Routed::Written,
+            false => Routed::Woken,
+        }
     }
 
     fn take(&mut self) -> Vec<Arc<Outbox>> {
@@ -278,7 +295,7 @@ mod tests {
         // Behind the first, from a later hold: held back by the same turn.
         assert!(!route(&outbox, second));
         assert!(!outbox.woken());
-        turn.finish(&traffic, 2, || true);
+        assert_eq!(turn.finish(&traffic, 2, || true), Routed::Written);
         assert_eq!(outbox.waiting(), 0);
         assert!(!outbox.woken(), "written for it: nothing to wake it for");
         assert_eq!(traffic.counts().messages_sent, 2);
@@ -300,7 +317,10 @@ mod tests {
         let turn = Turn::begin();
         assert!(route(&outbox, first));
         assert!(!route(&outbox, second));
-        turn.finish(&Traffic::default(), 2, || true);
+        assert_eq!(
+            turn.finish(&Traffic::default(), 2, || true),
+            Routed::Written
+        );
         assert!(outbox.woken(), "the rest is the connection's to write");
         // Pushed after the partial write: behind its rest.
         outbox.push_all(std::iter::once(third), BOUNDS);
@@ -323,7 +343,7 @@ mod tests {
         let outbox = lending(&stream);
         let turn = Turn::begin();
         assert!(route(&outbox, first));
-        turn.finish(&Traffic::default(), 2, || true);
+        assert_eq!(turn.finish(&Traffic::default(), 2, || true), Routed::Woken);
         assert!(outbox.woken());
         assert_eq!(read_now(&mut theirs), b"full", "nothing written through");
         assert_eq!(
@@ -364,7 +384,10 @@ mod tests {
         // Not a frame fanned out: the connection encodes it its own way.
         let ack = Outbound::Packet(Packet::PubAck(Ack::success(PacketId::new(6).unwrap())));
         assert!(!route(&lending(&stream), ack));
-        turn.finish(&Traffic::default(), 2, || true);
+        assert_eq!(
+            turn.finish(&Traffic::default(), 2, || true),
+            Routed::Nothing
+        );
         for outbox in [&never_lent, &not_lending, &withdrawn, &waited] {
             assert!(outbox.woken());
             assert_eq!(outbox.waiting(), 1);
@@ -380,7 +403,7 @@ mod tests {
         let turn = Turn::begin();
         assert!(route(&quiet, frame_as(1).0));
         assert!(!quiet.woken(), "held back");
-        turn.finish(&Traffic::default(), 2, || false);
+        assert_eq!(turn.finish(&Traffic::default(), 2, || false), Routed::Woken);
         assert!(quiet.woken());
         assert_eq!(quiet.waiting(), 1);
         let dropped = lending(&stream);
@@ -399,7 +422,10 @@ mod tests {
         let quiet = lending(&stream);
         let turn = Turn::begin();
         assert!(route(&quiet, first));
-        turn.finish(&Traffic::default(), 1, || false);
+        assert_eq!(
+            turn.finish(&Traffic::default(), 1, || false),
+            Routed::Written
+        );
         assert!(!quiet.woken(), "written by the turn, no task woken");
         assert_eq!(quiet.waiting(), 0);
         assert_eq!(read_now(&mut theirs), bytes);

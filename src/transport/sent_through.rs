@@ -81,4 +81,8 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for SentThrough<T> {
     fn acknowledge(&self, next: crate::net::NextAcks) {
         self.0.acknowledge(next);
     }
+
+    fn give_way(&self) {
+        self.0.give_way();
+    }
 }

@@ -64,6 +64,10 @@ impl<S: crate::net::Arrivals> crate::net::Arrivals for TlsStream<S> {
     /// record with no application data, gives the connection no bytes,
     /// and the ACK it owed would wait for the kernel's timer.
     fn acknowledge(&self, _: crate::net::NextAcks) {}
+
+    fn give_way(&self) {
+        self.get_ref().0.give_way();
+    }
 }
 
 impl Tls {

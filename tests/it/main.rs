@@ -40,6 +40,7 @@ mod tcp_client_end;
 mod tcp_connect;
 mod tcp_error_end;
 mod tcp_essential;
+mod tcp_give_way;
 mod tcp_listeners;
 mod tcp_logging;
 mod tcp_memory_limit;

@@ -189,6 +189,10 @@ impl<T: crate::net::Arrivals> crate::net::Arrivals for WebSocketBytes<T> {
     /// Left to the kernel, as under TLS: a read of part of a frame's
     /// header gives the connection no bytes.
     fn acknowledge(&self, _: crate::net::NextAcks) {}
+
+    fn give_way(&self) {
+        self.stream.give_way();
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocketBytes<T> {
