@@ -700,6 +700,8 @@ impl<S: AsyncRead + AsyncWrite + Arrivals + Unpin + Send> Connection<S> {
                         self.acks_put_off |= routed != Routed::Nothing;
                         // Their clients, woken by those writes, run
                         // before our replies and the rest of the turn.
+                        // The stream's lock, held across the yield, is
+                        // ours alone: the wait's end took back the lend.
                         if routed == Routed::Written {
                             self.stream.with_ref(|stream| stream.give_way());
                         }
