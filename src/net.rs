@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 #[cfg(target_os = "linux")]
 mod acks;
 mod arrival;
+mod give_way;
 mod listen;
 #[cfg(feature = "sim")]
 pub use arrival::SimStamped;

@@ -49,7 +49,7 @@ pub trait Arrivals {
     fn acknowledge(&self, next: NextAcks);
 
     /// Lets a client's thread that this thread's writes just woke run
-    /// before the broker goes on (`give_way` below); nothing where the
+    /// before the broker goes on (`net/give_way.rs`); nothing where the
     /// stream is not a socket of this host's. No default, as above.
     fn give_way(&self);
 }
@@ -215,16 +215,8 @@ impl StampedRead for tokio::net::TcpStream {
         let _ = next;
     }
 
-    /// The kernel often wakes a client blocked on a socket we write to on
-    /// this CPU, expecting the writer to sleep next (a socket's wake is a
-    /// "sync" one). The broker does not: in the QoS 1 latency scenario its
-    /// PUBACK to the publisher came next, and traced (2026-12-05), 43% of
-    /// the subscribers waited about 17 µs for it and the rest of the
-    /// broker's turn, which put the median level with mosquitto's. A
-    /// yield lets them run first; with nothing else on this CPU it costs
-    /// one system call.
     fn give_way(&self) {
-        std::thread::yield_now();
+        super::give_way::give_way();
     }
 
     fn poll_read_stamped(
