@@ -5,6 +5,7 @@
 //! See README.md, "Benchmark", for what each column means.
 
 mod brokers;
+mod busy;
 mod client;
 mod configs;
 mod paired;
@@ -34,6 +35,8 @@ struct Args {
     brokers: Option<Vec<String>>,
     /// Print each metric round against round too (`paired.rs`).
     paired: bool,
+    /// Busy processes to run beside the brokers (`busy.rs`).
+    busy: usize,
 }
 
 fn parse_args() -> Args {
@@ -50,6 +53,7 @@ fn parse_args() -> Args {
         filters: Vec::new(),
         brokers: None,
         paired: false,
+        busy: 0,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -91,6 +95,10 @@ fn parse_args() -> Args {
                 args.settings.idle_connections = n.expect("--connections takes a number");
             }
             "--paired" => args.paired = true,
+            "--busy" => {
+                let n = words.next().and_then(|n| n.parse::<usize>().ok());
+                args.busy = n.expect("--busy takes a number of processes");
+            }
             "--help" | "-h" | "--list" => {
                 print_usage();
                 std::process::exit(0);
@@ -106,7 +114,7 @@ fn parse_args() -> Args {
 
 fn print_usage() {
     println!(
-        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] [--tern-workers N] [--paired] \
+        "cargo bench --bench load -- [--quick] [--rounds N] [--sustain SECS] [--broker-cpus 0,1] [--churn-cycles N] [--brokers mosquitto,rumqttd] [--tern-workers N] [--paired] [--busy N] \
          [--connections N] [SCENARIO...]\n\
          Runs each scenario whose name contains one of the SCENARIO words (all \
          without one) against tern, mosquitto and rumqttd, those installed, in \
@@ -153,6 +161,7 @@ fn main() {
         .build()
         .expect("runtime");
 
+    let busy = busy::Busy::start(args.busy);
     let started = Instant::now();
     let mut results: Vec<(Scenario, BTreeMap<&str, Vec<Outcome>>)> = Vec::new();
     for &scenario in &scenarios {
@@ -213,13 +222,14 @@ fn main() {
         paired::print(&results, Kind::Tern.name(), &others);
     }
     println!(
-        "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections, tern's workers {}; {:.0} s in all)",
+        "({} rounds, {:?} per run ({:?} sustained), window {}, {} idle connections, tern's workers {}, {} busy processes beside; {:.0} s in all)",
         args.rounds,
         args.settings.duration,
         args.settings.sustain,
         args.settings.window,
         args.settings.idle_connections,
         configs::tern_workers(),
+        busy.count(),
         started.elapsed().as_secs_f64()
     );
 }
