@@ -304,7 +304,7 @@ fn owners(model: &Model) -> Vec<String> {
 fn surely_alive(model: &Model, victim: &ConnKey, key: &ConnKey, sent: Duration) -> bool {
     let old = &model.conns[victim];
     let accepted = model.conns[key].start;
-    if old.start > sent || old.held || model.restart_between(old.start, accepted) {
+    if old.start > sent || old.held || model.restarted_during(old, accepted) {
         return false;
     }
     if old.silent_from.is_some_and(|s| s <= accepted) {

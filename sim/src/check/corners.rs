@@ -69,7 +69,7 @@ fn assigned_ids(model: &Model) -> Vec<String> {
                 && model.conns.get(*other).is_some_and(|o| {
                     o.start <= sent
                         && o.end_at(model.run_end) > sent
-                        && !model.restart_between(o.start, sent)
+                        && !model.restarted_during(o, sent)
                 })
         });
         if let Some((other, _)) = holder {
@@ -272,7 +272,7 @@ fn retained_wills(model: &Model, full_from: Duration) -> Vec<Loss> {
                 || refuses_retained(model, sub)
                 || !model.filter_matches(&sub.filter, topic)
                 || !model.may_read(sub.session, topic)
-                || model.restart_between(conn.start, acked)
+                || model.restarted_during(conn, acked)
             {
                 continue;
             }

@@ -614,7 +614,7 @@ fn wills(model: &Model) -> Vec<Loss> {
         let seen_end = ended + Duration::from_millis(500);
         let due =
             model.after_broker(seen_end, Duration::from_millis(7_500) + delay) + DELIVERY_WINDOW;
-        if model.restart_between(conn.start, due) {
+        if model.restarted_during(conn, due) {
             continue;
         }
         // The broker's promptness is when the will first reached a receiver

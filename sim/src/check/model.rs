@@ -20,6 +20,10 @@ pub const EXPIRY_LATE: Duration = Duration::from_millis(8_000);
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub start: Duration,
+    /// When its CONNECT went out: it lived at the broker from no later
+    /// than then, so a restart since ended it there even if its CONNACK,
+    /// sent before, came after (`Model::restarted_during`).
+    pub connect_sent: Duration,
     /// When it ended and how; None if it outlived the run.
     pub end: Option<(Duration, Ending)>,
     /// From here on it reads nothing or acknowledges nothing.
@@ -383,6 +387,7 @@ impl Model {
                     (self.holds.iter()).any(|(c, _, end)| c == client && *end >= connect_sent);
                 let conn = Conn {
                     start: at,
+                    connect_sent,
                     end: None,
                     impaired_from: None,
                     silent_from: None,
@@ -711,6 +716,14 @@ impl Model {
 
     pub fn restart_between(&self, from: Duration, to: Duration) -> bool {
         self.restarts.iter().any(|r| *r >= from && *r <= to)
+    }
+
+    /// Whether a restart of the broker ended `conn` by `to`: one after
+    /// its CONNECT went out (broker_bounce seed 73813: a CONNACK sent just
+    /// before a restart came just after it, and the connection, which the
+    /// restart had ended, closed at once).
+    pub fn restarted_during(&self, conn: &Conn, to: Duration) -> bool {
+        self.restart_between(conn.connect_sent, to)
     }
 
     pub fn last_restart(&self) -> Duration {

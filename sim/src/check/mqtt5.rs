@@ -299,7 +299,7 @@ fn will_delay(model: &Model) -> Vec<String> {
         let resumed_in_time = model
             .resumed_by(key)
             .is_some_and(|(next, sent)| !next.held && sent + MARGIN < due);
-        if resumed_in_time && !model.restart_between(conn.start, due) {
+        if resumed_in_time && !model.restarted_during(conn, due) {
             if let Some(r) = received.iter().find(|r| !r.retain || r.at > ended) {
                 problems.push(format!(
                     "{key:?} resumed its session within its will's delay, yet its will reached {:?} at {:?}",
@@ -347,7 +347,7 @@ fn session_expiry(model: &Model) -> Vec<String> {
         else {
             continue;
         };
-        if model.restart_between(conn.start, sent)
+        if model.restarted_during(conn, sent)
             || model
                 .connects_sent
                 .iter()

@@ -122,7 +122,7 @@ fn not_due_kept(model: &Model) -> Vec<String> {
             || conn.adversary
             || conn.impaired_from.is_some_and(|at| at <= ended)
             || model.taken_over(key, ended)
-            || model.restart_between(conn.start, ended);
+            || model.restarted_during(conn, ended);
         if !due && !other_cause {
             problems.push(format!(
                 "{key:?} was closed by the broker at {ended:?}, though its keepalive of {} s was never due",
@@ -161,7 +161,7 @@ fn held_survive(model: &Model) -> Vec<String> {
         let other_cause = conn.adversary
             || conn.impaired_from.is_some_and(|at| at <= ended)
             || model.taken_over(key, ended)
-            || model.restart_between(conn.start, ended)
+            || model.restarted_during(conn, ended)
             || model
                 .clock_jumps
                 .iter()
