@@ -159,12 +159,27 @@ fn unexcused(model: &Model, losses: Vec<Loss>, outcome: &Outcome) -> Vec<String>
     problems
 }
 
+/// How long after its client's end the broker may still hold its
+/// connection: the DISCONNECT or the close in flight, and the step of the
+/// connection's task that reads it.
+const ENDING: Duration = Duration::from_secs(1);
+
 /// Everything that ended is gone: no connection, no task of one, no
 /// subscription of a clean session; the shutdown ends every task.
 fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> {
     let mut problems = Vec::new();
     let idle = &outcome.idle;
-    if idle.connections != 0 || idle.tasks_of("connection") != 0 || idle.sessions_connected != 0 {
+    // A plan a held link set back can end at the run's end (secured seed
+    // 81983: an observer held 2 s at its start sent its DISCONNECT 10 ms
+    // before the census, which came before the broker read it): those
+    // connections, and any whose client had not ended, may be there still.
+    let ending = (model.conns.values())
+        .filter(|c| c.end.is_none_or(|(at, _)| at + ENDING > model.run_end))
+        .count();
+    if idle.connections > ending
+        || idle.tasks_of("connection") > ending
+        || idle.sessions_connected > ending
+    {
         problems.push(format!(
             "after every client has gone, {} connections, {} connection tasks, {} connected sessions remain",
             idle.connections,
@@ -172,7 +187,7 @@ fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> 
             idle.sessions_connected
         ));
     }
-    if idle.alarms != 0 {
+    if idle.alarms > ending {
         problems.push(format!(
             "after every client has gone, {} connections' alarms remain set",
             idle.alarms
