@@ -172,9 +172,13 @@ fn census(scenario: &Scenario, model: &Model, outcome: &Outcome) -> Vec<String> 
     // A plan a held link set back can end at the run's end (secured seed
     // 81983: an observer held 2 s at its start sent its DISCONNECT 10 ms
     // before the census, which came before the broker read it): those
-    // connections, and any whose client had not ended, may be there still.
+    // connections, and any since the last restart whose client had not
+    // ended, may be there still.
     let ending = (model.conns.values())
-        .filter(|c| c.end.is_none_or(|(at, _)| at + ENDING > model.run_end))
+        .filter(|c| match c.end {
+            Some((at, _)) => at + ENDING > model.run_end,
+            None => c.start >= model.last_restart(),
+        })
         .count();
     if idle.connections > ending
         || idle.tasks_of("connection") > ending
