@@ -710,6 +710,12 @@ impl Model {
         })
     }
 
+    /// Whether the client's link was held at any time between `from`
+    /// and `to`.
+    pub fn held_between(&self, client: &str, from: Duration, to: Duration) -> bool {
+        (self.holds.iter()).any(|(held, start, end)| held == client && *start <= to && *end >= from)
+    }
+
     pub fn restart_after(&self, at: Duration) -> Option<Duration> {
         self.restarts.iter().copied().find(|r| *r >= at)
     }

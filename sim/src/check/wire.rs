@@ -102,7 +102,7 @@ fn tls_gets_in(model: &Model) -> Vec<String> {
         let sent = sent_at(model, key, *at);
         if model.wires.get(key) != Some(&Wire::Tls)
             || excused(model, opened_by(sent), *at)
-            || held(model, &key.0, opened_by(sent), *at)
+            || model.held_between(&key.0, opened_by(sent), *at)
         {
             return None;
         }
@@ -202,20 +202,13 @@ fn opened_by(sent: Duration) -> Duration {
 /// every connection, handshakes included. Nothing else does: a held
 /// link (2 s at most) only delays what takes well under `ANSWER_WAIT`
 /// (with restarts alone excused, seeds 0..300 of `secured` pass), but
-/// for a CONNECT (`held`).
+/// for a CONNECT: the broker gives a connection `connect_timeout` (2 s
+/// in `secured`) for its handshake and CONNECT together, and a hold of up
+/// to 2 s in that time can bring the CONNECT after it, when the broker
+/// has rightly closed the connection (seeds 70464, 71444 and 73359: holds
+/// of 2.0 s, the connection closed for "no CONNECT within 2s").
 fn excused(model: &Model, from: Duration, to: Duration) -> bool {
     model.restarts.iter().any(|r| (from..=to).contains(r))
-}
-
-/// Whether `client`'s link was held between `from` and `to`. The broker
-/// gives a connection `connect_timeout` (2 s in `secured`) for its
-/// handshake and CONNECT together, and a hold of up to 2 s in that time
-/// can bring the CONNECT after it, when the broker has rightly closed the
-/// connection (seeds 70464, 71444 and 73359: holds of 2.0 s, the CONNECT
-/// sent or arriving as the hold ended, the connection closed for "no
-/// CONNECT within 2s").
-fn held(model: &Model, client: &str, from: Duration, to: Duration) -> bool {
-    (model.holds.iter()).any(|(c, start, end)| c == client && *start <= to && *end >= from)
 }
 
 /// Whether the probe `name` recorded how it went.
