@@ -12,7 +12,7 @@ use tern_sim::history::{Ending, Event};
 use tern_sim::run;
 use tern_sim::scenarios;
 
-/// What the child process runs: `scenario seed busy`.
+/// What the child process runs: `scenario seed busy shift`.
 const CHILD_ENV: &str = "TERN_SIM_DETERMINISM_CHILD";
 
 #[test]
@@ -77,10 +77,13 @@ fn fixed_seed_summary() {
 }
 
 /// Every scenario, seed 0, run in two processes at once, one of them with
-/// spinning threads beside the simulation: the histories must match
-/// byte for byte. A broker that reads the wall clock, a thread's timing or
-/// an address diverges here, as churn did when the census moved the
-/// broker's clock from outside the simulated runtime.
+/// spinning threads beside the simulation and tokio's task numbers
+/// shifted (`spawn_tasks`): the histories must match byte for byte. A
+/// broker that reads the wall clock, a thread's timing or an address
+/// diverges here, as churn did when the census moved the broker's clock
+/// from outside the simulated runtime; and so did `broker_bounce` and
+/// `secured`, at seed 0, while a host's crash sent its FINs in the order
+/// tokio dropped its tasks, which follows their numbers.
 #[test]
 fn separate_processes_same_history() {
     let dir = std::env::temp_dir().join(format!("tern-determinism-{}", std::process::id()));
@@ -90,8 +93,8 @@ fn separate_processes_same_history() {
     for name in names.chain([tern_sim::durable::NAME]) {
         let quiet_path = dir.join(format!("{name}-quiet.txt"));
         let busy_path = dir.join(format!("{name}-busy.txt"));
-        let quiet = spawn_child(name, 0, false, &quiet_path);
-        let busy = spawn_child(name, 0, true, &busy_path);
+        let quiet = spawn_child(name, 0, false, 0, &quiet_path);
+        let busy = spawn_child(name, 0, true, SHIFT, &busy_path);
         let quiet = read_history(quiet, &quiet_path);
         let busy = read_history(busy, &busy_path);
         assert!(
@@ -120,7 +123,7 @@ fn separate_processes_same_history() {
     assert!(diverged.is_empty(), "{}", diverged.join("\n"));
 }
 
-fn spawn_child(scenario: &str, seed: u64, busy: bool, history: &Path) -> Child {
+fn spawn_child(scenario: &str, seed: u64, busy: bool, shift: u64, history: &Path) -> Child {
     // /proc/self/exe is this very binary even if a rebuild has replaced
     // the file since it started (then current_exe() names a deleted path).
     let exe = Path::new("/proc/self/exe");
@@ -135,7 +138,7 @@ fn spawn_child(scenario: &str, seed: u64, busy: bool, history: &Path) -> Child {
             "--ignored",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, format!("{scenario} {seed} {busy}"))
+        .env(CHILD_ENV, format!("{scenario} {seed} {busy} {shift}"))
         .env("SIM_HISTORY", history)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -158,10 +161,14 @@ fn history_child() {
         return;
     };
     let mut words = spec.split(' ');
-    let (Some(name), Some(seed), Some(busy)) = (words.next(), words.next(), words.next()) else {
-        panic!("{CHILD_ENV}={spec:?} is not `scenario seed busy`");
+    let (Some(name), Some(seed), Some(busy), Some(shift)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        panic!("{CHILD_ENV}={spec:?} is not `scenario seed busy shift`");
     };
     let seed: u64 = seed.parse().expect("a seed");
+    let shift: u64 = shift.parse().expect("a shift");
+    spawn_tasks(shift);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         if busy == "true" {
@@ -190,5 +197,24 @@ fn history_child() {
             let _ = run::run(&scenario, seed);
         }
         stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// How many tasks the busy child spawns before its run: 1, 2, 3 and 5
+/// all made the two runs differ before the fix.
+const SHIFT: u64 = 1;
+
+/// Spawns `count` tasks that end at once, on a runtime of their own:
+/// tokio numbers tasks from one counter for the whole process, so the
+/// tasks of the run that follows get numbers `count` higher, as they do
+/// after other runs or beside other tests' in the same process.
+fn spawn_tasks(count: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        for _ in 0..count {
+            tokio::spawn(async {}).await.expect("an empty task ends");
+        }
     });
 }

@@ -10,6 +10,7 @@ use tokio::task::LocalSet;
 use tokio::time::{sleep, Duration, Instant};
 
 use super::Result;
+use crate::world::World;
 
 // To support re-creation, we need to store a factory of the future that
 // represents the software. This is somewhat annoying in that it requires
@@ -224,8 +225,12 @@ impl<'a> Rt<'a> {
     fn cancel_tasks(&mut self) {
         let (tokio, local) = init(&mut self.config);
 
+        // tern: the tasks' sockets send in an order of their own
+        // (`World::hold_sends`).
+        World::current_if_set(World::hold_sends);
         _ = mem::replace(&mut self.tokio, tokio);
         drop(mem::replace(&mut self.local, local));
+        World::current_if_set(World::send_held);
     }
 }
 

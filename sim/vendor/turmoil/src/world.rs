@@ -40,6 +40,11 @@ pub(crate) struct World {
     /// Run duration for each host on every step.
     // TODO: Remove this once we've cleaned up the loopback implementation hacks
     pub(crate) tick_duration: Duration,
+
+    /// tern: what a crashed or bounced host's sockets send as its tasks are
+    /// dropped (FINs and RSTs), held to be sent in the order of their
+    /// addresses (`hold_sends`).
+    held_sends: Option<Vec<(SocketAddr, SocketAddr, Protocol)>>,
 }
 
 scoped_thread_local!(static CURRENT: RefCell<World>);
@@ -60,6 +65,7 @@ impl World {
             current: None,
             rng,
             tick_duration,
+            held_sends: None,
         }
     }
 
@@ -266,8 +272,34 @@ impl World {
         dst: SocketAddr,
         message: Protocol,
     ) -> Result<()> {
+        if let Some(held) = &mut self.held_sends {
+            held.push((src, dst, message));
+            return Ok(());
+        }
         self.topology
             .enqueue_message(&mut self.rng, src, dst, message)
+    }
+
+    /// tern: holds what is sent until `send_held`. A host's tasks are
+    /// dropped in the order of tokio's task ids, which come from one
+    /// counter for the whole process, so they follow whatever ran in the
+    /// process before (other seeds, other tests' threads). Each send draws
+    /// from the simulation's random generator, so a seed's run would too.
+    pub(crate) fn hold_sends(&mut self) {
+        self.held_sends.get_or_insert_with(Vec::new);
+    }
+
+    /// tern: sends what was held, in the order of the sockets' addresses:
+    /// each connection's own in the order sent (a sort that keeps equal
+    /// ones in place). The results are dropped as the senders' were.
+    pub(crate) fn send_held(&mut self) {
+        let Some(mut held) = self.held_sends.take() else {
+            return;
+        };
+        held.sort_by_key(|(src, dst, _)| (*src, *dst));
+        for (src, dst, message) in held {
+            let _ = self.send_message(src, dst, message);
+        }
     }
 
     /// Tick the host at `addr` by `duration`.
