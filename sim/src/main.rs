@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use tern::config::PlantedBug;
+use tern_sim::run::Failure;
 use tern_sim::seeds::cli_replay_line;
-use tern_sim::{run, scenarios};
+use tern_sim::workload::Scenario;
+use tern_sim::{durable, run, scenarios};
 
 #[derive(Parser)]
 #[command(about = "Runs tern's simulation scenarios over many seeds")]
@@ -75,29 +77,80 @@ fn main() -> std::process::ExitCode {
                 deadline: until_secs.map(|s| Instant::now() + std::time::Duration::from_secs(s)),
                 log,
             };
-            sweep.run(planting(scenarios_named(scenario.as_deref()), plant))
+            sweep.run(targets(scenario.as_deref(), plant))
         }
         Command::Replay {
             seed,
             scenario,
             plant,
         } => {
-            let scenario = planting(scenarios_named(Some(&scenario)), plant).remove(0);
-            replay(seed, &scenario)
+            let target = targets(Some(&scenario), plant).remove(0);
+            replay(seed, &target)
         }
     }
 }
 
-/// The scenarios with the bug named `plant` planted, if any.
-fn planting(
-    mut scenarios: Vec<tern_sim::workload::Scenario>,
-    plant: Option<String>,
-) -> Vec<tern_sim::workload::Scenario> {
-    let bug = plant.map(|name| PlantedBug::by_name(&name).expect("clap checked the name"));
-    for scenario in &mut scenarios {
-        scenario.config.planted_bug = bug;
+/// What a sweep or a replay runs: a scenario of clients and faults
+/// (`run::run`), or the store's under crashes, which has a harness of its
+/// own (`tern_sim::durable`).
+enum Target {
+    Workload(Box<Scenario>),
+    Durable(Option<PlantedBug>),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Workload(scenario) => scenario.name,
+            Target::Durable(_) => durable::NAME,
+        }
     }
-    scenarios
+
+    fn planted(&self) -> Option<PlantedBug> {
+        match self {
+            Target::Workload(scenario) => scenario.config.planted_bug,
+            Target::Durable(planted) => *planted,
+        }
+    }
+
+    /// Runs `seed`; says what the run did, or why it failed.
+    fn run(&self, seed: u64) -> Result<String, Failure> {
+        match self {
+            Target::Workload(scenario) => {
+                run::run(scenario, seed).map(|outcome| format!("{} events", outcome.history.len()))
+            }
+            Target::Durable(planted) => durable::run(seed, *planted).map(|report| {
+                format!(
+                    "{} crashes, {} acknowledged",
+                    report.crashes, report.acknowledged
+                )
+            }),
+        }
+    }
+
+    fn replay_line(&self, seed: u64) -> String {
+        cli_replay_line(self.name(), self.planted(), seed)
+    }
+}
+
+/// The scenario named, or every one, with the bug named `plant` planted,
+/// if any.
+fn targets(name: Option<&str>, plant: Option<String>) -> Vec<Target> {
+    let bug = plant.map(|name| PlantedBug::by_name(&name).expect("clap checked the name"));
+    let workload = |mut scenario: Scenario| {
+        scenario.config.planted_bug = bug;
+        Target::Workload(Box::new(scenario))
+    };
+    match name {
+        None => {
+            let mut all: Vec<Target> = scenarios::all().into_iter().map(workload).collect();
+            all.push(Target::Durable(bug));
+            all
+        }
+        Some(durable::NAME) => vec![Target::Durable(bug)],
+        // clap checked the name.
+        Some(name) => vec![workload(scenarios::by_name(name).expect("a scenario"))],
+    }
 }
 
 /// The planted bugs' names, which `--help` lists and `--plant` takes.
@@ -106,35 +159,14 @@ fn bug_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(PlantedBug::ALL.map(|bug| &*bug.name().leak()))
 }
 
-fn scenarios_named(name: Option<&str>) -> Vec<tern_sim::workload::Scenario> {
-    match name {
-        None => scenarios::all(),
-        Some(name) => match scenarios::by_name(name) {
-            Some(scenario) => vec![scenario],
-            None => {
-                let names: Vec<_> = scenarios::all().iter().map(|s| s.name).collect();
-                eprintln!(
-                    "tern-sim: no scenario {name:?}; there are {}",
-                    names.join(", ")
-                );
-                std::process::exit(2);
-            }
-        },
-    }
-}
-
-fn replay(seed: u64, scenario: &tern_sim::workload::Scenario) -> std::process::ExitCode {
-    match run::run(scenario, seed) {
-        Ok(outcome) => {
-            println!(
-                "seed {seed} of {} passed: {} events",
-                scenario.name,
-                outcome.history.len()
-            );
+fn replay(seed: u64, target: &Target) -> std::process::ExitCode {
+    match target.run(seed) {
+        Ok(summary) => {
+            println!("seed {seed} of {} passed: {summary}", target.name());
             std::process::ExitCode::SUCCESS
         }
         Err(failure) => {
-            println!("{failure}\n{}", cli_replay_line(scenario, seed));
+            println!("{failure}\n{}", target.replay_line(seed));
             std::process::ExitCode::FAILURE
         }
     }
@@ -142,7 +174,8 @@ fn replay(seed: u64, scenario: &tern_sim::workload::Scenario) -> std::process::E
 
 /// The scenarios' names, which `--help` lists and `--scenario` takes.
 fn scenario_names() -> clap::builder::PossibleValuesParser {
-    let names: Vec<&'static str> = scenarios::all().iter().map(|s| s.name).collect();
+    let mut names: Vec<&'static str> = scenarios::all().iter().map(|s| s.name).collect();
+    names.push(durable::NAME);
     clap::builder::PossibleValuesParser::new(names)
 }
 
@@ -158,6 +191,7 @@ fn seeds_per_second_per_thread(scenario: &str) -> f64 {
         "broker_bounce" => 19.0,
         "retained_and_wills" => 16.0,
         "clock_jump" | "partition_heal" => 5.0,
+        "durable" => 28.0,
         _ => 27.0,
     };
     both_cores / 2.0
@@ -174,10 +208,10 @@ struct Sweep {
 }
 
 impl Sweep {
-    fn run(&self, chosen: Vec<tern_sim::workload::Scenario>) -> std::process::ExitCode {
+    fn run(&self, chosen: Vec<Target>) -> std::process::ExitCode {
         let estimate: f64 = chosen
             .iter()
-            .map(|s| self.seeds as f64 / (seeds_per_second_per_thread(s.name) * self.jobs as f64))
+            .map(|t| self.seeds as f64 / (seeds_per_second_per_thread(t.name()) * self.jobs as f64))
             .sum();
         println!(
             "{} scenario(s), {} seeds each, {} threads: about {:.0} s on a machine like the one measured",
@@ -187,8 +221,8 @@ impl Sweep {
             estimate.ceil()
         );
         let mut failed = 0;
-        for scenario in chosen {
-            failed += self.scenario(&scenario);
+        for target in chosen {
+            failed += self.scenario(&target);
         }
         if failed == 0 {
             std::process::ExitCode::SUCCESS
@@ -198,9 +232,9 @@ impl Sweep {
     }
 
     /// One scenario's seeds on every thread; returns how many failed.
-    fn scenario(&self, scenario: &tern_sim::workload::Scenario) -> usize {
+    fn scenario(&self, target: &Target) -> usize {
         let started = Instant::now();
-        let bar = indicatif::ProgressBar::new(self.seeds).with_message(scenario.name);
+        let bar = indicatif::ProgressBar::new(self.seeds).with_message(target.name());
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{msg:>20} [{bar:40}] {pos}/{len} seeds, {per_sec}, eta {eta}",
@@ -222,8 +256,8 @@ impl Sweep {
                     if seed >= self.base + self.seeds || late {
                         return;
                     }
-                    if let Err(failure) = run::run(scenario, seed) {
-                        let text = format!("{failure}\n{}", cli_replay_line(scenario, seed));
+                    if let Err(failure) = target.run(seed) {
+                        let text = format!("{failure}\n{}", target.replay_line(seed));
                         bar.suspend(|| println!("{text}"));
                         self.keep(&text);
                         failures.lock().expect("no panics while held").push(seed);
@@ -235,7 +269,7 @@ impl Sweep {
                         let failed = failures.lock().expect("no panics while held").len();
                         println!(
                             "{}: {done} of {} seeds run, {failed} failed, {} s",
-                            scenario.name,
+                            target.name(),
                             self.seeds,
                             started.elapsed().as_secs()
                         );
@@ -249,12 +283,12 @@ impl Sweep {
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{}: {ran} seeds in {seconds:.1}s ({:.2} seeds/s), {} failed",
-            scenario.name,
+            target.name(),
             ran as f64 / seconds,
             failures.len()
         );
         for seed in &failures {
-            println!("{}", cli_replay_line(scenario, *seed));
+            println!("{}", target.replay_line(*seed));
         }
         failures.len()
     }

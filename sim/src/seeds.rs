@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::run::{self, Failure};
 use crate::workload::Scenario;
+use tern::config::PlantedBug;
 
 const FAILED_SEEDS_FILE: &str = "failed-seeds.txt";
 /// Where a failing run notes its seed: untracked (`.gitignore`).
@@ -102,16 +103,12 @@ pub fn test_replay_line(test: &str, seed: u64) -> String {
     )
 }
 
-/// The line that reruns `seed` of a named scenario with the command-line
-/// runner, on the build its sweep used.
-pub fn cli_replay_line(scenario: &Scenario, seed: u64) -> String {
-    let plant = scenario
-        .config
-        .planted_bug
-        .map_or_else(String::new, |bug| format!(" --plant {}", bug.name()));
+/// The line that reruns `seed` of the scenario `name`, with `planted`,
+/// with the command-line runner, on the build its sweep used.
+pub fn cli_replay_line(name: &str, planted: Option<PlantedBug>, seed: u64) -> String {
+    let plant = planted.map_or_else(String::new, |bug| format!(" --plant {}", bug.name()));
     format!(
-        "replay: cargo run -p tern-sim --release -- replay {seed} --scenario {}{plant}   # at git {}",
-        scenario.name,
+        "replay: cargo run -p tern-sim --release -- replay {seed} --scenario {name}{plant}   # at git {}",
         revision()
     )
 }

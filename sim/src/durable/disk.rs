@@ -135,6 +135,25 @@ impl SimDisk {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn set_len_checked(&self, len: u64) -> io::Result<()> {
+        self.power.check()?;
+        self.faults.check(len, SimDisk::len(self)?)?;
+        self.file.set_len(len)
+    }
+
+    fn sync_checked(&self) -> io::Result<()> {
+        self.power.check()?;
+        self.faults.check(0, 0)?;
+        self.file.sync_data()
+    }
+
+    fn write_checked(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.power.check()?;
+        let end = offset.saturating_add(data.len() as u64);
+        self.faults.check(end, SimDisk::len(self)?)?;
+        self.file.write_all_at(data, offset)
+    }
 }
 
 impl redb::StorageBackend for SimDisk {
@@ -147,21 +166,20 @@ impl redb::StorageBackend for SimDisk {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.power.check()?;
-        self.faults.check(len, SimDisk::len(self)?)?;
-        self.file.set_len(len)
+        let result = self.set_len_checked(len);
+        tracing::trace!(len, ?result, "set_len");
+        result
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.power.check()?;
-        self.faults.check(0, 0)?;
-        self.file.sync_data()
+        let result = self.sync_checked();
+        tracing::trace!(?result, "sync_data");
+        result
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.power.check()?;
-        let end = offset.saturating_add(data.len() as u64);
-        self.faults.check(end, SimDisk::len(self)?)?;
-        self.file.write_all_at(data, offset)
+        let result = self.write_checked(offset, data);
+        tracing::trace!(offset, len = data.len(), ?result, "write");
+        result
     }
 }
