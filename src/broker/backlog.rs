@@ -11,7 +11,8 @@
 //! Order: mosquitto sends them all at once, so a live message never comes
 //! before an older retained one on its topic. Here a live message may be
 //! routed while its topic is still ahead of a cursor; then the retained
-//! message owed for that topic (the one stored before the live one) is
+//! message owed for that topic (the one stored before the live one, or
+//! for a filter owed only since its route began, the one stored now) is
 //! sent first, and the walk passes over the topic when it gets there
 //! (`sent_live`), so that the subscriber sees the old then the new, as it
 //! would from mosquitto, and neither twice.
@@ -92,6 +93,8 @@ pub struct Owed {
     /// Topics ahead of the cursor whose owed message went out before a
     /// live one; the walk passes over them.
     pub sent_live: BTreeSet<TopicName>,
+    /// The routes started before it was owed (`Broker::settle_owed`).
+    since: u64,
 }
 
 /// What one slice may still do.
@@ -146,6 +149,7 @@ impl Broker {
             }
         }
         let replaced_owe_nothing = planted!(self.config, ReplacedOwedDropped);
+        let since = self.routes_started;
         let owed: Vec<Owed> = (filters.into_iter().enumerate())
             .filter(|(i, (filter, _))| last.get(filter).is_none_or(|last| last == i))
             .filter(|(_, (filter, _))| !(replaced_owe_nothing && again.contains(filter)))
@@ -154,6 +158,7 @@ impl Broker {
                 subscription,
                 cursor: Cursor::Start,
                 sent_live: BTreeSet::new(),
+                since,
             })
             .collect();
         let backlog = self.sessions.get_mut(sid).backlog.queue();
@@ -280,14 +285,21 @@ impl Broker {
         Some((done, subscription))
     }
 
-    /// A live message on `topic` is about to go to the session: a retained
-    /// message it is still owed on that topic goes first (`previous`, the
-    /// one stored before this message), and is not sent again later.
+    /// A live message on `topic`, of the route that was the `started`th,
+    /// is about to go to the session: a retained message it is still owed
+    /// on that topic goes first, and is not sent again later. That is the
+    /// one stored before this message (`previous`) for a filter owed before
+    /// the route began; for one owed since, the route had already stored
+    /// its message, and the filter is owed what the store holds (as its
+    /// walk would have sent), not what it held before: a route in slices,
+    /// or paused while its publisher was away, once gave a later
+    /// subscriber a value replaced long before (`partition_heal` 110267).
     pub(super) fn settle_owed(
         &mut self,
         sid: SessionId,
         topic: &TopicName,
         previous: Option<&Retained>,
+        started: u64,
     ) {
         let session = self.sessions.get_mut(sid);
         let mut early = Vec::new();
@@ -299,9 +311,13 @@ impl Broker {
                 continue;
             }
             owed.sent_live.insert(topic.clone());
-            if let Some(previous) = previous.filter(|r| r.expires_at.is_none_or(|at| at > self.now))
-            {
-                early.push(retained_message(topic.clone(), previous, owed.subscription));
+            let later = owed.since >= started && !planted!(self.config, LaterOwedGetPrevious);
+            let due = match later {
+                true => self.retained.get(topic),
+                false => previous,
+            };
+            if let Some(due) = due.filter(|r| r.expires_at.is_none_or(|at| at > self.now)) {
+                early.push(retained_message(topic.clone(), due, owed.subscription));
             }
         }
         for message in early {

@@ -69,6 +69,8 @@ pub(super) struct Route {
     expires_at: Option<Millis>,
     /// The retained message its topic had before this one (`backlog.rs`).
     previous: Option<Retained>,
+    /// Its place among the routes started (`Broker::settle_owed`).
+    started: u64,
     cursor: WalkCursor<SessionId>,
     /// Every (session, subscription) the walk found, sorted by session
     /// a walk slice at a time.
@@ -116,16 +118,10 @@ impl Broker {
         forwarded
             .properties
             .retain(|p| !matches!(p, Property::MessageExpiryInterval(_)));
-        // What a subscription owed retained messages on this topic gets
-        // before this one (backlog.rs): read before it is replaced, and
-        // whether or not anything is owed now: a route may run later (a
-        // will behind its client's route, a route in slices), when a new
-        // subscription is owed it.
-        let read = match planted!(self.config, PreviousOnlyIfOwed) {
-            false => !self.retained.is_empty(),
-            true => self.owed > 0,
-        };
-        let previous = read
+        // What a subscription owed retained messages on this topic since
+        // before this route gets before this one (`settle_owed`): read
+        // before it is replaced.
+        let previous = (!self.retained.is_empty())
             .then(|| self.retained.get(&publish.topic).cloned())
             .flatten();
         if publish.retain {
@@ -133,11 +129,13 @@ impl Broker {
         }
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
+        self.routes_started += 1;
         Route {
             origin,
             forwarded,
             expires_at,
             previous,
+            started: self.routes_started,
             cursor: WalkCursor::default(),
             matches,
             runs: Runs::default(),
@@ -230,7 +228,12 @@ impl Broker {
             return Delivered::Not;
         }
         if self.owed > 0 && !self.sessions.get(sid).backlog.is_empty() {
-            self.settle_owed(sid, &forwarded.topic, route.previous.as_ref());
+            self.settle_owed(
+                sid,
+                &forwarded.topic,
+                route.previous.as_ref(),
+                route.started,
+            );
         }
         let origin = route.origin;
         let ignores_no_local = planted!(self.config, NoLocalIgnored);

@@ -289,6 +289,9 @@ pub struct Broker {
     retained: RetainedStore,
     /// Filters owed retained messages, over all sessions' backlogs.
     owed: usize,
+    /// Routes started so far: which came first, a route or a filter owed
+    /// retained messages (`Broker::settle_owed`).
+    routes_started: u64,
     counts: Counts,
     dropped: Dropped,
     /// Memory is over its limit: new messages and sessions are refused
@@ -368,6 +371,7 @@ impl Broker {
             shared: SharedGroups::default(),
             retained: RetainedStore::default(),
             owed: 0,
+            routes_started: 0,
             counts: Counts::default(),
             dropped: Dropped::default(),
             memory_full: false,

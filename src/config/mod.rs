@@ -339,11 +339,13 @@ pub enum PlantedBug {
     /// slices are sent before its SUBACK [MQTT-3.3.1-6]. Caught by the
     /// broker's test of a SUBSCRIBE in slices.
     RetainedBeforeSubAck,
-    /// A route reads the retained message its topic had before it only if
-    /// some session is owed retained messages as it starts, as it once
-    /// did: a subscription made before the route runs loses that message.
-    /// Caught by the broker's test of a will queued behind a route.
-    PreviousOnlyIfOwed,
+    /// A filter owed retained messages since a route began is settled,
+    /// when the route's live copy reaches it, with the retained message
+    /// the route replaced, as it once was: the subscriber gets a value
+    /// replaced before it subscribed (`partition_heal` seed 110267).
+    /// Caught by the broker's test of a subscription made during a
+    /// retained message's route.
+    LaterOwedGetPrevious,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the
     /// same one.
@@ -443,7 +445,7 @@ impl PlantedBug {
         PlantedBug::SharedPicksReaped,
         PlantedBug::SubscribeUnbounded,
         PlantedBug::RetainedBeforeSubAck,
-        PlantedBug::PreviousOnlyIfOwed,
+        PlantedBug::LaterOwedGetPrevious,
         PlantedBug::AssignedIdTaken,
         PlantedBug::AssignedIdNotReturned,
         PlantedBug::ClientPacketSizeIgnored,

@@ -38,7 +38,7 @@ pub(super) fn retained(model: &Model, store_max: usize) -> (Vec<String>, Vec<Los
     for session in 0..model.sessions.len() {
         let subs: Vec<(&Subscription, Option<&ConnKey>, bool)> = model
             .subscriptions_of(session)
-            .filter(|s| s.granted.is_some() && !s.is_shared())
+            .filter(|s| (s.granted.is_some() || unanswered(s)) && !s.is_shared())
             // Retain Handling's refusals are checked by `corners`.
             .filter(|s| !super::corners::refuses_retained(model, s))
             .map(|s| {
@@ -106,9 +106,10 @@ impl<'a> Claim<'a> {
         topic: &str,
         full_from: Duration,
     ) -> Self {
-        // Granted, so acknowledged.
+        // Granted, so acknowledged; or unanswered, and owed nothing.
         let acked = sub.acked_at.unwrap_or(sub.sent_at);
         let owed = match settled_retained(model, topic, sub.sent_at, acked, full_from) {
+            _ if unanswered(sub) => Owed::OneOf(possible_retained(model, topic, model.run_end)),
             Some(payload) => Owed::Known(payload),
             None => Owed::OneOf(possible_retained(model, topic, acked)),
         };
@@ -129,6 +130,9 @@ impl<'a> Claim<'a> {
 
     /// Whether `copy` may be this subscription's, whatever its payload.
     fn may_take(&self, copy: &Received) -> bool {
+        if unanswered(self.sub) {
+            return self.unanswered_may_take(copy);
+        }
         // Tagged with another 5.0 subscription's identifier, not this one's.
         let tagged_other = match self.sub.sub_id {
             Some(id) => !copy.sub_ids.is_empty() && !copy.sub_ids.contains(&id),
@@ -138,6 +142,18 @@ impl<'a> Claim<'a> {
             && (copy.at <= self.until || self.carried_over(copy))
             && self.sub.granted.is_none_or(|granted| copy.qos <= granted)
             && !tagged_other
+            && !self.unsubscribed_before(copy)
+    }
+
+    /// An unanswered SUBSCRIBE's copy: on its connection, or a QoS 1/2
+    /// one queued for the session and sent on a later connection, at the
+    /// QoS asked for at most (`unanswered`).
+    fn unanswered_may_take(&self, copy: &Received) -> bool {
+        let (conn, _) = self.sub.sent_on;
+        let carried = copy.qos != QoS::AtMostOnce && copy.conn.1 > conn;
+        copy.at >= self.sub.sent_at
+            && (copy.conn.1 == conn || carried)
+            && copy.qos <= self.sub.requested
             && !self.unsubscribed_before(copy)
     }
 
@@ -178,6 +194,18 @@ impl<'a> Claim<'a> {
             && matches!(self.owed, Owed::Known(Some(_)))
             && self.explains(copy)
     }
+}
+
+/// A SUBSCRIBE whose connection ended before its SUBACK came: the broker
+/// may have read it all the same (a held link delivers it later) and owed
+/// it retained messages, which a persistent session keeps for a later
+/// connection (`partition_heal` seed 110267: `t/#` went out on a held
+/// link, the client disconnected, and its copy of `t/a/x` came on the
+/// next connection, after a new SUBSCRIBE whose own was a later value).
+/// It may explain copies of any value the topic ever held; it is owed
+/// none, since the broker may never have read it.
+fn unanswered(sub: &Subscription) -> bool {
+    sub.acked_at.is_none()
 }
 
 /// The connection a subscription's SUBSCRIBE and SUBACK went on.

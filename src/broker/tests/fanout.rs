@@ -344,10 +344,15 @@ fn a_will_queued_behind_a_route(config: Config) -> Vec<(String, bool)> {
     while broker.send_retained(ConnId(3), usize::MAX) != Owing::Nothing {}
     effects.extend(drain_effects(&mut broker));
     broker.check().unwrap();
+    published_to(&effects, ConnId(3))
+}
+
+/// The payloads of the PUBLISH packets sent to `conn`, each with its
+/// retain flag.
+fn published_to(effects: &[Effect], conn: ConnId) -> Vec<(String, bool)> {
     (effects.iter())
-        .filter(|e| e.conn() == ConnId(3))
         .filter_map(|e| match e {
-            Effect::Send(_, Packet::Publish(p)) => {
+            Effect::Send(c, Packet::Publish(p)) if *c == conn => {
                 Some((String::from_utf8(p.payload.to_vec()).unwrap(), p.retain))
             }
             _ => None,
@@ -361,13 +366,68 @@ fn a_subscription_owed_a_retained_message_gets_it_before_a_will_queued_behind_a_
     assert_eq!(got, [("old".to_owned(), true), ("will".to_owned(), false)]);
 }
 
+/// A subscription made while a retained message's route is in slices,
+/// and found by the rest of its walk, is owed the retained message of
+/// its own time, which that route stored, not the one the route
+/// replaced (`partition_heal` seed 110267: a route paused across its
+/// publisher's reconnect gave a later subscriber a retained value
+/// replaced 1.7 s before).
+fn subscribed_during_a_retained_route(config: Config) -> Vec<(String, bool)> {
+    let mut broker = Broker::new(config);
+    connect(&mut broker, 1, "wild", true);
+    connect(&mut broker, 2, "pub", true);
+    connect(&mut broker, 3, "late", true);
+    subscribe_overlapping(&mut broker, 1);
+    let retained = |payload| Publish {
+        retain: true,
+        ..message(&topic(), QoS::AtMostOnce, None, payload)
+    };
+    publish_in_slices(&mut broker, 2, retained("old")).unwrap();
+    broker.publish(ConnId(2), retained("new")).unwrap();
+    drain_effects(&mut broker);
+    assert!(broker.route_pending(ConnId(2)), "a route in slices");
+    // A filter the rest of the walk reaches (`#` and the topic's own are
+    // behind it by now): the route's copy comes to it live.
+    subscribe_whole(
+        &mut broker,
+        3,
+        Subscribe {
+            packet_id: id(1),
+            filters: vec![(
+                TopicFilter::new("+/#").unwrap(),
+                SubscriptionOptions::qos(QoS::AtMostOnce),
+            )],
+            properties: Default::default(),
+        },
+    );
+    // No room yet: the retained message is owed.
+    assert_eq!(broker.send_retained(ConnId(3), 0), Owing::Blocked);
+    let mut effects = drain_effects(&mut broker);
+    while broker.route_pending(ConnId(2)) {
+        broker.resume_route(ConnId(2));
+        effects.extend(drain_effects(&mut broker));
+    }
+    assert_eq!(broker.send_retained(ConnId(3), usize::MAX), Owing::Nothing);
+    effects.extend(drain_effects(&mut broker));
+    broker.check().unwrap();
+    published_to(&effects, ConnId(3))
+}
+
+#[test]
+fn a_subscription_made_during_a_retained_route_gets_the_message_stored_then() {
+    let got = subscribed_during_a_retained_route(config());
+    let want = [("new".to_owned(), true), ("new".to_owned(), false)];
+    assert_eq!(got, want);
+}
+
 #[cfg(feature = "planted-bugs")]
 #[test]
-fn a_route_that_reads_no_retained_message_loses_it() {
+fn a_later_subscription_settled_with_the_replaced_message_gets_a_stale_one() {
     let config = Config {
-        planted_bug: Some(crate::config::PlantedBug::PreviousOnlyIfOwed),
+        planted_bug: Some(crate::config::PlantedBug::LaterOwedGetPrevious),
         ..config()
     };
-    let got = a_will_queued_behind_a_route(config);
-    assert_eq!(got, [("will".to_owned(), false)]);
+    let got = subscribed_during_a_retained_route(config);
+    let want = [("old".to_owned(), true), ("new".to_owned(), false)];
+    assert_eq!(got, want);
 }
