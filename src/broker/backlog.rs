@@ -291,9 +291,9 @@ impl Broker {
     /// one stored before this message (`previous`) for a filter owed before
     /// the route began; for one owed since, the route had already stored
     /// its message, and the filter is owed what the store holds (as its
-    /// walk would have sent), not what it held before: a route in slices,
-    /// or paused while its publisher was away, once gave a later
-    /// subscriber a value replaced long before (`partition_heal` 110267).
+    /// walk would have sent), not what it held before: a route in slices
+    /// once gave a subscription made meanwhile the value it replaced
+    /// (`tests/fanout.rs`).
     pub(super) fn settle_owed(
         &mut self,
         sid: SessionId,

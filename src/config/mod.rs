@@ -342,9 +342,8 @@ pub enum PlantedBug {
     /// A filter owed retained messages since a route began is settled,
     /// when the route's live copy reaches it, with the retained message
     /// the route replaced, as it once was: the subscriber gets a value
-    /// replaced before it subscribed (`partition_heal` seed 110267).
-    /// Caught by the broker's test of a subscription made during a
-    /// retained message's route.
+    /// replaced before it subscribed. Caught by the broker's test of a
+    /// subscription made during a retained message's route.
     LaterOwedGetPrevious,
     /// A client id the broker assigns is not checked against the sessions:
     /// a CONNECT with an empty id takes over the client that chose the

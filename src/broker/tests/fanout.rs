@@ -369,9 +369,8 @@ fn a_subscription_owed_a_retained_message_gets_it_before_a_will_queued_behind_a_
 /// A subscription made while a retained message's route is in slices,
 /// and found by the rest of its walk, is owed the retained message of
 /// its own time, which that route stored, not the one the route
-/// replaced (`partition_heal` seed 110267: a route paused across its
-/// publisher's reconnect gave a later subscriber a retained value
-/// replaced 1.7 s before).
+/// replaced (found while looking into `partition_heal` seed 110267,
+/// which was the check's fault).
 fn subscribed_during_a_retained_route(config: Config) -> Vec<(String, bool)> {
     let mut broker = Broker::new(config);
     connect(&mut broker, 1, "wild", true);
