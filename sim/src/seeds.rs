@@ -81,16 +81,10 @@ fn remember(failure: &Failure) {
 }
 
 /// The build the seed replays on: the same seed gives the same run only for
-/// the same commit, lock file and toolchain (`rust-toolchain.toml`).
+/// the same commit, lock file and toolchain (`rust-toolchain.toml`). The
+/// commit this binary was built from (`build.rs`).
 pub fn revision() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
+    env!("TERN_SIM_REVISION").to_owned()
 }
 
 /// The line that reruns `seed` of the test named `test` (its path in the
