@@ -108,10 +108,13 @@ impl<'a> Claim<'a> {
     ) -> Self {
         // Granted, so acknowledged; or unanswered, and owed nothing.
         let acked = sub.acked_at.unwrap_or(sub.sent_at);
-        let owed = match settled_retained(model, topic, sub.sent_at, acked, full_from) {
-            _ if unanswered(sub) => Owed::OneOf(possible_retained(model, topic, model.run_end)),
-            Some(payload) => Owed::Known(payload),
-            None => Owed::OneOf(possible_retained(model, topic, acked)),
+        let owed = if unanswered(sub) {
+            Owed::OneOf(possible_retained(model, topic, model.run_end))
+        } else {
+            match settled_retained(model, topic, sub.sent_at, acked, full_from) {
+                Some(payload) => Owed::Known(payload),
+                None => Owed::OneOf(possible_retained(model, topic, acked)),
+            }
         };
         // A replacement's SUBACK (which also ends `sub.end`) does not cut
         // it: a copy it had sent may come after. Nor does an UNSUBACK for
